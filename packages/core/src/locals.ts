@@ -1,0 +1,24 @@
+import type { Response } from 'express'
+
+/**
+ * Per-request data that Gatehouse middlewares share, kept in `res.locals.gatehouse`.
+ * Packages add their own fields through declaration merging on this interface.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface GatehouseLocals {
+  /** The request id (set by the server's first layer, or by whoever runs first). */
+  requestId?: string
+  /** The public id of the authenticated client key (`key_…`). */
+  clientKeyId?: string
+  /** The provider this request is for, once known. */
+  provider?: string
+  /** Token usage reported by the upstream, once the response has been read. */
+  usage?: { inputTokens?: number; outputTokens?: number }
+}
+
+/** The request's shared Gatehouse state, created on first use. */
+export function gatehouseLocals(res: Response): GatehouseLocals {
+  const locals = res.locals as { gatehouse?: GatehouseLocals }
+  if (!locals.gatehouse) locals.gatehouse = {}
+  return locals.gatehouse
+}

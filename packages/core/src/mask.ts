@@ -1,0 +1,195 @@
+/**
+ * Secret masking: the one function every sink (audit log, application log, error bodies, metrics)
+ * passes text through. A short, non-secret prefix is kept so an operator can tell what kind of
+ * credential it was (`sk-ant-****`, `Bearer ****`, `gate_live_****`); everything else is replaced.
+ *
+ * Gatehouse writes its own here because the job is narrow and security-critical: the patterns must
+ * match the credential formats this project handles, run in linear time on hostile input, and be
+ * shared verbatim with the secret scanner's rule set.
+ */
+
+export const MASK = '****'
+
+interface MaskRule {
+  readonly name: string
+  /** Global, linear-time pattern (no nested quantifiers). */
+  readonly pattern: RegExp
+  /** Produces the masked form of one match. */
+  readonly replace: (match: string, ...groups: string[]) => string
+}
+
+const keepGroup = (_m: string, prefix: string): string => `${prefix}${MASK}`
+
+/** Known credential formats, most specific first. */
+const RULES: readonly MaskRule[] = [
+  {
+    name: 'pem-private-key',
+    pattern: /-----BEGIN ((?:[A-Z]+ )?PRIVATE KEY)-----[\s\S]{0,10000}?(?:-----END [A-Z ]{0,20}PRIVATE KEY-----|$)/g,
+    replace: (_m, label: string) => `-----BEGIN ${label}-----${MASK}`,
+  },
+  { name: 'gatehouse-key', pattern: /\b(gate_(?:live|test)_)[A-Za-z0-9_-]{8,}/g, replace: keepGroup },
+  { name: 'anthropic', pattern: /\b(sk-ant-)[A-Za-z0-9_-]{8,}/g, replace: keepGroup },
+  {
+    name: 'openai',
+    pattern: /\b(sk-(?:proj-|svcacct-|admin-|None-)?)[A-Za-z0-9_-]{16,}/g,
+    replace: keepGroup,
+  },
+  { name: 'stripe', pattern: /\b((?:sk|rk|pk)_(?:live|test)_)[A-Za-z0-9]{10,}/g, replace: keepGroup },
+  { name: 'google', pattern: /\b(AIza)[A-Za-z0-9_-]{30,}/g, replace: keepGroup },
+  { name: 'google-oauth', pattern: /\b(ya29\.)[A-Za-z0-9_-]{10,}/g, replace: keepGroup },
+  { name: 'github', pattern: /\b(gh[pousr]_|github_pat_)[A-Za-z0-9_]{20,}/g, replace: keepGroup },
+  { name: 'gitlab', pattern: /\b(glpat-)[A-Za-z0-9_-]{20,}/g, replace: keepGroup },
+  { name: 'aws', pattern: /\b((?:AKIA|ASIA))[0-9A-Z]{16}\b/g, replace: keepGroup },
+  { name: 'slack', pattern: /\b(xox[abposr]-)[A-Za-z0-9-]{10,}/g, replace: keepGroup },
+  {
+    name: 'slack-webhook',
+    pattern: /(https:\/\/hooks\.slack\.com\/services\/)[A-Za-z0-9/_-]{10,}/g,
+    replace: keepGroup,
+  },
+  { name: 'xai', pattern: /\b(xai-)[A-Za-z0-9]{20,}/g, replace: keepGroup },
+  { name: 'groq', pattern: /\b(gsk_)[A-Za-z0-9]{20,}/g, replace: keepGroup },
+  { name: 'huggingface', pattern: /\b(hf_)[A-Za-z0-9]{20,}/g, replace: keepGroup },
+  { name: 'npm', pattern: /\b(npm_)[A-Za-z0-9]{30,}/g, replace: keepGroup },
+  { name: 'sendgrid', pattern: /\b(SG\.)[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}/g, replace: keepGroup },
+  {
+    name: 'jwt',
+    pattern: /\b(eyJ)[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{0,1000}/g,
+    replace: keepGroup,
+  },
+  {
+    // Authorization schemes in free text: "Bearer abc…", "Basic dXNl…".
+    name: 'auth-scheme',
+    pattern: /\b(Bearer|Basic)([ \t]{1,10})(?!\*{4})[A-Za-z0-9._~+/=-]{8,}/gi,
+    replace: (_m, scheme: string, space: string) => `${scheme}${space}${MASK}`,
+  },
+  {
+    // Credentials in query strings and form bodies: ?key=…&api_key=….
+    name: 'query-param',
+    pattern:
+      /([?&;](?:key|api[_-]?key|apikey|access[_-]?token|refresh[_-]?token|id[_-]?token|token|secret|client[_-]?secret|password|auth|signature|sig)=)(?!\*{4})[^&#\s"';]{1,4096}/gi,
+    replace: keepGroup,
+  },
+  {
+    // URL userinfo: https://user:pass@host
+    name: 'url-userinfo',
+    pattern: /\b([a-z][a-z0-9+.-]{1,20}:\/\/[^\s:/@]{1,256}:)(?!\*{4})[^\s/@]{1,1024}(?=@)/gi,
+    replace: keepGroup,
+  },
+]
+
+/** Field names whose values are secrets whatever they look like. Compared lower-cased, `-` as `_`. */
+const SENSITIVE_FIELDS = new Set([
+  'authorization',
+  'proxy_authorization',
+  'x_api_key',
+  'x_goog_api_key',
+  'api_key',
+  'apikey',
+  'cookie',
+  'set_cookie',
+  'token',
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'secret',
+  'client_secret',
+  'secret_key',
+  'private_key',
+  'password',
+  'passphrase',
+  'encryption_key',
+  'key_salt',
+  'salt',
+  'webhook_url',
+])
+
+export const isSensitiveField = (name: string): boolean =>
+  SENSITIVE_FIELDS.has(name.toLowerCase().replace(/-/g, '_'))
+
+/**
+ * Mask one value known to be a secret (a header value, a configured key).
+ * Keeps a recognisable prefix for known formats and for auth schemes, nothing otherwise.
+ */
+export function maskSecret(value: string): string {
+  if (value.length === 0) return value
+  const masked = maskSecrets(value)
+  if (masked !== value) return masked
+  const scheme = /^(Bearer|Basic)\s+/i.exec(value)
+  if (scheme) return `${scheme[1]} ${MASK}`
+  // Unknown format: keep a prefix up to its first separator when it looks like one ("token-…").
+  const sep = /^([A-Za-z]{2,12}[-_])./.exec(value)
+  if (sep && value.length >= 16) return `${sep[1]}${MASK}`
+  return MASK
+}
+
+export interface MaskerOptions {
+  /** Exact secret values to mask wherever they appear (configured provider keys, encryption keys). */
+  knownSecrets?: readonly string[]
+}
+
+export interface Masker {
+  /** Mask every credential found in a text. */
+  text(input: string): string
+  /** Deep copy of a value with every secret masked: strings scanned, sensitive fields replaced. */
+  value<T>(input: T): T
+}
+
+/** Build a masker that also masks the given literal secrets (shorter than 8 characters are ignored). */
+export function createMasker(options: MaskerOptions = {}): Masker {
+  const literals = [...new Set((options.knownSecrets ?? []).filter((s) => s.length >= 8))].sort(
+    (a, b) => b.length - a.length,
+  )
+  const text = (input: string): string => {
+    let out = input
+    for (const secret of literals) {
+      if (out.includes(secret)) out = out.split(secret).join(maskSecret(secret))
+    }
+    return applyRules(out)
+  }
+  const value = <T>(input: T): T => maskDeep(input, text, 0) as T
+  return Object.freeze({ text, value })
+}
+
+function applyRules(input: string): string {
+  let out = input
+  for (const rule of RULES) {
+    rule.pattern.lastIndex = 0
+    if (rule.pattern.test(out)) {
+      rule.pattern.lastIndex = 0
+      out = out.replace(rule.pattern, rule.replace as (m: string, ...g: string[]) => string)
+    }
+  }
+  return out
+}
+
+const MAX_DEPTH = 20
+
+function maskDeep(input: unknown, text: (s: string) => string, depth: number): unknown {
+  if (typeof input === 'string') return text(input)
+  if (input === null || typeof input !== 'object') return input
+  if (depth >= MAX_DEPTH) return '[depth limit]'
+  if (Array.isArray(input)) return input.map((v) => maskDeep(v, text, depth + 1))
+  if (input instanceof Error) {
+    return { name: input.name, message: text(input.message) }
+  }
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(input as Record<string, unknown>)) {
+    if (isSensitiveField(k) && v !== undefined && v !== null && v !== '') {
+      out[k] = typeof v === 'string' ? maskSecret(v) : Array.isArray(v) ? v.map(() => MASK) : MASK
+    } else {
+      out[k] = maskDeep(v, text, depth + 1)
+    }
+  }
+  return out
+}
+
+const defaultMasker = createMasker()
+
+/** Mask every credential found in a text (known formats, bearer tokens, query-string keys). */
+export const maskSecrets = (input: string): string => applyRules(input)
+
+/** Deep copy of any value with every secret masked. */
+export const maskValue = defaultMasker.value
+
+/** The names of the built-in rules, for documentation and tests. */
+export const MASK_RULE_NAMES: readonly string[] = RULES.map((r) => r.name)

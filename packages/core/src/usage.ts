@@ -1,0 +1,125 @@
+/** Token usage as the upstream reports it. */
+export interface TokenUsage {
+  inputTokens: number
+  outputTokens: number
+}
+
+type Json = Record<string, unknown>
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined)
+const obj = (v: unknown): Json | undefined => (v !== null && typeof v === 'object' ? (v as Json) : undefined)
+
+/**
+ * Read usage from one provider JSON object: a whole response body or one SSE event.
+ * Returns what it finds; fields not present stay undefined so stream events can be merged.
+ */
+export function usageFromObject(body: unknown): Partial<TokenUsage> | undefined {
+  const o = obj(body)
+  if (!o) return undefined
+  // Anthropic streams: message_start carries message.usage; message_delta carries usage.
+  const message = obj(o.message)
+  const response = obj(o.response) // OpenAI Responses API stream: response.completed
+  const usage = obj(o.usage) ?? obj(message?.usage) ?? obj(response?.usage)
+  if (usage) {
+    const input =
+      num(usage.input_tokens) !== undefined
+        ? (num(usage.input_tokens) ?? 0) +
+          (num(usage.cache_creation_input_tokens) ?? 0) +
+          (num(usage.cache_read_input_tokens) ?? 0)
+        : num(usage.prompt_tokens)
+    const output = num(usage.output_tokens) ?? num(usage.completion_tokens)
+    const out: Partial<TokenUsage> = {}
+    if (input !== undefined && (input > 0 || usage.input_tokens !== undefined || usage.prompt_tokens !== undefined))
+      out.inputTokens = input
+    if (output !== undefined) out.outputTokens = output
+    return out
+  }
+  const gemini = obj(o.usageMetadata)
+  if (gemini) {
+    const out: Partial<TokenUsage> = {}
+    const input = num(gemini.promptTokenCount)
+    const output = (num(gemini.candidatesTokenCount) ?? 0) + (num(gemini.thoughtsTokenCount) ?? 0)
+    if (input !== undefined) out.inputTokens = input
+    if (gemini.candidatesTokenCount !== undefined || gemini.thoughtsTokenCount !== undefined) out.outputTokens = output
+    return out
+  }
+  return undefined
+}
+
+const MAX_JSON_BYTES = 4 * 1024 * 1024
+const MAX_LINE_BYTES = 1024 * 1024
+
+/**
+ * Watches a response body as it passes, without holding up any chunk, and reports the token usage
+ * the provider put in it: JSON bodies (buffered up to 4 MiB, copies only) and SSE streams (parsed
+ * line by line; only `data:` lines that mention usage are parsed).
+ */
+export class UsageMeter {
+  private readonly sse: boolean
+  private jsonChunks: Buffer[] = []
+  private jsonBytes = 0
+  private pending = ''
+  private result: Partial<TokenUsage> = {}
+  private overflow = false
+
+  constructor(contentType: string | undefined) {
+    this.sse = (contentType ?? '').toLowerCase().includes('text/event-stream')
+  }
+
+  push(chunk: Buffer | string): void {
+    if (this.overflow) return
+    if (!this.sse) {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+      this.jsonBytes += buf.length
+      if (this.jsonBytes > MAX_JSON_BYTES) {
+        this.overflow = true
+        this.jsonChunks = []
+        return
+      }
+      this.jsonChunks.push(buf)
+      return
+    }
+    this.pending += typeof chunk === 'string' ? chunk : chunk.toString('utf8')
+    let nl: number
+    while ((nl = this.pending.indexOf('\n')) !== -1) {
+      const line = this.pending.slice(0, nl)
+      this.pending = this.pending.slice(nl + 1)
+      this.line(line)
+    }
+    if (this.pending.length > MAX_LINE_BYTES) this.pending = ''
+  }
+
+  private line(raw: string): void {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+    if (!line.startsWith('data:')) return
+    if (!line.includes('sage')) return // usage / usageMetadata
+    try {
+      this.merge(usageFromObject(JSON.parse(line.slice(5).trim())))
+    } catch {
+      // not JSON ([DONE] or a partial line): nothing to read
+    }
+  }
+
+  private merge(u: Partial<TokenUsage> | undefined): void {
+    if (!u) return
+    if (u.inputTokens !== undefined) this.result.inputTokens = u.inputTokens
+    if (u.outputTokens !== undefined) this.result.outputTokens = u.outputTokens
+  }
+
+  /** Call when the body has ended. Returns the usage, or undefined if the upstream reported none. */
+  finish(): TokenUsage | undefined {
+    if (this.sse) {
+      if (this.pending) this.line(this.pending)
+      this.pending = ''
+    } else if (!this.overflow && this.jsonChunks.length > 0) {
+      try {
+        this.merge(usageFromObject(JSON.parse(Buffer.concat(this.jsonChunks).toString('utf8'))))
+      } catch {
+        // not JSON
+      }
+      this.jsonChunks = []
+    }
+    if (this.result.inputTokens === undefined && this.result.outputTokens === undefined) return undefined
+    return { inputTokens: this.result.inputTokens ?? 0, outputTokens: this.result.outputTokens ?? 0 }
+  }
+}

@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto'
+import { createMasker, maskSecret, maskSecrets, maskValue } from '@gatehouse/core'
+
+const rand = (n: number): string => randomBytes(n).toString('base64url').slice(0, n)
+
+describe('maskSecrets', () => {
+  it.each<[string, string, string]>([
+    ['anthropic api key', `sk-ant-api03-${rand(80)}`, 'sk-ant-****'],
+    ['anthropic oauth token', `sk-ant-oat01-${rand(80)}`, 'sk-ant-****'],
+    ['openai project key', `sk-proj-${rand(60)}`, 'sk-proj-****'],
+    ['openai legacy key', `sk-${rand(48)}`, 'sk-****'],
+    ['gatehouse client key', `gate_live_${rand(43)}`, 'gate_live_****'],
+    ['google api key', `AIza${rand(35)}`, 'AIza****'],
+    ['github token', `ghp_${'a1B2'.repeat(9)}`, 'ghp_****'],
+    ['aws access key', 'AKIA' + 'ABCDEFGHIJKLMNOP', 'AKIA****'],
+    ['bearer header', `Bearer ${rand(30)}`, 'Bearer ****'],
+  ])('masks a %s', (_name, secret, expected) => {
+    const out = maskSecrets(`before ${secret} after`)
+    expect(out).toBe(`before ${expected} after`)
+  })
+
+  it('masks credentials in query strings', () => {
+    const key = rand(39)
+    expect(maskSecrets(`/v1beta/models/x:generateContent?alt=sse&key=${key}&x=1`)).toBe(
+      '/v1beta/models/x:generateContent?alt=sse&key=****&x=1',
+    )
+  })
+
+  it('masks a PEM private key whole', () => {
+    const pem = `-----BEGIN PRIVATE KEY-----\n${rand(64)}\n${rand(64)}\n-----END PRIVATE KEY-----`
+    const out = maskSecrets(`x ${pem} y`)
+    expect(out).toBe('x -----BEGIN PRIVATE KEY-----**** y')
+  })
+
+  it('leaves ordinary text, key ids and masked values alone', () => {
+    const text = 'Token expired for key_3f9a12bc; sk-ant-**** Bearer **** model claude-sonnet-4'
+    expect(maskSecrets(text)).toBe(text)
+  })
+
+  it('stays linear on pathological input', () => {
+    const evil = 'sk-' + '-'.repeat(50_000) + '!' + 'Bearer '.repeat(10_000) + '?key=' + 'a'.repeat(10_000)
+    const start = process.hrtime.bigint()
+    maskSecrets(evil)
+    // A generous bound that only catastrophic backtracking could exceed.
+    expect(Number(process.hrtime.bigint() - start) / 1e6).toBeLessThan(2000)
+  })
+})
+
+describe('maskSecret', () => {
+  it('keeps a separator prefix of an unknown token and nothing of a short one', () => {
+    expect(maskSecret(`token-${rand(30)}`)).toBe('token-****')
+    expect(maskSecret('hunter2')).toBe('****')
+    expect(maskSecret(rand(40).replace(/[-_]/g, 'x'))).toBe('****')
+  })
+})
+
+describe('maskValue', () => {
+  it('masks sensitive fields whatever their format and scans every string', () => {
+    const key = `sk-ant-api03-${rand(60)}`
+    const out = maskValue({
+      headers: { authorization: 'Bearer abcdefgh12345678', 'x-api-key': 'plain', cookie: 'sid=1' },
+      nested: [{ message: `bad key ${key}` }],
+      refresh_token: 'r1',
+      count: 3,
+    })
+    expect(out).toEqual({
+      headers: { authorization: 'Bearer ****', 'x-api-key': '****', cookie: '****' },
+      nested: [{ message: 'bad key sk-ant-****' }],
+      refresh_token: '****',
+      count: 3,
+    })
+    expect(JSON.stringify(out)).not.toContain(key)
+  })
+
+  it('does not mutate its input', () => {
+    const input = { api_key: 'secret-value-1234' }
+    maskValue(input)
+    expect(input.api_key).toBe('secret-value-1234')
+  })
+})
+
+describe('createMasker', () => {
+  it('masks configured literal secrets of any shape', () => {
+    const literal = randomBytes(32).toString('hex')
+    const masker = createMasker({ knownSecrets: [literal] })
+    expect(masker.text(`key is ${literal}.`)).toBe('key is ****.')
+    expect(JSON.stringify(masker.value({ a: [literal] }))).not.toContain(literal)
+  })
+})

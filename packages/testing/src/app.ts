@@ -1,0 +1,62 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express'
+import { isGatehouseError, type SecurityEvent, type SecurityEventHandler } from '@gatehouse/core'
+
+/**
+ * A real Express app with the given middlewares, then a handler that answers
+ * `200 {"ok":true,"locals":…}` and an error handler that renders a GatehouseError as
+ * `{"code","message"}` with its statusCode (any other error: 500 `{"code":"INTERNAL"}`).
+ */
+export function createTestApp(...middlewares: RequestHandler[]): Express {
+  const app = express()
+  app.disable('x-powered-by')
+  for (const mw of middlewares) app.use(mw)
+  app.use((req, res) => {
+    res.json({ ok: true, method: req.method, path: req.path, locals: res.locals.gatehouse ?? null })
+  })
+  const onError: ErrorRequestHandler = (err: unknown, _req, res, _next) => {
+    if (isGatehouseError(err)) {
+      res.status(err.statusCode).json({ code: err.code, message: err.message })
+      return
+    }
+    res.status(500).json({ code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) })
+  }
+  app.use(onError)
+  return app
+}
+
+/** Collects the security events a middleware emits. */
+export function collectEvents(): { events: SecurityEvent[]; onEvent: SecurityEventHandler } {
+  const events: SecurityEvent[] = []
+  return { events, onEvent: (e) => void events.push(e) }
+}
+
+export interface RunningServer {
+  server: http.Server
+  port: number
+  /** `http://127.0.0.1:<port>` */
+  url: string
+  close(): Promise<void>
+}
+
+/** Listen on 127.0.0.1 and an ephemeral port; `close()` also ends kept-alive connections. */
+export async function listen(handler: http.RequestListener | http.Server, host = '127.0.0.1'): Promise<RunningServer> {
+  const server = handler instanceof http.Server ? handler : http.createServer(handler)
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, host, () => resolve())
+  })
+  const { port } = server.address() as AddressInfo
+  const hostPart = host.includes(':') ? `[${host}]` : host
+  return {
+    server,
+    port,
+    url: `http://${hostPart}:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections?.()
+        server.close(() => resolve())
+      }),
+  }
+}

@@ -1,0 +1,3 @@
+export * from './app'
+export * from './certs'
+export * from './mock-upstream'
