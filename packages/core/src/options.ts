@@ -101,7 +101,7 @@ export function describeAjvErrors(
     // anyOf/oneOf branches produce noise next to the precise error; keep the precise one.
     if (e.keyword === 'anyOf' || e.keyword === 'oneOf' || e.keyword === 'if') continue
     const path = formatPath(e.instancePath, options.style, options.root ?? '')
-    const lastKey = e.instancePath.split('/').pop() ?? ''
+    const segments = e.instancePath.split('/')
     if (e.keyword === 'additionalProperties') {
       const key = String((e.params as { additionalProperty: string }).additionalProperty)
       const at = formatPath(`${e.instancePath}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, options.style, options.root ?? '')
@@ -120,7 +120,7 @@ export function describeAjvErrors(
       continue
     }
     let quoted = ''
-    if (options.data !== undefined && !secret.has(lastKey)) {
+    if (options.data !== undefined && !segments.some((s) => secret.has(s))) {
       const v = valueAt(options.data, e.instancePath)
       if (v !== undefined && (typeof v !== 'object' || v === null)) quoted = ` (got ${JSON.stringify(v)})`
     }

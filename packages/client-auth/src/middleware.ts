@@ -1,0 +1,157 @@
+import type { Request, RequestHandler, Response } from 'express'
+import {
+  DOCUMENTED_CLIENT_KEYS,
+  detectProvider,
+  emitSecurityEvent,
+  gatehouseLocals,
+  maskSecrets,
+  normalizeIp,
+  resolveProviderRoute,
+  sendProviderError,
+  type SecurityEventInput,
+} from '@gatehouse/core'
+import { keyIdFromHash } from './keys'
+import { resolveClientAuthConfig, type ClientAuthOptions } from './options'
+
+declare module '@gatehouse/core' {
+  interface GatehouseLocals {
+    clientAuth?: { keyId: string; name: string }
+  }
+}
+
+const CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'x-goog-api-key'] as const
+
+const MISSING = 'Missing API key: send a Gatehouse client key as Authorization: Bearer, x-api-key or x-goog-api-key'
+const INVALID = 'Invalid API key'
+
+/** The credential the client presented, from the first header that carries one. */
+function presentedKey(req: Request): { key: string; header: string } | 'conflict' | undefined {
+  const found: { key: string; header: string }[] = []
+  const auth = req.headers.authorization
+  if (auth !== undefined) {
+    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(auth)
+    found.push({ key: m ? m[1]! : auth, header: 'authorization' })
+  }
+  for (const h of ['x-api-key', 'x-goog-api-key'] as const) {
+    const v = req.headers[h]
+    if (typeof v === 'string') found.push({ key: v.trim(), header: h })
+  }
+  if (found.length === 0) return undefined
+  if (found.some((f) => f.key !== found[0]!.key)) return 'conflict'
+  return found[0]
+}
+
+function refusedQueryParam(url: string, refused: ReadonlySet<string>): string | undefined {
+  const q = url.indexOf('?')
+  if (q === -1) return undefined
+  for (const name of new URLSearchParams(url.slice(q + 1)).keys()) {
+    if (refused.has(name.toLowerCase())) return name
+  }
+  return undefined
+}
+
+/**
+ * Client API key authentication. Accepts a Gatehouse client key from `Authorization: Bearer`,
+ * `x-api-key` or `x-goog-api-key`; refuses keys in the query string (400); answers 401 with
+ * `WWW-Authenticate: Bearer` in the provider's own error shape; treats documented and configured
+ * decoy keys as honeytokens.
+ */
+export function clientAuth(options: ClientAuthOptions): RequestHandler {
+  const config = resolveClientAuthConfig(options)
+  const honeyHashes = new Set([...DOCUMENTED_CLIENT_KEYS, ...config.honeytokens].map((k) => config.store.hash(k)))
+
+  const event = (req: Request, res: Response, input: Omit<SecurityEventInput, 'ip' | 'request_id'>): void => {
+    const route = resolveProviderRoute(req.path)
+    emitSecurityEvent(
+      config.onEvent,
+      {
+        ...(route ? { provider: route.provider } : {}),
+        ...input,
+        ip: normalizeIp(req.ip),
+        ...(gatehouseLocals(res).requestId ? { request_id: gatehouseLocals(res).requestId! } : {}),
+      },
+      (err) => config.logger?.error('@gatehouse/client-auth: onEvent handler threw', { error: String(err) }),
+    )
+  }
+
+  const unauthorized = (req: Request, res: Response, message: string): void =>
+    sendProviderError(res, detectProvider(req), 401, { message }, { 'WWW-Authenticate': 'Bearer' })
+
+  return function clientAuthMiddleware(req, res, next) {
+    const param = refusedQueryParam(req.originalUrl ?? req.url, config.refusedQueryParams)
+    if (param !== undefined) {
+      event(req, res, {
+        event_type: 'security_violation',
+        result: 'key_in_query_string',
+        details: { reason: 'credential in query string', param, path: maskSecrets(req.originalUrl ?? req.url) },
+      })
+      sendProviderError(res, detectProvider(req), 400, {
+        message: `API keys are not accepted in the query string (parameter "${param}"); send the key in a header`,
+        param,
+      })
+      return
+    }
+
+    const presented = presentedKey(req)
+    if (presented === undefined) {
+      event(req, res, { event_type: 'auth_failure', result: 'missing_key', details: { reason: 'no key presented' } })
+      unauthorized(req, res, MISSING)
+      return
+    }
+    if (presented === 'conflict') {
+      event(req, res, { event_type: 'auth_failure', result: 'conflicting_keys', details: { reason: 'different keys in several headers' } })
+      unauthorized(req, res, INVALID)
+      return
+    }
+
+    const hash = config.store.hash(presented.key)
+    const presentedId = keyIdFromHash(hash)
+    if (honeyHashes.has(hash)) {
+      event(req, res, {
+        event_type: 'security_violation',
+        user_id: presentedId,
+        result: 'honeytoken',
+        details: { reason: 'a decoy key was presented', header: presented.header },
+      })
+      try {
+        config.onHoneytoken?.({ ip: normalizeIp(req.ip), req })
+      } catch (err) {
+        config.logger?.error('@gatehouse/client-auth: onHoneytoken handler threw', { error: String(err) })
+      }
+      unauthorized(req, res, INVALID)
+      return
+    }
+
+    const record = config.store.verify(presented.key)
+    let failure: string | undefined
+    if (!record) failure = 'invalid_key'
+    else if (record.revoked_at) failure = 'revoked_key'
+    else if (record.expires_at && Date.parse(record.expires_at) <= Date.now()) failure = 'expired_key'
+    if (failure || !record) {
+      event(req, res, { event_type: 'auth_failure', user_id: presentedId, result: failure ?? 'invalid_key', details: { header: presented.header } })
+      unauthorized(req, res, INVALID)
+      return
+    }
+
+    if (record.providers) {
+      const route = resolveProviderRoute(req.path)
+      if (!route || !record.providers.includes(route.provider)) {
+        event(req, res, {
+          event_type: 'auth_failure',
+          user_id: record.id,
+          result: 'provider_not_allowed',
+          details: { allowed: record.providers },
+        })
+        sendProviderError(res, detectProvider(req), 403, { message: 'This API key may not call this provider' })
+        return
+      }
+    }
+
+    const locals = gatehouseLocals(res)
+    locals.clientKeyId = record.id
+    locals.clientAuth = { keyId: record.id, name: record.name }
+    if (config.stripCredentials) for (const h of CREDENTIAL_HEADERS) delete req.headers[h]
+    if (config.emitSuccess) event(req, res, { event_type: 'auth_success', user_id: record.id, result: 'ok' })
+    next()
+  }
+}

@@ -1,0 +1,92 @@
+import { createOptionsResolver, isLogger, GatehouseConfigError, type Logger, type SecurityEventHandler } from '@gatehouse/core'
+import type { Request } from 'express'
+import type { ClientKeyRecord, ClientKeyStore } from './store'
+
+export interface ClientAuthOptions {
+  /** Where keys are looked up (FileKeyStore, MemoryKeyStore or your own). Required. */
+  store: ClientKeyStore
+  /**
+   * Decoy keys that never authenticate: presenting one is a `security_violation`.
+   * The keys printed in Gatehouse's docs and example config are always included.
+   * @default []
+   */
+  honeytokens?: string[]
+  /**
+   * Query parameters that are refused (400) when present, since a key in a URL ends up in logs.
+   * @default ['key', 'api_key', 'apikey', 'api-key', 'access_token', 'token', 'x-api-key']
+   */
+  refusedQueryParams?: string[]
+  /** Remove the client's credential headers from the request once checked. @default true */
+  stripCredentials?: boolean
+  /** Emit an `auth_success` event for every authenticated request. @default true */
+  emitSuccess?: boolean
+  /** Receives auth_success, auth_failure and security_violation events. */
+  onEvent?: SecurityEventHandler
+  /** Called when a honeytoken is presented, e.g. to add the caller to a denylist. */
+  onHoneytoken?: (info: { ip: string; req: Request }) => void
+  /** @default a no-op logger */
+  logger?: Logger
+}
+
+export interface ClientAuthConfig {
+  readonly store: ClientKeyStore
+  readonly honeytokens: readonly string[]
+  readonly refusedQueryParams: ReadonlySet<string>
+  readonly stripCredentials: boolean
+  readonly emitSuccess: boolean
+  readonly onEvent: SecurityEventHandler | undefined
+  readonly onHoneytoken: ((info: { ip: string; req: Request }) => void) | undefined
+  readonly logger: Logger | undefined
+}
+
+export const clientAuthOptionsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    honeytokens: { type: 'array', items: { type: 'string', minLength: 8 } },
+    refusedQueryParams: { type: 'array', items: { type: 'string', minLength: 1 } },
+    stripCredentials: { type: 'boolean' },
+    emitSuccess: { type: 'boolean' },
+  },
+} as const
+
+const resolve = createOptionsResolver<ClientAuthOptions>({
+  pkg: '@gatehouse/client-auth',
+  codePrefix: 'GH_AUTH',
+  schema: clientAuthOptionsSchema,
+  handChecked: ['store', 'onEvent', 'onHoneytoken', 'logger'],
+  secretKeys: ['honeytokens'],
+})
+
+const DEFAULT_REFUSED = ['key', 'api_key', 'apikey', 'api-key', 'access_token', 'token', 'x-api-key']
+
+export function resolveClientAuthConfig(options: ClientAuthOptions): ClientAuthConfig {
+  const o = resolve(options)
+  const store = o.store as Partial<ClientKeyStore> | undefined
+  if (!store || typeof store.verify !== 'function' || typeof store.hash !== 'function') {
+    throw new GatehouseConfigError(
+      'GH_AUTH_STORE_INVALID',
+      '@gatehouse/client-auth: store must be a key store with verify(key) and hash(key) (FileKeyStore or MemoryKeyStore)',
+    )
+  }
+  for (const name of ['onEvent', 'onHoneytoken'] as const) {
+    if (o[name] !== undefined && typeof o[name] !== 'function') {
+      throw new GatehouseConfigError('GH_AUTH_INVALID_OPTIONS', `@gatehouse/client-auth: ${name} must be a function`)
+    }
+  }
+  if (o.logger !== undefined && !isLogger(o.logger)) {
+    throw new GatehouseConfigError('GH_AUTH_INVALID_OPTIONS', '@gatehouse/client-auth: logger must have error, warn, info and debug methods')
+  }
+  return Object.freeze({
+    store: o.store,
+    honeytokens: Object.freeze([...(o.honeytokens ?? [])]),
+    refusedQueryParams: new Set((o.refusedQueryParams ?? DEFAULT_REFUSED).map((p) => p.toLowerCase())),
+    stripCredentials: o.stripCredentials ?? true,
+    emitSuccess: o.emitSuccess ?? true,
+    onEvent: o.onEvent,
+    onHoneytoken: o.onHoneytoken,
+    logger: o.logger,
+  })
+}
+
+export type { ClientKeyRecord }
