@@ -59,7 +59,7 @@ const RULES: readonly MaskRule[] = [
   {
     // Authorization schemes in free text: "Bearer abc…", "Basic dXNl…".
     name: 'auth-scheme',
-    pattern: /\b(Bearer|Basic)([ \t]{1,10})(?!\*{4})[A-Za-z0-9._~+/=-]{8,}/gi,
+    pattern: /\b(Bearer|Basic)([ \t]{1,10})(?!\*{4})[A-Za-z0-9._~+/=-]{8,}(?![A-Za-z0-9._~+/=*-])/gi,
     replace: (_m, scheme: string, space: string) => `${scheme}${space}${MASK}`,
   },
   {

@@ -97,11 +97,28 @@ export function describeAjvErrors(
 ): string[] {
   const lines = new Set<string>()
   const secret = new Set(options.secretKeys ?? [])
+  // An anyOf whose schema has a description ("must be a duration…") speaks for all its branches.
+  const described = new Map<string, string>()
   for (const e of errors) {
-    // anyOf/oneOf branches produce noise next to the precise error; keep the precise one.
-    if (e.keyword === 'anyOf' || e.keyword === 'oneOf' || e.keyword === 'if') continue
+    const desc = (e.parentSchema as { description?: unknown } | undefined)?.description
+    if ((e.keyword === 'anyOf' || e.keyword === 'oneOf') && typeof desc === 'string') described.set(e.instancePath, desc)
+  }
+  const quote = (instancePath: string): string => {
+    if (options.data === undefined || instancePath.split('/').some((s) => secret.has(s))) return ''
+    const v = valueAt(options.data, instancePath)
+    return v !== undefined && (typeof v !== 'object' || v === null) ? ` (got ${JSON.stringify(v)})` : ''
+  }
+  for (const e of errors) {
     const path = formatPath(e.instancePath, options.style, options.root ?? '')
-    const segments = e.instancePath.split('/')
+    const owner = [...described.keys()].find((p) => e.instancePath === p || e.instancePath.startsWith(`${p}/`))
+    if (owner !== undefined) {
+      if (e.instancePath === owner && (e.keyword === 'anyOf' || e.keyword === 'oneOf')) {
+        lines.add(`${path || '(root)'}: ${described.get(owner)}${quote(e.instancePath)}`)
+      }
+      continue
+    }
+    // Undescribed anyOf/oneOf branches: the precise branch errors say more than the umbrella.
+    if (e.keyword === 'anyOf' || e.keyword === 'oneOf' || e.keyword === 'if') continue
     if (e.keyword === 'additionalProperties') {
       const key = String((e.params as { additionalProperty: string }).additionalProperty)
       const at = formatPath(`${e.instancePath}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, options.style, options.root ?? '')
@@ -119,12 +136,7 @@ export function describeAjvErrors(
       lines.add(`${formatPath(`${e.instancePath}/${missing}`, options.style, options.root ?? '')}: is required`)
       continue
     }
-    let quoted = ''
-    if (options.data !== undefined && !segments.some((s) => secret.has(s))) {
-      const v = valueAt(options.data, e.instancePath)
-      if (v !== undefined && (typeof v !== 'object' || v === null)) quoted = ` (got ${JSON.stringify(v)})`
-    }
-    lines.add(`${path || '(root)'}: ${message}${quoted}`)
+    lines.add(`${path || '(root)'}: ${message}${quote(e.instancePath)}`)
   }
   return [...lines]
 }
@@ -155,7 +167,7 @@ const looksLikeRequest = (v: unknown): boolean =>
  * GatehouseConfigError naming the option and the bad value.
  */
 export function createOptionsResolver<T extends object>(spec: OptionsResolverSpec): (options: unknown) => T {
-  const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true })
+  const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true })
   const validate = ajv.compile(spec.schema)
   const hand = new Set(spec.handChecked ?? [])
   return (options: unknown): T => {

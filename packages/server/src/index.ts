@@ -1,1 +1,9 @@
-export {}
+export { createGateway, createExpressServer, staticCredential, type Gateway, type GatewayOptions, type GatewayRuntime } from './gateway'
+export { loadConfig, ConfigError, type LoadedConfig, type LoadOptions } from './config/load'
+export { defaultConfig } from './config/defaults'
+export { configSchema } from './config/schema'
+export type { GatehouseConfig, ProviderConfig, AlertRule } from './config/types'
+export { providerProxy, type UpstreamCredential, type ProviderProxyOptions } from './proxy'
+export { createAppLogger } from './logger'
+export { main } from './main'
+export { notEnforced } from './enforcement'

@@ -1,0 +1,208 @@
+import { existsSync, readFileSync } from 'node:fs'
+import { resolve as resolvePath } from 'node:path'
+import Ajv from 'ajv'
+import dotenv from 'dotenv'
+import YAML from 'yaml'
+import { describeAjvErrors, parseDuration, parseSize, type ProviderName, PROVIDER_NAMES } from '@gatehouse/core'
+import { defaultConfig } from './defaults'
+import { configSchema, SECRET_CONFIG_KEYS } from './schema'
+import type { GatehouseConfig } from './types'
+
+/** A config that cannot be used: `errors` names every bad key by its path. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+  readonly code = 'GH_SERVER_CONFIG_INVALID'
+  constructor(
+    readonly errors: string[],
+    readonly source: string,
+  ) {
+    super(`invalid configuration (${source}):\n${errors.map((e) => `  - ${e}`).join('\n')}`)
+  }
+}
+
+export interface LoadedConfig {
+  config: GatehouseConfig
+  /** 'embedded default' or the file path. */
+  source: string
+  /** Things worth saying at start that do not stop it. */
+  warnings: string[]
+  /** The environment after `.env` was read (existing variables win, as with dotenv). */
+  env: Record<string, string | undefined>
+}
+
+export interface LoadOptions {
+  /** Path of the YAML config; the embedded default when absent. */
+  file?: string
+  /** @default process.env */
+  env?: NodeJS.ProcessEnv
+  /** Where `.env` and relative paths are resolved. @default process.cwd() */
+  cwd?: string
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, coerceTypes: true, verbose: true })
+const validate = ajv.compile(configSchema)
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
+
+/** Replace `${VAR}` and `${VAR:-default}` in every string; note references to unset variables. */
+function interpolate(value: unknown, env: Record<string, string | undefined>, path: string, unset: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
+      const v = env[name]
+      if (v !== undefined && v !== '') return v
+      if (fallback !== undefined) return fallback
+      unset.push(`${path}: \${${name}} is not set`)
+      return ''
+    })
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, `${path}.${i}`, unset))
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, interpolate(v, env, path ? `${path}.${k}` : k, unset)]),
+    )
+  }
+  return value
+}
+
+/** Remove keys whose value interpolated to an empty string, so the default applies. */
+function dropEmpty(value: unknown): unknown {
+  if (Array.isArray(value)) return value.filter((v) => v !== '').map(dropEmpty)
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>)
+        .filter(([, v]) => v !== '' && v !== null)
+        .map(([k, v]) => [k, dropEmpty(v)]),
+    )
+  }
+  return value
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+/** Deep merge: objects merge, arrays and scalars replace. */
+function merge<T>(base: T, over: unknown): T {
+  if (!isPlainObject(base) || !isPlainObject(over)) return (over === undefined ? base : over) as T
+  const out: Record<string, unknown> = { ...base }
+  for (const [k, v] of Object.entries(over)) out[k] = k in out ? merge(out[k], v) : v
+  return out as T
+}
+
+const PROVIDER_ENV: Record<ProviderName, string> = {
+  claude: 'ANTHROPIC_API_KEY',
+  openai: 'OPENAI_API_KEY',
+  gemini: 'GEMINI_API_KEY',
+}
+
+/** Cross-field rules that a schema cannot say. */
+function semanticErrors(c: GatehouseConfig): string[] {
+  const errors: string[] = []
+  if (c.server.trust_proxy === true) {
+    errors.push(
+      'server.trust_proxy: true trusts every hop, so any client can forge its address with X-Forwarded-For; use a hop count (1) or a list of proxy CIDRs',
+    )
+  }
+  if (c.server.tls.enabled) {
+    if (!c.server.tls.cert_file) errors.push('server.tls.cert_file: is required when server.tls.enabled is true')
+    if (!c.server.tls.key_file) errors.push('server.tls.key_file: is required when server.tls.enabled is true')
+  }
+  if (c.store.type === 'redis' && !c.store.url) errors.push('store.url: is required when store.type is "redis"')
+  if (c.storage.enabled && !c.storage.url) errors.push('storage.url: is required when storage.enabled is true')
+  for (const [name, value] of Object.entries(c.server.timeouts)) {
+    try {
+      parseDuration(value, `server.timeouts.${name}`)
+    } catch (e) {
+      errors.push((e as Error).message)
+    }
+  }
+  try {
+    parseSize(c.server.body_limit, 'server.body_limit')
+  } catch (e) {
+    errors.push((e as Error).message)
+  }
+  for (const [i, rule] of c.alerts.entries()) {
+    if (!/^\s*[a-z_]+\s*>\s*\d+\s*$/.test(rule.condition)) {
+      errors.push(`alerts.${i}.condition: must look like "auth_failures > 100" (got ${JSON.stringify(rule.condition)})`)
+    }
+  }
+  if (c.server.port !== 0 && c.metrics.enabled && c.metrics.port === c.server.port && c.metrics.host === c.server.host) {
+    errors.push(`metrics.port: must differ from server.port (both ${c.server.port})`)
+  }
+  return errors
+}
+
+/**
+ * Read, interpolate, validate and complete the configuration. Throws ConfigError naming every bad
+ * key by its path; never starts anything.
+ */
+export function loadConfig(options: LoadOptions = {}): LoadedConfig {
+  const cwd = options.cwd ?? process.cwd()
+  const baseEnv = options.env ?? process.env
+  const envFile = resolvePath(cwd, '.env')
+  const fromFile = existsSync(envFile) ? dotenv.parse(readFileSync(envFile)) : {}
+  const env: Record<string, string | undefined> = { ...fromFile, ...baseEnv }
+  const warnings: string[] = []
+  const source = options.file ? resolvePath(cwd, options.file) : 'embedded default'
+
+  let raw: unknown = {}
+  if (options.file) {
+    let text: string
+    try {
+      text = readFileSync(source, 'utf8')
+    } catch (e) {
+      throw new ConfigError([`cannot read ${source}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`], source)
+    }
+    const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true })
+    if (doc.errors.length) {
+      throw new ConfigError(
+        doc.errors.map((e) => `YAML ${e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : ''}: ${e.message.split('\n')[0]}`),
+        source,
+      )
+    }
+    raw = doc.toJS() ?? {}
+    if (!isPlainObject(raw)) throw new ConfigError(['(root): must be a mapping of sections (server:, auth:, …)'], source)
+  }
+
+  const unset: string[] = []
+  const interpolated = dropEmpty(interpolate(raw, env, '', unset)) as Record<string, unknown>
+  for (const u of unset) warnings.push(u)
+
+  // The bare-list form of ip_denylist.
+  const sec = (interpolated.server as Record<string, unknown> | undefined)?.security as Record<string, unknown> | undefined
+  if (sec && Array.isArray(sec.ip_denylist)) sec.ip_denylist = { enabled: true, denied_ips: sec.ip_denylist }
+
+  if (!validate(interpolated)) {
+    throw new ConfigError(
+      describeAjvErrors(validate.errors ?? [], configSchema, { style: 'dotted', data: interpolated, secretKeys: SECRET_CONFIG_KEYS }),
+      source,
+    )
+  }
+
+  const config = merge(defaultConfig(), interpolated)
+  // A providers section lists the providers to serve; unlisted ones keep their defaults only in the embedded config.
+  if (isPlainObject(interpolated.providers)) {
+    const listed = interpolated.providers as Record<string, unknown>
+    for (const p of PROVIDER_NAMES) if (!(p in listed)) delete config.providers[p]
+  }
+
+  // Well-known environment variables fill what the file leaves unset.
+  if (!config.auth.encryption.key && env.GATEHOUSE_ENCRYPTION_KEY) config.auth.encryption.key = env.GATEHOUSE_ENCRYPTION_KEY
+  if (!config.auth.key_salt && env.GATEHOUSE_KEY_SALT) config.auth.key_salt = env.GATEHOUSE_KEY_SALT
+  if (!config.management.secret_key && env.GATEHOUSE_MANAGEMENT_KEY) config.management.secret_key = env.GATEHOUSE_MANAGEMENT_KEY
+  if (!config.notify.webhook_url && env.SLACK_WEBHOOK_URL) config.notify.webhook_url = env.SLACK_WEBHOOK_URL
+  for (const p of PROVIDER_NAMES) {
+    const pc = config.providers[p]
+    const v = env[PROVIDER_ENV[p]]
+    if (pc && !pc.api_key && v) pc.api_key = v
+  }
+  if (env.STORAGE_ENABLED?.toLowerCase() === 'true') config.storage.enabled = true
+  if (env.ENABLE_CLIENT_AUTH !== undefined) {
+    const off = ['false', '0', 'no', 'off'].includes(env.ENABLE_CLIENT_AUTH.toLowerCase())
+    config.auth.client_auth.enabled = !off
+  }
+
+  const errors = semanticErrors(config)
+  if (errors.length) throw new ConfigError(errors, source)
+  return { config, source, warnings, env }
+}

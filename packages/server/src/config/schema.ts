@@ -1,0 +1,135 @@
+import { PROVIDER_NAMES, SECURITY_EVENT_TYPES } from '@gatehouse/core'
+import type { SchemaObject } from 'ajv'
+
+/**
+ * The JSON schema of a config file (SPEC §3). Every object refuses unknown keys, so a misspelled
+ * key is an error with a did-you-mean hint, never silently ignored. Values are checked after
+ * `${ENV}` interpolation; numbers may arrive as strings from the environment and are coerced.
+ */
+const obj = (properties: Record<string, SchemaObject>, required: string[] = []): SchemaObject => ({
+  type: 'object',
+  additionalProperties: false,
+  properties,
+  ...(required.length ? { required } : {}),
+})
+
+const bool: SchemaObject = { type: 'boolean' }
+const str: SchemaObject = { type: 'string' }
+const nonEmpty: SchemaObject = { type: 'string', minLength: 1 }
+const port: SchemaObject = { type: 'integer', minimum: 0, maximum: 65535 }
+const positive: SchemaObject = { type: 'number', exclusiveMinimum: 0 }
+const positiveInt: SchemaObject = { type: 'integer', minimum: 1 }
+const duration: SchemaObject = {
+  anyOf: [
+    { type: 'integer', minimum: 0 },
+    { type: 'string', pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h|d)\\s*$' },
+  ],
+  description: 'must be a duration such as "10s", "5m" or "250ms"',
+}
+const size: SchemaObject = {
+  anyOf: [
+    { type: 'integer', minimum: 1 },
+    { type: 'string', pattern: '^\\s*\\d+(\\.\\d+)?\\s*(b|kb|mb|gb)?\\s*$' },
+  ],
+  description: 'must be a size such as "10mb" or "512kb"',
+}
+const ipList: SchemaObject = { type: 'array', items: nonEmpty }
+
+const provider: SchemaObject = obj({
+  enabled: bool,
+  base_url: { type: 'string', pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$' },
+  api_key: str,
+  max_tokens: positiveInt,
+  rate_limit: obj({ requests_per_minute: positiveInt, tokens_per_minute: positiveInt }),
+  quota: obj({ limit: positiveInt, reset: { enum: ['monthly'] } }, ['limit']),
+})
+
+export const configSchema: SchemaObject = obj({
+  server: obj({
+    host: nonEmpty,
+    port,
+    trust_proxy: {
+      anyOf: [{ type: 'boolean' }, { type: 'integer', minimum: 0 }, nonEmpty, { type: 'array', items: nonEmpty }],
+      description: 'must be false, a hop count, or a list of proxy addresses or CIDRs',
+    },
+    body_limit: size,
+    timeouts: obj({ connect: duration, first_byte: duration, idle: duration, shutdown_grace: duration }),
+    tls: obj({
+      enabled: bool,
+      cert_file: nonEmpty,
+      key_file: nonEmpty,
+      min_version: { enum: ['1.2', '1.3'] },
+      cipher_suites: { type: 'array', items: nonEmpty },
+    }),
+    security: obj({
+      ip_allowlist: obj({ enabled: bool, allowed_ips: ipList, deny_all: bool }),
+      ip_denylist: { anyOf: [obj({ enabled: bool, denied_ips: ipList }), ipList] },
+      rate_limiting: obj({ enabled: bool, requests_per_second: positive, burst: positiveInt, per_ip: bool }),
+      headers: obj({
+        enabled: bool,
+        strict_transport_security: str,
+        content_type_options: str,
+        frame_options: str,
+        xss_protection: str,
+        content_security_policy: str,
+      }),
+    }),
+    rate_limit: obj({ enabled: bool, requests_per_second: positive, burst: positiveInt }),
+    maintenance_mode: bool,
+    message: str,
+  }),
+  auth: obj({
+    client_auth: obj({ enabled: bool }),
+    dir: nonEmpty,
+    key_salt: str,
+    honeytokens: { type: 'array', items: { type: 'string', minLength: 8 } },
+    encryption: obj({ enabled: bool, key: str, previous_keys: { type: 'array', items: str } }),
+  }),
+  providers: {
+    type: 'object',
+    additionalProperties: false,
+    properties: Object.fromEntries(PROVIDER_NAMES.map((p) => [p, provider])),
+  },
+  store: obj({
+    type: { enum: ['memory', 'redis'] },
+    url: { type: 'string', pattern: '^rediss?://' },
+    on_error: { enum: ['allow', 'deny'] },
+    key_prefix: nonEmpty,
+  }),
+  logging: obj({
+    level: { enum: ['error', 'warn', 'info', 'debug'] },
+    audit: obj({
+      enabled: bool,
+      file: nonEmpty,
+      format: { enum: ['json'] },
+      events: { type: 'array', items: { enum: [...SECURITY_EVENT_TYPES] }, uniqueItems: true },
+      key: str,
+    }),
+  }),
+  metrics: obj({
+    enabled: bool,
+    host: nonEmpty,
+    port,
+    path: { type: 'string', pattern: '^/' },
+    prefix: { type: 'string', pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' },
+  }),
+  alerts: {
+    type: 'array',
+    items: obj(
+      { name: nonEmpty, condition: nonEmpty, duration, action: { enum: ['notify_admin', 'block_ip'] } },
+      ['name', 'condition', 'duration', 'action'],
+    ),
+  },
+  notify: obj({ webhook_url: str }),
+  management: obj({ enabled: bool, secret_key: str, allow_remote: bool }),
+  device_fingerprint: obj({ enabled: bool, header: { type: 'string', pattern: '^[A-Za-z0-9-]+$' } }),
+  storage: obj({
+    enabled: bool,
+    url: { type: 'string', pattern: '^postgres(ql)?://' },
+    store_bodies: bool,
+    retention_days: positiveInt,
+  }),
+})
+
+/** Config keys whose values are secrets: never quoted in an error. */
+export const SECRET_CONFIG_KEYS = ['api_key', 'key', 'key_salt', 'secret_key', 'webhook_url', 'honeytokens', 'previous_keys', 'url']

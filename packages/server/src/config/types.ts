@@ -1,0 +1,67 @@
+import type { ProviderName, SecurityEventType } from '@gatehouse/core'
+
+export type Duration = string | number
+
+export interface ProviderConfig {
+  enabled: boolean
+  base_url: string
+  /** The upstream credential (env-interpolated); the credential vault is the other source. */
+  api_key?: string
+  max_tokens: number
+  rate_limit?: { requests_per_minute?: number; tokens_per_minute?: number }
+  quota?: { limit: number; reset: 'monthly' }
+}
+
+export interface AlertRule {
+  name: string
+  condition: string
+  duration: Duration
+  action: 'notify_admin' | 'block_ip'
+}
+
+/** The whole configuration, after defaults are applied (SPEC §3). */
+export interface GatehouseConfig {
+  server: {
+    host: string
+    port: number
+    trust_proxy: boolean | number | string | string[]
+    body_limit: string | number
+    timeouts: { connect: Duration; first_byte: Duration; idle: Duration; shutdown_grace: Duration }
+    tls: { enabled: boolean; cert_file?: string; key_file?: string; min_version: '1.2' | '1.3'; cipher_suites?: string[] }
+    security: {
+      ip_allowlist: { enabled: boolean; allowed_ips: string[]; deny_all: boolean }
+      ip_denylist: { enabled: boolean; denied_ips: string[] } | string[]
+      rate_limiting: { enabled: boolean; requests_per_second: number; burst: number; per_ip: boolean }
+      headers: {
+        enabled: boolean
+        strict_transport_security?: string
+        content_type_options?: string
+        frame_options?: string
+        xss_protection?: string
+        content_security_policy?: string
+      }
+    }
+    rate_limit: { enabled: boolean; requests_per_second: number; burst: number }
+    maintenance_mode: boolean
+    message: string
+  }
+  auth: {
+    client_auth: { enabled: boolean }
+    dir: string
+    key_salt?: string
+    honeytokens: string[]
+    encryption: { enabled: boolean; key?: string; previous_keys?: string[] }
+  }
+  providers: Partial<Record<ProviderName, ProviderConfig>>
+  store: { type: 'memory' | 'redis'; url?: string; on_error: 'allow' | 'deny'; key_prefix: string }
+  logging: {
+    level: 'error' | 'warn' | 'info' | 'debug'
+    audit: { enabled: boolean; file: string; format: 'json'; events: SecurityEventType[]; key?: string }
+  }
+  metrics: { enabled: boolean; host: string; port: number; path: string; prefix: string }
+  alerts: AlertRule[]
+  notify: { webhook_url?: string }
+  management: { enabled: boolean; secret_key?: string; allow_remote: boolean }
+  device_fingerprint: { enabled: boolean; header: string }
+  storage: { enabled: boolean; url?: string; store_bodies: boolean; retention_days: number }
+}

@@ -1,0 +1,264 @@
+import http from 'node:http'
+import https from 'node:https'
+import type { Request, RequestHandler, Response } from 'express'
+import { createProxyMiddleware } from 'http-proxy-middleware'
+import {
+  gatehouseLocals,
+  sendProviderError,
+  UsageMeter,
+  type Logger,
+  type Masker,
+  type ProviderName,
+} from '@gatehouse/core'
+
+/** Headers a client sends that never cross to the upstream. */
+const STRIP_TO_UPSTREAM = [
+  'authorization',
+  'proxy-authorization',
+  'x-api-key',
+  'x-goog-api-key',
+  'cookie',
+  'forwarded',
+  'x-real-ip',
+  'via',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'upgrade',
+  'x-device-fingerprint',
+]
+
+/** Headers an upstream sends that never cross to the client. */
+const STRIP_TO_CLIENT = new Set([
+  'set-cookie',
+  'set-cookie2',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'strict-transport-security',
+  'alt-svc',
+  'x-device-fingerprint',
+])
+
+/** What the proxy layer needs from the upstream credential source. */
+export interface UpstreamCredential {
+  /** Header name → value, set on the outgoing request (e.g. `x-api-key`). */
+  headers: Record<string, string>
+  /** Called with the upstream status, so a rejected credential can be marked unhealthy. */
+  report?: (status: number) => void
+}
+
+export interface ProxyTarget {
+  provider: ProviderName
+  baseUrl: string
+}
+
+export interface ProviderProxyOptions {
+  target: ProxyTarget
+  timeouts: { connect: number; firstByte: number; idle: number }
+  masker: Masker
+  logger: Logger
+  /** Headers to add on every upstream request (device fingerprint). */
+  extraHeaders?: () => Record<string, string>
+  /** Called before headers go out, e.g. to write a validated body (request-guard). */
+  onProxyReq?: (proxyReq: http.ClientRequest, req: Request, res: Response) => void
+}
+
+/** Per-request proxy state. */
+interface Flight {
+  proxyReq?: http.ClientRequest
+  proxyRes?: http.IncomingMessage
+  firstByteTimer?: NodeJS.Timeout
+  connectTimer?: NodeJS.Timeout
+  idleTimer?: NodeJS.Timeout
+  done: boolean
+}
+
+const timeoutError = (code: string, message: string): NodeJS.ErrnoException =>
+  Object.assign(new Error(message), { code })
+
+const MAX_ERROR_BODY = 256 * 1024
+
+/**
+ * One provider's proxy: http-proxy-middleware with a keep-alive agent, the target pinned to the
+ * configured base_url, header hygiene both ways, connect / first-byte / idle timeouts, responses
+ * and SSE streams relayed chunk by chunk while the usage meter reads them, upstream error bodies
+ * masked, and a client disconnect closing the upstream request.
+ */
+export function providerProxy(options: ProviderProxyOptions): { handler: RequestHandler; agent: http.Agent } {
+  const target = new URL(options.target.baseUrl)
+  const isHttps = target.protocol === 'https:'
+  const agent = isHttps
+    ? new https.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: 'lifo' })
+    : new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: 'lifo' })
+  const flights = new WeakMap<http.IncomingMessage, Flight>()
+  const { connect, firstByte, idle } = options.timeouts
+  const provider = options.target.provider
+
+  const clear = (f: Flight): void => {
+    if (f.firstByteTimer) clearTimeout(f.firstByteTimer)
+    if (f.connectTimer) clearTimeout(f.connectTimer)
+    if (f.idleTimer) clearTimeout(f.idleTimer)
+  }
+
+  const fail = (req: Request, res: Response, err: NodeJS.ErrnoException): void => {
+    const f = flights.get(req)
+    if (f) {
+      if (f.done) return
+      f.done = true
+      clear(f)
+      f.proxyReq?.destroy()
+      f.proxyRes?.destroy()
+    }
+    const timedOut = err.code === 'GH_CONNECT_TIMEOUT' || err.code === 'GH_FIRST_BYTE_TIMEOUT' || err.code === 'ETIMEDOUT'
+    options.logger.warn('upstream request failed', {
+      provider,
+      request_id: gatehouseLocals(res).requestId,
+      code: err.code ?? 'unknown',
+    })
+    if (res.headersSent) {
+      res.destroy()
+      return
+    }
+    sendProviderError(
+      res,
+      provider,
+      timedOut ? 504 : 502,
+      { message: timedOut ? `The ${provider} upstream did not answer in time` : `The ${provider} upstream could not be reached` },
+    )
+  }
+
+  const proxy = createProxyMiddleware<Request, Response>({
+    target: target.origin,
+    changeOrigin: true,
+    xfwd: false,
+    agent,
+    selfHandleResponse: true,
+    followRedirects: false,
+    autoRewrite: false,
+    on: {
+      proxyReq(proxyReq, req, res) {
+        const f = flights.get(req)
+        if (!f || f.done) {
+          proxyReq.destroy()
+          return
+        }
+        f.proxyReq = proxyReq
+        for (const h of STRIP_TO_UPSTREAM) proxyReq.removeHeader(h)
+        for (const name of proxyReq.getHeaderNames()) if (name.startsWith('x-forwarded-')) proxyReq.removeHeader(name)
+        const cred = gatehouseLocals(res).upstreamCredential
+        if (cred) for (const [k, v] of Object.entries(cred.headers)) proxyReq.setHeader(k, v)
+        if (options.extraHeaders) for (const [k, v] of Object.entries(options.extraHeaders())) proxyReq.setHeader(k, v)
+        const socket = proxyReq.socket
+        if (socket && socket.connecting) {
+          f.connectTimer = setTimeout(
+            () => proxyReq.destroy(timeoutError('GH_CONNECT_TIMEOUT', 'upstream connect timeout')),
+            connect,
+          )
+          socket.once('connect', () => f.connectTimer && clearTimeout(f.connectTimer))
+        }
+        options.onProxyReq?.(proxyReq, req, res)
+      },
+      proxyRes(proxyRes, req, res) {
+        const f = flights.get(req)
+        if (!f || f.done) {
+          proxyRes.destroy()
+          return
+        }
+        f.proxyRes = proxyRes
+        if (f.firstByteTimer) clearTimeout(f.firstByteTimer)
+        const status = proxyRes.statusCode ?? 502
+        gatehouseLocals(res).upstreamCredential?.report?.(status)
+        for (const [name, value] of Object.entries(proxyRes.headers)) {
+          if (value === undefined || STRIP_TO_CLIENT.has(name)) continue
+          // The gateway's own X-Request-Id stays; the upstream's is passed under another name.
+          const as = name === 'x-request-id' ? 'x-upstream-request-id' : name
+          res.setHeader(as, status >= 400 ? maskHeader(value, options.masker) : value)
+        }
+        res.statusCode = status
+        proxyRes.on('error', (err) => fail(req, res, err))
+
+        if (status >= 400) {
+          // An upstream error body may echo the credential it received: read it (bounded) and mask it.
+          const chunks: Buffer[] = []
+          let size = 0
+          proxyRes.on('data', (c: Buffer) => {
+            size += c.length
+            if (size <= MAX_ERROR_BODY) chunks.push(c)
+          })
+          proxyRes.on('end', () => {
+            f.done = true
+            clear(f)
+            const body = Buffer.from(options.masker.text(Buffer.concat(chunks).toString('utf8')))
+            res.removeHeader('content-encoding')
+            res.setHeader('content-length', body.length)
+            res.end(body)
+          })
+          return
+        }
+
+        const meter = new UsageMeter(proxyRes.headers['content-type'])
+        const armIdle = (): void => {
+          if (f.idleTimer) clearTimeout(f.idleTimer)
+          f.idleTimer = setTimeout(() => {
+            options.logger.warn('upstream stream idle, closing', { provider, request_id: gatehouseLocals(res).requestId })
+            f.done = true
+            proxyRes.destroy()
+            res.destroy()
+          }, idle)
+        }
+        armIdle()
+        const encoded = proxyRes.headers['content-encoding'] !== undefined && proxyRes.headers['content-encoding'] !== 'identity'
+        if (proxyRes.headers['content-type']?.includes('text/event-stream')) res.flushHeaders()
+        proxyRes.on('data', (chunk: Buffer) => {
+          armIdle()
+          if (!encoded) meter.push(chunk)
+        })
+        proxyRes.on('end', () => {
+          f.done = true
+          clear(f)
+          const usage = meter.finish()
+          if (usage) gatehouseLocals(res).usage = usage
+        })
+        proxyRes.pipe(res)
+      },
+      error(err, req, res) {
+        if (res instanceof http.ServerResponse) fail(req, res as Response, err as NodeJS.ErrnoException)
+      },
+    },
+  })
+
+  const handler: RequestHandler = function providerProxyMiddleware(req, res, next) {
+    const f: Flight = { done: false }
+    flights.set(req, f)
+    f.firstByteTimer = setTimeout(() => fail(req, res, timeoutError('GH_FIRST_BYTE_TIMEOUT', 'first byte timeout')), firstByte)
+    res.on('close', () => {
+      // The client went away (or the response ended): never leave the upstream request running.
+      if (!f.done) {
+        f.done = true
+        clear(f)
+        f.proxyReq?.destroy()
+        f.proxyRes?.destroy()
+      }
+    })
+    void proxy(req, res, next)
+  }
+  return { handler, agent }
+}
+
+function maskHeader(value: string | string[] | number, masker: Masker): string | string[] | number {
+  if (typeof value === 'number') return value
+  return Array.isArray(value) ? value.map((v) => masker.text(v)) : masker.text(value)
+}
+
+declare module '@gatehouse/core' {
+  interface GatehouseLocals {
+    /** The upstream credential chosen for this request (set by the credential layer). */
+    upstreamCredential?: UpstreamCredential
+  }
+}

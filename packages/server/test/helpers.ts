@@ -1,0 +1,78 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { MockUpstream } from '@gatehouse/testing'
+import { createGateway, defaultConfig, type Gateway, type GatehouseConfig } from '@gatehouse/server'
+
+export interface Harness {
+  gateway: Gateway
+  upstream: MockUpstream
+  url: string
+  dir: string
+  /** A valid client key. */
+  key: string
+  keyId: string
+  /** Provider credentials the gateway injects (generated per run). */
+  providerKeys: { claude: string; openai: string; gemini: string }
+  logs: string[]
+  close(): Promise<void>
+}
+
+/** A fake credential with a real-looking prefix, generated at run time. */
+export const fakeKey = (prefix: string, n = 40): string => prefix + randomBytes(n).toString('base64url').slice(0, n)
+
+/** The gateway on an ephemeral loopback port in front of a mock upstream for all three providers. */
+export async function startHarness(tweak: (c: GatehouseConfig) => void = () => undefined): Promise<Harness> {
+  const upstream = await MockUpstream.start()
+  const dir = mkdtempSync(join(tmpdir(), 'gh-server-'))
+  const providerKeys = { claude: fakeKey('sk-ant-api03-', 60), openai: fakeKey('sk-proj-', 60), gemini: fakeKey('AIza', 35) }
+  const config = defaultConfig()
+  config.server.port = 0
+  config.metrics.enabled = false
+  config.auth.dir = join(dir, 'auths')
+  config.logging.audit.file = join(dir, 'logs', 'audit.log')
+  config.server.security.rate_limiting.enabled = false
+  for (const p of ['claude', 'openai', 'gemini'] as const) {
+    config.providers[p] = { enabled: true, base_url: upstream.url, max_tokens: 4096, api_key: providerKeys[p] }
+  }
+  tweak(config)
+  const logs: string[] = []
+  const logger = {
+    error: (m: string, meta?: object) => logs.push(JSON.stringify({ level: 'error', m, ...meta })),
+    warn: (m: string, meta?: object) => logs.push(JSON.stringify({ level: 'warn', m, ...meta })),
+    info: (m: string, meta?: object) => logs.push(JSON.stringify({ level: 'info', m, ...meta })),
+    debug: (m: string, meta?: object) => logs.push(JSON.stringify({ level: 'debug', m, ...meta })),
+  }
+  const gateway = createGateway(config, { logger, cwd: dir })
+  const { url } = await gateway.listen()
+  const { key, record } = gateway.keyStore.create({ name: 'test' })
+  return {
+    gateway,
+    upstream,
+    url,
+    dir,
+    key,
+    keyId: record.id,
+    providerKeys,
+    logs,
+    close: async () => {
+      await gateway.close(1000)
+      await upstream.close()
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+export const anthropicBody = (extra: object = {}) => ({
+  model: 'claude-sonnet-4-5',
+  max_tokens: 64,
+  messages: [{ role: 'user', content: 'hello' }],
+  ...extra,
+})
+
+export const openaiBody = (extra: object = {}) => ({
+  model: 'gpt-4o-mini',
+  messages: [{ role: 'user', content: 'hello' }],
+  ...extra,
+})

@@ -1,0 +1,205 @@
+import http from 'node:http'
+import { anthropicBody, openaiBody, startHarness, type Harness } from './helpers'
+
+describe('gateway proxy', () => {
+  let h: Harness
+  beforeAll(async () => {
+    h = await startHarness()
+  })
+  afterAll(() => h.close())
+  beforeEach(() => h.upstream.reset())
+
+  it('forwards an Anthropic request with the provider key injected and the client credentials removed', async () => {
+    const res = await fetch(`${h.url}/v1/messages`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-api-key': h.key,
+        cookie: 'session=abc',
+        'x-forwarded-for': '6.6.6.6',
+        forwarded: 'for=6.6.6.6',
+        'anthropic-version': '2023-06-01',
+      },
+      body: JSON.stringify(anthropicBody()),
+    })
+    expect(res.status).toBe(200)
+    const body = (await res.json()) as { type: string; usage: unknown }
+    expect(body.type).toBe('message')
+    const got = h.upstream.last!
+    expect(got.headers['x-api-key']).toBe(h.providerKeys.claude)
+    expect(got.headers.authorization).toBeUndefined()
+    expect(got.headers.cookie).toBeUndefined()
+    expect(got.headers['x-forwarded-for']).toBeUndefined()
+    expect(got.headers.forwarded).toBeUndefined()
+    expect(got.headers['anthropic-version']).toBe('2023-06-01')
+    expect(got.headers.host).toBe(new URL(h.upstream.url).host)
+    expect(JSON.stringify(got.rawHeaders)).not.toContain(h.key)
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+    expect(res.headers.get('x-upstream-request-id')).toMatch(/^upstream-/)
+  })
+
+  it.each([
+    ['openai', '/v1/chat/completions', 'authorization', (k: string) => `Bearer ${k}`],
+    ['gemini', '/v1beta/models/gemini-2.5-flash:generateContent', 'x-goog-api-key', (k: string) => k],
+  ] as const)('injects the %s credential in its own header', async (provider, path, header, value) => {
+    const res = await fetch(`${h.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${h.key}` },
+      body: JSON.stringify(openaiBody()),
+    })
+    expect(res.status).toBe(200)
+    expect(h.upstream.last!.headers[header]).toBe(value(h.providerKeys[provider]))
+  })
+
+  it('serves /<provider>/<path> for every configured provider', async () => {
+    const res = await fetch(`${h.url}/openai/v1/models`, { headers: { 'x-api-key': h.key } })
+    expect(res.status).toBe(200)
+    expect(h.upstream.last!.path).toBe('/v1/models')
+  })
+
+  it('forwards request bodies byte for byte', async () => {
+    const raw = '{ "model":"gpt-4o",\n  "messages":[{"role":"user","content":"héllo \\u2028 wörld 🌍"}] ,"x": 1.50 }'
+    const res = await fetch(`${h.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': h.key },
+      body: raw,
+    })
+    expect(res.status).toBe(200)
+    expect(h.upstream.last!.body.equals(Buffer.from(raw))).toBe(true)
+  })
+
+  it('keeps the target pinned: absolute-form URIs, Host headers and body fields change nothing', async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: '127.0.0.1',
+          port: new URL(h.url).port,
+          method: 'POST',
+          path: 'http://169.254.169.254/v1/chat/completions',
+          headers: { host: 'evil.example', 'content-type': 'application/json', 'x-api-key': h.key },
+        },
+        (res) => {
+          res.resume()
+          resolve(res.statusCode ?? 0)
+        },
+      )
+      req.on('error', reject)
+      req.end(JSON.stringify(openaiBody({ api_base: 'http://169.254.169.254', base_url: 'http://evil.example' })))
+    })
+    expect(status).toBe(200)
+    expect(h.upstream.requests).toHaveLength(1)
+    expect(h.upstream.last!.path).toBe('/v1/chat/completions')
+  })
+
+  it('strips Set-Cookie and hop-by-hop headers from upstream responses', async () => {
+    h.upstream.behave({ headers: { 'set-cookie': ['a=1', 'b=2'], 'x-upstream-ok': 'yes' } })
+    const res = await fetch(`${h.url}/v1/models`, { headers: { 'x-api-key': h.key } })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('set-cookie')).toBeNull()
+    expect(res.headers.get('x-upstream-ok')).toBe('yes')
+  })
+
+  it('passes upstream redirects back without following them', async () => {
+    h.upstream.behave({ redirectTo: 'http://127.0.0.1:1/elsewhere' })
+    const res = await fetch(`${h.url}/v1/models`, { headers: { 'x-api-key': h.key }, redirect: 'manual' })
+    expect(res.status).toBe(302)
+    expect(res.headers.get('location')).toBe('http://127.0.0.1:1/elsewhere')
+    expect(h.upstream.requests).toHaveLength(1)
+  })
+
+  it('masks an upstream error body that echoes the credential', async () => {
+    h.upstream.behave({ failStatus: 401, failMessage: 'Incorrect API key provided: {key}' })
+    const res = await fetch(`${h.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': h.key },
+      body: JSON.stringify(openaiBody()),
+    })
+    const text = await res.text()
+    expect(res.status).toBe(401)
+    expect(text).not.toContain(h.providerKeys.openai)
+    expect(JSON.parse(text).error.message).toBe('Incorrect API key provided: Bearer sk-proj-****')
+  })
+
+  it('answers 404 in the provider shape for an unknown route, after auth', async () => {
+    expect((await fetch(`${h.url}/v2/unknown`)).status).toBe(401)
+    const res = await fetch(`${h.url}/v2/unknown`, { headers: { 'x-api-key': h.key } })
+    expect(res.status).toBe(404)
+    expect(res.headers.get('cache-control')).toBe('no-store')
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe('Unknown route')
+  })
+
+  it('answers /healthz and /readyz without auth and without data', async () => {
+    const health = await fetch(`${h.url}/healthz`)
+    expect(health.status).toBe(200)
+    expect(await health.json()).toEqual({ status: 'ok' })
+    const ready = await fetch(`${h.url}/readyz`)
+    expect(ready.status).toBe(200)
+    expect(await ready.json()).toEqual({ status: 'ready' })
+  })
+})
+
+describe('gateway refusals', () => {
+  let h: Harness
+  beforeAll(async () => {
+    h = await startHarness()
+  })
+  afterAll(() => h.close())
+  beforeEach(() => h.upstream.reset())
+
+  it.each([
+    ['no key', {}],
+    ['a wrong key', { 'x-api-key': 'gate_live_' + 'A'.repeat(43) }],
+    ['a honeytoken', { authorization: 'Bearer gate_live_EXAMPLE0do0not0use0this0key0it0never0works0' }],
+    ['a provider key instead of a client key', { 'x-api-key': 'sk-ant-api03-' + 'b'.repeat(60) }],
+  ])('refuses %s with 401 and never calls the upstream', async (_name, headers) => {
+    const res = await fetch(`${h.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(anthropicBody()),
+    })
+    expect(res.status).toBe(401)
+    expect(res.headers.get('www-authenticate')).toBe('Bearer')
+    expect(((await res.json()) as { type: string }).type).toBe('error')
+    expect(h.upstream.requests).toHaveLength(0)
+  })
+
+  it('refuses a key in the query string with 400', async () => {
+    const res = await fetch(`${h.url}/v1beta/models/gemini-2.5-flash:generateContent?key=${h.key}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    })
+    expect(res.status).toBe(400)
+    expect(((await res.json()) as { error: { status: string } }).error.status).toBe('INVALID_ARGUMENT')
+    expect(h.upstream.requests).toHaveLength(0)
+  })
+
+  it('answers 503 naming the provider when no upstream credential is configured', async () => {
+    const provider = h.gateway.config.providers.gemini!
+    const saved = provider.api_key
+    delete provider.api_key
+    try {
+      const res = await fetch(`${h.url}/v1beta/models/x:generateContent`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-goog-api-key': h.key },
+        body: '{}',
+      })
+      expect(res.status).toBe(503)
+      expect(((await res.json()) as { error: { message: string } }).error.message).toContain('gemini')
+    } finally {
+      provider.api_key = saved
+    }
+  })
+
+  it('answers 503 with the message and Retry-After in maintenance', async () => {
+    h.gateway.runtime.maintenance = { enabled: true, message: 'Back at noon' }
+    try {
+      const res = await fetch(`${h.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': h.key } })
+      expect(res.status).toBe(503)
+      expect(res.headers.get('retry-after')).toBe('300')
+      expect(await res.json()).toEqual({ type: 'error', error: { type: 'overloaded_error', message: 'Back at noon' } })
+    } finally {
+      h.gateway.runtime.maintenance.enabled = false
+    }
+  })
+})

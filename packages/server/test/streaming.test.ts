@@ -1,0 +1,156 @@
+import http from 'node:http'
+import { anthropicBody, openaiBody, startHarness, type Harness } from './helpers'
+
+/** Read an SSE response, noting when each chunk arrived. */
+async function readChunks(res: Response): Promise<{ text: string; arrivals: { at: number; text: string }[] }> {
+  const reader = res.body!.getReader()
+  const decoder = new TextDecoder()
+  const arrivals: { at: number; text: string }[] = []
+  let text = ''
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    const t = decoder.decode(value, { stream: true })
+    arrivals.push({ at: Date.now(), text: t })
+    text += t
+  }
+  return { text, arrivals }
+}
+
+describe('streaming', () => {
+  let h: Harness
+  beforeAll(async () => {
+    h = await startHarness((c) => {
+      c.server.timeouts.idle = '400ms'
+      c.server.timeouts.first_byte = '600ms'
+    })
+  })
+  afterAll(() => h.close())
+  beforeEach(() => h.upstream.reset())
+
+  it('relays SSE chunks as they arrive: 100 ms apart upstream, 100 ms apart at the client', async () => {
+    h.upstream.behave({ chunks: 5, chunkIntervalMs: 100 })
+    const res = await fetch(`${h.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': h.key },
+      body: JSON.stringify(anthropicBody({ stream: true })),
+    })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toContain('text/event-stream')
+    const { text, arrivals } = await readChunks(res)
+    const deltas = arrivals.filter((a) => a.text.includes('content_block_delta'))
+    expect(deltas.length).toBeGreaterThanOrEqual(4)
+    const gaps = deltas.slice(1).map((d, i) => d.at - deltas[i]!.at)
+    for (const gap of gaps) {
+      expect(gap).toBeGreaterThanOrEqual(60)
+      expect(gap).toBeLessThan(250)
+    }
+    expect(text).toContain('event: message_stop')
+  })
+
+  it('relays an OpenAI stream with its final usage chunk and [DONE]', async () => {
+    h.upstream.behave({ chunks: 3 })
+    const res = await fetch(`${h.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${h.key}` },
+      body: JSON.stringify(openaiBody({ stream: true, stream_options: { include_usage: true } })),
+    })
+    const { text } = await readChunks(res)
+    expect(text).toContain('"usage":{"prompt_tokens"')
+    expect(text.trim().endsWith('data: [DONE]')).toBe(true)
+  })
+
+  it('cuts a stream that goes idle', async () => {
+    h.upstream.behave({ chunks: 5, stallAfterChunks: 1 })
+    const started = Date.now()
+    const res = await fetch(`${h.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': h.key },
+      body: JSON.stringify(anthropicBody({ stream: true })),
+    })
+    expect(res.status).toBe(200)
+    await expect(readChunks(res)).rejects.toThrow()
+    const elapsed = Date.now() - started
+    expect(elapsed).toBeGreaterThanOrEqual(350)
+    expect(elapsed).toBeLessThan(3000)
+  })
+
+  it('answers 504 in the provider shape when the upstream sends nothing before first_byte', async () => {
+    h.upstream.behave({ stall: true })
+    const res = await fetch(`${h.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': h.key },
+      body: JSON.stringify(openaiBody()),
+    })
+    expect(res.status).toBe(504)
+    const body = (await res.json()) as { error: { message: string; type: string } }
+    expect(body.error.type).toBe('server_error')
+    expect(body.error.message).toBe('The openai upstream did not answer in time')
+    expect(JSON.stringify(body)).not.toContain('127.0.0.1')
+  })
+
+  it('answers 502 when the upstream hangs up, leaking nothing of it', async () => {
+    h.upstream.behave({ hangUp: true })
+    const res = await fetch(`${h.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': h.key },
+      body: JSON.stringify(anthropicBody()),
+    })
+    expect(res.status).toBe(502)
+    const text = await res.text()
+    expect(JSON.parse(text)).toEqual({ type: 'error', error: { type: 'api_error', message: 'The claude upstream could not be reached' } })
+    expect(text).not.toMatch(/ECONNRESET|socket|127\.0\.0\.1/)
+  })
+
+  it('ends the client stream when the upstream drops mid-stream', async () => {
+    h.upstream.behave({ chunks: 5, dropAfterChunks: 2 })
+    const res = await fetch(`${h.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': h.key },
+      body: JSON.stringify(anthropicBody({ stream: true })),
+    })
+    await expect(readChunks(res)).rejects.toThrow()
+  })
+
+  it('closes the upstream request when the client disconnects', async () => {
+    h.upstream.behave({ chunks: 50, chunkIntervalMs: 50 })
+    await new Promise<void>((resolve, reject) => {
+      const req = http.request(
+        `${h.url}/v1/messages`,
+        { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': h.key } },
+        (res) => {
+          res.once('data', () => {
+            req.destroy()
+            resolve()
+          })
+        },
+      )
+      req.on('error', () => undefined)
+      req.end(JSON.stringify(anthropicBody({ stream: true })))
+      setTimeout(() => reject(new Error('no data')), 3000).unref()
+    })
+    const deadline = Date.now() + 2000
+    while (h.upstream.aborted === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    expect(h.upstream.aborted).toBe(1)
+  })
+})
+
+describe('upstream unreachable', () => {
+  it('answers 502 when nothing listens at base_url', async () => {
+    const h = await startHarness((c) => {
+      c.providers.openai!.base_url = 'http://127.0.0.1:1'
+    })
+    try {
+      const res = await fetch(`${h.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': h.key },
+        body: JSON.stringify(openaiBody()),
+      })
+      expect(res.status).toBe(502)
+      const text = await res.text()
+      expect(text).not.toMatch(/ECONNREFUSED|127\.0\.0\.1:1/)
+    } finally {
+      await h.close()
+    }
+  })
+})
