@@ -196,6 +196,14 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     const v = env[PROVIDER_ENV[p]]
     if (pc && !pc.api_key && v) pc.api_key = v
   }
+  if (env.GATEHOUSE_HOST) config.server.host = env.GATEHOUSE_HOST
+  if (env.GATEHOUSE_PORT !== undefined && env.GATEHOUSE_PORT !== '') {
+    const port = Number(env.GATEHOUSE_PORT)
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new ConfigError([`GATEHOUSE_PORT: must be a port number (got ${JSON.stringify(env.GATEHOUSE_PORT)})`], source)
+    }
+    config.server.port = port
+  }
   if (env.STORAGE_ENABLED?.toLowerCase() === 'true') config.storage.enabled = true
   if (env.ENABLE_CLIENT_AUTH !== undefined) {
     const off = ['false', '0', 'no', 'off'].includes(env.ENABLE_CLIENT_AUTH.toLowerCase())

@@ -1,0 +1,68 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+
+export const root = join(__dirname, '..', '..', '..')
+export const cliPath = join(root, 'packages', 'server', 'dist', 'cli.js')
+
+/** Build the server once if its dist is missing (npm test builds first; a bare jest run may not). */
+export function ensureBuilt(): void {
+  if (!existsSync(cliPath)) execFileSync('npx', ['tsc', '-b', 'packages/server'], { cwd: root, stdio: 'inherit' })
+}
+
+export interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Run the CLI to completion. */
+export function runCli(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], { cwd: opts.cwd, env: { PATH: process.env.PATH, ...opts.env } })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    child.on('error', reject)
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+export interface Started {
+  child: ChildProcess
+  url: string
+  output: () => { stdout: string; stderr: string }
+  exited: Promise<number | null>
+}
+
+/** Start the gateway as a real process and wait for its "listening" line. */
+export function startCli(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<Started> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cliPath, ...args], { cwd: opts.cwd, env: { PATH: process.env.PATH, ...opts.env } })
+    let stdout = ''
+    let stderr = ''
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`gateway did not start:\n${stderr}`))
+    }, 15_000)
+    child.stdout!.on('data', (d) => (stdout += d))
+    child.stderr!.on('data', (d) => {
+      stderr += d
+      const m = /"message":"gatehouse listening","url":"([^"]+)"/.exec(stderr)
+      if (m) {
+        clearTimeout(timer)
+        resolve({ child, url: m[1]!, output: () => ({ stdout, stderr }), exited })
+      }
+    })
+    void exited.then((code) => {
+      clearTimeout(timer)
+      reject(new Error(`gateway exited with ${code}:\n${stderr}`))
+    })
+  })
+}

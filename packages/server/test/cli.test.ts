@@ -1,0 +1,95 @@
+import { mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { MockUpstream } from '@gatehouse/testing'
+import { ensureBuilt, runCli, startCli } from './cli-helpers'
+
+let dir: string
+beforeAll(() => ensureBuilt())
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'gh-cli-'))
+})
+afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('gatehouse CLI', () => {
+  it('exits non-zero on a bad config and names every bad key by its path', async () => {
+    writeFileSync(join(dir, 'bad.yaml'), 'server:\n  prot: 1\n  tls: { min_version: "1.0" }\nmetrics: { port: -1 }\n')
+    const run = await runCli(['--config', 'bad.yaml'], { cwd: dir })
+    expect(run.code).toBe(1)
+    expect(run.stderr).toContain('server.prot: unknown key (did you mean "port"?)')
+    expect(run.stderr).toContain('server.tls.min_version: must be one of "1.2", "1.3" (got "1.0")')
+    expect(run.stderr).toContain('metrics.port: must be >= 0 (got -1)')
+    expect(run.stdout).toBe('')
+  })
+
+  it('config check passes the example config and lists what is not enforced yet', async () => {
+    const run = await runCli(['config', 'check', '--config', join(__dirname, '..', '..', '..', 'config.example.yaml')], { cwd: dir })
+    expect(run.stdout).toContain('configuration OK')
+    expect(run.code).toBe(0)
+  })
+
+  it('keys create prints the key alone on stdout, once; list and revoke use the id', async () => {
+    const created = await runCli(['keys', 'create', '--name', 'ci'], { cwd: dir })
+    expect(created.code).toBe(0)
+    expect(created.stdout).toMatch(/^gate_live_[A-Za-z0-9_-]{43}\n$/)
+    const key = created.stdout.trim()
+    const id = /created (key_[0-9a-f]{8})/.exec(created.stderr)![1]!
+    expect(statSync(join(dir, 'auths', 'client-keys.json')).mode & 0o777).toBe(0o600)
+    expect(statSync(join(dir, 'auths')).mode & 0o777).toBe(0o700)
+    expect(readFileSync(join(dir, 'auths', 'client-keys.json'), 'utf8')).not.toContain(key)
+    const listed = await runCli(['keys', 'list'], { cwd: dir })
+    expect(listed.stdout).toContain(`${id}\tci\t`)
+    expect(listed.stdout).toContain('active')
+    expect(listed.stdout).not.toContain(key)
+    const revoked = await runCli(['keys', 'revoke', id], { cwd: dir })
+    expect(revoked.stdout).toBe(`revoked ${id} (ci)\n`)
+    expect((await runCli(['keys', 'list', '--json'], { cwd: dir })).stdout).toContain('"revoked_at"')
+    const missing = await runCli(['keys', 'revoke', 'key_00000000'], { cwd: dir })
+    expect(missing.code).toBe(1)
+  })
+
+  it('exits 2 on usage errors', async () => {
+    expect((await runCli(['keys', 'create'], { cwd: dir })).code).toBe(2)
+    expect((await runCli(['--bogus'], { cwd: dir })).code).toBe(2)
+    expect((await runCli(['frobnicate'], { cwd: dir })).code).toBe(2)
+  })
+
+  it('starts on the embedded default, warns loudly when client auth is off, and drains streams on SIGTERM', async () => {
+    const upstream = await MockUpstream.start({ chunks: 6, chunkIntervalMs: 100 })
+    const gw = await startCli([], {
+      cwd: dir,
+      env: { GATEHOUSE_PORT: '0', ENABLE_CLIENT_AUTH: 'false', ANTHROPIC_API_KEY: 'sk-ant-api03-' + 'x'.repeat(40) },
+    })
+    try {
+      expect(gw.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+      expect(gw.output().stderr).toContain('CLIENT AUTH IS OFF')
+      // The embedded default points at the real providers; check health only, then a stream via /claude with a config.
+      expect((await fetch(`${gw.url}/healthz`)).status).toBe(200)
+    } finally {
+      gw.child.kill('SIGTERM')
+      expect(await gw.exited).toBe(0)
+    }
+    writeFileSync(join(dir, 'c.yaml'), `server: { port: 0 }\nproviders:\n  claude: { base_url: "${upstream.url}", api_key: "sk-ant-api03-${'y'.repeat(40)}" }\nmetrics: { enabled: false }\n`)
+    const created = await runCli(['keys', 'create', '--name', 'drain', '--config', 'c.yaml'], { cwd: dir })
+    const key = created.stdout.trim()
+    const gw2 = await startCli(['--config', 'c.yaml'], { cwd: dir })
+    try {
+      const res = await fetch(`${gw2.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': key },
+        body: JSON.stringify({ model: 'm', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+      })
+      expect(res.status).toBe(200)
+      const reading = res.text()
+      await new Promise((r) => setTimeout(r, 150))
+      gw2.child.kill('SIGTERM')
+      const text = await reading
+      expect(text).toContain('event: message_stop')
+      expect(await gw2.exited).toBe(0)
+      await expect(fetch(`${gw2.url}/healthz`)).rejects.toThrow()
+    } finally {
+      gw2.child.kill('SIGKILL')
+      await upstream.close()
+    }
+  })
+})
