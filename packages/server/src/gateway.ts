@@ -1,6 +1,6 @@
 import http from 'node:http'
 import { join, resolve as resolvePath } from 'node:path'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express'
 import {
   createMasker,
@@ -256,7 +256,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
  * place that call is a no-op.
  */
 export function createExpressServer(app: Express): http.Server {
-  function GatehouseRequest(this: http.IncomingMessage, socket: import('node:net').Socket) {
+  function GatehouseRequest(this: http.IncomingMessage, socket: Socket) {
     http.IncomingMessage.call(this, socket)
   }
   GatehouseRequest.prototype = app.request

@@ -187,7 +187,7 @@ describe('gateway refusals', () => {
       expect(res.status).toBe(503)
       expect(((await res.json()) as { error: { message: string } }).error.message).toContain('gemini')
     } finally {
-      provider.api_key = saved
+      if (saved !== undefined) provider.api_key = saved
     }
   })
 

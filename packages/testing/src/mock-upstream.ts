@@ -88,20 +88,25 @@ export class MockUpstream {
     readonly port: number,
   ) {}
 
+  /** Keep every request in `requests` (turn off for load runs). */
+  private record = true
+
   /** Start on 127.0.0.1 and an ephemeral port. */
-  static async start(behaviour: UpstreamBehaviour = {}): Promise<MockUpstream> {
-    let mock: MockUpstream | undefined
-    const server = http.createServer((req, res) => void mock!.handle(req, res))
+  static async start(behaviour: UpstreamBehaviour = {}, options: { record?: boolean; port?: number } = {}): Promise<MockUpstream> {
+    const holder: { mock?: MockUpstream } = {}
+    const server = http.createServer((req, res) => void holder.mock!.handle(req, res))
     server.keepAliveTimeout = 30_000
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
-      server.listen(0, '127.0.0.1', () => resolve())
+      server.listen(options.port ?? 0, '127.0.0.1', () => resolve())
     })
-    mock = new MockUpstream(server, (server.address() as AddressInfo).port)
+    const mock = new MockUpstream(server, (server.address() as AddressInfo).port)
+    holder.mock = mock
     mock.behaviour = behaviour
+    mock.record = options.record ?? true
     server.on('connection', (s) => {
-      mock!.sockets.add(s)
-      s.on('close', () => mock!.sockets.delete(s))
+      mock.sockets.add(s)
+      s.on('close', () => mock.sockets.delete(s))
     })
     return mock
   }
@@ -152,7 +157,7 @@ export class MockUpstream {
     }
     const url = req.url ?? '/'
     const path = url.split('?')[0] ?? '/'
-    this.requests.push({
+    if (this.record) this.requests.push({
       method: req.method ?? 'GET',
       url,
       path,

@@ -1,0 +1,128 @@
+'use strict'
+// Gatehouse proxy benchmark: JSON and SSE through
+//   (a) bare express 5 + http-proxy-middleware (keep-alive agent),
+//   (b) bare node:http + http-proxy-middleware,
+//   (c) the gateway with every layer it has,
+// against the same mock upstream, in one run, rotating the order between rounds.
+// Bounded: ROUNDS x 3 targets x 2 payloads x DURATION seconds (defaults: 3 x 3 x 2 x 5 s ≈ 90 s).
+// Usage: npm run bench   (env: BENCH_ROUNDS, BENCH_DURATION, BENCH_CONNECTIONS)
+const { spawn } = require('node:child_process')
+const { mkdtempSync, rmSync } = require('node:fs')
+const { tmpdir } = require('node:os')
+const path = require('node:path')
+const autocannon = require('autocannon')
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const DURATION = Number(process.env.BENCH_DURATION ?? 5)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
+const children = []
+
+function startServer(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'servers.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    children.push(child)
+    let buf = ''
+    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start`)), 15000)
+    child.stdout.on('data', (d) => {
+      buf += d
+      const nl = buf.indexOf('\n')
+      if (nl !== -1) {
+        clearTimeout(timer)
+        resolve(JSON.parse(buf.slice(0, nl)))
+      }
+    })
+    child.on('exit', (code) => code && reject(new Error(`${args[0]} exited ${code}`)))
+  })
+}
+
+function run(url, headers, body) {
+  return new Promise((resolve, reject) => {
+    autocannon(
+      { url, method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, connections: CONNECTIONS, duration: DURATION },
+      (err, result) => (err ? reject(err) : resolve(result)),
+    )
+  })
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]
+}
+
+async function sseArrivalCheck(url, key) {
+  // The same stream, 50 ms between upstream chunks: report the gaps the client sees.
+  const { MockUpstream } = require(path.join(__dirname, '..', 'packages/testing/dist'))
+  void MockUpstream
+  const res = await fetch(`${url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': key, 'x-bench-interval': '50' },
+    body: JSON.stringify({ model: 'm', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+  })
+  const reader = res.body.getReader()
+  const times = []
+  for (;;) {
+    const { done } = await reader.read()
+    if (done) break
+    times.push(Date.now())
+  }
+  return times
+}
+
+async function main() {
+  const workdir = mkdtempSync(path.join(tmpdir(), 'gh-bench-'))
+  try {
+    const upstream = await startServer(['upstream'])
+    const targets = {
+      a: await startServer(['express', upstream.url, workdir]),
+      b: await startServer(['node', upstream.url, workdir]),
+      c: await startServer(['gateway', upstream.url, workdir]),
+    }
+    const names = { a: 'express + hpm', b: 'node:http + hpm', c: 'gatehouse' }
+    const payloads = {
+      json: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] }),
+      sse: JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hello' }] }),
+    }
+    const results = { json: { a: [], b: [], c: [] }, sse: { a: [], b: [], c: [] } }
+    const order = ['a', 'b', 'c']
+    // Warm-up: JIT and connection pools.
+    for (const t of order) await run(`${targets[t].url}/v1/chat/completions`, { 'x-api-key': targets.c.key ?? '' }, payloads.json).catch(() => undefined)
+    for (let round = 0; round < ROUNDS; round++) {
+      const rotated = order.slice(round % 3).concat(order.slice(0, round % 3))
+      for (const kind of ['json', 'sse']) {
+        for (const t of rotated) {
+          const headers = t === 'c' ? { 'x-api-key': targets.c.key } : {}
+          const r = await run(`${targets[t].url}/v1/chat/completions`, headers, payloads[kind])
+          if (r.non2xx > 0 || r.errors > 0) throw new Error(`${names[t]} ${kind}: ${r.non2xx} non-2xx, ${r.errors} errors`)
+          results[kind][t].push({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 })
+          process.stderr.write(`round ${round + 1} ${kind} ${names[t]}: ${r.requests.average.toFixed(0)} req/s\n`)
+        }
+      }
+    }
+    const lines = []
+    lines.push(`Gatehouse proxy benchmark: ${ROUNDS} rounds x ${DURATION}s, ${CONNECTIONS} connections, node ${process.version}`)
+    lines.push('| payload | target | req/s (median) | p50 ms | p99 ms |')
+    lines.push('| --- | --- | ---: | ---: | ---: |')
+    const med = {}
+    for (const kind of ['json', 'sse']) {
+      med[kind] = {}
+      for (const t of order) {
+        const rs = results[kind][t]
+        med[kind][t] = median(rs.map((x) => x.rps))
+        lines.push(`| ${kind} | ${names[t]} | ${med[kind][t].toFixed(0)} | ${median(rs.map((x) => x.p50))} | ${median(rs.map((x) => x.p99))} |`)
+      }
+    }
+    for (const kind of ['json', 'sse']) {
+      lines.push(`${kind}: c/a = ${(med[kind].c / med[kind].a).toFixed(2)}x, c/b = ${(med[kind].c / med[kind].b).toFixed(2)}x`)
+    }
+    console.log(lines.join('\n'))
+  } finally {
+    for (const c of children) c.kill('SIGKILL')
+    rmSync(workdir, { recursive: true, force: true })
+  }
+}
+
+main().catch((err) => {
+  console.error(err)
+  for (const c of children) c.kill('SIGKILL')
+  process.exit(1)
+})

@@ -1,0 +1,64 @@
+'use strict'
+// One server of the benchmark, in its own process so each gets its own event loop:
+//   node bench/servers.js upstream
+//   node bench/servers.js express|node|gateway <upstream-url> <workdir>
+// Prints {"url": "..."} (and for the gateway {"key": "..."}) on its first stdout line.
+const http = require('node:http')
+const path = require('node:path')
+
+const [mode, upstreamUrl, workdir] = process.argv.slice(2)
+const root = path.join(__dirname, '..')
+const ready = (info) => process.stdout.write(`${JSON.stringify(info)}\n`)
+process.on('SIGINT', () => process.exit(0))
+
+async function main() {
+  if (mode === 'upstream') {
+    const { MockUpstream } = require(path.join(root, 'packages/testing/dist'))
+    const up = await MockUpstream.start({ chunks: 8 }, { record: false })
+    ready({ url: up.url })
+    return
+  }
+  const { createProxyMiddleware } = require('http-proxy-middleware')
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 512 })
+  if (mode === 'express') {
+    // (a) the naive proxy: bare express 5 + http-proxy-middleware with an upstream keep-alive agent.
+    const express = require('express')
+    const app = express()
+    app.use(createProxyMiddleware({ target: upstreamUrl, changeOrigin: true, agent }))
+    const server = app.listen(0, '127.0.0.1', () => ready({ url: `http://127.0.0.1:${server.address().port}` }))
+    return
+  }
+  if (mode === 'node') {
+    // (b) bare node:http + http-proxy-middleware.
+    const proxy = createProxyMiddleware({ target: upstreamUrl, changeOrigin: true, agent })
+    const server = http.createServer((req, res) => proxy(req, res, () => res.writeHead(404).end()))
+    server.listen(0, '127.0.0.1', () => ready({ url: `http://127.0.0.1:${server.address().port}` }))
+    return
+  }
+  if (mode === 'gateway') {
+    // (c) the Gatehouse gateway with every layer this build has, configured as an operator would.
+    const { createGateway, defaultConfig } = require(path.join(root, 'packages/server/dist'))
+    const config = defaultConfig()
+    config.server.port = 0
+    config.auth.dir = path.join(workdir, 'auths')
+    config.logging.audit.file = path.join(workdir, 'logs', 'audit.log')
+    config.metrics.port = 0
+    // Limits well above the offered load, so they are evaluated on every request but never refuse.
+    config.server.security.rate_limiting = { enabled: true, requests_per_second: 1e6, burst: 1e6, per_ip: true }
+    for (const p of ['claude', 'openai', 'gemini']) {
+      config.providers[p] = { enabled: true, base_url: upstreamUrl, max_tokens: 4096, api_key: `bench-${p}-key-${process.pid}` }
+    }
+    const noop = () => undefined
+    const gateway = createGateway(config, { logger: { error: noop, warn: noop, info: noop, debug: noop }, cwd: workdir })
+    const { url } = await gateway.listen()
+    const { key } = gateway.keyStore.create({ name: 'bench' })
+    ready({ url, key })
+    return
+  }
+  throw new Error(`unknown mode ${mode}`)
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
