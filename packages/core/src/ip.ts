@@ -4,8 +4,13 @@ import ipaddr from 'ipaddr.js'
  * The canonical text form of a client address: IPv4-mapped IPv6 (`::ffff:10.0.0.1`) becomes
  * `10.0.0.1`, IPv6 is compressed and lower-cased. Returns the input unchanged when unparsable.
  */
+const DOTTED_V4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/
+
 export function normalizeIp(ip: string | undefined): string {
   if (!ip) return 'unknown'
+  // Fast paths for the two forms nearly every request arrives in.
+  if (DOTTED_V4.test(ip) && ipaddr.IPv4.isValidFourPartDecimal(ip)) return ip
+  if (ip.startsWith('::ffff:') && DOTTED_V4.test(ip.slice(7)) && ipaddr.IPv4.isValidFourPartDecimal(ip.slice(7))) return ip.slice(7)
   const bare = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip
   const zoneless = bare.split('%')[0] ?? bare
   if (!ipaddr.isValid(zoneless)) return ip

@@ -4,7 +4,6 @@ import type { Response } from 'express'
  * Per-request data that Gatehouse middlewares share, kept in `res.locals.gatehouse`.
  * Packages add their own fields through declaration merging on this interface.
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface GatehouseLocals {
   /** The request id (set by the server's first layer, or by whoever runs first). */
   requestId?: string
