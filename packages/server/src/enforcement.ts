@@ -30,9 +30,7 @@ export const NOT_YET_ENFORCED: ReadonlyArray<{ path: string; active: (c: Gatehou
 ]
 
 /** Keys that would leave the operator less safe than they believe if ignored: refuse to start. */
-export const MUST_ENFORCE: ReadonlyArray<{ path: string; active: (c: GatehouseConfig) => boolean; why: string }> = [
-  { path: 'server.tls.enabled', active: (c) => c.server.tls.enabled, why: 'TLS is not available in this build; terminate TLS in front of the gateway' },
-]
+export const MUST_ENFORCE: ReadonlyArray<{ path: string; active: (c: GatehouseConfig) => boolean; why: string }> = []
 
 export function notEnforced(c: GatehouseConfig): string[] {
   return NOT_YET_ENFORCED.filter((e) => e.active(c)).map((e) => e.path)

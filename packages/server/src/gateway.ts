@@ -1,4 +1,5 @@
 import http from 'node:http'
+import https from 'node:https'
 import { join, resolve as resolvePath } from 'node:path'
 import type { AddressInfo, Socket } from 'node:net'
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express'
@@ -22,6 +23,7 @@ import { clientAuth, FileKeyStore, loadOrCreateSalt } from '@gatehouse/client-au
 import type { GatehouseConfig } from './config/types'
 import { providerProxy, type UpstreamCredential } from './proxy'
 import { requestId } from './request-id'
+import { secureContextOptions, watchCertificates, type TlsSettings } from './tls'
 
 /** State an operator can change at run time (management API). */
 export interface GatewayRuntime {
@@ -41,7 +43,7 @@ export interface GatewayOptions {
 
 export interface Gateway {
   app: Express
-  server: http.Server
+  server: http.Server | https.Server
   runtime: GatewayRuntime
   config: GatehouseConfig
   masker: Masker
@@ -208,7 +210,17 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   }
   app.use(onError)
 
-  const server = createExpressServer(app)
+  let tlsSettings: TlsSettings | undefined
+  if (config.server.tls.enabled) {
+    tlsSettings = {
+      certFile: resolvePath(cwd, config.server.tls.cert_file ?? ''),
+      keyFile: resolvePath(cwd, config.server.tls.key_file ?? ''),
+      minVersion: config.server.tls.min_version,
+      cipherSuites: config.server.tls.cipher_suites,
+    }
+  }
+  const server = createExpressServer(app, tlsSettings ? secureContextOptions(tlsSettings) : undefined)
+  const certWatch = tlsSettings ? watchCertificates(server as https.Server, tlsSettings, logger) : undefined
   server.keepAliveTimeout = 65_000
   server.headersTimeout = 66_000
   const inflight = new Set<http.ServerResponse>()
@@ -232,11 +244,12 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
           server.off('error', reject)
           const { port } = server.address() as AddressInfo
           const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host
-          resolve({ url: `http://${host}:${port}`, port })
+          resolve({ url: `${tlsSettings ? 'https' : 'http'}://${host}:${port}`, port })
         })
       }),
     close: async (graceMs = parseDuration(config.server.timeouts.shutdown_grace)) => {
       runtime.shuttingDown = true
+      certWatch?.close()
       const closed = new Promise<void>((resolve) => server.close(() => resolve()))
       server.closeIdleConnections()
       const deadline = Date.now() + graceMs
@@ -255,7 +268,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
  * (`Object.setPrototypeOf`), which deoptimises everything after it; with the right prototype in
  * place that call is a no-op.
  */
-export function createExpressServer(app: Express): http.Server {
+export function createExpressServer(app: Express, tlsOptions?: https.ServerOptions): http.Server | https.Server {
   function GatehouseRequest(this: http.IncomingMessage, socket: Socket) {
     http.IncomingMessage.call(this, socket)
   }
@@ -264,11 +277,9 @@ export function createExpressServer(app: Express): http.Server {
     http.ServerResponse.call(this, req)
   }
   GatehouseResponse.prototype = app.response
-  return http.createServer(
-    {
-      IncomingMessage: GatehouseRequest as unknown as typeof http.IncomingMessage,
-      ServerResponse: GatehouseResponse as unknown as typeof http.ServerResponse,
-    },
-    app,
-  )
+  const prototypes = {
+    IncomingMessage: GatehouseRequest as unknown as typeof http.IncomingMessage,
+    ServerResponse: GatehouseResponse as unknown as typeof http.ServerResponse,
+  }
+  return tlsOptions ? https.createServer({ ...tlsOptions, ...prototypes }, app) : http.createServer(prototypes, app)
 }

@@ -5,6 +5,7 @@ import dotenv from 'dotenv'
 import YAML from 'yaml'
 import { describeAjvErrors, parseDuration, parseSize, type ProviderName, PROVIDER_NAMES } from '@gatehouse/core'
 import { defaultConfig } from './defaults'
+import { mapCipherSuites } from '../tls'
 import { configSchema, SECRET_CONFIG_KEYS } from './schema'
 import type { GatehouseConfig } from './types'
 
@@ -106,6 +107,11 @@ function semanticErrors(c: GatehouseConfig): string[] {
   if (c.server.tls.enabled) {
     if (!c.server.tls.cert_file) errors.push('server.tls.cert_file: is required when server.tls.enabled is true')
     if (!c.server.tls.key_file) errors.push('server.tls.key_file: is required when server.tls.enabled is true')
+  }
+  const { unknown } = mapCipherSuites(c.server.tls.cipher_suites ?? [])
+  for (const name of unknown) {
+    const i = c.server.tls.cipher_suites!.indexOf(name)
+    errors.push(`server.tls.cipher_suites.${i}: unknown cipher suite ${JSON.stringify(name)}; use IANA names such as "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"`)
   }
   if (c.store.type === 'redis' && !c.store.url) errors.push('store.url: is required when store.type is "redis"')
   if (c.storage.enabled && !c.storage.url) errors.push('storage.url: is required when storage.enabled is true')
