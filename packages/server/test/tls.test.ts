@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { X509Certificate } from 'node:crypto'
 import { generateCertificate } from '@gatehouse/testing'
-import { ConfigError, loadConfig } from '@gatehouse/server'
+import type { ConfigError} from '@gatehouse/server';
+import { loadConfig } from '@gatehouse/server'
 import { startHarness, type Harness } from './helpers'
 
 const handshake = (port: number, opts: tls.ConnectionOptions): Promise<{ fingerprint: string; protocol: string | null; cipher: string }> =>
