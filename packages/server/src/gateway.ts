@@ -2,7 +2,7 @@ import http from 'node:http'
 import https from 'node:https'
 import { join, resolve as resolvePath } from 'node:path'
 import type { AddressInfo, Socket } from 'node:net'
-import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express'
+import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Router } from 'express'
 import {
   createMasker,
   detectProvider,
@@ -23,6 +23,8 @@ import { clientAuth, FileKeyStore, loadOrCreateSalt } from '@gatehouse/client-au
 import type { GatehouseConfig } from './config/types'
 import { providerProxy, type UpstreamCredential } from './proxy'
 import { requestId } from './request-id'
+import { pathGuard } from './path-guard'
+import { managementRouter, type ManagementContext } from './management'
 import { secureContextOptions, watchCertificates, type TlsSettings } from './tls'
 
 /** State an operator can change at run time (management API). */
@@ -39,6 +41,8 @@ export interface GatewayOptions {
   eventSinks?: SecurityEventHandler[]
   /** Directory that relative paths in the config are resolved against. @default process.cwd() */
   cwd?: string
+  /** Extra management routes (mounted behind the management key). */
+  managementExtensions?: (router: Router, ctx: ManagementContext) => void
 }
 
 export interface Gateway {
@@ -123,8 +127,9 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   app.set('query parser', false)
   app.set('trust proxy', config.server.trust_proxy)
 
-  // 1. request id
+  // 1. request id, and no ambiguous paths past this point
   app.use(requestId())
+  app.use(pathGuard())
   app.use(function shutdownMiddleware(_req, res, next) {
     if (runtime.shuttingDown) res.setHeader('Connection', 'close')
     next()
@@ -144,6 +149,21 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     const ready = keyStore.lastError === undefined && !runtime.shuttingDown
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready' })
   })
+  // Management API: its own key, loopback only by default; off without a secret key.
+  if (config.management.enabled && config.management.secret_key) {
+    app.use(
+      '/v0/management',
+      managementRouter({
+        secretKey: config.management.secret_key,
+        allowRemote: config.management.allow_remote,
+        runtime,
+        keyStore,
+        emit,
+        logger,
+        ...(options.managementExtensions ? { extend: options.managementExtensions } : {}),
+      }),
+    )
+  }
   // 3. maintenance
   app.use(function maintenanceMiddleware(req, res, next) {
     if (!runtime.maintenance.enabled) return next()

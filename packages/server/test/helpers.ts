@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import type { SecurityEvent } from '@gatehouse/core'
 import { MockUpstream } from '@gatehouse/testing'
 import { createGateway, defaultConfig, type Gateway, type GatehouseConfig } from '@gatehouse/server'
 
@@ -16,6 +17,8 @@ export interface Harness {
   /** Provider credentials the gateway injects (generated per run). */
   providerKeys: { claude: string; openai: string; gemini: string }
   logs: string[]
+  /** Every security event the gateway emitted. */
+  events: SecurityEvent[]
   close(): Promise<void>
 }
 
@@ -44,7 +47,8 @@ export async function startHarness(tweak: (c: GatehouseConfig) => void = () => u
     info: (m: string, meta?: object) => logs.push(JSON.stringify({ level: 'info', m, ...meta })),
     debug: (m: string, meta?: object) => logs.push(JSON.stringify({ level: 'debug', m, ...meta })),
   }
-  const gateway = createGateway(config, { logger, cwd: dir })
+  const events: SecurityEvent[] = []
+  const gateway = createGateway(config, { logger, cwd: dir, eventSinks: [(e) => events.push(e)] })
   const { url } = await gateway.listen()
   const { key, record } = gateway.keyStore.create({ name: 'test' })
   return {
@@ -56,6 +60,7 @@ export async function startHarness(tweak: (c: GatehouseConfig) => void = () => u
     keyId: record.id,
     providerKeys,
     logs,
+    events,
     close: async () => {
       await gateway.close(1000)
       await upstream.close()

@@ -1,0 +1,200 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import express, { type NextFunction, type Request, type Response, type Router } from 'express'
+import {
+  emitSecurityEvent,
+  gatehouseLocals,
+  isProviderName,
+  normalizeIp,
+  isLoopback,
+  type Logger,
+  type SecurityEventHandler,
+  type SecurityEventInput,
+} from '@gatehouse/core'
+import type { FileKeyStore } from '@gatehouse/client-auth'
+import type { GatewayRuntime } from './gateway'
+
+export interface ManagementOptions {
+  secretKey: string
+  allowRemote: boolean
+  runtime: GatewayRuntime
+  keyStore: FileKeyStore
+  emit: SecurityEventHandler
+  logger: Logger
+  /** Failed attempts from one address before it is banned. @default 5 */
+  maxFailures?: number
+  /** Window in which failures are counted, and the ban's length. @default 10 min, 30 min */
+  failureWindowMs?: number
+  banMs?: number
+  /** Extra routes (credentials, denylist) mounted on the same authenticated router. */
+  extend?: (router: Router, ctx: ManagementContext) => void
+  /** When false, changes are refused with 503 (the audit trail cannot be written). */
+  canAudit?: () => boolean
+}
+
+export interface ManagementContext {
+  /** Emit a config_change event for a change made through the API. */
+  changed(req: Request, res: Response, action: string, details?: Record<string, unknown>): void
+  /** Answer an error in the management API's shape. */
+  fail(res: Response, status: number, message: string): void
+}
+
+const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest()
+
+const fail = (res: Response, status: number, message: string): void => {
+  res.setHeader('Cache-Control', 'no-store')
+  res.status(status).json({ error: { message, status } })
+}
+
+/**
+ * The management API under `/v0/management`: Bearer key compared in constant time, loopback
+ * callers only unless allowRemote, an address banned after repeated failures, every change a
+ * `config_change` event.
+ */
+export function managementRouter(options: ManagementOptions): Router {
+  const expected = digest(options.secretKey)
+  const maxFailures = options.maxFailures ?? 5
+  const windowMs = options.failureWindowMs ?? 10 * 60_000
+  const banMs = options.banMs ?? 30 * 60_000
+  const failures = new Map<string, { count: number; first: number; bannedUntil: number }>()
+  const MAX_TRACKED = 10_000
+
+  const event = (req: Request, res: Response, input: Omit<SecurityEventInput, 'ip'>): void =>
+    emitSecurityEvent(options.emit, {
+      ...input,
+      ip: normalizeIp(req.ip),
+      ...(gatehouseLocals(res).requestId ? { request_id: gatehouseLocals(res).requestId! } : {}),
+    })
+
+  const ctx: ManagementContext = {
+    changed: (req, res, action, details = {}) =>
+      event(req, res, { event_type: 'config_change', user_id: 'management', result: action, details }),
+    fail,
+  }
+
+  const router = express.Router({ caseSensitive: true, strict: true })
+  router.use(function managementAuthMiddleware(req: Request, res: Response, next: NextFunction) {
+    res.setHeader('Cache-Control', 'no-store')
+    const ip = normalizeIp(req.ip)
+    if (!options.allowRemote && !isLoopback(ip)) {
+      event(req, res, { event_type: 'security_violation', result: 'management_remote_refused', details: { path: req.baseUrl } })
+      fail(res, 403, 'The management API accepts loopback callers only')
+      return
+    }
+    const now = Date.now()
+    const record = failures.get(ip)
+    if (record && record.bannedUntil > now) {
+      event(req, res, { event_type: 'security_violation', user_id: 'management', result: 'management_banned' })
+      res.setHeader('Retry-After', Math.ceil((record.bannedUntil - now) / 1000))
+      fail(res, 429, 'Too many failed attempts; try again later')
+      return
+    }
+    const header = req.headers.authorization
+    const m = typeof header === 'string' ? /^Bearer[ \t]+(\S+)$/i.exec(header) : null
+    const ok = m !== null && timingSafeEqual(digest(m[1]!), expected)
+    if (!ok) {
+      const r = record && now - record.first < windowMs ? record : { count: 0, first: now, bannedUntil: 0 }
+      r.count++
+      if (r.count >= maxFailures) r.bannedUntil = now + banMs
+      if (!failures.has(ip) && failures.size >= MAX_TRACKED) failures.delete(failures.keys().next().value!)
+      failures.set(ip, r)
+      event(req, res, {
+        event_type: 'auth_failure',
+        user_id: 'management',
+        result: m ? 'invalid_management_key' : 'missing_management_key',
+        details: { failures: r.count, banned: r.bannedUntil > now },
+      })
+      res.setHeader('WWW-Authenticate', 'Bearer')
+      fail(res, 401, 'Invalid or missing management key')
+      return
+    }
+    failures.delete(ip)
+    if (req.method !== 'GET' && options.canAudit && !options.canAudit()) {
+      fail(res, 503, 'Changes are refused while the audit log cannot be written')
+      return
+    }
+    next()
+  })
+  router.use(express.json({ limit: '64kb', strict: true, type: () => true }))
+
+  // Client keys
+  router.get('/keys', (_req, res) => {
+    res.json({ keys: options.keyStore.list().map(({ hash: _hash, ...k }) => k) })
+  })
+  router.post('/keys', (req, res) => {
+    const body = (req.body ?? {}) as { name?: unknown; providers?: unknown }
+    if (typeof body.name !== 'string' || body.name.length === 0 || body.name.length > 100) {
+      fail(res, 400, 'name: must be a string of 1 to 100 characters')
+      return
+    }
+    if (body.providers !== undefined && (!Array.isArray(body.providers) || !body.providers.every(isProviderName))) {
+      fail(res, 400, 'providers: must be a list of claude, openai, gemini')
+      return
+    }
+    const { key, record } = options.keyStore.create({
+      name: body.name,
+      ...(Array.isArray(body.providers) ? { providers: body.providers as string[] } : {}),
+    })
+    ctx.changed(req, res, 'key_created', { key_id: record.id, name: record.name })
+    res.status(201).json({ id: record.id, name: record.name, key, note: 'The key is shown once and never stored.' })
+  })
+  router.delete('/keys/:id', (req, res) => {
+    const id = String(req.params.id)
+    if (!options.keyStore.list().some((k) => k.id === id)) {
+      fail(res, 404, 'No key with that id')
+      return
+    }
+    const r = options.keyStore.revoke(id)
+    ctx.changed(req, res, 'key_revoked', { key_id: r.id })
+    res.json({ id: r.id, revoked_at: r.revoked_at })
+  })
+  router.delete('/keys', (req, res) => {
+    const ids = options.keyStore.list().filter((k) => !k.revoked_at).map((k) => k.id)
+    for (const id of ids) options.keyStore.revoke(id)
+    ctx.changed(req, res, 'keys_revoked_all', { count: ids.length })
+    res.json({ revoked: ids })
+  })
+
+  // Maintenance and per-provider kill switch
+  router.put('/maintenance', (req, res) => {
+    const body = (req.body ?? {}) as { enabled?: unknown; message?: unknown }
+    if (typeof body.enabled !== 'boolean' || (body.message !== undefined && typeof body.message !== 'string')) {
+      fail(res, 400, 'body must be {"enabled": boolean, "message"?: string}')
+      return
+    }
+    options.runtime.maintenance = {
+      enabled: body.enabled,
+      message: typeof body.message === 'string' ? body.message : options.runtime.maintenance.message,
+    }
+    ctx.changed(req, res, 'maintenance', { enabled: body.enabled })
+    res.json(options.runtime.maintenance)
+  })
+  router.put('/providers/:name', (req, res) => {
+    const name = String(req.params.name)
+    const body = (req.body ?? {}) as { enabled?: unknown; message?: unknown }
+    if (!isProviderName(name)) {
+      fail(res, 404, 'Unknown provider')
+      return
+    }
+    if (typeof body.enabled !== 'boolean' || (body.message !== undefined && typeof body.message !== 'string')) {
+      fail(res, 400, 'body must be {"enabled": boolean, "message"?: string}')
+      return
+    }
+    if (body.enabled) options.runtime.disabledProviders.delete(name)
+    else options.runtime.disabledProviders.set(name, typeof body.message === 'string' ? body.message : `Provider ${name} is temporarily disabled`)
+    ctx.changed(req, res, 'provider_switch', { provider: name, enabled: body.enabled })
+    res.json({ provider: name, enabled: body.enabled })
+  })
+
+  options.extend?.(router, ctx)
+
+  router.use((_req, res) => fail(res, 404, 'Unknown management route'))
+  router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const status = (err as { status?: number }).status
+    if (status === 400 || status === 413 || status === 415) fail(res, status, status === 413 ? 'Body too large' : 'Malformed JSON body')
+    else {
+      options.logger.error('management request failed', { error: String(err) })
+      fail(res, 500, 'Internal error')
+    }
+  })
+  return router
+}

@@ -1,0 +1,157 @@
+import { randomBytes } from 'node:crypto'
+import http from 'node:http'
+import type { SecurityEvent } from '@gatehouse/core'
+import { anthropicBody, startHarness, type Harness } from './helpers'
+
+const mgmtKey = randomBytes(24).toString('base64url')
+
+describe('management API', () => {
+  let h: Harness
+  beforeAll(async () => {
+    h = await startHarness((c) => {
+      c.management = { enabled: true, secret_key: mgmtKey, allow_remote: false }
+    })
+  })
+  const changes = (): SecurityEvent[] => h.events.filter((e) => e.event_type === 'config_change')
+  afterAll(() => h.close())
+
+  const api = (path: string, init: RequestInit = {}, key: string | null = mgmtKey): Promise<Response> =>
+    fetch(`${h.url}/v0/management${path}`, {
+      ...init,
+      headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), 'content-type': 'application/json', ...(init.headers as object) },
+    })
+
+  it('creates a client key shown once, lists it without the secret, and revokes it', async () => {
+    const created = await api('/keys', { method: 'POST', body: JSON.stringify({ name: 'ops', providers: ['claude'] }) })
+    expect(created.status).toBe(201)
+    const { id, key } = (await created.json()) as { id: string; key: string }
+    expect(key).toMatch(/^gate_live_/)
+    const ok = await fetch(`${h.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': 'application/json' }, body: JSON.stringify(anthropicBody()) })
+    expect(ok.status).toBe(200)
+    const list = await (await api('/keys')).text()
+    expect(list).toContain(id)
+    expect(list).not.toContain(key)
+    expect(list).not.toContain('"hash"')
+    expect((await api(`/keys/${id}`, { method: 'DELETE' })).status).toBe(200)
+    const after = await fetch(`${h.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': key, 'content-type': 'application/json' }, body: JSON.stringify(anthropicBody()) })
+    expect(after.status).toBe(401)
+    expect((await api('/keys/key_00000000', { method: 'DELETE' })).status).toBe(404)
+    expect(changes().map((e) => [e.result, e.details?.key_id])).toEqual([
+      ['key_created', id],
+      ['key_revoked', id],
+    ])
+    expect(JSON.stringify(h.events)).not.toContain(key)
+  })
+
+  it('switches maintenance on and off', async () => {
+    const on = await api('/maintenance', { method: 'PUT', body: JSON.stringify({ enabled: true, message: 'Upgrading' }) })
+    expect(on.status).toBe(200)
+    const res = await fetch(`${h.url}/v1/chat/completions`, { method: 'POST', headers: { 'x-api-key': h.key } })
+    expect(res.status).toBe(503)
+    expect(res.headers.get('retry-after')).toBeTruthy()
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe('Upgrading')
+    await api('/maintenance', { method: 'PUT', body: JSON.stringify({ enabled: false }) })
+    expect((await fetch(`${h.url}/v1/models`, { headers: { 'x-api-key': h.key } })).status).toBe(200)
+    expect(changes().filter((e) => e.result === 'maintenance').map((e) => e.details)).toEqual([{ enabled: true }, { enabled: false }])
+  })
+
+  it('kills and restores one provider', async () => {
+    expect((await api('/providers/openai', { method: 'PUT', body: JSON.stringify({ enabled: false, message: 'OpenAI paused' }) })).status).toBe(200)
+    const off = await fetch(`${h.url}/v1/models`, { headers: { 'x-api-key': h.key } })
+    expect(off.status).toBe(503)
+    expect(off.headers.get('retry-after')).toBe('60')
+    expect(((await off.json()) as { error: { message: string } }).error.message).toBe('OpenAI paused')
+    const claude = await fetch(`${h.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': h.key, 'content-type': 'application/json' }, body: JSON.stringify(anthropicBody()) })
+    expect(claude.status).toBe(200)
+    await api('/providers/openai', { method: 'PUT', body: JSON.stringify({ enabled: true }) })
+    expect((await fetch(`${h.url}/v1/models`, { headers: { 'x-api-key': h.key } })).status).toBe(200)
+    expect((await api('/providers/mistral', { method: 'PUT', body: JSON.stringify({ enabled: false }) })).status).toBe(404)
+  })
+
+  it('refuses bad bodies with 400', async () => {
+    expect((await api('/maintenance', { method: 'PUT', body: '{"enabled":"yes"}' })).status).toBe(400)
+    expect((await api('/maintenance', { method: 'PUT', body: '{not json' })).status).toBe(400)
+    expect((await api('/keys', { method: 'POST', body: JSON.stringify({ name: '' }) })).status).toBe(400)
+  })
+
+  it.each([
+    '/v1/../v0/management/keys',
+    '/v0/management/../management/keys',
+    '/%2e%2e/v0/management/keys',
+    '//v0/management/keys',
+    '/v0//management/keys',
+    '/v0/management%2fkeys',
+    '/V0/MANAGEMENT/keys',
+    '/v0/Management/keys',
+  ])('never lets %s past the management key', async (path) => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: new URL(h.url).port, path, method: 'GET' }, (res) => {
+        let body = ''
+        res.on('data', (d) => (body += d))
+        res.on('end', () => {
+          expect(body).not.toContain('"keys"')
+          resolve(res.statusCode!)
+        })
+      })
+      req.on('error', reject)
+      req.end()
+    })
+    expect([400, 401, 404]).toContain(status)
+  })
+})
+
+describe('management API brute force', () => {
+  it('refuses a wrong key, then bans the address after repeated failures', async () => {
+    const h = await startHarness((c) => {
+      c.management = { enabled: true, secret_key: mgmtKey, allow_remote: false }
+    })
+    const api = (path: string, key: string | null): Promise<Response> =>
+      fetch(`${h.url}/v0/management${path}`, { headers: key ? { authorization: `Bearer ${key}` } : {} })
+    try {
+      const wrong = randomBytes(24).toString('base64url')
+      const statuses: number[] = []
+      for (let i = 0; i < 6; i++) statuses.push((await api('/keys', wrong)).status)
+      expect(statuses).toEqual([401, 401, 401, 401, 401, 429])
+      const banned = await api('/keys', mgmtKey)
+      expect(banned.status).toBe(429)
+      expect(Number(banned.headers.get('retry-after'))).toBeGreaterThan(0)
+      expect(await (await api('/keys', null)).text()).not.toContain(mgmtKey)
+      const failures = h.events.filter((e) => e.event_type === 'auth_failure' && e.user_id === 'management')
+      expect(failures).toHaveLength(5)
+      expect(failures[4]?.details).toEqual({ failures: 5, banned: true })
+      expect(h.events.filter((e) => e.result === 'management_banned')).toHaveLength(3)
+      expect(JSON.stringify(h.events) + h.logs.join('\n')).not.toContain(wrong)
+    } finally {
+      await h.close()
+    }
+  })
+})
+
+describe('management API access', () => {
+  it('is off without a secret key', async () => {
+    const h = await startHarness()
+    try {
+      const res = await fetch(`${h.url}/v0/management/keys`, { headers: { authorization: 'Bearer anything-at-all' } })
+      expect(res.status).toBe(401) // not the management API: a client-auth refusal
+      const withClientKey = await fetch(`${h.url}/v0/management/keys`, { headers: { 'x-api-key': h.key } })
+      expect(withClientKey.status).toBe(404)
+    } finally {
+      await h.close()
+    }
+  })
+
+  it('refuses non-loopback callers unless allow_remote (trusted proxy reports a remote client)', async () => {
+    const h = await startHarness((c) => {
+      c.server.trust_proxy = 'loopback'
+      c.management = { enabled: true, secret_key: mgmtKey, allow_remote: false }
+    })
+    try {
+      const res = await fetch(`${h.url}/v0/management/keys`, { headers: { authorization: `Bearer ${mgmtKey}`, 'x-forwarded-for': '203.0.113.9' } })
+      expect(res.status).toBe(403)
+      const local = await fetch(`${h.url}/v0/management/keys`, { headers: { authorization: `Bearer ${mgmtKey}` } })
+      expect(local.status).toBe(200)
+    } finally {
+      await h.close()
+    }
+  })
+})
