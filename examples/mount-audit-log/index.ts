@@ -1,0 +1,49 @@
+// Mount the Gatehouse access log and audit log in an Express app, then check the chain.
+// Run from the repository root after `npm run build`:
+//   GATEHOUSE_AUDIT_KEY=$(openssl rand -hex 32) TS_NODE_PROJECT=tsconfig.test.json \
+//     npx ts-node --transpile-only examples/mount-audit-log/index.ts
+import express from 'express'
+import { accessLog, createAppLogger, createAuditLogger, verifyAuditLog } from '@gatehouse/audit-log'
+
+const key = process.env.GATEHOUSE_AUDIT_KEY
+if (!key) {
+  console.error('set GATEHOUSE_AUDIT_KEY to 32 random bytes or more, e.g. $(openssl rand -hex 32)')
+  process.exit(2)
+}
+
+const file = process.env.AUDIT_FILE ?? './logs/audit.log'
+const logger = createAppLogger({ level: 'info' })
+const audit = createAuditLogger({ file, key, logger })
+
+const app = express()
+app.use(accessLog({ onEvent: audit.log, skip: (req) => req.path === '/healthz' }))
+app.get('/healthz', (_req, res) => void res.json({ ok: true }))
+app.post('/login', express.json(), (req, res) => {
+  const ok = (req.body as { password?: unknown } | undefined)?.password === 'demo'
+  audit.log({
+    timestamp: new Date().toISOString(),
+    event_type: ok ? 'auth_success' : 'auth_failure',
+    ip: req.ip ?? 'unknown',
+    result: ok ? 'ok' : 'invalid_password',
+    // a secret in an event is masked before it is written
+    details: { authorization: req.headers.authorization ?? null },
+  })
+  res.status(ok ? 200 : 401).json({ ok })
+})
+
+const server = app.listen(3000, '127.0.0.1', () => logger.info('listening', { url: 'http://127.0.0.1:3000' }))
+
+process.on('SIGINT', () => {
+  server.close()
+  audit
+    .close()
+    .then(() => verifyAuditLog(file, key))
+    .then((result) => {
+      logger.info('audit chain checked', { ok: result.ok, lines: result.lines, failure: result.failure })
+      process.exit(result.ok ? 0 : 1)
+    })
+    .catch((err: unknown) => {
+      logger.error('audit log could not be closed', { error: err })
+      process.exit(1)
+    })
+})

@@ -1,0 +1,221 @@
+import TransportStream from 'winston-transport'
+import { createLogger, format, type LogEntry, type Logger as WinstonLogger } from 'winston'
+import { GatehouseError, isSecurityEventType, type SecurityEvent, type SecurityEventHandler } from '@gatehouse/core'
+import { AuditLogErrorCodes } from './errors'
+import { createSinkMasker } from './mask'
+import { resolveAuditLogConfig, type AuditLogOptions } from './options'
+import { auditRecordBody } from './record'
+import { ChainedFileWriter } from './writer'
+
+const PKG = '@gatehouse/audit-log'
+const BODY = Symbol('gatehouse.audit.body')
+
+interface AuditInfo {
+  level: string
+  message: string
+  [BODY]: string
+}
+
+/** Counters of one audit logger. */
+export interface AuditLogStats {
+  /** Events handed to log() that passed the filter and were queued. */
+  accepted: number
+  /** Lines written to disk. */
+  written: number
+  /** Events left out by the `events` filter. */
+  filtered: number
+  /** Objects that were not security events (no known event_type). */
+  rejected: number
+  /** Events lost: backlog full while the file could not be written, or logged after close. */
+  dropped: number
+  /** Failed attempts to open, write or sync the file. */
+  writeErrors: number
+  /** Events queued and not yet on disk. */
+  pending: number
+  /** Files rotated. */
+  rotations: number
+}
+
+/** The audit log of one process. */
+export interface AuditLogger {
+  /** Write one event (filtered, masked, chained). Never throws and never waits: use it as `onEvent`. */
+  readonly log: SecurityEventHandler
+  /** Resolves when every event logged before the call is on disk (written and fsync'd). */
+  flush(): Promise<void>
+  /** Flush, then close the file; later events are dropped and reported. Rejects if events were lost. */
+  close(): Promise<void>
+  /** False while the audit file cannot be written (and after close). */
+  readonly healthy: boolean
+  stats(): AuditLogStats
+  /** The last line written: file, seq and hash (keep them elsewhere to detect a cut-off tail). */
+  head(): { file: string; seq: number; hash: string }
+}
+
+class AuditTransport extends TransportStream {
+  constructor(
+    private readonly writer: ChainedFileWriter,
+    private readonly onReceived: () => void,
+  ) {
+    super({ level: 'info' })
+  }
+
+  override log(info: AuditInfo, next: () => void): void {
+    this.writer.enqueue(info[BODY])
+    this.onReceived()
+    next()
+  }
+}
+
+/**
+ * Create the audit logger: a winston logger whose one transport appends hash-chained JSON lines
+ * to `file`, rotating by size and by UTC day. Validates options and opens the file now; a file
+ * that cannot be opened does not throw: it is reported and `healthy` is false until it can.
+ */
+export function createAuditLogger(options: AuditLogOptions): AuditLogger {
+  const config = resolveAuditLogConfig(options)
+  const mask = createSinkMasker(config.knownSecrets)
+  const report = (err: GatehouseError, meta: Record<string, unknown>): void => {
+    try {
+      config.logger.error(err.message, { code: err.code, ...meta })
+    } catch {
+      // a failing logger must not stop the report
+    }
+    try {
+      config.onWriteError?.(err)
+    } catch (cbErr) {
+      try {
+        config.logger.error(`${PKG}: onWriteError threw`, { error: cbErr instanceof Error ? cbErr.message : String(cbErr) })
+      } catch {
+        // nothing more to do
+      }
+    }
+  }
+  const writer = new ChainedFileWriter(
+    {
+      file: config.file,
+      key: config.key,
+      maxSize: config.maxSize,
+      daily: config.daily,
+      maxQueuedEvents: config.maxQueuedEvents,
+      retryIntervalMs: config.retryIntervalMs,
+    },
+    { report, logger: config.logger },
+  )
+
+  let accepted = 0
+  let received = 0
+  let filtered = 0
+  let rejected = 0
+  let closed = false
+  let pipelineWaiters: Array<{ target: number; resolve: () => void }> = []
+
+  const transport = new AuditTransport(writer, () => {
+    received++
+    if (pipelineWaiters.length === 0) return
+    const ready = pipelineWaiters.filter((w) => w.target <= received)
+    pipelineWaiters = pipelineWaiters.filter((w) => w.target > received)
+    for (const w of ready) w.resolve()
+  })
+  const winston: WinstonLogger = createLogger({
+    level: 'info',
+    levels: { error: 0, warn: 1, info: 2 },
+    format: format((info) => info)(),
+    transports: [transport],
+    exitOnError: false,
+  })
+  // winston re-emits transport errors; ours never emits one, but an unhandled 'error' must not crash.
+  winston.on('error', () => undefined)
+
+  let lostInPipeline = 0
+  let droppedAfterClose = 0
+
+  const log: SecurityEventHandler = (event: SecurityEvent): void => {
+    let handedOver = false
+    try {
+      if (event === null || typeof event !== 'object' || !isSecurityEventType(event.event_type)) {
+        rejected++
+        return
+      }
+      if (!config.events.has(event.event_type)) {
+        filtered++
+        return
+      }
+      if (closed) {
+        droppedAfterClose++
+        if (droppedAfterClose === 1) {
+          report(
+            new GatehouseError(AuditLogErrorCodes.GH_AUDIT_CLOSED, `${PKG}: an event arrived after close(); it was not written`, 503),
+            { file: writer.head().file },
+          )
+        }
+        return
+      }
+      const body = auditRecordBody(event, mask, config.maxLineBytes)
+      if (body === undefined) {
+        rejected++
+        return
+      }
+      accepted++
+      handedOver = true
+      const info: AuditInfo = { level: 'info', message: 'security_event', [BODY]: body }
+      winston.log(info as unknown as LogEntry)
+    } catch (err) {
+      if (handedOver) lostInPipeline++
+      try {
+        config.logger.error(`${PKG}: an event could not be logged`, {
+          error: mask.text(err instanceof Error ? err.message : String(err)),
+        })
+      } catch {
+        // nothing more to do
+      }
+    }
+  }
+
+  const pipelineDrained = (): Promise<void> => {
+    const target = accepted - lostInPipeline
+    if (received >= target) return Promise.resolve()
+    return new Promise((resolve) => pipelineWaiters.push({ target, resolve }))
+  }
+
+  const flush = async (): Promise<void> => {
+    await pipelineDrained()
+    await writer.flush()
+  }
+
+  let closing: Promise<void> | undefined
+  const close = (): Promise<void> => {
+    if (closing) return closing
+    closed = true
+    closing = (async () => {
+      await pipelineDrained()
+      try {
+        await writer.close()
+      } finally {
+        winston.remove(transport)
+        const head = writer.head()
+        config.logger.info(`${PKG}: audit log closed`, { file: head.file, seq: head.seq, hash: head.hash })
+      }
+    })()
+    return closing
+  }
+
+  return Object.freeze({
+    log,
+    flush,
+    close,
+    get healthy(): boolean {
+      return !closed && writer.healthy
+    },
+    stats: (): AuditLogStats => ({
+      accepted,
+      written: writer.stats.written,
+      filtered,
+      rejected,
+      dropped: writer.stats.dropped + lostInPipeline + droppedAfterClose,
+      writeErrors: writer.stats.writeErrors,
+      pending: writer.pending + Math.max(0, accepted - lostInPipeline - received),
+      rotations: writer.stats.rotations,
+    }),
+    head: () => writer.head(),
+  })
+}

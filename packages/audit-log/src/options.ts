@@ -1,0 +1,314 @@
+import type { Request, Response } from 'express'
+import {
+  SECURITY_EVENT_TYPES,
+  GatehouseConfigError,
+  createOptionsResolver,
+  isLogger,
+  parseDuration,
+  parseSize,
+  type Logger,
+  type SecurityEventHandler,
+  type SecurityEventType,
+} from '@gatehouse/core'
+import { AuditLogErrorCodes } from './errors'
+
+const PKG = '@gatehouse/audit-log'
+
+/** Options of `createAuditLogger()`. */
+export interface AuditLogOptions {
+  /**
+   * The active audit file. Its directory is created (mode 0700) when missing; the file is created
+   * with mode 0600. Rotated files are kept beside it as `<name>.<YYYY-MM-DD>.<n><ext>`.
+   * @default './logs/audit.log'
+   */
+  file?: string
+  /**
+   * The HMAC-SHA256 key of the hash chain: at least 32 bytes (a Buffer, or a string used as its
+   * UTF-8 bytes, e.g. the output of `openssl rand -hex 32`). Required. Never written anywhere.
+   */
+  key: string | Buffer
+  /**
+   * Which event types are written; the others are counted as filtered.
+   * @default all seven: auth_success, auth_failure, token_refresh, config_change, credential_access, provider_request, security_violation
+   */
+  events?: SecurityEventType[]
+  /**
+   * Rotate the active file before it would grow past this size (`"100mb"`, `"512kb"` or bytes).
+   * `0` turns size rotation off.
+   * @default '100mb'
+   */
+  maxSize?: string | number
+  /**
+   * Rotate the active file when the UTC day changes.
+   * @default true
+   */
+  daily?: boolean
+  /**
+   * Literal secrets masked wherever they appear (configured provider keys, the encryption key),
+   * on top of the built-in credential formats. Strings shorter than 8 characters are ignored.
+   * @default []
+   */
+  knownSecrets?: string[]
+  /**
+   * Largest line written, in bytes. A larger event keeps its top-level fields and has `details`
+   * replaced by `{"_truncated":true,"_bytes":N}`.
+   * @default 65536
+   */
+  maxLineBytes?: number
+  /**
+   * Events held in memory while the file cannot be written. Past it, new events are dropped,
+   * counted and reported.
+   * @default 100000
+   */
+  maxQueuedEvents?: number
+  /**
+   * First delay before writing is retried after a failure; it doubles on each failure up to 30 s.
+   * @default '1s'
+   */
+  retryInterval?: string | number
+  /** Receives write failures (logger.error is called too). @default undefined */
+  onWriteError?: (err: Error) => void
+  /** Where write failures and recoveries are reported. @default a no-op logger */
+  logger?: Logger
+}
+
+/** The resolved, frozen configuration of an audit logger. */
+export interface AuditLogConfig {
+  readonly file: string
+  readonly key: Buffer
+  readonly events: ReadonlySet<SecurityEventType>
+  readonly maxSize: number
+  readonly daily: boolean
+  readonly knownSecrets: readonly string[]
+  readonly maxLineBytes: number
+  readonly maxQueuedEvents: number
+  readonly retryIntervalMs: number
+  readonly onWriteError: ((err: Error) => void) | undefined
+  readonly logger: Logger
+}
+
+/** JSON schema of the data-shaped audit-log options (function and key options are checked by hand). */
+export const auditLogOptionsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    file: { type: 'string', minLength: 1 },
+    key: {},
+    events: { type: 'array', uniqueItems: true, items: { type: 'string', enum: [...SECURITY_EVENT_TYPES] } },
+    maxSize: { type: ['string', 'integer'], minimum: 0 },
+    daily: { type: 'boolean' },
+    knownSecrets: { type: 'array', items: { type: 'string' } },
+    maxLineBytes: { type: 'integer', minimum: 1024, maximum: 1024 * 1024 },
+    maxQueuedEvents: { type: 'integer', minimum: 1 },
+    retryInterval: { type: ['string', 'integer'], minimum: 1 },
+    onWriteError: {},
+    logger: {},
+  },
+} as const
+
+const resolveRaw = createOptionsResolver<AuditLogOptions>({
+  pkg: PKG,
+  codePrefix: 'GH_AUDIT',
+  schema: auditLogOptionsSchema,
+  handChecked: ['key', 'onWriteError', 'logger'],
+  secretKeys: ['key', 'knownSecrets'],
+})
+
+const MIN_KEY_BYTES = 32
+
+/**
+ * Turn the audit key option into bytes, or throw GH_AUDIT_INVALID_KEY. The key is never quoted.
+ * Exported for `verifyAuditLog`, which takes the same forms.
+ */
+export function resolveAuditKey(key: unknown, name = 'key'): Buffer {
+  let bytes: Buffer | undefined
+  if (Buffer.isBuffer(key)) bytes = Buffer.from(key)
+  else if (typeof key === 'string') bytes = Buffer.from(key, 'utf8')
+  if (!bytes) {
+    throw new GatehouseConfigError(
+      AuditLogErrorCodes.GH_AUDIT_INVALID_KEY,
+      `${PKG}: ${name} is required: a string or Buffer of at least ${MIN_KEY_BYTES} bytes (generate one with \`openssl rand -hex 32\`)`,
+    )
+  }
+  if (bytes.length < MIN_KEY_BYTES) {
+    throw new GatehouseConfigError(
+      AuditLogErrorCodes.GH_AUDIT_INVALID_KEY,
+      `${PKG}: ${name} is too short (${bytes.length} bytes); it must be at least ${MIN_KEY_BYTES} bytes`,
+    )
+  }
+  return bytes
+}
+
+function invalid(message: string): GatehouseConfigError {
+  return new GatehouseConfigError(AuditLogErrorCodes.GH_AUDIT_INVALID_OPTIONS, `${PKG}: ${message}`)
+}
+
+function convert<T>(name: string, value: unknown, fn: () => T): T {
+  try {
+    return fn()
+  } catch {
+    throw invalid(`${name} is invalid (got ${JSON.stringify(value)})`)
+  }
+}
+
+/** Validate audit-log options and return the frozen config. Throws GatehouseConfigError. */
+export function resolveAuditLogConfig(options: AuditLogOptions): AuditLogConfig {
+  const raw = resolveRaw(options)
+  const key = resolveAuditKey(raw.key)
+  if (raw.onWriteError !== undefined && typeof raw.onWriteError !== 'function') {
+    throw invalid('onWriteError must be a function')
+  }
+  if (raw.logger !== undefined && !isLogger(raw.logger)) {
+    throw invalid('logger must have error, warn, info and debug methods')
+  }
+  const maxSize = convert('maxSize', raw.maxSize, () => parseSize(raw.maxSize ?? '100mb', 'maxSize'))
+  const retryIntervalMs = convert('retryInterval', raw.retryInterval, () =>
+    parseDuration(raw.retryInterval ?? '1s', 'retryInterval'),
+  )
+  if (retryIntervalMs < 1) throw invalid(`retryInterval must be at least 1ms (got ${JSON.stringify(raw.retryInterval)})`)
+  return Object.freeze({
+    file: raw.file ?? './logs/audit.log',
+    key,
+    events: new Set(raw.events ?? SECURITY_EVENT_TYPES),
+    maxSize,
+    daily: raw.daily ?? true,
+    knownSecrets: Object.freeze([...(raw.knownSecrets ?? []), ...keyForms(key)]),
+    maxLineBytes: raw.maxLineBytes ?? 65_536,
+    maxQueuedEvents: raw.maxQueuedEvents ?? 100_000,
+    retryIntervalMs,
+    onWriteError: raw.onWriteError,
+    logger: raw.logger ?? noopLoggerCopy(),
+  })
+}
+
+/** The audit key in every text form it could leak in, so the masker removes it wherever it appears. */
+function keyForms(key: Buffer): string[] {
+  return [key.toString('utf8'), key.toString('hex'), key.toString('base64'), key.toString('base64url')]
+}
+
+function noopLoggerCopy(): Logger {
+  const noop = (): void => undefined
+  return { error: noop, warn: noop, info: noop, debug: noop }
+}
+
+/** Options of the `accessLog()` middleware. */
+export interface AccessLogOptions {
+  /**
+   * Receives one `provider_request` event per request, when the response has finished or the
+   * client went away. Pass the audit logger's `log` (and anything else, e.g. metrics). Required.
+   */
+  onEvent: SecurityEventHandler
+  /** Return true to leave a request out of the access log (health checks). @default undefined */
+  skip?: (req: Request, res: Response) => boolean
+  /**
+   * Literal secrets masked in the logged path, on top of the built-in credential formats.
+   * @default []
+   */
+  knownSecrets?: string[]
+  /** Where a failing `onEvent` is reported. @default a no-op logger */
+  logger?: Logger
+}
+
+export interface AccessLogConfig {
+  readonly onEvent: SecurityEventHandler
+  readonly skip: ((req: Request, res: Response) => boolean) | undefined
+  readonly knownSecrets: readonly string[]
+  readonly logger: Logger
+}
+
+export const accessLogOptionsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    onEvent: {},
+    skip: {},
+    knownSecrets: { type: 'array', items: { type: 'string' } },
+    logger: {},
+  },
+} as const
+
+const resolveAccessRaw = createOptionsResolver<AccessLogOptions>({
+  pkg: PKG,
+  codePrefix: 'GH_AUDIT',
+  schema: accessLogOptionsSchema,
+  handChecked: ['onEvent', 'skip', 'logger'],
+  secretKeys: ['knownSecrets'],
+})
+
+export function resolveAccessLogConfig(options: AccessLogOptions): AccessLogConfig {
+  const raw = resolveAccessRaw(options)
+  if (typeof raw.onEvent !== 'function') throw invalid('onEvent is required: a function that receives each event')
+  if (raw.skip !== undefined && typeof raw.skip !== 'function') throw invalid('skip must be a function')
+  if (raw.logger !== undefined && !isLogger(raw.logger)) {
+    throw invalid('logger must have error, warn, info and debug methods')
+  }
+  return Object.freeze({
+    onEvent: raw.onEvent,
+    skip: raw.skip,
+    knownSecrets: Object.freeze([...(raw.knownSecrets ?? [])]),
+    logger: raw.logger ?? noopLoggerCopy(),
+  })
+}
+
+/** winston's npm levels, most severe first. */
+export const APP_LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] as const
+export type AppLogLevel = (typeof APP_LOG_LEVELS)[number]
+
+/** Options of `createAppLogger()`. */
+export interface AppLoggerOptions {
+  /** Lowest level written (`logging.level`). @default 'info' */
+  level?: AppLogLevel
+  /** Literal secrets masked wherever they appear. @default [] */
+  knownSecrets?: string[]
+  /** Fields added to every line (e.g. `{ service: 'gatehouse' }`). Masked like the rest. @default {} */
+  defaultMeta?: Record<string, unknown>
+  /** Where info and lower levels go. @default process.stdout */
+  stdout?: NodeJS.WritableStream
+  /** Where warn and error go. @default process.stderr */
+  stderr?: NodeJS.WritableStream
+}
+
+export interface AppLoggerConfig {
+  readonly level: AppLogLevel
+  readonly knownSecrets: readonly string[]
+  readonly defaultMeta: Readonly<Record<string, unknown>>
+  readonly stdout: NodeJS.WritableStream
+  readonly stderr: NodeJS.WritableStream
+}
+
+export const appLoggerOptionsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    level: { type: 'string', enum: [...APP_LOG_LEVELS] },
+    knownSecrets: { type: 'array', items: { type: 'string' } },
+    defaultMeta: { type: 'object' },
+    stdout: {},
+    stderr: {},
+  },
+} as const
+
+const resolveAppRaw = createOptionsResolver<AppLoggerOptions>({
+  pkg: PKG,
+  codePrefix: 'GH_AUDIT',
+  schema: appLoggerOptionsSchema,
+  handChecked: ['stdout', 'stderr'],
+  secretKeys: ['knownSecrets'],
+})
+
+const isWritable = (v: unknown): v is NodeJS.WritableStream =>
+  typeof v === 'object' && v !== null && typeof (v as { write?: unknown }).write === 'function'
+
+export function resolveAppLoggerConfig(options: AppLoggerOptions): AppLoggerConfig {
+  const raw = resolveAppRaw(options)
+  for (const name of ['stdout', 'stderr'] as const) {
+    if (raw[name] !== undefined && !isWritable(raw[name])) throw invalid(`${name} must be a writable stream`)
+  }
+  return Object.freeze({
+    level: raw.level ?? 'info',
+    knownSecrets: Object.freeze([...(raw.knownSecrets ?? [])]),
+    defaultMeta: Object.freeze({ ...(raw.defaultMeta ?? {}) }),
+    stdout: raw.stdout ?? process.stdout,
+    stderr: raw.stderr ?? process.stderr,
+  })
+}

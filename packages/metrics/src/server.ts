@@ -1,0 +1,84 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { GatehouseError, isLoopback } from '@gatehouse/core'
+import { MetricsErrorCodes } from './errors'
+import { PKG, resolveMetricsServerConfig, type MetricsServerOptions } from './options'
+
+/** A running metrics listener. */
+export interface MetricsServer {
+  /** `http://127.0.0.1:9090/metrics` */
+  readonly url: string
+  readonly port: number
+  /** Stop listening and end open connections. */
+  close(): Promise<void>
+}
+
+const isLoopbackHost = (host: string): boolean => host === 'localhost' || isLoopback(host)
+
+/**
+ * Serve the metrics on their own listener (not the gateway's port): `GET`/`HEAD <path>` answers
+ * the exposition text, other methods 405, other paths 404. Loopback by default. Rejects with
+ * GH_METRICS_LISTEN_FAILED when the address cannot be bound.
+ */
+export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  const config = resolveMetricsServerConfig(options)
+  const server = http.createServer((req, res) => {
+    res.setHeader('Cache-Control', 'no-store')
+    res.setHeader('X-Content-Type-Options', 'nosniff')
+    const path = (req.url ?? '/').split('?')[0]
+    if (path !== config.path) {
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Not Found\n')
+      return
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' }).end('Method Not Allowed\n')
+      return
+    }
+    config.metrics.render().then(
+      (body) => {
+        res.writeHead(200, { 'Content-Type': config.metrics.contentType })
+        res.end(req.method === 'HEAD' ? undefined : body)
+      },
+      (err: unknown) => {
+        config.logger.error(`${PKG}: rendering the metrics failed`, { error: err instanceof Error ? err.message : String(err) })
+        res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Internal Server Error\n')
+      },
+    )
+  })
+  server.requestTimeout = 10_000
+  server.headersTimeout = 5_000
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      reject(
+        new GatehouseError(
+          MetricsErrorCodes.GH_METRICS_LISTEN_FAILED,
+          `${PKG}: cannot listen on ${config.host}:${config.port} (${err.code ?? err.message})`,
+          500,
+          { cause: err },
+        ),
+      )
+    }
+    server.once('error', onError)
+    server.listen(config.port, config.host, () => {
+      server.removeListener('error', onError)
+      resolve()
+    })
+  })
+  server.on('error', (err) => config.logger.error(`${PKG}: metrics listener error`, { error: err.message }))
+  if (!isLoopbackHost(config.host)) {
+    config.logger.warn(`${PKG}: metrics are served on ${config.host}, not loopback: anyone who can reach it sees them`, {
+      host: config.host,
+    })
+  }
+  const { port } = server.address() as AddressInfo
+  const hostPart = config.host.includes(':') ? `[${config.host}]` : config.host
+  return Object.freeze({
+    url: `http://${hostPart}:${port}${config.path}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  })
+}

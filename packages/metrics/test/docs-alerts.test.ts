@@ -1,0 +1,49 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parse } from 'yaml'
+import { createMetrics } from '@gatehouse/metrics'
+
+interface PromRule {
+  alert: string
+  expr: string
+  labels?: Record<string, string>
+  annotations?: Record<string, string>
+  for?: string
+}
+
+const file = join(__dirname, '..', '..', '..', 'docs', 'prometheus-alerts.yml')
+
+describe('docs/prometheus-alerts.yml', () => {
+  const doc = parse(readFileSync(file, 'utf8')) as { groups: Array<{ name: string; rules: PromRule[] }> }
+
+  it('is a Prometheus rule file: groups with a name and rules with alert and expr', () => {
+    expect(Object.keys(doc)).toEqual(['groups'])
+    expect(doc.groups.length).toBeGreaterThan(0)
+    for (const group of doc.groups) {
+      expect(typeof group.name).toBe('string')
+      for (const rule of group.rules) {
+        expect(Object.keys(rule).every((k) => ['alert', 'expr', 'for', 'labels', 'annotations', 'keep_firing_for'].includes(k))).toBe(true)
+        expect(rule.alert).toMatch(/^[A-Za-z_][A-Za-z0-9_]*$/)
+        expect(typeof rule.expr).toBe('string')
+        for (const v of Object.values({ ...rule.labels, ...rule.annotations })) expect(typeof v).toBe('string')
+      }
+    }
+  })
+
+  it('gives the two seed rules, over the same windows and thresholds as the config', () => {
+    const rules = doc.groups.flatMap((g) => g.rules)
+    expect(rules.map((r) => [r.labels?.action, r.expr])).toEqual([
+      ['notify_admin', 'sum(increase(gatehouse_auth_failures_total[5m])) > 100'],
+      ['block_ip', 'sum by (ip) (increase(gatehouse_rate_limit_violations_total[1m])) > 50'],
+    ])
+  })
+
+  it('references only metric names the package exports', async () => {
+    const metrics = createMetrics()
+    const exported = new Set(metrics.registry.getMetricsAsArray().map((m) => (m as unknown as { name: string }).name))
+    const referenced = doc.groups.flatMap((g) => g.rules).flatMap((r) => [...r.expr.matchAll(/\b(gatehouse_[a-z_]+)\b/g)].map((m) => m[1]!))
+    expect(referenced.length).toBeGreaterThan(0)
+    for (const name of referenced) expect(exported).toContain(name)
+    expect(await metrics.render()).toContain('# TYPE gatehouse_auth_failures_total counter')
+  })
+})
