@@ -1,0 +1,92 @@
+import type { ProviderCaps } from './options'
+import type { Endpoint } from './endpoints'
+import type { PathSegment } from './scan'
+
+/** Every key that can carry a max-token value, at any of the places listed in `findCapSites`. */
+export const CAP_KEYS: ReadonlySet<string> = new Set([
+  'max_tokens',
+  'max_completion_tokens',
+  'max_output_tokens',
+  'maxOutputTokens',
+])
+
+const TOP_LEVEL_KEYS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'] as const
+/** Gemini accepts proto3 JSON: camelCase and snake_case both reach the same field. */
+const GEMINI_CONFIG_KEYS = ['generationConfig', 'generation_config'] as const
+const GEMINI_MAX_KEYS = ['maxOutputTokens', 'max_output_tokens'] as const
+
+/** One max-token field in a body. */
+export interface CapSite {
+  path: PathSegment[]
+  value: unknown
+  /** The model it applies to, when the body or path names one. */
+  model: string | undefined
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v)
+const own = (o: Record<string, unknown>, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k)
+const modelOf = (o: Record<string, unknown>): string | undefined =>
+  typeof o.model === 'string' ? o.model : undefined
+
+function sitesIn(
+  obj: Record<string, unknown>,
+  prefix: PathSegment[],
+  model: string | undefined,
+  out: CapSite[],
+): void {
+  for (const key of TOP_LEVEL_KEYS)
+    if (own(obj, key)) out.push({ path: [...prefix, key], value: obj[key], model })
+  for (const cfgKey of GEMINI_CONFIG_KEYS) {
+    const cfg = obj[cfgKey]
+    if (!own(obj, cfgKey) || !isObject(cfg)) continue
+    for (const key of GEMINI_MAX_KEYS)
+      if (own(cfg, key)) out.push({ path: [...prefix, cfgKey, key], value: cfg[key], model })
+  }
+}
+
+/**
+ * The max-token fields of a body: `max_tokens`, `max_completion_tokens`, `max_output_tokens` at the
+ * top level, `generationConfig.maxOutputTokens` (either spelling), and for Anthropic message batches
+ * every `requests[i].params.max_tokens`.
+ */
+export function findCapSites(body: Record<string, unknown>, endpoint: Endpoint): CapSite[] {
+  const out: CapSite[] = []
+  sitesIn(body, [], endpoint.pathModel ?? modelOf(body), out)
+  if (endpoint.kind === 'claude.batches' && Array.isArray(body.requests)) {
+    body.requests.forEach((entry: unknown, i) => {
+      if (!isObject(entry) || !isObject(entry.params)) return
+      sitesIn(entry.params, ['requests', i, 'params'], modelOf(entry.params), out)
+    })
+  }
+  return out
+}
+
+/** The cap for a model: an exact name first, then the longest matching pattern, then the provider's. */
+export function capFor(caps: ProviderCaps, model: string | undefined): number | false {
+  if (model !== undefined) {
+    const lower = model.toLowerCase()
+    const exact = caps.models.find((m) => m.exact && m.pattern.toLowerCase() === lower)
+    if (exact) return exact.cap
+    let best: { length: number; cap: number | false } | undefined
+    for (const m of caps.models) {
+      if (!m.exact && m.regex.test(model) && (!best || m.pattern.length > best.length)) {
+        best = { length: m.pattern.length, cap: m.cap }
+      }
+    }
+    if (best) return best.cap
+  }
+  return caps.maxTokens
+}
+
+/**
+ * The number a max-token value asks for. Numbers count as they are; strings of digits count too,
+ * because Gemini's proto3 JSON accepts integers as strings. `null` means "not set". Anything else
+ * is not a valid value (`invalid`).
+ */
+export function requestedTokens(value: unknown): number | null | 'invalid' {
+  if (value === null) return null
+  if (typeof value === 'number') return Number.isInteger(value) ? value : 'invalid'
+  if (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)) return Number(value)
+  return 'invalid'
+}
