@@ -1,0 +1,11 @@
+/** Error codes raised by @gatehouse/hsts. Once published, a code keeps its meaning. */
+export const HstsErrorCodes = {
+  GH_HSTS_INVALID_OPTIONS: 'GH_HSTS_INVALID_OPTIONS',
+  GH_HSTS_UNKNOWN_OPTION: 'GH_HSTS_UNKNOWN_OPTION',
+  GH_HSTS_NOT_CALLED: 'GH_HSTS_NOT_CALLED',
+  GH_HSTS_PRELOAD_REQUIREMENTS: 'GH_HSTS_PRELOAD_REQUIREMENTS',
+  GH_HSTS_CONFLICTING_OPTIONS: 'GH_HSTS_CONFLICTING_OPTIONS',
+  GH_HSTS_INVALID_HEADER_VALUE: 'GH_HSTS_INVALID_HEADER_VALUE',
+} as const
+
+export type HstsErrorCode = keyof typeof HstsErrorCodes
