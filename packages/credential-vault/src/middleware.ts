@@ -1,0 +1,166 @@
+import type { ClientRequest, ServerResponse } from 'node:http'
+import type { RequestHandler } from 'express'
+import {
+  emitSecurityEvent,
+  gatehouseLocals,
+  isProviderName,
+  normalizeIp,
+  resolveProviderRoute,
+  sendProviderError,
+  type ProviderName,
+} from '@gatehouse/core'
+import { CredentialVaultErrorCodes } from './errors'
+import { resolveCredentialInjectionConfig, type CredentialInjectionOptions } from './options'
+import type { CredentialType } from './record'
+import type { CredentialLease } from './vault'
+
+declare module '@gatehouse/core' {
+  interface GatehouseLocals {
+    /** What credential injection did for this request. Never holds a secret. */
+    credentialVault?: {
+      /** The vault credential id (or `static_<provider>`) used upstream. */
+      credentialId: string
+      provider: ProviderName
+      type: CredentialType
+      source: 'vault' | 'static'
+      /** The names of the headers set upstream; their values are not kept here. */
+      injectedHeaders: string[]
+    }
+  }
+}
+
+/**
+ * Where the header values live: a non-enumerable symbol property of `res.locals`, so they are
+ * never serialised with the locals, and a second copy of this package finds them too.
+ */
+const UPSTREAM = Symbol.for('gatehouse.credential-vault.upstream')
+
+interface UpstreamState {
+  readonly headers: Readonly<Record<string, string>>
+  readonly strip: readonly string[]
+  readonly lease: CredentialLease
+}
+
+function stateOf(res: ServerResponse): UpstreamState | undefined {
+  const locals = (res as ServerResponse & { locals?: Record<PropertyKey, unknown> }).locals
+  return locals?.[UPSTREAM] as UpstreamState | undefined
+}
+
+/** Append the OAuth beta flag to the client's own `anthropic-beta` list, once. */
+function mergeBeta(client: string | string[] | undefined, ours: string): string {
+  const list = (Array.isArray(client) ? client.join(',') : client ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+  if (!list.includes(ours)) list.push(ours)
+  return list.join(',')
+}
+
+/**
+ * Upstream credential injection (SPEC §3): picks a credential for the request's provider from the
+ * vault (round robin over healthy ones), removes every client credential header, and sets the
+ * provider's headers: `x-api-key` (Anthropic API key), `Authorization: Bearer` +
+ * `anthropic-beta: oauth-2025-04-20` (Anthropic OAuth), `Authorization: Bearer` (OpenAI),
+ * `x-goog-api-key` (Gemini). No credential available → 503 in the provider's error shape.
+ * Requests that are not for a provider pass through untouched.
+ */
+export function credentialInjection(options: CredentialInjectionOptions): RequestHandler {
+  const config = resolveCredentialInjectionConfig(options)
+  const { vault } = config
+  return function credentialInjectionMiddleware(req, res, next) {
+    const locals = gatehouseLocals(res)
+    const provider: ProviderName | undefined = isProviderName(locals.provider)
+      ? locals.provider
+      : resolveProviderRoute(req.path)?.provider
+    if (provider === undefined) {
+      next()
+      return
+    }
+    const clientBeta = req.headers['anthropic-beta']
+    for (const name of config.stripHeaders) delete req.headers[name]
+    const context = {
+      provider,
+      ...(req.ip !== undefined ? { ip: normalizeIp(req.ip) } : {}),
+      ...(locals.requestId !== undefined ? { request_id: locals.requestId } : {}),
+      ...(locals.clientKeyId !== undefined ? { user_id: locals.clientKeyId } : {}),
+    }
+    vault.acquire(provider).then(
+      (lease) => {
+        if (!lease) {
+          const retryAfter = vault.retryAfterSeconds(provider)
+          config.logger.warn('@gatehouse/credential-vault: no upstream credential available', { provider })
+          emitSecurityEvent(config.onEvent, {
+            ...context,
+            event_type: 'credential_access',
+            result: 'unavailable',
+            details: { code: CredentialVaultErrorCodes.GH_VAULT_NO_CREDENTIAL, ...(retryAfter !== undefined ? { retry_after_s: retryAfter } : {}) },
+          })
+          sendProviderError(
+            res,
+            provider,
+            503,
+            { message: `No upstream credential is available for provider "${provider}"` },
+            retryAfter !== undefined ? { 'Retry-After': retryAfter } : {},
+          )
+          return
+        }
+        const headers: Record<string, string> = { ...lease.headers }
+        if (headers['anthropic-beta'] !== undefined) headers['anthropic-beta'] = mergeBeta(clientBeta, headers['anthropic-beta'])
+        const state: UpstreamState = { headers: Object.freeze(headers), strip: config.stripHeaders, lease }
+        Object.defineProperty(res.locals, UPSTREAM, { value: state, enumerable: false, configurable: true, writable: false })
+        locals.credentialVault = {
+          credentialId: lease.credentialId,
+          provider,
+          type: lease.type,
+          source: lease.source,
+          injectedHeaders: Object.keys(headers),
+        }
+        if (config.setRequestHeaders) Object.assign(req.headers, headers)
+        if (config.autoReport) res.once('finish', () => lease.report(res.statusCode))
+        emitSecurityEvent(config.onEvent, {
+          ...context,
+          event_type: 'credential_access',
+          result: 'granted',
+          details: { credential_id: lease.credentialId, credential_type: lease.type, source: lease.source },
+        })
+        next()
+      },
+      (err: unknown) => next(err),
+    )
+  }
+}
+
+/**
+ * Apply the credential chosen for this request to the outgoing proxy request: remove every client
+ * credential header, set the upstream ones. For http-proxy-middleware:
+ * `on: { proxyReq: (proxyReq, req, res) => applyUpstreamCredential(proxyReq, res) }`.
+ * Returns false when the request had no credential injected (or headers were already sent).
+ */
+export function applyUpstreamCredential(proxyReq: ClientRequest, res: ServerResponse): boolean {
+  const state = stateOf(res)
+  if (!state || proxyReq.headersSent) return false
+  for (const name of state.strip) proxyReq.removeHeader(name)
+  for (const [name, value] of Object.entries(state.headers)) proxyReq.setHeader(name, value)
+  return true
+}
+
+/**
+ * Report the upstream status for the credential this request used (from `on.proxyRes`), when
+ * `autoReport` is off. 401/403 mark it unhealthy. Returns false when no credential was injected.
+ */
+export function reportUpstreamStatus(res: ServerResponse, status: number): boolean {
+  const state = stateOf(res)
+  if (!state) return false
+  state.lease.report(status)
+  return true
+}
+
+/**
+ * The credential chosen for this request, for a proxy layer that sets headers itself:
+ * `{ headers, report(status) }`, or undefined when none was injected. `headers` holds the secret.
+ */
+export function upstreamCredentialOf(res: ServerResponse): { headers: Readonly<Record<string, string>>; report: (status: number) => void } | undefined {
+  const state = stateOf(res)
+  if (!state) return undefined
+  return { headers: state.headers, report: (status: number) => state.lease.report(status) }
+}
