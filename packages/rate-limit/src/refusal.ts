@@ -1,0 +1,168 @@
+import { createHash } from 'node:crypto'
+import type { Request, Response } from 'express'
+import {
+  emitSecurityEvent,
+  gatehouseLocals,
+  normalizeIp,
+  sendProviderError,
+  type Logger,
+  type ProviderErrorInfo,
+  type SecurityEventHandler,
+} from '@gatehouse/core'
+import type { RateLimitErrorCode } from './errors'
+import { errorProvider } from './keys'
+import type { HeadersDraft } from './options'
+
+/** What a limit looks like in the `RateLimit-*` headers. */
+export interface HeaderInfo {
+  limit: number
+  remaining: number
+  /** Seconds until the limit is whole again. */
+  resetSeconds: number
+  /** The policy window, in seconds. */
+  windowSeconds: number
+  /** draft-8 policy name. */
+  name: string
+  /** draft-8 partition key source. */
+  key: string
+}
+
+/**
+ * Write the `RateLimit-*` headers the way express-rate-limit does for the same draft, so a limit
+ * enforced outside express-rate-limit (tokens, quotas) looks the same to clients.
+ */
+export function setRateLimitHeaders(res: Response, draft: HeadersDraft, info: HeaderInfo): void {
+  if (res.headersSent) return
+  const remaining = Math.max(0, Math.floor(info.remaining))
+  const reset = Math.max(0, Math.ceil(info.resetSeconds))
+  const w = Math.max(1, Math.ceil(info.windowSeconds))
+  switch (draft) {
+    case 'draft-6':
+      res.setHeader('RateLimit-Policy', `${info.limit};w=${w}`)
+      res.setHeader('RateLimit-Limit', String(info.limit))
+      res.setHeader('RateLimit-Remaining', String(remaining))
+      res.setHeader('RateLimit-Reset', String(reset))
+      break
+    case 'draft-7':
+      res.setHeader('RateLimit-Policy', `${info.limit};w=${w}`)
+      res.setHeader('RateLimit', `limit=${info.limit}, remaining=${remaining}, reset=${reset}`)
+      break
+    case 'draft-8': {
+      const pk = Buffer.from(createHash('sha256').update(info.key).digest('hex').slice(0, 12)).toString(
+        'base64',
+      )
+      res.append('RateLimit', `"${info.name}"; r=${remaining}; t=${reset}`)
+      res.append('RateLimit-Policy', `"${info.name}"; q=${info.limit}; w=${w}; pk=:${pk}:`)
+      break
+    }
+  }
+}
+
+/** The kind of limit that refused a request. */
+export type LimitKind = 'requests' | 'tokens' | 'quota'
+
+export interface RefusalInfo {
+  kind: LimitKind
+  /** The limiter's scope (`ip`, `provider`…). */
+  scope: string
+  /** The limiter's name. */
+  name: string
+  limit: number
+  retryAfterSeconds: number
+  /** The client-facing message (no addresses, no keys). */
+  message: string
+  /** The provider whose bucket refused, for per-provider limits. */
+  limitedProvider?: string
+}
+
+const CODE: Record<LimitKind, RateLimitErrorCode> = {
+  requests: 'GH_RL_RATE_LIMITED',
+  tokens: 'GH_RL_TOKEN_LIMITED',
+  quota: 'GH_RL_QUOTA_EXCEEDED',
+}
+
+function providerInfo(kind: LimitKind, message: string): ProviderErrorInfo {
+  // OpenAI tells its SDKs apart by these: rate limits are type "requests"/"tokens", a spent quota is
+  // "insufficient_quota". Anthropic and Gemini have one type for all three.
+  if (kind === 'quota') return { message, type: 'insufficient_quota', code: 'insufficient_quota' }
+  if (kind === 'tokens') return { message, type: 'tokens', code: 'rate_limit_exceeded' }
+  return { message }
+}
+
+/** Answer 429 in the provider's shape (headers are already set) and report a security_violation. */
+export function refuse(
+  req: Request,
+  res: Response,
+  onEvent: SecurityEventHandler | undefined,
+  logger: Logger,
+  info: RefusalInfo,
+): void {
+  const provider = errorProvider(req, res)
+  const locals = gatehouseLocals(res)
+  const openaiInfo = provider === 'openai' ? providerInfo(info.kind, info.message) : { message: info.message }
+  sendProviderError(res, provider, 429, openaiInfo, {
+    'Retry-After': String(Math.max(1, Math.ceil(info.retryAfterSeconds))),
+  })
+  emitSecurityEvent(
+    onEvent,
+    {
+      event_type: 'security_violation',
+      provider: info.limitedProvider ?? locals.provider ?? provider,
+      ...(locals.clientKeyId ? { user_id: locals.clientKeyId } : {}),
+      ip: normalizeIp(req.ip),
+      ...(locals.requestId ? { request_id: locals.requestId } : {}),
+      result: info.kind === 'quota' ? 'quota_exceeded' : 'rate_limited',
+      details: {
+        code: CODE[info.kind],
+        scope: info.scope,
+        limiter: info.name,
+        limit_type: info.kind,
+        limit: info.limit,
+        retry_after_seconds: Math.max(1, Math.ceil(info.retryAfterSeconds)),
+      },
+    },
+    (err) =>
+      logger.warn('@gatehouse/rate-limit: onEvent handler threw', {
+        error: err instanceof Error ? err.message : String(err),
+      }),
+  )
+}
+
+/** Seconds a client is told to wait before retrying while the store is down under `deny`. */
+export const STORE_DOWN_RETRY_SECONDS = 5
+
+/** Answer 503 (store unreachable, onStoreError deny) and report it. No store detail reaches the client. */
+export function refuseStoreDown(
+  req: Request,
+  res: Response,
+  onEvent: SecurityEventHandler | undefined,
+  logger: Logger,
+  scope: string,
+  name: string,
+): void {
+  const provider = errorProvider(req, res)
+  const locals = gatehouseLocals(res)
+  sendProviderError(
+    res,
+    provider,
+    503,
+    { message: 'Rate limiting is temporarily unavailable; retry shortly.' },
+    { 'Retry-After': String(STORE_DOWN_RETRY_SECONDS) },
+  )
+  emitSecurityEvent(
+    onEvent,
+    {
+      event_type: 'security_violation',
+      provider: locals.provider ?? provider,
+      ...(locals.clientKeyId ? { user_id: locals.clientKeyId } : {}),
+      ip: normalizeIp(req.ip),
+      ...(locals.requestId ? { request_id: locals.requestId } : {}),
+      result: 'store_unavailable',
+      details: { code: 'GH_RL_STORE_UNAVAILABLE', scope, limiter: name, on_store_error: 'deny' },
+    },
+    (err) =>
+      logger.warn('@gatehouse/rate-limit: onEvent handler threw', {
+        error: err instanceof Error ? err.message : String(err),
+      }),
+  )
+}
