@@ -9,7 +9,7 @@ import {
   emitSecurityEvent,
   gatehouseLocals,
   isProviderName,
-  normalizeIp,
+  loadOrCreateSecretFile,
   parseDuration,
   resolveProviderRoute,
   sendProviderError,
@@ -20,11 +20,40 @@ import {
   type SecurityEventHandler,
 } from '@gatehouse/core'
 import { clientAuth, FileKeyStore, loadOrCreateSalt } from '@gatehouse/client-auth'
+import { ipFilter, RedisDenylistStore, type IpFilterMiddleware } from '@gatehouse/ip-filter'
+import { hsts, SECURITY_HEADER_NAMES } from '@gatehouse/hsts'
+import {
+  memoryStore as rateLimitMemoryStore,
+  quota,
+  rateLimit,
+  redisStore as rateLimitRedisStore,
+  tokenLimit,
+} from '@gatehouse/rate-limit'
+import { forwardBody, requestGuard } from '@gatehouse/request-guard'
+import {
+  applyUpstreamCredential,
+  createCredentialVault,
+  credentialInjection,
+  reportUpstreamStatus,
+  type CredentialVault,
+} from '@gatehouse/credential-vault'
+import { deviceFingerprint } from '@gatehouse/device-fingerprint'
+import { accessLog, createAuditLogger, type AuditLogger } from '@gatehouse/audit-log'
+import {
+  createAlertEngine,
+  createMetrics,
+  RedisAlertStore,
+  startMetricsServer,
+  type GatehouseMetrics,
+  type MetricsServer,
+} from '@gatehouse/metrics'
 import type { GatehouseConfig } from './config/types'
-import { providerProxy, type UpstreamCredential } from './proxy'
+import { providerProxy } from './proxy'
 import { requestId } from './request-id'
 import { pathGuard } from './path-guard'
 import { managementRouter, type ManagementContext } from './management'
+import { mountCredentialRoutes, mountDenylistRoutes } from './management-routes'
+import { createRedisClient } from './redis'
 import { secureContextOptions, watchCertificates, type TlsSettings } from './tls'
 
 /** State an operator can change at run time (management API). */
@@ -37,7 +66,7 @@ export interface GatewayRuntime {
 
 export interface GatewayOptions {
   logger: Logger
-  /** Event sinks (audit log, metrics); each gets every event. */
+  /** Event sinks besides the audit log, metrics and alerts; each gets every event. */
   eventSinks?: SecurityEventHandler[]
   /** Directory that relative paths in the config are resolved against. @default process.cwd() */
   cwd?: string
@@ -52,32 +81,35 @@ export interface Gateway {
   config: GatehouseConfig
   masker: Masker
   keyStore: FileKeyStore
+  vault: CredentialVault
+  ipFilter: IpFilterMiddleware
+  audit: AuditLogger | undefined
+  metrics: GatehouseMetrics | undefined
   /** Emit an event to every sink. */
   emit: SecurityEventHandler
+  /** The metrics listener's URL once listening (undefined when metrics are off). */
+  metricsUrl(): string | undefined
   listen(): Promise<{ url: string; port: number }>
   /** Stop accepting, let in-flight requests finish within `graceMs`, then end the rest. */
   close(graceMs?: number): Promise<void>
 }
 
-/** An upstream credential from a static provider key (`providers.<name>.api_key`). */
-export function staticCredential(provider: ProviderName, key: string): UpstreamCredential {
-  switch (provider) {
-    case 'claude':
-      return key.startsWith('sk-ant-oat')
-        ? { headers: { authorization: `Bearer ${key}`, 'anthropic-beta': 'oauth-2025-04-20' } }
-        : { headers: { 'x-api-key': key } }
-    case 'openai':
-      return { headers: { authorization: `Bearer ${key}` } }
-    case 'gemini':
-      return { headers: { 'x-goog-api-key': key } }
-  }
-}
-
 /** Every secret the config holds, so the masker can find them in any text. */
-function configSecrets(c: GatehouseConfig): string[] {
-  const out = [c.auth.key_salt, c.auth.encryption.key, ...(c.auth.encryption.previous_keys ?? []), c.management.secret_key, c.notify.webhook_url, c.logging.audit.key, ...c.auth.honeytokens]
+export function configSecrets(c: GatehouseConfig): string[] {
+  const out = [c.auth.key_salt, c.auth.encryption.key, ...(c.auth.encryption.previous_keys ?? []), c.management.secret_key, c.notify.webhook_url, c.logging.audit.key, ...c.auth.honeytokens, c.store.url, c.storage.url]
   for (const p of Object.values(c.providers)) out.push(p?.api_key)
   return out.filter((s): s is string => typeof s === 'string' && s.length >= 8)
+}
+
+/** Secrets the gateway keeps in files of the auth directory when the config does not give them. */
+export function resolveGeneratedSecrets(config: GatehouseConfig, authDir: string): { salt: string; encryptionKey: string | undefined; auditKey: string } {
+  return {
+    salt: config.auth.key_salt ?? loadOrCreateSalt(authDir),
+    encryptionKey: config.auth.encryption.enabled
+      ? (config.auth.encryption.key ?? loadOrCreateSecretFile(join(authDir, '.encryption-key')))
+      : undefined,
+    auditKey: config.logging.audit.key ?? loadOrCreateSecretFile(join(authDir, '.audit-key')),
+  }
 }
 
 /**
@@ -87,25 +119,104 @@ function configSecrets(c: GatehouseConfig): string[] {
 export function createGateway(config: GatehouseConfig, options: GatewayOptions): Gateway {
   const cwd = options.cwd ?? process.cwd()
   const logger = options.logger
-  const masker = createMasker({ knownSecrets: configSecrets(config) })
-  const sinks = options.eventSinks ?? []
-  const emit: SecurityEventHandler = (event: SecurityEvent) => {
-    for (const sink of sinks) {
-      try {
-        sink(event)
-      } catch (err) {
-        logger.error('event sink failed', { error: String(err) })
-      }
-    }
-  }
+  const knownSecrets = configSecrets(config)
+  const masker = createMasker({ knownSecrets })
   const runtime: GatewayRuntime = {
     maintenance: { enabled: config.server.maintenance_mode, message: config.server.message },
     disabledProviders: new Map(),
     shuttingDown: false,
   }
   const authDir = resolvePath(cwd, config.auth.dir)
-  const salt = config.auth.key_salt ?? loadOrCreateSalt(authDir)
-  const keyStore = new FileKeyStore({ file: join(authDir, 'client-keys.json'), salt, logger })
+  const secrets = resolveGeneratedSecrets(config, authDir)
+  const keyStore = new FileKeyStore({ file: join(authDir, 'client-keys.json'), salt: secrets.salt, logger })
+  const providerNames = Object.entries(config.providers)
+    .filter(([name, pc]) => pc?.enabled && isProviderName(name))
+    .map(([name]) => name as ProviderName)
+
+  // Event sinks: the audit log, metrics and alerts, then the caller's.
+  const sinks: SecurityEventHandler[] = []
+  const emit: SecurityEventHandler = (event: SecurityEvent) => {
+    for (const sink of sinks) {
+      try {
+        sink(event)
+      } catch (err) {
+        logger.error('event sink failed', { error: masker.text(String(err)) })
+      }
+    }
+  }
+  const audit = config.logging.audit.enabled
+    ? createAuditLogger({
+        file: resolvePath(cwd, config.logging.audit.file),
+        key: secrets.auditKey,
+        events: config.logging.audit.events,
+        knownSecrets,
+        logger,
+      })
+    : undefined
+  if (audit) sinks.push(audit.log)
+  const metrics = config.metrics.enabled ? createMetrics({ prefix: config.metrics.prefix, knownSecrets }) : undefined
+  if (metrics) sinks.push(metrics.recordEvent)
+
+  // Distributed mode: one Redis connection for every store.
+  const redis = config.store.type === 'redis' && config.store.url ? createRedisClient(config.store.url, logger) : undefined
+  const prefix = config.store.key_prefix
+  const onStoreError = config.store.on_error
+
+  const ipf = ipFilter({
+    allowlist: {
+      enabled: config.server.security.ip_allowlist.enabled,
+      allowedIps: config.server.security.ip_allowlist.allowed_ips,
+      denyAll: config.server.security.ip_allowlist.deny_all,
+    },
+    denylist: Array.isArray(config.server.security.ip_denylist)
+      ? config.server.security.ip_denylist
+      : { enabled: config.server.security.ip_denylist.enabled, deniedIps: config.server.security.ip_denylist.denied_ips },
+    ...(redis ? { store: new RedisDenylistStore({ client: redis, prefix: `${prefix}denylist:`, logger }) } : {}),
+    onStoreError,
+    onEvent: emit,
+    logger,
+  })
+
+  // notify_admin needs somewhere to post; without notify.webhook_url such rules are left out, and said so.
+  const alertRules = config.alerts.filter((r) => r.action !== 'notify_admin' || config.notify.webhook_url)
+  for (const r of config.alerts) {
+    if (!alertRules.includes(r)) logger.warn(`alert "${r.name}" is inactive: notify_admin needs notify.webhook_url (or SLACK_WEBHOOK_URL)`)
+  }
+  const alerts = alertRules.length
+    ? createAlertEngine({
+        rules: alertRules.map((r) => ({ ...r })),
+        notify: config.notify.webhook_url ? { webhookUrl: config.notify.webhook_url } : {},
+        onBlockIp: async (b) => {
+          await ipf.add(b.ip, { reason: `alert: ${b.reason}`, ttlSeconds: b.ttlSeconds })
+          emitSecurityEvent(emit, { event_type: 'config_change', ip: b.ip, result: 'ip_blocked', details: { rule: b.rule, ttl_seconds: b.ttlSeconds } })
+        },
+        ...(redis ? { store: new RedisAlertStore({ client: redis, prefix: `${prefix}alerts:` }) } : {}),
+        logger,
+      })
+    : undefined
+  if (alerts) sinks.push(alerts.recordEvent)
+  sinks.push(...(options.eventSinks ?? []))
+
+  const vault = createCredentialVault({
+    dir: authDir,
+    encryption: {
+      enabled: config.auth.encryption.enabled,
+      ...(secrets.encryptionKey ? { key: secrets.encryptionKey } : {}),
+      ...(config.auth.encryption.previous_keys?.length ? { previousKeys: config.auth.encryption.previous_keys } : {}),
+    },
+    staticCredentials: Object.fromEntries(providerNames.map((p) => [p, config.providers[p]?.api_key])),
+    onEvent: emit,
+    logger,
+  })
+  const fingerprint = config.device_fingerprint.enabled
+    ? deviceFingerprint({ dir: authDir, header: config.device_fingerprint.header, onEvent: emit, logger })
+    : undefined
+
+  const rlStore = redis
+    ? rateLimitRedisStore({ client: redis, prefix: `${prefix}rl:`, logger })
+    : rateLimitMemoryStore({ quotaFile: join(authDir, 'quota.json'), logger })
+  const limiters: Array<RequestHandler & { shutdown?: () => Promise<void> | void }> = []
+  const common = { store: rlStore, onStoreError, onEvent: emit, logger }
 
   const timeouts = {
     connect: parseDuration(config.server.timeouts.connect),
@@ -114,9 +225,20 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   }
   const proxies = new Map<ProviderName, RequestHandler>()
   const agents: http.Agent[] = []
-  for (const [name, pc] of Object.entries(config.providers)) {
-    if (!pc || !pc.enabled || !isProviderName(name)) continue
-    const { handler, agent } = providerProxy({ target: { provider: name, baseUrl: pc.base_url }, timeouts, masker, logger })
+  for (const name of providerNames) {
+    const { handler, agent } = providerProxy({
+      target: { provider: name, baseUrl: config.providers[name]!.base_url },
+      timeouts,
+      masker,
+      logger,
+      onProxyReq: [
+        (proxyReq, _req, res) => void applyUpstreamCredential(proxyReq, res),
+        ...(fingerprint ? [(proxyReq: http.ClientRequest) => proxyReq.setHeader(fingerprint.header, fingerprint.fingerprint)] : []),
+        (proxyReq, req, res) => forwardBody(proxyReq, req, res),
+      ],
+      onUpstreamStatus: (res, status) => void reportUpstreamStatus(res, status),
+      stripResponseHeaders: [...SECURITY_HEADER_NAMES, ...(fingerprint ? [fingerprint.header] : [])],
+    })
     proxies.set(name, handler)
     agents.push(agent)
   }
@@ -134,20 +256,42 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     if (runtime.shuttingDown) res.setHeader('Connection', 'close')
     next()
   })
-  // 2. security headers (baseline until @gatehouse/hsts is wired)
-  app.use(function baselineHeadersMiddleware(_req, res, next) {
-    res.setHeader('X-Content-Type-Options', 'nosniff')
-    next()
-  })
+  // The access log sees every request, refusals included, when its response ends.
+  app.use(accessLog({ onEvent: emit, knownSecrets, logger, skip: (req) => req.path === '/healthz' || req.path === '/readyz' }))
+  // 2. security headers
+  if (config.server.security.headers.enabled) {
+    const h = config.server.security.headers
+    app.use(
+      hsts({
+        ...(h.strict_transport_security !== undefined ? { strictTransportSecurity: h.strict_transport_security } : {}),
+        ...(h.content_type_options !== undefined ? { contentTypeOptions: h.content_type_options as 'nosniff' } : {}),
+        ...(h.frame_options !== undefined ? { frameOptions: h.frame_options as 'DENY' } : {}),
+        ...(h.xss_protection !== undefined ? { xssProtection: h.xss_protection as '0' } : {}),
+        ...(h.content_security_policy !== undefined ? { contentSecurityPolicy: h.content_security_policy } : {}),
+        logger,
+      }),
+    )
+  } else {
+    app.use(function noStoreMiddleware(_req, res, next) {
+      res.setHeader('Cache-Control', 'no-store')
+      next()
+    })
+  }
   // Health: no auth, no data.
   app.get('/healthz', (_req, res) => {
-    res.setHeader('Cache-Control', 'no-store')
     res.json({ status: 'ok' })
   })
   app.get('/readyz', (_req, res) => {
-    res.setHeader('Cache-Control', 'no-store')
-    const ready = keyStore.lastError === undefined && !runtime.shuttingDown
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready' })
+    void Promise.resolve(rlStore.ping()).then((storeOk) => {
+      const ready =
+        !runtime.shuttingDown &&
+        keyStore.lastError === undefined &&
+        vault.status().readable &&
+        (audit?.healthy ?? true) &&
+        ipf.isStoreHealthy() &&
+        storeOk
+      res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready' })
+    })
   })
   // Management API: its own key, loopback only by default; off without a secret key.
   if (config.management.enabled && config.management.secret_key) {
@@ -160,7 +304,12 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
         keyStore,
         emit,
         logger,
-        ...(options.managementExtensions ? { extend: options.managementExtensions } : {}),
+        canAudit: () => audit?.healthy ?? true,
+        extend: (router, ctx) => {
+          mountDenylistRoutes(router, ctx, ipf)
+          mountCredentialRoutes(router, ctx, vault)
+          options.managementExtensions?.(router, ctx)
+        },
       }),
     )
   }
@@ -169,6 +318,17 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     if (!runtime.maintenance.enabled) return next()
     sendProviderError(res, detectProvider(req), 503, { message: runtime.maintenance.message }, { 'Retry-After': 300 })
   })
+  // 4. ip filter
+  app.use(ipf)
+  // 5. global and per-IP rate limits
+  if (config.server.rate_limit.enabled) {
+    limiters.push(rateLimit({ ...common, name: 'global', scope: 'global', requestsPerSecond: config.server.rate_limit.requests_per_second, burst: config.server.rate_limit.burst }))
+  }
+  const perIp = config.server.security.rate_limiting
+  if (perIp.enabled) {
+    limiters.push(rateLimit({ ...common, name: perIp.per_ip ? 'ip' : 'global-security', scope: perIp.per_ip ? 'ip' : 'global', requestsPerSecond: perIp.requests_per_second, burst: perIp.burst }))
+  }
+  for (const l of limiters) app.use(l)
   // 6. client auth
   if (config.auth.client_auth.enabled) {
     app.use(
@@ -177,16 +337,19 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
         honeytokens: config.auth.honeytokens,
         onEvent: emit,
         logger,
+        // A decoy key's caller is denied for a day by default.
+        onHoneytoken: ({ ip }) => void ipf.add(ip, { reason: 'honeytoken presented', ttlSeconds: 86_400 }).catch(() => undefined),
       }),
     )
   }
-  // Routing, kill switch, credential
+  // Routing and the per-provider kill switch
   app.use(function routeMiddleware(req, res, next) {
     const route = resolveProviderRoute(req.path)
-    if (!route) return next()
-    const pc = config.providers[route.provider]
-    const proxy = proxies.get(route.provider)
-    if (!pc || !proxy) {
+    if (!route) {
+      sendProviderError(res, detectProvider(req), 404, { message: 'Unknown route' })
+      return
+    }
+    if (!proxies.has(route.provider)) {
       sendProviderError(res, route.provider, 404, { message: `Provider ${route.provider} is not configured on this gateway` })
       return
     }
@@ -195,31 +358,36 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       sendProviderError(res, route.provider, 503, { message: off }, { 'Retry-After': 60 })
       return
     }
-    const locals = gatehouseLocals(res)
-    locals.provider = route.provider
-    if (!locals.upstreamCredential) {
-      if (!pc.api_key) {
-        emitSecurityEvent(emit, {
-          event_type: 'security_violation',
-          provider: route.provider,
-          ip: normalizeIp(req.ip),
-          ...(locals.requestId ? { request_id: locals.requestId } : {}),
-          ...(locals.clientKeyId ? { user_id: locals.clientKeyId } : {}),
-          result: 'no_upstream_credential',
-        })
-        sendProviderError(res, route.provider, 503, {
-          message: `No upstream credential is configured for provider ${route.provider}`,
-        })
-        return
-      }
-      locals.upstreamCredential = staticCredential(route.provider, pc.api_key)
-    }
+    gatehouseLocals(res).provider = route.provider
+    next()
+  })
+  // 7. per-provider request and token limits, monthly quotas
+  const rpm = Object.fromEntries(providerNames.flatMap((p) => (config.providers[p]?.rate_limit?.requests_per_minute ? [[p, { requestsPerMinute: config.providers[p]!.rate_limit!.requests_per_minute! }]] : [])))
+  const tpm = Object.fromEntries(providerNames.flatMap((p) => (config.providers[p]?.rate_limit?.tokens_per_minute ? [[p, { tokensPerMinute: config.providers[p]!.rate_limit!.tokens_per_minute! }]] : [])))
+  const quotas = Object.fromEntries(providerNames.flatMap((p) => (config.providers[p]?.quota ? [[p, { limit: config.providers[p]!.quota!.limit, reset: 'monthly' as const }]] : [])))
+  const defaultMaxTokens = Math.max(...providerNames.map((p) => config.providers[p]?.max_tokens ?? 4096), 1)
+  const providerLimiters: Array<RequestHandler & { shutdown?: () => Promise<void> | void }> = []
+  if (Object.keys(rpm).length) providerLimiters.push(rateLimit({ ...common, name: 'provider-rpm', scope: 'provider', providers: rpm }))
+  if (Object.keys(tpm).length) providerLimiters.push(tokenLimit({ ...common, name: 'provider-tpm', scope: 'provider', providers: tpm, defaultMaxTokens }))
+  if (Object.keys(quotas).length) providerLimiters.push(quota({ ...common, name: 'provider-quota', scope: 'provider', providers: quotas, defaultMaxTokens }))
+  for (const l of providerLimiters) app.use(l)
+  limiters.push(...providerLimiters)
+  // 8. request guard
+  app.use(
+    requestGuard({
+      bodyLimit: config.server.body_limit,
+      providers: Object.fromEntries(providerNames.map((p) => [p, { maxTokens: config.providers[p]?.max_tokens ?? 4096 }])),
+      onEvent: emit,
+      logger,
+    }),
+  )
+  // 9. upstream credential (vault pool, then the configured key) and the proxy
+  app.use(credentialInjection({ vault, setRequestHeaders: false, onEvent: emit, logger }))
+  app.use(function proxyMiddleware(req, res, next) {
+    const route = resolveProviderRoute(req.path)!
     const q = req.url.indexOf('?')
     req.url = route.upstreamPath + (q === -1 ? '' : req.url.slice(q))
-    proxy(req, res, next)
-  })
-  app.use(function notFoundMiddleware(req, res) {
-    sendProviderError(res, detectProvider(req), 404, { message: 'Unknown route' })
+    proxies.get(route.provider)!(req, res, next)
   })
   const onError: ErrorRequestHandler = (err: unknown, req, res, _next) => {
     const status = typeof (err as { statusCode?: unknown })?.statusCode === 'number' ? (err as { statusCode: number }).statusCode : 500
@@ -248,6 +416,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     inflight.add(res)
     res.on('close', () => inflight.delete(res))
   })
+  let metricsServer: MetricsServer | undefined
 
   const gateway: Gateway = {
     app,
@@ -256,9 +425,17 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     config,
     masker,
     keyStore,
+    vault,
+    ipFilter: ipf,
+    audit,
+    metrics,
     emit,
-    listen: () =>
-      new Promise((resolve, reject) => {
+    metricsUrl: () => metricsServer?.url,
+    listen: async () => {
+      if (metrics && !metricsServer) {
+        metricsServer = await startMetricsServer({ metrics, host: config.metrics.host, port: config.metrics.port, path: config.metrics.path, logger })
+      }
+      return new Promise((resolve, reject) => {
         server.once('error', reject)
         server.listen(config.server.port, config.server.host, () => {
           server.off('error', reject)
@@ -266,7 +443,8 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
           const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host
           resolve({ url: `${tlsSettings ? 'https' : 'http'}://${host}:${port}`, port })
         })
-      }),
+      })
+    },
     close: async (graceMs = parseDuration(config.server.timeouts.shutdown_grace)) => {
       runtime.shuttingDown = true
       certWatch?.close()
@@ -277,6 +455,21 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       server.closeAllConnections()
       await closed
       for (const a of agents) a.destroy()
+      const settle = async (what: string, fn: () => unknown): Promise<void> => {
+        try {
+          await fn()
+        } catch (err) {
+          logger.error(`shutdown: ${what} failed`, { error: masker.text(String(err)) })
+        }
+      }
+      await settle('alerts', () => alerts?.shutdown())
+      await settle('metrics listener', () => metricsServer?.close())
+      await settle('ip filter', () => ipf.shutdown())
+      for (const l of limiters) await settle('rate limiter', () => l.shutdown?.())
+      await settle('rate-limit store', () => rlStore.shutdown())
+      await settle('vault', () => vault.shutdown())
+      await settle('audit log', () => audit?.close())
+      if (redis) await settle('redis', () => redis.quit())
     },
   }
   return gateway

@@ -36,6 +36,8 @@ export interface ManagementContext {
   changed(req: Request, res: Response, action: string, details?: Record<string, unknown>): void
   /** Answer an error in the management API's shape. */
   fail(res: Response, status: number, message: string): void
+  /** Who made the change, for events raised by the component that carries it out. */
+  who(req: Request, res: Response): { ip: string; user_id: string; request_id?: string }
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest()
@@ -69,6 +71,11 @@ export function managementRouter(options: ManagementOptions): Router {
     changed: (req, res, action, details = {}) =>
       event(req, res, { event_type: 'config_change', user_id: 'management', result: action, details }),
     fail,
+    who: (req, res) => ({
+      ip: normalizeIp(req.ip),
+      user_id: 'management',
+      ...(gatehouseLocals(res).requestId ? { request_id: gatehouseLocals(res).requestId! } : {}),
+    }),
   }
 
   const router = express.Router({ caseSensitive: true, strict: true })

@@ -45,14 +45,6 @@ const STRIP_TO_CLIENT = new Set([
   'x-device-fingerprint',
 ])
 
-/** What the proxy layer needs from the upstream credential source. */
-export interface UpstreamCredential {
-  /** Header name → value, set on the outgoing request (e.g. `x-api-key`). */
-  headers: Record<string, string>
-  /** Called with the upstream status, so a rejected credential can be marked unhealthy. */
-  report?: (status: number) => void
-}
-
 export interface ProxyTarget {
   provider: ProviderName
   baseUrl: string
@@ -65,8 +57,15 @@ export interface ProviderProxyOptions {
   logger: Logger
   /** Headers to add on every upstream request (device fingerprint). */
   extraHeaders?: () => Record<string, string>
-  /** Called before headers go out, e.g. to write a validated body (request-guard). */
-  onProxyReq?: (proxyReq: http.ClientRequest, req: Request, res: Response) => void
+  /**
+   * Called in order before headers go out: inject the upstream credential, then write the
+   * validated body (request-guard's forwardBody) last.
+   */
+  onProxyReq?: ReadonlyArray<(proxyReq: http.ClientRequest, req: Request, res: Response) => void>
+  /** Called with the upstream status, so a rejected credential can be marked unhealthy. */
+  onUpstreamStatus?: (res: Response, status: number) => void
+  /** Upstream response headers never copied to the client, on top of the hop-by-hop set. */
+  stripResponseHeaders?: readonly string[]
 }
 
 /** Per-request proxy state. */
@@ -99,6 +98,7 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
   const flights = new WeakMap<http.IncomingMessage, Flight>()
   const { connect, firstByte, idle } = options.timeouts
   const provider = options.target.provider
+  const stripExtra = new Set((options.stripResponseHeaders ?? []).map((h) => h.toLowerCase()))
 
   const clear = (f: Flight): void => {
     if (f.firstByteTimer) clearTimeout(f.firstByteTimer)
@@ -151,8 +151,6 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
         f.proxyReq = proxyReq
         for (const h of STRIP_TO_UPSTREAM) proxyReq.removeHeader(h)
         for (const name of proxyReq.getHeaderNames()) if (name.startsWith('x-forwarded-')) proxyReq.removeHeader(name)
-        const cred = gatehouseLocals(res).upstreamCredential
-        if (cred) for (const [k, v] of Object.entries(cred.headers)) proxyReq.setHeader(k, v)
         if (options.extraHeaders) for (const [k, v] of Object.entries(options.extraHeaders())) proxyReq.setHeader(k, v)
         const socket = proxyReq.socket
         if (socket && socket.connecting) {
@@ -162,7 +160,7 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
           )
           socket.once('connect', () => f.connectTimer && clearTimeout(f.connectTimer))
         }
-        options.onProxyReq?.(proxyReq, req, res)
+        for (const hook of options.onProxyReq ?? []) hook(proxyReq, req, res)
       },
       proxyRes(proxyRes, req, res) {
         const f = flights.get(req)
@@ -173,9 +171,9 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
         f.proxyRes = proxyRes
         if (f.firstByteTimer) clearTimeout(f.firstByteTimer)
         const status = proxyRes.statusCode ?? 502
-        gatehouseLocals(res).upstreamCredential?.report?.(status)
+        options.onUpstreamStatus?.(res, status)
         for (const [name, value] of Object.entries(proxyRes.headers)) {
-          if (value === undefined || STRIP_TO_CLIENT.has(name)) continue
+          if (value === undefined || STRIP_TO_CLIENT.has(name) || stripExtra.has(name)) continue
           // The gateway's own X-Request-Id stays; the upstream's is passed under another name.
           const as = name === 'x-request-id' ? 'x-upstream-request-id' : name
           res.setHeader(as, status >= 400 ? maskHeader(value, options.masker) : value)
@@ -254,11 +252,4 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
 function maskHeader(value: string | string[] | number, masker: Masker): string | string[] | number {
   if (typeof value === 'number') return value
   return Array.isArray(value) ? value.map((v) => masker.text(v)) : masker.text(value)
-}
-
-declare module '@gatehouse/core' {
-  interface GatehouseLocals {
-    /** The upstream credential chosen for this request (set by the credential layer). */
-    upstreamCredential?: UpstreamCredential
-  }
 }

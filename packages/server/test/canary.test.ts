@@ -46,31 +46,41 @@ providers:
     seen.push(JSON.stringify([...res.headers.entries()]), await res.text())
     return res.status
   }
-  const post = (headers: Record<string, string>, body = '{"model":"m","max_tokens":5,"messages":[]}'): RequestInit => ({
+  const bodies: Record<string, string> = {
+    claude: '{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}',
+    openai: '{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}',
+    gemini: '{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}',
+  }
+  const post = (headers: Record<string, string>, provider = 'claude'): RequestInit => ({
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
-    body,
+    body: bodies[provider] ?? '{}',
   })
   try {
     const statuses: number[] = []
     statuses.push(await call('/v1/messages', post({})))
     statuses.push(await call('/v1/messages', post({ 'x-api-key': canaries.claude })))
-    statuses.push(await call('/v1/chat/completions', post({ authorization: `Bearer ${canaries.openai}` })))
-    statuses.push(await call('/v1/messages', post({ 'x-api-key': 'gate_live_EXAMPLE0do0not0use0this0key0it0never0works0' })))
-    statuses.push(await call(`/v1beta/models/x:generateContent?key=${clientKey}`, post({})))
-    statuses.push(await call(`/v1beta/models/x:generateContent?key=${canaries.gemini}`, post({})))
-    upstream.behave({ failStatus: 401, failMessage: 'invalid x-api-key {key}' })
-    statuses.push(await call('/v1/messages', post({ 'x-api-key': clientKey })))
+    statuses.push(await call('/v1/chat/completions', post({ authorization: `Bearer ${canaries.openai}` }, 'openai')))
+    statuses.push(await call(`/v1beta/models/x:generateContent?key=${clientKey}`, post({}, 'gemini')))
+    statuses.push(await call(`/v1beta/models/x:generateContent?key=${canaries.gemini}`, post({}, 'gemini')))
+    statuses.push(await call('/v1/messages', { ...post({ 'x-api-key': clientKey }), body: '{"model":"m","max_tokens":999999,"messages":[]}' }))
+    upstream.behave({ failStatus: 401, failMessage: 'invalid key {key}' })
+    statuses.push(await call('/v1/chat/completions', post({ authorization: `Bearer ${clientKey}` }, 'openai')))
+    statuses.push(await call('/v1/chat/completions', post({ authorization: `Bearer ${clientKey}` }, 'openai'))) // credential now cooling down
     upstream.behave({ failStatus: 500, failMessage: 'internal error for {key}' })
-    statuses.push(await call('/v1/chat/completions', post({ authorization: `Bearer ${clientKey}` })))
+    statuses.push(await call('/v1/messages', post({ 'x-api-key': clientKey })))
     upstream.behave({ stall: true })
-    statuses.push(await call('/v1/chat/completions', post({ 'x-api-key': clientKey })))
+    statuses.push(await call('/v1/messages', post({ 'x-api-key': clientKey })))
     upstream.behave({ hangUp: true })
     statuses.push(await call('/v1/messages', post({ 'x-api-key': clientKey })))
-    statuses.push(await call('/v1beta/models/x:generateContent', post({ 'x-goog-api-key': clientKey })))
+    statuses.push(await call('/v1beta/models/x:generateContent', post({ 'x-goog-api-key': clientKey }, 'gemini')))
     upstream.reset()
     statuses.push(await call('/v1/messages', post({ 'x-api-key': clientKey })))
-    expect(statuses).toEqual([401, 401, 401, 401, 400, 400, 401, 500, 504, 502, 502, 200])
+    // Last: a honeytoken, after which the caller is denied.
+    statuses.push(await call('/v1/messages', post({ 'x-api-key': 'gate_live_EXAMPLE0do0not0use0this0key0it0never0works0' })))
+    await new Promise((r) => setTimeout(r, 100))
+    statuses.push(await call('/v1/messages', post({ 'x-api-key': clientKey })))
+    expect(statuses).toEqual([401, 401, 401, 400, 400, 400, 401, 503, 500, 504, 502, 502, 200, 401, 403])
   } finally {
     gw.child.kill('SIGTERM')
     await gw.exited

@@ -12,7 +12,7 @@ describe('management API', () => {
       c.management = { enabled: true, secret_key: mgmtKey, allow_remote: false }
     })
   })
-  const changes = (): SecurityEvent[] => h.events.filter((e) => e.event_type === 'config_change')
+  const changes = (): SecurityEvent[] => h.events.filter((e) => e.event_type === 'config_change' && e.user_id === 'management')
   afterAll(() => h.close())
 
   const api = (path: string, init: RequestInit = {}, key: string | null = mgmtKey): Promise<Response> =>

@@ -39,13 +39,13 @@ describe('gateway proxy', () => {
   })
 
   it.each([
-    ['openai', '/v1/chat/completions', 'authorization', (k: string) => `Bearer ${k}`],
-    ['gemini', '/v1beta/models/gemini-2.5-flash:generateContent', 'x-goog-api-key', (k: string) => k],
-  ] as const)('injects the %s credential in its own header', async (provider, path, header, value) => {
+    ['openai', '/v1/chat/completions', 'authorization', (k: string) => `Bearer ${k}`, openaiBody()],
+    ['gemini', '/v1beta/models/gemini-2.5-flash:generateContent', 'x-goog-api-key', (k: string) => k, { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }],
+  ] as const)('injects the %s credential in its own header', async (provider, path, header, value, body) => {
     const res = await fetch(`${h.url}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${h.key}` },
-      body: JSON.stringify(openaiBody()),
+      body: JSON.stringify(body),
     })
     expect(res.status).toBe(200)
     expect(h.upstream.last!.headers[header]).toBe(value(h.providerKeys[provider]))
@@ -149,7 +149,6 @@ describe('gateway refusals', () => {
   it.each([
     ['no key', {}],
     ['a wrong key', { 'x-api-key': 'gate_live_' + 'A'.repeat(43) }],
-    ['a honeytoken', { authorization: 'Bearer gate_live_EXAMPLE0do0not0use0this0key0it0never0works0' }],
     ['a provider key instead of a client key', { 'x-api-key': 'sk-ant-api03-' + 'b'.repeat(60) }],
   ])('refuses %s with 401 and never calls the upstream', async (_name, headers) => {
     const res = await fetch(`${h.url}/v1/messages`, {
@@ -163,6 +162,27 @@ describe('gateway refusals', () => {
     expect(h.upstream.requests).toHaveLength(0)
   })
 
+  it('refuses a honeytoken with 401 and denies its caller from then on', async () => {
+    const res = await fetch(`${h.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer gate_live_EXAMPLE0do0not0use0this0key0it0never0works0' },
+      body: JSON.stringify(anthropicBody()),
+    })
+    expect(res.status).toBe(401)
+    expect(h.events.some((e) => e.event_type === 'security_violation' && e.result === 'honeytoken')).toBe(true)
+    let entries = await h.gateway.ipFilter.list()
+    for (let i = 0; i < 50 && entries.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 10))
+      entries = await h.gateway.ipFilter.list()
+    }
+    expect(entries).toEqual([expect.objectContaining({ ip: '127.0.0.1', reason: 'honeytoken presented' })])
+    const next = await fetch(`${h.url}/v1/models`, { headers: { 'x-api-key': h.key } })
+    expect(next.status).toBe(403)
+    expect(h.upstream.requests).toHaveLength(0)
+    await h.gateway.ipFilter.remove('127.0.0.1')
+    expect((await fetch(`${h.url}/v1/models`, { headers: { 'x-api-key': h.key } })).status).toBe(200)
+  })
+
   it('refuses a key in the query string with 400', async () => {
     const res = await fetch(`${h.url}/v1beta/models/gemini-2.5-flash:generateContent?key=${h.key}`, {
       method: 'POST',
@@ -174,23 +194,6 @@ describe('gateway refusals', () => {
     expect(h.upstream.requests).toHaveLength(0)
   })
 
-  it('answers 503 naming the provider when no upstream credential is configured', async () => {
-    const provider = h.gateway.config.providers.gemini!
-    const saved = provider.api_key
-    delete provider.api_key
-    try {
-      const res = await fetch(`${h.url}/v1beta/models/x:generateContent`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-goog-api-key': h.key },
-        body: '{}',
-      })
-      expect(res.status).toBe(503)
-      expect(((await res.json()) as { error: { message: string } }).error.message).toContain('gemini')
-    } finally {
-      if (saved !== undefined) provider.api_key = saved
-    }
-  })
-
   it('answers 503 with the message and Retry-After in maintenance', async () => {
     h.gateway.runtime.maintenance = { enabled: true, message: 'Back at noon' }
     try {
@@ -200,6 +203,29 @@ describe('gateway refusals', () => {
       expect(await res.json()).toEqual({ type: 'error', error: { type: 'overloaded_error', message: 'Back at noon' } })
     } finally {
       h.gateway.runtime.maintenance.enabled = false
+    }
+  })
+})
+
+describe('no upstream credential', () => {
+  it('answers 503 naming the provider', async () => {
+    const h = await startHarness((c) => {
+      delete c.providers.gemini!.api_key
+    })
+    try {
+      const res = await fetch(`${h.url}/v1beta/models/x:generateContent`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-goog-api-key': h.key },
+        body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }),
+      })
+      expect(res.status).toBe(503)
+      expect(((await res.json()) as { error: { message: string; status: string } }).error).toMatchObject({
+        message: expect.stringContaining('gemini'),
+        status: 'UNAVAILABLE',
+      })
+      expect(h.upstream.requests).toHaveLength(0)
+    } finally {
+      await h.close()
     }
   })
 })
