@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, lstatSync, type Stats } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync, type Stats } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 
@@ -46,4 +46,19 @@ export function insecureFileReason(path: string, stats: Stats = lstatSync(path))
   if ((stats.mode & 0o077) !== 0) return `has mode ${(stats.mode & 0o777).toString(8).padStart(4, '0')}; must be 0600`
   if (typeof process.getuid === 'function' && stats.uid !== process.getuid()) return 'is owned by another user'
   return undefined
+}
+
+/**
+ * A secret kept in a file of its own: read it, or create it (random bytes, hex, mode 0600, its
+ * directory 0700) on first use. An insecure file is refused with the reason. Returns the hex text.
+ */
+export function loadOrCreateSecretFile(file: string, bytes = 32): string {
+  const dir = dirname(file)
+  if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
+  if (!existsSync(file)) writeFileAtomicSync(file, `${randomBytes(bytes).toString('hex')}\n`, 0o600)
+  const reason = insecureFileReason(file)
+  if (reason) throw new Error(`${file} ${reason}`)
+  const value = readFileSync(file, 'utf8').trim()
+  if (!new RegExp(`^[0-9a-f]{${bytes * 2}}$`).test(value)) throw new Error(`${file} is not ${bytes * 2} hex characters`)
+  return value
 }
