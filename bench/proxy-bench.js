@@ -49,23 +49,22 @@ const median = (xs) => {
   return s[Math.floor(s.length / 2)]
 }
 
-async function sseArrivalCheck(url, key) {
-  // The same stream, 50 ms between upstream chunks: report the gaps the client sees.
-  const { MockUpstream } = require(path.join(__dirname, '..', 'packages/testing/dist'))
-  void MockUpstream
+/** One Anthropic stream through the gateway from a paced upstream: the gaps between content chunks. */
+async function sseArrivalGaps(url, key) {
   const res = await fetch(`${url}/v1/messages`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-api-key': key, 'x-bench-interval': '50' },
+    headers: { 'content-type': 'application/json', 'x-api-key': key },
     body: JSON.stringify({ model: 'm', max_tokens: 16, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
   })
   const reader = res.body.getReader()
-  const times = []
+  const decoder = new TextDecoder()
+  const arrivals = []
   for (;;) {
-    const { done } = await reader.read()
+    const { done, value } = await reader.read()
     if (done) break
-    times.push(Date.now())
+    if (decoder.decode(value).includes('content_block_delta')) arrivals.push(Date.now())
   }
-  return times
+  return arrivals.slice(1).map((t, i) => t - arrivals[i])
 }
 
 async function main() {
@@ -114,10 +113,15 @@ async function main() {
     for (const kind of ['json', 'sse']) {
       lines.push(`${kind}: c/a = ${(med[kind].c / med[kind].a).toFixed(2)}x, c/b = ${(med[kind].c / med[kind].b).toFixed(2)}x`)
     }
+    const pacedUp = await startServer(['upstream-paced'])
+    const paced = await startServer(['gateway', pacedUp.url, workdir + '-paced'])
+    const gaps = await sseArrivalGaps(paced.url, paced.key)
+    lines.push(`sse relay: upstream chunks 100 ms apart arrived ${gaps.join(', ')} ms apart at the client`)
     console.log(lines.join('\n'))
   } finally {
     for (const c of children) c.kill('SIGKILL')
     rmSync(workdir, { recursive: true, force: true })
+    rmSync(workdir + '-paced', { recursive: true, force: true })
   }
 }
 

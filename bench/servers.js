@@ -12,9 +12,11 @@ const ready = (info) => process.stdout.write(`${JSON.stringify(info)}\n`)
 process.on('SIGINT', () => process.exit(0))
 
 async function main() {
-  if (mode === 'upstream') {
+  if (mode === 'upstream' || mode === 'upstream-paced') {
     const { MockUpstream } = require(path.join(root, 'packages/testing/dist'))
-    const up = await MockUpstream.start({ chunks: 8 }, { record: false })
+    // upstream-paced: 6 chunks 100 ms apart, to see whether the gateway relays them as they come.
+    const behaviour = mode === 'upstream' ? { chunks: 8 } : { chunks: 6, chunkIntervalMs: 100 }
+    const up = await MockUpstream.start(behaviour, { record: false })
     ready({ url: up.url })
     return
   }
@@ -48,6 +50,15 @@ async function main() {
     for (const p of ['claude', 'openai', 'gemini']) {
       config.providers[p] = { enabled: true, base_url: upstreamUrl, max_tokens: 4096, api_key: `bench-${p}-key-${process.pid}` }
     }
+    // BENCH_OFF=audit,metrics,… turns layers off, to see what each one costs.
+    const off = new Set((process.env.BENCH_OFF ?? '').split(',').filter(Boolean))
+    if (off.has('audit')) config.logging.audit.enabled = false
+    if (off.has('metrics')) config.metrics.enabled = false
+    if (off.has('alerts')) config.alerts = []
+    if (off.has('ratelimit')) config.server.security.rate_limiting.enabled = false
+    if (off.has('headers')) config.server.security.headers.enabled = false
+    if (off.has('fingerprint')) config.device_fingerprint.enabled = false
+    if (off.has('auth')) config.auth.client_auth.enabled = false
     const noop = () => undefined
     const gateway = createGateway(config, { logger: { error: noop, warn: noop, info: noop, debug: noop }, cwd: workdir })
     const { url } = await gateway.listen()

@@ -84,6 +84,16 @@ export function accessLog(options: AccessLogOptions): RequestHandler {
       }
       if (locals.usage?.inputTokens !== undefined) details.input_tokens = locals.usage.inputTokens
       if (locals.usage?.outputTokens !== undefined) details.output_tokens = locals.usage.outputTokens
+      if (config.details) {
+        try {
+          const extra = config.details(req, res)
+          if (extra) {
+            for (const [k, v] of Object.entries(mask.value(extra))) if (v !== undefined && !(k in details)) details[k] = v
+          }
+        } catch (err) {
+          onError(err)
+        }
+      }
       const event: SecurityEventInput = {
         event_type: 'provider_request',
         ip,

@@ -201,6 +201,11 @@ export interface AccessLogOptions {
   /** Return true to leave a request out of the access log (health checks). @default undefined */
   skip?: (req: Request, res: Response) => boolean
   /**
+   * Extra fields for the event's details, read when the response ends (e.g. the upstream
+   * credential's id). Values are masked like every other field. @default undefined
+   */
+  details?: (req: Request, res: Response) => Record<string, unknown> | undefined
+  /**
    * Literal secrets masked in the logged path, on top of the built-in credential formats.
    * @default []
    */
@@ -212,6 +217,7 @@ export interface AccessLogOptions {
 export interface AccessLogConfig {
   readonly onEvent: SecurityEventHandler
   readonly skip: ((req: Request, res: Response) => boolean) | undefined
+  readonly details: ((req: Request, res: Response) => Record<string, unknown> | undefined) | undefined
   readonly knownSecrets: readonly string[]
   readonly logger: Logger
 }
@@ -222,6 +228,7 @@ export const accessLogOptionsSchema = {
   properties: {
     onEvent: {},
     skip: {},
+    details: {},
     knownSecrets: { type: 'array', items: { type: 'string' } },
     logger: {},
   },
@@ -231,7 +238,7 @@ const resolveAccessRaw = createOptionsResolver<AccessLogOptions>({
   pkg: PKG,
   codePrefix: 'GH_AUDIT',
   schema: accessLogOptionsSchema,
-  handChecked: ['onEvent', 'skip', 'logger'],
+  handChecked: ['onEvent', 'skip', 'details', 'logger'],
   secretKeys: ['knownSecrets'],
 })
 
@@ -239,12 +246,14 @@ export function resolveAccessLogConfig(options: AccessLogOptions): AccessLogConf
   const raw = resolveAccessRaw(options)
   if (typeof raw.onEvent !== 'function') throw invalid('onEvent is required: a function that receives each event')
   if (raw.skip !== undefined && typeof raw.skip !== 'function') throw invalid('skip must be a function')
+  if (raw.details !== undefined && typeof raw.details !== 'function') throw invalid('details must be a function')
   if (raw.logger !== undefined && !isLogger(raw.logger)) {
     throw invalid('logger must have error, warn, info and debug methods')
   }
   return Object.freeze({
     onEvent: raw.onEvent,
     skip: raw.skip,
+    details: raw.details,
     knownSecrets: Object.freeze([...(raw.knownSecrets ?? [])]),
     logger: raw.logger ?? noopLoggerCopy(),
   })

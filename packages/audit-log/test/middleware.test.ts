@@ -17,6 +17,28 @@ const upstreamLayers: RequestHandler = (_req, res, next) => {
 }
 
 describe('accessLog', () => {
+  it('adds the fields a details hook returns, masked, without overriding its own', async () => {
+    const { events, onEvent } = collectEvents()
+    const secret = `sk-ant-api03-${'q'.repeat(50)}`
+    const app = createTestApp(
+      accessLog({ onEvent, details: () => ({ credential_id: 'cred_0123', status: 999, note: `leaked ${secret}`, skipped: undefined }) }),
+      upstreamLayers,
+    )
+    await request(app).get('/v1/models').expect(200)
+    await waitFor(() => events.length === 1)
+    expect(events[0]!.details).toMatchObject({ credential_id: 'cred_0123', status: 200 })
+    expect(events[0]!.details).not.toHaveProperty('skipped')
+    expect(JSON.stringify(events[0])).not.toContain(secret)
+  })
+
+  it('survives a details hook that throws', async () => {
+    const { events, onEvent } = collectEvents()
+    const app = createTestApp(accessLog({ onEvent, details: () => { throw new Error('boom') } }), upstreamLayers)
+    await request(app).get('/v1/models').expect(200)
+    await waitFor(() => events.length === 1)
+    expect(events[0]!.details).toMatchObject({ status: 200 })
+  })
+
   it('emits one provider_request event with the access-log fields when the response finishes', async () => {
     const { events, onEvent } = collectEvents()
     const app = createTestApp(accessLog({ onEvent }), upstreamLayers)

@@ -1,5 +1,6 @@
 import type { Request, RequestHandler, Response } from 'express'
 import {
+  createRepeatFilter,
   DOCUMENTED_CLIENT_KEYS,
   detectProvider,
   emitSecurityEvent,
@@ -58,6 +59,7 @@ function refusedQueryParam(url: string, refused: ReadonlySet<string>): string | 
  */
 export function clientAuth(options: ClientAuthOptions): RequestHandler {
   const config = resolveClientAuthConfig(options)
+  const successDue = createRepeatFilter(config.successEventInterval)
   const honeyHashes = new Set([...DOCUMENTED_CLIENT_KEYS, ...config.honeytokens].map((k) => config.store.hash(k)))
 
   const event = (req: Request, res: Response, input: Omit<SecurityEventInput, 'ip' | 'request_id'>): void => {
@@ -151,7 +153,9 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
     locals.clientKeyId = record.id
     locals.clientAuth = { keyId: record.id, name: record.name }
     if (config.stripCredentials) for (const h of CREDENTIAL_HEADERS) delete req.headers[h]
-    if (config.emitSuccess) event(req, res, { event_type: 'auth_success', user_id: record.id, result: 'ok' })
+    if (config.emitSuccess && successDue(`${record.id}|${req.ip ?? ''}`)) {
+      event(req, res, { event_type: 'auth_success', user_id: record.id, result: 'ok' })
+    }
     next()
   }
 }

@@ -18,8 +18,14 @@ export interface ClientAuthOptions {
   refusedQueryParams?: string[]
   /** Remove the client's credential headers from the request once checked. @default true */
   stripCredentials?: boolean
-  /** Emit an `auth_success` event for every authenticated request. @default true */
+  /** Emit `auth_success` events. @default true */
   emitSuccess?: boolean
+  /**
+   * Emit `auth_success` for a key and address at most once per this many milliseconds (0: on every
+   * request). A gateway's access log already records the key id of every request; this keeps the
+   * audit trail to one success line per key and address per interval. @default 0
+   */
+  successEventInterval?: number
   /** Receives auth_success, auth_failure and security_violation events. */
   onEvent?: SecurityEventHandler
   /** Called when a honeytoken is presented, e.g. to add the caller to a denylist. */
@@ -34,6 +40,7 @@ export interface ClientAuthConfig {
   readonly refusedQueryParams: ReadonlySet<string>
   readonly stripCredentials: boolean
   readonly emitSuccess: boolean
+  readonly successEventInterval: number
   readonly onEvent: SecurityEventHandler | undefined
   readonly onHoneytoken: ((info: { ip: string; req: Request }) => void) | undefined
   readonly logger: Logger | undefined
@@ -47,6 +54,7 @@ export const clientAuthOptionsSchema = {
     refusedQueryParams: { type: 'array', items: { type: 'string', minLength: 1 } },
     stripCredentials: { type: 'boolean' },
     emitSuccess: { type: 'boolean' },
+    successEventInterval: { type: 'integer', minimum: 0 },
   },
 } as const
 
@@ -83,6 +91,7 @@ export function resolveClientAuthConfig(options: ClientAuthOptions): ClientAuthC
     refusedQueryParams: new Set((o.refusedQueryParams ?? DEFAULT_REFUSED).map((p) => p.toLowerCase())),
     stripCredentials: o.stripCredentials ?? true,
     emitSuccess: o.emitSuccess ?? true,
+    successEventInterval: o.successEventInterval ?? 0,
     onEvent: o.onEvent,
     onHoneytoken: o.onHoneytoken,
     logger: o.logger,

@@ -143,3 +143,15 @@ describe('clientAuth', () => {
     expect((await request(app).get('/v1/models')).status).toBe(401)
   })
 })
+
+describe('clientAuth successEventInterval', () => {
+  it('emits auth_success once per key and address per interval, failures every time', async () => {
+    const store = new MemoryKeyStore(salt)
+    const { key } = store.create({ name: 'ci' })
+    const { events, onEvent } = collectEvents()
+    const app = createTestApp(clientAuth({ store, onEvent, successEventInterval: 60_000 }))
+    for (let i = 0; i < 3; i++) expect((await request(app).get('/v1/models').set('x-api-key', key)).status).toBe(200)
+    for (let i = 0; i < 2; i++) expect((await request(app).get('/v1/models')).status).toBe(401)
+    expect(events.map((e) => e.event_type)).toEqual(['auth_success', 'auth_failure', 'auth_failure'])
+  })
+})

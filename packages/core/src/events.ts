@@ -53,3 +53,22 @@ export function emitSecurityEvent(
 
 export const isSecurityEventType = (v: unknown): v is SecurityEventType =>
   typeof v === 'string' && (SECURITY_EVENT_TYPES as readonly string[]).includes(v)
+
+/**
+ * Decides whether a repeated event is worth emitting again: true the first time a key is seen, then
+ * at most once per `intervalMs` for that key. Remembers at most `max` keys (oldest forgotten first),
+ * so a flood of distinct keys cannot grow it. `intervalMs: 0` lets everything through.
+ */
+export function createRepeatFilter(intervalMs: number, max = 10_000): (key: string) => boolean {
+  const seen = new Map<string, number>()
+  return (key: string): boolean => {
+    if (intervalMs <= 0) return true
+    const now = Date.now()
+    const last = seen.get(key)
+    if (last !== undefined && now - last < intervalMs) return false
+    seen.delete(key)
+    if (seen.size >= max) seen.delete(seen.keys().next().value!)
+    seen.set(key, now)
+    return true
+  }
+}

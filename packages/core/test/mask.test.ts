@@ -87,3 +87,24 @@ describe('createMasker', () => {
     expect(JSON.stringify(masker.value({ a: [literal] }))).not.toContain(literal)
   })
 })
+
+describe('every masking rule', () => {
+  const r = (n: number): string => randomBytes(n).toString('hex').slice(0, n)
+  it.each<[string, string, string]>([
+    ['stripe', `sk_live_${r(24)}`, 'sk_live_****'],
+    ['google-oauth', `ya29.${r(40)}`, 'ya29.****'],
+    ['gitlab', `glpat-${r(20)}`, 'glpat-****'],
+    ['slack', `xoxb-${r(30)}`, 'xoxb-****'],
+    ['slack-webhook', `https://hooks.slack.com/services/T${r(8)}/B${r(8)}/${r(24)}`, 'https://hooks.slack.com/services/****'],
+    ['xai', `xai-${r(40)}`, 'xai-****'],
+    ['groq', `gsk_${r(40)}`, 'gsk_****'],
+    ['huggingface', `hf_${r(34)}`, 'hf_****'],
+    ['npm', `npm_${r(36)}`, 'npm_****'],
+    ['sendgrid', `SG.${r(22)}.${r(43)}`, 'SG.****'],
+    ['jwt', `eyJ${r(20)}.eyJ${r(30)}.${r(40)}`, 'eyJ****'],
+    ['url-userinfo', `postgres://gatehouse:${r(20)}@db:5432/x`, 'postgres://gatehouse:****@db:5432/x'],
+    ['basic auth', `Basic ${Buffer.from(`u:${r(12)}`).toString('base64')}`, 'Basic ****'],
+  ])('masks %s (the quick pre-check lets it through)', (_name, secret, expected) => {
+    expect(maskSecrets(`x ${secret} y`)).toBe(`x ${expected} y`)
+  })
+})

@@ -1,6 +1,7 @@
 import type { ClientRequest, ServerResponse } from 'node:http'
 import type { RequestHandler } from 'express'
 import {
+  createRepeatFilter,
   emitSecurityEvent,
   gatehouseLocals,
   isProviderName,
@@ -67,6 +68,7 @@ function mergeBeta(client: string | string[] | undefined, ours: string): string 
 export function credentialInjection(options: CredentialInjectionOptions): RequestHandler {
   const config = resolveCredentialInjectionConfig(options)
   const { vault } = config
+  const grantDue = createRepeatFilter(config.grantEventInterval)
   return function credentialInjectionMiddleware(req, res, next) {
     const locals = gatehouseLocals(res)
     const provider: ProviderName | undefined = isProviderName(locals.provider)
@@ -117,12 +119,14 @@ export function credentialInjection(options: CredentialInjectionOptions): Reques
         }
         if (config.setRequestHeaders) Object.assign(req.headers, headers)
         if (config.autoReport) res.once('finish', () => lease.report(res.statusCode))
-        emitSecurityEvent(config.onEvent, {
-          ...context,
-          event_type: 'credential_access',
-          result: 'granted',
-          details: { credential_id: lease.credentialId, credential_type: lease.type, source: lease.source },
-        })
+        if (grantDue(`${lease.credentialId}|${locals.clientKeyId ?? ''}`)) {
+          emitSecurityEvent(config.onEvent, {
+            ...context,
+            event_type: 'credential_access',
+            result: 'granted',
+            details: { credential_id: lease.credentialId, credential_type: lease.type, source: lease.source },
+          })
+        }
         next()
       },
       (err: unknown) => next(err),

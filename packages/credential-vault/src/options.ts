@@ -250,6 +250,12 @@ export interface CredentialInjectionOptions {
    * @default true
    */
   autoReport?: boolean | undefined
+  /**
+   * Emit the `credential_access` "granted" event for a credential and client key at most once per
+   * this many milliseconds (0: on every request). The credential id of every request is also in
+   * `res.locals.gatehouse.credentialVault` for an access log to record. @default 0
+   */
+  grantEventInterval?: number | undefined
   /** Receives `credential_access` events; defaults to the vault's onEvent. */
   onEvent?: SecurityEventHandler | undefined
   /** @default the vault's logger */
@@ -269,6 +275,7 @@ export interface CredentialInjectionConfig {
   readonly stripHeaders: readonly string[]
   readonly setRequestHeaders: boolean
   readonly autoReport: boolean
+  readonly grantEventInterval: number
   readonly onEvent: SecurityEventHandler | undefined
   readonly logger: Logger
 }
@@ -282,6 +289,7 @@ export const credentialInjectionOptionsSchema = {
     stripHeaders: { type: 'array', items: { type: 'string', pattern: HEADER_NAME }, maxItems: 100 },
     setRequestHeaders: { type: 'boolean' },
     autoReport: { type: 'boolean' },
+    grantEventInterval: { type: 'integer', minimum: 0 },
   },
 } as const
 
@@ -313,6 +321,7 @@ export function resolveCredentialInjectionConfig(options: CredentialInjectionOpt
     stripHeaders: Object.freeze([...strip]),
     setRequestHeaders: data.setRequestHeaders ?? true,
     autoReport: data.autoReport ?? true,
+    grantEventInterval: data.grantEventInterval ?? 0,
     onEvent: (raw.onEvent as SecurityEventHandler | undefined) ?? vault.onEvent,
     logger: (raw.logger as Logger | undefined) ?? vault.logger,
   })

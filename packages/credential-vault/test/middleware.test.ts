@@ -79,6 +79,14 @@ describe('credential injection through http-proxy-middleware', () => {
     })
   })
 
+  it('emits the granted event once per credential and interval with grantEventInterval', async () => {
+    const { vault, events } = newVault()
+    await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })
+    const app = gateway(vault, { grantEventInterval: 60_000 })
+    for (let i = 0; i < 4; i++) await request(app).post('/v1/chat/completions').send(openaiBody).expect(200)
+    expect(events.filter((e) => e.result === 'granted')).toHaveLength(1)
+  })
+
   it("keeps the client's own anthropic-beta flags and adds the OAuth one once", async () => {
     const { vault } = newVault()
     await vault.add({ provider: 'claude', type: 'oauth', oauth: { access_token: oauthToken() } })

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { RequestHandler } from 'express'
 import helmet from 'helmet'
 import { GatehouseConfigError } from '@gatehouse/core'
@@ -64,9 +65,55 @@ export function hsts(options: HstsOptions = {}): RequestHandler {
   const cacheControl = config.cacheControl
   const legacyXss = on && config.xssProtection !== undefined && config.xssProtection !== '0' ? config.xssProtection : undefined
 
+  // Every option here is static (no nonce functions), so helmet's answer is the same for every
+  // request: record it once and replay it, instead of running helmet's chain per request.
+  const recorded = recordStaticHeaders(headers)
+
+  if (recorded) {
+    const { set, remove } = recorded
+    return function hstsMiddleware(_req, res, next) {
+      if (cacheControl !== undefined) res.setHeader('Cache-Control', cacheControl)
+      if (legacyXss !== undefined) res.setHeader('X-XSS-Protection', legacyXss)
+      for (let i = 0; i < set.length; i++) res.setHeader(set[i]![0], set[i]![1])
+      for (let i = 0; i < remove.length; i++) res.removeHeader(remove[i]!)
+      next()
+    }
+  }
   return function hstsMiddleware(req, res, next) {
     if (cacheControl !== undefined) res.setHeader('Cache-Control', cacheControl)
     if (legacyXss !== undefined) res.setHeader('X-XSS-Protection', legacyXss)
     headers(req, res, next)
   }
+}
+
+/**
+ * Run a helmet middleware once against a recording response. Returns the headers it sets and
+ * removes, or undefined when it did anything else (then it runs per request as usual).
+ */
+function recordStaticHeaders(
+  mw: (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void,
+): { set: Array<[string, string]>; remove: string[] } | undefined {
+  const set: Array<[string, string]> = []
+  const remove: string[] = []
+  let ok = true
+  let called = false
+  const res = {
+    setHeader: (name: string, value: unknown) => {
+      if (typeof value !== 'string') ok = false
+      else set.push([name, value])
+      return res
+    },
+    removeHeader: (name: string) => void remove.push(name),
+    getHeader: () => undefined,
+    locals: {},
+  }
+  try {
+    mw({ headers: {}, method: 'GET', url: '/' } as unknown as IncomingMessage, res as unknown as ServerResponse, (err?: unknown) => {
+      called = true
+      if (err) ok = false
+    })
+  } catch {
+    return undefined
+  }
+  return ok && called ? { set, remove } : undefined
 }

@@ -257,7 +257,18 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     next()
   })
   // The access log sees every request, refusals included, when its response ends.
-  app.use(accessLog({ onEvent: emit, knownSecrets, logger, skip: (req) => req.path === '/healthz' || req.path === '/readyz' }))
+  app.use(
+    accessLog({
+      onEvent: emit,
+      knownSecrets,
+      logger,
+      skip: (req) => req.path === '/healthz' || req.path === '/readyz',
+      details: (_req, res) => {
+        const id = gatehouseLocals(res).credentialVault?.credentialId
+        return id ? { credential_id: id } : undefined
+      },
+    }),
+  )
   // 2. security headers
   if (config.server.security.headers.enabled) {
     const h = config.server.security.headers
@@ -335,6 +346,8 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       clientAuth({
         store: keyStore,
         honeytokens: config.auth.honeytokens,
+        // Every request's key id is in its provider_request line; one success line per key and address per 5 minutes.
+        successEventInterval: 300_000,
         onEvent: emit,
         logger,
         // A decoy key's caller is denied for a day by default.
@@ -382,7 +395,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     }),
   )
   // 9. upstream credential (vault pool, then the configured key) and the proxy
-  app.use(credentialInjection({ vault, setRequestHeaders: false, onEvent: emit, logger }))
+  app.use(credentialInjection({ vault, setRequestHeaders: false, autoReport: false, grantEventInterval: 300_000, onEvent: emit, logger }))
   app.use(function proxyMiddleware(req, res, next) {
     const route = resolveProviderRoute(req.path)!
     const q = req.url.indexOf('?')
