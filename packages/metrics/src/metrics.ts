@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { createMasker, type SecurityEvent, type SecurityEventHandler } from '@gatehouse/core'
 import { BoundedLabel, eventTypeLabel, ipLabel, providerLabel, statusLabel } from './labels'
 import { resolveMetricsConfig, type MetricsOptions } from './options'
@@ -23,11 +23,14 @@ export interface GatehouseMetrics {
     readonly requests: string
     readonly requestDuration: string
     readonly upstreamTokens: string
+    readonly postureFindings: string
   }
   /** Count a security event; `provider_request` events also feed the request metrics. Never throws. */
   readonly recordEvent: SecurityEventHandler
   /** Count one finished request (when not fed through `provider_request` events). Never throws. */
   readonly observeRequest: (observation: RequestObservation) => void
+  /** Set the security-posture findings (`gatehouse doctor`) by severity. Never throws. */
+  readonly setPostureFindings: (counts: Partial<Record<'high' | 'medium' | 'low', number>>) => void
   /** The Prometheus exposition text, passed through the masker. */
   render(): Promise<string>
   readonly contentType: string
@@ -53,6 +56,7 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
     requests: `${p}requests_total`,
     requestDuration: `${p}request_duration_seconds`,
     upstreamTokens: `${p}upstream_tokens_total`,
+    postureFindings: `${p}security_posture_findings`,
   })
   const authFailures = new Counter({
     name: names.authFailures,
@@ -91,6 +95,15 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
     labelNames: ['provider', 'direction'] as const,
     registers: [registry],
   })
+  const posture = new Gauge({
+    name: names.postureFindings,
+    help: 'Risky settings found by the security-posture checks (gatehouse doctor), by severity',
+    labelNames: ['severity'] as const,
+    registers: [registry],
+  })
+  const setPostureFindings = (counts: Partial<Record<'high' | 'medium' | 'low', number>>): void => {
+    for (const severity of ['high', 'medium', 'low'] as const) posture.set({ severity }, finite(counts[severity]) ?? 0)
+  }
   if (config.processMetrics) collectDefaultMetrics({ register: registry })
 
   const ips = new BoundedLabel(config.maxLabelValues)
@@ -137,6 +150,7 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
     names,
     recordEvent,
     observeRequest,
+    setPostureFindings,
     render: async () => masker.text(await registry.metrics()),
     contentType: registry.contentType,
   })

@@ -15,6 +15,7 @@ describe('createMetrics', () => {
       requests: 'gatehouse_requests_total',
       requestDuration: 'gatehouse_request_duration_seconds',
       upstreamTokens: 'gatehouse_upstream_tokens_total',
+      postureFindings: 'gatehouse_security_posture_findings',
     })
     metrics.recordEvent(event())
     expect(await globalRegistry.metrics()).not.toContain('auth_failures')
@@ -118,7 +119,7 @@ describe('createMetrics', () => {
     const labelNames = metrics.registry
       .getMetricsAsArray()
       .flatMap((m) => (m as unknown as { labelNames: string[] }).labelNames)
-    expect([...new Set(labelNames)].sort()).toEqual(['direction', 'event_type', 'ip', 'provider', 'status'])
+    expect([...new Set(labelNames)].sort()).toEqual(['direction', 'event_type', 'ip', 'provider', 'severity', 'status'])
   })
 
   it('exports the process metrics unless turned off, and two instances do not clash', async () => {
@@ -164,5 +165,16 @@ describe('createMetrics options', () => {
   it('accepts an empty prefix and leaves the options object alone', () => {
     const options = Object.freeze({ prefix: '', processMetrics: false, providers: Object.freeze(['mistral']) })
     expect(createMetrics(options as unknown as MetricsOptions).names.authFailures).toBe('auth_failures_total')
+  })
+})
+
+describe('posture findings gauge', () => {
+  it('exposes the doctor findings by severity', async () => {
+    const m = createMetrics({ prefix: 'gh_posture_', processMetrics: false })
+    m.setPostureFindings({ high: 2, low: 1 })
+    const text = await m.render()
+    expect(text).toContain('gh_posture_security_posture_findings{severity="high"} 2')
+    expect(text).toContain('gh_posture_security_posture_findings{severity="medium"} 0')
+    expect(text).toContain('gh_posture_security_posture_findings{severity="low"} 1')
   })
 })

@@ -1,11 +1,16 @@
 import { parseArgs } from 'node:util'
+import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
-import { createMasker, isGatehouseError, parseDuration } from '@gatehouse/core'
+import { isGatehouseError, parseDuration } from '@gatehouse/core'
 import { FileKeyStore, loadOrCreateSalt } from '@gatehouse/client-auth'
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load'
-import { createAppLogger } from './logger'
-import { createGateway } from './gateway'
+import { Writable } from 'node:stream'
+import { createAppLogger } from '@gatehouse/audit-log'
+import { configSecrets, createGateway, resolveGeneratedSecrets } from './gateway'
 import { mustEnforceErrors, notEnforced } from './enforcement'
+import { countBySeverity, diagnose } from './doctor'
+import { listAuditFiles, verifyAuditLog } from '@gatehouse/audit-log'
+import { migrate as migrateVault, rotateKey } from '@gatehouse/credential-vault'
 
 export interface Io {
   out: (s: string) => void
@@ -19,6 +24,10 @@ const USAGE = `Usage: gatehouse [--config FILE]                 start the gatewa
        gatehouse keys list [--json]
        gatehouse keys revoke ID
        gatehouse config check
+       gatehouse doctor [--json]               the security posture; exit 1 on any high finding
+       gatehouse audit verify FILE             the audit log's hash chain is intact; exit 1 if not
+       gatehouse vault migrate [--dry-run]     encrypt plaintext credential files in the auth dir
+       gatehouse vault rotate-key              re-encrypt every credential under auth.encryption.key
 Every sub-command takes --config FILE.
 `
 
@@ -36,6 +45,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         providers: { type: 'string' },
         'expires-days': { type: 'string' },
         json: { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -142,6 +152,84 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
       throw e
     }
   }
+  if (command === 'doctor') {
+    const loaded = load()
+    if (typeof loaded === 'number') return loaded
+    const findings = await diagnose(loaded.config)
+    if (values.json) io.out(`${JSON.stringify({ findings }, null, 2)}\n`)
+    else {
+      for (const x of findings) io.out(`${x.severity.toUpperCase().padEnd(6)} ${x.message}\n       fix: ${x.fix}\n`)
+      const c = countBySeverity(findings)
+      io.out(`${findings.length} findings: ${c.high} high, ${c.medium} medium, ${c.low} low (${loaded.source})\n`)
+    }
+    return findings.some((x) => x.severity === 'high') ? 1 : 0
+  }
+  if (command === 'audit' && sub === 'verify') {
+    const file = rest[0]
+    if (!file) {
+      io.err('gatehouse: audit verify needs the audit log file\n')
+      return 2
+    }
+    const loaded = load()
+    if (typeof loaded === 'number') return loaded
+    const authDir = resolvePath(loaded.config.auth.dir)
+    let key = loaded.config.logging.audit.key
+    if (!key) {
+      const keyFile = join(authDir, '.audit-key')
+      if (!existsSync(keyFile)) {
+        io.err(`gatehouse: no audit key: set logging.audit.key (GATEHOUSE_AUDIT_KEY) or run where ${keyFile} exists\n`)
+        return 2
+      }
+      key = readFileSync(keyFile, 'utf8').trim()
+    }
+    if (!existsSync(file)) {
+      io.err(`gatehouse: ${file}: no such file\n`)
+      return 2
+    }
+    const result = await verifyAuditLog(listAuditFiles(resolvePath(file)), key)
+    if (result.ok) {
+      io.out(`audit log intact: ${result.lines} lines in ${result.files.length} file(s), seq ${result.firstSeq ?? '-'}..${result.lastSeq ?? '-'}\n`)
+      return 0
+    }
+    const f = result.failure!
+    io.out(`audit log TAMPERED: ${f.file} line ${f.line}: ${f.reason}\n`)
+    return 1
+  }
+  if (command === 'vault' && (sub === 'migrate' || sub === 'rotate-key')) {
+    const loaded = load()
+    if (typeof loaded === 'number') return loaded
+    const { config } = loaded
+    const authDir = resolvePath(config.auth.dir)
+    if (!config.auth.encryption.enabled) {
+      io.err('gatehouse: auth.encryption.enabled is false: nothing to encrypt\n')
+      return 1
+    }
+    const key = config.auth.encryption.key ?? resolveGeneratedSecrets(config, authDir).encryptionKey
+    const options = {
+      dir: authDir,
+      encryption: { enabled: true, key, ...(config.auth.encryption.previous_keys?.length ? { previousKeys: config.auth.encryption.previous_keys } : {}) },
+    }
+    try {
+      if (sub === 'migrate') {
+        const r = await migrateVault({ ...options, ...(values['dry-run'] ? { dryRun: true } : {}) })
+        for (const m of r.migrated) io.out(`${values['dry-run'] ? 'would encrypt' : 'encrypted'} ${m.file} -> ${m.id} (${m.provider})\n`)
+        for (const x of r.skipped) io.err(`skipped ${x.file}: ${x.reason}\n`)
+        for (const x of r.failed) io.err(`FAILED ${x.file}: ${x.message}\n`)
+        io.out(`${r.migrated.length} migrated, ${r.skipped.length} skipped, ${r.failed.length} failed\n`)
+        return r.failed.length ? 1 : 0
+      }
+      const r = await rotateKey(options)
+      for (const x of r.failed) io.err(`FAILED ${x.file}: ${x.message}\n`)
+      io.out(`${r.reencrypted.length} re-encrypted under the current key, ${r.skipped.length} already current, ${r.failed.length} failed\n`)
+      return r.failed.length ? 1 : 0
+    } catch (e) {
+      if (isGatehouseError(e)) {
+        io.err(`gatehouse: ${e.message}\n`)
+        return 1
+      }
+      throw e
+    }
+  }
   io.err(`gatehouse: unknown command ${JSON.stringify(positionals.join(' '))}\n${USAGE}`)
   return 2
 }
@@ -153,7 +241,20 @@ async function start(loaded: LoadedConfig, io: Io): Promise<number | undefined> 
     io.err(`gatehouse: configuration cannot run (${loaded.source}):\n${fatal.map((l) => `  ${l}`).join('\n')}\n`)
     return 1
   }
-  const logger = createAppLogger(config.logging.level, createMasker(), (l) => io.err(l))
+  const stream = (write: (s: string) => void): Writable =>
+    new Writable({
+      write(chunk: Buffer | string, _encoding, callback) {
+        write(chunk.toString())
+        callback()
+      },
+    })
+  // One JSON line per entry, every field masked (configured secrets included): info to stdout, warnings and errors to stderr.
+  const logger = createAppLogger({
+    level: config.logging.level,
+    knownSecrets: configSecrets(config),
+    stdout: stream(io.out),
+    stderr: stream(io.err),
+  })
   for (const w of loaded.warnings) logger.warn(w)
   for (const p of notEnforced(config)) logger.warn(`not yet enforced: ${p}`)
   if (!config.auth.client_auth.enabled) {
@@ -162,6 +263,9 @@ async function start(loaded: LoadedConfig, io: Io): Promise<number | undefined> 
     )
   }
   const gateway = createGateway(config, { logger })
+  const findings = await diagnose(config)
+  for (const x of findings) (x.severity === 'high' ? logger.error : logger.warn)(`posture: ${x.message}`, { fix: x.fix, severity: x.severity })
+  gateway.metrics?.setPostureFindings(countBySeverity(findings))
   const { url } = await gateway.listen()
   logger.info('gatehouse listening', { url, config: loaded.source })
   if (!config.management.secret_key) logger.info('management API is off: set management.secret_key to enable it')

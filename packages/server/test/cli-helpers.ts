@@ -51,15 +51,18 @@ export function startCli(args: string[], opts: { cwd: string; env?: NodeJS.Proce
       child.kill('SIGKILL')
       reject(new Error(`gateway did not start:\n${stderr}`))
     }, 15_000)
-    child.stdout!.on('data', (d) => (stdout += d))
-    child.stderr!.on('data', (d) => {
-      stderr += d
-      const m = /"message":"gatehouse listening","url":"([^"]+)"/.exec(stderr)
+    const check = (): void => {
+      const m = /"message":"gatehouse listening"[^\n]*"url":"([^"]+)"/.exec(stdout)
       if (m) {
         clearTimeout(timer)
         resolve({ child, url: m[1]!, output: () => ({ stdout, stderr }), exited })
       }
+    }
+    child.stdout!.on('data', (d) => {
+      stdout += d
+      check()
     })
+    child.stderr!.on('data', (d) => (stderr += d))
     void exited.then((code) => {
       clearTimeout(timer)
       reject(new Error(`gateway exited with ${code}:\n${stderr}`))

@@ -1,0 +1,116 @@
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { createAuditLogger } from '@gatehouse/audit-log'
+import { ensureBuilt, runCli } from './cli-helpers'
+
+let dir: string
+beforeAll(() => ensureBuilt())
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'gh-cliops-'))
+})
+afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('gatehouse doctor', () => {
+  it('reports every risky setting with a fix and exits 1 on a high one', async () => {
+    writeFileSync(
+      join(dir, 'risky.yaml'),
+      `server:
+  host: 0.0.0.0
+  security: { rate_limiting: { enabled: false } }
+auth: { client_auth: { enabled: false }, encryption: { enabled: false } }
+management: { secret_key: changeme, allow_remote: true }
+metrics: { host: 0.0.0.0 }
+providers:
+  openai: { base_url: "http://api.example.com", api_key: "your-key-here" }
+`,
+    )
+    const run = await runCli(['doctor', '--json', '--config', 'risky.yaml'], { cwd: dir })
+    expect(run.code).toBe(1)
+    const ids = (JSON.parse(run.stdout) as { findings: { id: string; severity: string; fix: string }[] }).findings.map((f) => f.id)
+    expect(ids).toEqual(
+      expect.arrayContaining([
+        'client-auth-off',
+        'management-key-weak',
+        'management-remote-plaintext',
+        'bind-plaintext',
+        'metrics-exposed',
+        'encryption-off',
+        'provider-key-sample-openai',
+        'provider-plaintext-openai',
+        'rate-limits-off',
+      ]),
+    )
+    expect(run.stdout).not.toContain('your-key-here')
+    expect(run.stdout).not.toContain('changeme')
+  })
+
+  it('finds insecure modes in the auth directory', async () => {
+    mkdirSync(join(dir, 'auths'), { mode: 0o700 })
+    writeFileSync(join(dir, 'auths', 'loose.json'), '{}', { mode: 0o644 })
+    chmodSync(join(dir, 'auths', 'loose.json'), 0o644)
+    const run = await runCli(['doctor'], { cwd: dir, env: { GATEHOUSE_MANAGEMENT_KEY: randomBytes(32).toString('base64url') } })
+    expect(run.stdout).toMatch(/HIGH\s+.*loose\.json/)
+    expect(run.code).toBe(1)
+  })
+
+  it('passes a hardened config with exit 0', async () => {
+    const run = await runCli(['doctor'], {
+      cwd: dir,
+      env: {
+        GATEHOUSE_MANAGEMENT_KEY: randomBytes(32).toString('base64url'),
+        GATEHOUSE_ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+        GATEHOUSE_AUDIT_KEY: randomBytes(32).toString('hex'),
+        SLACK_WEBHOOK_URL: 'https://hooks.example.com/services/x',
+      },
+    })
+    expect(run.stdout).toContain('0 high')
+    expect(run.code).toBe(0)
+  })
+})
+
+describe('gatehouse audit verify', () => {
+  it('says intact for an untouched log and names the first tampered line', async () => {
+    const key = randomBytes(32).toString('hex')
+    const file = join(dir, 'logs', 'audit.log')
+    const audit = createAuditLogger({ file, key })
+    for (let i = 0; i < 5; i++) audit.log({ timestamp: new Date().toISOString(), event_type: 'auth_failure', ip: `10.0.0.${i}`, result: 'invalid_key' })
+    await audit.close()
+    const env = { GATEHOUSE_AUDIT_KEY: key }
+    writeFileSync(join(dir, 'c.yaml'), 'logging: { audit: { key: "${GATEHOUSE_AUDIT_KEY}" } }\n')
+    const ok = await runCli(['audit', 'verify', file, '--config', 'c.yaml'], { cwd: dir, env })
+    expect(ok.stdout).toContain('audit log intact: 5 lines')
+    expect(ok.code).toBe(0)
+    const lines = readFileSync(file, 'utf8').split('\n')
+    lines[2] = lines[2]!.replace('10.0.0.2', '10.0.0.9')
+    writeFileSync(file, lines.join('\n'))
+    const bad = await runCli(['audit', 'verify', file, '--config', 'c.yaml'], { cwd: dir, env })
+    expect(bad.stdout).toMatch(/audit log TAMPERED: .*audit\.log line 3/)
+    expect(bad.code).toBe(1)
+    expect((await runCli(['audit', 'verify', join(dir, 'nope.log'), '--config', 'c.yaml'], { cwd: dir, env })).code).toBe(2)
+  })
+})
+
+describe('gatehouse vault', () => {
+  it('migrates a plaintext credential file, then rotates every file to a new key', async () => {
+    const oldKey = randomBytes(32).toString('hex')
+    const newKey = randomBytes(32).toString('hex')
+    const token = `sk-ant-api03-${randomBytes(40).toString('base64url')}`
+    mkdirSync(join(dir, 'auths'), { mode: 0o700 })
+    writeFileSync(join(dir, 'auths', 'claude.json'), JSON.stringify({ provider: 'claude', type: 'api_key', token }), { mode: 0o600 })
+    const migrated = await runCli(['vault', 'migrate'], { cwd: dir, env: { GATEHOUSE_ENCRYPTION_KEY: oldKey } })
+    expect(migrated.stdout).toContain('1 migrated')
+    expect(migrated.code).toBe(0)
+    const files = () => readdirSync(join(dir, 'auths')).filter((f) => f.startsWith('cred_'))
+    expect(files()).toHaveLength(1)
+    expect(readFileSync(join(dir, 'auths', files()[0]!), 'utf8')).not.toContain(token)
+    writeFileSync(join(dir, 'rot.yaml'), 'auth: { encryption: { key: "${NEW_KEY}", previous_keys: ["${OLD_KEY}"] } }\n')
+    const rotated = await runCli(['vault', 'rotate-key', '--config', 'rot.yaml'], { cwd: dir, env: { NEW_KEY: newKey, OLD_KEY: oldKey } })
+    expect(rotated.stdout).toContain('1 re-encrypted')
+    expect(rotated.code).toBe(0)
+    const again = await runCli(['vault', 'rotate-key'], { cwd: dir, env: { GATEHOUSE_ENCRYPTION_KEY: newKey } })
+    expect(again.stdout).toContain('0 re-encrypted under the current key, 1 already current')
+    expect(migrated.stdout + migrated.stderr + rotated.stdout + rotated.stderr).not.toContain(token)
+  })
+})
