@@ -207,7 +207,9 @@ export class RedisDenylistStore implements DenylistStore {
 
   private startWatching(): void {
     if (this.subscriber || this.closed) return
-    const sub = this.client.duplicate()
+    // The subscription must survive the connection not being ready yet (and reconnects), even when
+    // the shared client fails fast with enableOfflineQueue: false: queue on this connection only.
+    const sub = this.client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null })
     this.subscriber = sub
     sub.on('message', (channel: string) => {
       if (channel === this.channel) this.notify()

@@ -113,6 +113,26 @@ describe('RedisDenylistStore', () => {
     expect((await send(a.url, '/', xff)).status).toBe(200)
   })
 
+  it('propagates with fail-fast clients (enableOfflineQueue: false), as the gateway configures them', async () => {
+    const failFast = { enableOfflineQueue: false, maxRetriesPerRequest: 1 }
+    const a = await gateway({ store: store(client(failFast)) })
+    const b = await gateway({ store: store(client(failFast)) })
+    await Promise.all([a.filter.ready(), b.filter.ready()])
+    await sleep(50)
+    await a.filter.add('203.0.113.77', { reason: 'fail-fast clients' })
+    let refusedAfter = -1
+    const started = Date.now()
+    while (Date.now() - started < 1000) {
+      if (!b.filter.check('203.0.113.77').allowed) {
+        refusedAfter = Date.now() - started
+        break
+      }
+      await sleep(2)
+    }
+    expect(refusedAfter).toBeGreaterThanOrEqual(0)
+    await a.filter.remove('203.0.113.77')
+  })
+
   it('expires an entry with a real Redis TTL on every instance', async () => {
     const c = client()
     const a = await gateway({ store: store(client()) })

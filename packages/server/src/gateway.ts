@@ -445,6 +445,18 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     emit,
     metricsUrl: () => metricsServer?.url,
     listen: async () => {
+      if (redis && redis.status !== 'ready') {
+        // Give Redis a moment before taking traffic, so the first requests meet a working store.
+        const ready = await new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), 5000)
+          redis.once('ready', () => {
+            clearTimeout(timer)
+            resolve(true)
+          })
+        })
+        if (!ready) logger.error(`redis is not reachable yet; store.on_error (${onStoreError}) applies until it is`)
+      }
+      await ipf.ready().catch(() => undefined)
       if (metrics && !metricsServer) {
         metricsServer = await startMetricsServer({ metrics, host: config.metrics.host, port: config.metrics.port, path: config.metrics.path, logger })
       }
