@@ -40,11 +40,13 @@ describe('streaming', () => {
     const { text, arrivals } = await readChunks(res)
     const deltas = arrivals.filter((a) => a.text.includes('content_block_delta'))
     expect(deltas.length).toBeGreaterThanOrEqual(4)
-    const gaps = deltas.slice(1).map((d, i) => d.at - deltas[i]!.at)
-    for (const gap of gaps) {
-      expect(gap).toBeGreaterThanOrEqual(60)
-      expect(gap).toBeLessThan(250)
-    }
+    // Each chunk arrives on its own, about 100 ms after the one before: the median gap is robust to
+    // one chunk delayed by a busy machine, and a buffering proxy would show gaps near 0.
+    const gaps = deltas.slice(1).map((d, i) => d.at - deltas[i]!.at).sort((a, b) => a - b)
+    const median = gaps[Math.floor(gaps.length / 2)]!
+    expect(median).toBeGreaterThanOrEqual(70)
+    expect(median).toBeLessThan(170)
+    expect(deltas[deltas.length - 1]!.at - deltas[0]!.at).toBeGreaterThanOrEqual(300)
     expect(text).toContain('event: message_stop')
   })
 
