@@ -124,7 +124,7 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
       return
     }
 
-    const record = config.store.verify(presented.key)
+    const record = config.store.verifyHash ? config.store.verifyHash(hash) : config.store.verify(presented.key)
     let failure: string | undefined
     if (!record) failure = 'invalid_key'
     else if (record.revoked_at) failure = 'revoked_key'

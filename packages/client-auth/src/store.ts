@@ -23,6 +23,8 @@ export interface ClientKeyStore {
   verify(key: string): ClientKeyRecord | undefined
   /** Hash a key under this store's salt (used for honeytokens). */
   hash(key: string): string
+  /** The record for a key already hashed with `hash()` (saves hashing twice per request). */
+  verifyHash?(hash: string): ClientKeyRecord | undefined
 }
 
 export interface CreateKeyInput {
@@ -55,8 +57,11 @@ abstract class IndexedKeyStore implements ClientKeyStore {
   }
 
   verify(key: string): ClientKeyRecord | undefined {
+    return this.verifyHash(this.hash(key))
+  }
+
+  verifyHash(hash: string): ClientKeyRecord | undefined {
     this.refresh()
-    const hash = this.hash(key)
     // The map lookup is keyed by an HMAC under a secret salt, so its timing tells an attacker
     // nothing about stored keys; the final comparison is constant-time all the same.
     const record = this.byHash.get(hash)
@@ -151,8 +156,9 @@ export class FileKeyStore extends IndexedKeyStore {
   protected refresh(): void {
     let sig: string
     try {
-      const st = statSync(this.file, { bigint: true })
-      sig = `${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}`
+      // One stat per lookup (a few microseconds): a change by another process is seen at once.
+      const st = statSync(this.file)
+      sig = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.mode}`
     } catch {
       sig = 'missing'
     }
@@ -178,8 +184,8 @@ export class FileKeyStore extends IndexedKeyStore {
         }
       }
       this.index(parsed.keys)
-      const st = statSync(this.file, { bigint: true })
-      this.signature = `${st.ino}:${st.size}:${st.mtimeNs}:${st.mode}`
+      const st = statSync(this.file)
+      this.signature = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.mode}`
       this.lastError = undefined
     } catch (err) {
       const message =
