@@ -5,9 +5,7 @@ import type { GatehouseConfig } from './config/types'
  * turns them on. `gatehouse config check` lists them and the server warns at start: never silently
  * ignored. Each entry goes away when its layer is wired.
  */
-export const NOT_YET_ENFORCED: ReadonlyArray<{ path: string; active: (c: GatehouseConfig) => boolean }> = [
-  { path: 'storage', active: (c) => c.storage.enabled },
-]
+export const NOT_YET_ENFORCED: ReadonlyArray<{ path: string; active: (c: GatehouseConfig) => boolean }> = []
 
 /** Keys that would leave the operator less safe than they believe if ignored: refuse to start. */
 export const MUST_ENFORCE: ReadonlyArray<{ path: string; active: (c: GatehouseConfig) => boolean; why: string }> = []

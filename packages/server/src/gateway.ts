@@ -8,7 +8,9 @@ import {
   detectProvider,
   emitSecurityEvent,
   gatehouseLocals,
+  isLoopback,
   isProviderName,
+  normalizeIp,
   loadOrCreateSecretFile,
   parseDuration,
   resolveProviderRoute,
@@ -47,7 +49,9 @@ import {
   type GatehouseMetrics,
   type MetricsServer,
 } from '@gatehouse/metrics'
+import { createEventBuffer, createStorageSink, dashboardRouter, type StorageSink } from '@gatehouse/storage'
 import type { GatehouseConfig } from './config/types'
+import { diagnose } from './doctor'
 import { providerProxy } from './proxy'
 import { requestId } from './request-id'
 import { pathGuard } from './path-guard'
@@ -85,6 +89,7 @@ export interface Gateway {
   ipFilter: IpFilterMiddleware
   audit: AuditLogger | undefined
   metrics: GatehouseMetrics | undefined
+  storage: StorageSink | undefined
   /** Emit an event to every sink. */
   emit: SecurityEventHandler
   /** The metrics listener's URL once listening (undefined when metrics are off). */
@@ -156,6 +161,23 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   if (audit) sinks.push(audit.log)
   const metrics = config.metrics.enabled ? createMetrics({ prefix: config.metrics.prefix, knownSecrets }) : undefined
   if (metrics) sinks.push(metrics.recordEvent)
+  // Request storage in PostgreSQL: batched off the request path; a slow or absent database never
+  // delays a request (events queue up to a bound, then are counted as dropped).
+  const storage =
+    config.storage.enabled && config.storage.url
+      ? createStorageSink({
+          url: config.storage.url,
+          storeBodies: config.storage.store_bodies,
+          retentionDays: config.storage.retention_days,
+          knownSecrets,
+          logger,
+          onEvent: (e) => emit(e),
+        })
+      : undefined
+  if (storage) sinks.push(storage.record)
+  // The dashboard's recent events and top refusals, kept in memory.
+  const recent = createEventBuffer({})
+  sinks.push(recent.record)
 
   // Distributed mode: one Redis connection for every store.
   const redis = config.store.type === 'redis' && config.store.url ? createRedisClient(config.store.url, logger) : undefined
@@ -299,17 +321,61 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
         keyStore.lastError === undefined &&
         vault.status().readable &&
         (audit?.healthy ?? true) &&
+        (storage?.healthy ?? true) &&
         ipf.isStoreHealthy() &&
         storeOk
       res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready' })
     })
   })
   // Management API: its own key, loopback only by default; off without a secret key.
-  if (config.management.enabled && config.management.secret_key) {
+  const mk = config.management.secret_key
+  if (config.management.enabled && mk && mk.length >= 32) {
+    // The dashboard logs in with the management key and keeps a session cookie; it is mounted
+    // before the API router, whose Bearer check it does not use.
+    app.use(
+      '/v0/management/dashboard',
+      function dashboardGuardMiddleware(req, res, next) {
+        if (config.management.allow_remote || isLoopback(normalizeIp(req.ip))) return next()
+        res.status(403).type('text/plain').send('The dashboard accepts loopback callers only')
+      },
+      dashboardRouter({
+        secretKey: mk,
+        secureCookies: config.server.tls.enabled,
+        knownSecrets,
+        logger,
+        onEvent: emit,
+        data: {
+          recentEvents: (limit) => recent.recentEvents(limit),
+          topRefused: () => recent.topRefused(),
+          denylist: () => ipf.list(),
+          limits: async () => {
+            const out: { name: string; limit: number | string; used?: number; remaining?: number; resetsAt?: Date }[] = []
+            for (const p of providerNames) {
+              const pc = config.providers[p]!
+              if (pc.rate_limit?.requests_per_minute) out.push({ name: `${p} requests per minute`, limit: pc.rate_limit.requests_per_minute })
+              if (pc.rate_limit?.tokens_per_minute) out.push({ name: `${p} tokens per minute`, limit: pc.rate_limit.tokens_per_minute })
+              if (pc.quota && quotaLimiter) {
+                const u = await quotaLimiter.usage(p)
+                out.push({ name: `${p} monthly token quota`, limit: pc.quota.limit, ...(u ? { used: u.used, remaining: u.remaining, resetsAt: u.resetsAt } : {}) })
+              }
+            }
+            if (config.server.security.rate_limiting.enabled) {
+              out.push({ name: 'requests per second per IP', limit: `${config.server.security.rate_limiting.requests_per_second} (burst ${config.server.security.rate_limiting.burst})` })
+            }
+            return out
+          },
+          doctor: () => diagnose(config, cwd),
+        },
+      }),
+    )
+  } else if (config.management.enabled && mk) {
+    logger.warn('the dashboard is off: it needs a management key of at least 32 characters')
+  }
+  if (config.management.enabled && mk) {
     app.use(
       '/v0/management',
       managementRouter({
-        secretKey: config.management.secret_key,
+        secretKey: mk,
         allowRemote: config.management.allow_remote,
         runtime,
         keyStore,
@@ -382,7 +448,10 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   const providerLimiters: Array<RequestHandler & { shutdown?: () => Promise<void> | void }> = []
   if (Object.keys(rpm).length) providerLimiters.push(rateLimit({ ...common, name: 'provider-rpm', scope: 'provider', providers: rpm }))
   if (Object.keys(tpm).length) providerLimiters.push(tokenLimit({ ...common, name: 'provider-tpm', scope: 'provider', providers: tpm, defaultMaxTokens }))
-  if (Object.keys(quotas).length) providerLimiters.push(quota({ ...common, name: 'provider-quota', scope: 'provider', providers: quotas, defaultMaxTokens }))
+  const quotaLimiter = Object.keys(quotas).length
+    ? quota({ ...common, name: 'provider-quota', scope: 'provider', providers: quotas, defaultMaxTokens })
+    : undefined
+  if (quotaLimiter) providerLimiters.push(quotaLimiter)
   for (const l of providerLimiters) app.use(l)
   limiters.push(...providerLimiters)
   // 8. request guard
@@ -442,6 +511,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     ipFilter: ipf,
     audit,
     metrics,
+    storage,
     emit,
     metricsUrl: () => metricsServer?.url,
     listen: async () => {
@@ -493,6 +563,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       for (const l of limiters) await settle('rate limiter', () => l.shutdown?.())
       await settle('rate-limit store', () => rlStore.shutdown())
       await settle('vault', () => vault.shutdown())
+      await settle('storage', () => storage?.close())
       await settle('audit log', () => audit?.close())
       if (redis) await settle('redis', () => redis.quit())
     },

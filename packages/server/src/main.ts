@@ -11,6 +11,8 @@ import { mustEnforceErrors, notEnforced } from './enforcement'
 import { countBySeverity, diagnose } from './doctor'
 import { listAuditFiles, verifyAuditLog } from '@gatehouse/audit-log'
 import { migrate as migrateVault, rotateKey } from '@gatehouse/credential-vault'
+import { migrate as migrateStorage, resolveDatabaseUrl } from '@gatehouse/storage'
+import { Pool } from 'pg'
 
 export interface Io {
   out: (s: string) => void
@@ -28,6 +30,7 @@ const USAGE = `Usage: gatehouse [--config FILE]                 start the gatewa
        gatehouse audit verify FILE             the audit log's hash chain is intact; exit 1 if not
        gatehouse vault migrate [--dry-run]     encrypt plaintext credential files in the auth dir
        gatehouse vault rotate-key              re-encrypt every credential under auth.encryption.key
+       gatehouse storage migrate               create or update the PostgreSQL schema (storage.url)
 Every sub-command takes --config FILE.
 `
 
@@ -228,6 +231,27 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         return 1
       }
       throw e
+    }
+  }
+  if (command === 'storage' && sub === 'migrate') {
+    const loaded = load()
+    if (typeof loaded === 'number') return loaded
+    if (!loaded.config.storage.url) {
+      io.err('gatehouse: storage.url is not set (postgresql://…)\n')
+      return 2
+    }
+    let pool: Pool | undefined
+    try {
+      pool = new Pool({ connectionString: resolveDatabaseUrl(loaded.config.storage.url, 'storage.url').connectionString, max: 1, connectionTimeoutMillis: 10_000 })
+      pool.on('error', () => undefined)
+      const r = await migrateStorage(pool, 'gatehouse')
+      io.out(r.applied.length ? `schema ${r.schema}: applied ${r.applied.join(', ')}; now at version ${r.version}\n` : `schema ${r.schema} is up to date (version ${r.version})\n`)
+      return 0
+    } catch (e) {
+      io.err(`gatehouse: storage migrate failed: ${configSecrets(loaded.config).reduce((m, sec) => m.split(sec).join('****'), e instanceof Error ? e.message : String(e))}\n`)
+      return 1
+    } finally {
+      await pool?.end().catch(() => undefined)
     }
   }
   io.err(`gatehouse: unknown command ${JSON.stringify(positionals.join(' '))}\n${USAGE}`)
