@@ -59,6 +59,8 @@ async function main() {
     if (off.has('headers')) config.server.security.headers.enabled = false
     if (off.has('fingerprint')) config.device_fingerprint.enabled = false
     if (off.has('auth')) config.auth.client_auth.enabled = false
+    // BENCH_STORAGE_URL=postgresql://… turns request storage on (a migrated schema is expected).
+    if (process.env.BENCH_STORAGE_URL) config.storage = { enabled: true, url: process.env.BENCH_STORAGE_URL, store_bodies: false, retention_days: 30 }
     const noop = () => undefined
     const gateway = createGateway(config, { logger: { error: noop, warn: noop, info: noop, debug: noop }, cwd: workdir })
     const { url } = await gateway.listen()
