@@ -1,0 +1,59 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import http from 'node:http'
+import { MockUpstream } from '@gatehouse/testing'
+import { ensureBuilt, runCli, startCli } from './cli-helpers'
+
+beforeAll(() => ensureBuilt())
+
+it('SIGTERM under load: every request that got a response has its provider_request line on disk', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gh-sigterm-'))
+  const upstream = await MockUpstream.start({ delayMs: 300 })
+  writeFileSync(
+    join(dir, 'c.yaml'),
+    `server: { port: 0, timeouts: { shutdown_grace: 10s }, security: { rate_limiting: { enabled: false } } }
+metrics: { enabled: false }
+providers:
+  openai: { base_url: "${upstream.url}", api_key: "sk-proj-${'s'.repeat(40)}" }
+`,
+  )
+  const key = (await runCli(['keys', 'create', '--name', 'load', '--config', 'c.yaml'], { cwd: dir })).stdout.trim()
+  const gw = await startCli(['--config', 'c.yaml'], { cwd: dir })
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 200 })
+  const url = new URL(gw.url)
+  const one = (): Promise<number> =>
+    new Promise((resolve) => {
+      const req = http.request(
+        { host: url.hostname, port: url.port, path: '/v1/models', agent, headers: { 'x-api-key': key } },
+        (res) => {
+          res.resume()
+          res.on('end', () => resolve(res.statusCode ?? 0))
+          res.on('error', () => resolve(0))
+        },
+      )
+      req.on('error', () => resolve(0))
+      req.end()
+    })
+  try {
+    const inFlight = Array.from({ length: 150 }, () => one())
+    await new Promise((r) => setTimeout(r, 100))
+    gw.child.kill('SIGTERM')
+    const statuses = await Promise.all(inFlight)
+    expect(await gw.exited).toBe(0)
+    const answered = statuses.filter((s) => s === 200).length
+    expect(answered).toBeGreaterThan(0)
+    const lines = readFileSync(join(dir, 'logs', 'audit.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { event_type: string; details?: { status?: number } })
+    const logged = lines.filter((l) => l.event_type === 'provider_request' && l.details?.status === 200).length
+    expect(logged).toBe(answered)
+    expect(JSON.stringify(lines)).not.toContain(key)
+  } finally {
+    agent.destroy()
+    gw.child.kill('SIGKILL')
+    await upstream.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
