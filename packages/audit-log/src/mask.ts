@@ -2,8 +2,7 @@ import { createMasker, type Masker } from '@gatehouse/core'
 
 /**
  * The one masking function every sink of this package uses: core's masker (credential formats,
- * sensitive field names, the configured literal secrets), applied to values and, because a
- * secret can also arrive as an object key, to keys.
+ * sensitive field names, the configured literal secrets), applied to values and keys alike.
  */
 export interface SinkMasker {
   text(input: string): string
@@ -12,21 +11,7 @@ export interface SinkMasker {
 
 export function createSinkMasker(knownSecrets: readonly string[]): SinkMasker {
   const masker: Masker = createMasker({ knownSecrets })
-  const text = (input: string): string => masker.text(input)
-  const value = <T>(input: T): T => maskKeys(masker.value(input), text, 0) as T
-  return Object.freeze({ text, value })
-}
-
-const MAX_DEPTH = 24
-
-function maskKeys(input: unknown, text: (s: string) => string, depth: number): unknown {
-  if (input === null || typeof input !== 'object' || depth > MAX_DEPTH) return input
-  if (Array.isArray(input)) return input.map((v) => maskKeys(v, text, depth + 1))
-  const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(input as Record<string, unknown>)) {
-    out[text(k)] = maskKeys(v, text, depth + 1)
-  }
-  return out
+  return Object.freeze({ text: masker.text, value: masker.value })
 }
 
 /**

@@ -130,7 +130,7 @@ export interface MaskerOptions {
 export interface Masker {
   /** Mask every credential found in a text. */
   text(input: string): string
-  /** Deep copy of a value with every secret masked: strings scanned, sensitive fields replaced. */
+  /** Deep copy of a value with every secret masked: strings and keys scanned, sensitive fields replaced, Dates as ISO text. */
   value<T>(input: T): T
 }
 
@@ -181,12 +181,15 @@ function maskDeep(input: unknown, text: (s: string) => string, depth: number): u
   if (input instanceof Error) {
     return { name: input.name, message: text(input.message) }
   }
+  if (input instanceof Date) return Number.isFinite(input.getTime()) ? input.toISOString() : String(input)
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(input as Record<string, unknown>)) {
+    // A secret can arrive as a key too (a key used as a field name): keys are masked like values.
+    const key = text(k)
     if (isSensitiveField(k) && v !== undefined && v !== null && v !== '') {
-      out[k] = typeof v === 'string' ? maskSecret(v) : Array.isArray(v) ? v.map(() => MASK) : MASK
+      out[key] = typeof v === 'string' ? maskSecret(v) : Array.isArray(v) ? v.map(() => MASK) : MASK
     } else {
-      out[k] = maskDeep(v, text, depth + 1)
+      out[key] = maskDeep(v, text, depth + 1)
     }
   }
   return out

@@ -108,3 +108,15 @@ describe('every masking rule', () => {
     expect(maskSecrets(`x ${secret} y`)).toBe(`x ${expected} y`)
   })
 })
+
+describe('maskValue on keys and dates', () => {
+  it('masks a secret used as an object key and turns a Date into ISO text', () => {
+    const key = `gate_live_${rand(43)}`
+    const when = new Date('2026-01-02T03:04:05.000Z')
+    const out = maskValue({ [key]: 'seen', at: when, nested: { [`sk-ant-api03-${rand(40)}`]: 1 } })
+    expect(JSON.stringify(out)).not.toContain(key)
+    expect(Object.keys(out)).toEqual(['gate_live_****', 'at', 'nested'])
+    expect((out as unknown as { at: string }).at).toBe('2026-01-02T03:04:05.000Z')
+    expect(Object.keys((out as unknown as { nested: object }).nested)).toEqual(['sk-ant-****'])
+  })
+})

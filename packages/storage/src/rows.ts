@@ -83,24 +83,21 @@ function time(value: unknown): string {
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g
 const wellFormed = (s: string): string => s.replace(NUL, '').replace(LONE_SURROGATE, '\ufffd')
 
-/**
- * Deep copy with NUL and lone surrogates removed from every string and key (jsonb refuses both), and keys masked
- * too (core's `maskValue` masks values only; a key used as a field name must not survive).
- */
-function cleanDeep(mask: Masker, value: unknown, depth = 0): unknown {
+/** Deep copy with NUL and lone surrogates removed from every string and key (jsonb refuses both). */
+function cleanDeep(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return wellFormed(value)
   if (typeof value === 'bigint') return value.toString()
   if (value === null || typeof value !== 'object' || depth > 32) return value
-  if (Array.isArray(value)) return value.map((v) => cleanDeep(mask, v, depth + 1))
+  if (Array.isArray(value)) return value.map((v) => cleanDeep(v, depth + 1))
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-    out[wellFormed(mask.text(k))] = cleanDeep(mask, v, depth + 1)
+    out[wellFormed(k)] = cleanDeep(v, depth + 1)
   }
   return out
 }
 
 /** A deep copy with every secret masked, in values and in keys, and no NUL. */
-export const maskAll = <T>(mask: Masker, value: T): T => cleanDeep(mask, mask.value(value)) as T
+export const maskAll = <T>(mask: Masker, value: T): T => cleanDeep(mask.value(value)) as T
 
 /** A jsonb value as text: masked, NUL-free, and at most `maxBytes` (else a truncation marker). */
 export function jsonColumn(
