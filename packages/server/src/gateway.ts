@@ -18,6 +18,7 @@ import {
   type Logger,
   type Masker,
   type ProviderName,
+  type ProviderRoute,
   type SecurityEvent,
   type SecurityEventHandler,
 } from '@gatehouse/core'
@@ -421,7 +422,8 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       }),
     )
   }
-  // Routing and the per-provider kill switch
+  // Routing and the per-provider kill switch; the route is resolved once and kept for the proxy.
+  const routes = new WeakMap<object, ProviderRoute>()
   app.use(function routeMiddleware(req, res, next) {
     const route = resolveProviderRoute(req.path)
     if (!route) {
@@ -438,6 +440,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       return
     }
     gatehouseLocals(res).provider = route.provider
+    routes.set(req, route)
     next()
   })
   // 7. per-provider request and token limits, monthly quotas
@@ -466,7 +469,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   // 9. upstream credential (vault pool, then the configured key) and the proxy
   app.use(credentialInjection({ vault, setRequestHeaders: false, autoReport: false, grantEventInterval: 300_000, onEvent: emit, logger }))
   app.use(function proxyMiddleware(req, res, next) {
-    const route = resolveProviderRoute(req.path)!
+    const route = routes.get(req)!
     const q = req.url.indexOf('?')
     req.url = route.upstreamPath + (q === -1 ? '' : req.url.slice(q))
     proxies.get(route.provider)!(req, res, next)

@@ -1,13 +1,12 @@
 import { parseArgs } from 'node:util'
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
-import { isGatehouseError, parseDuration } from '@gatehouse/core'
+import { createMasker, isGatehouseError, parseDuration } from '@gatehouse/core'
 import { FileKeyStore, loadOrCreateSalt } from '@gatehouse/client-auth'
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load'
 import { Writable } from 'node:stream'
 import { createAppLogger } from '@gatehouse/audit-log'
 import { configSecrets, createGateway, resolveGeneratedSecrets } from './gateway'
-import { mustEnforceErrors, notEnforced } from './enforcement'
 import { countBySeverity, diagnose } from './doctor'
 import { listAuditFiles, verifyAuditLog } from '@gatehouse/audit-log'
 import { migrate as migrateVault, rotateKey } from '@gatehouse/credential-vault'
@@ -82,13 +81,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
   if (command === 'config' && sub === 'check') {
     const loaded = load()
     if (typeof loaded === 'number') return loaded
-    const fatal = mustEnforceErrors(loaded.config)
     for (const w of loaded.warnings) io.err(`warning: ${w}\n`)
-    for (const p of notEnforced(loaded.config)) io.err(`not yet enforced: ${p} is set but this build does not enforce it yet\n`)
-    if (fatal.length) {
-      io.err(`gatehouse: configuration cannot run (${loaded.source}):\n${fatal.map((l) => `  ${l}`).join('\n')}\n`)
-      return 1
-    }
     io.out(`configuration OK (${loaded.source})\n`)
     return 0
   }
@@ -248,7 +241,8 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
       io.out(r.applied.length ? `schema ${r.schema}: applied ${r.applied.join(', ')}; now at version ${r.version}\n` : `schema ${r.schema} is up to date (version ${r.version})\n`)
       return 0
     } catch (e) {
-      io.err(`gatehouse: storage migrate failed: ${configSecrets(loaded.config).reduce((m, sec) => m.split(sec).join('****'), e instanceof Error ? e.message : String(e))}\n`)
+      const masker = createMasker({ knownSecrets: configSecrets(loaded.config) })
+      io.err(`gatehouse: storage migrate failed: ${masker.text(e instanceof Error ? e.message : String(e))}\n`)
       return 1
     } finally {
       await pool?.end().catch(() => undefined)
@@ -260,11 +254,6 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
 
 async function start(loaded: LoadedConfig, io: Io): Promise<number | undefined> {
   const { config } = loaded
-  const fatal = mustEnforceErrors(config)
-  if (fatal.length) {
-    io.err(`gatehouse: configuration cannot run (${loaded.source}):\n${fatal.map((l) => `  ${l}`).join('\n')}\n`)
-    return 1
-  }
   const stream = (write: (s: string) => void): Writable =>
     new Writable({
       write(chunk: Buffer | string, _encoding, callback) {
@@ -280,7 +269,6 @@ async function start(loaded: LoadedConfig, io: Io): Promise<number | undefined> 
     stderr: stream(io.err),
   })
   for (const w of loaded.warnings) logger.warn(w)
-  for (const p of notEnforced(config)) logger.warn(`not yet enforced: ${p}`)
   if (!config.auth.client_auth.enabled) {
     logger.error(
       'CLIENT AUTH IS OFF (ENABLE_CLIENT_AUTH=false or auth.client_auth.enabled: false): anyone who can reach this gateway spends your provider credentials',
