@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, statSync, chmodSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { existsSync, mkdirSync, readFileSync, statSync, chmodSync, watch, type FSWatcher } from 'node:fs'
+import { basename, dirname } from 'node:path'
 import { GatehouseConfigError, GatehouseError, insecureFileReason, writeFileAtomicSync, type Logger, noopLogger } from '@gatehouse/core'
 import { generateClientKey, hashClientKey, hashesEqual, keyIdFromHash, parseSalt } from './keys'
 
@@ -61,7 +61,7 @@ abstract class IndexedKeyStore implements ClientKeyStore {
   }
 
   verifyHash(hash: string): ClientKeyRecord | undefined {
-    this.refresh()
+    this.refresh(false)
     // The map lookup is keyed by an HMAC under a secret salt, so its timing tells an attacker
     // nothing about stored keys; the final comparison is constant-time all the same.
     const record = this.byHash.get(hash)
@@ -69,12 +69,12 @@ abstract class IndexedKeyStore implements ClientKeyStore {
   }
 
   list(): ClientKeyRecord[] {
-    this.refresh()
+    this.refresh(true)
     return [...this.byHash.values()].map((r) => ({ ...r }))
   }
 
   create(input: CreateKeyInput): CreatedKey {
-    this.refresh()
+    this.refresh(true)
     const ids = new Set([...this.byHash.values()].map((r) => r.id))
     for (;;) {
       const key = generateClientKey()
@@ -91,7 +91,7 @@ abstract class IndexedKeyStore implements ClientKeyStore {
 
   /** Revoke by id; returns the revoked record. Revoked keys stay listed, marked. */
   revoke(id: string): ClientKeyRecord {
-    this.refresh()
+    this.refresh(true)
     const records = [...this.byHash.values()]
     const found = records.find((r) => r.id === id)
     if (!found) throw new GatehouseError('GH_AUTH_KEY_NOT_FOUND', `@gatehouse/client-auth: no key with id ${JSON.stringify(id)}`, 404)
@@ -107,7 +107,11 @@ abstract class IndexedKeyStore implements ClientKeyStore {
     this.byHash = new Map(records.map((r) => [r.hash, r]))
   }
 
-  protected abstract refresh(): void
+  /**
+   * Bring the index up to date with the backing store. `force`: a read-modify-write (create,
+   * revoke) or a listing, which must see the latest state; otherwise a lookup on the request path.
+   */
+  protected abstract refresh(force: boolean): void
   protected abstract save(records: ClientKeyRecord[]): void
 }
 
@@ -126,19 +130,36 @@ export interface FileKeyStoreOptions {
   logger?: Logger
   /** Accept a key file readable by group or others. @default false */
   allowInsecurePermissions?: boolean
+  /**
+   * How a lookup learns that another process changed the file. `watch`: a change notification
+   * from the operating system (inotify, FSEvents) marks the file for re-reading, and a lookup
+   * checks the file itself at most once a second besides; `stat`: every lookup checks the file's
+   * identity, which costs a system call per request. `watch` falls back to `stat` where the file
+   * system gives no notifications. @default "watch"
+   */
+  reload?: 'watch' | 'stat'
 }
 
+/** With a watcher, a lookup still checks the file itself this often, should a notification be lost. */
+const BACKSTOP_MS = 1000
+
 /**
- * Keys in a 0600 JSON file. Every lookup checks the file's identity (inode, size, mtime) and
- * reloads it when it changed, so a key revoked by `gatehouse keys revoke` in another process stops
- * working on the very next request, kept-alive connections included. A file that becomes
- * unreadable, insecure or corrupt fails closed: no key authenticates until it is fixed.
+ * Keys in a 0600 JSON file, reloaded when it changes, so a key revoked by `gatehouse keys revoke`
+ * in another process stops working on the next request, kept-alive connections included. The
+ * directory is watched: the kernel queues the change notification before the revoking command
+ * returns, and the event loop handles it before any request that arrives later. Where there are
+ * no notifications (`reload: 'stat'`, or a file system without them), every lookup compares the
+ * file's identity (inode, size, times, mode) instead. A file that becomes unreadable, insecure or
+ * corrupt fails closed: no key authenticates until it is fixed.
  */
 export class FileKeyStore extends IndexedKeyStore {
   readonly file: string
   private readonly logger: Logger
   private readonly allowInsecure: boolean
   private signature = ''
+  private watcher: FSWatcher | undefined
+  private changed = true
+  private lastCheck = 0
   /** The last load error, or undefined when the file loaded. */
   lastError: string | undefined
 
@@ -151,9 +172,33 @@ export class FileKeyStore extends IndexedKeyStore {
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
     if (!existsSync(this.file)) this.save([])
     this.load(true)
+    if ((options.reload ?? 'watch') === 'watch') this.watch(dir)
   }
 
-  protected refresh(): void {
+  /** Stop watching the key file's directory (lookups then check the file every time). */
+  close(): void {
+    this.watcher?.close()
+    this.watcher = undefined
+  }
+
+  private watch(dir: string): void {
+    const name = basename(this.file)
+    try {
+      // persistent: false, so a store never keeps a process alive on its own.
+      this.watcher = watch(dir, { persistent: false }, (_event, changed) => {
+        if (changed === null || changed === name) this.changed = true
+      })
+      this.watcher.on('error', () => this.close())
+    } catch {
+      this.watcher = undefined
+    }
+  }
+
+  protected refresh(force: boolean): void {
+    const now = Date.now()
+    if (this.watcher && !force && !this.changed && now - this.lastCheck < BACKSTOP_MS) return
+    this.changed = false
+    this.lastCheck = now
     let sig: string
     try {
       // One stat per lookup (a few microseconds): a change by another process is seen at once.

@@ -1,10 +1,12 @@
-import { mkdtempSync, statSync, chmodSync, writeFileSync, readFileSync, rmSync } from 'node:fs'
+import fs, { mkdtempSync, statSync, chmodSync, writeFileSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { FileKeyStore, loadOrCreateSalt, MemoryKeyStore, isClientKeyFormat, generateClientKey } from '@gatehouse/client-auth'
 
 const mode = (p: string) => statSync(p).mode & 0o777
+/** One turn of the event loop: change notifications queued by the kernel are handled in it. */
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
 
 describe('client keys', () => {
   it('generates gate_live_ + 43 base64url characters, never twice', () => {
@@ -36,15 +38,70 @@ describe('FileKeyStore', () => {
     expect(record.id).toMatch(/^key_[0-9a-f]{8}$/)
   })
 
-  it('sees keys created and revoked by another process (another store instance) on the next lookup', () => {
+  it('sees keys created and revoked by another store instance once the change notification is in (reload: watch)', async () => {
     const salt = randomBytes(32).toString('hex')
     const file = join(dir, 'client-keys.json')
     const server = new FileKeyStore({ file, salt })
-    const cli = new FileKeyStore({ file, salt })
+    const cli = new FileKeyStore({ file, salt, reload: 'stat' })
+    try {
+      const { key, record } = cli.create({ name: 'b' })
+      await nextTurn()
+      expect(server.verify(key)?.id).toBe(record.id)
+      cli.revoke(record.id)
+      await nextTurn()
+      expect(server.verify(key)?.revoked_at).toBeDefined()
+    } finally {
+      server.close()
+    }
+  })
+
+  it('sees another instance\'s changes on the very next lookup with reload: stat', () => {
+    const salt = randomBytes(32).toString('hex')
+    const file = join(dir, 'client-keys.json')
+    const server = new FileKeyStore({ file, salt, reload: 'stat' })
+    const cli = new FileKeyStore({ file, salt, reload: 'stat' })
     const { key, record } = cli.create({ name: 'b' })
     expect(server.verify(key)?.id).toBe(record.id)
     cli.revoke(record.id)
     expect(server.verify(key)?.revoked_at).toBeDefined()
+  })
+
+  it('does not check the file on every lookup when it is watched, and does with reload: stat', async () => {
+    const salt = randomBytes(32).toString('hex')
+    const file = join(dir, 'client-keys.json')
+    const watched = new FileKeyStore({ file, salt })
+    const stat = new FileKeyStore({ file, salt, reload: 'stat' })
+    const { key } = stat.create({ name: 'e' })
+    await nextTurn()
+    watched.verify(key)
+    const spy = jest.spyOn(fs, 'statSync')
+    try {
+      for (let i = 0; i < 100; i++) expect(watched.verify(key)).toBeDefined()
+      const watchedStats = spy.mock.calls.filter(([p]) => p === file).length
+      for (let i = 0; i < 100; i++) expect(stat.verify(key)).toBeDefined()
+      const statStats = spy.mock.calls.filter(([p]) => p === file).length - watchedStats
+      expect(watchedStats).toBeLessThanOrEqual(1)
+      expect(statStats).toBeGreaterThanOrEqual(100)
+    } finally {
+      spy.mockRestore()
+      watched.close()
+    }
+  })
+
+  it('still checks a watched file once a second, should a notification be lost', async () => {
+    const salt = randomBytes(32).toString('hex')
+    const file = join(dir, 'client-keys.json')
+    const store = new FileKeyStore({ file, salt })
+    const other = new FileKeyStore({ file, salt, reload: 'stat' })
+    const { key, record } = other.create({ name: 'f' })
+    await nextTurn()
+    expect(store.verify(key)).toBeDefined()
+    store.close() // no more notifications: only the backstop can see the revocation now
+    ;(store as unknown as { watcher: object }).watcher = { close() {} }
+    other.revoke(record.id)
+    expect(store.verify(key)?.revoked_at).toBeUndefined()
+    await new Promise((r) => setTimeout(r, 1100))
+    expect(store.verify(key)?.revoked_at).toBeDefined()
   })
 
   it('does not match a key under another salt', () => {
@@ -59,7 +116,7 @@ describe('FileKeyStore', () => {
     const file = join(dir, 'client-keys.json')
     const errors: string[] = []
     const logger = { error: (m: string) => errors.push(m), warn() {}, info() {}, debug() {} }
-    const store = new FileKeyStore({ file, salt, logger })
+    const store = new FileKeyStore({ file, salt, logger, reload: 'stat' })
     const { key } = store.create({ name: 'c' })
     chmodSync(file, 0o644)
     expect(store.verify(key)).toBeUndefined()
@@ -69,10 +126,35 @@ describe('FileKeyStore', () => {
     expect(store.verify(key)).toBeDefined()
   })
 
+  it('fails closed once notified that another process made the file insecure or corrupt (reload: watch)', async () => {
+    const salt = randomBytes(32).toString('hex')
+    const file = join(dir, 'client-keys.json')
+    const store = new FileKeyStore({ file, salt, logger: { error() {}, warn() {}, info() {}, debug() {} } })
+    try {
+      const { key } = store.create({ name: 'g' })
+      expect(store.verify(key)).toBeDefined()
+      chmodSync(file, 0o644)
+      await nextTurn()
+      expect(store.verify(key)).toBeUndefined()
+      chmodSync(file, 0o600)
+      await nextTurn()
+      expect(store.verify(key)).toBeDefined()
+      const good = readFileSync(file, 'utf8')
+      writeFileSync(file, '{"version":1,"keys":[{"id":1}]', { mode: 0o600 })
+      await nextTurn()
+      expect(store.verify(key)).toBeUndefined()
+      writeFileSync(file, good, { mode: 0o600 })
+      await nextTurn()
+      expect(store.verify(key)).toBeDefined()
+    } finally {
+      store.close()
+    }
+  })
+
   it('fails closed on a corrupt file', () => {
     const salt = randomBytes(32).toString('hex')
     const file = join(dir, 'client-keys.json')
-    const store = new FileKeyStore({ file, salt })
+    const store = new FileKeyStore({ file, salt, reload: 'stat' })
     const { key } = store.create({ name: 'd' })
     writeFileSync(file, '{"version":1,"keys":[{"id":1}]', { mode: 0o600 })
     expect(store.verify(key)).toBeUndefined()

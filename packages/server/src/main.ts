@@ -92,6 +92,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
     const store = new FileKeyStore({
       file: join(authDir, 'client-keys.json'),
       salt: loaded.config.auth.key_salt ?? loadOrCreateSalt(authDir),
+      reload: 'stat',
     })
     try {
       if (sub === 'create') {
