@@ -6,8 +6,25 @@ export const AUDIT_FIELDS = ['timestamp', 'event_type', 'provider', 'user_id', '
 
 const MAX_FIELD_CHARS = 1024
 
+/** The form `Date.prototype.toISOString` writes for years 0 to 9999. */
+const ISO_UTC = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.\d{3}Z$/
+
+/** True when `value` is exactly what toISOString would write for it (no day or hour rolling over). */
+function isCanonicalIso(value: string): boolean {
+  const m = ISO_UTC.exec(value)
+  if (!m) return false
+  const year = Number(m[1])
+  const month = Number(m[2])
+  const day = Number(m[3])
+  if (month < 1 || month > 12 || day < 1 || Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6]) > 59) return false
+  // Day 0 of the next month is the last day of this one.
+  return day <= new Date(Date.UTC(year, month, 0)).getUTCDate() && year >= 100
+}
+
 function timestampOf(value: unknown): string {
   if (typeof value === 'string') {
+    // Events from core's emitSecurityEvent already carry toISOString's text: keep it as it is.
+    if (isCanonicalIso(value)) return value
     const t = Date.parse(value)
     if (!Number.isNaN(t)) return new Date(t).toISOString()
   }

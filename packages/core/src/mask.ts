@@ -103,8 +103,11 @@ const SENSITIVE_FIELDS = new Set([
   'webhook_url',
 ])
 
-export const isSensitiveField = (name: string): boolean =>
-  SENSITIVE_FIELDS.has(name.toLowerCase().replace(/-/g, '_'))
+export function isSensitiveField(name: string): boolean {
+  const lower = name.toLowerCase()
+  if (SENSITIVE_FIELDS.has(lower)) return true
+  return lower.includes('-') && SENSITIVE_FIELDS.has(lower.replace(/-/g, '_'))
+}
 
 /**
  * Mask one value known to be a secret (a header value, a configured key).
@@ -156,7 +159,9 @@ export function createMasker(options: MaskerOptions = {}): Masker {
  * and skip the rules entirely.
  */
 const MAY_CONTAIN_SECRET =
-  /sk-|[srp]k_|gate_|AIza|ya29\.|gh[pousr]_|github_pat_|glpat-|AKIA|ASIA|xox|hooks\.slack|xai-|gsk_|hf_|npm_|SG\.|eyJ|bearer|basic|=|:\/\/|-----BEGIN/i
+  // Case-sensitive but for the two auth schemes (the only case-insensitive literals of the rules):
+  // twice as fast as the same test with the i flag, and it runs on every string a sink writes.
+  /sk-|[srp]k_|gate_|AIza|ya29\.|gh[pousr]_|github_pat_|glpat-|AKIA|ASIA|xox|hooks\.slack|xai-|gsk_|hf_|npm_|SG\.|eyJ|[Bb][Ee][Aa][Rr][Ee][Rr]|[Bb][Aa][Ss][Ii][Cc]|=|:\/\/|-----BEGIN/
 
 function applyRules(input: string): string {
   if (!MAY_CONTAIN_SECRET.test(input)) return input
@@ -183,7 +188,11 @@ function maskDeep(input: unknown, text: (s: string) => string, depth: number): u
   }
   if (input instanceof Date) return Number.isFinite(input.getTime()) ? input.toISOString() : String(input)
   const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(input as Record<string, unknown>)) {
+  const obj = input as Record<string, unknown>
+  const keys = Object.keys(obj)
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!
+    const v = obj[k]
     // A secret can arrive as a key too (a key used as a field name): keys are masked like values.
     const key = text(k)
     if (isSensitiveField(k) && v !== undefined && v !== null && v !== '') {
