@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express'
 import {
   emitSecurityEvent,
   gatehouseLocals,
-  normalizeIp,
+  clientIp,
   resolveProviderRoute,
   type SecurityEventInput,
 } from '@gatehouse/core'
@@ -66,7 +66,7 @@ export function accessLog(options: AccessLogOptions): RequestHandler {
     const method = req.method
     const url = req.originalUrl || req.url
     const routed = resolveProviderRoute(req.path)?.provider
-    const ip = normalizeIp(req.ip ?? req.socket.remoteAddress)
+    const ip = clientIp(req)
     let done = false
 
     const emit = (finished: boolean): void => {

@@ -6,7 +6,7 @@ import {
   emitSecurityEvent,
   gatehouseLocals,
   maskSecrets,
-  normalizeIp,
+  clientIp,
   resolveProviderRoute,
   sendProviderError,
   type SecurityEventInput,
@@ -69,7 +69,7 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
       {
         ...(route ? { provider: route.provider } : {}),
         ...input,
-        ip: normalizeIp(req.ip),
+        ip: clientIp(req),
         ...(gatehouseLocals(res).requestId ? { request_id: gatehouseLocals(res).requestId! } : {}),
       },
       (err) => config.logger?.error('@gatehouse/client-auth: onEvent handler threw', { error: String(err) }),
@@ -116,7 +116,7 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
         details: { reason: 'a decoy key was presented', header: presented.header },
       })
       try {
-        config.onHoneytoken?.({ ip: normalizeIp(req.ip), req })
+        config.onHoneytoken?.({ ip: clientIp(req), req })
       } catch (err) {
         config.logger?.error('@gatehouse/client-auth: onHoneytoken handler threw', { error: String(err) })
       }
@@ -153,7 +153,7 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
     locals.clientKeyId = record.id
     locals.clientAuth = { keyId: record.id, name: record.name }
     if (config.stripCredentials) for (const h of CREDENTIAL_HEADERS) delete req.headers[h]
-    if (config.emitSuccess && successDue(`${record.id}|${req.ip ?? ''}`)) {
+    if (config.emitSuccess && successDue(`${record.id}|${clientIp(req)}`)) {
       event(req, res, { event_type: 'auth_success', user_id: record.id, result: 'ok' })
     }
     next()

@@ -4,13 +4,17 @@ import ipaddr from 'ipaddr.js'
  * The canonical text form of a client address: IPv4-mapped IPv6 (`::ffff:10.0.0.1`) becomes
  * `10.0.0.1`, IPv6 is compressed and lower-cased. Returns the input unchanged when unparsable.
  */
-const DOTTED_V4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/
+/** A canonical dotted quad: four decimal octets 0–255 without leading zeros (ipaddr's four-part decimal). */
+const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]\\d|\\d)'
+const CANONICAL_V4 = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`)
+const CANONICAL_MAPPED_V4 = new RegExp(`^::ffff:(${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET})$`)
 
 export function normalizeIp(ip: string | undefined): string {
   if (!ip) return 'unknown'
   // Fast paths for the two forms nearly every request arrives in.
-  if (DOTTED_V4.test(ip) && ipaddr.IPv4.isValidFourPartDecimal(ip)) return ip
-  if (ip.startsWith('::ffff:') && DOTTED_V4.test(ip.slice(7)) && ipaddr.IPv4.isValidFourPartDecimal(ip.slice(7))) return ip.slice(7)
+  if (CANONICAL_V4.test(ip)) return ip
+  const mapped = CANONICAL_MAPPED_V4.exec(ip)
+  if (mapped) return mapped[1]!
   const bare = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip
   const zoneless = bare.split('%')[0] ?? bare
   if (!ipaddr.isValid(zoneless)) return ip
@@ -24,4 +28,21 @@ export function isLoopback(ip: string | undefined): boolean {
   const bare = (ip.split('%')[0] ?? ip).replace(/^\[|\]$/g, '')
   if (!ipaddr.isValid(bare)) return false
   return ipaddr.process(bare).range() === 'loopback'
+}
+
+const CLIENT_IP = Symbol.for('gatehouse.client-ip')
+
+/**
+ * The request's client address as `normalizeIp(req.ip)` gives it, worked out once per request and
+ * kept on the request: Express computes `req.ip` afresh on every read (it parses X-Forwarded-For
+ * through `trust proxy` each time), and several layers ask for it.
+ */
+export function clientIp(req: { ip?: string | undefined; socket?: { remoteAddress?: string | undefined } }): string {
+  const r = req as { [CLIENT_IP]?: string }
+  let ip = r[CLIENT_IP]
+  if (ip === undefined) {
+    ip = normalizeIp(req.ip ?? req.socket?.remoteAddress)
+    r[CLIENT_IP] = ip
+  }
+  return ip
 }

@@ -5,7 +5,7 @@ import {
   emitSecurityEvent,
   gatehouseLocals,
   isProviderName,
-  normalizeIp,
+  clientIp,
   resolveProviderRoute,
   sendProviderError,
   type ProviderName,
@@ -82,7 +82,7 @@ export function credentialInjection(options: CredentialInjectionOptions): Reques
     for (const name of config.stripHeaders) delete req.headers[name]
     const context = {
       provider,
-      ...(req.ip !== undefined ? { ip: normalizeIp(req.ip) } : {}),
+      ip: clientIp(req),
       ...(locals.requestId !== undefined ? { request_id: locals.requestId } : {}),
       ...(locals.clientKeyId !== undefined ? { user_id: locals.clientKeyId } : {}),
     }
@@ -106,9 +106,11 @@ export function credentialInjection(options: CredentialInjectionOptions): Reques
           )
           return
         }
-        const headers: Record<string, string> = { ...lease.headers }
-        if (headers['anthropic-beta'] !== undefined) headers['anthropic-beta'] = mergeBeta(clientBeta, headers['anthropic-beta'])
-        const state: UpstreamState = { headers: Object.freeze(headers), strip: config.stripHeaders, lease }
+        // The lease's headers are frozen; a copy is made only to merge the client's beta flags.
+        const beta = lease.headers['anthropic-beta']
+        const headers: Readonly<Record<string, string>> =
+          beta === undefined ? lease.headers : Object.freeze({ ...lease.headers, 'anthropic-beta': mergeBeta(clientBeta, beta) })
+        const state: UpstreamState = { headers, strip: config.stripHeaders, lease }
         Object.defineProperty(res.locals, UPSTREAM, { value: state, enumerable: false, configurable: true, writable: false })
         locals.credentialVault = {
           credentialId: lease.credentialId,

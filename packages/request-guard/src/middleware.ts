@@ -6,7 +6,7 @@ import {
   emitSecurityEvent,
   GatehouseError,
   gatehouseLocals,
-  normalizeIp,
+  clientIp,
   sendProviderError,
   type ProviderErrorInfo,
 } from '@gatehouse/core'
@@ -279,7 +279,7 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
         event_type: 'security_violation',
         provider: endpoint.provider,
         ...(locals.clientKeyId ? { user_id: locals.clientKeyId } : {}),
-        ip: normalizeIp(req.ip ?? req.socket.remoteAddress),
+        ip: clientIp(req),
         ...(locals.requestId ? { request_id: locals.requestId } : {}),
         result,
         details: { ...details, method: req.method, path: ctx.pathname, endpoint: endpoint.kind },
