@@ -46,6 +46,51 @@ export function usageFromObject(body: unknown): Partial<TokenUsage> | undefined 
   return undefined
 }
 
+/** The object that starts at `start` (a `{`), as text, or undefined when it does not close. */
+function objectTextAt(text: string, start: number): string | undefined {
+  let depth = 0
+  let inString = false
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // backslash: skip the escaped character
+      else if (c === 0x22) inString = false
+      continue
+    }
+    if (c === 0x22) inString = true
+    else if (c === 0x7b) depth++
+    else if (c === 0x7d && --depth === 0) return text.slice(start, i + 1)
+  }
+  return undefined
+}
+
+/**
+ * The usage object of a provider's JSON body, parsed on its own: the last `"usage"` (or Gemini's
+ * `"usageMetadata"`) key, which the providers write at the top level after the content, so the
+ * content itself (often most of the body) is never parsed. A key inside a string is escaped (`\"`)
+ * and cannot match. Returns null when the body names no usage, undefined when it cannot tell.
+ */
+function usageOfJsonText(text: string): Partial<TokenUsage> | null | undefined {
+  for (const key of ['"usageMetadata"', '"usage"'] as const) {
+    const at = text.lastIndexOf(key)
+    if (at === -1) continue
+    let i = at + key.length
+    while (i < text.length && (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t')) i++
+    if (text[i] !== ':') return undefined
+    i++
+    while (i < text.length && (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t')) i++
+    if (text[i] !== '{') return undefined
+    const inner = objectTextAt(text, i)
+    if (inner === undefined) return undefined
+    try {
+      return usageFromObject({ [key.slice(1, -1)]: JSON.parse(inner) as unknown }) ?? null
+    } catch {
+      return undefined
+    }
+  }
+  return null
+}
+
 const MAX_JSON_BYTES = 4 * 1024 * 1024
 const MAX_LINE_BYTES = 1024 * 1024
 
@@ -112,10 +157,14 @@ export class UsageMeter {
       if (this.pending) this.line(this.pending)
       this.pending = ''
     } else if (!this.overflow && this.jsonChunks.length > 0) {
-      try {
-        this.merge(usageFromObject(JSON.parse(Buffer.concat(this.jsonChunks).toString('utf8'))))
-      } catch {
-        // not JSON
+      const text = (this.jsonChunks.length === 1 ? this.jsonChunks[0]! : Buffer.concat(this.jsonChunks)).toString('utf8')
+      const found = usageOfJsonText(text)
+      if (found !== null) {
+        try {
+          this.merge(found ?? usageFromObject(JSON.parse(text)))
+        } catch {
+          // not JSON
+        }
       }
       this.jsonChunks = []
     }

@@ -33,4 +33,32 @@ describe('UsageMeter', () => {
     m.push('{"ok":true}')
     expect(m.finish()).toBeUndefined()
   })
+
+  it('reads the top-level usage of a JSON body, not a "usage" inside the content', () => {
+    const meter = (body: string): unknown => {
+      const m = new UsageMeter('application/json')
+      m.push(Buffer.from(body))
+      return m.finish()
+    }
+    // Text that mentions usage is a JSON string: its quotes are escaped.
+    const openai = JSON.stringify({
+      choices: [{ message: { content: 'say "usage": {"prompt_tokens": 99}' } }],
+      usage: { prompt_tokens: 12, completion_tokens: 7 },
+    })
+    expect(meter(openai)).toEqual({ inputTokens: 12, outputTokens: 7 })
+    // An Anthropic tool_use input is an object and may hold a usage key; the message's own comes last.
+    const anthropic = JSON.stringify({
+      content: [{ type: 'tool_use', input: { usage: { input_tokens: 1000, output_tokens: 1000 } } }],
+      usage: { input_tokens: 5, cache_read_input_tokens: 2, output_tokens: 9, cache_creation: { ephemeral_5m_input_tokens: 0 } },
+    })
+    expect(meter(anthropic)).toEqual({ inputTokens: 7, outputTokens: 9 })
+    expect(meter(JSON.stringify({ candidates: [], usageMetadata: { promptTokenCount: 9, candidatesTokenCount: 2 } }))).toEqual({
+      inputTokens: 9,
+      outputTokens: 2,
+    })
+    expect(meter('{ "usage" :\n {"prompt_tokens": 1, "completion_tokens": 2} }')).toEqual({ inputTokens: 1, outputTokens: 2 })
+    expect(meter('{"usage": {"prompt_tokens": 1, ')).toBeUndefined()
+    expect(meter('{"usage": "none"}')).toBeUndefined()
+    expect(meter('not json')).toBeUndefined()
+  })
 })
