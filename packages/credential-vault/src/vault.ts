@@ -148,6 +148,8 @@ interface Entry {
   stale: boolean
   lastUsedAt: number | undefined
   refresh: RefreshState
+  /** The upstream headers for `record`, made once per record rather than per request. */
+  headers?: { record: CredentialRecord; value: Readonly<Record<string, string>> }
 }
 
 interface FileError {
@@ -197,6 +199,8 @@ function notFound(message: string): GatehouseError {
 export class CredentialVault {
   readonly config: CredentialVaultConfig
   private readonly entries = new Map<string, Entry>()
+  /** candidates() by provider; cleared whenever an entry is added, removed or replaced. */
+  private readonly candidateCache = new Map<ProviderName, Entry[]>()
   private readonly fileErrors = new Map<string, FileError>()
   private readonly statics: Entry[] = []
   private readonly rr = new Map<ProviderName, number>()
@@ -348,6 +352,7 @@ export class CredentialVault {
     for (const [id, entry] of this.entries) {
       if (seen.has(entry.file!) || this.pendingWrites.has(id)) continue
       this.entries.delete(id)
+      this.candidateCache.clear()
       this.config.logger.info(`${PKG}: credential removed from disk`, { credential_id: id, provider: entry.record.provider })
       this.emit({
         event_type: 'config_change',
@@ -405,6 +410,7 @@ export class CredentialVault {
         existing.kid = kid
         if (same) return
         existing.record = record
+        this.candidateCache.clear()
         existing.unhealthyUntil = 0
         existing.unhealthyReason = undefined
         existing.stale = false
@@ -433,6 +439,7 @@ export class CredentialVault {
         lastUsedAt: undefined,
         refresh: newRefreshState(),
       })
+      this.candidateCache.clear()
       if (!initial) {
         this.config.logger.info(`${PKG}: credential loaded from disk`, { credential_id: id, provider: record.provider })
         this.emit({
@@ -451,6 +458,7 @@ export class CredentialVault {
         ? err.message
         : `the file cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`
       if (existing) this.entries.delete(id)
+      this.candidateCache.clear()
       this.fileErrors.set(name, { id, code, message, sig })
       this.config.logger.error(`${PKG}: credential disabled: ${message}`, { credential_id: id, code })
       this.emit({
@@ -550,6 +558,7 @@ export class CredentialVault {
           Object.assign(entry, fields)
           // A re-encryption queued before a refresh must not bring the older tokens back into memory.
           if (record.updated_at >= entry.record.updated_at) entry.record = record
+          this.candidateCache.clear()
         } else {
           this.entries.set(id, {
             id,
@@ -563,6 +572,7 @@ export class CredentialVault {
             lastUsedAt: undefined,
             refresh: newRefreshState(),
           })
+          this.candidateCache.clear()
         }
         this.fileErrors.delete(name)
         return true
@@ -585,6 +595,7 @@ export class CredentialVault {
       this.pendingWrites.add(id)
       try {
         this.entries.delete(id)
+        this.candidateCache.clear()
         this.fileErrors.delete(fileNameOf(id))
         return await removeFile(this.config.dir, fileNameOf(id))
       } catch (err) {
@@ -967,8 +978,14 @@ export class CredentialVault {
     return [...this.entries.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   }
 
+  /** A provider's credentials in serving order (vault ones by id, then the static key), kept until the set changes. */
   private candidates(provider: ProviderName): Entry[] {
-    return [...this.sortedEntries().filter((e) => e.record.provider === provider), ...this.statics.filter((e) => e.record.provider === provider)]
+    let list = this.candidateCache.get(provider)
+    if (list === undefined) {
+      list = [...this.sortedEntries().filter((e) => e.record.provider === provider), ...this.statics.filter((e) => e.record.provider === provider)]
+      this.candidateCache.set(provider, list)
+    }
+    return list
   }
 
   private canRefresh(entry: Entry): boolean {
@@ -1038,6 +1055,12 @@ export class CredentialVault {
     return live && !this.closed && Date.now() >= entry.unhealthyUntil && this.tokenState(entry, Date.now()) !== 'expired'
   }
 
+  private headersOf(entry: Entry): Readonly<Record<string, string>> {
+    const r = entry.record
+    if (entry.headers?.record !== r) entry.headers = { record: r, value: Object.freeze(upstreamHeadersFor(r.provider, r.type, secretOf(r))) }
+    return entry.headers.value
+  }
+
   private lease(entry: Entry): CredentialLease {
     entry.lastUsedAt = Date.now()
     const r = entry.record
@@ -1047,7 +1070,7 @@ export class CredentialVault {
       provider: r.provider,
       type: r.type,
       source: entry.source,
-      headers: Object.freeze(upstreamHeadersFor(r.provider, r.type, secretOf(r))),
+      headers: this.headersOf(entry),
       report: (status: number): void => {
         if (reported) return
         reported = true
