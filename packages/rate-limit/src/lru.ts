@@ -4,6 +4,8 @@
  */
 export class BoundedLru<V> {
   private readonly map = new Map<string, V>()
+  /** The most recently used key: using it again needs no reordering (a steady client's common case). */
+  private newest: string | undefined
 
   constructor(readonly maxSize: number) {}
 
@@ -13,9 +15,10 @@ export class BoundedLru<V> {
 
   get(key: string): V | undefined {
     const value = this.map.get(key)
-    if (value !== undefined) {
+    if (value !== undefined && key !== this.newest) {
       this.map.delete(key)
       this.map.set(key, value)
+      this.newest = key
     }
     return value
   }
@@ -26,19 +29,26 @@ export class BoundedLru<V> {
   }
 
   set(key: string, value: V): void {
+    if (key === this.newest) {
+      this.map.set(key, value)
+      return
+    }
     if (this.map.has(key)) this.map.delete(key)
     else if (this.map.size >= this.maxSize) {
       const oldest = this.map.keys().next()
       if (!oldest.done) this.map.delete(oldest.value)
     }
     this.map.set(key, value)
+    this.newest = key
   }
 
   delete(key: string): void {
     this.map.delete(key)
+    if (key === this.newest) this.newest = undefined
   }
 
   clear(): void {
     this.map.clear()
+    this.newest = undefined
   }
 }

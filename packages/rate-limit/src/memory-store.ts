@@ -102,8 +102,15 @@ export class MemoryStore implements RateLimitStore {
   private save(bucket: BucketRef, tokens: number, now: number): void {
     const lru = this.lru(bucket.namespace)
     // A full bucket is the same as no bucket: dropping it keeps the map small.
-    if (tokens >= bucket.capacity) lru.delete(bucket.key)
-    else lru.set(bucket.key, { tokens, at: now })
+    if (tokens >= bucket.capacity) {
+      lru.delete(bucket.key)
+      return
+    }
+    const b = lru.get(bucket.key)
+    if (b) {
+      b.tokens = tokens
+      b.at = now
+    } else lru.set(bucket.key, { tokens, at: now })
   }
 
   take(bucket: BucketRef, amount: number): Promise<BucketState> {

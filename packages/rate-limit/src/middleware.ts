@@ -157,7 +157,7 @@ class Accounting {
 
 function record(res: Response, kind: LimitKind, name: string, decision: RateLimitDecision): void {
   const locals = gatehouseLocals(res)
-  locals.rateLimit = { ...locals.rateLimit, [`${kind}:${name}`]: decision }
+  ;(locals.rateLimit ??= {})[`${kind}:${name}`] = decision
 }
 
 /** Run `fn` once when the response is done (finish, or close without finish). */
