@@ -124,6 +124,15 @@ export class UsageMeter {
       this.jsonChunks.push(buf)
       return
     }
+    if (typeof chunk !== 'string' && this.pending === '') {
+      // Most stream chunks end on a line break and carry no usage: look at the bytes, decode nothing.
+      const lastNl = chunk.lastIndexOf(0x0a)
+      const at = lastNl === -1 ? -1 : chunk.indexOf('sage')
+      if (lastNl !== -1 && (at === -1 || at > lastNl)) {
+        if (lastNl < chunk.length - 1) this.pending = chunk.toString('utf8', lastNl + 1)
+        return
+      }
+    }
     this.pending += typeof chunk === 'string' ? chunk : chunk.toString('utf8')
     let nl: number
     while ((nl = this.pending.indexOf('\n')) !== -1) {

@@ -61,4 +61,17 @@ describe('UsageMeter', () => {
     expect(meter('{"usage": "none"}')).toBeUndefined()
     expect(meter('not json')).toBeUndefined()
   })
+
+  it('reads SSE usage from Buffers, whatever the chunk boundaries, with chunks that carry none skipped', () => {
+    const stream =
+      'event: message_start\ndata: {"type":"message_start","message":{"usage":{"input_tokens":25,"output_tokens":1}}}\n\n' +
+      'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"hi"}}\n\n' +
+      'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":15}}\n\n'
+    const bytes = Buffer.from(stream)
+    for (let size = 1; size <= bytes.length; size += 7) {
+      const m = new UsageMeter('text/event-stream')
+      for (let i = 0; i < bytes.length; i += size) m.push(bytes.subarray(i, i + size))
+      expect(m.finish()).toEqual({ inputTokens: 25, outputTokens: 15 })
+    }
+  })
 })
