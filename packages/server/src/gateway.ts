@@ -183,9 +183,13 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
         })
       : undefined
   if (storage) sinks.push(storage.record)
-  // The dashboard's recent events and top refusals, kept in memory.
+  // The dashboard's recent security events and top refusals, kept in memory. Access-log lines
+  // (provider_request) stay out: at a thousand requests a second they would leave the dashboard half
+  // a second of history, and every request would put one more mid-lived object in the heap.
   const recent = createEventBuffer({})
-  sinks.push(recent.record)
+  sinks.push((event) => {
+    if (event.event_type !== 'provider_request') recent.record(event)
+  })
 
   // Distributed mode: one Redis connection for every store.
   const redis = config.store.type === 'redis' && config.store.url ? createRedisClient(config.store.url, logger) : undefined
