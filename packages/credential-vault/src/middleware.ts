@@ -49,7 +49,7 @@ function stateOf(res: ServerResponse): UpstreamState | undefined {
 
 /** Append the OAuth beta flag to the client's own `anthropic-beta` list, once. */
 function mergeBeta(client: string | string[] | undefined, ours: string): string {
-  const list = (Array.isArray(client) ? client.join(',') : client ?? '')
+  const list = (Array.isArray(client) ? client.join(',') : (client ?? ''))
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '')
@@ -86,53 +86,70 @@ export function credentialInjection(options: CredentialInjectionOptions): Reques
       ...(locals.requestId !== undefined ? { request_id: locals.requestId } : {}),
       ...(locals.clientKeyId !== undefined ? { user_id: locals.clientKeyId } : {}),
     }
-    vault.acquire(provider).then(
-      (lease) => {
-        if (!lease) {
-          const retryAfter = vault.retryAfterSeconds(provider)
-          config.logger.warn('@gatehouse/credential-vault: no upstream credential available', { provider })
-          emitSecurityEvent(config.onEvent, {
-            ...context,
-            event_type: 'credential_access',
-            result: 'unavailable',
-            details: { code: CredentialVaultErrorCodes.GH_VAULT_NO_CREDENTIAL, ...(retryAfter !== undefined ? { retry_after_s: retryAfter } : {}) },
-          })
-          sendProviderError(
-            res,
-            provider,
-            503,
-            { message: `No upstream credential is available for provider "${provider}"` },
-            retryAfter !== undefined ? { 'Retry-After': retryAfter } : {},
-          )
-          return
-        }
-        // The lease's headers are frozen; a copy is made only to merge the client's beta flags.
-        const beta = lease.headers['anthropic-beta']
-        const headers: Readonly<Record<string, string>> =
-          beta === undefined ? lease.headers : Object.freeze({ ...lease.headers, 'anthropic-beta': mergeBeta(clientBeta, beta) })
-        const state: UpstreamState = { headers, strip: config.stripHeaders, lease }
-        Object.defineProperty(res.locals, UPSTREAM, { value: state, enumerable: false, configurable: true, writable: false })
-        locals.credentialVault = {
-          credentialId: lease.credentialId,
+    const onLease = (lease: CredentialLease | undefined): void => {
+      if (!lease) {
+        const retryAfter = vault.retryAfterSeconds(provider)
+        config.logger.warn('@gatehouse/credential-vault: no upstream credential available', { provider })
+        emitSecurityEvent(config.onEvent, {
+          ...context,
+          event_type: 'credential_access',
+          result: 'unavailable',
+          details: {
+            code: CredentialVaultErrorCodes.GH_VAULT_NO_CREDENTIAL,
+            ...(retryAfter !== undefined ? { retry_after_s: retryAfter } : {}),
+          },
+        })
+        sendProviderError(
+          res,
           provider,
-          type: lease.type,
-          source: lease.source,
-          injectedHeaders: Object.keys(headers),
-        }
-        if (config.setRequestHeaders) Object.assign(req.headers, headers)
-        if (config.autoReport) res.once('finish', () => lease.report(res.statusCode))
-        if (grantDue(`${lease.credentialId}|${locals.clientKeyId ?? ''}`)) {
-          emitSecurityEvent(config.onEvent, {
-            ...context,
-            event_type: 'credential_access',
-            result: 'granted',
-            details: { credential_id: lease.credentialId, credential_type: lease.type, source: lease.source },
-          })
-        }
-        next()
-      },
-      (err: unknown) => next(err),
-    )
+          503,
+          { message: `No upstream credential is available for provider "${provider}"` },
+          retryAfter !== undefined ? { 'Retry-After': retryAfter } : {},
+        )
+        return
+      }
+      // The lease's headers are frozen; a copy is made only to merge the client's beta flags.
+      const beta = lease.headers['anthropic-beta']
+      const headers: Readonly<Record<string, string>> =
+        beta === undefined
+          ? lease.headers
+          : Object.freeze({ ...lease.headers, 'anthropic-beta': mergeBeta(clientBeta, beta) })
+      const state: UpstreamState = { headers, strip: config.stripHeaders, lease }
+      Object.defineProperty(res.locals, UPSTREAM, {
+        value: state,
+        enumerable: false,
+        configurable: true,
+        writable: false,
+      })
+      locals.credentialVault = {
+        credentialId: lease.credentialId,
+        provider,
+        type: lease.type,
+        source: lease.source,
+        injectedHeaders: Object.keys(headers),
+      }
+      if (config.setRequestHeaders) Object.assign(req.headers, headers)
+      if (config.autoReport) res.once('finish', () => lease.report(res.statusCode))
+      if (grantDue(`${lease.credentialId}|${locals.clientKeyId ?? ''}`)) {
+        emitSecurityEvent(config.onEvent, {
+          ...context,
+          event_type: 'credential_access',
+          result: 'granted',
+          details: { credential_id: lease.credentialId, credential_type: lease.type, source: lease.source },
+        })
+      }
+      next()
+    }
+    // A usable credential is handed over at once; only one that must be refreshed first is awaited.
+    let got: CredentialLease | undefined | Promise<CredentialLease | undefined>
+    try {
+      got = vault.acquireNowOrLater ? vault.acquireNowOrLater(provider) : vault.acquire(provider)
+    } catch (err) {
+      next(err)
+      return
+    }
+    if (got instanceof Promise) got.then(onLease, (err: unknown) => next(err))
+    else onLease(got)
   }
 }
 
@@ -165,7 +182,9 @@ export function reportUpstreamStatus(res: ServerResponse, status: number): boole
  * The credential chosen for this request, for a proxy layer that sets headers itself:
  * `{ headers, report(status) }`, or undefined when none was injected. `headers` holds the secret.
  */
-export function upstreamCredentialOf(res: ServerResponse): { headers: Readonly<Record<string, string>>; report: (status: number) => void } | undefined {
+export function upstreamCredentialOf(
+  res: ServerResponse,
+): { headers: Readonly<Record<string, string>>; report: (status: number) => void } | undefined {
   const state = stateOf(res)
   if (!state) return undefined
   return { headers: state.headers, report: (status: number) => state.lease.report(status) }

@@ -265,6 +265,8 @@ export interface CredentialInjectionOptions {
 /** What the injection middleware needs from a vault (a CredentialVault fits). */
 export interface CredentialSource {
   acquire(provider: ProviderName): Promise<CredentialLease | undefined>
+  /** acquire() that answers at once when it can (a promise only when it must wait). Optional. */
+  acquireNowOrLater?(provider: ProviderName): CredentialLease | undefined | Promise<CredentialLease | undefined>
   retryAfterSeconds(provider: ProviderName): number | undefined
   readonly onEvent: SecurityEventHandler | undefined
   readonly logger: Logger

@@ -1016,7 +1016,16 @@ export class CredentialVault {
    * refreshed first (one refresh per credential however many requests wait). Resolves undefined
    * when none can be used: the caller answers 503.
    */
-  async acquire(provider: ProviderName): Promise<CredentialLease | undefined> {
+  acquire(provider: ProviderName): Promise<CredentialLease | undefined> {
+    return Promise.resolve(this.acquireNowOrLater(provider))
+  }
+
+  /**
+   * acquire() without a promise when none is needed: the lease itself (or undefined) when a
+   * credential can be used as it is, a promise only when every usable one must be refreshed first.
+   * The request path uses this, to spare each request an asynchronous hop.
+   */
+  acquireNowOrLater(provider: ProviderName): CredentialLease | undefined | Promise<CredentialLease | undefined> {
     if (this.closed) return undefined
     const list = this.candidates(provider)
     if (list.length === 0) return undefined
@@ -1040,14 +1049,12 @@ export class CredentialVault {
       return this.lease(entry)
     }
     if (waiting.length === 0) return undefined
-    try {
-      const entry = await Promise.any(
-        waiting.map((e) => this.refresh(e).then((ok) => (ok && this.isServable(e) ? e : Promise.reject(new Error('refresh failed'))))),
-      )
-      return this.lease(entry)
-    } catch {
-      return undefined
-    }
+    return Promise.any(
+      waiting.map((e) => this.refresh(e).then((ok) => (ok && this.isServable(e) ? e : Promise.reject(new Error('refresh failed'))))),
+    ).then(
+      (entry) => this.lease(entry),
+      () => undefined,
+    )
   }
 
   private isServable(entry: Entry): boolean {

@@ -224,6 +224,25 @@ describe('OAuth refresh', () => {
   })
 })
 
+describe('acquireNowOrLater', () => {
+  it('hands a usable credential over at once and returns a promise only when a refresh must come first', async () => {
+    const { vault, endpoint } = await setup()
+    const fresh = await addOAuth(vault, endpoint.url, Date.now() + 3_600_000)
+    const now = vault.acquireNowOrLater('claude')
+    expect(now).not.toBeInstanceOf(Promise)
+    expect((now as { credentialId: string }).credentialId).toBe(fresh.id)
+    expect(vault.acquireNowOrLater('openai')).toBeUndefined()
+    await vault.delete(fresh.id)
+    const expired = await addOAuth(vault, endpoint.url, Date.now() - 1000)
+    const later = vault.acquireNowOrLater('claude')
+    expect(later).toBeInstanceOf(Promise)
+    const lease = await later
+    expect(lease?.credentialId).toBe(expired.id)
+    expect(endpoint.issued).toHaveLength(1)
+    expect(lease?.headers.authorization).toBe(`Bearer ${endpoint.issued[0]!.access_token}`)
+  })
+})
+
 describe('requestTokenRefresh', () => {
   it.each<[TokenEndpoint['behaviour'], string]>([
     ['invalid_grant', 'invalid_grant'],
