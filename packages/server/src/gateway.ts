@@ -2,7 +2,7 @@ import http from 'node:http'
 import https from 'node:https'
 import { join, resolve as resolvePath } from 'node:path'
 import type { AddressInfo, Socket } from 'node:net'
-import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Router } from 'express'
+import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler, type Response, type Router } from 'express'
 import {
   createMasker,
   detectProvider,
@@ -324,7 +324,8 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       next()
     })
   }
-  app.use(composeLayers(front))
+  const frontLayer = composeLayers(front)
+  app.use(frontLayer)
   // Health: no auth, no data.
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' })
@@ -490,7 +491,8 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     req.url = route.upstreamPath + (q === -1 ? '' : req.url.slice(q))
     proxies.get(route.provider)!(req, res, next)
   })
-  app.use(composeLayers(admission))
+  const admissionLayer = composeLayers(admission)
+  app.use(admissionLayer)
   const onError: ErrorRequestHandler = (err: unknown, req, res, _next) => {
     const status = typeof (err as { statusCode?: unknown })?.statusCode === 'number' ? (err as { statusCode: number }).statusCode : 500
     logger.error('request failed', { request_id: gatehouseLocals(res).requestId, error: masker.text(String(err)) })
@@ -509,7 +511,33 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       cipherSuites: config.server.tls.cipher_suites,
     }
   }
-  const server = createExpressServer(app, tlsSettings ? secureContextOptions(tlsSettings) : undefined)
+  // The provider path runs the same layers without Express's router: app.handle builds a final
+  // handler and the router matches every layer against the path, work the health, dashboard and
+  // management routes need and the provider path does not. Anything that could be one of those
+  // routes (Express matches them case-insensitively) or is not origin-form goes through the app.
+  const providerPath = (req: Request, res: Response): void => {
+    const done = (err?: unknown): void => {
+      if (err !== undefined && err !== null) onError(err, req, res, () => undefined)
+      else sendProviderError(res, detectProvider(req), 404, { message: 'Unknown route' })
+    }
+    req.res = res
+    res.req = req
+    req.originalUrl = req.url
+    res.locals = Object.create(null) as Response['locals']
+    try {
+      frontLayer(req, res, (err?: unknown) => (err !== undefined && err !== null ? done(err) : admissionLayer(req, res, done)))
+    } catch (err) {
+      done(err)
+    }
+  }
+  const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const url = req.url ?? ''
+    const head = url.slice(0, 8).toLowerCase()
+    if (url.charCodeAt(0) === 0x2f && !head.startsWith('/healthz') && !head.startsWith('/readyz') && !head.startsWith('/v0')) {
+      providerPath(req as Request, res as Response)
+    } else app(req, res)
+  }
+  const server = createExpressServer(app, tlsSettings ? secureContextOptions(tlsSettings) : undefined, listener)
   const certWatch = tlsSettings ? watchCertificates(server as https.Server, tlsSettings, logger) : undefined
   server.keepAliveTimeout = 65_000
   server.headersTimeout = 66_000
@@ -638,7 +666,11 @@ export function composeLayers(layers: readonly RequestHandler[]): RequestHandler
  * (`Object.setPrototypeOf`), which deoptimises everything after it; with the right prototype in
  * place that call is a no-op.
  */
-export function createExpressServer(app: Express, tlsOptions?: https.ServerOptions): http.Server | https.Server {
+export function createExpressServer(
+  app: Express,
+  tlsOptions?: https.ServerOptions,
+  listener: (req: http.IncomingMessage, res: http.ServerResponse) => void = app,
+): http.Server | https.Server {
   function GatehouseRequest(this: http.IncomingMessage, socket: Socket) {
     http.IncomingMessage.call(this, socket)
   }
@@ -651,5 +683,5 @@ export function createExpressServer(app: Express, tlsOptions?: https.ServerOptio
     IncomingMessage: GatehouseRequest as unknown as typeof http.IncomingMessage,
     ServerResponse: GatehouseResponse as unknown as typeof http.ServerResponse,
   }
-  return tlsOptions ? https.createServer({ ...tlsOptions, ...prototypes }, app) : http.createServer(prototypes, app)
+  return tlsOptions ? https.createServer({ ...tlsOptions, ...prototypes }, listener) : http.createServer(prototypes, listener)
 }

@@ -1,4 +1,6 @@
 import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createExpressServer } from '@gatehouse/server'
 import { anthropicBody, openaiBody, startHarness, type Harness } from './helpers'
 
 describe('gateway proxy', () => {
@@ -49,6 +51,39 @@ describe('gateway proxy', () => {
     })
     expect(res.status).toBe(200)
     expect(h.upstream.last!.headers[header]).toBe(value(h.providerKeys[provider]))
+  })
+
+  it('answers the provider path exactly as the whole Express app does, and leaves control routes to the app', async () => {
+    // The server runs provider requests through the same layers without Express's router; the app
+    // itself (gateway.app, for embedding) must give the same answers.
+    const viaApp = createExpressServer(h.gateway.app)
+    await new Promise<void>((resolve) => viaApp.listen(0, '127.0.0.1', resolve))
+    const appUrl = `http://127.0.0.1:${(viaApp.address() as AddressInfo).port}`
+    try {
+      const cases: Array<[string, RequestInit]> = [
+        ['/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': h.key }, body: JSON.stringify(openaiBody()) }],
+        ['/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'gate_live_wrong' }, body: '{}' }],
+        ['/v1/messages', { method: 'POST', headers: { 'content-type': 'text/plain', 'x-api-key': h.key }, body: 'hi' }],
+        ['/no/such/route', { headers: { 'x-api-key': h.key } }],
+        ['/v1/../v0/management/keys', { headers: { 'x-api-key': h.key } }],
+      ]
+      for (const [path, init] of cases) {
+        const a = await fetch(`${h.url}${path}`, init)
+        const b = await fetch(`${appUrl}${path}`, init)
+        const names = (r: Response): string[] => [...r.headers.keys()].filter((n) => n !== 'date' && n !== 'x-request-id' && n !== 'x-upstream-request-id').sort()
+        expect([path, a.status]).toEqual([path, b.status])
+        expect(names(a)).toEqual(names(b))
+        const strip = (t: string): string => t.replace(/"(id|created)":("[^"]*"|\d+)/g, '')
+        expect(strip(await a.text())).toEqual(strip(await b.text()))
+      }
+      // Control routes match case-insensitively in Express; they never take the provider path.
+      for (const path of ['/healthz', '/HEALTHZ', '/readyz/']) {
+        const res = await fetch(`${h.url}${path}`)
+        expect([path, res.status]).toEqual([path, 200])
+      }
+    } finally {
+      await new Promise((resolve) => viaApp.close(resolve))
+    }
   })
 
   it('serves /<provider>/<path> for every configured provider', async () => {
