@@ -33,9 +33,8 @@ export function hashClientKey(key: string, salt: Buffer): string {
 /** The public id that logs, metrics and events carry: `key_` + the first 8 hex of the hash. */
 export const keyIdFromHash = (hash: string): string => `key_${hash.slice(0, 8)}`
 
-/** Constant-time equality of two hex hashes of equal length. */
-export function hashesEqual(a: string, b: string): boolean {
-  const ba = Buffer.from(a, 'hex')
-  const bb = Buffer.from(b, 'hex')
-  return ba.length === bb.length && ba.length > 0 && timingSafeEqual(ba, bb)
+/** Constant-time equality of stored hash bytes and a hex hash. */
+export function bytesEqualHex(expected: Buffer, hex: string): boolean {
+  const got = Buffer.from(hex, 'hex')
+  return got.length === expected.length && got.length > 0 && timingSafeEqual(expected, got)
 }

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync, chmodSync, watch, type FSWatcher } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import { GatehouseConfigError, GatehouseError, insecureFileReason, writeFileAtomicSync, type Logger, noopLogger } from '@gatehouse/core'
-import { generateClientKey, hashClientKey, hashesEqual, keyIdFromHash, parseSalt } from './keys'
+import { bytesEqualHex, generateClientKey, hashClientKey, keyIdFromHash, parseSalt } from './keys'
 
 /** One client key as stored: never the key itself, only its salted hash. */
 export interface ClientKeyRecord {
@@ -46,6 +46,7 @@ interface KeyFile {
 
 abstract class IndexedKeyStore implements ClientKeyStore {
   protected byHash = new Map<string, ClientKeyRecord>()
+  private hashBytes = new Map<string, Buffer>()
   protected readonly salt: Buffer
 
   constructor(salt: string | Buffer) {
@@ -63,9 +64,12 @@ abstract class IndexedKeyStore implements ClientKeyStore {
   verifyHash(hash: string): ClientKeyRecord | undefined {
     this.refresh(false)
     // The map lookup is keyed by an HMAC under a secret salt, so its timing tells an attacker
-    // nothing about stored keys; the final comparison is constant-time all the same.
+    // nothing about stored keys; the final comparison is constant-time all the same (against the
+    // stored hash's bytes, decoded once when the file is loaded).
     const record = this.byHash.get(hash)
-    return record && hashesEqual(record.hash, hash) ? record : undefined
+    if (!record) return undefined
+    const expected = this.hashBytes.get(hash)
+    return expected !== undefined && bytesEqualHex(expected, hash) ? record : undefined
   }
 
   list(): ClientKeyRecord[] {
@@ -105,6 +109,7 @@ abstract class IndexedKeyStore implements ClientKeyStore {
 
   protected index(records: ClientKeyRecord[]): void {
     this.byHash = new Map(records.map((r) => [r.hash, r]))
+    this.hashBytes = new Map(records.map((r) => [r.hash, Buffer.from(r.hash, 'hex')]))
   }
 
   /**
