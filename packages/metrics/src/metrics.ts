@@ -36,6 +36,29 @@ export interface GatehouseMetrics {
   readonly contentType: string
 }
 
+/**
+ * Counter increments kept as plain numbers and added to their prom-client counter when it is
+ * collected (a scrape, or `get()`): a request pays one Map lookup instead of prom-client's label
+ * validation and hashing per counter. Label values here are bounded, so is the map.
+ */
+class PendingCounts<L extends string> {
+  private readonly byKey = new Map<string, { labels: Partial<Record<L, string>>; n: number }>()
+
+  add(key: string, labels: () => Partial<Record<L, string>>, n = 1): void {
+    const entry = this.byKey.get(key)
+    if (entry) entry.n += n
+    else this.byKey.set(key, { labels: labels(), n })
+  }
+
+  flushInto(counter: Counter<L>): void {
+    for (const entry of this.byKey.values()) {
+      if (entry.n === 0) continue
+      counter.inc(entry.labels, entry.n)
+      entry.n = 0
+    }
+  }
+}
+
 const finite = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined)
 
 /**
@@ -70,17 +93,21 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
     labelNames: ['ip'] as const,
     registers: [registry],
   })
-  const securityEvents = new Counter({
+  const pendingEvents = new PendingCounts<'event_type'>()
+  const securityEvents: Counter<'event_type'> = new Counter({
     name: names.securityEvents,
     help: 'Total security events',
     labelNames: ['event_type'] as const,
     registers: [registry],
+    collect: () => pendingEvents.flushInto(securityEvents),
   })
-  const requests = new Counter({
+  const pendingRequests = new PendingCounts<'provider' | 'status'>()
+  const requests: Counter<'provider' | 'status'> = new Counter({
     name: names.requests,
     help: 'Total requests answered, by provider and status code',
     labelNames: ['provider', 'status'] as const,
     registers: [registry],
+    collect: () => pendingRequests.flushInto(requests),
   })
   const duration = new Histogram({
     name: names.requestDuration,
@@ -89,11 +116,13 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
     buckets: [...config.durationBuckets],
     registers: [registry],
   })
-  const tokens = new Counter({
+  const pendingTokens = new PendingCounts<'provider' | 'direction'>()
+  const tokens: Counter<'provider' | 'direction'> = new Counter({
     name: names.upstreamTokens,
     help: 'Tokens the upstream reported using, by direction (input, output)',
     labelNames: ['provider', 'direction'] as const,
     registers: [registry],
+    collect: () => pendingTokens.flushInto(tokens),
   })
   const posture = new Gauge({
     name: names.postureFindings,
@@ -112,13 +141,14 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
   const observeRequest = (o: RequestObservation): void => {
     try {
       const provider = providerLabel(o.provider, config.providers)
-      requests.inc({ provider, status: statusLabel(o.status) })
+      const status = statusLabel(o.status)
+      pendingRequests.add(`${provider} ${status}`, () => ({ provider, status }))
       const seconds = finite(o.durationSeconds)
       if (seconds !== undefined) duration.observe({ provider }, seconds)
       const input = finite(o.usage?.inputTokens)
       const output = finite(o.usage?.outputTokens)
-      if (input !== undefined && input > 0) tokens.inc({ provider, direction: 'input' }, input)
-      if (output !== undefined && output > 0) tokens.inc({ provider, direction: 'output' }, output)
+      if (input !== undefined && input > 0) pendingTokens.add(`${provider} input`, () => ({ provider, direction: 'input' }), input)
+      if (output !== undefined && output > 0) pendingTokens.add(`${provider} output`, () => ({ provider, direction: 'output' }), output)
     } catch {
       // a metric must never break the request that produced it
     }
@@ -127,7 +157,8 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
   const recordEvent = (event: SecurityEvent): void => {
     try {
       if (event === null || typeof event !== 'object') return
-      securityEvents.inc({ event_type: eventTypeLabel(event.event_type) })
+      const eventType = eventTypeLabel(event.event_type)
+      pendingEvents.add(eventType, () => ({ event_type: eventType }))
       if (event.event_type === 'auth_failure') authFailures.inc({ provider: providerLabel(event.provider, config.providers) })
       if (config.isRateLimitViolation(event)) rateLimitViolations.inc({ ip: ipLabel(event.ip, ips) })
       if (event.event_type === 'provider_request') {
