@@ -6,7 +6,6 @@
 // against the same mock upstream, in one run, rotating the order between rounds.
 // Bounded: ROUNDS x 3 targets x 2 payloads x DURATION seconds (defaults: 3 x 3 x 2 x 5 s ≈ 90 s).
 // Usage: npm run bench   (env: BENCH_ROUNDS, BENCH_DURATION, BENCH_CONNECTIONS)
-const { spawn } = require('node:child_process')
 const { mkdtempSync, rmSync } = require('node:fs')
 const { tmpdir } = require('node:os')
 const path = require('node:path')
@@ -15,25 +14,8 @@ const autocannon = require('autocannon')
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 const DURATION = Number(process.env.BENCH_DURATION ?? 5)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
-const children = []
+const { killChildren, startServer } = require('./children')
 
-function startServer(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'servers.js'), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
-    children.push(child)
-    let buf = ''
-    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start`)), 15000)
-    child.stdout.on('data', (d) => {
-      buf += d
-      const nl = buf.indexOf('\n')
-      if (nl !== -1) {
-        clearTimeout(timer)
-        resolve(JSON.parse(buf.slice(0, nl)))
-      }
-    })
-    child.on('exit', (code) => code && reject(new Error(`${args[0]} exited ${code}`)))
-  })
-}
 
 function run(url, headers, body) {
   return new Promise((resolve, reject) => {
@@ -119,14 +101,15 @@ async function main() {
     lines.push(`sse relay: upstream chunks 100 ms apart arrived ${gaps.join(', ')} ms apart at the client`)
     console.log(lines.join('\n'))
   } finally {
-    for (const c of children) c.kill('SIGKILL')
+    killChildren()
     rmSync(workdir, { recursive: true, force: true })
     rmSync(workdir + '-paced', { recursive: true, force: true })
   }
 }
 
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130))
+
 main().catch((err) => {
   console.error(err)
-  for (const c of children) c.kill('SIGKILL')
   process.exit(1)
 })

@@ -1,0 +1,35 @@
+'use strict'
+// The bench scripts' child processes: bench/servers.js servers, each in its own process so each
+// gets its own event loop. Every child is SIGKILLed when the script exits, by any path.
+const { spawn } = require('node:child_process')
+const path = require('node:path')
+
+const children = new Set()
+
+function killChildren() {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+}
+process.on('exit', killChildren)
+
+/** Start `node bench/servers.js ...args`; resolves with the JSON it prints on its first line. */
+function startServer(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(__dirname, 'servers.js'), ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    children.add(child)
+    let buf = ''
+    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start`)), 15000)
+    child.stdout.on('data', (d) => {
+      buf += d
+      const nl = buf.indexOf('\n')
+      if (nl !== -1) {
+        clearTimeout(timer)
+        resolve(JSON.parse(buf.slice(0, nl)))
+      }
+    })
+    child.on('exit', (code) => code && reject(new Error(`${args[0]} exited ${code}`)))
+  })
+}
+
+module.exports = { children, killChildren, startServer }
