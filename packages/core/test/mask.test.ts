@@ -119,4 +119,17 @@ describe('maskValue on keys and dates', () => {
     expect((out as unknown as { at: string }).at).toBe('2026-01-02T03:04:05.000Z')
     expect(Object.keys((out as unknown as { nested: object }).nested)).toEqual(['sk-ant-****'])
   })
+
+  it('masks the shortest texts any rule can match, and short texts next to known secrets', () => {
+    // Texts under six characters skip the rules, and texts shorter than every known secret skip
+    // the literal search: these are the boundaries.
+    expect(maskSecrets('&key=x')).toBe('&key=****')
+    expect(maskSecrets(';sig=1')).toBe(';sig=****')
+    expect(maskSecrets('ab://u:p@h')).toBe('ab://u:****@h')
+    const secret = 'S3cr3t-literal-value'
+    const m = createMasker({ knownSecrets: [secret, `${secret}-and-a-longer-one`] })
+    expect(m.text(secret)).not.toContain(secret)
+    expect(m.text(`x${secret}y`)).not.toContain(secret)
+    expect(m.text('short')).toBe('short')
+  })
 })
