@@ -4,8 +4,9 @@ import { main } from './main'
 export { main } from './main'
 export type { CliIo } from './main'
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
+/** Run the command line and set the exit code: what the `gatehouse-check` command does. */
+export function runCli(argv: readonly string[]): void {
+  main([...argv]).then(
     (code) => {
       process.exitCode = code
     },
@@ -15,3 +16,5 @@ if (require.main === module) {
     },
   )
 }
+
+if (require.main === module) runCli(process.argv.slice(2))

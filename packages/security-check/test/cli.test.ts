@@ -188,6 +188,22 @@ describe('gatehouse-check as a spawned process (dist/cli.js)', () => {
     expect(run('permissions', 'empty').status).toBe(1) // a fresh temp directory is 0755, not 0700
   })
 
+  it('exits the same way through the command npm links (bin/ shim and node_modules/.bin)', () => {
+    // The shim once loaded dist/cli.js without running it: every check "passed" with no output.
+    const linked = join(PKG_DIR, '..', '..', 'node_modules', '.bin', 'gatehouse-check')
+    for (const command of [[process.execPath, join(PKG_DIR, 'bin', 'gatehouse-check.js')], [linked]]) {
+      const exec = (...args: string[]) => spawnSync(command[0]!, [...command.slice(1), ...args], { cwd: dir, encoding: 'utf8', timeout: 30_000 })
+      expect(exec('secrets', 'empty').status).toBe(0)
+      const leaky = exec('secrets')
+      expect(leaky.status).toBe(1)
+      expect(leaky.stdout).toContain('gatehouse-client-key')
+      expectMasked(leaky.stdout + leaky.stderr, [key])
+      const missing = exec('permissions', join(dir, 'no-such-dir'))
+      expect(missing.status).toBe(2)
+      expect(missing.stderr).toContain('does not exist')
+    }
+  })
+
   it('exits 2 with GH_SC_GIT_FAILED wording when git cannot be run', () => {
     const r = spawnSync(process.execPath, [CLI, 'secrets', '--staged'], {
       cwd: dir,
