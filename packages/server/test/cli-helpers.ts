@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 export const root = join(__dirname, '..', '..', '..')
@@ -8,6 +9,28 @@ export const cliPath = join(root, 'packages', 'server', 'dist', 'cli.js')
 /** Build the server once if its dist is missing (npm test builds first; a bare jest run may not). */
 export function ensureBuilt(): void {
   if (!existsSync(cliPath)) execFileSync('npx', ['tsc', '-b', 'packages/server'], { cwd: root, stdio: 'inherit' })
+}
+
+/**
+ * Hold the gateway's documented port (8317) for a test that runs docs as written: jest runs test
+ * files in parallel, and two of them (the README quickstart, the operator guide) start a gateway on
+ * it. A lock directory makes the second wait (bounded) instead of failing; a lock older than five
+ * minutes is the leftover of a killed run. Returns the release function.
+ */
+export async function holdDocumentedPort(timeoutMs = 120_000): Promise<() => void> {
+  const lock = join(tmpdir(), 'gatehouse-test-port-8317.lock')
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      mkdirSync(lock)
+      return () => rmSync(lock, { recursive: true, force: true })
+    } catch {
+      const st = statSync(lock, { throwIfNoEntry: false })
+      if (st && Date.now() - st.mtimeMs > 300_000) rmSync(lock, { recursive: true, force: true })
+      if (Date.now() > deadline) throw new Error(`port 8317 stayed held by another test for ${timeoutMs} ms (${lock})`)
+      await new Promise((r) => setTimeout(r, 200))
+    }
+  }
 }
 
 export interface Run {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, cpSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { ensureBuilt, root, runCli, startCli } from './cli-helpers'
+import { ensureBuilt, holdDocumentedPort, root, runCli, startCli } from './cli-helpers'
 
 const exec = promisify(execFile)
 const curl = async (...args: string[]): Promise<string> => (await exec('curl', ['-s', ...args])).stdout
@@ -49,6 +49,7 @@ describe('examples', () => {
     cpSync(join(root, 'examples'), join(dir, 'examples'), { recursive: true })
     const mock = await startScript(join(root, 'examples/quickstart/mock-upstream.js'), {}, dir)
     let gw: Awaited<ReturnType<typeof startCli>> | undefined
+    const release = await holdDocumentedPort()
     try {
       const created = await runCli(['keys', 'create', '--name', 'quickstart', '--config', 'examples/quickstart/config.yaml'], { cwd: dir })
       const key = created.stdout.trim()
@@ -68,6 +69,7 @@ describe('examples', () => {
     } finally {
       gw?.child.kill('SIGTERM')
       await gw?.exited
+      release()
       mock.child.kill()
       rmSync(dir, { recursive: true, force: true })
     }

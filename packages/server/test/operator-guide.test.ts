@@ -1,0 +1,607 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs'
+import http from 'node:http'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import type { Writable } from 'node:stream'
+import { MockUpstream } from '@gatehouse/testing'
+import { ensureBuilt, holdDocumentedPort, root, runCli, startCli, type Started } from './cli-helpers'
+import { anthropicBody, fakeKey, openaiBody } from './helpers'
+
+// docs/operator-guide.md, executed: every ```sh block of the guide, read from the guide at run time,
+// runs in order in one bash session (so `export`s and variables carry over, as they would in an
+// operator's terminal), in a temporary directory that looks like a checkout after
+// `npm ci && npm run build`: a copy of config.example.yaml and a node_modules/.bin through which
+// `npx gatehouse` and `npx --no-install gatehouse-check` reach this repository's built CLIs. Between
+// "Deploy" and "Respond to an incident" the real gateway runs from that directory, and the test checks
+// with real HTTP requests that each step does what the guide says it does.
+
+const GUIDE = join(root, 'docs', 'operator-guide.md')
+const GUIDE_PORT = 8317
+
+interface Block {
+  /** The `## ` heading the block is under. */
+  section: string
+  text: string
+}
+
+/** The ```sh blocks of a Markdown document, with the section each is in. */
+function shBlocks(markdown: string): Block[] {
+  const blocks: Block[] = []
+  let section = ''
+  let fence: { lang: string; lines: string[] } | undefined
+  for (const line of markdown.split('\n')) {
+    const marker = /^```(\S*)\s*$/.exec(line)
+    if (fence) {
+      if (marker && marker[1] === '') {
+        if (fence.lang === 'sh') blocks.push({ section, text: fence.lines.join('\n') })
+        fence = undefined
+      } else fence.lines.push(line)
+    } else if (marker) fence = { lang: marker[1]!, lines: [] }
+    else if (line.startsWith('## ')) section = line.slice(3).trim()
+  }
+  if (fence) throw new Error(`${GUIDE}: unclosed \`\`\`${fence.lang} block in "${section}"`)
+  return blocks
+}
+
+/** bash accepts `text` as a whole command (no open quote, `if` or `$(`). */
+const isComplete = (text: string): boolean =>
+  spawnSync('bash', ['-n'], { input: text, timeout: 5000 }).status === 0
+
+/**
+ * Split a block into the commands bash would run one after another: comment and blank lines between
+ * commands dropped, backslash continuations and multi-line constructs kept together.
+ */
+function commandsOf(block: Block): string[] {
+  const commands: string[] = []
+  let current = ''
+  for (const line of block.text.split('\n')) {
+    if (current === '' && /^\s*(#.*)?$/.test(line)) continue
+    current = current === '' ? line : `${current}\n${line}`
+    if (line.endsWith('\\') || !isComplete(current)) continue
+    commands.push(current)
+    current = ''
+  }
+  if (current !== '') throw new Error(`${GUIDE}: a command in "${block.section}" never ends:\n${current}`)
+  return commands
+}
+
+interface CommandRun {
+  section: string
+  command: string
+  code: number
+  stdout: string
+  stderr: string
+}
+
+// The session reads one NUL-terminated command at a time from fd 3, runs it in the shell itself (so
+// variables persist) with stdin from /dev/null, and ends its output with a marker carrying the exit
+// status: stdout gets "\n\x1e<status>\n", stderr "\n\x1e\n". The umask is the usual 022, so the
+// guide has to protect the files it writes itself.
+const DRIVER = `umask 022
+while IFS= read -r -d '' __gh_command <&3; do
+  eval "$__gh_command" </dev/null 3<&-
+  __gh_status=$?
+  printf '\\n\\036%d\\n' "$__gh_status"
+  printf '\\n\\036\\n' >&2
+done`
+
+const MARK = '\n\x1e'
+
+/** One long-lived bash, as in an operator's terminal. */
+class Session {
+  private readonly child: ChildProcess
+  private out = ''
+  private err = ''
+  private closed = false
+  private wake: (() => void) | undefined
+
+  constructor(cwd: string, env: NodeJS.ProcessEnv) {
+    this.child = spawn('bash', ['--noprofile', '--norc', '-c', DRIVER], {
+      cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      // Its own process group, so that close() can end a command still running with it.
+      detached: true,
+    })
+    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      this.out += d
+      this.wake?.()
+    })
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      this.err += d
+      this.wake?.()
+    })
+    this.child.on('close', () => {
+      this.closed = true
+      this.wake?.()
+    })
+  }
+
+  run(command: string, timeoutMs = 20_000): Promise<Omit<CommandRun, 'section'>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.wake = undefined
+        reject(new Error(`no end in ${timeoutMs} ms: ${command}\nstdout: ${this.out}\nstderr: ${this.err}`))
+      }, timeoutMs)
+      this.wake = () => {
+        const end = this.out.indexOf(MARK)
+        const status = end === -1 ? -1 : this.out.indexOf('\n', end + MARK.length)
+        const errEnd = this.err.indexOf(`${MARK}\n`)
+        if (status !== -1 && errEnd !== -1) {
+          clearTimeout(timer)
+          this.wake = undefined
+          const run = {
+            command,
+            code: Number(this.out.slice(end + MARK.length, status)),
+            stdout: this.out.slice(0, end),
+            stderr: this.err.slice(0, errEnd),
+          }
+          this.out = this.out.slice(status + 1)
+          this.err = this.err.slice(errEnd + MARK.length + 1)
+          resolve(run)
+        } else if (this.closed) {
+          clearTimeout(timer)
+          this.wake = undefined
+          reject(new Error(`bash exited while running: ${command}\nstderr: ${this.err}`))
+        }
+      }
+      ;(this.child.stdio[3] as Writable).write(`${command}\0`)
+    })
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    const closed = new Promise<void>((r) => this.child.once('close', () => r()))
+    ;(this.child.stdio[3] as Writable).end()
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-this.child.pid!, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }, 2000)
+    await closed
+    clearTimeout(timer)
+  }
+}
+
+const portIsFree = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const probe = net.createServer()
+    probe.once('error', () => resolve(false))
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)))
+  })
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const probe = net.createServer()
+    probe.once('error', reject)
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo
+      probe.close(() => resolve(port))
+    })
+  })
+
+/** `promise`'s value, or `fallback` after `ms`. */
+async function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<F>((r) => (timer = setTimeout(() => r(fallback), ms)))])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+interface Reply {
+  status: number
+  body: string
+}
+
+let port = GUIDE_PORT
+
+/** One request to the gateway on its own connection, answered within 5 s. */
+function send(method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body)
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method,
+        agent: false,
+        timeout: 5000,
+        headers: {
+          ...headers,
+          ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}),
+        },
+      },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => (text += d))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+        res.on('error', reject)
+      },
+    )
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 5 s`)))
+    req.on('error', reject)
+    req.end(data)
+  })
+}
+
+/** A model request to one provider through the gateway, with a client key. */
+function ask(provider: string, key: string): Promise<Reply> {
+  if (provider === 'claude') return send('POST', '/v1/messages', { 'x-api-key': key }, anthropicBody())
+  if (provider === 'openai')
+    return send('POST', '/v1/chat/completions', { authorization: `Bearer ${key}` }, openaiBody())
+  throw new Error(`the test has no request for provider ${JSON.stringify(provider)}: add one to ask()`)
+}
+
+interface AuditLine {
+  event_type: string
+  user_id?: string
+  request_id?: string
+  result?: string
+  details?: Record<string, unknown>
+}
+
+const blocks = shBlocks(readFileSync(GUIDE, 'utf8'))
+const SECTIONS = ['1. Deploy', '2. Harden', '3. Monitor', '4. Respond to an incident'] as const
+type Section = (typeof SECTIONS)[number]
+
+let dir: string | undefined
+let upstream: MockUpstream | undefined
+let session: Session | undefined
+let gateway: Started | undefined
+/** Releases the documented port (see holdDocumentedPort). */
+let releasePort: (() => void) | undefined
+/** The session's environment after "Deploy" (what the guide exported). */
+let env: Record<string, string> = {}
+/** Every command of the guide that ran, with its output. */
+const runs: CommandRun[] = []
+const providerKeys = { ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '', GEMINI_API_KEY: '' }
+const client = { ciKey: '', ciId: '', probeKey: '' }
+/** What section 4 was seen to do, in order. */
+const effects: { action: string; details: Record<string, unknown> }[] = []
+
+/** Run every block of a section, command by command; each must exit 0, as the guide implies. */
+async function runSection(
+  section: Section,
+  after?: (run: CommandRun) => Promise<void>,
+): Promise<CommandRun[]> {
+  const mine = blocks.filter((b) => b.section === section)
+  expect(mine.length).toBeGreaterThan(0)
+  const done: CommandRun[] = []
+  for (const block of mine) {
+    // The guide assumes the gateway on 127.0.0.1:8317; only when that port was taken does the test
+    // run on another one, and then the guide's commands are run with that port in place of 8317.
+    const text =
+      port === GUIDE_PORT ? block.text : block.text.replaceAll(`127.0.0.1:${GUIDE_PORT}`, `127.0.0.1:${port}`)
+    for (const command of commandsOf({ section, text })) {
+      const run = { section, ...(await session!.run(command)) }
+      runs.push(run)
+      done.push(run)
+      if (run.code !== 0)
+        throw new Error(`"${command}" exited ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`)
+      if (/\bnpx\s/.test(command) && `${run.stdout}${run.stderr}`.trim() === '') {
+        throw new Error(
+          `"${command}" printed nothing: every gatehouse command reports what it did, so it did not run`,
+        )
+      }
+      await after?.(run)
+    }
+  }
+  return done
+}
+
+/** The last command of `runs` matching `pattern`; fails when the guide no longer has one. */
+function ran(runsOf: CommandRun[], pattern: RegExp): CommandRun {
+  const run = runsOf.filter((r) => pattern.test(r.command)).pop()
+  if (!run) throw new Error(`the guide no longer runs a command matching ${pattern}; update this test`)
+  return run
+}
+
+function auditLines(): AuditLine[] {
+  return readFileSync(join(dir!, 'logs', 'audit.log'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as AuditLine)
+}
+
+const errorMessage = (reply: Reply): string => {
+  const body = JSON.parse(reply.body) as { error?: { message?: string } }
+  return body.error?.message ?? ''
+}
+
+beforeAll(async () => {
+  ensureBuilt()
+  for (const [tool, args] of [
+    ['bash', ['--version']],
+    ['openssl', ['version']],
+    ['curl', ['--version']],
+    ['npx', ['--version']],
+  ] as const) {
+    if (spawnSync(tool, args, { timeout: 10_000 }).status !== 0) {
+      throw new Error(
+        `docs/operator-guide.md runs \`${tool}\`, which is not on PATH: install it to run this test`,
+      )
+    }
+  }
+  upstream = await MockUpstream.start()
+  dir = mkdtempSync(join(tmpdir(), 'gh-guide-'))
+
+  // The checkout's example config, its providers pointed at the mock upstream so that no request
+  // leaves this machine (and, only if 9090 is taken, its metrics on a free port).
+  let example = readFileSync(join(root, 'config.example.yaml'), 'utf8')
+  if (example.match(/^(\s+base_url:\s*)https:\/\/\S+/gm)?.length !== 3) {
+    throw new Error('config.example.yaml no longer has one https base_url per provider: update this test')
+  }
+  example = example.replace(/^(\s+base_url:\s*)https:\/\/\S+/gm, `$1${upstream.url}`)
+  if (!(await portIsFree(9090))) example = example.replace(/^(\s+port:\s*)9090\b/m, `$1${await freePort()}`)
+  writeFileSync(join(dir, 'config.example.yaml'), example)
+  // `npx` looks for a command in ./node_modules/.bin: link the repository's, where npm ci put
+  // `gatehouse` and `gatehouse-check`.
+  mkdirSync(join(dir, 'node_modules'))
+  symlinkSync(join(root, 'node_modules', '.bin'), join(dir, 'node_modules', '.bin'))
+  mkdirSync(join(dir, 'home'))
+
+  // Provider keys are generated per run; nothing real is ever used.
+  providerKeys.ANTHROPIC_API_KEY = fakeKey('sk-ant-api03-', 60)
+  providerKeys.OPENAI_API_KEY = fakeKey('sk-proj-', 60)
+  providerKeys.GEMINI_API_KEY = fakeKey('AIza', 35)
+  session = new Session(dir, {
+    PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    HOME: join(dir, 'home'),
+    TMPDIR: tmpdir(),
+    LANG: 'C.UTF-8',
+    // npx must run what is installed and never reach for the registry.
+    npm_config_offline: 'true',
+    npm_config_yes: 'false',
+    npm_config_update_notifier: 'false',
+    npm_config_cache: join(dir, 'home', '.npm'),
+    ...providerKeys,
+  })
+}, 45_000)
+
+afterAll(async () => {
+  await session?.close()
+  if (gateway && gateway.child.exitCode === null && gateway.child.signalCode === null) {
+    gateway.child.kill('SIGKILL')
+    await within(gateway.exited, 5000, undefined)
+  }
+  releasePort?.()
+  await upstream?.close()
+  if (dir) {
+    if (existsSync(join(dir, 'node_modules', '.bin'))) unlinkSync(join(dir, 'node_modules', '.bin'))
+    rmSync(dir, { recursive: true, force: true })
+  }
+}, 20_000)
+
+describe('docs/operator-guide.md, executed end to end', () => {
+  it('has its sh blocks in the sections this test drives', () => {
+    expect(blocks.length).toBeGreaterThan(0)
+    expect([...new Set(blocks.map((b) => b.section))]).toEqual([...SECTIONS])
+  })
+
+  it('1. Deploy: config check passes; keys create writes a 0600 key file that keys list lists', async () => {
+    const done = await runSection('1. Deploy')
+    expect(ran(done, /gatehouse config check/).stdout).toMatch(/^configuration OK \(.*config\.yaml\)$/m)
+
+    const create = ran(done, /gatehouse keys create/)
+    const name = /--name\s+(\S+)/.exec(create.command)![1]!
+    const file = /(?:^|\s)>\s*([^\s);]+)/.exec(create.command)![1]!
+    const id = /^created (key_\w+) \((\S+)\)/m.exec(create.stderr)
+    expect(id?.[2]).toBe(name)
+    client.ciId = id![1]!
+    expect(statSync(join(dir!, file)).mode & 0o777).toBe(0o600)
+    client.ciKey = readFileSync(join(dir!, file), 'utf8').trim()
+    expect(client.ciKey).toMatch(/^gate_live_\S+$/)
+
+    const list = ran(done, /gatehouse keys list/)
+    expect(list.stdout).toMatch(new RegExp(`^${client.ciId}\\t${name}\\t\\S+\\tactive\\b`, 'm'))
+
+    // What the guide exported, for the gateway and the checks that follow.
+    const dump = await session!.run(`node -e 'process.stdout.write(JSON.stringify(process.env))'`)
+    env = JSON.parse(dump.stdout) as Record<string, string>
+    expect(env.GATEHOUSE_ENCRYPTION_KEY).toMatch(/^[0-9a-f]{64}$/)
+    expect(env.GATEHOUSE_AUDIT_KEY).toMatch(/^[0-9a-f]{64}$/)
+    expect(env.GATEHOUSE_KEY_SALT).toMatch(/^[0-9a-f]{64}$/)
+    expect(env.GATEHOUSE_MANAGEMENT_KEY).toMatch(/^[A-Za-z0-9]{32,}$/)
+  }, 45_000)
+
+  it(`the gateway starts from config.yaml with those variables on 127.0.0.1:${GUIDE_PORT} (another port if that one is taken)`, async () => {
+    expect(client.ciKey).not.toBe('')
+    // A key of the test's own, for every provider, to see providers answer (the guide revokes its first key).
+    const probe = await runCli(['keys', 'create', '--name', 'guide-probe', '--config', 'config.yaml'], {
+      cwd: dir!,
+      env,
+    })
+    expect(probe.code).toBe(0)
+    client.probeKey = probe.stdout.trim()
+
+    // The guide's address when it is free; otherwise (another process holds 8317) a free port through
+    // GATEHOUSE_PORT, and the guide's commands are run with that port (see runSection).
+    const start = (): Promise<Started> =>
+      startCli(['--config', 'config.yaml'], {
+        cwd: dir!,
+        env: port === GUIDE_PORT ? env : { ...env, GATEHOUSE_PORT: String(port) },
+      })
+    // The README quickstart's test runs a gateway on 8317 too: take turns with it.
+    releasePort = await holdDocumentedPort()
+    if (!(await portIsFree(GUIDE_PORT))) port = await freePort()
+    try {
+      gateway = await start()
+    } catch (e) {
+      if (port !== GUIDE_PORT || !/EADDRINUSE/.test(String(e))) throw e
+      port = await freePort()
+      gateway = await start()
+    }
+    expect(gateway.url).toBe(`http://127.0.0.1:${port}`)
+
+    // Both client keys reach their provider, which gets the configured provider key; a wrong key is refused.
+    const seen = upstream!.requests.length
+    expect((await ask('claude', client.ciKey)).status).toBe(200)
+    expect(upstream!.last?.headers['x-api-key']).toBe(providerKeys.ANTHROPIC_API_KEY)
+    expect((await ask('openai', client.probeKey)).status).toBe(200)
+    expect(upstream!.last?.headers.authorization).toBe(`Bearer ${providerKeys.OPENAI_API_KEY}`)
+    expect(upstream!.requests.length).toBe(seen + 2)
+    expect((await ask('claude', fakeKey('gate_live_', 43))).status).toBe(401)
+  }, 45_000)
+
+  it('2. Harden: doctor reports; gatehouse-check permissions and secrets pass', async () => {
+    expect(gateway).toBeDefined()
+    const done = await runSection('2. Harden')
+    expect(ran(done, /gatehouse doctor/).stdout).toMatch(
+      /^\d+ findings: \d+ high, \d+ medium, \d+ low \(.*config\.yaml\)$/m,
+    )
+    expect(ran(done, /gatehouse-check permissions auths/).stdout).toMatch(
+      /^gatehouse-check permissions: ok \(\d+ files?, \d+ director(y|ies) checked\)$/m,
+    )
+    expect(ran(done, /gatehouse-check secrets config\.yaml/).stdout).toMatch(
+      /^gatehouse-check secrets: 0 findings in 1 file scanned/m,
+    )
+  }, 45_000)
+
+  it('3. Monitor: audit verify passes on the live log; the grep shows the authentication failure', async () => {
+    expect(gateway).toBeDefined()
+    const done = await runSection('3. Monitor')
+    expect(ran(done, /gatehouse audit verify/).stdout).toMatch(/^audit log intact: \d+ lines in 1 file\(s\)/m)
+    const failures = ran(done, /grep '"event_type":"auth_failure"'/)
+      .stdout.split('\n')
+      .filter(Boolean)
+    expect(failures.length).toBeGreaterThan(0)
+    for (const l of failures) expect(JSON.parse(l)).toMatchObject({ event_type: 'auth_failure' })
+  }, 45_000)
+
+  it('4. Respond to an incident: each management call answers and has the effect it claims', async () => {
+    expect(gateway).toBeDefined()
+    const management = (path: string): Promise<Reply> =>
+      send('GET', `/v0/management${path}`, { authorization: `Bearer ${env.GATEHOUSE_MANAGEMENT_KEY}` })
+    const disabled = new Set<string>()
+    // The effect of each call, read from the change it answers with and checked with real requests.
+    await runSection('4. Respond to an incident', async (run) => {
+      if (run.stdout === '') return
+      const answer = JSON.parse(run.stdout) as Record<string, unknown>
+      expect(answer).not.toHaveProperty('error')
+      if (typeof answer.ip === 'string') {
+        const list = JSON.parse((await management('/security/ip-denylist')).body) as {
+          entries: { ip: string; reason?: string }[]
+        }
+        expect(list.entries.map((e) => e.ip)).toContain(answer.ip)
+        effects.push({ action: 'denylist_add', details: { entry: answer.ip } })
+      } else if (typeof answer.revoked_at === 'string') {
+        // The guide's first key is the one it created in "Deploy"; it no longer gets in.
+        expect(answer.id).toBe(client.ciId)
+        expect((await ask('claude', client.ciKey)).status).toBe(401)
+        effects.push({ action: 'key_revoked', details: { key_id: answer.id } })
+      } else if (typeof answer.provider === 'string' && typeof answer.enabled === 'boolean') {
+        const seen = upstream!.requests.length
+        const reply = await ask(answer.provider, client.probeKey)
+        if (answer.enabled) {
+          expect(reply.status).toBe(200)
+          expect(upstream!.requests.length).toBe(seen + 1)
+        } else {
+          expect(reply.status).toBe(503)
+          expect(errorMessage(reply)).toBe(
+            /"message":"([^"]*)"/.exec(run.command)?.[1] ??
+              `Provider ${answer.provider} is temporarily disabled`,
+          )
+          expect(upstream!.requests.length).toBe(seen)
+        }
+        if (answer.enabled) disabled.delete(answer.provider)
+        else disabled.add(answer.provider)
+        effects.push({
+          action: 'provider_switch',
+          details: { provider: answer.provider, enabled: answer.enabled },
+        })
+      } else if (typeof answer.enabled === 'boolean' && typeof answer.message === 'string') {
+        // Maintenance stops every provider: one that is not switched off shows it.
+        const reply = await ask(disabled.has('claude') ? 'openai' : 'claude', client.probeKey)
+        if (answer.enabled) {
+          expect(reply.status).toBe(503)
+          expect(reply.body).toContain(answer.message)
+        } else expect(reply.status).toBe(200)
+        effects.push({ action: 'maintenance', details: { enabled: answer.enabled } })
+      } else throw new Error(`the test does not know how to check this answer: ${run.stdout}`)
+    })
+    expect(effects.map((e) => `${e.action} ${JSON.stringify(e.details)}`)).toEqual([
+      'denylist_add {"entry":"203.0.113.7"}',
+      `key_revoked {"key_id":"${client.ciId}"}`,
+      'provider_switch {"provider":"openai","enabled":false}',
+      'maintenance {"enabled":true}',
+      'maintenance {"enabled":false}',
+      'provider_switch {"provider":"openai","enabled":true}',
+    ])
+    // Recovered: both providers answer again.
+    expect((await ask('openai', client.probeKey)).status).toBe(200)
+    expect((await ask('claude', client.probeKey)).status).toBe(200)
+  }, 45_000)
+
+  it('SIGTERM exits 0; every change is a config_change line of a verified log; no secret in any output', async () => {
+    expect(gateway).toBeDefined()
+    gateway!.child.kill('SIGTERM')
+    expect(await within(gateway!.exited, 10_000, 'no exit in 10 s')).toBe(0)
+    releasePort?.()
+    releasePort = undefined
+
+    const lines = auditLines()
+    // Every change of section 4, in order, as a config_change line by the management API, made
+    // through a request that succeeded (the gateway's own config_change lines, from its start, aside).
+    const changes = lines.filter((l) => l.event_type === 'config_change' && l.user_id === 'management')
+    expect(changes.map((l) => ({ action: l.result, details: l.details }))).toEqual(
+      effects.map((e) => ({ action: e.action, details: expect.objectContaining(e.details) as unknown })),
+    )
+    const requests = lines.filter(
+      (l) => l.event_type === 'provider_request' && String(l.details?.path).startsWith('/v0/management'),
+    )
+    const ok = (r: AuditLine | undefined): boolean =>
+      typeof r?.details?.status === 'number' && r.details.status >= 200 && r.details.status < 300
+    for (const c of changes) expect(ok(requests.find((r) => r.request_id === c.request_id))).toBe(true)
+    expect(
+      requests.filter((r) => !ok(r)).map((r) => `${String(r.details?.path)} ${String(r.details?.status)}`),
+    ).toEqual([])
+    // "ids are in the audit log's user_id field"
+    expect(lines.some((l) => l.user_id === client.ciId)).toBe(true)
+
+    const verify = await runCli(['audit', 'verify', 'logs/audit.log', '--config', 'config.yaml'], {
+      cwd: dir!,
+      env,
+    })
+    expect(verify.stdout).toMatch(/^audit log intact: /)
+    expect(verify.code).toBe(0)
+
+    const secrets = {
+      GATEHOUSE_MANAGEMENT_KEY: env.GATEHOUSE_MANAGEMENT_KEY,
+      GATEHOUSE_ENCRYPTION_KEY: env.GATEHOUSE_ENCRYPTION_KEY,
+      GATEHOUSE_AUDIT_KEY: env.GATEHOUSE_AUDIT_KEY,
+      GATEHOUSE_KEY_SALT: env.GATEHOUSE_KEY_SALT,
+      ...providerKeys,
+      'the ci-pipeline client key': client.ciKey,
+      'the probe client key': client.probeKey,
+    }
+    const outputs: [string, string][] = [
+      ...runs.map((r): [string, string] => [`"${r.command}"`, r.stdout + r.stderr]),
+      ['the gateway', gateway!.output().stdout + gateway!.output().stderr],
+      ['the audit log', readFileSync(join(dir!, 'logs', 'audit.log'), 'utf8')],
+      ['audit verify', verify.stdout + verify.stderr],
+    ]
+    for (const [name, secret] of Object.entries(secrets)) {
+      expect(secret).toMatch(/^.{16,}$/)
+      for (const [where, text] of outputs)
+        if (text.includes(secret!)) throw new Error(`${name} appears in the output of ${where}`)
+    }
+  }, 45_000)
+})
