@@ -4,14 +4,10 @@ import { createMasker, type Masker } from '@gatehouse/core'
  * The one masking function every sink of this package uses: core's masker (credential formats,
  * sensitive field names, the configured literal secrets), applied to values and keys alike.
  */
-export interface SinkMasker {
-  text(input: string): string
-  value<T>(input: T): T
-}
+export type SinkMasker = Masker
 
 export function createSinkMasker(knownSecrets: readonly string[]): SinkMasker {
-  const masker: Masker = createMasker({ knownSecrets })
-  return Object.freeze({ text: masker.text, value: masker.value })
+  return createMasker({ knownSecrets })
 }
 
 /**

@@ -1,5 +1,5 @@
 import { isSecurityEventType, type SecurityEvent } from '@gatehouse/core'
-import { safeStringify, type SinkMasker } from './mask'
+import { escapeLineBreakers, safeStringify, type SinkMasker } from './mask'
 
 /** The top-level fields of an audit line, in the order they are written (SPEC §2). */
 export const AUDIT_FIELDS = ['timestamp', 'event_type', 'provider', 'user_id', 'ip', 'request_id', 'result', 'details'] as const
@@ -40,26 +40,22 @@ function field(value: unknown, mask: SinkMasker): string | undefined {
 
 /**
  * The masked JSON text of one event, without the chain fields (`seq`, `prev_hash`, `hash`, which the
- * writer adds). Returns undefined for an object that is not a security event.
+ * writer adds). Returns undefined for an object that is not a security event. Written field by
+ * field in AUDIT_FIELDS order; the details go through the masker's one-pass JSON writer.
  */
 export function auditRecordBody(event: SecurityEvent, mask: SinkMasker, maxLineBytes: number): string | undefined {
   if (event === null || typeof event !== 'object' || !isSecurityEventType(event.event_type)) return undefined
-  const record: Record<string, unknown> = { timestamp: timestampOf(event.timestamp), event_type: event.event_type }
+  let head = `{"timestamp":${JSON.stringify(timestampOf(event.timestamp))},"event_type":${JSON.stringify(event.event_type)}`
   for (const name of ['provider', 'user_id', 'ip', 'request_id', 'result'] as const) {
     const v = field(event[name], mask)
-    if (v !== undefined) record[name] = v
+    if (v !== undefined) head += `,"${name}":${JSON.stringify(v)}`
   }
-  if (event.details !== undefined && event.details !== null) {
-    const details: unknown = typeof event.details === 'object' ? event.details : { value: event.details }
-    record.details = mask.value(details)
-  }
-  let body = safeStringify(record)
+  if (event.details === undefined || event.details === null) return escapeLineBreakers(`${head}}`)
+  const details = mask.json(typeof event.details === 'object' ? event.details : { value: event.details })
+  if (details === undefined) return escapeLineBreakers(`${head}}`)
+  const body = escapeLineBreakers(`${head},"details":${details}}`)
   // Room for the chain fields the writer appends (seq, prev_hash, hash: under 200 bytes).
-  const budget = maxLineBytes - 200
   const bytes = Buffer.byteLength(body)
-  if (bytes > budget && record.details !== undefined) {
-    record.details = { _truncated: true, _bytes: bytes }
-    body = safeStringify(record)
-  }
-  return body
+  if (bytes <= maxLineBytes - 200) return body
+  return escapeLineBreakers(`${head},"details":{"_truncated":true,"_bytes":${bytes}}}`)
 }

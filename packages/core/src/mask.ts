@@ -135,6 +135,12 @@ export interface Masker {
   text(input: string): string
   /** Deep copy of a value with every secret masked: strings and keys scanned, sensitive fields replaced, Dates as ISO text. */
   value<T>(input: T): T
+  /**
+   * The JSON text of `value(input)` (a BigInt written as a string), in one pass without the copy:
+   * what a sink that writes JSON lines wants. `undefined` when the input has no JSON form (undefined,
+   * a function), as JSON.stringify gives.
+   */
+  json(input: unknown): string | undefined
 }
 
 /** Build a masker that also masks the given literal secrets (shorter than 8 characters are ignored). */
@@ -154,7 +160,12 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     return applyRules(out)
   }
   const value = <T>(input: T): T => maskDeep(input, text, 0) as T
-  return Object.freeze({ text, value })
+  const json = (input: unknown): string | undefined => {
+    const out = maskedJson(input, text, 0)
+    // A key that masking changed could now collide with another: the copy settles that as JSON.stringify would.
+    return out === KEY_MASKED ? JSON.stringify(maskDeep(input, text, 0), bigintAsText) : out
+  }
+  return Object.freeze({ text, value, json })
 }
 
 /**
@@ -209,6 +220,62 @@ function maskDeep(input: unknown, text: (s: string) => string, depth: number): u
     }
   }
   return out
+}
+
+const bigintAsText = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v)
+
+/** maskedJson's signal that a key was masked: the caller falls back to the copy. */
+const KEY_MASKED = '\u0000key masked'
+
+/** JSON text of maskDeep(input), written directly. Mirrors maskDeep and JSON.stringify case for case. */
+function maskedJson(input: unknown, text: (s: string) => string, depth: number): string | undefined {
+  switch (typeof input) {
+    case 'string':
+      return JSON.stringify(text(input))
+    case 'number':
+      return JSON.stringify(input)
+    case 'boolean':
+      return input ? 'true' : 'false'
+    case 'bigint':
+      return JSON.stringify(input.toString())
+    case 'object':
+      break
+    default:
+      return undefined // undefined, function, symbol
+  }
+  if (input === null) return 'null'
+  if (depth >= MAX_DEPTH) return '"[depth limit]"'
+  if (Array.isArray(input)) {
+    let out = '['
+    for (let i = 0; i < input.length; i++) {
+      const v = maskedJson(input[i], text, depth + 1)
+      if (v === KEY_MASKED) return KEY_MASKED
+      out += (i === 0 ? '' : ',') + (v ?? 'null')
+    }
+    return `${out}]`
+  }
+  if (input instanceof Error) return `{"name":${JSON.stringify(input.name)},"message":${JSON.stringify(text(input.message))}}`
+  if (input instanceof Date) return JSON.stringify(Number.isFinite(input.getTime()) ? input.toISOString() : String(input))
+  const obj = input as Record<string, unknown>
+  const keys = Object.keys(obj)
+  let out = '{'
+  let first = true
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!
+    if (text(k) !== k) return KEY_MASKED
+    const v = obj[k]
+    let written: string | undefined
+    if (isSensitiveField(k) && v !== undefined && v !== null && v !== '') {
+      written = typeof v === 'string' ? JSON.stringify(maskSecret(v)) : Array.isArray(v) ? `[${v.map(() => `"${MASK}"`).join(',')}]` : `"${MASK}"`
+    } else {
+      written = maskedJson(v, text, depth + 1)
+      if (written === KEY_MASKED) return KEY_MASKED
+    }
+    if (written === undefined) continue
+    out += `${first ? '' : ','}${JSON.stringify(k)}:${written}`
+    first = false
+  }
+  return `${out}}`
 }
 
 const defaultMasker = createMasker()

@@ -132,4 +132,58 @@ describe('maskValue on keys and dates', () => {
     expect(m.text(`x${secret}y`)).not.toContain(secret)
     expect(m.text('short')).toBe('short')
   })
+
+  it('json() writes exactly what JSON.stringify writes for value(), for any value', () => {
+    const secret = `sk-ant-api03-${randomBytes(24).toString('base64url')}`
+    const literal = randomBytes(20).toString('hex')
+    const m = createMasker({ knownSecrets: [literal] })
+    const bigintAsText = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v)
+    const expected = (v: unknown): string | undefined => JSON.stringify(m.value(v), bigintAsText)
+    let seed = 7
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return seed % n
+    }
+    const leaf = (): unknown =>
+      [
+        () => 'plain',
+        () => `Bearer ${secret}`,
+        () => `x${literal}y`,
+        () => '\u2028line\nbreak',
+        () => rnd(1000) - 500,
+        () => -0,
+        () => NaN,
+        () => Infinity,
+        () => true,
+        () => null,
+        () => undefined,
+        () => () => 1,
+        () => Symbol('s'),
+        () => 10n,
+        () => new Date(0),
+        () => new Date(NaN),
+        () => new Error(`failed with ${secret}`),
+        () => '',
+      ][rnd(18)]!()
+    const key = (): string => ['a', 'path', 'api_key', 'Authorization', 'x-api-key', 'token', '1', '20', secret, literal, 'Key'][rnd(11)]!
+    const value = (depth: number): unknown => {
+      if (depth > 4 || rnd(3) === 0) return leaf()
+      if (rnd(2) === 0) return Array.from({ length: rnd(4) }, () => value(depth + 1))
+      const o: Record<string, unknown> = {}
+      for (let i = rnd(5); i > 0; i--) o[key()] = value(depth + 1)
+      return o
+    }
+    for (let i = 0; i < 2000; i++) {
+      const v = value(0)
+      expect(m.json(v)).toBe(expected(v))
+    }
+    // Deeper than the depth limit, and a cycle.
+    let deep: unknown = 'bottom'
+    for (let i = 0; i < 30; i++) deep = { next: deep }
+    expect(m.json(deep)).toBe(expected(deep))
+    const cyclic: Record<string, unknown> = { a: 1 }
+    cyclic.self = cyclic
+    expect(m.json(cyclic)).toBe(expected(cyclic))
+    expect(m.json({ [secret]: 1, 'sk-ant-****': 2 })).toBe(expected({ [secret]: 1, 'sk-ant-****': 2 }))
+  })
 })
