@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto'
 import type { Request, RequestHandler, Response } from 'express'
 import {
   createRepeatFilter,
@@ -21,6 +22,33 @@ declare module '@gatehouse/core' {
 }
 
 const CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'x-goog-api-key'] as const
+
+/**
+ * The last key a kept-alive connection presented and its hash under the store's salt. A client
+ * sends the same key on every request of a connection, and the hash is a pure function of key and
+ * salt, so it is worked out once per connection instead of once per request. The record is still
+ * looked up on every request (revocation, expiry and the key file's changes apply at once), and the
+ * presented key is compared with the remembered one in constant time, since a proxy in front may
+ * carry several clients' requests over one connection. Kept under a symbol of each middleware, so
+ * two middlewares with different stores never share a hash.
+ */
+interface ConnectionKey {
+  key: Buffer
+  hash: string
+}
+
+function connectionHasher(hash: (key: string) => string): (req: Request, key: string) => string {
+  const slot = Symbol('gatehouse.client-auth.connection-key')
+  return (req, key) => {
+    const socket = req.socket as (typeof req.socket & { [slot]?: ConnectionKey }) | undefined
+    const presented = Buffer.from(key, 'utf8')
+    const last = socket?.[slot]
+    if (last && last.key.length === presented.length && timingSafeEqual(last.key, presented)) return last.hash
+    const h = hash(key)
+    if (socket) socket[slot] = { key: presented, hash: h }
+    return h
+  }
+}
 
 const MISSING = 'Missing API key: send a Gatehouse client key as Authorization: Bearer, x-api-key or x-goog-api-key'
 const INVALID = 'Invalid API key'
@@ -60,6 +88,7 @@ function refusedQueryParam(url: string, refused: ReadonlySet<string>): string | 
 export function clientAuth(options: ClientAuthOptions): RequestHandler {
   const config = resolveClientAuthConfig(options)
   const successDue = createRepeatFilter(config.successEventInterval)
+  const hashOnConnection = connectionHasher((key) => config.store.hash(key))
   const honeyHashes = new Set([...DOCUMENTED_CLIENT_KEYS, ...config.honeytokens].map((k) => config.store.hash(k)))
 
   const event = (req: Request, res: Response, input: Omit<SecurityEventInput, 'ip' | 'request_id'>): void => {
@@ -106,7 +135,7 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
       return
     }
 
-    const hash = config.store.hash(presented.key)
+    const hash = hashOnConnection(req, presented.key)
     const presentedId = keyIdFromHash(hash)
     if (honeyHashes.has(hash)) {
       event(req, res, {

@@ -135,6 +135,39 @@ describe('clientAuth', () => {
     }
   })
 
+  it('hashes a key once per kept-alive connection, and any other key on it afresh', async () => {
+    const { app, store, key } = setup()
+    const other = store.create({ name: 'other' }).key
+    const hashed: string[] = []
+    const hash = store.hash.bind(store)
+    store.hash = (k: string) => {
+      hashed.push(k)
+      return hash(k)
+    }
+    const server = await listen(app)
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    const call = (k: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.get(`${server.url}/v1/models`, { agent, headers: { 'x-api-key': k } }, (res) => {
+          res.resume()
+          res.on('end', () => resolve(res.statusCode ?? 0))
+        })
+        req.on('error', reject)
+      })
+    try {
+      expect([await call(key), await call(key), await call(key)]).toEqual([200, 200, 200])
+      expect(hashed).toHaveLength(1)
+      // Another client's key on the same connection (a proxy in front): hashed, not mistaken for the first.
+      expect(await call(other)).toBe(200)
+      expect(await call(`${key.slice(0, -1)}${key.endsWith('A') ? 'B' : 'A'}`)).toBe(401)
+      expect(await call(key)).toBe(200)
+      expect(hashed).toHaveLength(4)
+    } finally {
+      agent.destroy()
+      await server.close()
+    }
+  })
+
   it('survives an onEvent handler that throws', async () => {
     const store = new MemoryKeyStore(salt)
     const { key } = store.create({ name: 'x' })
