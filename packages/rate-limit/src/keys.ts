@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net'
 import type { Request, Response } from 'express'
 import {
+  clientIp,
   gatehouseLocals,
   isProviderName,
   detectProvider,
@@ -95,10 +96,16 @@ export function errorProvider(req: Request, res: Response): ProviderName {
   return isProviderName(recorded) ? recorded : detectProvider(req)
 }
 
+/** `req.ip`, worked out once per request (core's clientIp); undefined when Express could not tell. */
+export function requestIp(req: Request): string | undefined {
+  const ip = clientIp(req)
+  return ip === 'unknown' ? undefined : ip
+}
+
 /** The bucket key for the per-key scope: the client key id, or the address when no key was authenticated. */
 export function clientKey(req: Request, res: Response, ipv6Subnet: number | false): string {
   const id = gatehouseLocals(res).clientKeyId
-  return typeof id === 'string' && id !== '' ? `id:${id}` : `ip:${ipKey(req.ip, ipv6Subnet)}`
+  return typeof id === 'string' && id !== '' ? `id:${id}` : `ip:${ipKey(requestIp(req), ipv6Subnet)}`
 }
 
 /**

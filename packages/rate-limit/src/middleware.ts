@@ -6,7 +6,7 @@ import {
 } from 'express-rate-limit'
 import { gatehouseLocals, type Logger } from '@gatehouse/core'
 import { TokenBucketStore } from './bucket-store'
-import { clientKey, ipKey, proxyChecker, requestProvider } from './keys'
+import { clientKey, ipKey, proxyChecker, requestIp, requestProvider } from './keys'
 import { MemoryStore } from './memory-store'
 import {
   own,
@@ -191,7 +191,7 @@ function bucketKeyFor(
     case 'global':
       return 'global'
     case 'ip':
-      return ipKey(req.ip, ipv6Subnet)
+      return ipKey(requestIp(req), ipv6Subnet)
     case 'key':
       return clientKey(req, res, ipv6Subnet)
     case 'provider':
