@@ -17,8 +17,8 @@ function isCanonicalIso(value: string): boolean {
   const month = Number(m[2])
   const day = Number(m[3])
   if (month < 1 || month > 12 || day < 1 || Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6]) > 59) return false
-  // Day 0 of the next month is the last day of this one.
-  return day <= new Date(Date.UTC(year, month, 0)).getUTCDate() && year >= 100
+  // Day 0 of the next month is the last day of this one (worked out only for the days that need it).
+  return year >= 100 && (day <= 28 || day <= new Date(Date.UTC(year, month, 0)).getUTCDate())
 }
 
 function timestampOf(value: unknown): string {
