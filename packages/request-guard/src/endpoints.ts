@@ -41,6 +41,7 @@ const GEMINI_OPENAI = /^\/v1(?:beta)?\/openai(\/.*)$/
 
 /** `//v1//chat/completions/` → `/v1/chat/completions`, so a stray slash does not skip the schema. */
 function normalizePath(path: string): string {
+  if (!path.includes('//') && (path.length === 1 || !path.endsWith('/'))) return path
   const collapsed = path.replace(/\/{2,}/g, '/')
   return collapsed.length > 1 ? collapsed.replace(/\/+$/, '') : collapsed
 }

@@ -188,6 +188,7 @@ function schemaRefusal(errors: readonly ErrorObject[], body: unknown): Refusal {
 
 function mediaTypeRefusal(headers: IncomingHttpHeaders): Refusal | undefined {
   const raw = headers['content-type']
+  if (raw === 'application/json') return undefined // what nearly every client sends
   const [type = '', ...params] = (raw ?? '').split(';')
   const media = type.trim().toLowerCase()
   if (media !== 'application/json' && !/^application\/[a-z0-9.!#$&^_-]+\+json$/.test(media)) {
@@ -217,6 +218,7 @@ function mediaTypeRefusal(headers: IncomingHttpHeaders): Refusal | undefined {
 }
 
 function encodingRefusal(headers: IncomingHttpHeaders): Refusal | undefined {
+  if (headers['content-encoding'] === undefined && headers['transfer-encoding'] === undefined) return undefined
   const ce = (headers['content-encoding'] ?? '').trim().toLowerCase()
   const te = (headers['transfer-encoding'] ?? '').trim().toLowerCase()
   if ((ce && ce !== 'identity') || (te && te !== 'chunked')) {
