@@ -462,6 +462,25 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
 
   function readBody(ctx: Ctx, next: NextFunction): void {
     const { req } = ctx
+    // The whole body is in the stream's buffer already (a small body comes in the packet with the
+    // headers, and the layers before the guard let the parser get to it): take it now, with no
+    // 'data' and 'end' round trips. Content-Length bounds the body, so all of it is there when the
+    // buffer holds that many bytes.
+    const declared = req.headers['content-length']
+    const whole =
+      req.complete ||
+      (declared !== undefined && req.headers['transfer-encoding'] === undefined && req.readableLength === Number(declared))
+    if (whole && !req.readableFlowing && req.listenerCount('data') === 0) {
+      if (req.readableLength > config.bodyLimit) return refuse(ctx, tooLarge(config.bodyLimit))
+      const body = req.read() as Buffer | null
+      ctx.bodyUnread = false
+      try {
+        fromRaw(ctx, next, body ?? Buffer.alloc(0))
+      } catch (err) {
+        next(internalError(err))
+      }
+      return
+    }
     const chunks: Buffer[] = []
     let size = 0
     const cleanup = (): void => {

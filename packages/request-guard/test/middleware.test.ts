@@ -1158,6 +1158,63 @@ describe('requestGuard failure handling', () => {
     }
   })
 
+  it('checks a body that arrives in pieces exactly as one that arrives with the headers', async () => {
+    // A body already parsed when the guard runs is read from the stream's buffer at once; one still
+    // arriving is read from 'data' events. Both must see the same bytes and give the same answers.
+    // Behind an asynchronous layer (as in the gateway) the whole body is parsed before the guard runs.
+    const later: RequestHandler = (_req, _res, next) => void setImmediate(next)
+    for (const app of [
+      await startGuarded({ providers: { openai: { maxTokens: 100 } } }),
+      await startGuarded({ providers: { openai: { maxTokens: 100 } } }, later),
+    ]) {
+      const post = (text: string, pieces: number) =>
+        new Promise<{
+          status: number
+          json: { locals?: { requestGuard?: { rawBody: { data: number[] } } } }
+        }>((resolve, reject) => {
+          const url = new URL(OPENAI_PATH, app.url)
+          const bytes = Buffer.from(text)
+          const req = http.request(
+            {
+              host: url.hostname,
+              port: url.port,
+              path: url.pathname,
+              method: 'POST',
+              agent: false,
+              headers: { 'content-type': 'application/json', 'content-length': bytes.length },
+            },
+            (res) => {
+              let body = ''
+              res.setEncoding('utf8')
+              res.on('data', (d: string) => (body += d))
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(body) as never }))
+            },
+          )
+          req.on('error', reject)
+          const size = Math.ceil(bytes.length / pieces)
+          const write = (i: number): void => {
+            if (i >= bytes.length) return void req.end()
+            req.write(bytes.subarray(i, i + size))
+            setTimeout(() => write(i + size), 30)
+          }
+          write(0)
+        })
+      try {
+        const ok = JSON.stringify(chat({ max_tokens: 50, note: 'é ✓' }))
+        const whole = await post(ok, 1)
+        const pieces = await post(ok, 4)
+        expect([whole.status, pieces.status]).toEqual([200, 200])
+        expect(Buffer.from(whole.json.locals!.requestGuard!.rawBody.data).toString()).toBe(ok)
+        expect(Buffer.from(pieces.json.locals!.requestGuard!.rawBody.data).toString()).toBe(ok)
+        const over = JSON.stringify(chat({ max_tokens: 500 }))
+        expect([(await post(over, 1)).status, (await post(over, 3)).status]).toEqual([400, 400])
+        expect([(await post('{"model":', 1)).status, (await post('{"model":', 2)).status]).toEqual([400, 400])
+      } finally {
+        await app.close()
+      }
+    }
+  })
+
   it('survives a client that disconnects mid-body, without an event', async () => {
     const app = await startGuarded()
     try {
