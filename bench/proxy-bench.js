@@ -4,15 +4,17 @@
 //   (b) bare node:http + http-proxy-middleware,
 //   (c) the gateway with every layer it has,
 // against the same mock upstream, in one run, rotating the order between rounds.
-// Bounded: ROUNDS x 3 targets x 2 payloads x DURATION seconds (defaults: 3 x 3 x 2 x 5 s ≈ 90 s).
+// Bounded: ROUNDS x 3 targets x 2 payloads x DURATION seconds (defaults: 5 x 3 x 2 x 4 s ≈ 2 min).
+// The ratios are paired: c/a is worked out per round, from runs a few seconds apart, and the median
+// of those is reported, so that a machine whose speed drifts over minutes compares like with like.
 // Usage: npm run bench   (env: BENCH_ROUNDS, BENCH_DURATION, BENCH_CONNECTIONS)
 const { mkdtempSync, rmSync } = require('node:fs')
 const { tmpdir } = require('node:os')
 const path = require('node:path')
 const autocannon = require('autocannon')
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
-const DURATION = Number(process.env.BENCH_DURATION ?? 5)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
+const DURATION = Number(process.env.BENCH_DURATION ?? 4)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
 const { killChildren, startServer } = require('./children')
 
@@ -93,7 +95,11 @@ async function main() {
       }
     }
     for (const kind of ['json', 'sse']) {
-      lines.push(`${kind}: c/a = ${(med[kind].c / med[kind].a).toFixed(2)}x, c/b = ${(med[kind].c / med[kind].b).toFixed(2)}x`)
+      const paired = (x, y) => results[kind][x].map((r, i) => r.rps / results[kind][y][i].rps)
+      const ca = paired('c', 'a')
+      const cb = paired('c', 'b')
+      const list = (xs) => xs.map((x) => x.toFixed(2)).join(' ')
+      lines.push(`${kind}: c/a = ${median(ca).toFixed(2)}x (rounds: ${list(ca)}), c/b = ${median(cb).toFixed(2)}x (rounds: ${list(cb)})`)
     }
     const pacedUp = await startServer(['upstream-paced'])
     const paced = await startServer(['gateway', pacedUp.url, workdir + '-paced'])
