@@ -224,17 +224,26 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
         f.idleTimer = idleTimer
         const encoded = headers['content-encoding'] !== undefined && headers['content-encoding'] !== 'identity'
         if (headers['content-type']?.includes('text/event-stream')) res.flushHeaders()
+        // Relayed chunk by chunk with backpressure, by hand rather than with pipe(): one 'data'
+        // listener does the relay, the meter and the idle timer (pipe() adds its own listeners to
+        // both streams on every response). A client that goes away ends the upstream response
+        // through the 'close' handler of providerProxyMiddleware.
+        const resume = (): void => void proxyRes.resume()
         proxyRes.on('data', (chunk: Buffer) => {
           idleTimer.refresh()
           if (!encoded) meter.push(chunk)
+          if (!res.write(chunk)) {
+            proxyRes.pause()
+            res.once('drain', resume)
+          }
         })
         proxyRes.on('end', () => {
           f.done = true
           clear(f)
           const usage = meter.finish()
           if (usage) gatehouseLocals(res).usage = usage
+          res.end()
         })
-        proxyRes.pipe(res)
       },
       error(err, req, res) {
         if (res instanceof http.ServerResponse) fail(req, res as Response, err as NodeJS.ErrnoException)

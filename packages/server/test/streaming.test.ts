@@ -156,3 +156,58 @@ describe('upstream unreachable', () => {
     }
   })
 })
+
+describe('backpressure', () => {
+  it('reads the upstream no faster than the client reads the gateway, and loses no byte', async () => {
+    // An upstream that streams 48 MiB as fast as it may write, counting what it got to write.
+    const total = 48 * 1024 * 1024
+    const piece = Buffer.alloc(64 * 1024, 'a')
+    let written = 0
+    const upstream = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total })
+      const pump = (): void => {
+        while (written < total) {
+          written += piece.length
+          if (!res.write(piece)) return void res.once('drain', pump)
+        }
+        res.end()
+      }
+      pump()
+    })
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+    const base = `http://127.0.0.1:${(upstream.address() as { port: number }).port}`
+    const h = await startHarness((c) => {
+      c.providers.openai!.base_url = base
+      c.server.timeouts.idle = '10s'
+    })
+    try {
+      let received = 0
+      let writtenWhilePaused = 0
+      await new Promise<void>((resolve, reject) => {
+        const url = new URL('/v1/models', h.url)
+        const req = http.get({ host: url.hostname, port: url.port, path: url.pathname, headers: { 'x-api-key': h.key } }, (res) => {
+          expect(res.statusCode).toBe(200)
+          res.once('data', (chunk: Buffer) => {
+            received += chunk.length
+            // Stop reading for a while: the gateway must stop reading its upstream too.
+            res.pause()
+            setTimeout(() => {
+              writtenWhilePaused = written
+              res.on('data', (c: Buffer) => (received += c.length))
+              res.resume()
+            }, 800)
+          })
+          res.on('end', resolve)
+          res.on('error', reject)
+        })
+        req.on('error', reject)
+      })
+      expect(received).toBe(total)
+      // Socket and stream buffers hold a few MiB at most; without backpressure all 48 would be read.
+      expect(writtenWhilePaused).toBeLessThan(24 * 1024 * 1024)
+    } finally {
+      await h.close()
+      await new Promise((resolve) => upstream.close(resolve))
+    }
+  }, 30_000)
+})
