@@ -38,7 +38,8 @@ const UPSTREAM = Symbol.for('gatehouse.credential-vault.upstream')
 
 interface UpstreamState {
   readonly headers: Readonly<Record<string, string>>
-  readonly strip: readonly string[]
+  /** Lower-cased header names. */
+  readonly strip: ReadonlySet<string>
   readonly lease: CredentialLease
 }
 
@@ -69,6 +70,7 @@ export function credentialInjection(options: CredentialInjectionOptions): Reques
   const config = resolveCredentialInjectionConfig(options)
   const { vault } = config
   const grantDue = createRepeatFilter(config.grantEventInterval)
+  const stripSet: ReadonlySet<string> = new Set(config.stripHeaders)
   return function credentialInjectionMiddleware(req, res, next) {
     const locals = gatehouseLocals(res)
     const provider: ProviderName | undefined = isProviderName(locals.provider)
@@ -114,7 +116,7 @@ export function credentialInjection(options: CredentialInjectionOptions): Reques
         beta === undefined
           ? lease.headers
           : Object.freeze({ ...lease.headers, 'anthropic-beta': mergeBeta(clientBeta, beta) })
-      const state: UpstreamState = { headers, strip: config.stripHeaders, lease }
+      const state: UpstreamState = { headers, strip: stripSet, lease }
       Object.defineProperty(res.locals, UPSTREAM, {
         value: state,
         enumerable: false,
@@ -162,8 +164,10 @@ export function credentialInjection(options: CredentialInjectionOptions): Reques
 export function applyUpstreamCredential(proxyReq: ClientRequest, res: ServerResponse): boolean {
   const state = stateOf(res)
   if (!state || proxyReq.headersSent) return false
-  for (const name of state.strip) proxyReq.removeHeader(name)
-  for (const [name, value] of Object.entries(state.headers)) proxyReq.setHeader(name, value)
+  // (A state set by another copy of this package may hold the names as an array.)
+  const strip = state.strip instanceof Set ? state.strip : new Set(state.strip as Iterable<string>)
+  for (const name of proxyReq.getHeaderNames()) if (strip.has(name)) proxyReq.removeHeader(name)
+  for (const name in state.headers) proxyReq.setHeader(name, state.headers[name]!)
   return true
 }
 

@@ -11,8 +11,8 @@ import {
   type ProviderName,
 } from '@gatehouse/core'
 
-/** Headers a client sends that never cross to the upstream. */
-const STRIP_TO_UPSTREAM = [
+/** Headers a client sends that never cross to the upstream (and every X-Forwarded-*). */
+const STRIP_TO_UPSTREAM = new Set([
   'authorization',
   'proxy-authorization',
   'x-api-key',
@@ -26,7 +26,7 @@ const STRIP_TO_UPSTREAM = [
   'proxy-connection',
   'upgrade',
   'x-device-fingerprint',
-]
+])
 
 /** Headers an upstream sends that never cross to the client. */
 const STRIP_TO_CLIENT = new Set([
@@ -161,8 +161,10 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
           return
         }
         f.proxyReq = proxyReq
-        for (const h of STRIP_TO_UPSTREAM) proxyReq.removeHeader(h)
-        for (const name of proxyReq.getHeaderNames()) if (name.startsWith('x-forwarded-')) proxyReq.removeHeader(name)
+        // One pass over the headers the request carries (names come lower-cased).
+        for (const name of proxyReq.getHeaderNames()) {
+          if (STRIP_TO_UPSTREAM.has(name) || name.startsWith('x-forwarded-')) proxyReq.removeHeader(name)
+        }
         if (options.extraHeaders) for (const [k, v] of Object.entries(options.extraHeaders())) proxyReq.setHeader(k, v)
         const socket = proxyReq.socket
         if (socket && socket.connecting) {
