@@ -160,8 +160,19 @@ export function createMasker(options: MaskerOptions = {}): Masker {
     return applyRules(out)
   }
   const value = <T>(input: T): T => maskDeep(input, text, 0) as T
+  // Field names repeat from one event to the next: what masking makes of a name is kept (bounded).
+  const keyCache = new Map<string, KeyInfo>()
+  const keyInfo = (k: string): KeyInfo => {
+    let info = keyCache.get(k)
+    if (info === undefined) {
+      info = { quoted: text(k) === k ? JSON.stringify(k) : undefined, sensitive: isSensitiveField(k) }
+      // A name that masking changes is a secret itself: never kept.
+      if (info.quoted !== undefined && keyCache.size < KEY_CACHE_SIZE && k.length <= 64) keyCache.set(k, info)
+    }
+    return info
+  }
   const json = (input: unknown): string | undefined => {
-    const out = maskedJson(input, text, 0)
+    const out = maskedJson(input, text, keyInfo, 0)
     // A key that masking changed could now collide with another: the copy settles that as JSON.stringify would.
     return out === KEY_MASKED ? JSON.stringify(maskDeep(input, text, 0), bigintAsText) : out
   }
@@ -227,8 +238,15 @@ const bigintAsText = (_k: string, v: unknown): unknown => (typeof v === 'bigint'
 /** maskedJson's signal that a key was masked: the caller falls back to the copy. */
 const KEY_MASKED = '\u0000key masked'
 
+/** What maskedJson needs of a field name: its JSON text (undefined when masking changes it), and whether its value is a secret. */
+interface KeyInfo {
+  quoted: string | undefined
+  sensitive: boolean
+}
+const KEY_CACHE_SIZE = 512
+
 /** JSON text of maskDeep(input), written directly. Mirrors maskDeep and JSON.stringify case for case. */
-function maskedJson(input: unknown, text: (s: string) => string, depth: number): string | undefined {
+function maskedJson(input: unknown, text: (s: string) => string, keyInfo: (k: string) => KeyInfo, depth: number): string | undefined {
   switch (typeof input) {
     case 'string':
       return JSON.stringify(text(input))
@@ -248,7 +266,7 @@ function maskedJson(input: unknown, text: (s: string) => string, depth: number):
   if (Array.isArray(input)) {
     let out = '['
     for (let i = 0; i < input.length; i++) {
-      const v = maskedJson(input[i], text, depth + 1)
+      const v = maskedJson(input[i], text, keyInfo, depth + 1)
       if (v === KEY_MASKED) return KEY_MASKED
       out += (i === 0 ? '' : ',') + (v ?? 'null')
     }
@@ -262,17 +280,18 @@ function maskedJson(input: unknown, text: (s: string) => string, depth: number):
   let first = true
   for (let i = 0; i < keys.length; i++) {
     const k = keys[i]!
-    if (text(k) !== k) return KEY_MASKED
+    const info = keyInfo(k)
+    if (info.quoted === undefined) return KEY_MASKED
     const v = obj[k]
     let written: string | undefined
-    if (isSensitiveField(k) && v !== undefined && v !== null && v !== '') {
+    if (info.sensitive && v !== undefined && v !== null && v !== '') {
       written = typeof v === 'string' ? JSON.stringify(maskSecret(v)) : Array.isArray(v) ? `[${v.map(() => `"${MASK}"`).join(',')}]` : `"${MASK}"`
     } else {
-      written = maskedJson(v, text, depth + 1)
+      written = maskedJson(v, text, keyInfo, depth + 1)
       if (written === KEY_MASKED) return KEY_MASKED
     }
     if (written === undefined) continue
-    out += `${first ? '' : ','}${JSON.stringify(k)}:${written}`
+    out += `${first ? '' : ','}${info.quoted}:${written}`
     first = false
   }
   return `${out}}`
