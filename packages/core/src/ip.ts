@@ -31,17 +31,32 @@ export function isLoopback(ip: string | undefined): boolean {
 }
 
 const CLIENT_IP = Symbol.for('gatehouse.client-ip')
+const REQUEST_ADDRESS = Symbol.for('gatehouse.request-address')
+
+type AddressSource = { ip?: string | undefined; socket?: { remoteAddress?: string | undefined } }
 
 /**
- * The request's client address as `normalizeIp(req.ip)` gives it, worked out once per request and
- * kept on the request: Express computes `req.ip` afresh on every read (it parses X-Forwarded-For
- * through `trust proxy` each time), and several layers ask for it.
+ * `req.ip` as Express resolves it (the socket's address without Express), read once per request
+ * and kept on the request: Express computes `req.ip` afresh on every read (it parses
+ * X-Forwarded-For through `trust proxy` each time), and several layers ask for it. Unchanged, in
+ * whatever notation it arrived (`::ffff:10.0.0.1` stays so); undefined when nothing is known.
  */
-export function clientIp(req: { ip?: string | undefined; socket?: { remoteAddress?: string | undefined } }): string {
+export function requestAddress(req: AddressSource): string | undefined {
+  const r = req as { [REQUEST_ADDRESS]?: string | null }
+  let ip = r[REQUEST_ADDRESS]
+  if (ip === undefined) {
+    ip = req.ip ?? req.socket?.remoteAddress ?? null
+    r[REQUEST_ADDRESS] = ip
+  }
+  return ip ?? undefined
+}
+
+/** The request's client address as `normalizeIp(req.ip)` gives it, worked out once per request. */
+export function clientIp(req: AddressSource): string {
   const r = req as { [CLIENT_IP]?: string }
   let ip = r[CLIENT_IP]
   if (ip === undefined) {
-    ip = normalizeIp(req.ip ?? req.socket?.remoteAddress)
+    ip = normalizeIp(requestAddress(req))
     r[CLIENT_IP] = ip
   }
   return ip

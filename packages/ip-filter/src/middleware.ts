@@ -1,4 +1,5 @@
 import {
+  requestAddress,
   emitSecurityEvent,
   gatehouseLocals,
   GatehouseError,
@@ -441,7 +442,8 @@ export function ipFilter(options: IpFilterOptions = {}): IpFilterMiddleware {
           `${PKG}: the app trusts every proxy hop ('trust proxy' is true), so clients can choose their own address with X-Forwarded-For; set a hop count or the proxies' CIDRs`,
         )
       }
-      const raw = req.ip
+      // req.ip as Express resolves it, read once per request for every layer (core's requestAddress).
+      const raw = requestAddress(req)
       const addr = parseClientAddress(raw)
       const ip = addr ? addressText(addr) : String(raw ?? 'unknown').slice(0, 100)
       const g = gatehouseLocals(res)

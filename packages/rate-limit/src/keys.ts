@@ -1,7 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net'
 import type { Request, Response } from 'express'
 import {
-  clientIp,
+  requestAddress,
   gatehouseLocals,
   isProviderName,
   detectProvider,
@@ -96,11 +96,8 @@ export function errorProvider(req: Request, res: Response): ProviderName {
   return isProviderName(recorded) ? recorded : detectProvider(req)
 }
 
-/** `req.ip`, worked out once per request (core's clientIp); undefined when Express could not tell. */
-export function requestIp(req: Request): string | undefined {
-  const ip = clientIp(req)
-  return ip === 'unknown' ? undefined : ip
-}
+/** `req.ip` as it arrived, read once per request (core's requestAddress); undefined when Express could not tell. */
+export const requestIp = (req: Request): string | undefined => requestAddress(req)
 
 /** The bucket key for the per-key scope: the client key id, or the address when no key was authenticated. */
 export function clientKey(req: Request, res: Response, ipv6Subnet: number | false): string {
