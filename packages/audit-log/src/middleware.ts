@@ -35,8 +35,8 @@ const resultOf = (status: number, finished: boolean): string =>
   !finished ? 'aborted' : status >= 500 ? 'server_error' : status >= 400 ? 'client_error' : 'success'
 
 /**
- * The access log: one `provider_request` event per request, emitted when the response has been
- * sent ('finish') or the connection closed first ('close'), with the request id, client address,
+ * The access log: one `provider_request` event per request, emitted when the response is over
+ * ('close': sent in full, or cut off when the connection closed first), with the request id, client address,
  * client key id, provider, method, path (query values masked), status, duration and the upstream
  * token usage when the proxy layer recorded it. Nothing is wrapped or patched on the response.
  */
@@ -72,8 +72,6 @@ export function accessLog(options: AccessLogOptions): RequestHandler {
     const emit = (finished: boolean): void => {
       if (done) return
       done = true
-      res.removeListener('finish', onFinish)
-      res.removeListener('close', onClose)
       const locals = gatehouseLocals(res)
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6
       const details: Record<string, unknown> = {
@@ -106,10 +104,9 @@ export function accessLog(options: AccessLogOptions): RequestHandler {
       if (locals.requestId !== undefined) event.request_id = locals.requestId
       emitSecurityEvent(config.onEvent, event, onError)
     }
-    const onFinish = (): void => emit(true)
-    const onClose = (): void => emit(res.writableFinished)
-    res.once('finish', onFinish)
-    res.once('close', onClose)
+    // 'close' follows 'finish' on every response, and comes alone when the connection closed first:
+    // one listener tells both apart.
+    res.on('close', () => emit(res.writableFinished))
     next()
   }
 }

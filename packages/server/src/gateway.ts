@@ -550,7 +550,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   }
   server.on('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
     inflight++
-    res.once('close', settled)
+    res.on('close', settled)
   })
   let metricsServer: MetricsServer | undefined
 
