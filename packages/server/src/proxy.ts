@@ -186,14 +186,16 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
         if (f.firstByteTimer) clearTimeout(f.firstByteTimer)
         const status = proxyRes.statusCode ?? 502
         options.onUpstreamStatus?.(res, status)
-        const headers = proxyRes.headers
-        for (const name in headers) {
-          const value = headers[name]
-          if (value === undefined || STRIP_TO_CLIENT.has(name) || stripExtra.has(name)) continue
+        let contentType: string | undefined
+        let contentEncoding: string | undefined
+        forEachHeader(proxyRes, (name, value) => {
+          if (name === 'content-type') contentType = String(value)
+          else if (name === 'content-encoding') contentEncoding = String(value)
+          if (STRIP_TO_CLIENT.has(name) || stripExtra.has(name)) return
           // The gateway's own X-Request-Id stays; the upstream's is passed under another name.
           const as = name === 'x-request-id' ? 'x-upstream-request-id' : name
           res.setHeader(as, status >= 400 ? maskHeader(value, options.masker) : value)
-        }
+        })
         res.statusCode = status
         proxyRes.on('error', (err) => fail(req, res, err))
 
@@ -216,7 +218,7 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
           return
         }
 
-        const meter = new UsageMeter(headers['content-type'])
+        const meter = new UsageMeter(contentType)
         const idleTimer = setTimeout(() => {
           options.logger.warn('upstream stream idle, closing', { provider, request_id: gatehouseLocals(res).requestId })
           f.done = true
@@ -224,8 +226,8 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
           res.destroy()
         }, idle)
         f.idleTimer = idleTimer
-        const encoded = headers['content-encoding'] !== undefined && headers['content-encoding'] !== 'identity'
-        if (headers['content-type']?.includes('text/event-stream')) res.flushHeaders()
+        const encoded = contentEncoding !== undefined && contentEncoding !== 'identity'
+        if (contentType?.includes('text/event-stream')) res.flushHeaders()
         // Relayed chunk by chunk with backpressure, by hand rather than with pipe(): one 'data'
         // listener does the relay, the meter and the idle timer (pipe() adds its own listeners to
         // both streams on every response). A client that goes away ends the upstream response
@@ -269,6 +271,29 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
     void proxy(req, res, next)
   }
   return { handler, agent }
+}
+
+/**
+ * Each response header once, lower-cased, with its value. Read from rawHeaders, so Node never
+ * builds the headers object, unless a name repeats: then from that object, which joins or drops
+ * the repeats by Node's rules (one Content-Length, Set-Cookie as a list).
+ */
+function forEachHeader(msg: http.IncomingMessage, fn: (name: string, value: string | string[]) => void): void {
+  const raw = msg.rawHeaders
+  const names: string[] = []
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase()
+    if (names.includes(name)) {
+      const headers = msg.headers
+      for (const n in headers) {
+        const v = headers[n]
+        if (v !== undefined) fn(n, v)
+      }
+      return
+    }
+    names.push(name)
+  }
+  for (let i = 0; i < names.length; i++) fn(names[i]!, raw[2 * i + 1]!)
 }
 
 function maskHeader(value: string | string[] | number, masker: Masker): string | string[] | number {

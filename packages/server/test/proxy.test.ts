@@ -86,6 +86,34 @@ describe('gateway proxy', () => {
     }
   })
 
+  it('passes upstream response headers through, repeated ones joined as Node joins them, hop-by-hop and cookies dropped', async () => {
+    const upstream = http.createServer((_req, res) => {
+      res.setHeader('x-multi', ['a', 'b'])
+      res.setHeader('x-single', 'one')
+      res.setHeader('set-cookie', ['s=1', 't=2'])
+      res.setHeader('x-request-id', 'upstream-id')
+      res.setHeader('content-type', 'application/json')
+      res.end('{"ok":true}')
+    })
+    await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+    const once = await startHarness((c) => {
+      c.providers.openai!.base_url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
+    })
+    try {
+      const res = await fetch(`${once.url}/v1/models`, { headers: { 'x-api-key': once.key } })
+      expect(res.status).toBe(200)
+      expect(res.headers.get('x-multi')).toBe('a, b')
+      expect(res.headers.get('x-single')).toBe('one')
+      expect(res.headers.get('set-cookie')).toBeNull()
+      expect(res.headers.get('x-upstream-request-id')).toBe('upstream-id')
+      expect(res.headers.get('x-request-id')).not.toBe('upstream-id')
+      expect(await res.text()).toBe('{"ok":true}')
+    } finally {
+      await once.close()
+      await new Promise((resolve) => upstream.close(resolve))
+    }
+  })
+
   it('serves /<provider>/<path> for every configured provider', async () => {
     const res = await fetch(`${h.url}/openai/v1/models`, { headers: { 'x-api-key': h.key } })
     expect(res.status).toBe(200)
