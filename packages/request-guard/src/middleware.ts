@@ -474,10 +474,24 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
       if (req.readableLength > config.bodyLimit) return refuse(ctx, tooLarge(config.bodyLimit))
       const body = req.read() as Buffer | null
       ctx.bodyUnread = false
-      try {
-        fromRaw(ctx, next, body ?? Buffer.alloc(0))
-      } catch (err) {
-        next(internalError(err))
+      const check = (): void => {
+        try {
+          fromRaw(ctx, next, body ?? Buffer.alloc(0))
+        } catch (err) {
+          next(internalError(err))
+        }
+      }
+      // Hand on only once the stream has emitted 'end' (reading the last bytes schedules it): a
+      // proxy that pipes the request after this point then ends its upstream request on a later
+      // tick, after the upstream socket is assigned and forwardBody has written the body. With
+      // 'end' still pending, the pipe would end the upstream request first, with the client's
+      // headers and no body.
+      if (req.readableEnded) check()
+      else {
+        // Every declared byte is read; flowing mode lets the stream emit 'end' once the parser
+        // has seen the end of the message (which, for an empty body, may not have happened yet).
+        req.once('end', check)
+        req.resume()
       }
       return
     }

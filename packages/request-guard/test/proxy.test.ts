@@ -226,6 +226,30 @@ describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
     }
   })
 
+  it('forwards the body when an asynchronous layer before the guard resumes from a callback', async () => {
+    // A rate limiter waiting on Redis resumes from a socket callback, in a microtask, with the whole
+    // body parsed meanwhile. The guard must not leave the request's 'end' pending when it hands on:
+    // the proxy's pipe of the request would end the upstream request before its socket came, with
+    // the client's headers and without the body.
+    const later: RequestHandler = (_req, _res, next) => void setTimeout(() => void Promise.resolve().then(() => next()), 2)
+    const slow = await gateway(upstream, {}, [later])
+    try {
+      for (const [path, body] of [
+        ['/v1/chat/completions', chat()],
+        ['/v1/messages', claude()],
+      ] as const) {
+        const sent = Buffer.from(JSON.stringify(body))
+        const res = await postJson(slow.server.url, path, sent.toString())
+        expect(res.status).toBe(200)
+        expect(Buffer.compare(upstream.last!.body, sent)).toBe(0)
+        expect(upstream.last!.headers['content-length']).toBe(String(sent.length))
+      }
+      expect(upstream.requests).toHaveLength(2)
+    } finally {
+      await slow.server.close()
+    }
+  })
+
   it('keeps streaming responses flowing through after the guard', async () => {
     const res = await postJson(gw.server.url, '/v1/messages', claude({ stream: true }))
     expect(res.status).toBe(200)

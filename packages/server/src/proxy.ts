@@ -78,10 +78,18 @@ interface Flight {
   done: boolean
 }
 
-const timeoutError = (code: string, message: string): NodeJS.ErrnoException =>
+const codedError = (code: string, message: string): NodeJS.ErrnoException =>
   Object.assign(new Error(message), { code })
 
 const MAX_ERROR_BODY = 256 * 1024
+
+/**
+ * The upstream keep-alive agent. No cap on sockets (Node's default; the number of client
+ * connections bounds it): a request the agent queued would get its socket only after the proxy's
+ * pipe of the client request had ended it, before the gateway could strip the client's headers and
+ * write the validated body (it is then refused with a 502 rather than sent).
+ */
+const AGENT_OPTIONS: http.AgentOptions = { keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo' }
 
 /**
  * Where a request's proxy state lives: a symbol-keyed property of the request rather than a
@@ -102,8 +110,8 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
   const target = new URL(options.target.baseUrl)
   const isHttps = target.protocol === 'https:'
   const agent = isHttps
-    ? new https.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: 'lifo' })
-    : new http.Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64, scheduling: 'lifo' })
+    ? new https.Agent(AGENT_OPTIONS)
+    : new http.Agent(AGENT_OPTIONS)
   const { connect, firstByte, idle } = options.timeouts
   const provider = options.target.provider
   const stripExtra = new Set((options.stripResponseHeaders ?? []).map((h) => h.toLowerCase()))
@@ -161,6 +169,13 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
           return
         }
         f.proxyReq = proxyReq
+        if (proxyReq.headersSent) {
+          // Something ended the upstream request before its socket came (the proxy's pipe of a
+          // request stream whose 'end' was still pending): its headers are the client's and it has
+          // no body. It must never leave: destroyed here, before Node flushes it to the socket.
+          proxyReq.destroy(codedError('GH_UPSTREAM_REQUEST_ENDED', 'the upstream request was ended before the gateway prepared it'))
+          return
+        }
         // One pass over the headers the request carries (names come lower-cased).
         for (const name of proxyReq.getHeaderNames()) {
           if (STRIP_TO_UPSTREAM.has(name) || name.startsWith('x-forwarded-')) proxyReq.removeHeader(name)
@@ -169,7 +184,7 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
         const socket = proxyReq.socket
         if (socket && socket.connecting) {
           f.connectTimer = setTimeout(
-            () => proxyReq.destroy(timeoutError('GH_CONNECT_TIMEOUT', 'upstream connect timeout')),
+            () => proxyReq.destroy(codedError('GH_CONNECT_TIMEOUT', 'upstream connect timeout')),
             connect,
           )
           socket.once('connect', () => f.connectTimer && clearTimeout(f.connectTimer))
@@ -258,7 +273,7 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
   const handler: RequestHandler = function providerProxyMiddleware(req, res, next) {
     const f: Flight = { done: false }
     ;(req as WithFlight)[FLIGHT] = f
-    f.firstByteTimer = setTimeout(() => fail(req, res, timeoutError('GH_FIRST_BYTE_TIMEOUT', 'first byte timeout')), firstByte)
+    f.firstByteTimer = setTimeout(() => fail(req, res, codedError('GH_FIRST_BYTE_TIMEOUT', 'first byte timeout')), firstByte)
     res.on('close', () => {
       // The client went away (or the response ended): never leave the upstream request running.
       if (!f.done) {

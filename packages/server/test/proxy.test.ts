@@ -1,6 +1,11 @@
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { createExpressServer } from '@gatehouse/server'
+import net, { type AddressInfo } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import express from 'express'
+import Redis from 'ioredis'
+import { createMasker } from '@gatehouse/core'
+import { listen } from '@gatehouse/testing'
+import { createExpressServer, providerProxy } from '@gatehouse/server'
 import { anthropicBody, openaiBody, startHarness, type Harness } from './helpers'
 
 describe('gateway proxy', () => {
@@ -289,6 +294,100 @@ describe('no upstream credential', () => {
       expect(h.upstream.requests).toHaveLength(0)
     } finally {
       await h.close()
+    }
+  })
+})
+
+describe('the upstream request and the request stream', () => {
+  it('forwards bodies with the rate limiter on Redis (its decision resumes from a socket callback)', async () => {
+    const prefix = `gh-test-${randomBytes(4).toString('hex')}:`
+    const h = await startHarness((c) => {
+      c.store = { type: 'redis', url: 'redis://127.0.0.1:6379', on_error: 'deny', key_prefix: prefix }
+      c.server.security.rate_limiting = { enabled: true, requests_per_second: 1000, burst: 1000, per_ip: true }
+    })
+    let closed = false
+    try {
+      for (const [path, body, header] of [
+        ['/v1/chat/completions', openaiBody(), 'authorization'],
+        ['/v1/messages', anthropicBody(), 'x-api-key'],
+      ] as const) {
+        const sent = JSON.stringify(body)
+        const res = await fetch(`${h.url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-api-key': h.key },
+          body: sent,
+        })
+        expect(res.status).toBe(200)
+        expect(res.headers.get('ratelimit-policy')).toBeTruthy()
+        const got = h.upstream.last!
+        expect(got.body.toString()).toBe(sent)
+        expect(got.headers['content-length']).toBe(String(Buffer.byteLength(sent)))
+        expect(got.headers[header]).toContain(header === 'authorization' ? h.providerKeys.openai : h.providerKeys.claude)
+        expect(JSON.stringify(got.rawHeaders)).not.toContain(h.key)
+      }
+      expect(h.upstream.requests).toHaveLength(2)
+      closed = true
+      await h.close()
+      // Closing the gateway closes every Redis connection it opened (the denylist's subscription
+      // included): an open one would keep a stopped gateway's process alive.
+      const redisSockets = (): number[] =>
+        (process as unknown as { _getActiveHandles(): unknown[] })
+          ._getActiveHandles()
+          .filter((x): x is net.Socket => x instanceof net.Socket && x.remotePort === 6379)
+          .map((x) => x.localPort ?? 0)
+      // QUIT is answered before the socket closes: give them a moment.
+      for (let i = 0; i < 50 && redisSockets().length > 0; i++) await new Promise((r) => setTimeout(r, 20))
+      expect(redisSockets()).toEqual([])
+    } finally {
+      if (!closed) await h.close()
+      const redis = new Redis('redis://127.0.0.1:6379')
+      const keys = await redis.keys(`${prefix}*`)
+      if (keys.length) await redis.del(...keys)
+      await redis.quit()
+    }
+  })
+
+  it('refuses with 502 and sends nothing when the upstream request was ended before the gateway prepared it', async () => {
+    // An upstream that counts every byte it is sent.
+    let received = 0
+    const sink = net.createServer((socket) => {
+      socket.on('data', (d) => (received += d.length))
+      socket.on('error', () => undefined)
+    })
+    await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve))
+    const logs: string[] = []
+    const note = (m: string, meta?: object) => void logs.push(JSON.stringify({ m, ...meta }))
+    const { handler, agent } = providerProxy({
+      target: { provider: 'openai', baseUrl: `http://127.0.0.1:${(sink.address() as AddressInfo).port}` },
+      timeouts: { connect: 2000, firstByte: 2000, idle: 2000 },
+      masker: createMasker(),
+      logger: { error: note, warn: note, info: note, debug: note },
+    })
+    const app = express()
+    // A layer that takes the body and hands on with the stream's 'end' still pending, from a
+    // microtask after a callback: the proxy's pipe then ends the upstream request first.
+    app.use((req, _res, next) => void setTimeout(() => void Promise.resolve().then(() => (req.read(), next())), 5))
+    app.use(handler)
+    const gw = await listen(app)
+    const clientKey = `gate_live_${randomBytes(32).toString('base64url')}`
+    try {
+      const res = await fetch(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${clientKey}` },
+        body: JSON.stringify(openaiBody()),
+      })
+      expect(res.status).toBe(502)
+      const text = await res.text()
+      expect(JSON.parse(text)).toMatchObject({ error: { type: expect.any(String), message: expect.stringContaining('openai') } })
+      expect(text).not.toContain(clientKey)
+      await new Promise((r) => setTimeout(r, 100))
+      expect(received).toBe(0)
+      expect(logs.join('\n')).toContain('GH_UPSTREAM_REQUEST_ENDED')
+      expect(logs.join('\n')).not.toContain(clientKey)
+    } finally {
+      await gw.close()
+      agent.destroy()
+      await new Promise((r) => sink.close(r))
     }
   })
 })
