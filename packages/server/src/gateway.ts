@@ -196,6 +196,9 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   const prefix = config.store.key_prefix
   const onStoreError = config.store.on_error
 
+  // The denylist store is the gateway's (ipf.shutdown() leaves a store it was given alone): its
+  // change subscription holds a Redis connection of its own until the gateway closes it.
+  const denylistStore = redis ? new RedisDenylistStore({ client: redis, prefix: `${prefix}denylist:`, logger }) : undefined
   const ipf = ipFilter({
     allowlist: {
       enabled: config.server.security.ip_allowlist.enabled,
@@ -205,7 +208,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     denylist: Array.isArray(config.server.security.ip_denylist)
       ? config.server.security.ip_denylist
       : { enabled: config.server.security.ip_denylist.enabled, deniedIps: config.server.security.ip_denylist.denied_ips },
-    ...(redis ? { store: new RedisDenylistStore({ client: redis, prefix: `${prefix}denylist:`, logger }) } : {}),
+    ...(denylistStore ? { store: denylistStore } : {}),
     onStoreError,
     onEvent: emit,
     logger,
@@ -614,6 +617,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       await settle('alerts', () => alerts?.shutdown())
       await settle('metrics listener', () => metricsServer?.close())
       await settle('ip filter', () => ipf.shutdown())
+      await settle('denylist store', () => denylistStore?.shutdown())
       for (const l of limiters) await settle('rate limiter', () => l.shutdown?.())
       await settle('rate-limit store', () => rlStore.shutdown())
       await settle('vault', () => vault.shutdown())
