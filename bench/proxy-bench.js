@@ -7,7 +7,9 @@
 // Bounded: ROUNDS x 3 targets x 2 payloads x DURATION seconds (defaults: 5 x 3 x 2 x 4 s ≈ 2 min).
 // The ratios are paired: c/a is worked out per round, from runs a few seconds apart, and the median
 // of those is reported, so that a machine whose speed drifts over minutes compares like with like.
-// Usage: npm run bench   (env: BENCH_ROUNDS, BENCH_DURATION, BENCH_CONNECTIONS)
+// Usage: npm run bench   (env: BENCH_ROUNDS, BENCH_DURATION, BENCH_CONNECTIONS; for the gateway:
+// BENCH_OFF=audit,metrics,alerts,ratelimit,headers,fingerprint,auth turns layers off,
+// BENCH_STORE_URL=redis://127.0.0.1:6379 puts the rate limiter's state in Redis)
 const { mkdtempSync, rmSync } = require('node:fs')
 const { tmpdir } = require('node:os')
 const path = require('node:path')
@@ -83,6 +85,7 @@ async function main() {
     }
     const lines = []
     lines.push(`Gatehouse proxy benchmark: ${ROUNDS} rounds x ${DURATION}s, ${CONNECTIONS} connections, node ${process.version}`)
+    lines.push(`gateway: ${process.env.BENCH_OFF ? `layers off: ${process.env.BENCH_OFF}` : 'every layer on'}; rate-limit store: ${process.env.BENCH_STORE_URL ? 'redis' : 'memory'}`)
     lines.push('| payload | target | req/s (median) | p50 ms | p99 ms |')
     lines.push('| --- | --- | ---: | ---: | ---: |')
     const med = {}

@@ -59,6 +59,9 @@ async function main() {
     if (off.has('headers')) config.server.security.headers.enabled = false
     if (off.has('fingerprint')) config.device_fingerprint.enabled = false
     if (off.has('auth')) config.auth.client_auth.enabled = false
+    // BENCH_STORE_URL=redis://… puts rate limits, quotas and the runtime denylist in Redis (keys under a
+    // prefix of this process's own, so runs never share state).
+    if (process.env.BENCH_STORE_URL) config.store = { type: 'redis', url: process.env.BENCH_STORE_URL, on_error: 'deny', key_prefix: `gatehouse-bench-${process.pid}:` }
     // BENCH_STORAGE_URL=postgresql://… turns request storage on (a migrated schema is expected).
     if (process.env.BENCH_STORAGE_URL) config.storage = { enabled: true, url: process.env.BENCH_STORAGE_URL, store_bodies: false, retention_days: 30 }
     const noop = () => undefined
