@@ -10,6 +10,7 @@ import {
   type Masker,
   type ProviderName,
 } from '@gatehouse/core'
+import { batchedStage } from './stage'
 
 /** Headers a client sends that never cross to the upstream (and every X-Forwarded-*). */
 const STRIP_TO_UPSTREAM = new Set([
@@ -76,7 +77,24 @@ interface Flight {
   connectTimer?: NodeJS.Timeout
   idleTimer?: NodeJS.Timeout
   done: boolean
+  /** What the response flush stage will do for this response: uncork it, or end it. */
+  flush?: 'uncork' | 'end' | undefined
 }
+
+/**
+ * The response flush stage (see batchedStage): the first chunk of a response is written corked,
+ * and the responses of one event-loop turn are uncorked (or ended, when their upstream ended in the
+ * same turn) together in the next. Later chunks of a stream are written as they come.
+ */
+const flushLater = batchedStage<[Flight, http.ServerResponse]>(
+  (f, res) => {
+    const action = f.flush
+    f.flush = undefined
+    if (action === 'end') res.end()
+    else if (action === 'uncork') res.uncork()
+  },
+  (_err, _f, res) => void res.destroy(),
+)
 
 const codedError = (code: string, message: string): NodeJS.ErrnoException =>
   Object.assign(new Error(message), { code })
@@ -248,9 +266,16 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
         // both streams on every response). A client that goes away ends the upstream response
         // through the 'close' handler of providerProxyMiddleware.
         const resume = (): void => void proxyRes.resume()
+        let first = true
         proxyRes.on('data', (chunk: Buffer) => {
           idleTimer.refresh()
           if (!encoded) meter.push(chunk)
+          if (first) {
+            first = false
+            res.cork()
+            f.flush = 'uncork'
+            flushLater(f, res)
+          }
           if (!res.write(chunk)) {
             proxyRes.pause()
             res.once('drain', resume)
@@ -261,7 +286,10 @@ export function providerProxy(options: ProviderProxyOptions): { handler: Request
           clear(f)
           const usage = meter.finish()
           if (usage) gatehouseLocals(res).usage = usage
-          res.end()
+          // Still corked (it began this turn): the flush stage ends it, headers, body and end in
+          // one write.
+          if (f.flush === 'uncork') f.flush = 'end'
+          else res.end()
         })
       },
       error(err, req, res) {

@@ -1,34 +1,57 @@
-import { batchedStage } from '../src/gateway'
+import { batchedStage } from '../src/stage'
+
+const nextTurn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve))
 
 describe('batchedStage', () => {
   it('runs everything queued in one event-loop turn together, in order, in the next turn', async () => {
     const ran: string[] = []
-    const stage = batchedStage<[string, string, (err?: unknown) => void]>((id) => void ran.push(id))
-    const noop = (): void => undefined
-    stage('a', '', noop)
-    stage('b', '', noop)
-    stage('c', '', noop)
+    const stage = batchedStage<[string]>(
+      (id) => void ran.push(id),
+      () => undefined,
+    )
+    stage('a')
+    stage('b')
+    stage('c')
     expect(ran).toEqual([])
-    await new Promise<void>((resolve) => setImmediate(resolve))
+    await nextTurn()
     expect(ran).toEqual(['a', 'b', 'c'])
     // The next batch is scheduled afresh.
-    stage('d', '', noop)
+    stage('d')
     expect(ran).toEqual(['a', 'b', 'c'])
-    await new Promise<void>((resolve) => setImmediate(resolve))
+    await nextTurn()
     expect(ran).toEqual(['a', 'b', 'c', 'd'])
   })
 
-  it("hands a handler's throw to that item's next and runs the rest of the batch", async () => {
+  it("hands a handler's throw to onError with that item and runs the rest of the batch", async () => {
     const ran: string[] = []
-    const errors: Record<string, unknown> = {}
-    const stage = batchedStage<[string, string, (err?: unknown) => void]>((id) => {
-      if (id === 'bad') throw new Error('boom')
-      ran.push(id)
-    })
-    for (const id of ['a', 'bad', 'c']) stage(id, '', (err) => (errors[id] = err))
-    await new Promise<void>((resolve) => setImmediate(resolve))
+    const errors: Array<[string, string]> = []
+    const stage = batchedStage<[string]>(
+      (id) => {
+        if (id === 'bad') throw new Error('boom')
+        ran.push(id)
+      },
+      (err, id) => void errors.push([id, (err as Error).message]),
+    )
+    for (const id of ['a', 'bad', 'c']) stage(id)
+    await nextTurn()
     expect(ran).toEqual(['a', 'c'])
-    expect(Object.keys(errors)).toEqual(['bad'])
-    expect((errors.bad as Error).message).toBe('boom')
+    expect(errors).toEqual([['bad', 'boom']])
+  })
+
+  it('queues what a handler queues into the following batch, not the running one', async () => {
+    const ran: string[] = []
+    const stage: (id: string) => void = batchedStage<[string]>(
+      (id) => {
+        ran.push(id)
+        if (id === 'a') stage('a2')
+      },
+      () => undefined,
+    )
+    stage('a')
+    stage('b')
+    await nextTurn()
+    expect(ran).toEqual(['a', 'b'])
+    await nextTurn()
+    expect(ran).toEqual(['a', 'b', 'a2'])
   })
 })
