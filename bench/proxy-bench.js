@@ -55,6 +55,12 @@ async function sseArrivalGaps(url, key) {
 
 async function main() {
   const workdir = mkdtempSync(path.join(tmpdir(), 'gh-bench-'))
+  // Removed on every way out, a signal included (process.exit skips the finally below).
+  process.on('exit', () => {
+    killChildren()
+    rmSync(workdir, { recursive: true, force: true })
+    rmSync(workdir + '-paced', { recursive: true, force: true })
+  })
   try {
     const upstream = await startServer(['upstream'])
     const targets = {
