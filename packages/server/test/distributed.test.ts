@@ -2,9 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import Redis from 'ioredis'
 import { MockUpstream } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
+import { deleteRedisKeys } from './helpers'
 
 beforeAll(() => ensureBuilt())
 
@@ -43,10 +43,7 @@ providers:
     b?.child.kill('SIGTERM')
     await Promise.all([a?.exited, b?.exited])
     await upstream.close()
-    const redis = new Redis('redis://127.0.0.1:6379')
-    const keys = await redis.keys(`${prefix}*`)
-    if (keys.length) await redis.del(...keys)
-    await redis.quit()
+    await deleteRedisKeys(prefix)
     rmSync(dir, { recursive: true, force: true })
   })
 

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import Redis from 'ioredis'
 import type { SecurityEvent } from '@gatehouse/core'
 import { MockUpstream } from '@gatehouse/testing'
 import { createGateway, defaultConfig, type Gateway, type GatehouseConfig } from '@gatehouse/server'
@@ -81,3 +82,11 @@ export const openaiBody = (extra: object = {}) => ({
   messages: [{ role: 'user', content: 'hello' }],
   ...extra,
 })
+
+/** Delete every key a test wrote to the local Redis under its own prefix. */
+export async function deleteRedisKeys(prefix: string): Promise<void> {
+  const redis = new Redis('redis://127.0.0.1:6379')
+  const keys = await redis.keys(`${prefix}*`)
+  if (keys.length) await redis.del(...keys)
+  await redis.quit()
+}

@@ -2,11 +2,10 @@ import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import express from 'express'
-import Redis from 'ioredis'
 import { createMasker } from '@gatehouse/core'
 import { listen } from '@gatehouse/testing'
 import { createExpressServer, providerProxy } from '@gatehouse/server'
-import { anthropicBody, openaiBody, startHarness, type Harness } from './helpers'
+import { anthropicBody, deleteRedisKeys, openaiBody, startHarness, type Harness } from './helpers'
 
 describe('gateway proxy', () => {
   let h: Harness
@@ -340,10 +339,7 @@ describe('the upstream request and the request stream', () => {
       expect(redisSockets()).toEqual([])
     } finally {
       if (!closed) await h.close()
-      const redis = new Redis('redis://127.0.0.1:6379')
-      const keys = await redis.keys(`${prefix}*`)
-      if (keys.length) await redis.del(...keys)
-      await redis.quit()
+      await deleteRedisKeys(prefix)
     }
   })
 
