@@ -9,6 +9,11 @@ export interface GatehouseLocals {
   requestId?: string
   /** The public id of the authenticated client key (`key_…`). */
   clientKeyId?: string
+  /**
+   * The endpoint ids (provider registry) the authenticated key may call, when its scope names
+   * them; undefined means the provider's allowed set.
+   */
+  clientKeyEndpoints?: readonly string[]
   /** The provider this request is for, once known. */
   provider?: string
   /** Token usage reported by the upstream, once the response has been read. */

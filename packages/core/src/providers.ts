@@ -15,7 +15,20 @@ export interface ProviderRoute {
   prefixed: boolean
 }
 
-const OPENAI_PATHS = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', '/v1/models']
+/** Root paths that are OpenAI's (every other root `/v1/…` path needs the `/<provider>/` prefix). */
+const OPENAI_PATHS = [
+  '/v1/chat/completions',
+  '/v1/completions',
+  '/v1/embeddings',
+  '/v1/responses',
+  '/v1/models',
+  '/v1/moderations',
+  '/v1/images',
+  '/v1/audio',
+  '/v1/files',
+  '/v1/batches',
+  '/v1/fine_tuning',
+]
 
 const underPath = (path: string, base: string): boolean =>
   path === base || path.startsWith(`${base}/`) || path.startsWith(`${base}?`)
@@ -24,7 +37,7 @@ const underPath = (path: string, base: string): boolean =>
  * Which provider a request path belongs to (SPEC §3 Routing). `path` is the URL path with the
  * query string removed. Returns undefined for a path no provider serves.
  */
-export function resolveProviderRoute(path: string): ProviderRoute | undefined {
+export function resolveProviderRoute(path: string, headers?: IncomingHttpHeaders): ProviderRoute | undefined {
   for (const provider of PROVIDER_NAMES) {
     const prefix = `/${provider}`
     if (path.startsWith(`${prefix}/`)) {
@@ -32,6 +45,11 @@ export function resolveProviderRoute(path: string): ProviderRoute | undefined {
     }
   }
   if (underPath(path, '/v1/messages')) return { provider: 'claude', upstreamPath: path, prefixed: false }
+  // The Anthropic SDK's model list and file calls share OpenAI's root paths; it always sends
+  // anthropic-version, which no OpenAI client does.
+  if (headers?.['anthropic-version'] !== undefined && (underPath(path, '/v1/models') || underPath(path, '/v1/files'))) {
+    return { provider: 'claude', upstreamPath: path, prefixed: false }
+  }
   if (OPENAI_PATHS.some((p) => underPath(path, p))) return { provider: 'openai', upstreamPath: path, prefixed: false }
   if (path.startsWith('/v1beta/')) return { provider: 'gemini', upstreamPath: path, prefixed: false }
   return undefined
@@ -42,7 +60,7 @@ export function resolveProviderRoute(path: string): ProviderRoute | undefined {
  * each provider's SDK sends, OpenAI's shape otherwise.
  */
 export function detectProvider(req: Pick<Request, 'path' | 'headers'> | { path: string; headers: IncomingHttpHeaders }): ProviderName {
-  const route = resolveProviderRoute(req.path)
+  const route = resolveProviderRoute(req.path, req.headers)
   if (route) return route.provider
   if (req.headers['anthropic-version'] !== undefined) return 'claude'
   if (req.headers['x-goog-api-key'] !== undefined) return 'gemini'
