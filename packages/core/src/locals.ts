@@ -1,4 +1,5 @@
 import type { Response } from 'express'
+import type { ProviderRoute } from './providers'
 
 /**
  * Per-request data that Gatehouse middlewares share, kept in `res.locals.gatehouse`.
@@ -14,6 +15,12 @@ export interface GatehouseLocals {
    * them; undefined means the provider's allowed set.
    */
   clientKeyEndpoints?: readonly string[]
+  /** The provider route resolved for this request (once; later layers read it). */
+  route?: ProviderRoute
+  /** The registry id of the endpoint this request is for, once admitted (`openai.chat`). */
+  endpoint?: string
+  /** Whether this endpoint is a model call (only its invalid-key answer may take a credential out of rotation). */
+  endpointInference?: boolean
   /** The provider this request is for, once known. */
   provider?: string
   /** Token usage reported by the upstream, once the response has been read. */

@@ -2,7 +2,7 @@ import http from 'node:http'
 import https from 'node:https'
 import { join, resolve as resolvePath } from 'node:path'
 import type { AddressInfo, Socket } from 'node:net'
-import express, { type ErrorRequestHandler, type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express'
+import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler, type Response, type Router } from 'express'
 import {
   createMasker,
   detectProvider,
@@ -18,13 +18,12 @@ import {
   type Logger,
   type Masker,
   type ProviderName,
-  type ProviderRoute,
   type SecurityEvent,
   type SecurityEventHandler,
 } from '@gatehouse/core'
 import { clientAuth, FileKeyStore, loadOrCreateSalt } from '@gatehouse/client-auth'
 import { ipFilter, RedisDenylistStore, type IpFilterMiddleware } from '@gatehouse/ip-filter'
-import { hsts, SECURITY_HEADER_NAMES } from '@gatehouse/hsts'
+import { hsts } from '@gatehouse/hsts'
 import {
   memoryStore as rateLimitMemoryStore,
   quota,
@@ -32,14 +31,9 @@ import {
   redisStore as rateLimitRedisStore,
   tokenLimit,
 } from '@gatehouse/rate-limit'
-import { forwardBody, requestGuard } from '@gatehouse/request-guard'
-import {
-  applyUpstreamCredential,
-  createCredentialVault,
-  credentialInjection,
-  reportUpstreamStatus,
-  type CredentialVault,
-} from '@gatehouse/credential-vault'
+import { requestGuard } from '@gatehouse/request-guard'
+import { createCredentialVault, credentialInjection, upstreamCredentialOf, type CredentialVault } from '@gatehouse/credential-vault'
+import { gatehouseProxy } from '@gatehouse/proxy'
 import { deviceFingerprint } from '@gatehouse/device-fingerprint'
 import { accessLog, createAuditLogger, type AuditLogger } from '@gatehouse/audit-log'
 import {
@@ -53,21 +47,12 @@ import {
 import { createEventBuffer, createStorageSink, dashboardRouter, type StorageSink } from '@gatehouse/storage'
 import type { GatehouseConfig } from './config/types'
 import { diagnose } from './doctor'
-import { providerProxy } from './proxy'
-import { batchedStage } from './stage'
 import { requestId } from './request-id'
 import { pathGuard } from './path-guard'
 import { managementRouter, type ManagementContext } from './management'
 import { mountCredentialRoutes, mountDenylistRoutes } from './management-routes'
 import { createRedisClient } from './redis'
 import { secureContextOptions, watchCertificates, type TlsSettings } from './tls'
-
-declare module '@gatehouse/core' {
-  interface GatehouseLocals {
-    /** The provider route the gateway resolved for this request (kept for the proxy layer). */
-    route?: ProviderRoute
-  }
-}
 
 /** State an operator can change at run time (management API). */
 export interface GatewayRuntime {
@@ -256,30 +241,22 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   const limiters: Array<RequestHandler & { shutdown?: () => Promise<void> | void }> = []
   const common = { store: rlStore, onStoreError, onEvent: emit, logger }
 
-  const timeouts = {
-    connect: parseDuration(config.server.timeouts.connect),
-    firstByte: parseDuration(config.server.timeouts.first_byte),
-    idle: parseDuration(config.server.timeouts.idle),
-  }
-  const proxies = new Map<ProviderName, RequestHandler>()
-  const agents: http.Agent[] = []
-  for (const name of providerNames) {
-    const { handler, agent } = providerProxy({
-      target: { provider: name, baseUrl: config.providers[name]!.base_url },
-      timeouts,
-      masker,
-      logger,
-      onProxyReq: [
-        (proxyReq, _req, res) => void applyUpstreamCredential(proxyReq, res),
-        ...(fingerprint ? [(proxyReq: http.ClientRequest) => proxyReq.setHeader(fingerprint.header, fingerprint.fingerprint)] : []),
-        (proxyReq, req, res) => forwardBody(proxyReq, req, res),
-      ],
-      onUpstreamStatus: (res, status) => void reportUpstreamStatus(res, status),
-      stripResponseHeaders: [...SECURITY_HEADER_NAMES, ...(fingerprint ? [fingerprint.header] : [])],
-    })
-    proxies.set(name, handler)
-    agents.push(agent)
-  }
+  const proxy = gatehouseProxy({
+    providers: Object.fromEntries(
+      providerNames.map((name) => {
+        const pc = config.providers[name]!
+        return [name, { baseUrl: pc.base_url, ...(pc.endpoints ? { endpoints: pc.endpoints } : {}) }]
+      }),
+    ),
+    credential: (_req, res) => upstreamCredentialOf(res),
+    body: (_req, res) => gatehouseLocals(res as Response).requestGuard?.rawBody,
+    ...(fingerprint ? { extraHeaders: { [fingerprint.header.toLowerCase()]: fingerprint.fingerprint } } : {}),
+    timeouts: { connect: config.server.timeouts.connect, firstByte: config.server.timeouts.first_byte, idle: config.server.timeouts.idle },
+    knownSecrets,
+    batching: true,
+    onEvent: emit,
+    logger,
+  })
 
   const app = express()
   app.disable('x-powered-by')
@@ -445,12 +422,12 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   }
   // Routing and the per-provider kill switch; the route is resolved once and kept for the proxy.
   admission.push(function routeMiddleware(req, res, next) {
-    const route = resolveProviderRoute(req.path)
+    const route = resolveProviderRoute(req.path, req.headers)
     if (!route) {
       sendProviderError(res, detectProvider(req), 404, { message: 'Unknown route' })
       return
     }
-    if (!proxies.has(route.provider)) {
+    if (!providerNames.includes(route.provider)) {
       sendProviderError(res, route.provider, 404, { message: `Provider ${route.provider} is not configured on this gateway` })
       return
     }
@@ -464,6 +441,8 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     locals.route = route
     next()
   })
+  // The endpoint allowlist (provider defaults, or the key's own scope): refused before any limit is spent.
+  admission.push(proxy.admission)
   // 7. per-provider request and token limits, monthly quotas
   const rpm = Object.fromEntries(providerNames.flatMap((p) => (config.providers[p]?.rate_limit?.requests_per_minute ? [[p, { requestsPerMinute: config.providers[p]!.rate_limit!.requests_per_minute! }]] : [])))
   const tpm = Object.fromEntries(providerNames.flatMap((p) => (config.providers[p]?.rate_limit?.tokens_per_minute ? [[p, { tokensPerMinute: config.providers[p]!.rate_limit!.tokens_per_minute! }]] : [])))
@@ -489,21 +468,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   )
   // 9. upstream credential (vault pool, then the configured key) and the proxy
   admission.push(credentialInjection({ vault, setRequestHeaders: false, autoReport: false, grantEventInterval: 300_000, onEvent: emit, logger }))
-  // Admitted requests go upstream in batches, once per event-loop turn (see batchedStage).
-  const dispatch = batchedStage<[Request, Response, NextFunction]>(
-    (req, res, next) => {
-      // A client that left while its request waited is not proxied (its access-log line is written).
-      if (res.destroyed) return
-      const route = gatehouseLocals(res).route!
-      const q = req.url.indexOf('?')
-      req.url = route.upstreamPath + (q === -1 ? '' : req.url.slice(q))
-      proxies.get(route.provider)!(req, res, next)
-    },
-    (err, _req, _res, next) => next(err),
-  )
-  admission.push(function proxyMiddleware(req, res, next) {
-    dispatch(req, res, next)
-  })
+  admission.push(proxy)
   const admissionLayer = composeLayers(admission)
   app.use(admissionLayer)
   const onError: ErrorRequestHandler = (err: unknown, req, res, _next) => {
@@ -616,7 +581,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       while (inflight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
       server.closeAllConnections()
       await closed
-      for (const a of agents) a.destroy()
+      proxy.close()
       const settle = async (what: string, fn: () => unknown): Promise<void> => {
         try {
           await fn()

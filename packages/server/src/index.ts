@@ -3,6 +3,5 @@ export { loadConfig, ConfigError, type LoadedConfig, type LoadOptions } from './
 export { defaultConfig } from './config/defaults'
 export { configSchema } from './config/schema'
 export type { GatehouseConfig, ProviderConfig, AlertRule } from './config/types'
-export { providerProxy, type ProviderProxyOptions } from './proxy'
 export { diagnose, countBySeverity, type PostureFinding, type Severity } from './doctor'
 export { main } from './main'

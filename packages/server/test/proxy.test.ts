@@ -2,9 +2,9 @@ import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import express from 'express'
-import { createMasker } from '@gatehouse/core'
 import { listen } from '@gatehouse/testing'
-import { createExpressServer, providerProxy } from '@gatehouse/server'
+import { createExpressServer } from '@gatehouse/server'
+import { gatehouseProxy } from '@gatehouse/proxy'
 import { anthropicBody, deleteRedisKeys, openaiBody, startHarness, type Harness } from './helpers'
 
 describe('gateway proxy', () => {
@@ -90,10 +90,13 @@ describe('gateway proxy', () => {
     }
   })
 
-  it('passes upstream response headers through, repeated ones joined as Node joins them, hop-by-hop and cookies dropped', async () => {
+  it('relays allowlisted upstream response headers, repeated ones joined as Node joins them; others, cookies and account ids dropped', async () => {
     const upstream = http.createServer((_req, res) => {
+      res.setHeader('x-ratelimit-remaining-requests', ['7', '8'])
+      res.setHeader('openai-processing-ms', '12')
       res.setHeader('x-multi', ['a', 'b'])
-      res.setHeader('x-single', 'one')
+      res.setHeader('openai-organization', 'org-tenant-a')
+      res.setHeader('openai-project', 'proj_tenant_a')
       res.setHeader('set-cookie', ['s=1', 't=2'])
       res.setHeader('x-request-id', 'upstream-id')
       res.setHeader('content-type', 'application/json')
@@ -106,8 +109,11 @@ describe('gateway proxy', () => {
     try {
       const res = await fetch(`${once.url}/v1/models`, { headers: { 'x-api-key': once.key } })
       expect(res.status).toBe(200)
-      expect(res.headers.get('x-multi')).toBe('a, b')
-      expect(res.headers.get('x-single')).toBe('one')
+      expect(res.headers.get('x-ratelimit-remaining-requests')).toBe('7, 8')
+      expect(res.headers.get('openai-processing-ms')).toBe('12')
+      expect(res.headers.get('x-multi')).toBeNull()
+      expect(res.headers.get('openai-organization')).toBeNull()
+      expect(res.headers.get('openai-project')).toBeNull()
       expect(res.headers.get('set-cookie')).toBeNull()
       expect(res.headers.get('x-upstream-request-id')).toBe('upstream-id')
       expect(res.headers.get('x-request-id')).not.toBe('upstream-id')
@@ -159,11 +165,13 @@ describe('gateway proxy', () => {
   })
 
   it('strips Set-Cookie and hop-by-hop headers from upstream responses', async () => {
-    h.upstream.behave({ headers: { 'set-cookie': ['a=1', 'b=2'], 'x-upstream-ok': 'yes' } })
+    h.upstream.behave({ headers: { 'set-cookie': ['a=1', 'b=2'], 'x-ratelimit-limit-requests': '100', 'x-internal-route': 'pod-7', 'alt-svc': 'h3=":443"' } })
     const res = await fetch(`${h.url}/v1/models`, { headers: { 'x-api-key': h.key } })
     expect(res.status).toBe(200)
     expect(res.headers.get('set-cookie')).toBeNull()
-    expect(res.headers.get('x-upstream-ok')).toBe('yes')
+    expect(res.headers.get('x-internal-route')).toBeNull()
+    expect(res.headers.get('alt-svc')).toBeNull()
+    expect(res.headers.get('x-ratelimit-limit-requests')).toBe('100')
   })
 
   it('passes upstream redirects back without following them', async () => {
@@ -353,10 +361,9 @@ describe('the upstream request and the request stream', () => {
     await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve))
     const logs: string[] = []
     const note = (m: string, meta?: object) => void logs.push(JSON.stringify({ m, ...meta }))
-    const { handler, agent } = providerProxy({
-      target: { provider: 'openai', baseUrl: `http://127.0.0.1:${(sink.address() as AddressInfo).port}` },
+    const handler = gatehouseProxy({
+      providers: { openai: { baseUrl: `http://127.0.0.1:${(sink.address() as AddressInfo).port}`, apiKey: `sk-proj-${randomBytes(24).toString('base64url')}` } },
       timeouts: { connect: 2000, firstByte: 2000, idle: 2000 },
-      masker: createMasker(),
       logger: { error: note, warn: note, info: note, debug: note },
     })
     const app = express()
@@ -382,7 +389,7 @@ describe('the upstream request and the request stream', () => {
       expect(logs.join('\n')).not.toContain(clientKey)
     } finally {
       await gw.close()
-      agent.destroy()
+      handler.close()
       await new Promise((r) => sink.close(r))
     }
   })

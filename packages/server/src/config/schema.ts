@@ -1,4 +1,4 @@
-import { PROVIDER_NAMES, SECURITY_EVENT_TYPES } from '@gatehouse/core'
+import { ENDPOINT_IDS, PROVIDER_NAMES, SECURITY_EVENT_TYPES } from '@gatehouse/core'
 import type { SchemaObject } from 'ajv'
 
 /**
@@ -35,14 +35,30 @@ const size: SchemaObject = {
 }
 const ipList: SchemaObject = { type: 'array', items: nonEmpty }
 
-const provider: SchemaObject = obj({
-  enabled: bool,
-  base_url: { type: 'string', pattern: '^https?://[^\\s/?#]+(/[^\\s?#]*)?$' },
-  api_key: str,
-  max_tokens: positiveInt,
-  rate_limit: obj({ requests_per_minute: positiveInt, tokens_per_minute: positiveInt }),
-  quota: obj({ limit: positiveInt, reset: { enum: ['monthly'] } }, ['limit']),
-})
+/** Account-selecting headers each provider takes from config (never from clients). */
+const ACCOUNT_KEYS: Record<string, Record<string, SchemaObject>> = {
+  claude: {},
+  openai: { organization: str, project: str },
+  gemini: { user_project: str },
+}
+
+const provider = (name: string): SchemaObject =>
+  obj({
+    enabled: bool,
+    base_url: { type: 'string', pattern: '^https?://[^\\s/?#@]+(/[^\\s?#]*)?$', description: 'must be an http(s) URL without user name, password, query or fragment' },
+    api_key: str,
+    /** Endpoint ids (provider registry) this provider allows; default: its inference endpoints. */
+    endpoints: {
+      type: 'array',
+      minItems: 1,
+      items: { enum: ENDPOINT_IDS.filter((id) => id.startsWith(`${name}.`)) },
+      description: `must be a non-empty list of ${name} endpoint ids (see the proxy README)`,
+    },
+    ...ACCOUNT_KEYS[name],
+    max_tokens: positiveInt,
+    rate_limit: obj({ requests_per_minute: positiveInt, tokens_per_minute: positiveInt }),
+    quota: obj({ limit: positiveInt, reset: { enum: ['monthly'] } }, ['limit']),
+  })
 
 export const configSchema: SchemaObject = obj({
   server: obj({
@@ -88,7 +104,7 @@ export const configSchema: SchemaObject = obj({
   providers: {
     type: 'object',
     additionalProperties: false,
-    properties: Object.fromEntries(PROVIDER_NAMES.map((p) => [p, provider])),
+    properties: Object.fromEntries(PROVIDER_NAMES.map((p) => [p, provider(p)])),
   },
   store: obj({
     type: { enum: ['memory', 'redis'] },

@@ -7,6 +7,13 @@ export interface ProviderConfig {
   base_url: string
   /** The upstream credential (env-interpolated); the credential vault is the other source. */
   api_key?: string
+  /** Endpoint ids this provider allows (provider registry); default: its inference endpoints. */
+  endpoints?: string[]
+  /** OpenAI account headers (`OpenAI-Organization`, `OpenAI-Project`) sent with `api_key`. */
+  organization?: string
+  project?: string
+  /** Gemini `x-goog-user-project` sent with `api_key`. */
+  user_project?: string
   max_tokens: number
   rate_limit?: { requests_per_minute?: number; tokens_per_minute?: number }
   quota?: { limit: number; reset: 'monthly' }

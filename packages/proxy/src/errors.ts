@@ -1,0 +1,21 @@
+/** Error codes raised by @gatehouse/proxy. Once published, a code keeps its meaning. */
+export const ProxyErrorCodes = {
+  /** An option is missing, of the wrong type or out of range (construction). */
+  GH_PROXY_INVALID_OPTIONS: 'GH_PROXY_INVALID_OPTIONS',
+  /** An option name the package does not know (construction). */
+  GH_PROXY_UNKNOWN_OPTION: 'GH_PROXY_UNKNOWN_OPTION',
+  /** An endpoint id that is not in the provider registry, or not the provider's (construction). */
+  GH_PROXY_UNKNOWN_ENDPOINT: 'GH_PROXY_UNKNOWN_ENDPOINT',
+  /** A request for an endpoint the provider or the client key does not allow (403, never forwarded). */
+  GH_PROXY_ENDPOINT_DENIED: 'GH_PROXY_ENDPOINT_DENIED',
+  /** No upstream credential for the request: it is not sent (503). */
+  GH_PROXY_NO_CREDENTIAL: 'GH_PROXY_NO_CREDENTIAL',
+  /** The upstream could not be reached, hung up, or the request could not be prepared (502). */
+  GH_PROXY_UPSTREAM_FAILED: 'GH_PROXY_UPSTREAM_FAILED',
+  /** The upstream did not connect or answer within its timeout (504). */
+  GH_PROXY_UPSTREAM_TIMEOUT: 'GH_PROXY_UPSTREAM_TIMEOUT',
+  /** A stream sent nothing for the idle timeout and was cut. */
+  GH_PROXY_UPSTREAM_IDLE: 'GH_PROXY_UPSTREAM_IDLE',
+} as const
+
+export type ProxyErrorCode = keyof typeof ProxyErrorCodes

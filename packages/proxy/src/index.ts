@@ -1,0 +1,3 @@
+export { gatehouseProxy, type GatehouseProxy } from './proxy'
+export type { ProxyOptions, ProxyProviderOptions, UpstreamCredential } from './options'
+export { ProxyErrorCodes, type ProxyErrorCode } from './errors'

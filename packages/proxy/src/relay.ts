@@ -1,0 +1,209 @@
+import type http from 'node:http'
+import type { Response } from 'express'
+import {
+  gatehouseLocals,
+  isInvalidCredentialAnswer,
+  UsageMeter,
+  type ProviderName,
+} from '@gatehouse/core'
+import type { HeaderPolicy } from './headers'
+import type { ProxyConfig, UpstreamCredential } from './options'
+import { createStreamMasker, maskInjected, type InjectedSecrets } from './mask'
+
+/** Per-request proxy state, kept on the request (see FLIGHT). */
+export interface Flight {
+  readonly provider: ProviderName
+  readonly credential: UpstreamCredential
+  /** The secret values injected into this request: masked in everything relayed back. */
+  readonly injected: InjectedSecrets
+  readonly policy: HeaderPolicy
+  /** The validated body to write, or undefined to forward the request stream. */
+  readonly body: Buffer | undefined
+  readonly inference: boolean
+  proxyReq?: http.ClientRequest
+  proxyRes?: http.IncomingMessage
+  firstByteTimer?: NodeJS.Timeout
+  connectTimer?: NodeJS.Timeout
+  idleTimer?: NodeJS.Timeout
+  done: boolean
+  /** What the flush stage will do for this response: uncork it, or end it (batching only). */
+  flush?: 'uncork' | 'end' | undefined
+}
+
+const MAX_ERROR_BODY = 256 * 1024
+
+export function clearTimers(f: Flight): void {
+  if (f.firstByteTimer) clearTimeout(f.firstByteTimer)
+  if (f.connectTimer) clearTimeout(f.connectTimer)
+  if (f.idleTimer) clearTimeout(f.idleTimer)
+}
+
+/** Mask the exact values injected into this request, then every rule of the masker. */
+export function maskRelayed(config: ProxyConfig, f: Flight, text: string): string {
+  return config.masker.text(maskInjected(text, f.injected))
+}
+
+/**
+ * Each response header once, lower-cased, with its value. Read from rawHeaders, so Node never
+ * builds the headers object, unless a name repeats: then from that object, which joins or drops
+ * the repeats by Node's rules (one Content-Length, Set-Cookie as a list).
+ */
+function forEachHeader(
+  msg: http.IncomingMessage,
+  fn: (name: string, value: string | string[]) => void,
+): void {
+  const raw = msg.rawHeaders
+  const names: string[] = []
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase()
+    if (names.includes(name)) {
+      const headers = msg.headers
+      for (const n in headers) {
+        const v = headers[n]
+        if (v !== undefined) fn(n, v)
+      }
+      return
+    }
+    names.push(name)
+  }
+  for (let i = 0; i < names.length; i++) fn(names[i]!, raw[2 * i + 1]!)
+}
+
+/**
+ * Copy the upstream's status and allowed headers to the client, masked against what was injected
+ * (on every status: a provider may echo an account or key in any header). The provider's
+ * `x-request-id` is relayed as `x-upstream-request-id`, beside the gateway's own.
+ */
+export function relayHead(
+  config: ProxyConfig,
+  f: Flight,
+  proxyRes: http.IncomingMessage,
+  res: Response,
+): { contentType?: string; encoded: boolean } {
+  let contentType: string | undefined
+  let encoded = false
+  forEachHeader(proxyRes, (name, value) => {
+    if (!f.policy.relays(name)) return
+    if (name === 'content-type') contentType = String(value)
+    else if (name === 'content-encoding') encoded = String(value) !== 'identity'
+    const as = name === 'x-request-id' ? 'x-upstream-request-id' : name
+    res.setHeader(
+      as,
+      Array.isArray(value) ? value.map((v) => maskRelayed(config, f, v)) : maskRelayed(config, f, value),
+    )
+  })
+  res.statusCode = proxyRes.statusCode ?? 502
+  return { ...(contentType !== undefined ? { contentType } : {}), encoded }
+}
+
+/**
+ * An upstream error: read (bounded), masked, answered with a recomputed length. The credential is
+ * taken out of rotation only on proof (the provider's invalid-key answer to a model call).
+ */
+export function relayError(
+  config: ProxyConfig,
+  f: Flight,
+  proxyRes: http.IncomingMessage,
+  res: Response,
+  status: number,
+): void {
+  const chunks: Buffer[] = []
+  let size = 0
+  proxyRes.on('data', (c: Buffer) => {
+    size += c.length
+    if (size <= MAX_ERROR_BODY) chunks.push(c)
+  })
+  proxyRes.on('end', () => {
+    f.done = true
+    clearTimers(f)
+    const text = Buffer.concat(chunks).toString('utf8')
+    judgeCredential(config, f, status, text)
+    const body = Buffer.from(maskRelayed(config, f, text))
+    res.removeHeader('content-encoding')
+    res.setHeader('content-length', body.length)
+    res.end(body)
+  })
+}
+
+function judgeCredential(config: ProxyConfig, f: Flight, status: number, text: string): void {
+  let proof = false
+  if (f.inference && (status === 401 || status === 400)) {
+    try {
+      proof = isInvalidCredentialAnswer(f.provider, status, JSON.parse(text))
+    } catch {
+      proof = false
+    }
+  }
+  try {
+    if (proof) f.credential.reject?.('invalid_credential')
+    else f.credential.report?.(status)
+  } catch (err) {
+    config.logger.error('@gatehouse/proxy: credential report failed', {
+      error: config.masker.text(String(err)),
+    })
+  }
+}
+
+/** Relay a success (or redirect) body chunk by chunk with backpressure, metering usage and cutting an idle stream. */
+export function relayBody(
+  config: ProxyConfig,
+  f: Flight,
+  proxyRes: http.IncomingMessage,
+  res: Response,
+  head: { contentType?: string; encoded: boolean },
+  flushLater: ((f: Flight, res: http.ServerResponse) => void) | undefined,
+): void {
+  try {
+    f.credential.report?.(proxyRes.statusCode ?? 0)
+  } catch (err) {
+    config.logger.error('@gatehouse/proxy: credential report failed', {
+      error: config.masker.text(String(err)),
+    })
+  }
+  const meter = new UsageMeter(head.contentType)
+  // The body may quote the injected credential too: masked on the way, so its length may change.
+  const masker = createStreamMasker(f.injected)
+  if (masker) res.removeHeader('content-length')
+  const idleTimer = setTimeout(() => {
+    config.logger.warn('upstream stream idle, closing', {
+      provider: f.provider,
+      request_id: gatehouseLocals(res).requestId,
+    })
+    f.done = true
+    proxyRes.destroy()
+    res.destroy()
+  }, config.timeouts.idle)
+  f.idleTimer = idleTimer
+  if (head.contentType?.includes('text/event-stream')) res.flushHeaders()
+  // Relayed by hand rather than with pipe(): one 'data' listener does the relay, the meter and the
+  // idle timer. A client that goes away ends the upstream response through the 'close' handler.
+  const resume = (): void => void proxyRes.resume()
+  let first = true
+  proxyRes.on('data', (chunk: Buffer) => {
+    idleTimer.refresh()
+    if (!head.encoded) meter.push(chunk)
+    const out = masker ? masker.push(chunk) : chunk
+    if (out.length === 0) return
+    if (first && flushLater) {
+      first = false
+      res.cork()
+      f.flush = 'uncork'
+      flushLater(f, res)
+    }
+    if (!res.write(out)) {
+      proxyRes.pause()
+      res.once('drain', resume)
+    }
+  })
+  proxyRes.on('end', () => {
+    f.done = true
+    clearTimers(f)
+    const usage = meter.finish()
+    if (usage) gatehouseLocals(res).usage = usage
+    const rest = masker?.end()
+    if (rest?.length) res.write(rest)
+    // Still corked (it began this turn): the flush stage ends it, headers, body and end in one write.
+    if (f.flush === 'uncork') f.flush = 'end'
+    else res.end()
+  })
+}
