@@ -30,6 +30,41 @@ function run(url, headers, body) {
   })
 }
 
+/**
+ * Concurrency 1: one keep-alive connection, requests one after another (bounded in count and time);
+ * per-request latency in microseconds, measured in this process with hrtime.
+ */
+function latencyAtOne(url, headers, body, count = 1500, limitMs = 15_000) {
+  const http = require('node:http')
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const u = new URL(url)
+  const samples = []
+  const started = Date.now()
+  const one = () =>
+    new Promise((resolve, reject) => {
+      const t0 = process.hrtime.bigint()
+      const req = http.request(
+        { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } },
+        (res) => {
+          res.resume()
+          res.on('end', () => {
+            if (res.statusCode !== 200) return reject(new Error(`status ${res.statusCode}`))
+            samples.push(Number(process.hrtime.bigint() - t0) / 1000)
+            resolve()
+          })
+        },
+      )
+      req.on('error', reject)
+      req.end(body)
+    })
+  return (async () => {
+    for (let i = 0; i < count && Date.now() - started < limitMs; i++) await one()
+    agent.destroy()
+    const s = samples.slice(Math.floor(samples.length / 10)).sort((a, b) => a - b) // the first tenth warms up
+    return { p50: s[Math.floor(s.length * 0.5)], p99: s[Math.floor(s.length * 0.99)], n: s.length }
+  })()
+}
+
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.floor(s.length / 2)]
@@ -110,6 +145,17 @@ async function main() {
       const list = (xs) => xs.map((x) => x.toFixed(2)).join(' ')
       lines.push(`${kind}: c/a = ${median(ca).toFixed(2)}x (rounds: ${list(ca)}), c/b = ${median(cb).toFixed(2)}x (rounds: ${list(cb)})`)
     }
+    // Added latency at concurrency 1 (JSON), gateway against bare express + hpm, alternated.
+    const one = { a: [], c: [] }
+    for (let i = 0; i < 3; i++) {
+      for (const t of ['a', 'c']) one[t].push(await latencyAtOne(`${targets[t].url}/v1/chat/completions`, t === 'c' ? { 'x-api-key': targets.c.key } : {}, payloads.json))
+    }
+    const lat = (t, k) => median(one[t].map((x) => x[k]))
+    lines.push(
+      `concurrency 1 (json, ${one.c[0].n} requests x 3): express + hpm p50 ${(lat('a', 'p50') / 1000).toFixed(3)} ms, p99 ${(lat('a', 'p99') / 1000).toFixed(3)} ms; ` +
+        `gatehouse p50 ${(lat('c', 'p50') / 1000).toFixed(3)} ms, p99 ${(lat('c', 'p99') / 1000).toFixed(3)} ms; ` +
+        `added p50 ${((lat('c', 'p50') - lat('a', 'p50')) / 1000).toFixed(3)} ms, p99 ${((lat('c', 'p99') - lat('a', 'p99')) / 1000).toFixed(3)} ms`,
+    )
     const pacedUp = await startServer(['upstream-paced'])
     const paced = await startServer(['gateway', pacedUp.url, workdir + '-paced'])
     const gaps = await sseArrivalGaps(paced.url, paced.key)

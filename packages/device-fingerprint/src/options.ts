@@ -1,6 +1,9 @@
 import type { NetworkInterfaceInfo } from 'node:os'
 import {
+  CLIENT_CREDENTIAL_HEADERS,
+  COMMON_REQUEST_HEADERS,
   GatehouseConfigError,
+  PROVIDERS,
   createOptionsResolver,
   isLogger,
   noopLogger,
@@ -76,24 +79,22 @@ const resolveData = createOptionsResolver<Omit<DeviceFingerprintOptions, (typeof
   handChecked: HAND_CHECKED,
 })
 
-/** Headers the fingerprint must never replace: credentials, routing and framing. */
-const RESERVED = new Set([
-  'authorization',
-  'proxy-authorization',
-  'x-api-key',
-  'x-goog-api-key',
-  'cookie',
+/**
+ * Headers the fingerprint must never replace: every client credential header, every header a
+ * provider reads from clients (provider registry), and routing and framing.
+ */
+const RESERVED: ReadonlySet<string> = new Set([
+  ...CLIENT_CREDENTIAL_HEADERS,
+  ...COMMON_REQUEST_HEADERS,
+  ...Object.values(PROVIDERS).flatMap((p) => [...p.requestHeaders, ...p.accountHeaders]),
   'host',
   'content-length',
-  'content-type',
   'transfer-encoding',
   'connection',
   'upgrade',
   'te',
   'trailer',
   'keep-alive',
-  'anthropic-beta',
-  'anthropic-version',
 ])
 
 export function resolveDeviceFingerprintConfig(options: DeviceFingerprintOptions): DeviceFingerprintConfig {

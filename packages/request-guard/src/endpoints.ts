@@ -1,4 +1,4 @@
-import { detectProvider, resolveProviderRoute, type ProviderName } from '@gatehouse/core'
+import { detectProvider, matchEndpoint, resolveProviderRoute, type ProviderName } from '@gatehouse/core'
 import type { IncomingHttpHeaders } from 'node:http'
 
 /** The request bodies the guard knows the schema of; `generic` gets every check but the schema. */
@@ -23,21 +23,26 @@ export interface Endpoint {
   pathModel?: string
 }
 
-const OPENAI_KINDS: Record<string, EndpointKind> = {
-  '/v1/chat/completions': 'openai.chat',
-  '/v1/completions': 'openai.completions',
-  '/v1/embeddings': 'openai.embeddings',
-  '/v1/responses': 'openai.responses',
+/**
+ * The body schema of each endpoint of the provider registry (core) that has one. Which path is
+ * which endpoint is the registry's to say, the same table the router and the proxy read.
+ */
+const KIND_BY_ENDPOINT: Readonly<Record<string, EndpointKind>> = {
+  'openai.chat': 'openai.chat',
+  'openai.completions': 'openai.completions',
+  'openai.embeddings': 'openai.embeddings',
+  'openai.responses': 'openai.responses',
+  'claude.messages': 'claude.messages',
+  'claude.count_tokens': 'claude.count_tokens',
+  'claude.batches.create': 'claude.batches',
+  'gemini.v1beta.generate': 'gemini.generate',
+  'gemini.v1beta.stream': 'gemini.generate',
+  'gemini.v1.generate': 'gemini.generate',
+  'gemini.v1.stream': 'gemini.generate',
+  // Gemini's OpenAI-compatible endpoints take OpenAI bodies, and OpenAI SDKs read the errors.
+  'gemini.openai.chat': 'openai.chat',
+  'gemini.openai.embeddings': 'openai.embeddings',
 }
-
-const CLAUDE_KINDS: Record<string, EndpointKind> = {
-  '/v1/messages': 'claude.messages',
-  '/v1/messages/count_tokens': 'claude.count_tokens',
-  '/v1/messages/batches': 'claude.batches',
-}
-
-const GEMINI_GENERATE = /^\/v1(?:beta|alpha)?\/models\/([^/:]+):(?:generateContent|streamGenerateContent)$/
-const GEMINI_OPENAI = /^\/v1(?:beta)?\/openai(\/.*)$/
 
 /** `//v1//chat/completions/` → `/v1/chat/completions`, so a stray slash does not skip the schema. */
 function normalizePath(path: string): string {
@@ -55,38 +60,25 @@ function decodeModel(raw: string): string {
 }
 
 /**
- * Which provider and which documented body a request path names. `pathname` is the path the client
- * sent, without the query string.
+ * Which provider and which documented body a request names. `pathname` is the path the client
+ * sent, without the query string; the method defaults to POST (the methods that carry bodies).
  */
-export function resolveEndpoint(pathname: string, headers: IncomingHttpHeaders): Endpoint {
+export function resolveEndpoint(pathname: string, headers: IncomingHttpHeaders, method = 'POST'): Endpoint {
   const path = normalizePath(pathname)
-  const route = resolveProviderRoute(path)
+  const route = resolveProviderRoute(path, headers)
   if (!route) {
     const provider = detectProvider({ path, headers })
     return { kind: 'generic', provider, dialect: provider }
   }
-  const upstream = normalizePath(route.upstreamPath)
-  switch (route.provider) {
-    case 'openai':
-      return { kind: OPENAI_KINDS[upstream] ?? 'generic', provider: 'openai', dialect: 'openai' }
-    case 'claude':
-      return { kind: CLAUDE_KINDS[upstream] ?? 'generic', provider: 'claude', dialect: 'claude' }
-    case 'gemini': {
-      const generate = GEMINI_GENERATE.exec(upstream)
-      if (generate)
-        return {
-          kind: 'gemini.generate',
-          provider: 'gemini',
-          dialect: 'gemini',
-          pathModel: decodeModel(generate[1]!),
-        }
-      // Gemini's OpenAI-compatible endpoints take OpenAI bodies and OpenAI SDKs read the errors.
-      const compat = GEMINI_OPENAI.exec(upstream)
-      if (compat) {
-        const kind = OPENAI_KINDS[`/v1${compat[1]!}`] ?? 'generic'
-        return { kind, provider: 'gemini', dialect: 'openai' }
-      }
-      return { kind: 'generic', provider: 'gemini', dialect: 'gemini' }
-    }
+  const matched = matchEndpoint(route.provider, method === 'PUT' || method === 'PATCH' ? 'POST' : method, normalizePath(route.upstreamPath))
+  const id = matched?.spec.id
+  const kind = (id !== undefined ? KIND_BY_ENDPOINT[id] : undefined) ?? 'generic'
+  const dialect = id?.startsWith('gemini.openai.') ? 'openai' : route.provider
+  const model = matched?.params.model
+  return {
+    kind,
+    provider: route.provider,
+    dialect,
+    ...(kind === 'gemini.generate' && model !== undefined ? { pathModel: decodeModel(model) } : {}),
   }
 }

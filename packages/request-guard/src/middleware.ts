@@ -259,6 +259,22 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
  * raw body itself (mount it before any body parser), keeps the exact validated bytes for
  * `forwardBody`, and puts the parsed object on `req.body`.
  */
+/**
+ * The path of a request target without its query; an absolute-form target (`POST http://x/v1/…`)
+ * is read for its path, so it is checked exactly like the origin form the router sees.
+ */
+function originPath(target: string): string {
+  let path = target.split('?')[0] ?? '/'
+  if (path.charCodeAt(0) !== 0x2f) {
+    try {
+      path = new URL(path).pathname
+    } catch {
+      path = '/'
+    }
+  }
+  return path
+}
+
 export function requestGuard(options: RequestGuardOptions = {}): RequestHandler {
   const config = resolveRequestGuardConfig(options)
   const validators: BodyValidators = config.validateSchema ? compileBodyValidators() : new Map()
@@ -552,11 +568,11 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
 
   return function requestGuardMiddleware(req: Request, res: Response, next: NextFunction): void {
     try {
-      const pathname = (req.originalUrl || req.url || '/').split('?')[0] ?? '/'
+      const pathname = originPath(req.originalUrl || req.url || '/')
       const ctx: Ctx = {
         req,
         res,
-        endpoint: resolveEndpoint(pathname, req.headers),
+        endpoint: resolveEndpoint(pathname, req.headers, req.method),
         pathname,
         bodyUnread: true,
       }

@@ -1,8 +1,8 @@
-import http from 'node:http'
-import https from 'node:https'
+import type http from 'node:http'
+import type https from 'node:https'
 import { join, resolve as resolvePath } from 'node:path'
-import type { AddressInfo, Socket } from 'node:net'
-import express, { type ErrorRequestHandler, type Express, type Request, type RequestHandler, type Response, type Router } from 'express'
+import type { AddressInfo } from 'node:net'
+import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response, type Router } from 'express'
 import {
   createMasker,
   detectProvider,
@@ -33,7 +33,7 @@ import {
 } from '@gatehouse/rate-limit'
 import { requestGuard } from '@gatehouse/request-guard'
 import { createCredentialVault, credentialInjection, upstreamCredentialOf, type CredentialVault } from '@gatehouse/credential-vault'
-import { gatehouseProxy } from '@gatehouse/proxy'
+import { composeLayers, createPipelineServer, gatehouseProxy } from '@gatehouse/proxy'
 import { deviceFingerprint } from '@gatehouse/device-fingerprint'
 import { accessLog, createAuditLogger, type AuditLogger } from '@gatehouse/audit-log'
 import {
@@ -489,33 +489,15 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       cipherSuites: config.server.tls.cipher_suites,
     }
   }
-  // The provider path runs the same layers without Express's router: app.handle builds a final
-  // handler and the router matches every layer against the path, work the health, dashboard and
-  // management routes need and the provider path does not. Anything that could be one of those
-  // routes (Express matches them case-insensitively) or is not origin-form goes through the app.
-  const providerPath = (req: Request, res: Response): void => {
-    const done = (err?: unknown): void => {
-      if (err !== undefined && err !== null) onError(err, req, res, () => undefined)
-      else sendProviderError(res, detectProvider(req), 404, { message: 'Unknown route' })
-    }
-    req.res = res
-    res.req = req
-    req.originalUrl = req.url
-    res.locals = Object.create(null) as Response['locals']
-    try {
-      frontLayer(req, res, (err?: unknown) => (err !== undefined && err !== null ? done(err) : admissionLayer(req, res, done)))
-    } catch (err) {
-      done(err)
-    }
-  }
-  const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const url = req.url ?? ''
-    const head = url.slice(0, 8).toLowerCase()
-    if (url.charCodeAt(0) === 0x2f && !head.startsWith('/healthz') && !head.startsWith('/readyz') && !head.startsWith('/v0')) {
-      providerPath(req as Request, res as Response)
-    } else app(req, res)
-  }
-  const server = createExpressServer(app, tlsSettings ? secureContextOptions(tlsSettings) : undefined, listener)
+  // The one performance seam (docs/performance.md): provider requests run the same two composed
+  // layers without Express's router, on a server built with Express's prototypes.
+  const server = createPipelineServer({
+    app,
+    layers: [frontLayer, admissionLayer],
+    onError: (err, req, res) => onError(err, req, res, () => undefined),
+    notFound: (req, res) => sendProviderError(res, detectProvider(req), 404, { message: 'Unknown route' }),
+    ...(tlsSettings ? { tls: secureContextOptions(tlsSettings) } : {}),
+  })
   const certWatch = tlsSettings ? watchCertificates(server as https.Server, tlsSettings, logger) : undefined
   server.keepAliveTimeout = 65_000
   server.headersTimeout = 66_000
@@ -603,64 +585,4 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     },
   }
   return gateway
-}
-
-/**
- * Run middlewares in order as one Express layer. Express's router matches a path and builds a
- * params object for every layer a request passes; the gateway's layers all apply to every path, so
- * composing them spares the provider path some fifteen of those rounds. Semantics follow Express's
- * router: `next(err)` and a throw skip to the error handler, and so does a rejected promise
- * returned by a middleware.
- */
-export function composeLayers(layers: readonly RequestHandler[]): RequestHandler {
-  const stack = [...layers]
-  return function composedLayers(req, res, out) {
-    let i = 0
-    const next = (err?: unknown): void => {
-      if (err !== undefined && err !== null) {
-        out(err)
-        return
-      }
-      const layer = stack[i++]
-      if (layer === undefined) {
-        out()
-        return
-      }
-      try {
-        const result = layer(req, res, next) as unknown
-        if (result !== undefined && typeof (result as Promise<unknown> | null)?.then === 'function') {
-          ;(result as Promise<unknown>).then(undefined, (e: unknown) => out(e ?? new Error('rejected')))
-        }
-      } catch (e) {
-        out(e)
-      }
-    }
-    next()
-  }
-}
-
-/**
- * An HTTP server whose requests and responses are built with Express's prototypes from the
- * start. Express re-prototypes `req` and `res` on every request otherwise
- * (`Object.setPrototypeOf`), which deoptimises everything after it; with the right prototype in
- * place that call is a no-op.
- */
-export function createExpressServer(
-  app: Express,
-  tlsOptions?: https.ServerOptions,
-  listener: (req: http.IncomingMessage, res: http.ServerResponse) => void = app,
-): http.Server | https.Server {
-  function GatehouseRequest(this: http.IncomingMessage, socket: Socket) {
-    http.IncomingMessage.call(this, socket)
-  }
-  GatehouseRequest.prototype = app.request
-  function GatehouseResponse(this: http.ServerResponse, req: http.IncomingMessage) {
-    http.ServerResponse.call(this, req)
-  }
-  GatehouseResponse.prototype = app.response
-  const prototypes = {
-    IncomingMessage: GatehouseRequest as unknown as typeof http.IncomingMessage,
-    ServerResponse: GatehouseResponse as unknown as typeof http.ServerResponse,
-  }
-  return tlsOptions ? https.createServer({ ...tlsOptions, ...prototypes }, listener) : http.createServer(prototypes, listener)
 }

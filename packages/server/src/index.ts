@@ -1,4 +1,4 @@
-export { createGateway, createExpressServer, configSecrets, resolveGeneratedSecrets, type Gateway, type GatewayOptions, type GatewayRuntime } from './gateway'
+export { createGateway, configSecrets, resolveGeneratedSecrets, type Gateway, type GatewayOptions, type GatewayRuntime } from './gateway'
 export { loadConfig, ConfigError, type LoadedConfig, type LoadOptions } from './config/load'
 export { defaultConfig } from './config/defaults'
 export { configSchema } from './config/schema'

@@ -3,7 +3,6 @@ import net, { type AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import express from 'express'
 import { listen } from '@gatehouse/testing'
-import { createExpressServer } from '@gatehouse/server'
 import { gatehouseProxy } from '@gatehouse/proxy'
 import { anthropicBody, deleteRedisKeys, openaiBody, startHarness, type Harness } from './helpers'
 
@@ -60,7 +59,7 @@ describe('gateway proxy', () => {
   it('answers the provider path exactly as the whole Express app does, and leaves control routes to the app', async () => {
     // The server runs provider requests through the same layers without Express's router; the app
     // itself (gateway.app, for embedding) must give the same answers.
-    const viaApp = createExpressServer(h.gateway.app)
+    const viaApp = http.createServer(h.gateway.app)
     await new Promise<void>((resolve) => viaApp.listen(0, '127.0.0.1', resolve))
     const appUrl = `http://127.0.0.1:${(viaApp.address() as AddressInfo).port}`
     try {
