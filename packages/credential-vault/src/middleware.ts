@@ -173,7 +173,9 @@ export function applyUpstreamCredential(proxyReq: ClientRequest, res: ServerResp
 
 /**
  * Report the upstream status for the credential this request used (from `on.proxyRes`), when
- * `autoReport` is off. 401/403 mark it unhealthy. Returns false when no credential was injected.
+ * `autoReport` is off. Bookkeeping only: no status takes a credential out of service (see
+ * `upstreamCredentialOf(res).reject` for the proof that does). Returns false when no credential
+ * was injected.
  */
 export function reportUpstreamStatus(res: ServerResponse, status: number): boolean {
   const state = stateOf(res)
@@ -184,12 +186,14 @@ export function reportUpstreamStatus(res: ServerResponse, status: number): boole
 
 /**
  * The credential chosen for this request, for a proxy layer that sets headers itself:
- * `{ headers, report(status) }`, or undefined when none was injected. `headers` holds the secret.
+ * `{ headers, report(status), reject(reason) }`, or undefined when none was injected. `headers`
+ * holds the secret. Call `reject` only when the provider's answer proves the credential bad.
  */
-export function upstreamCredentialOf(
-  res: ServerResponse,
-): { headers: Readonly<Record<string, string>>; report: (status: number) => void } | undefined {
+export function upstreamCredentialOf(res: ServerResponse):
+  | { headers: Readonly<Record<string, string>>; report: (status: number) => void; reject: (reason: string) => void }
+  | undefined {
   const state = stateOf(res)
   if (!state) return undefined
-  return { headers: state.headers, report: (status: number) => state.lease.report(status) }
+  const lease = state.lease
+  return { headers: state.headers, report: (status: number) => lease.report(status), reject: (reason: string) => lease.reject(reason) }
 }

@@ -244,8 +244,9 @@ export interface CredentialInjectionOptions {
    */
   setRequestHeaders?: boolean | undefined
   /**
-   * Report the response status to the vault when the response finishes, so a credential the
-   * upstream answers 401/403 to is marked unhealthy. Turn off to report from the proxy's
+   * Report the response status to the vault when the response finishes (bookkeeping: a status
+   * alone never takes a credential out of service; a proxy with proof calls
+   * `upstreamCredentialOf(res).reject(reason)`). Turn off to report from the proxy's
    * `on.proxyRes` with `reportUpstreamStatus(res, status)`.
    * @default true
    */

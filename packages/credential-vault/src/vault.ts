@@ -48,7 +48,8 @@ export interface EventContext {
 
 /**
  * One use of a credential, returned by `acquire(provider)`. `headers` holds the secret: set them on
- * the upstream request and nowhere else. Call `report(status)` with the upstream's answer.
+ * the upstream request and nowhere else. Call `report(status)` with the upstream's answer, and
+ * `reject(reason)` only with proof that the credential itself is bad.
  */
 export interface CredentialLease {
   readonly credentialId: string
@@ -57,8 +58,19 @@ export interface CredentialLease {
   readonly source: 'vault' | 'static'
   /** Header name (lower case) → value, per SPEC §3. Contains the secret. */
   readonly headers: Readonly<Record<string, string>>
-  /** Report the upstream status for this use; 401/403 mark the credential unhealthy. First call counts. */
+  /**
+   * Report the upstream status for this use (bookkeeping only: no status takes a credential out of
+   * service, since any tenant can provoke a 401 or 403 from an endpoint the key may not use). First
+   * call counts.
+   */
   report(status: number): void
+  /**
+   * The provider's answer proved this credential bad (its invalid-key answer to a model call): an
+   * OAuth token is refreshed first; otherwise the credential cools down, unless it is the last
+   * usable one of its provider, which keeps serving (logged, `kept_last_credential` event, counted
+   * in `status()`). First call counts.
+   */
+  reject(reason: string): void
 }
 
 /** A credential as the management API lists it: secrets masked. */
@@ -110,6 +122,12 @@ export interface VaultStatus {
   readable: boolean
   encryption: { enabled: boolean; current_key_id?: string; key_ids: string[] }
   credentials: { total: number; active: number; unhealthy: number; disabled: number }
+  /**
+   * Per provider: how many credentials are usable now, and how many times a rejection was not
+   * applied because the credential was the provider's last usable one (alert on it: the provider
+   * answers with a key it says is invalid).
+   */
+  providers: Partial<Record<ProviderName, { usable: number; kept_last_rejections: number }>>
   errors: { file: string; id: string; code: string; message: string }[]
 }
 
@@ -144,6 +162,8 @@ interface Entry {
   hash: string
   unhealthyUntil: number
   unhealthyReason: string | undefined
+  /** The last upstream status reported for this credential (bookkeeping). */
+  lastStatus?: number
   /** The access token was rejected: refresh it before the next use. */
   stale: boolean
   lastUsedAt: number | undefined
@@ -203,6 +223,7 @@ export class CredentialVault {
   private readonly candidateCache = new Map<ProviderName, Entry[]>()
   private readonly fileErrors = new Map<string, FileError>()
   private readonly statics: Entry[] = []
+  private readonly keptLast = new Map<ProviderName, number>()
   private readonly rr = new Map<ProviderName, number>()
   private readonly writeQueues = new Map<string, Promise<unknown>>()
   private readonly pendingWrites = new Set<string>()
@@ -815,6 +836,12 @@ export class CredentialVault {
         ? { enabled: true, current_key_id: keyring.current.kid, key_ids: keyring.keyIds }
         : { enabled: false, key_ids: [] },
       credentials: { total: all.length + this.fileErrors.size, active: all.length - unhealthy, unhealthy, disabled: this.fileErrors.size },
+      providers: Object.fromEntries(
+        [...new Set(all.map((e) => e.record.provider))].map((p) => [
+          p,
+          { usable: this.candidates(p).filter((e) => !this.isUnhealthy(e, now)).length, kept_last_rejections: this.keptLast.get(p) ?? 0 },
+        ]),
+      ),
       errors: [...this.fileErrors].map(([file, e]) => ({ file, id: e.id, code: e.code, message: e.message })),
     }
   }
@@ -1072,6 +1099,7 @@ export class CredentialVault {
     entry.lastUsedAt = Date.now()
     const r = entry.record
     let reported = false
+    let rejected = false
     return Object.freeze({
       credentialId: entry.id,
       provider: r.provider,
@@ -1081,56 +1109,77 @@ export class CredentialVault {
       report: (status: number): void => {
         if (reported) return
         reported = true
-        this.reportEntry(entry, status)
+        entry.lastStatus = status
+      },
+      reject: (reason: string): void => {
+        if (rejected) return
+        rejected = true
+        this.rejectEntry(entry, reason)
       },
     })
   }
 
   /**
-   * Report the upstream's answer to a request made with credential `credentialId`: 401 or 403
-   * marks it unhealthy for `unhealthyCooldown` (an OAuth token is first refreshed instead, once).
-   * Other statuses change nothing.
+   * Reject credential `credentialId` on proof that it is bad (see `CredentialLease.reject`): an
+   * OAuth token is refreshed first (once per cool-down); otherwise it cools down for
+   * `unhealthyCooldown`, unless it is the last usable credential of its provider.
    */
-  report(credentialId: string, status: number): void {
+  reject(credentialId: string, reason: string): void {
     const entry = this.entries.get(credentialId) ?? this.statics.find((e) => e.id === credentialId)
-    if (entry) this.reportEntry(entry, status)
+    if (entry) this.rejectEntry(entry, reason)
   }
 
-  private reportEntry(entry: Entry, status: number): void {
-    if (status !== 401 && status !== 403) return
+  private rejectEntry(entry: Entry, reason: string): void {
     const now = Date.now()
     if (now < entry.unhealthyUntil) return
     const r = entry.record
-    const refreshFirst =
-      status === 401 && this.canRefresh(entry) && !entry.stale && now - entry.refresh.lastSuccessAt > this.config.unhealthyCooldownMs
+    const refreshFirst = this.canRefresh(entry) && !entry.stale && now - entry.refresh.lastSuccessAt > this.config.unhealthyCooldownMs
     if (refreshFirst) {
       entry.stale = true
       this.config.logger.warn(`${PKG}: upstream rejected an OAuth access token; refreshing it before the next use`, {
         credential_id: entry.id,
         provider: r.provider,
-        status,
+        reason,
       })
       this.emit({
         event_type: 'credential_access',
         provider: r.provider,
         result: 'rejected',
-        details: { credential_id: entry.id, status, action: 'refresh' },
+        details: { credential_id: entry.id, reason, action: 'refresh' },
+      })
+      return
+    }
+    // Never the last usable credential: taking it out would answer every tenant with 503, which
+    // is worse than the provider's own refusal; an operator must act, so it is loud instead.
+    const others = this.candidates(r.provider).some((e) => e !== entry && !this.isUnhealthy(e, now) && this.isServable(e))
+    if (!others) {
+      this.keptLast.set(r.provider, (this.keptLast.get(r.provider) ?? 0) + 1)
+      this.config.logger.error(`${PKG}: the provider rejected its last usable credential; it stays in service until another is added`, {
+        credential_id: entry.id,
+        provider: r.provider,
+        reason,
+      })
+      this.emit({
+        event_type: 'credential_access',
+        provider: r.provider,
+        result: 'rejected',
+        details: { credential_id: entry.id, reason, action: 'kept_last_credential' },
       })
       return
     }
     entry.unhealthyUntil = now + this.config.unhealthyCooldownMs
-    entry.unhealthyReason = `upstream_${status}`
+    entry.unhealthyReason = `rejected:${reason}`
     this.config.logger.warn(`${PKG}: upstream rejected a credential; skipping it for the cool-down`, {
       credential_id: entry.id,
       provider: r.provider,
-      status,
+      reason,
       cooldown_ms: this.config.unhealthyCooldownMs,
     })
     this.emit({
       event_type: 'credential_access',
       provider: r.provider,
       result: 'rejected',
-      details: { credential_id: entry.id, status, action: 'cooldown', cooldown_ms: this.config.unhealthyCooldownMs },
+      details: { credential_id: entry.id, reason, action: 'cooldown', cooldown_ms: this.config.unhealthyCooldownMs },
     })
   }
 

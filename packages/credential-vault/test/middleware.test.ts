@@ -105,7 +105,21 @@ describe('credential injection through http-proxy-middleware', () => {
     for (const k of [...keys, staticKey]) expect(used.filter((u) => u === `Bearer ${k}`)).toHaveLength(2)
   })
 
-  it('skips a credential the upstream rejects (401) and brings it back after the cool-down', async () => {
+  it('a 401 or 403 reported alone never takes a credential out of service', async () => {
+    const { vault } = newVault({ unhealthyCooldown: '60s' })
+    const { id } = await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })
+    await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })
+    const app = gateway(vault)
+    for (const status of [401, 403, 401, 403]) {
+      upstream.behave({ failStatus: status })
+      await request(app).post('/v1/chat/completions').send(openaiBody).expect(status)
+    }
+    upstream.reset()
+    expect(vault.get(id)?.status).toBe('active')
+    expect(vault.status().credentials.unhealthy).toBe(0)
+  })
+
+  it('skips a credential rejected with proof and brings it back after the cool-down', async () => {
     const [bad, good] = [openaiKey(), openaiKey()]
     const { vault, events } = newVault({ unhealthyCooldown: '400ms' })
     const badId = (await vault.add({ provider: 'openai', type: 'api_key', token: bad })).id
@@ -115,17 +129,15 @@ describe('credential injection through http-proxy-middleware', () => {
     while ((await vault.acquire('openai'))?.credentialId === badId) {
       /* advance the rotation until the next pick is the bad key */
     }
-    upstream.behave({ failStatus: 401, failMessage: 'Incorrect API key provided: {key}' })
-    const rejected = await request(app).post('/v1/chat/completions').send(openaiBody)
-    expect(rejected.status).toBe(401)
-    expect(upstream.last!.headers.authorization).toBe(`Bearer ${bad}`)
-    upstream.reset()
-    await sleep(20)
-    expect(vault.get(badId)).toMatchObject({ status: 'unhealthy', unhealthy_reason: 'upstream_401' })
+    const lease = await vault.acquire('openai')
+    expect(lease?.credentialId).toBe(badId)
+    lease!.reject('invalid_credential')
+    lease!.reject('invalid_credential') // the first call counts
+    expect(vault.get(badId)).toMatchObject({ status: 'unhealthy', unhealthy_reason: 'rejected:invalid_credential' })
     for (let i = 0; i < 4; i++) await request(app).post('/v1/chat/completions').send(openaiBody).expect(200)
     expect(new Set(upstream.requests.map((r) => r.headers.authorization))).toEqual(new Set([`Bearer ${good}`]))
     expect(events.filter((e) => e.result === 'rejected')).toEqual([
-      expect.objectContaining({ event_type: 'credential_access', provider: 'openai', details: expect.objectContaining({ credential_id: badId, status: 401 }) }),
+      expect.objectContaining({ event_type: 'credential_access', provider: 'openai', details: expect.objectContaining({ credential_id: badId, reason: 'invalid_credential', action: 'cooldown' }) }),
     ])
     await sleep(450)
     upstream.reset()
@@ -153,14 +165,17 @@ describe('credential injection through http-proxy-middleware', () => {
     expect(res.text).not.toContain('gate_live_')
   })
 
-  it('sends Retry-After when every credential is cooling down', async () => {
-    const { vault } = newVault({ unhealthyCooldown: '30s' })
-    const { id } = await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })
-    vault.report(id, 403)
-    const res = await request(gateway(vault)).post('/v1/chat/completions').send(openaiBody)
-    expect(res.status).toBe(503)
-    expect(Number(res.headers['retry-after'])).toBeGreaterThanOrEqual(29)
-    expect(Number(res.headers['retry-after'])).toBeLessThanOrEqual(30)
+  it("keeps a provider's last usable credential in service when it is rejected, loudly", async () => {
+    const { vault, events } = newVault({ unhealthyCooldown: '30s' })
+    const first = (await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })).id
+    const second = (await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })).id
+    vault.reject(first, 'invalid_credential')
+    vault.reject(second, 'invalid_credential')
+    expect(vault.get(first)?.status).toBe('unhealthy')
+    expect(vault.get(second)?.status).toBe('active')
+    expect(vault.status().providers.openai).toEqual({ usable: 1, kept_last_rejections: 1 })
+    expect(events.filter((e) => e.result === 'rejected').map((e) => e.details?.action)).toEqual(['cooldown', 'kept_last_credential'])
+    await request(gateway(vault)).post('/v1/chat/completions').send(openaiBody).expect(200)
   })
 
   it('applies the headers in on.proxyReq when setRequestHeaders is off, leaving none in req.headers', async () => {
@@ -194,7 +209,7 @@ describe('credential injection through http-proxy-middleware', () => {
     upstream.behave({ failStatus: 403 })
     await request(app).post('/v1/chat/completions').send(openaiBody).expect(403)
     await sleep(10)
-    expect(vault.get(id)?.status).toBe('unhealthy')
+    expect(vault.get(id)?.status).toBe('active')
   })
 
   it('uses the provider an earlier layer resolved (gatehouseLocals(res).provider)', async () => {
@@ -233,11 +248,16 @@ describe('credential injection in a plain Express app', () => {
     const { vault } = newVault({ unhealthyCooldown: '60s' })
     const secret = openaiKey()
     const { id } = await vault.add({ provider: 'openai', type: 'api_key', token: secret })
+    const spare = await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })
+    while ((await vault.acquire('openai'))?.credentialId !== spare.id) {
+      /* the next pick is `id` */
+    }
     let seen: Readonly<Record<string, string>> | undefined
     const proxyLayer: RequestHandler = (_req, res) => {
       const credential = upstreamCredentialOf(res)
       seen = credential?.headers
       credential?.report(401)
+      credential?.reject('invalid_credential')
       res.status(401).json({ error: { message: 'upstream said no' } })
     }
     const app = express()

@@ -182,19 +182,27 @@ describe('OAuth refresh', () => {
     void a
   })
 
-  it('refreshes an OAuth token the upstream rejects (401) once, then cools it down', async () => {
+  it('refreshes an OAuth token rejected with proof once, then cools it down (or keeps it, when it is the last)', async () => {
     const { vault, endpoint, events } = await setup({ unhealthyCooldown: '60s' })
     const old = await addOAuth(vault, endpoint.url, Date.now() + 3600_000)
     const first = await vault.acquire('claude')
     first?.report(401)
-    first?.report(401)
+    expect(endpoint.calls).toHaveLength(0) // a status alone is no proof
+    first?.reject('invalid_credential')
+    first?.reject('invalid_credential')
     const second = await vault.acquire('claude')
     expect(endpoint.calls).toHaveLength(1)
     expect(second?.headers.authorization).toBe(`Bearer ${endpoint.issued[0]!.access_token}`)
-    second?.report(401)
-    expect(await vault.acquire('claude')).toBeUndefined()
-    expect(vault.get(old.id)).toMatchObject({ status: 'unhealthy', unhealthy_reason: 'upstream_401' })
-    expect(events.filter((e) => e.result === 'rejected').map((e) => e.details?.action)).toEqual(['refresh', 'cooldown'])
+    second?.reject('invalid_credential')
+    // The only credential of the provider: it keeps serving, and says so.
+    expect((await vault.acquire('claude'))?.credentialId).toBe(old.id)
+    expect(events.filter((e) => e.result === 'rejected').map((e) => e.details?.action)).toEqual(['refresh', 'kept_last_credential'])
+    // With another credential beside it, the next rejection cools it down.
+    const other = await vault.add({ provider: 'claude', type: 'api_key', token: `sk-ant-api03-${'x'.repeat(10)}${Date.now()}` })
+    const third = await vault.acquire('claude')
+    ;(third?.credentialId === old.id ? third : await vault.acquire('claude'))?.reject('invalid_credential')
+    expect(vault.get(old.id)).toMatchObject({ status: 'unhealthy', unhealthy_reason: 'rejected:invalid_credential' })
+    expect(vault.get(other.id)?.status).toBe('active')
   })
 
   it('drops a refresh result for a credential revoked meanwhile (nothing re-created on disk)', async () => {
