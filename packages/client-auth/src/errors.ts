@@ -8,6 +8,7 @@ export const ClientAuthErrorCodes = {
   GH_AUTH_KEYFILE_INSECURE: 'GH_AUTH_KEYFILE_INSECURE',
   GH_AUTH_KEYFILE_CORRUPT: 'GH_AUTH_KEYFILE_CORRUPT',
   GH_AUTH_KEY_NOT_FOUND: 'GH_AUTH_KEY_NOT_FOUND',
+  GH_AUTH_INVALID_SCOPE: 'GH_AUTH_INVALID_SCOPE',
 } as const
 
 export type ClientAuthErrorCode = keyof typeof ClientAuthErrorCodes

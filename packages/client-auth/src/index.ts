@@ -1,6 +1,6 @@
 export { clientAuth } from './middleware'
 export { resolveClientAuthConfig, clientAuthOptionsSchema, type ClientAuthOptions, type ClientAuthConfig } from './options'
-export { MemoryKeyStore, FileKeyStore, type ClientKeyRecord, type ClientKeyStore, type CreateKeyInput, type CreatedKey, type FileKeyStoreOptions } from './store'
+export { MemoryKeyStore, FileKeyStore, validateKeyScope, type ClientKeyRecord, type ClientKeyStore, type CreateKeyInput, type CreatedKey, type FileKeyStoreOptions } from './store'
 export { generateClientKey, hashClientKey, isClientKeyFormat, keyIdFromHash, parseSalt } from './keys'
 export { loadOrCreateSalt, SALT_FILE } from './salt'
 export { ClientAuthErrorCodes, type ClientAuthErrorCode } from './errors'

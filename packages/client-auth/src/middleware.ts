@@ -165,7 +165,7 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
     }
 
     if (record.providers) {
-      const route = resolveProviderRoute(req.path)
+      const route = resolveProviderRoute(req.path, req.headers)
       if (!route || !record.providers.includes(route.provider)) {
         event(req, res, {
           event_type: 'auth_failure',
@@ -181,6 +181,7 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
     const locals = gatehouseLocals(res)
     locals.clientKeyId = record.id
     locals.clientAuth = { keyId: record.id, name: record.name }
+    if (record.endpoints) locals.clientKeyEndpoints = record.endpoints
     if (config.stripCredentials) for (const h of CREDENTIAL_HEADERS) delete req.headers[h]
     if (config.emitSuccess && successDue(`${record.id}|${clientIp(req)}`)) {
       event(req, res, { event_type: 'auth_success', user_id: record.id, result: 'ok' })

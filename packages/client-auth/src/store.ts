@@ -1,6 +1,18 @@
 import { existsSync, mkdirSync, readFileSync, statSync, chmodSync, watch, type FSWatcher } from 'node:fs'
 import { basename, dirname } from 'node:path'
-import { GatehouseConfigError, GatehouseError, insecureFileReason, writeFileAtomicSync, type Logger, noopLogger } from '@gatehouse/core'
+import {
+  ENDPOINT_IDS,
+  GatehouseConfigError,
+  GatehouseError,
+  insecureFileReason,
+  isProviderName,
+  PROVIDER_NAMES,
+  suggest,
+  writeFileAtomicSync,
+  type Logger,
+  noopLogger,
+} from '@gatehouse/core'
+import { ClientAuthErrorCodes } from './errors'
 import { bytesEqualHex, generateClientKey, hashClientKey, keyIdFromHash, parseSalt } from './keys'
 
 /** One client key as stored: never the key itself, only its salted hash. */
@@ -13,8 +25,13 @@ export interface ClientKeyRecord {
   created_at: string
   revoked_at?: string
   expires_at?: string
-  /** Providers this key may call; all when absent. */
+  /** Providers this key may call; all when absent (an empty list allows none). */
   providers?: string[]
+  /**
+   * Endpoint ids (provider registry) this key may call, replacing the providers' allowed sets for
+   * it; the providers' sets when absent (an empty list allows none).
+   */
+  endpoints?: string[]
 }
 
 /** What the middleware needs from a key store. */
@@ -29,8 +46,42 @@ export interface ClientKeyStore {
 
 export interface CreateKeyInput {
   name: string
+  /** Non-empty when given: an empty scope is refused, never read as "everything". */
   providers?: string[]
+  /** Endpoint ids (provider registry); non-empty when given, each of one of `providers`. */
+  endpoints?: string[]
   expiresAt?: Date
+}
+
+/**
+ * Check a key's scope before it is stored. Throws GH_AUTH_INVALID_SCOPE (400) naming the field
+ * and the value at fault (scopes hold no secret).
+ */
+export function validateKeyScope(input: { providers?: unknown; endpoints?: unknown }): void {
+  const bad = (message: string): never => {
+    throw new GatehouseError(ClientAuthErrorCodes.GH_AUTH_INVALID_SCOPE, `@gatehouse/client-auth: ${message}`, 400)
+  }
+  const list = (field: string, value: unknown): string[] | undefined => {
+    if (value === undefined) return undefined
+    if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) bad(`${field} must be a list of names`)
+    if ((value as string[]).length === 0) bad(`${field} must not be empty: an empty scope would be read as everything or nothing; leave it out for the defaults`)
+    return value as string[]
+  }
+  const providers = list('providers', input.providers)
+  for (const p of providers ?? []) {
+    if (!isProviderName(p)) {
+      const hint = suggest(p, PROVIDER_NAMES)
+      bad(`providers: unknown provider ${JSON.stringify(p)}${hint ? ` (did you mean ${JSON.stringify(hint)}?)` : ''} (${PROVIDER_NAMES.join(', ')})`)
+    }
+  }
+  for (const id of list('endpoints', input.endpoints) ?? []) {
+    if (!ENDPOINT_IDS.includes(id)) {
+      const hint = suggest(id, ENDPOINT_IDS)
+      bad(`endpoints: unknown endpoint ${JSON.stringify(id)}${hint ? ` (did you mean ${JSON.stringify(hint)}?)` : ''}`)
+    }
+    const provider = id.slice(0, id.indexOf('.'))
+    if (providers && !providers.includes(provider)) bad(`endpoints: ${JSON.stringify(id)} is an endpoint of ${provider}, which providers does not include`)
+  }
 }
 
 export interface CreatedKey {
@@ -86,7 +137,9 @@ abstract class IndexedKeyStore implements ClientKeyStore {
       const id = keyIdFromHash(hash)
       if (ids.has(id)) continue // 32-bit id collision: draw again so ids stay unique
       const record: ClientKeyRecord = { id, name: input.name, hash, created_at: new Date().toISOString() }
-      if (input.providers?.length) record.providers = [...input.providers]
+      validateKeyScope(input)
+      if (input.providers) record.providers = [...input.providers]
+      if (input.endpoints) record.endpoints = [...input.endpoints]
       if (input.expiresAt) record.expires_at = input.expiresAt.toISOString()
       this.save([...this.byHash.values(), record])
       return { key, record: { ...record } }
@@ -108,6 +161,11 @@ abstract class IndexedKeyStore implements ClientKeyStore {
   }
 
   protected index(records: ClientKeyRecord[]): void {
+    // Scopes are read on every request: frozen once here, so no layer can change them.
+    for (const r of records) {
+      if (r.providers) Object.freeze(r.providers)
+      if (r.endpoints) Object.freeze(r.endpoints)
+    }
     this.byHash = new Map(records.map((r) => [r.hash, r]))
     this.hashBytes = new Map(records.map((r) => [r.hash, Buffer.from(r.hash, 'hex')]))
   }

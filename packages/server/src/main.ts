@@ -2,11 +2,12 @@ import { parseArgs } from 'node:util'
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
 import { createMasker, isGatehouseError, parseDuration } from '@gatehouse/core'
-import { FileKeyStore, loadOrCreateSalt } from '@gatehouse/client-auth'
+import { FileKeyStore, loadOrCreateSalt, validateKeyScope } from '@gatehouse/client-auth'
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load'
 import { Writable } from 'node:stream'
 import { createAppLogger } from '@gatehouse/audit-log'
 import { configSecrets, createGateway, resolveGeneratedSecrets } from './gateway'
+import { installLastResort } from './last-resort'
 import { countBySeverity, diagnose } from './doctor'
 import { listAuditFiles, verifyAuditLog } from '@gatehouse/audit-log'
 import { migrate as migrateVault, rotateKey } from '@gatehouse/credential-vault'
@@ -21,7 +22,8 @@ export interface Io {
 const stdio: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }
 
 const USAGE = `Usage: gatehouse [--config FILE]                 start the gateway (embedded default without --config)
-       gatehouse keys create --name NAME [--providers claude,openai] [--expires-days N]
+       gatehouse keys create --name NAME [--providers claude,openai] [--endpoints ID,ID] [--expires-days N]
+                                               (endpoint ids: packages/proxy/README.md)
        gatehouse keys list [--json]
        gatehouse keys revoke ID
        gatehouse config check
@@ -45,6 +47,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         config: { type: 'string', short: 'c' },
         name: { type: 'string' },
         providers: { type: 'string' },
+        endpoints: { type: 'string' },
         'expires-days': { type: 'string' },
         json: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
@@ -105,15 +108,20 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
           io.err(`gatehouse: --expires-days must be a whole number of days (got ${JSON.stringify(values['expires-days'])})\n`)
           return 2
         }
-        const providers = values.providers?.split(',').map((p) => p.trim()).filter(Boolean)
-        const bad = providers?.filter((p) => !['claude', 'openai', 'gemini'].includes(p))
-        if (bad?.length) {
-          io.err(`gatehouse: --providers: unknown provider ${JSON.stringify(bad[0])} (claude, openai, gemini)\n`)
+        // A flag given empty (`--providers ","`) is refused, never read as "every provider".
+        const list = (v: string | undefined): string[] | undefined => v?.split(',').map((p) => p.trim()).filter(Boolean)
+        const providers = list(values.providers)
+        const endpoints = list(values.endpoints)
+        try {
+          validateKeyScope({ providers, endpoints })
+        } catch (e) {
+          io.err(`gatehouse: --${(e as Error).message.replace('@gatehouse/client-auth: ', '')}\n`)
           return 2
         }
         const { key, record } = store.create({
           name: values.name,
-          ...(providers?.length ? { providers } : {}),
+          ...(providers ? { providers } : {}),
+          ...(endpoints ? { endpoints } : {}),
           ...(days ? { expiresAt: new Date(Date.now() + days * 86_400_000) } : {}),
         })
         io.err(`created ${record.id} (${record.name}); the key below is shown once and never stored\n`)
@@ -126,7 +134,8 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         else {
           for (const k of keys) {
             const state = k.revoked_at ? `revoked ${k.revoked_at}` : k.expires_at && Date.parse(k.expires_at) < Date.now() ? 'expired' : 'active'
-            io.out(`${k.id}\t${k.name}\t${k.created_at}\t${state}${k.providers ? `\t${k.providers.join(',')}` : ''}\n`)
+            const scope = `providers=${k.providers?.join(',') ?? 'all'}\tendpoints=${k.endpoints?.join(',') ?? 'provider defaults'}`
+            io.out(`${k.id}\t${k.name}\t${k.created_at}\t${state}\t${scope}\n`)
           }
           if (keys.length === 0) io.err('no client keys yet: gatehouse keys create --name NAME\n')
         }
@@ -276,6 +285,7 @@ async function start(loaded: LoadedConfig, io: Io): Promise<number | undefined> 
     )
   }
   const gateway = createGateway(config, { logger })
+  installLastResort(logger, gateway.masker)
   const findings = await diagnose(config)
   for (const x of findings) (x.severity === 'high' ? logger.error : logger.warn)(`posture: ${x.message}`, { fix: x.fix, severity: x.severity })
   gateway.metrics?.setPostureFindings(countBySeverity(findings))

@@ -10,7 +10,7 @@ import {
   type SecurityEventHandler,
   type SecurityEventInput,
 } from '@gatehouse/core'
-import type { FileKeyStore } from '@gatehouse/client-auth'
+import { validateKeyScope, type FileKeyStore } from '@gatehouse/client-auth'
 import type { GatewayRuntime } from './gateway'
 
 export interface ManagementOptions {
@@ -128,18 +128,21 @@ export function managementRouter(options: ManagementOptions): Router {
     res.json({ keys: options.keyStore.list().map(({ hash: _hash, ...k }) => k) })
   })
   router.post('/keys', (req, res) => {
-    const body = (req.body ?? {}) as { name?: unknown; providers?: unknown }
+    const body = (req.body ?? {}) as { name?: unknown; providers?: unknown; endpoints?: unknown }
     if (typeof body.name !== 'string' || body.name.length === 0 || body.name.length > 100) {
       fail(res, 400, 'name: must be a string of 1 to 100 characters')
       return
     }
-    if (body.providers !== undefined && (!Array.isArray(body.providers) || !body.providers.every(isProviderName))) {
-      fail(res, 400, 'providers: must be a list of claude, openai, gemini')
+    try {
+      validateKeyScope(body)
+    } catch (e) {
+      fail(res, 400, (e as Error).message.replace('@gatehouse/client-auth: ', ''))
       return
     }
     const { key, record } = options.keyStore.create({
       name: body.name,
-      ...(Array.isArray(body.providers) ? { providers: body.providers as string[] } : {}),
+      ...(body.providers !== undefined ? { providers: body.providers as string[] } : {}),
+      ...(body.endpoints !== undefined ? { endpoints: body.endpoints as string[] } : {}),
     })
     ctx.changed(req, res, 'key_created', { key_id: record.id, name: record.name })
     res.status(201).json({ id: record.id, name: record.name, key, note: 'The key is shown once and never stored.' })

@@ -114,3 +114,27 @@ describe('gatehouse vault', () => {
     expect(migrated.stdout + migrated.stderr + rotated.stdout + rotated.stderr).not.toContain(token)
   })
 })
+
+describe('gatehouse keys scopes', () => {
+  it('creates a key with --endpoints, lists its scope, and refuses empty or unknown scopes with exit 2', async () => {
+    const created = await runCli(['keys', 'create', '--name', 'files', '--providers', 'openai', '--endpoints', 'openai.chat,openai.files.list'], { cwd: dir })
+    expect(created.code).toBe(0)
+    expect(created.stdout.trim()).toMatch(/^gate_live_/)
+    const list = await runCli(['keys', 'list'], { cwd: dir })
+    expect(list.stdout).toContain('providers=openai\tendpoints=openai.chat,openai.files.list')
+    const json = JSON.parse((await runCli(['keys', 'list', '--json'], { cwd: dir })).stdout) as Array<{ endpoints?: string[] }>
+    expect(json[0]!.endpoints).toEqual(['openai.chat', 'openai.files.list'])
+    for (const [args, message] of [
+      [['--providers', ','], 'providers must not be empty'],
+      [['--endpoints', ''], 'endpoints must not be empty'],
+      [['--endpoints', 'openai.chats'], 'did you mean "openai.chat"?'],
+      [['--providers', 'claude', '--endpoints', 'openai.chat'], 'which providers does not include'],
+    ] as const) {
+      const r = await runCli(['keys', 'create', '--name', 'x', ...args], { cwd: dir })
+      expect([args.join(' '), r.code]).toEqual([args.join(' '), 2])
+      expect(r.stderr).toContain(message)
+      expect(r.stdout).toBe('')
+    }
+    expect(JSON.parse((await runCli(['keys', 'list', '--json'], { cwd: dir })).stdout)).toHaveLength(1)
+  })
+})

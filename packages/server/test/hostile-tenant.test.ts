@@ -130,6 +130,22 @@ describe('a hostile tenant against the data plane', () => {
     expect(res.text).not.toContain(h.key)
   })
 
+  it('a non-default endpoint is allowed for the one key the operator scoped for it, and for no other', async () => {
+    const scoped = h.gateway.keyStore.create({ name: 'files', providers: ['openai'], endpoints: ['openai.chat', 'openai.files.list'] }).key
+    const narrow = h.gateway.keyStore.create({ name: 'embeddings only', endpoints: ['openai.embeddings'] }).key
+    const files = (key: string) => rawRequest(h.url, 'GET', '/v1/files', { 'x-api-key': key })
+    // Forwarded: the mock provider answers it (with its own 404: it keeps no files).
+    expect((await files(scoped)).status).toBe(404)
+    expect(h.upstream.requests.map((r) => r.path)).toEqual(['/v1/files'])
+    expect(h.upstream.last!.headers.authorization).toBe(`Bearer ${h.providerKeys.openai}`)
+    expect((await files(h.key)).status).toBe(403)
+    expect((await files(narrow)).status).toBe(403)
+    // The narrow key may not call chat, which every unscoped key may.
+    expect((await fetch(`${h.url}/v1/chat/completions`, post(narrow, openaiBody()))).status).toBe(403)
+    expect((await fetch(`${h.url}/v1/chat/completions`, post(other, openaiBody()))).status).toBe(200)
+    expect(h.upstream.requests.map((r) => r.path)).toEqual(['/v1/files', '/v1/chat/completions'])
+  })
+
   it("a provider's 403 or 401 to one tenant leaves the next tenant's request at 200 (the only credential is never quarantined)", async () => {
     for (const status of [403, 401, 403, 401]) {
       h.upstream.behave({ failStatus: status })

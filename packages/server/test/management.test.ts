@@ -43,6 +43,28 @@ describe('management API', () => {
     expect(JSON.stringify(h.events)).not.toContain(key)
   })
 
+  it('creates a key with an endpoint scope, shows the scope, and refuses empty or unknown scopes with 400', async () => {
+    const created = await api('/keys', { method: 'POST', body: JSON.stringify({ name: 'files', providers: ['openai'], endpoints: ['openai.chat', 'openai.files.list'] }) })
+    expect(created.status).toBe(201)
+    const { id, key } = (await created.json()) as { id: string; key: string }
+    const listed = ((await (await api('/keys')).json()) as { keys: Array<{ id: string; providers?: string[]; endpoints?: string[] }> }).keys.find((k) => k.id === id)
+    expect(listed).toMatchObject({ providers: ['openai'], endpoints: ['openai.chat', 'openai.files.list'] })
+    for (const [body, message] of [
+      [{ name: 'x', providers: [] }, 'providers must not be empty'],
+      [{ name: 'x', endpoints: [] }, 'endpoints must not be empty'],
+      [{ name: 'x', endpoints: ['openai.file.list'] }, 'did you mean'],
+      [{ name: 'x', providers: ['claude'], endpoints: ['openai.chat'] }, 'which providers does not include'],
+    ] as const) {
+      const res = await api('/keys', { method: 'POST', body: JSON.stringify(body) })
+      expect(res.status).toBe(400)
+      const text = await res.text()
+      expect(text).toContain(message)
+      expect(text).not.toContain('gate_live_')
+    }
+    expect((await api(`/keys/${id}`, { method: 'DELETE' })).status).toBe(200)
+    expect(key).toMatch(/^gate_live_/)
+  })
+
   it('switches maintenance on and off', async () => {
     const on = await api('/maintenance', { method: 'PUT', body: JSON.stringify({ enabled: true, message: 'Upgrading' }) })
     expect(on.status).toBe(200)
