@@ -133,6 +133,11 @@ export interface MetricsServerOptions {
   port?: number
   /** Path of the metrics endpoint; every other path answers 404. @default '/metrics' */
   path?: string
+  /**
+   * On a loopback address, the Host names answered besides IP literals and `localhost` (a request
+   * with any other Host gets 421: a DNS-rebinding page cannot read the metrics). @default []
+   */
+  allowedHosts?: string[]
   /** Where a listen warning and render failures go. @default a no-op logger */
   logger?: Logger
 }
@@ -142,6 +147,7 @@ export interface MetricsServerConfig {
   readonly host: string
   readonly port: number
   readonly path: string
+  readonly allowedHosts: readonly string[]
   readonly logger: Logger
 }
 
@@ -153,6 +159,7 @@ export const metricsServerOptionsSchema = {
     host: { type: 'string', minLength: 1 },
     port: { type: 'integer', minimum: 0, maximum: 65535 },
     path: { type: 'string', pattern: '^/[A-Za-z0-9/_.-]*$' },
+    allowedHosts: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$' } },
     logger: {},
   },
 } as const
@@ -176,6 +183,7 @@ export function resolveMetricsServerConfig(options: MetricsServerOptions): Metri
     host: raw.host ?? '127.0.0.1',
     port: raw.port ?? 9090,
     path: raw.path ?? '/metrics',
+    allowedHosts: Object.freeze([...(raw.allowedHosts ?? [])]),
     logger: raw.logger ?? noopLogger,
   })
 }

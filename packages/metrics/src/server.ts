@@ -1,6 +1,6 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { GatehouseError, isLoopback } from '@gatehouse/core'
+import { GatehouseError, hostGuard, isLoopbackBind } from '@gatehouse/core'
 import { MetricsErrorCodes } from './errors'
 import { PKG, resolveMetricsServerConfig, type MetricsServerOptions } from './options'
 
@@ -13,18 +13,23 @@ export interface MetricsServer {
   close(): Promise<void>
 }
 
-const isLoopbackHost = (host: string): boolean => host === 'localhost' || isLoopback(host)
-
 /**
  * Serve the metrics on their own listener (not the gateway's port): `GET`/`HEAD <path>` answers
- * the exposition text, other methods 405, other paths 404. Loopback by default. Rejects with
+ * the exposition text, other methods 405, other paths 404; on loopback, a Host that is not an IP
+ * literal, `localhost` or one of `allowedHosts` gets 421. Loopback by default. Rejects with
  * GH_METRICS_LISTEN_FAILED when the address cannot be bound.
  */
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
   const config = resolveMetricsServerConfig(options)
+  // Loopback only: a name that resolves to this host through someone's DNS is refused.
+  const hostOk = isLoopbackBind(config.host) ? hostGuard({ allowedHosts: config.allowedHosts }) : undefined
   const server = http.createServer((req, res) => {
     res.setHeader('Cache-Control', 'no-store')
     res.setHeader('X-Content-Type-Options', 'nosniff')
+    if (hostOk && !hostOk(req.headers.host)) {
+      res.writeHead(421, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' }).end('Misdirected Request: this listener answers only its own host names\n')
+      return
+    }
     const path = (req.url ?? '/').split('?')[0]
     if (path !== config.path) {
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('Not Found\n')
@@ -65,7 +70,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     })
   })
   server.on('error', (err) => config.logger.error(`${PKG}: metrics listener error`, { error: err.message }))
-  if (!isLoopbackHost(config.host)) {
+  if (!isLoopbackBind(config.host)) {
     config.logger.warn(`${PKG}: metrics are served on ${config.host}, not loopback: anyone who can reach it sees them`, {
       host: config.host,
     })

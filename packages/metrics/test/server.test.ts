@@ -1,3 +1,4 @@
+import net from 'node:net'
 import { createMetrics, startMetricsServer, type MetricsServer } from '@gatehouse/metrics'
 import { event, recordingLogger } from './helpers'
 
@@ -18,6 +19,42 @@ describe('startMetricsServer', () => {
     expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8')
     expect(res.headers.get('cache-control')).toBe('no-store')
     expect(await res.text()).toContain('gatehouse_auth_failures_total{provider="claude"} 1')
+  })
+
+  it('refuses a Host that is not an IP literal, localhost or a configured name (DNS rebinding), with no metric in the answer', async () => {
+    const metrics = createMetrics({ processMetrics: false })
+    metrics.recordEvent(event())
+    server = await startMetricsServer({ metrics, port: 0, allowedHosts: ['gatehouse-metrics'] })
+    const port = server.port
+    /** One request with exactly this Host line (or none), over a raw socket. */
+    const get = (hostLine: string | undefined): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1')
+        let got = ''
+        socket.setEncoding('utf8')
+        socket.on('data', (d: string) => (got += d))
+        socket.on('error', reject)
+        socket.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1] ?? 0), body: got.slice(got.indexOf('\r\n\r\n') + 4) }))
+        socket.end(`GET /metrics HTTP/1.1\r\n${hostLine === undefined ? '' : `Host: ${hostLine}\r\n`}Connection: close\r\n\r\n`)
+      })
+    for (const ok of [`127.0.0.1:${port}`, `localhost:${port}`, 'LOCALHOST', '[::1]', `[::1]:${port}`, 'app.localhost', 'gatehouse-metrics', `Gatehouse-Metrics:${port}`]) {
+      expect([ok, (await get(ok)).status]).toEqual([ok, 200])
+    }
+    for (const bad of ['attacker.example', `attacker.example:${port}`, 'localhost.', '127.0.0.1:99999999', '[::1', 'a b', 'localhost:80:80', 'gatehouse-metrics.evil.example']) {
+      const res = await get(bad)
+      // Node itself refuses some malformed Host lines with 400 before the listener sees them.
+      expect([bad, [400, 421].includes(res.status)]).toEqual([bad, true])
+      expect(res.body).not.toContain('gatehouse_')
+    }
+    expect((await get('attacker.example')).status).toBe(421)
+    // HTTP/1.1 requires Host: a request without one is refused too.
+    const none = await get(undefined)
+    expect([400, 421]).toContain(none.status)
+    expect(none.body).not.toContain('gatehouse_')
+  })
+
+  it('refuses a bad allowedHosts option, naming it', async () => {
+    await expect(startMetricsServer({ metrics: createMetrics({ processMetrics: false }), port: 0, allowedHosts: ['a b'] })).rejects.toThrow(/allowedHosts/)
   })
 
   it('answers HEAD without a body, other methods 405 and other paths 404', async () => {

@@ -49,6 +49,7 @@ import type { GatehouseConfig } from './config/types'
 import { diagnose } from './doctor'
 import { requestId } from './request-id'
 import { pathGuard } from './path-guard'
+import { hostGuardLayer } from './host-guard'
 import { managementRouter, type ManagementContext } from './management'
 import { mountCredentialRoutes, mountDenylistRoutes } from './management-routes'
 import { createRedisClient } from './redis'
@@ -268,6 +269,8 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   const front: RequestHandler[] = []
   // 1. request id, and no ambiguous paths past this point
   front.push(requestId())
+  const hostLayer = hostGuardLayer(config.server.host, config.server.allowed_hosts, emit)
+  if (hostLayer) front.push(hostLayer)
   front.push(pathGuard())
   front.push(function shutdownMiddleware(_req, res, next) {
     if (runtime.shuttingDown) res.setHeader('Connection', 'close')
@@ -542,7 +545,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       }
       await ipf.ready().catch(() => undefined)
       if (metrics && !metricsServer) {
-        metricsServer = await startMetricsServer({ metrics, host: config.metrics.host, port: config.metrics.port, path: config.metrics.path, logger })
+        metricsServer = await startMetricsServer({ metrics, host: config.metrics.host, allowedHosts: config.metrics.allowed_hosts, port: config.metrics.port, path: config.metrics.path, logger })
       }
       return new Promise((resolve, reject) => {
         server.once('error', reject)

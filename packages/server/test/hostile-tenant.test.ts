@@ -162,6 +162,30 @@ describe('a hostile tenant against the data plane', () => {
   })
 })
 
+describe('DNS rebinding', () => {
+  it('a loopback gateway refuses a Host that is not an IP literal, localhost or a configured name, on every path', async () => {
+    const h = await startHarness((c) => {
+      c.server.allowed_hosts = ['gatehouse.internal']
+    })
+    try {
+      const before = h.events.length
+      for (const path of ['/v1/chat/completions', '/v0/management/keys', '/readyz']) {
+        const res = await rawRequest(h.url, 'POST', path, { host: 'attacker.example', 'x-api-key': h.key, 'content-type': 'application/json' }, JSON.stringify(openaiBody()))
+        expect([path, res.status]).toEqual([path, 421])
+        expect(JSON.parse(res.text)).toMatchObject({ error: { message: expect.stringContaining('Misdirected request') } })
+      }
+      expect(h.upstream.requests).toHaveLength(0)
+      expect(h.events.slice(before).filter((e) => e.result === 'host_refused')).toHaveLength(3)
+      for (const host of ['localhost', `127.0.0.1:${new URL(h.url).port}`, 'gatehouse.internal']) {
+        const ok = await rawRequest(h.url, 'POST', '/v1/chat/completions', { host, 'x-api-key': h.key, 'content-type': 'application/json' }, JSON.stringify(openaiBody()))
+        expect([host, ok.status]).toEqual([host, 200])
+      }
+    } finally {
+      await h.close()
+    }
+  })
+})
+
 describe('no injected secret comes back', () => {
   it('in any relayed header or body, on any status, for configured keys and credentials added at run time', async () => {
     // An upstream that quotes the credential it received everywhere it can.

@@ -148,7 +148,7 @@ describe('gateway proxy', () => {
           port: new URL(h.url).port,
           method: 'POST',
           path: 'http://169.254.169.254/v1/chat/completions',
-          headers: { host: 'evil.example', 'content-type': 'application/json', 'x-api-key': h.key },
+          headers: { host: '169.254.169.254', 'content-type': 'application/json', 'x-api-key': h.key },
         },
         (res) => {
           res.resume()

@@ -9,6 +9,7 @@ export function defaultConfig(): GatehouseConfig {
   return {
     server: {
       host: '127.0.0.1',
+      allowed_hosts: [],
       port: 8317,
       trust_proxy: false,
       body_limit: '10mb',
@@ -47,7 +48,7 @@ export function defaultConfig(): GatehouseConfig {
       level: 'info',
       audit: { enabled: true, file: './logs/audit.log', format: 'json', events: [...SECURITY_EVENT_TYPES] },
     },
-    metrics: { enabled: true, host: '127.0.0.1', port: 9090, path: '/metrics', prefix: 'gatehouse_' },
+    metrics: { enabled: true, host: '127.0.0.1', allowed_hosts: [], port: 9090, path: '/metrics', prefix: 'gatehouse_' },
     alerts: [
       { name: 'High auth failure rate', condition: 'auth_failures > 100', duration: '5m', action: 'notify_admin' },
       { name: 'Rate limit violations', condition: 'rate_limit_violations > 50', duration: '1m', action: 'block_ip' },

@@ -63,6 +63,8 @@ const provider = (name: string): SchemaObject =>
 export const configSchema: SchemaObject = obj({
   server: obj({
     host: nonEmpty,
+    /** On a loopback address, the Host names answered besides IP literals and localhost (DNS rebinding). */
+    allowed_hosts: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$' }, description: 'must be a list of host names (no port, no scheme)' },
     port,
     trust_proxy: {
       anyOf: [{ type: 'boolean' }, { type: 'integer', minimum: 0 }, nonEmpty, { type: 'array', items: nonEmpty }],
@@ -125,6 +127,7 @@ export const configSchema: SchemaObject = obj({
   metrics: obj({
     enabled: bool,
     host: nonEmpty,
+    allowed_hosts: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$' }, description: 'must be a list of host names (no port, no scheme)' },
     port,
     path: { type: 'string', pattern: '^/' },
     prefix: { type: 'string', pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' },

@@ -30,6 +30,8 @@ export interface AlertRule {
 export interface GatehouseConfig {
   server: {
     host: string
+    /** Host names answered on a loopback address besides IP literals and localhost. */
+    allowed_hosts: string[]
     port: number
     trust_proxy: boolean | number | string | string[]
     body_limit: string | number
@@ -65,7 +67,7 @@ export interface GatehouseConfig {
     level: 'error' | 'warn' | 'info' | 'debug'
     audit: { enabled: boolean; file: string; format: 'json'; events: SecurityEventType[]; key?: string }
   }
-  metrics: { enabled: boolean; host: string; port: number; path: string; prefix: string }
+  metrics: { enabled: boolean; host: string; allowed_hosts: string[]; port: number; path: string; prefix: string }
   alerts: AlertRule[]
   notify: { webhook_url?: string }
   management: { enabled: boolean; secret_key?: string; allow_remote: boolean }
