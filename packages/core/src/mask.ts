@@ -14,43 +14,69 @@ interface MaskRule {
   readonly name: string
   /** Global, linear-time pattern (no nested quantifiers). */
   readonly pattern: RegExp
-  /** Produces the masked form of one match. */
-  readonly replace: (match: string, ...groups: string[]) => string
+  /** Produces the masked form of one match (a replacement pattern or a function). */
+  readonly replace: string | ((match: string, ...groups: string[]) => string)
+  /**
+   * A literal every match contains: a text without it skips the rule. Rules whose pattern tries a
+   * bounded run at every position (`[a-z0-9+.-]{1,20}://`) cost that bound times the length on a
+   * long text that has none, so the check is worth its one scan.
+   */
+  readonly hint?: string
+  /** A hand-written masker instead of `pattern` (see maskPrivateKeys). */
+  readonly apply?: (input: string) => string
 }
 
+/** Keep the first group (the prefix), mask the rest. */
 const keepGroup = (_m: string, prefix: string): string => `${prefix}${MASK}`
+/**
+ * The same as a replacement pattern: cheaper per match where a rule has many short matches (no
+ * call each), but slower than the function on one very long match, so used only where a match is
+ * bounded.
+ */
+const keepGroupPattern = `$1${MASK}`
 
-/** Known credential formats, most specific first. */
+/**
+ * Known credential formats, most specific first. A run at the end of a pattern is written
+ * `(?=[…]{n})[…]*` rather than `[…]{n,}`: the same matches, but V8 then runs the tail as a plain
+ * loop instead of a backtracking one, about 20x faster on a long run such as `sk-ant-sk-ant-…`.
+ */
 const RULES: readonly MaskRule[] = [
   {
     name: 'pem-private-key',
+    // What maskPrivateKeys does, as a pattern (kept for the scanner's shared rule table): with many
+    // BEGIN lines and no END, this pattern rescans up to 10,000 characters after each one.
     pattern: /-----BEGIN ((?:[A-Z]+ )?PRIVATE KEY)-----[\s\S]{0,10000}?(?:-----END [A-Z ]{0,20}PRIVATE KEY-----|$)/g,
     replace: (_m, label: string) => `-----BEGIN ${label}-----${MASK}`,
+    hint: 'PRIVATE KEY-----',
+    apply: (input) => maskPrivateKeys(input),
   },
-  { name: 'gatehouse-key', pattern: /\b(gate_(?:live|test)_)[A-Za-z0-9_-]{8,}/g, replace: keepGroup },
-  { name: 'anthropic', pattern: /\b(sk-ant-)[A-Za-z0-9_-]{8,}/g, replace: keepGroup },
+  { name: 'gatehouse-key', pattern: /\b(gate_(?:live|test)_)(?=[A-Za-z0-9_-]{8})[A-Za-z0-9_-]*/g, replace: keepGroup },
+  { name: 'anthropic', pattern: /\b(sk-ant-)(?=[A-Za-z0-9_-]{8})[A-Za-z0-9_-]*/g, replace: keepGroup },
   {
     name: 'openai',
-    pattern: /\b(sk-(?:proj-|svcacct-|admin-|None-)?)[A-Za-z0-9_-]{16,}/g,
+    // The lookahead rather than `{16,}` right after the optional group: V8 then runs the long
+    // tail as a plain loop instead of a backtracking one (20x faster on a long run of `sk-sk-…`).
+    pattern: /\b(sk-(?:proj-|svcacct-|admin-|None-)?)(?=[A-Za-z0-9_-]{16})[A-Za-z0-9_-]*/g,
     replace: keepGroup,
   },
-  { name: 'stripe', pattern: /\b((?:sk|rk|pk)_(?:live|test)_)[A-Za-z0-9]{10,}/g, replace: keepGroup },
-  { name: 'google', pattern: /\b(AIza)[A-Za-z0-9_-]{30,}/g, replace: keepGroup },
-  { name: 'google-oauth', pattern: /\b(ya29\.)[A-Za-z0-9_-]{10,}/g, replace: keepGroup },
-  { name: 'github', pattern: /\b(gh[pousr]_|github_pat_)[A-Za-z0-9_]{20,}/g, replace: keepGroup },
-  { name: 'gitlab', pattern: /\b(glpat-)[A-Za-z0-9_-]{20,}/g, replace: keepGroup },
+  { name: 'stripe', pattern: /\b((?:sk|rk|pk)_(?:live|test)_)(?=[A-Za-z0-9]{10})[A-Za-z0-9]*/g, replace: keepGroup },
+  { name: 'google', pattern: /\b(AIza)(?=[A-Za-z0-9_-]{30})[A-Za-z0-9_-]*/g, replace: keepGroup },
+  { name: 'google-oauth', pattern: /\b(ya29\.)(?=[A-Za-z0-9_-]{10})[A-Za-z0-9_-]*/g, replace: keepGroup },
+  { name: 'github', pattern: /\b(gh[pousr]_|github_pat_)(?=[A-Za-z0-9_]{20})[A-Za-z0-9_]*/g, replace: keepGroup },
+  { name: 'gitlab', pattern: /\b(glpat-)(?=[A-Za-z0-9_-]{20})[A-Za-z0-9_-]*/g, replace: keepGroup },
   { name: 'aws', pattern: /\b((?:AKIA|ASIA))[0-9A-Z]{16}\b/g, replace: keepGroup },
-  { name: 'slack', pattern: /\b(xox[abposr]-)[A-Za-z0-9-]{10,}/g, replace: keepGroup },
+  { name: 'slack', pattern: /\b(xox[abposr]-)(?=[A-Za-z0-9-]{10})[A-Za-z0-9-]*/g, replace: keepGroup },
   {
     name: 'slack-webhook',
-    pattern: /(https:\/\/hooks\.slack\.com\/services\/)[A-Za-z0-9/_-]{10,}/g,
+    pattern: /(https:\/\/hooks\.slack\.com\/services\/)(?=[A-Za-z0-9/_-]{10})[A-Za-z0-9/_-]*/g,
     replace: keepGroup,
+    hint: 'hooks.slack.com',
   },
-  { name: 'xai', pattern: /\b(xai-)[A-Za-z0-9]{20,}/g, replace: keepGroup },
-  { name: 'groq', pattern: /\b(gsk_)[A-Za-z0-9]{20,}/g, replace: keepGroup },
-  { name: 'huggingface', pattern: /\b(hf_)[A-Za-z0-9]{20,}/g, replace: keepGroup },
-  { name: 'npm', pattern: /\b(npm_)[A-Za-z0-9]{30,}/g, replace: keepGroup },
-  { name: 'sendgrid', pattern: /\b(SG\.)[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}/g, replace: keepGroup },
+  { name: 'xai', pattern: /\b(xai-)(?=[A-Za-z0-9]{20})[A-Za-z0-9]*/g, replace: keepGroup },
+  { name: 'groq', pattern: /\b(gsk_)(?=[A-Za-z0-9]{20})[A-Za-z0-9]*/g, replace: keepGroup },
+  { name: 'huggingface', pattern: /\b(hf_)(?=[A-Za-z0-9]{20})[A-Za-z0-9]*/g, replace: keepGroup },
+  { name: 'npm', pattern: /\b(npm_)(?=[A-Za-z0-9]{30})[A-Za-z0-9]*/g, replace: keepGroup },
+  { name: 'sendgrid', pattern: /\b(SG\.)[A-Za-z0-9_-]{16,}\.(?=[A-Za-z0-9_-]{16})[A-Za-z0-9_-]*/g, replace: keepGroup },
   {
     name: 'jwt',
     pattern: /\b(eyJ)[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{0,1000}/g,
@@ -67,13 +93,15 @@ const RULES: readonly MaskRule[] = [
     name: 'query-param',
     pattern:
       /([?&;](?:key|api[_-]?key|apikey|access[_-]?token|refresh[_-]?token|id[_-]?token|token|secret|client[_-]?secret|password|auth|signature|sig)=)(?!\*{4})[^&#\s"';]{1,4096}/gi,
-    replace: keepGroup,
+    replace: keepGroupPattern,
+    hint: '=',
   },
   {
     // URL userinfo: https://user:pass@host
     name: 'url-userinfo',
     pattern: /\b([a-z][a-z0-9+.-]{1,20}:\/\/[^\s:/@]{1,256}:)(?!\*{4})[^\s/@]{1,1024}(?=@)/gi,
     replace: keepGroup,
+    hint: '://',
   },
 ]
 
@@ -192,14 +220,54 @@ const MAY_CONTAIN_SECRET =
 /** The shortest text any rule masks: `&key=x`. */
 const SHORTEST_MATCH = 6
 
+const PEM_BEGIN = /-----BEGIN ((?:[A-Z]+ )?PRIVATE KEY)-----/g
+const PEM_END = /-----END [A-Z ]{0,20}PRIVATE KEY-----/g
+const PEM_SPAN = 10_000
+
+/**
+ * The pem-private-key rule in one forward pass: each BEGIN line is masked through its END line (or
+ * to the end of the text when that is within reach), as the pattern does. The END search never
+ * goes back: the first END at or after a position is remembered, so a text of many BEGIN lines and
+ * no END costs one scan, not one per BEGIN.
+ */
+function maskPrivateKeys(input: string): string {
+  let out = ''
+  let from = 0
+  let endAt = -1 // start of the first END at or after endFrom; -2: none to the end of the text
+  let endLen = 0
+  PEM_BEGIN.lastIndex = 0
+  for (let m = PEM_BEGIN.exec(input); m !== null; m = PEM_BEGIN.exec(input)) {
+    const bodyStart = m.index + m[0].length
+    if (endAt !== -2 && endAt < bodyStart) {
+      PEM_END.lastIndex = bodyStart
+      const e = PEM_END.exec(input)
+      endAt = e ? e.index : -2
+      endLen = e ? e[0].length : 0
+    }
+    let stop: number
+    if (endAt >= 0 && endAt - bodyStart <= PEM_SPAN) stop = endAt + endLen
+    else if (input.length - bodyStart <= PEM_SPAN) stop = input.length
+    else continue // no END within reach: the pattern would not match here either
+    out += `${input.slice(from, m.index)}-----BEGIN ${m[1]!}-----${MASK}`
+    from = stop
+    PEM_BEGIN.lastIndex = stop
+  }
+  return from === 0 ? input : out + input.slice(from)
+}
+
 function applyRules(input: string): string {
   if (input.length < SHORTEST_MATCH || !MAY_CONTAIN_SECRET.test(input)) return input
   let out = input
   for (const rule of RULES) {
+    if (rule.hint !== undefined && !out.includes(rule.hint)) continue
+    if (rule.apply) {
+      out = rule.apply(out)
+      continue
+    }
     rule.pattern.lastIndex = 0
     if (rule.pattern.test(out)) {
       rule.pattern.lastIndex = 0
-      out = out.replace(rule.pattern, rule.replace as (m: string, ...g: string[]) => string)
+      out = typeof rule.replace === 'string' ? out.replace(rule.pattern, rule.replace) : out.replace(rule.pattern, rule.replace)
     }
   }
   return out

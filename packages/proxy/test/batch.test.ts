@@ -1,4 +1,4 @@
-import { batchedStage } from '../src/stage'
+import { batchedStage } from '../src/batch'
 
 const nextTurn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve))
 

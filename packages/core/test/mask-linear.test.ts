@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto'
+import { createMasker, maskSecrets } from '@gatehouse/core'
+
+/**
+ * The masker runs on upstream error bodies (up to 256 KiB) and on anything a client can put in a
+ * log line: no input may make it slow. Each family below defeated one rule once (a PEM BEGIN
+ * rescanned 10,000 characters per header; a long `sk-…` run made V8 backtrack per character).
+ */
+const KIB = 1024
+const fill = (unit: string, size: number): string => unit.repeat(Math.ceil(size / unit.length)).slice(0, size)
+// Flattened now, so the timing measures the masker, not V8 joining a rope.
+const flat = (s: string): string => Buffer.from(s, 'utf8').toString('utf8')
+
+const FAMILIES: Record<string, string> = {
+  'repeated PEM headers': '-----BEGIN PRIVATE KEY-----\n',
+  'repeated RSA PEM headers': '-----BEGIN RSA PRIVATE KEY-----',
+  'PEM END lines only': '-----END PRIVATE KEY-----',
+  'Bearer runs': 'Bearer ',
+  'Bearer tokens': 'Bearer aaaaaaaa*',
+  'sk- runs': 'sk-',
+  'sk-ant- runs': 'sk-ant-',
+  'gate_live_ runs': 'gate_live_',
+  'key=value pairs': '&token=a',
+  'query keys': '?key=',
+  'a= runs': 'a=',
+  'scheme runs': 'http://',
+  'userinfo runs': 'http://u:',
+  'JWT heads': 'eyJaaaaaaaaa.',
+  'JWT bodies': 'eyJaaaaaaaa.aaaaaaaa.',
+  'SendGrid runs': 'SG.aaaaaaaaaaaaaaaa',
+  'base64 runs': 'A',
+  'whitespace': ' ',
+  'Slack webhook prefixes': 'https://hooks.slack.com/services/',
+  'AWS prefixes': 'AKIA',
+}
+
+function best(fn: () => void, runs = 5): number {
+  fn() // warm-up
+  let min = Infinity
+  for (let i = 0; i < runs; i++) {
+    const t = process.hrtime.bigint()
+    fn()
+    min = Math.min(min, Number(process.hrtime.bigint() - t) / 1e6)
+  }
+  return min
+}
+
+describe('masking in linear time', () => {
+  it.each(Object.entries(FAMILIES))('%s: 256 KiB in under 20 ms, and twice the input in under 3x the time', (_name, unit) => {
+    const small = flat(fill(unit, 256 * KIB))
+    const large = flat(fill(unit, 512 * KIB))
+    const t256 = best(() => maskSecrets(small))
+    const t512 = best(() => maskSecrets(large))
+    expect(t256).toBeLessThan(20)
+    // A super-linear rule shows as a ratio near 4 (quadratic) or worse; noise on a tiny base is floored at 1 ms.
+    expect(t512 / Math.max(t256, 1)).toBeLessThan(3)
+  })
+
+  it.each(Object.entries(FAMILIES))('%s: a real secret after the adversarial prefix is still masked', (_name, unit) => {
+    const anthropic = `sk-ant-api03-${randomBytes(40).toString('base64url')}`
+    const known = `zq${randomBytes(24).toString('hex')}`
+    const text = flat(`${fill(unit, 256 * KIB)}\n x-api-key: ${anthropic} and ${known} end`)
+    const out = createMasker({ knownSecrets: [known] }).text(text)
+    // (Booleans, not the text: a failure should not print 256 KiB.)
+    expect(out.includes(anthropic)).toBe(false)
+    expect(out.includes(known)).toBe(false)
+    // A PEM BEGIN without an END within reach masks to the end of the text, the key included.
+    if (!unit.includes('BEGIN')) expect(out.includes('sk-ant-****')).toBe(true)
+  })
+
+  it('masks a PEM key after ten thousand BEGIN lines without an END', () => {
+    const body = randomBytes(600).toString('base64')
+    const pem = `-----BEGIN PRIVATE KEY-----\n${body}\n-----END PRIVATE KEY-----`
+    const out = maskSecrets(`${fill('-----BEGIN PRIVATE KEY-----\n', 28 * 10_000)}${pem}`)
+    expect(out.includes(body)).toBe(false)
+  })
+})
