@@ -1,6 +1,7 @@
 import {
   GatehouseConfigError,
   PROVIDER_NAMES,
+  PROVIDERS,
   createOptionsResolver,
   isLogger,
   isProviderName,
@@ -63,6 +64,12 @@ export interface CredentialVaultOptions {
    * @default {}
    */
   staticCredentials?: { [P in ProviderName]?: string | undefined } | undefined
+  /**
+   * Account-selecting headers sent with a provider's static credential (`openai-organization`,
+   * `openai-project`, `x-goog-user-project`: the names the provider registry lists for it). They
+   * come only from here, never from a client.
+   */
+  staticAccountHeaders?: { [P in ProviderName]?: Record<string, string> | undefined } | undefined
   /** How long a credential the upstream rejected (401/403) is skipped. @default "60s" */
   unhealthyCooldown?: Duration | undefined
   /** Time limit of one OAuth refresh request. @default "30s" */
@@ -93,6 +100,7 @@ export interface CredentialVaultConfig {
   readonly reloadDebounceMs: number
   /** Non-enumerable: never serialised with the config. */
   readonly staticCredentials: Readonly<Partial<Record<ProviderName, string>>>
+  readonly staticAccountHeaders: Readonly<Partial<Record<ProviderName, Readonly<Record<string, string>>>>>
   readonly unhealthyCooldownMs: number
   readonly refreshTimeoutMs: number
   readonly refreshSkewMs: number
@@ -126,7 +134,7 @@ export const credentialVaultOptionsSchema = {
   },
 } as const
 
-const HAND_CHECKED = ['encryption', 'staticCredentials', 'onEvent', 'logger'] as const
+const HAND_CHECKED = ['encryption', 'staticCredentials', 'staticAccountHeaders', 'onEvent', 'logger'] as const
 const resolveData = createOptionsResolver<Omit<CredentialVaultOptions, (typeof HAND_CHECKED)[number]>>({
   pkg: PKG,
   codePrefix: 'GH_VAULT',
@@ -173,6 +181,28 @@ function resolveEncryption(raw: unknown): { enabled: boolean; keyring: Keyring |
 }
 
 const VISIBLE = /^[\x21-\x7e]{1,8192}$/
+
+function resolveAccountHeaders(raw: unknown): Partial<Record<ProviderName, Readonly<Record<string, string>>>> {
+  if (raw === undefined) return {}
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw configError('staticAccountHeaders: must be an object')
+  const out: Partial<Record<ProviderName, Readonly<Record<string, string>>>> = {}
+  for (const [name, headers] of Object.entries(raw as Record<string, unknown>)) {
+    if (!isProviderName(name)) throw configError(`staticAccountHeaders: unknown provider ${JSON.stringify(name.slice(0, 40))}`, 'GH_VAULT_UNKNOWN_OPTION')
+    if (headers === undefined) continue
+    if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) throw configError(`staticAccountHeaders.${name}: must be an object of header names to values`)
+    const allowed = PROVIDERS[name].accountHeaders
+    const set: Record<string, string> = {}
+    for (const [header, value] of Object.entries(headers as Record<string, unknown>)) {
+      const lower = header.toLowerCase()
+      if (!allowed.includes(lower)) throw configError(`staticAccountHeaders.${name}: ${JSON.stringify(header.slice(0, 40))} is not an account header of ${name} (${allowed.join(', ') || 'none'})`)
+      if (value === undefined || value === '') continue
+      if (typeof value !== 'string' || !VISIBLE.test(value)) throw configError(`staticAccountHeaders.${name}.${lower}: must be 1-8192 visible ASCII characters`)
+      set[lower] = value
+    }
+    out[name] = Object.freeze(set)
+  }
+  return out
+}
 
 function resolveStatic(raw: unknown): Partial<Record<ProviderName, string>> {
   if (raw === undefined) return {}
@@ -222,6 +252,7 @@ export function resolveCredentialVaultConfig(options: CredentialVaultOptions): C
   if (config.refreshTimeoutMs < 1) throw configError('refreshTimeout: must be at least 1ms')
   // Secrets stay out of JSON.stringify and util.inspect of the config: non-enumerable.
   Object.defineProperty(config, 'staticCredentials', { value: Object.freeze(resolveStatic(raw.staticCredentials)), enumerable: false })
+  Object.defineProperty(config, 'staticAccountHeaders', { value: Object.freeze(resolveAccountHeaders(raw.staticAccountHeaders)), enumerable: false })
   return Object.freeze(config)
 }
 

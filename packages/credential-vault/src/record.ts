@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { GatehouseError, PROVIDER_NAMES, isLoopback, isProviderName, maskSecrets, type ProviderName } from '@gatehouse/core'
+import { ANTHROPIC_OAUTH_BETA, GatehouseError, PROVIDER_NAMES, isLoopback, isProviderName, maskSecrets, upstreamCredentialHeaders, type ProviderName } from '@gatehouse/core'
 import { CredentialVaultErrorCodes } from './errors'
 
 /** An API key, or an OAuth access token with what is needed to refresh it. */
@@ -220,22 +220,12 @@ export function parseRecord(value: unknown, expectedId: string): CredentialRecor
   return { v: 1, id: expectedId, ...body, created_at: value.created_at, updated_at: value.updated_at }
 }
 
-/** The upstream headers for a credential (SPEC §3). */
+/** The upstream headers for a credential (SPEC §3; the provider registry in core says which). */
 export function upstreamHeadersFor(provider: ProviderName, type: CredentialType, secret: string): Record<string, string> {
-  switch (provider) {
-    case 'claude':
-      return type === 'oauth'
-        ? { authorization: `Bearer ${secret}`, 'anthropic-beta': ANTHROPIC_OAUTH_BETA }
-        : { 'x-api-key': secret }
-    case 'openai':
-      return { authorization: `Bearer ${secret}` }
-    case 'gemini':
-      return type === 'oauth' ? { authorization: `Bearer ${secret}` } : { 'x-goog-api-key': secret }
-  }
+  return upstreamCredentialHeaders(provider, type, secret)
 }
 
-/** The beta flag Anthropic requires with an OAuth access token. */
-export const ANTHROPIC_OAUTH_BETA = 'oauth-2025-04-20'
+export { ANTHROPIC_OAUTH_BETA }
 
 /**
  * Read a plaintext credential file written before encryption was enabled. Accepts the vault's own

@@ -1091,7 +1091,10 @@ export class CredentialVault {
 
   private headersOf(entry: Entry): Readonly<Record<string, string>> {
     const r = entry.record
-    if (entry.headers?.record !== r) entry.headers = { record: r, value: Object.freeze(upstreamHeadersFor(r.provider, r.type, secretOf(r))) }
+    if (entry.headers?.record !== r) {
+      const account = entry.source === 'static' ? this.config.staticAccountHeaders[r.provider] : undefined
+      entry.headers = { record: r, value: Object.freeze({ ...upstreamHeadersFor(r.provider, r.type, secretOf(r)), ...account }) }
+    }
     return entry.headers.value
   }
 

@@ -229,6 +229,11 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       ...(config.auth.encryption.previous_keys?.length ? { previousKeys: config.auth.encryption.previous_keys } : {}),
     },
     staticCredentials: Object.fromEntries(providerNames.map((p) => [p, config.providers[p]?.api_key])),
+    // The account billed and read comes from the config, never from a client (empty means unset).
+    staticAccountHeaders: {
+      openai: { 'openai-organization': config.providers.openai?.organization ?? '', 'openai-project': config.providers.openai?.project ?? '' },
+      gemini: { 'x-goog-user-project': config.providers.gemini?.user_project ?? '' },
+    },
     onEvent: emit,
     logger,
   })

@@ -162,6 +162,29 @@ describe('a hostile tenant against the data plane', () => {
   })
 })
 
+describe('account-selecting headers', () => {
+  it('come only from the config: a client cannot choose the organization or project billed', async () => {
+    const h = await startHarness((c) => {
+      c.providers.openai!.organization = 'org-operator'
+      c.providers.openai!.project = 'proj_operator'
+      c.providers.gemini!.user_project = 'operator-project'
+    })
+    try {
+      const res = await fetch(`${h.url}/v1/chat/completions`, post(h.key, openaiBody(), { 'openai-organization': 'org-victim', 'openai-project': 'proj_victim' }))
+      expect(res.status).toBe(200)
+      expect(h.upstream.last!.headers['openai-organization']).toBe('org-operator')
+      expect(h.upstream.last!.headers['openai-project']).toBe('proj_operator')
+      await fetch(`${h.url}/v1beta/models/gemini-2.0-flash:generateContent`, post(h.key, { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }, { 'x-goog-user-project': 'victim' }))
+      expect(h.upstream.last!.headers['x-goog-user-project']).toBe('operator-project')
+      // Not sent to other providers, and never relayed back.
+      await fetch(`${h.url}/v1/messages`, post(h.key, anthropicBody(), { 'anthropic-version': '2023-06-01' }))
+      expect(h.upstream.last!.headers['openai-organization']).toBeUndefined()
+    } finally {
+      await h.close()
+    }
+  })
+})
+
 describe('DNS rebinding', () => {
   it('a loopback gateway refuses a Host that is not an IP literal, localhost or a configured name, on every path', async () => {
     const h = await startHarness((c) => {
