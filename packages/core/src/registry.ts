@@ -102,7 +102,7 @@ const OPENAI: ProviderSpec = {
   name: 'openai',
   defaultBaseUrl: 'https://api.openai.com',
   requestHeaders: ['openai-beta'],
-  responseHeaders: ['openai-processing-ms', 'openai-version', 'x-ratelimit-limit-requests', 'x-ratelimit-limit-tokens'],
+  responseHeaders: ['openai-processing-ms', 'openai-version'],
   responseHeaderPrefixes: ['x-ratelimit-'],
   accountHeaders: ['openai-organization', 'openai-project'],
   endpoints: [

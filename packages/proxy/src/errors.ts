@@ -4,6 +4,8 @@ export const ProxyErrorCodes = {
   GH_PROXY_INVALID_OPTIONS: 'GH_PROXY_INVALID_OPTIONS',
   /** An option name the package does not know (construction). */
   GH_PROXY_UNKNOWN_OPTION: 'GH_PROXY_UNKNOWN_OPTION',
+  /** `app.use(gatehouseProxy)` without calling it (construction). */
+  GH_PROXY_NOT_CALLED: 'GH_PROXY_NOT_CALLED',
   /** An endpoint id that is not in the provider registry, or not the provider's (construction). */
   GH_PROXY_UNKNOWN_ENDPOINT: 'GH_PROXY_UNKNOWN_ENDPOINT',
   /** A request for an endpoint the provider or the client key does not allow (403, never forwarded). */

@@ -298,6 +298,13 @@ export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
       const admitted = admit(config, req, res)
       if (admitted === 'not-ours') return next()
       if (admitted === 'answered') return
+      if (config.body && !req.readableEnded) {
+        // A body is given but nobody read the stream: read it to its end first, so that the proxy's
+        // pipe of the request stream appends nothing to the body written.
+        req.resume()
+        req.once('end', () => dispatch(req, res, next, admitted.provider, admitted.route.upstreamPath))
+        return
+      }
       dispatch(req, res, next, admitted.provider, admitted.route.upstreamPath)
     } catch (err) {
       next(err)

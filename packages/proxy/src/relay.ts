@@ -6,6 +6,7 @@ import {
   UsageMeter,
   type ProviderName,
 } from '@gatehouse/core'
+import { ProxyErrorCodes } from './errors'
 import type { HeaderPolicy } from './headers'
 import type { ProxyConfig, UpstreamCredential } from './options'
 import { createStreamMasker, maskInjected, type InjectedSecrets } from './mask'
@@ -168,6 +169,7 @@ export function relayBody(
     config.logger.warn('upstream stream idle, closing', {
       provider: f.provider,
       request_id: gatehouseLocals(res).requestId,
+      code: ProxyErrorCodes.GH_PROXY_UPSTREAM_IDLE,
     })
     f.done = true
     proxyRes.destroy()

@@ -1,0 +1,322 @@
+import http from 'node:http'
+import net, { type AddressInfo } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import express, { type RequestHandler } from 'express'
+import { defaultEndpointIds, PROVIDERS, type SecurityEvent } from '@gatehouse/core'
+import { listen, MockUpstream } from '@gatehouse/testing'
+import { gatehouseProxy, type ProxyOptions } from '@gatehouse/proxy'
+
+/** The proxy mounted alone in an Express app, as a developer would, in front of a mock provider. */
+
+const key = (prefix: string): string => prefix + randomBytes(30).toString('base64url')
+const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }
+
+async function mount(options: Partial<ProxyOptions> & { providers: ProxyOptions['providers'] }, before: RequestHandler[] = []) {
+  const events: SecurityEvent[] = []
+  const proxy = gatehouseProxy({ onEvent: (e) => events.push(e), ...options })
+  const app = express()
+  for (const mw of before) app.use(mw)
+  app.use(proxy)
+  app.use((_req, res) => void res.status(418).json({ notOurs: true }))
+  const server = await listen(app)
+  return { url: server.url, events, close: async () => (await server.close(), proxy.close()) }
+}
+
+/** A raw request with exactly these headers. */
+function raw(url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url)
+    const socket = net.connect(Number(u.port), u.hostname)
+    let got = ''
+    socket.setEncoding('latin1')
+    socket.on('data', (d: string) => (got += d))
+    socket.on('error', reject)
+    socket.on('close', () => {
+      while (/^HTTP\/1\.1 1\d\d /.test(got)) got = got.slice(got.indexOf('\r\n\r\n') + 4)
+      resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1] ?? 0))
+    })
+    const all = { host: u.host, ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) }
+    all.connection = [headers.connection, 'close'].filter(Boolean).join(', ')
+    socket.write(`${method} ${path} HTTP/1.1\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`)
+    if (body !== undefined) socket.write(body)
+  })
+}
+
+/** A concrete path for a registry pattern. */
+const concrete = (path: string): string => path.replace(/:model(:[A-Za-z]+)?/g, (_m, verb: string | undefined) => `gemini-2.0-flash${verb ?? ''}`).replace(/:model|:id/g, 'x1')
+
+describe('gatehouseProxy alone', () => {
+  let upstream: MockUpstream
+  const keys = { openai: key('sk-proj-'), claude: key('sk-ant-api03-'), gemini: key('AIza') }
+  beforeAll(async () => {
+    upstream = await MockUpstream.start()
+  })
+  afterAll(() => upstream.close())
+  beforeEach(() => upstream.reset())
+  const providers = () => ({
+    openai: { baseUrl: upstream.url, apiKey: keys.openai },
+    claude: { baseUrl: upstream.url, apiKey: keys.claude },
+    gemini: { baseUrl: upstream.url, apiKey: keys.gemini },
+  })
+
+  it('forwards every default endpoint of every provider, and refuses every other one before the provider sees it', async () => {
+    const gw = await mount({ providers: providers() })
+    try {
+      for (const p of Object.values(PROVIDERS)) {
+        for (const e of p.endpoints) {
+          upstream.reset()
+          const headers: Record<string, string> = { 'content-type': 'application/json', ...(p.name === 'claude' ? { 'anthropic-version': '2023-06-01' } : {}) }
+          const path = `/${p.name}${concrete(e.path)}`
+          const status = await raw(gw.url, e.method, path, headers, e.method === 'POST' ? '{}' : undefined)
+          if (e.default) {
+            expect([e.id, upstream.requests.length]).toEqual([e.id, 1])
+            expect(upstream.last!.path).toBe(concrete(e.path))
+          } else {
+            expect([e.id, status, upstream.requests.length]).toEqual([e.id, 403, 0])
+          }
+        }
+      }
+      const denied = gw.events.filter((e) => e.result === 'endpoint_denied')
+      expect(denied.length).toBe(Object.values(PROVIDERS).flatMap((p) => p.endpoints.filter((e) => !e.default)).length)
+      // Unknown paths and methods are refused too, and a path for no provider is passed on.
+      expect(await raw(gw.url, 'GET', '/openai/v1/organization/users', {})).toBe(403)
+      expect(await raw(gw.url, 'PUT', '/v1/chat/completions', {}, '{}')).toBe(403)
+      expect(await raw(gw.url, 'GET', '/elsewhere', {})).toBe(418)
+      expect(upstream.requests).toHaveLength(0)
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it("narrows and widens with providers.<name>.endpoints, and per request with endpointsFor", async () => {
+    const gw = await mount({
+      providers: { openai: { baseUrl: upstream.url, apiKey: keys.openai, endpoints: ['openai.embeddings', 'openai.files.list'] } },
+      endpointsFor: (req) => (req.headers['x-scope'] === 'chat' ? ['openai.chat'] : undefined),
+    })
+    try {
+      expect(await raw(gw.url, 'POST', '/v1/chat/completions', { 'content-type': 'application/json' }, JSON.stringify(chat))).toBe(403)
+      expect(await raw(gw.url, 'GET', '/v1/files', {})).not.toBe(403)
+      expect(upstream.requests.map((r) => r.path)).toEqual(['/v1/files'])
+      expect(await raw(gw.url, 'POST', '/v1/chat/completions', { 'content-type': 'application/json', 'x-scope': 'chat' }, JSON.stringify(chat))).toBe(200)
+      expect(await raw(gw.url, 'GET', '/v1/files', { 'x-scope': 'chat' })).toBe(403)
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it('sends the allowlisted headers and the credential, and nothing else a client chose', async () => {
+    const oauth = key('sk-ant-oat01-')
+    const gw = await mount({
+      providers: { claude: { baseUrl: upstream.url } },
+      credential: () => ({ headers: { authorization: `Bearer ${oauth}`, 'anthropic-beta': 'oauth-2025-04-20' } }),
+    })
+    try {
+      const status = await raw(gw.url, 'POST', '/v1/messages', {
+        'content-type': 'application/json',
+        accept: 'application/json',
+        'user-agent': 'sdk/1.0',
+        'anthropic-version': '2023-06-01',
+        'anthropic-beta': 'files-api-2025-04-14',
+        'x-stainless-lang': 'js',
+        'idempotency-key': 'idem-1',
+        traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+        'x-api-key': 'gate_live_client_key_never_forwarded_0000000000000',
+        authorization: 'Bearer client-token-never-forwarded',
+        cookie: 's=1',
+        'x-forwarded-for': '6.6.6.6',
+        forwarded: 'for=6.6.6.6',
+        'x-real-ip': '6.6.6.6',
+        via: '1.1 evil',
+        'x-device-fingerprint': 'client',
+        'openai-organization': 'org-victim',
+        'x-custom': 'nope',
+        expect: '100-continue',
+        te: 'trailers',
+        trailer: 'x-late',
+        upgrade: 'websocket',
+      }, JSON.stringify({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }))
+      expect(status).toBe(200)
+      const h = upstream.last!.headers
+      expect(h.authorization).toBe(`Bearer ${oauth}`)
+      expect(h['anthropic-beta']).toBe('files-api-2025-04-14,oauth-2025-04-20')
+      expect(h['anthropic-version']).toBe('2023-06-01')
+      expect(h['x-stainless-lang']).toBe('js')
+      expect(h['idempotency-key']).toBe('idem-1')
+      expect(h.traceparent).toMatch(/^00-/)
+      expect(h['user-agent']).toBe('sdk/1.0')
+      expect(h['accept-encoding']).toBe('identity')
+      for (const name of ['x-api-key', 'cookie', 'x-forwarded-for', 'forwarded', 'x-real-ip', 'via', 'x-device-fingerprint', 'openai-organization', 'x-custom', 'expect', 'te', 'trailer', 'upgrade']) {
+        expect([name, h[name]]).toEqual([name, undefined])
+      }
+      // A listed header named in Connection is hop-by-hop for that message: dropped.
+      upstream.reset()
+      await raw(gw.url, 'POST', '/v1/messages', { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', connection: 'anthropic-version' }, '{}')
+      expect(upstream.last!.headers['anthropic-version']).toBeUndefined()
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it('relays only allowlisted response headers, and masks the injected key in headers and bodies on every status', async () => {
+    let status = 200
+    const echo = http.createServer((req, res) => {
+      const got = String(req.headers.authorization ?? '')
+      req.resume()
+      req.on('end', () => {
+        res.setHeader('x-request-id', got)
+        res.setHeader('x-ratelimit-remaining-requests', '9')
+        res.setHeader('openai-organization', 'org-operator')
+        res.setHeader('set-cookie', 'a=1')
+        res.setHeader('x-internal', 'pod-1')
+        res.setHeader('content-type', 'application/json')
+        res.statusCode = status
+        res.end(JSON.stringify({ echoed: got, error: status >= 400 ? { message: `bad ${got}` } : undefined }))
+      })
+    })
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r))
+    const secret = key('sk-proj-')
+    const gw = await mount({ providers: { openai: { baseUrl: `http://127.0.0.1:${(echo.address() as AddressInfo).port}`, apiKey: secret } } })
+    try {
+      for (status of [200, 400, 500]) {
+        const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) })
+        expect(res.status).toBe(status)
+        const text = await res.text()
+        expect(text).not.toContain(secret)
+        expect(text).toContain('****')
+        expect(res.headers.get('x-upstream-request-id')).not.toContain(secret)
+        expect(res.headers.get('x-ratelimit-remaining-requests')).toBe('9')
+        for (const name of ['openai-organization', 'set-cookie', 'x-internal']) expect(res.headers.get(name)).toBeNull()
+      }
+    } finally {
+      await gw.close()
+      await new Promise((r) => echo.close(r))
+    }
+  })
+
+  it('rejects the credential only on the provider invalid-key answer to a model call', async () => {
+    let answer: { status: number; body: unknown } = { status: 200, body: {} }
+    const up = http.createServer((req, res) => {
+      req.resume()
+      req.on('end', () => {
+        res.writeHead(answer.status, { 'content-type': 'application/json' })
+        res.end(JSON.stringify(answer.body))
+      })
+    })
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', r))
+    const calls: string[] = []
+    const gw = await mount({
+      providers: { openai: { baseUrl: `http://127.0.0.1:${(up.address() as AddressInfo).port}`, endpoints: ['openai.chat', 'openai.files.list'] } },
+      credential: () => ({ headers: { authorization: `Bearer ${keys.openai}` }, report: (s) => void calls.push(`report ${s}`), reject: (r) => void calls.push(`reject ${r}`) }),
+    })
+    const invalid = { error: { message: 'Incorrect API key provided', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } }
+    try {
+      const cases: Array<[string, string, { status: number; body: unknown }, string]> = [
+        ['POST', '/v1/chat/completions', { status: 401, body: invalid }, 'reject invalid_credential'],
+        ['POST', '/v1/chat/completions', { status: 403, body: { error: { code: 'unsupported_country_region_territory' } } }, 'report 403'],
+        ['POST', '/v1/chat/completions', { status: 401, body: { error: { code: 'missing_scope' } } }, 'report 401'],
+        ['GET', '/v1/files', { status: 401, body: invalid }, 'report 401'],
+        ['POST', '/v1/chat/completions', { status: 200, body: { ok: true } }, 'report 200'],
+      ]
+      for (const [method, path, a, expected] of cases) {
+        answer = a
+        calls.length = 0
+        await raw(gw.url, method, path, { 'content-type': 'application/json' }, method === 'POST' ? JSON.stringify(chat) : undefined)
+        expect([method, path, a.status, calls]).toEqual([method, path, a.status, [expected]])
+      }
+    } finally {
+      await gw.close()
+      await new Promise((r) => up.close(r))
+    }
+  })
+
+  it('sends nothing without a credential: 503 naming the provider', async () => {
+    const gw = await mount({ providers: { openai: { baseUrl: upstream.url } }, credential: () => undefined })
+    try {
+      const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) })
+      expect(res.status).toBe(503)
+      expect(((await res.json()) as { error: { message: string } }).error.message).toContain('"openai"')
+      expect(upstream.requests).toHaveLength(0)
+      expect(gw.events).toEqual([expect.objectContaining({ event_type: 'credential_access', result: 'unavailable' })])
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it('joins a baseUrl path to the request path', async () => {
+    const gw = await mount({ providers: { openai: { baseUrl: `${upstream.url}/prefix/openai/`, apiKey: keys.openai } } })
+    try {
+      await fetch(`${gw.url}/v1/chat/completions?x=1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) })
+      expect(upstream.last!.url).toBe('/prefix/openai/v1/chat/completions?x=1')
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it('sends the body option, a body parser’s JSON, or the stream', async () => {
+    const given = Buffer.from(JSON.stringify({ ...chat, given: true }))
+    const a = await mount({ providers: { openai: { baseUrl: upstream.url, apiKey: keys.openai } }, body: () => given })
+    const b = await mount({ providers: { openai: { baseUrl: upstream.url, apiKey: keys.openai } } }, [express.json()])
+    const c = await mount({ providers: { openai: { baseUrl: upstream.url, apiKey: keys.openai } } })
+    try {
+      const send = (url: string): Promise<Response> => fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) })
+      await send(a.url)
+      expect(upstream.last!.body.equals(given)).toBe(true)
+      expect(upstream.last!.headers['content-length']).toBe(String(given.length))
+      await send(b.url)
+      expect(upstream.last!.json).toEqual(chat)
+      await send(c.url)
+      expect(upstream.last!.body.toString()).toBe(JSON.stringify(chat))
+    } finally {
+      await a.close()
+      await b.close()
+      await c.close()
+    }
+  })
+
+  it('answers the same with batching on and off, JSON and SSE', async () => {
+    const off = await mount({ providers: { openai: { baseUrl: upstream.url, apiKey: keys.openai } } })
+    const on = await mount({ providers: { openai: { baseUrl: upstream.url, apiKey: keys.openai } }, batching: true })
+    try {
+      for (const body of [chat, { ...chat, stream: true, stream_options: { include_usage: true } }]) {
+        const strip = (t: string): string => t.replace(/"(id|created)":("[^"]*"|\d+)/g, '')
+        const r1 = await fetch(`${off.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+        const r2 = await fetch(`${on.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+        expect(r2.status).toBe(r1.status)
+        expect(strip(await r2.text())).toBe(strip(await r1.text()))
+      }
+    } finally {
+      await off.close()
+      await on.close()
+    }
+  })
+})
+
+describe('options', () => {
+  const secret = `sk-proj-${randomBytes(20).toString('hex')}`
+  it.each<[string, unknown, RegExp]>([
+    ['no providers', {}, /providers must name at least one provider/],
+    ['an unknown provider', { providers: { mistral: { baseUrl: 'https://x' } } }, /unknown provider "mistral"/],
+    ['a bad baseUrl', { providers: { openai: { baseUrl: 'ftp://x' } } }, /providers\.openai\.baseUrl must be an http\(s\) URL/],
+    ['userinfo in baseUrl', { providers: { openai: { baseUrl: 'https://u:pw@x' } } }, /must not hold a user name or password/],
+    ['an unknown endpoint', { providers: { openai: { baseUrl: 'https://x', endpoints: ['openai.chats'] } } }, /"openai.chats" is not an endpoint of openai \(did you mean openai.chat\?\)/],
+    ['an empty endpoint list', { providers: { openai: { baseUrl: 'https://x', endpoints: [] } } }, /endpoints must be a non-empty list/],
+    ["another provider's account header", { providers: { claude: { baseUrl: 'https://x', accountHeaders: { 'openai-organization': 'org-1' } } } }, /not an account header of this provider/],
+    ['CR/LF in a header value', { providers: { openai: { baseUrl: 'https://x' } }, extraHeaders: { 'x-fp': `${secret}\r\nx-evil: 1` } }, /extraHeaders\.x-fp must be a string without CR, LF or NUL/],
+    ['an unknown option', { providers: { openai: { baseUrl: 'https://x' } }, batchin: true }, /batchin/],
+    ['a bad timeout', { providers: { openai: { baseUrl: 'https://x' } }, timeouts: { idle: -1 } }, /timeouts\.idle/],
+  ])('refuses %s, naming it and never a secret', (_what, options, message) => {
+    let caught: (Error & { code?: string }) | undefined
+    try {
+      gatehouseProxy(options as ProxyOptions)
+    } catch (e) {
+      caught = e as Error & { code?: string }
+    }
+    expect(caught?.message).toMatch(message)
+    expect(caught?.code).toMatch(/^GH_PROXY_/)
+    expect(caught?.message).not.toContain(secret)
+  })
+
+  it('defaults each provider to its model calls', () => {
+    expect(defaultEndpointIds('openai')).toEqual(['openai.chat', 'openai.completions', 'openai.responses', 'openai.embeddings', 'openai.moderations', 'openai.models', 'openai.model'])
+  })
+})
