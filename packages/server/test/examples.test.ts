@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync, cpSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { randomBytes } from 'node:crypto'
+import { MockUpstream } from '@gatehouse/testing'
 import { ensureBuilt, holdDocumentedPort, root, runCli, startCli } from './cli-helpers'
 
 const exec = promisify(execFile)
@@ -41,6 +43,23 @@ describe('examples', () => {
       expect(await curl('-o', '/dev/null', '-w', '%{http_code}', `${url}/v1/whoami?key=${key}`)).toBe('400')
     } finally {
       child.kill()
+    }
+  })
+
+  it('mount-proxy: a model call goes through with the key applied, a file listing is refused before the provider', async () => {
+    const upstream = await MockUpstream.start()
+    const apiKey = `sk-proj-${randomBytes(30).toString('base64url')}`
+    const { child, lines } = await startScript(join(root, 'examples/mount-proxy/server.js'), { PORT: '0', OPENAI_API_KEY: apiKey, OPENAI_BASE_URL: upstream.url })
+    try {
+      const url = /listening on (\S+)/.exec(lines[0]!)![1]!
+      const answer = JSON.parse(await curl(`${url}/v1/chat/completions`, '-H', 'content-type: application/json', '-d', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'))
+      expect(answer.object).toBe('chat.completion')
+      expect(upstream.last!.headers.authorization).toBe(`Bearer ${apiKey}`)
+      expect(await curl('-o', '/dev/null', '-w', '%{http_code}', `${url}/v1/files`)).toBe('403')
+      expect(upstream.requests).toHaveLength(1)
+    } finally {
+      child.kill()
+      await upstream.close()
     }
   })
 
