@@ -220,6 +220,8 @@ export function createAlertEngine(options: AlertEngineOptions = {}): AlertEngine
         return isRateLimit(event)
       case 'security_events':
         return true
+      case 'credential_rejections':
+        return event.event_type === 'credential_access' && event.result === 'rejected'
     }
   }
 

@@ -24,6 +24,7 @@ export interface GatehouseMetrics {
     readonly requestDuration: string
     readonly upstreamTokens: string
     readonly postureFindings: string
+    readonly credentialRejections: string
   }
   /** Count a security event; `provider_request` events also feed the request metrics. Never throws. */
   readonly recordEvent: SecurityEventHandler
@@ -65,7 +66,8 @@ const finite = (v: unknown): number | undefined => (typeof v === 'number' && Num
  * Create the security metrics: `<prefix>auth_failures_total{provider}`,
  * `<prefix>rate_limit_violations_total{ip}`, `<prefix>security_events_total{event_type}`,
  * `<prefix>requests_total{provider,status}`, `<prefix>request_duration_seconds{provider}`,
- * `<prefix>upstream_tokens_total{provider,direction}`, and prom-client's process metrics. Every
+ * `<prefix>upstream_tokens_total{provider,direction}`,
+ * `<prefix>upstream_credential_rejections_total{provider,action}`, and prom-client's process metrics. Every
  * label has a bounded set of values.
  */
 export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
@@ -80,6 +82,7 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
     requestDuration: `${p}request_duration_seconds`,
     upstreamTokens: `${p}upstream_tokens_total`,
     postureFindings: `${p}security_posture_findings`,
+    credentialRejections: `${p}upstream_credential_rejections_total`,
   })
   const authFailures = new Counter({
     name: names.authFailures,
@@ -124,6 +127,12 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
     registers: [registry],
     collect: () => pendingTokens.flushInto(tokens),
   })
+  const credentialRejections = new Counter({
+    name: names.credentialRejections,
+    help: 'Upstream credentials the provider proved bad, by provider and what the vault did (cooldown, refresh, kept_last_credential: the last usable one stays in service)',
+    labelNames: ['provider', 'action'] as const,
+    registers: [registry],
+  })
   const posture = new Gauge({
     name: names.postureFindings,
     help: 'Risky settings found by the security-posture checks (gatehouse doctor), by severity',
@@ -161,6 +170,13 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
       pendingEvents.add(eventType, () => ({ event_type: eventType }))
       if (event.event_type === 'auth_failure') authFailures.inc({ provider: providerLabel(event.provider, config.providers) })
       if (config.isRateLimitViolation(event)) rateLimitViolations.inc({ ip: ipLabel(event.ip, ips) })
+      if (event.event_type === 'credential_access' && event.result === 'rejected') {
+        const action = (event.details as Record<string, unknown> | undefined)?.action
+        credentialRejections.inc({
+          provider: providerLabel(event.provider, config.providers),
+          action: action === 'cooldown' || action === 'refresh' || action === 'kept_last_credential' ? action : 'other',
+        })
+      }
       if (event.event_type === 'provider_request') {
         const d = (event.details ?? {}) as Record<string, unknown>
         const ms = finite(d.duration_ms)

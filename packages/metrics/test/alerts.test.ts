@@ -14,6 +14,7 @@ describe('alert rules: parsing and validation', () => {
     ['auth_failures > 100', { metric: 'auth_failures', operator: '>', threshold: 100, min: 101 }],
     ['  rate_limit_violations>=50 ', { metric: 'rate_limit_violations', operator: '>=', threshold: 50, min: 50 }],
     ['security_events > 0', { metric: 'security_events', operator: '>', threshold: 0, min: 1 }],
+    ['credential_rejections >= 1', { metric: 'credential_rejections', operator: '>=', threshold: 1, min: 1 }],
   ])('parses %j', (text, parsed) => {
     expect(parseCondition(text)).toEqual(parsed)
   })

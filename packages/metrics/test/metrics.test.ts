@@ -16,6 +16,7 @@ describe('createMetrics', () => {
       requestDuration: 'gatehouse_request_duration_seconds',
       upstreamTokens: 'gatehouse_upstream_tokens_total',
       postureFindings: 'gatehouse_security_posture_findings',
+      credentialRejections: 'gatehouse_upstream_credential_rejections_total',
     })
     metrics.recordEvent(event())
     expect(await globalRegistry.metrics()).not.toContain('auth_failures')
@@ -33,6 +34,21 @@ describe('createMetrics', () => {
     expect(text).toContain('# HELP cliproxy_security_events_total Total security events')
     expect(sample(text, 'cliproxy_security_events_total{event_type="auth_failure"}')).toBe(5)
     expect(sample(text, 'cliproxy_security_events_total{event_type="security_violation"}')).toBe(10)
+  })
+
+  it('counts credentials the provider proved bad, by what the vault did', async () => {
+    const metrics = createMetrics({ processMetrics: false })
+    const rejected = (action: unknown) => event({ event_type: 'credential_access', result: 'rejected', provider: 'openai', details: { action, credential_id: 'cred_1' } })
+    metrics.recordEvent(rejected('kept_last_credential'))
+    metrics.recordEvent(rejected('kept_last_credential'))
+    metrics.recordEvent(rejected('cooldown'))
+    metrics.recordEvent(rejected('something new'))
+    metrics.recordEvent(event({ event_type: 'credential_access', result: 'granted', provider: 'openai' }))
+    const text = await metrics.render()
+    expect(sample(text, 'gatehouse_upstream_credential_rejections_total{provider="openai",action="kept_last_credential"}')).toBe(2)
+    expect(sample(text, 'gatehouse_upstream_credential_rejections_total{provider="openai",action="cooldown"}')).toBe(1)
+    expect(sample(text, 'gatehouse_upstream_credential_rejections_total{provider="openai",action="other"}')).toBe(1)
+    expect(text).not.toContain('cred_1')
   })
 
   it('counts auth failures by provider, unknown providers under other and absent ones as unknown', async () => {

@@ -27,7 +27,9 @@ export interface InjectedSecrets {
 }
 
 export function prepareSecrets(secrets: readonly string[]): InjectedSecrets {
-  const texts = [...new Set(secrets.filter((s) => s.length >= 8))].sort((a, b) => b.length - a.length)
+  const unique = [...new Set(secrets.filter((s) => s.length >= 8))]
+  // A value that contains another (`Bearer sk-…` and `sk-…`) is found through the shorter one.
+  const texts = unique.filter((s) => !unique.some((o) => o !== s && s.includes(o))).sort((a, b) => b.length - a.length)
   return {
     texts,
     literals: texts.map((s) => ({ value: Buffer.from(s), masked: Buffer.from(maskSecret(s)) })),
@@ -66,13 +68,20 @@ export function createStreamMasker(secrets: InjectedSecrets): StreamMasker | und
     return out
   }
 
-  /** The length of the longest end of `data` that is a proper beginning of some secret. */
+  const firstBytes = new Set(literals.map((l) => l.value[0]!))
+
+  /**
+   * The length of the longest end of `data` that is a proper beginning of some secret. Only
+   * positions holding a secret's first byte are compared, without allocating: a chunk ending in
+   * anything else (an SSE event's blank line) costs one set lookup per position.
+   */
   const pending = (data: Buffer): number => {
     const max = Math.min(longest - 1, data.length)
     for (let k = max; k > 0; k--) {
-      const tail = data.subarray(data.length - k)
+      const at = data.length - k
+      if (!firstBytes.has(data[at]!)) continue
       for (const { value } of literals) {
-        if (value.length > k && value[0] === tail[0] && value.subarray(0, k).equals(tail)) return k
+        if (value.length > k && value.compare(data, at, data.length, 0, k) === 0) return k
       }
     }
     return 0
