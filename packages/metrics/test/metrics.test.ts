@@ -135,7 +135,7 @@ describe('createMetrics', () => {
     const labelNames = metrics.registry
       .getMetricsAsArray()
       .flatMap((m) => (m as unknown as { labelNames: string[] }).labelNames)
-    expect([...new Set(labelNames)].sort()).toEqual(['direction', 'event_type', 'ip', 'provider', 'severity', 'status'])
+    expect([...new Set(labelNames)].sort()).toEqual(['action', 'direction', 'event_type', 'ip', 'provider', 'severity', 'status'])
   })
 
   it('exports the process metrics unless turned off, and two instances do not clash', async () => {
