@@ -1,5 +1,6 @@
 import {
   GatehouseConfigError,
+  HOST_NAME_PATTERN,
   PROVIDER_NAMES,
   createOptionsResolver,
   isLogger,
@@ -134,8 +135,10 @@ export interface MetricsServerOptions {
   /** Path of the metrics endpoint; every other path answers 404. @default '/metrics' */
   path?: string
   /**
-   * On a loopback address, the Host names answered besides IP literals and `localhost` (a request
-   * with any other Host gets 421: a DNS-rebinding page cannot read the metrics). @default []
+   * On a loopback address, the Host names answered besides IP literals, `localhost` and
+   * `*.localhost`, with any port and in any case (a request with any other Host, or none, gets 421:
+   * a DNS-rebinding page cannot read the metrics). Names only: no port, no scheme, no trailing dot.
+   * Not applied on a non-loopback address. @default []
    */
   allowedHosts?: string[]
   /** Where a listen warning and render failures go. @default a no-op logger */
@@ -159,7 +162,7 @@ export const metricsServerOptionsSchema = {
     host: { type: 'string', minLength: 1 },
     port: { type: 'integer', minimum: 0, maximum: 65535 },
     path: { type: 'string', pattern: '^/[A-Za-z0-9/_.-]*$' },
-    allowedHosts: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$' } },
+    allowedHosts: { type: 'array', items: { type: 'string', maxLength: 253, pattern: HOST_NAME_PATTERN } },
     logger: {},
   },
 } as const

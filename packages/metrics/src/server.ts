@@ -13,6 +13,8 @@ export interface MetricsServer {
   close(): Promise<void>
 }
 
+const MISDIRECTED = 'Misdirected Request: this listener answers only its own host names\n'
+
 /**
  * Serve the metrics on their own listener (not the gateway's port): `GET`/`HEAD <path>` answers
  * the exposition text, other methods 405, other paths 404; on loopback, a Host that is not an IP
@@ -21,13 +23,15 @@ export interface MetricsServer {
  */
 export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
   const config = resolveMetricsServerConfig(options)
-  // Loopback only: a name that resolves to this host through someone's DNS is refused.
+  // Loopback only (DNS rebinding): a Host naming something else than this host is refused, so a
+  // web page whose name was made to resolve to 127.0.0.1 cannot read the metrics. Built once here.
   const hostOk = isLoopbackBind(config.host) ? hostGuard({ allowedHosts: config.allowedHosts }) : undefined
   const server = http.createServer((req, res) => {
     res.setHeader('Cache-Control', 'no-store')
     res.setHeader('X-Content-Type-Options', 'nosniff')
     if (hostOk && !hostOk(req.headers.host)) {
-      res.writeHead(421, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' }).end('Misdirected Request: this listener answers only its own host names\n')
+      res.writeHead(421, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': MISDIRECTED.length, Connection: 'close' })
+      res.end(req.method === 'HEAD' ? undefined : MISDIRECTED)
       return
     }
     const path = (req.url ?? '/').split('?')[0]

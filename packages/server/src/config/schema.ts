@@ -1,4 +1,4 @@
-import { ENDPOINT_IDS, PROVIDER_NAMES, SECURITY_EVENT_TYPES } from '@gatehouse/core'
+import { ENDPOINT_IDS, HOST_NAME_PATTERN, PROVIDER_NAMES, SECURITY_EVENT_TYPES } from '@gatehouse/core'
 import type { SchemaObject } from 'ajv'
 
 /**
@@ -64,7 +64,7 @@ export const configSchema: SchemaObject = obj({
   server: obj({
     host: nonEmpty,
     /** On a loopback address, the Host names answered besides IP literals and localhost (DNS rebinding). */
-    allowed_hosts: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$' }, description: 'must be a list of host names (no port, no scheme)' },
+    allowed_hosts: { type: 'array', items: { type: 'string', maxLength: 253, pattern: HOST_NAME_PATTERN }, description: 'must be a list of host names (no port, no scheme, no trailing dot)' },
     port,
     trust_proxy: {
       anyOf: [{ type: 'boolean' }, { type: 'integer', minimum: 0 }, nonEmpty, { type: 'array', items: nonEmpty }],
@@ -127,7 +127,7 @@ export const configSchema: SchemaObject = obj({
   metrics: obj({
     enabled: bool,
     host: nonEmpty,
-    allowed_hosts: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$' }, description: 'must be a list of host names (no port, no scheme)' },
+    allowed_hosts: { type: 'array', items: { type: 'string', maxLength: 253, pattern: HOST_NAME_PATTERN }, description: 'must be a list of host names (no port, no scheme, no trailing dot)' },
     port,
     path: { type: 'string', pattern: '^/' },
     prefix: { type: 'string', pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' },
