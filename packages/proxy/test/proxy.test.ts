@@ -35,7 +35,7 @@ function raw(url: string, method: string, path: string, headers: Record<string, 
       while (/^HTTP\/1\.1 1\d\d /.test(got)) got = got.slice(got.indexOf('\r\n\r\n') + 4)
       resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1] ?? 0))
     })
-    const all = { host: u.host, ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) }
+    const all: Record<string, string> = { host: u.host, ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) }
     all.connection = [headers.connection, 'close'].filter(Boolean).join(', ')
     socket.write(`${method} ${path} HTTP/1.1\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`)
     if (body !== undefined) socket.write(body)

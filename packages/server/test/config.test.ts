@@ -106,7 +106,7 @@ providers:
       'server.tls.cert_file: is required when server.tls.enabled is true',
       'server.tls.key_file: is required when server.tls.enabled is true',
       'store.url: is required when store.type is "redis"',
-      'alerts.0.condition: must look like "auth_failures > 100" (got "auth_failures >> 1")',
+      'alerts.0.condition: condition "auth_failures >> 1" must read "<metric> > <whole number>" (or >=), e.g. "auth_failures > 100"',
     ])
   })
 

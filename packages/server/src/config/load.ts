@@ -4,6 +4,7 @@ import Ajv from 'ajv'
 import dotenv from 'dotenv'
 import YAML from 'yaml'
 import { describeAjvErrors, parseDuration, parseSize, type ProviderName, PROVIDER_NAMES } from '@gatehouse/core'
+import { parseCondition } from '@gatehouse/metrics'
 import { defaultConfig } from './defaults'
 import { mapCipherSuites } from '../tls'
 import { configSchema, SECRET_CONFIG_KEYS } from './schema'
@@ -128,9 +129,9 @@ function semanticErrors(c: GatehouseConfig): string[] {
     errors.push((e as Error).message)
   }
   for (const [i, rule] of c.alerts.entries()) {
-    if (!/^\s*[a-z_]+\s*>\s*\d+\s*$/.test(rule.condition)) {
-      errors.push(`alerts.${i}.condition: must look like "auth_failures > 100" (got ${JSON.stringify(rule.condition)})`)
-    }
+    // The alert engine's own parser, so the config check and the engine accept the same rules.
+    const parsed = parseCondition(rule.condition)
+    if (typeof parsed === 'string') errors.push(`alerts.${i}.condition: ${parsed}`)
   }
   if (c.server.port !== 0 && c.metrics.enabled && c.metrics.port === c.server.port && c.metrics.host === c.server.host) {
     errors.push(`metrics.port: must differ from server.port (both ${c.server.port})`)

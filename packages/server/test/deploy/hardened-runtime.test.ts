@@ -373,7 +373,8 @@ describeSim('the image layout, run as 65534 on a read-only root', () => {
     })
   })
 
-  it.each(withSeccomp ? [0] : [])(
+  // Without python3-seccomp there is nothing to enforce the profile with (.ci/run installs it).
+  ;(withSeccomp ? it : it.skip)(
     'refuses to fork under the seccomp profile (threads still work)',
     async () => {
       const r = await run(
