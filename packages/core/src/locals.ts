@@ -23,8 +23,25 @@ export interface GatehouseLocals {
   endpointInference?: boolean
   /** The provider this request is for, once known. */
   provider?: string
-  /** Token usage reported by the upstream, once the response has been read. */
+  /**
+   * Token usage the upstream reported, set only once the whole answer has been read (a stream cut
+   * short leaves it unset: its partial figures would undercount).
+   */
   usage?: { inputTokens?: number; outputTokens?: number }
+  /**
+   * The most this request can cost, from its validated body (request-guard): the prompt's size in
+   * tokens and the effective output bound (`max_tokens` × `n`, summed over nested batch requests).
+   * Limits reserve this, and charge it when the upstream used tokens but reported none.
+   */
+  tokenEstimate?: { promptTokens: number; outputTokens: number }
+  /**
+   * Set by the proxy: false while the request has not left the gateway, true once its head was
+   * written to a connected upstream socket (from then on the provider may spend tokens).
+   * Undefined when no Gatehouse proxy is in the path.
+   */
+  upstreamReached?: boolean
+  /** The status the upstream answered with, once its response head arrived. */
+  upstreamStatus?: number
 }
 
 /** The request's shared Gatehouse state, created on first use. */
@@ -32,4 +49,52 @@ export function gatehouseLocals(res: Response): GatehouseLocals {
   const locals = res.locals as { gatehouse?: GatehouseLocals }
   if (!locals.gatehouse) locals.gatehouse = {}
   return locals.gatehouse
+}
+
+/** What a finished request costs in tokens, and how that figure was found. */
+export interface TokenCharge {
+  tokens: number
+  /**
+   * `reported`: the provider's own usage. `estimated`: the upstream may have used tokens but did
+   * not say how many, so the pessimistic bound (prompt estimate + output bound) is charged.
+   * `none`: the upstream never received the request, or refused it (providers do not bill errors).
+   * `unknown`: no estimate is known (no request-guard in the path); the caller keeps what it reserved.
+   */
+  source: 'reported' | 'estimated' | 'none' | 'unknown'
+  inputTokens?: number
+  outputTokens?: number
+}
+
+const tokenCount = (v: unknown): number | undefined =>
+  typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.ceil(v) : undefined
+
+/**
+ * The tokens a finished (or abandoned) request costs, the one figure the limits settle on and the
+ * audit line, the metrics and the request store record:
+ * 1. usage the provider reported for the whole answer;
+ * 2. nothing when the upstream answered an error status without usage, or never got the request;
+ * 3. the pessimistic bound when the upstream got the request and no usage came back (a stream cut
+ *    short, a body too odd to read, an upstream that timed out);
+ * 4. without a Gatehouse proxy in the path: nothing for an error status, the bound otherwise.
+ * Call it when the response is done (`finish` or `close`).
+ */
+export function tokenCharge(res: Response): TokenCharge {
+  const locals = gatehouseLocals(res)
+  const input = tokenCount(locals.usage?.inputTokens)
+  const output = tokenCount(locals.usage?.outputTokens)
+  if (input !== undefined || output !== undefined) {
+    return { tokens: (input ?? 0) + (output ?? 0), source: 'reported', ...(input !== undefined ? { inputTokens: input } : {}), ...(output !== undefined ? { outputTokens: output } : {}) }
+  }
+  const refused =
+    locals.upstreamReached === false ||
+    (locals.upstreamStatus !== undefined ? locals.upstreamStatus >= 400 : locals.upstreamReached === undefined && res.statusCode >= 400)
+  if (refused) return { tokens: 0, source: 'none' }
+  const estimate = locals.tokenEstimate
+  if (!estimate) return { tokens: 0, source: 'unknown' }
+  return {
+    tokens: estimate.promptTokens + estimate.outputTokens,
+    source: 'estimated',
+    inputTokens: estimate.promptTokens,
+    outputTokens: estimate.outputTokens,
+  }
 }
