@@ -16,6 +16,8 @@ import {
   durationMs,
   invalid,
   isRateLimitViolation as defaultIsRateLimitViolation,
+  isSharedLimitRefusal,
+  neverBlockMatcher,
   resolveAlertRaw,
   type AlertAction,
   type AlertEngineOptions,
@@ -52,6 +54,8 @@ export interface AlertEngineStats {
   deliveryFailures: number
   /** onBlockIp calls that completed. */
   blocked: number
+  /** block_ip firings for an address that is never blocked (loopback, `neverBlock`): alert only. */
+  spared: number
   /** Failed store calls (events not counted). */
   storeErrors: number
 }
@@ -118,6 +122,10 @@ export function resolveAlertRules(
     }
     if (rule.action === 'block_ip' && !available.onBlockIp) {
       throw alertError(i, rule, 'action block_ip needs an onBlockIp callback (the ip-filter runtime denylist)')
+    }
+    if (rule.action === 'block_ip' && parsed.metric === 'credential_rejections') {
+      // The provider's verdict on the operator's credential says nothing about the caller.
+      throw alertError(i, rule, 'action block_ip cannot count credential_rejections: they measure the provider credential, not the caller; use notify_admin')
     }
     if (rule.ttl !== undefined && rule.action !== 'block_ip') throw alertError(i, rule, 'ttl applies to block_ip only')
     let ttlMs: number
@@ -202,7 +210,8 @@ export function createAlertEngine(options: AlertEngineOptions = {}): AlertEngine
     })
   }
 
-  const stats: AlertEngineStats = { fired: 0, delivered: 0, deliveryFailures: 0, blocked: 0, storeErrors: 0 }
+  const stats: AlertEngineStats = { fired: 0, delivered: 0, deliveryFailures: 0, blocked: 0, spared: 0, storeErrors: 0 }
+  const spared = neverBlockMatcher(raw.neverBlock ?? [])
   const inflight = new Set<Promise<unknown>>()
   const stop = new AbortController()
   let lastStoreErrorLog = 0
@@ -210,6 +219,21 @@ export function createAlertEngine(options: AlertEngineOptions = {}): AlertEngine
   const track = (p: Promise<unknown>): void => {
     inflight.add(p)
     void p.finally(() => inflight.delete(p))
+  }
+
+  /**
+   * Whether an event is the caller's own doing, the only kind a block_ip rule counts: its failed
+   * authentication, a refusal by its own per-address or per-key limit (`details.own_limit`), or a
+   * request of its that a layer refused. A 429 from a bucket the caller shares with others (the
+   * gateway's, a provider's, a quota) is somebody else's doing: counting it would let one tenant
+   * drain a shared bucket and get the others' addresses denylisted.
+   */
+  const callersOwn = (event: SecurityEvent): boolean => {
+    if (event.event_type === 'auth_failure') return true
+    if (event.event_type !== 'security_violation') return false
+    if (!isRateLimit(event) && !isSharedLimitRefusal(event)) return true
+    const details = event.details as Record<string, unknown> | undefined
+    return details?.own_limit === true
   }
 
   const matches = (metric: AlertMetric, event: SecurityEvent): boolean => {
@@ -245,6 +269,16 @@ export function createAlertEngine(options: AlertEngineOptions = {}): AlertEngine
       return
     }
     if (rule.action === 'block_ip' && onBlockIp) {
+      if (spared(subject)) {
+        // Loopback and the operator's own addresses (trusted proxies) are never blocked: a block
+        // would take down every client behind them. The alert is still logged above.
+        stats.spared++
+        logger.warn(`${PKG}: alert "${rule.name}" would block ${subject}, which is never blocked (loopback or neverBlock); alert only`, {
+          rule: rule.name,
+          ip: subject,
+        })
+        return
+      }
       const block: BlockRequest = {
         ip: subject,
         ttlSeconds: rule.ttlSeconds,
@@ -282,7 +316,7 @@ export function createAlertEngine(options: AlertEngineOptions = {}): AlertEngine
         if (!matches(rule.metric, event)) continue
         let subject = '*'
         if (rule.action === 'block_ip') {
-          if (typeof event.ip !== 'string') continue
+          if (typeof event.ip !== 'string' || !callersOwn(event)) continue
           const ip = normalizeIp(event.ip)
           if (isIP(ip) === 0) continue
           subject = ip

@@ -4,11 +4,13 @@ import {
   PROVIDER_NAMES,
   createOptionsResolver,
   isLogger,
+  isLoopback,
   noopLogger,
   parseDuration,
   type Logger,
   type SecurityEvent,
 } from '@gatehouse/core'
+import ipaddr from 'ipaddr.js'
 import { MetricsErrorCodes } from './errors'
 
 export const PKG = '@gatehouse/metrics'
@@ -72,6 +74,43 @@ export function isRateLimitViolation(event: SecurityEvent): boolean {
     typeof event.result === 'string' &&
     (event.result === 'rate_limited' || event.result.startsWith('rate_limit') || event.result.startsWith('quota'))
   )
+}
+
+/**
+ * A refusal by a limit that is not the caller's alone, whatever its `result` says: the limiter
+ * marked it `own_limit: false` (a global, provider or quota bucket, a store outage).
+ */
+export function isSharedLimitRefusal(event: SecurityEvent): boolean {
+  const details = event.details as Record<string, unknown> | undefined
+  return details?.own_limit === false
+}
+
+/**
+ * A test for the addresses block_ip never blocks: loopback always, and each address or CIDR of
+ * `neverBlock` (IPv4-mapped IPv6 addresses compare as IPv4). Throws GH_METRICS_INVALID_OPTIONS
+ * naming an entry that is not an address or CIDR.
+ */
+export function neverBlockMatcher(neverBlock: readonly string[]): (ip: string) => boolean {
+  const ranges = neverBlock.map((entry, i) => {
+    try {
+      return entry.includes('/') ? ipaddr.parseCIDR(entry) : ([ipaddr.process(entry), entry.includes(':') ? 128 : 32] as [ipaddr.IPv4 | ipaddr.IPv6, number])
+    } catch {
+      throw invalid(`neverBlock[${i}] must be an IP address or CIDR (got ${JSON.stringify(entry)})`)
+    }
+  })
+  return (ip) => {
+    if (isLoopback(ip)) return true
+    let addr: ipaddr.IPv4 | ipaddr.IPv6
+    try {
+      addr = ipaddr.process(ip)
+    } catch {
+      return false
+    }
+    return ranges.some(([range, bits]) => {
+      const r = range.kind() === 'ipv6' && (range as ipaddr.IPv6).isIPv4MappedAddress() ? [(range as ipaddr.IPv6).toIPv4Address(), Math.max(0, bits - 96)] as const : [range, bits] as const
+      return addr.kind() === r[0].kind() && addr.match(r[0] as never, r[1])
+    })
+  }
 }
 
 export const metricsOptionsSchema = {
@@ -241,6 +280,11 @@ export interface AlertEngineOptions {
   store?: AlertStore
   /** Which events count as rate-limit violations. @default isRateLimitViolation */
   isRateLimitViolation?: (event: SecurityEvent) => boolean
+  /**
+   * Addresses and CIDRs block_ip never blocks, besides loopback (always spared): trusted proxies,
+   * a NAT every client shares. Their alerts are logged, not acted on. @default []
+   */
+  neverBlock?: string[]
   /** Where fired alerts and delivery failures are reported. @default a no-op logger */
   logger?: Logger
 }
@@ -294,6 +338,7 @@ export const alertEngineOptionsSchema = {
     onBlockIp: {},
     store: {},
     isRateLimitViolation: {},
+    neverBlock: { type: 'array', items: { type: 'string', minLength: 1, maxLength: 64 } },
     logger: {},
   },
 } as const

@@ -172,6 +172,74 @@ describe('alert rules: windows and firing (memory store, fake clock)', () => {
     expect(engine.stats().fired).toBe(1)
   })
 
+  it('never counts a refusal by a shared bucket towards block_ip: a victim draining nothing of its own is not blocked', async () => {
+    fakeClock()
+    const { engine, blocks } = blockEngine('rate_limit_violations > 2')
+    // The victim's 429s come from a provider bucket or quota somebody else drained.
+    for (let i = 0; i < 20; i++) engine.recordEvent(rateLimited('198.51.100.20', false))
+    for (let i = 0; i < 20; i++) {
+      engine.recordEvent(event({ event_type: 'security_violation', result: 'quota_exceeded', ip: '198.51.100.21', details: { own_limit: false } }))
+      // A limiter that does not say whose limit it was is not the caller's either.
+      engine.recordEvent(event({ event_type: 'security_violation', result: 'rate_limited', ip: '198.51.100.22' }))
+    }
+    // The drainer's own per-key refusals do count.
+    for (let i = 0; i < 3; i++) engine.recordEvent(rateLimited('203.0.113.66', true))
+    await engine.idle()
+    expect(blocks.map((b) => b.ip)).toEqual(['203.0.113.66'])
+    await engine.shutdown()
+  })
+
+  it('counts only the caller\'s own events for a security_events block_ip rule (access lines and credential verdicts are not)', async () => {
+    fakeClock()
+    const { engine, blocks } = blockEngine('security_events > 2')
+    for (let i = 0; i < 10; i++) {
+      engine.recordEvent(event({ event_type: 'provider_request', result: 'success', ip: '198.51.100.30' }))
+      engine.recordEvent(event({ event_type: 'credential_access', result: 'rejected', ip: '198.51.100.31' }))
+      engine.recordEvent(rateLimited('198.51.100.32', false))
+    }
+    for (let i = 0; i < 3; i++) engine.recordEvent(event({ event_type: 'security_violation', result: 'endpoint_denied', ip: '203.0.113.77' }))
+    await engine.idle()
+    expect(blocks.map((b) => b.ip)).toEqual(['203.0.113.77'])
+    await engine.shutdown()
+  })
+
+  it('never blocks loopback or a neverBlock address or range: it logs the alert instead', async () => {
+    fakeClock()
+    const logger = recordingLogger()
+    const blocks: BlockRequest[] = []
+    const engine = createAlertEngine({
+      logger,
+      onBlockIp: (b) => void blocks.push(b),
+      neverBlock: ['10.20.0.0/16', '2001:db8::1', '::ffff:192.0.2.0/120'],
+      rules: [{ name: 'Auth', condition: 'auth_failures >= 2', duration: '1m', action: 'block_ip' }],
+    })
+    for (const ip of ['127.0.0.1', '::1', '::ffff:127.0.0.5', '10.20.3.4', '2001:db8::1', '192.0.2.9', '10.21.0.1']) {
+      engine.recordEvent(event({ ip }))
+      engine.recordEvent(event({ ip }))
+    }
+    await engine.idle()
+    expect(blocks.map((b) => b.ip)).toEqual(['10.21.0.1'])
+    expect(engine.stats()).toMatchObject({ fired: 7, blocked: 1, spared: 6 })
+    expect(logger.calls.filter((c) => c.level === 'warn' && /which is never blocked/.test(c.message)).map((c) => c.meta?.ip)).toEqual([
+      '127.0.0.1',
+      '::1',
+      '127.0.0.5',
+      '10.20.3.4',
+      '2001:db8::1',
+      '192.0.2.9',
+    ])
+    await engine.shutdown()
+  })
+
+  it('refuses a neverBlock entry that is not an address or CIDR, and block_ip on credential_rejections', () => {
+    expect(() => createAlertEngine({ onBlockIp: () => undefined, neverBlock: ['10.0.0.0/33'] })).toThrow(
+      expect.objectContaining({ code: 'GH_METRICS_INVALID_OPTIONS', message: expect.stringContaining('neverBlock[0] must be an IP address or CIDR (got "10.0.0.0/33")') }),
+    )
+    expect(() =>
+      createAlertEngine({ onBlockIp: () => undefined, rules: [{ name: 'C', condition: 'credential_rejections >= 1', duration: '1m', action: 'block_ip' }] }),
+    ).toThrow(expect.objectContaining({ code: 'GH_METRICS_INVALID_ALERT', message: expect.stringContaining('cannot count credential_rejections') }))
+  })
+
   it('logs an onBlockIp failure and carries on', async () => {
     const logger = recordingLogger()
     const engine = createAlertEngine({

@@ -25,7 +25,9 @@ export const event = (overrides: Partial<SecurityEvent> = {}): SecurityEvent => 
   ...overrides,
 })
 
-export const rateLimited = (ip: string): SecurityEvent => event({ event_type: 'security_violation', result: 'rate_limited', ip })
+/** A 429 event; `ownLimit` says whether the caller's own per-IP or per-key limit refused it. */
+export const rateLimited = (ip: string, ownLimit = true): SecurityEvent =>
+  event({ event_type: 'security_violation', result: 'rate_limited', ip, details: { own_limit: ownLimit } })
 
 /** Value of one sample in Prometheus text, or undefined. `series` is `name{a="b"}` exactly as printed. */
 export function sample(text: string, series: string): number | undefined {
