@@ -1,4 +1,5 @@
 export { clientAuth } from './middleware'
+export { keyModelScope, modelsOfRequest, type KeyModelScopeOptions } from './models'
 export { resolveClientAuthConfig, clientAuthOptionsSchema, type ClientAuthOptions, type ClientAuthConfig } from './options'
 export { MemoryKeyStore, FileKeyStore, validateKeyScope, type ClientKeyRecord, type ClientKeyStore, type CreateKeyInput, type CreatedKey, type FileKeyStoreOptions } from './store'
 export { generateClientKey, hashClientKey, isClientKeyFormat, keyIdFromHash, parseSalt } from './keys'

@@ -182,6 +182,8 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
     locals.clientKeyId = record.id
     locals.clientAuth = { keyId: record.id, name: record.name }
     if (record.endpoints) locals.clientKeyEndpoints = record.endpoints
+    if (record.models) locals.clientKeyModels = record.models
+    if (record.limits) locals.clientKeyLimits = record.limits
     if (config.stripCredentials) for (const h of CREDENTIAL_HEADERS) delete req.headers[h]
     if (config.emitSuccess && successDue(`${record.id}|${clientIp(req)}`)) {
       event(req, res, { event_type: 'auth_success', user_id: record.id, result: 'ok' })

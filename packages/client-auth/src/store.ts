@@ -4,11 +4,13 @@ import {
   ENDPOINT_IDS,
   GatehouseConfigError,
   GatehouseError,
+  KEY_LIMIT_NAMES,
   insecureFileReason,
   isProviderName,
   PROVIDER_NAMES,
   suggest,
   writeFileAtomicSync,
+  type KeyLimitScope,
   type Logger,
   noopLogger,
 } from '@gatehouse/core'
@@ -32,6 +34,10 @@ export interface ClientKeyRecord {
    * it; the providers' sets when absent (an empty list allows none).
    */
   endpoints?: string[]
+  /** Models (names, or patterns with `*`) this key may use; any when absent. */
+  models?: string[]
+  /** The key's own limits, overall and per provider, on top of the gateway's. */
+  limits?: KeyLimitScope
 }
 
 /** What the middleware needs from a key store. */
@@ -50,6 +56,10 @@ export interface CreateKeyInput {
   providers?: string[]
   /** Endpoint ids (provider registry); non-empty when given, each of one of `providers`. */
   endpoints?: string[]
+  /** Models or `*` patterns; non-empty when given. */
+  models?: string[]
+  /** Positive whole numbers; provider entries only for providers the key may call. */
+  limits?: KeyLimitScope
   expiresAt?: Date
 }
 
@@ -57,7 +67,7 @@ export interface CreateKeyInput {
  * Check a key's scope before it is stored. Throws GH_AUTH_INVALID_SCOPE (400) naming the field
  * and the value at fault (scopes hold no secret).
  */
-export function validateKeyScope(input: { providers?: unknown; endpoints?: unknown }): void {
+export function validateKeyScope(input: { providers?: unknown; endpoints?: unknown; models?: unknown; limits?: unknown }): void {
   const bad = (message: string): never => {
     throw new GatehouseError(ClientAuthErrorCodes.GH_AUTH_INVALID_SCOPE, `@gatehouse/client-auth: ${message}`, 400)
   }
@@ -82,7 +92,37 @@ export function validateKeyScope(input: { providers?: unknown; endpoints?: unkno
     const provider = id.slice(0, id.indexOf('.'))
     if (providers && !providers.includes(provider)) bad(`endpoints: ${JSON.stringify(id)} is an endpoint of ${provider}, which providers does not include`)
   }
+  for (const model of list('models', input.models) ?? []) {
+    if (!MODEL_PATTERN.test(model)) bad(`models: ${JSON.stringify(model.slice(0, 80))} is not a model name or pattern (letters, digits, . _ - : / @ and *, up to 200)`)
+  }
+  if (input.limits === undefined) return
+  const whole = (field: string, value: unknown): void => {
+    if (!Number.isSafeInteger(value) || (value as number) < 1) bad(`${field} must be a whole number of at least 1 (got ${JSON.stringify(value)})`)
+  }
+  const limitsOf = (field: string, value: unknown, nested: boolean): void => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) bad(`${field} must be an object of limits`)
+    for (const [name, v] of Object.entries(value as Record<string, unknown>)) {
+      if (nested && name === 'providers') {
+        if (v === null || typeof v !== 'object' || Array.isArray(v)) bad(`${field}.providers must map provider names to limits`)
+        for (const [p, pl] of Object.entries(v as Record<string, unknown>)) {
+          if (!isProviderName(p)) bad(`${field}.providers: unknown provider ${JSON.stringify(p)} (${PROVIDER_NAMES.join(', ')})`)
+          if (providers && !providers.includes(p)) bad(`${field}.providers.${p}: the key may not call ${p} (providers)`)
+          limitsOf(`${field}.providers.${p}`, pl, false)
+        }
+        continue
+      }
+      if (!(KEY_LIMIT_NAMES as readonly string[]).includes(name)) {
+        const hint = suggest(name, KEY_LIMIT_NAMES)
+        bad(`${field}: unknown limit ${JSON.stringify(name)}${hint ? ` (did you mean ${JSON.stringify(hint)}?)` : ''} (${KEY_LIMIT_NAMES.join(', ')})`)
+      }
+      whole(`${field}.${name}`, v)
+    }
+  }
+  limitsOf('limits', input.limits, true)
 }
+
+/** A model name as providers spell them (`gpt-4o-mini`, `models/gemini-2.0-flash`, `claude-sonnet-4@20250514`), `*` for any run. */
+const MODEL_PATTERN = /^[A-Za-z0-9._:/@*-]{1,200}$/
 
 export interface CreatedKey {
   /** The plaintext key: shown once, never stored. */
@@ -140,6 +180,8 @@ abstract class IndexedKeyStore implements ClientKeyStore {
       validateKeyScope(input)
       if (input.providers) record.providers = [...input.providers]
       if (input.endpoints) record.endpoints = [...input.endpoints]
+      if (input.models) record.models = [...input.models]
+      if (input.limits) record.limits = structuredClone(input.limits)
       if (input.expiresAt) record.expires_at = input.expiresAt.toISOString()
       this.save([...this.byHash.values(), record])
       return { key, record: { ...record } }
@@ -165,6 +207,12 @@ abstract class IndexedKeyStore implements ClientKeyStore {
     for (const r of records) {
       if (r.providers) Object.freeze(r.providers)
       if (r.endpoints) Object.freeze(r.endpoints)
+      if (r.models) Object.freeze(r.models)
+      if (r.limits) {
+        for (const l of Object.values(r.limits.providers ?? {})) Object.freeze(l)
+        Object.freeze(r.limits.providers)
+        Object.freeze(r.limits)
+      }
     }
     this.byHash = new Map(records.map((r) => [r.hash, r]))
     this.hashBytes = new Map(records.map((r) => [r.hash, Buffer.from(r.hash, 'hex')]))
@@ -289,6 +337,13 @@ export class FileKeyStore extends IndexedKeyStore {
       for (const r of parsed.keys) {
         if (typeof r?.hash !== 'string' || !/^[0-9a-f]{64}$/.test(r.hash) || typeof r.id !== 'string') {
           throw new GatehouseConfigError('GH_AUTH_KEYFILE_CORRUPT', `@gatehouse/client-auth: key file ${this.file} has a malformed entry`)
+        }
+        // A scope edited by hand is checked as one given to create(): a limit that is not a
+        // number must not read as "no limit".
+        try {
+          validateKeyScope(r)
+        } catch (e) {
+          throw new GatehouseConfigError('GH_AUTH_KEYFILE_CORRUPT', `@gatehouse/client-auth: key file ${this.file}: key ${r.id}: ${(e as Error).message.replace('@gatehouse/client-auth: ', '')}`)
         }
       }
       this.index(parsed.keys)

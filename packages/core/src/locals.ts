@@ -1,6 +1,22 @@
 import type { Response } from 'express'
 import type { ProviderRoute } from './providers'
 
+/** Limits of one client key, overall or for one provider: each a positive whole number. */
+export interface KeyLimits {
+  requests_per_minute?: number
+  tokens_per_minute?: number
+  monthly_tokens?: number
+  concurrency?: number
+}
+
+/** A key's limits: overall, and per provider (both apply). */
+export interface KeyLimitScope extends KeyLimits {
+  providers?: Partial<Record<string, KeyLimits>>
+}
+
+/** The names of `KeyLimits`, in the order they are shown. */
+export const KEY_LIMIT_NAMES = ['requests_per_minute', 'tokens_per_minute', 'monthly_tokens', 'concurrency'] as const
+
 /**
  * Per-request data that Gatehouse middlewares share, kept in `res.locals.gatehouse`.
  * Packages add their own fields through declaration merging on this interface.
@@ -15,6 +31,10 @@ export interface GatehouseLocals {
    * them; undefined means the provider's allowed set.
    */
   clientKeyEndpoints?: readonly string[]
+  /** The authenticated key's own limits, when it has any (client-auth's `KeyLimitScope`). */
+  clientKeyLimits?: Readonly<KeyLimitScope>
+  /** The models (names, or patterns with `*`) the authenticated key may use, when its scope names them. */
+  clientKeyModels?: readonly string[]
   /** The provider route resolved for this request (once; later layers read it). */
   route?: ProviderRoute
   /** The registry id of the endpoint this request is for, once admitted (`openai.chat`). */
