@@ -4,6 +4,7 @@ import {
   gatehouseLocals,
   clientIp,
   resolveProviderRoute,
+  tokenCharge,
   type SecurityEventInput,
 } from '@gatehouse/core'
 import { createSinkMasker, type SinkMasker } from './mask'
@@ -80,8 +81,14 @@ export function accessLog(options: AccessLogOptions): RequestHandler {
         status: res.statusCode,
         duration_ms: Math.round(durationMs * 1000) / 1000,
       }
-      if (locals.usage?.inputTokens !== undefined) details.input_tokens = locals.usage.inputTokens
-      if (locals.usage?.outputTokens !== undefined) details.output_tokens = locals.usage.outputTokens
+      // The figure the limits settle on (tokenCharge): the provider's usage, or the pessimistic
+      // bound when the upstream got the request and said nothing (`usage: "estimated"`).
+      const charge = tokenCharge(res)
+      if (charge.source === 'reported' || charge.source === 'estimated') {
+        if (charge.inputTokens !== undefined) details.input_tokens = charge.inputTokens
+        if (charge.outputTokens !== undefined) details.output_tokens = charge.outputTokens
+        details.usage = charge.source
+      }
       if (config.details) {
         try {
           const extra = config.details(req, res)

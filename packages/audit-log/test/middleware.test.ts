@@ -59,9 +59,27 @@ describe('accessLog', () => {
         duration_ms: expect.any(Number),
         input_tokens: 12,
         output_tokens: 34,
+        usage: 'reported',
       },
     })
     expect((events[0]!.details as { duration_ms: number }).duration_ms).toBeGreaterThanOrEqual(0)
+  })
+
+  it('logs the pessimistic bound, marked estimated, when the upstream got the request and reported no usage, and nothing when it never got it', async () => {
+    const { events, onEvent } = collectEvents()
+    const app = createTestApp(accessLog({ onEvent }), (req, res, next) => {
+      const locals = gatehouseLocals(res)
+      locals.tokenEstimate = { promptTokens: 100, outputTokens: 4096 }
+      locals.upstreamReached = req.path !== '/v1/chat/completions'
+      if (req.path === '/v1/messages') locals.upstreamStatus = 200
+      next()
+    })
+    await request(app).post('/v1/messages').send({}).expect(200)
+    await request(app).post('/v1/chat/completions').send({}).expect(200)
+    await waitFor(() => events.length === 2)
+    expect(events[0]!.details).toMatchObject({ input_tokens: 100, output_tokens: 4096, usage: 'estimated' })
+    expect(events[1]!.details).not.toHaveProperty('input_tokens')
+    expect(events[1]!.details).not.toHaveProperty('usage')
   })
 
   it('reads the provider from the path, and leaves token fields out when usage is unknown', async () => {
