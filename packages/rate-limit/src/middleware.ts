@@ -4,7 +4,7 @@ import {
   type RateLimitInfo,
   type RateLimitRequestHandler,
 } from 'express-rate-limit'
-import { gatehouseLocals, type Logger } from '@gatehouse/core'
+import { gatehouseLocals, tokenCharge, type Logger } from '@gatehouse/core'
 import { TokenBucketStore } from './bucket-store'
 import { clientKey, ipKey, proxyChecker, requestIp, requestProvider } from './keys'
 import { MemoryStore } from './memory-store'
@@ -23,7 +23,7 @@ import {
 import { periodEnd, periodStart } from './period'
 import { refuse, refuseStoreDown, setRateLimitHeaders, type LimitKind } from './refusal'
 import { isStoreUnavailable, type BucketRef, type QuotaRef, type RateLimitStore } from './store'
-import { estimateTokens, reportedUsage } from './tokens'
+import { estimateTokens } from './tokens'
 
 /** What one limiter decided for a request, in `res.locals.gatehouse.rateLimit["<kind>:<name>"]`. */
 export interface RateLimitDecision {
@@ -82,6 +82,25 @@ export type QuotaHandler = RateLimitHandler & {
 }
 
 const LOG_EVERY_MS = 5000
+
+/**
+ * What a request reserves: request-guard's estimate from the validated body (prompt + the
+ * effective output bound) when it ran, else an estimate from the headers (estimateTokens).
+ */
+function reservation(req: Request, res: Response, defaultMaxTokens: number): number {
+  const e = gatehouseLocals(res).tokenEstimate
+  return e ? e.promptTokens + e.outputTokens : estimateTokens(req, defaultMaxTokens).total
+}
+
+/**
+ * What a finished request is charged (core's tokenCharge): the provider's usage, the pessimistic
+ * bound when the upstream got the request and reported none, nothing when it never got it or
+ * refused it; the reservation itself when nothing is known.
+ */
+function settledTokens(res: Response, reserved: number): number {
+  const charge = tokenCharge(res)
+  return charge.source === 'unknown' ? reserved : charge.tokens
+}
 
 const seconds = (s: number): string => {
   const n = Math.max(1, Math.ceil(s))
@@ -358,7 +377,7 @@ export function tokenLimit(options: TokenLimitOptions): RateLimitHandler {
     }
     // A request larger than the whole bucket reserves the whole bucket: it can still run (when the
     // bucket is full) and pays the rest when its usage is settled.
-    const amount = Math.min(estimateTokens(req, config.defaultMaxTokens).total, rule.capacity)
+    const amount = Math.min(reservation(req, res, config.defaultMaxTokens), rule.capacity)
     if (amount === 0) {
       next()
       return
@@ -403,8 +422,8 @@ export function tokenLimit(options: TokenLimitOptions): RateLimitHandler {
           reserved: amount,
         })
         whenDone(res, () => {
-          const actual = reportedUsage(res)
-          if (actual === undefined || actual === amount) return
+          const actual = settledTokens(res, amount)
+          if (actual === amount) return
           config.store.adjust(ref, actual - amount).catch((err: unknown) => accounting.settleFailed(err))
         })
         proceed()
@@ -459,7 +478,7 @@ export function quota(options: QuotaOptions): QuotaHandler {
       next()
       return
     }
-    const amount = estimateTokens(req, config.defaultMaxTokens).total
+    const amount = reservation(req, res, config.defaultMaxTokens)
     const ref: QuotaRef = { namespace, key: id, limit }
     let called = false
     const proceed = (err?: unknown): void => {
@@ -507,8 +526,8 @@ export function quota(options: QuotaOptions): QuotaHandler {
           reserved: amount,
         })
         whenDone(res, () => {
-          const actual = reportedUsage(res)
-          if (actual === undefined || actual === amount) return
+          const actual = settledTokens(res, amount)
+          if (actual === amount) return
           config.store
             .quotaSettle(ref, state.period, actual - amount)
             .catch((err: unknown) => accounting.settleFailed(err))

@@ -89,6 +89,10 @@ function providerInfo(kind: LimitKind, message: string): ProviderErrorInfo {
   return { message }
 }
 
+/** A refusal by the caller's own per-address or per-key rate (not a quota, not a shared bucket). */
+export const ownLimit = (info: Pick<RefusalInfo, 'kind' | 'scope'>): boolean =>
+  (info.scope === 'ip' || info.scope === 'key') && info.kind !== 'quota'
+
 /** Answer 429 in the provider's shape (headers are already set) and report a security_violation. */
 export function refuse(
   req: Request,
@@ -119,6 +123,10 @@ export function refuse(
         limit_type: info.kind,
         limit: info.limit,
         retry_after_seconds: Math.max(1, Math.ceil(info.retryAfterSeconds)),
+        // Whether the caller's own bucket refused (its address's or its key's): only those may
+        // count towards blocking it. A shared bucket (global, provider) or a spent quota is
+        // somebody else's doing as much as the caller's.
+        own_limit: ownLimit(info),
       },
     },
     (err) =>
@@ -158,7 +166,7 @@ export function refuseStoreDown(
       ip: normalizeIp(req.ip),
       ...(locals.requestId ? { request_id: locals.requestId } : {}),
       result: 'store_unavailable',
-      details: { code: 'GH_RL_STORE_UNAVAILABLE', scope, limiter: name, on_store_error: 'deny' },
+      details: { code: 'GH_RL_STORE_UNAVAILABLE', scope, limiter: name, on_store_error: 'deny', own_limit: false },
     },
     (err) =>
       logger.warn('@gatehouse/rate-limit: onEvent handler threw', {

@@ -116,6 +116,8 @@ describe('rateLimit refusals', () => {
             limit_type: 'requests',
             limit: 2,
             retry_after_seconds: Number(res.headers['retry-after']),
+            // the caller's own per-address bucket: it may count towards blocking it
+            own_limit: true,
           },
         },
       ])

@@ -119,6 +119,8 @@ describe('quota refusals', () => {
             limit_type: 'quota',
             limit: 100,
             retry_after_seconds: Number(res.headers['retry-after']),
+            // a provider's bucket is shared: it never counts towards blocking the caller
+            own_limit: false,
           },
         },
       ])

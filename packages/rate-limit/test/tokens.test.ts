@@ -3,7 +3,7 @@ import express, { type RequestHandler } from 'express'
 import request from 'supertest'
 import { gatehouseLocals } from '@gatehouse/core'
 import { collectEvents, createTestApp, listen, MockUpstream, type RunningServer } from '@gatehouse/testing'
-import { estimateTokens, memoryStore, tokenLimit } from '@gatehouse/rate-limit'
+import { estimateTokens, memoryStore, quota, tokenLimit } from '@gatehouse/rate-limit'
 import { proxyTo } from './proxy'
 import { send, sleep } from './helpers'
 
@@ -167,6 +167,8 @@ describe('tokenLimit', () => {
             limit_type: 'tokens',
             limit: estimate * 2,
             retry_after_seconds: Number(res.headers['retry-after']),
+            // a provider's bucket is shared: it never counts towards blocking the caller
+            own_limit: false,
           },
         }),
       ])
@@ -412,5 +414,46 @@ describe('meterUpstreamUsage through a streaming proxy', () => {
     // Still charged in full, not refunded.
     expect(state.tokens).toBe(600 - reserved)
     upstream.behave({})
+  })
+})
+
+describe('reserving request-guard\'s estimate and settling on tokenCharge', () => {
+  /** What request-guard leaves: the estimate from the validated body. */
+  const guard: RequestHandler = (_req, res, next) => {
+    gatehouseLocals(res).tokenEstimate = { promptTokens: 100, outputTokens: 400 }
+    next()
+  }
+  /** What the proxy leaves, chosen by the test: x-reached, x-status, x-usage. */
+  const upstreamOutcome: RequestHandler = (req, res) => {
+    const locals = gatehouseLocals(res)
+    if (req.headers['x-reached'] !== undefined) locals.upstreamReached = req.headers['x-reached'] === 'true'
+    if (req.headers['x-status'] !== undefined) locals.upstreamStatus = Number(req.headers['x-status'])
+    if (req.headers['x-usage'] !== undefined) locals.usage = { inputTokens: 10, outputTokens: Number(req.headers['x-usage']) }
+    res.status(locals.upstreamStatus ?? (locals.upstreamReached === false ? 502 : 200)).json({ reserved: locals.rateLimit })
+  }
+  const bucket = { namespace: 'tok:global', key: 'global', capacity: 10_000, refillPerSecond: 10_000 / 60 }
+
+  it.each<[string, Record<string, string>, number]>([
+    ['reported usage', { 'x-reached': 'true', 'x-status': '200', 'x-usage': '40' }, 50],
+    ['no usage from an upstream that got it (a stream cut short): the pessimistic bound', { 'x-reached': 'true', 'x-status': '200' }, 500],
+    ['no usage and no answer from an upstream that got it (first-byte timeout): the bound', { 'x-reached': 'true' }, 500],
+    ['a request the upstream never got: nothing', { 'x-reached': 'false' }, 0],
+    ['an upstream error without usage: nothing (providers do not bill errors)', { 'x-reached': 'true', 'x-status': '400' }, 0],
+  ])('tokenLimit and quota reserve prompt + output bound and charge %s', async (_what, headers, charged) => {
+    const frozen = Date.now()
+    const store = memoryStore({ clock: () => frozen })
+    const app = createTestApp(
+      guard,
+      tokenLimit({ scope: 'global', tokensPerMinute: 10_000, defaultMaxTokens: 9999, store }),
+      quota({ scope: 'global', limit: 1_000_000, defaultMaxTokens: 9999, store }),
+      upstreamOutcome,
+    )
+    const res = await request(app).post('/v1/chat/completions').set(headers).send({ model: 'm' })
+    // The reservation is the estimate, not Content-Length / 4 + the default.
+    expect(res.body.reserved['tokens:global'].reserved).toBe(500)
+    expect(res.body.reserved['quota:global'].reserved).toBe(500)
+    await sleep(20)
+    expect((await store.peek(bucket)).tokens).toBe(10_000 - charged)
+    expect((await store.quotaGet({ namespace: 'quota:global', key: 'global', limit: 1_000_000 })).used).toBe(charged)
   })
 })
