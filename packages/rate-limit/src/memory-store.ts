@@ -9,6 +9,8 @@ import {
   type QuotaRef,
   type QuotaState,
   type RateLimitStore,
+  type SlotRef,
+  type SlotState,
   type StoreStats,
 } from './store'
 import { resolveMemoryStoreOptions } from './options'
@@ -75,6 +77,30 @@ export class MemoryStore implements RateLimitStore {
     this.quotas = this.quotaFile
       ? loadQuotaFile(this.quotaFile, (msg) => this.logger.warn(`@gatehouse/rate-limit: ${msg}`))
       : new Map()
+  }
+
+  /** Slot id → lease end, per slot set (a set is dropped when empty). */
+  private readonly slots = new Map<string, Map<string, number>>()
+
+  slotAcquire(ref: SlotRef, id: string): Promise<SlotState> {
+    const k = `${ref.namespace}${SEP}${ref.key}`
+    const now = this.clock()
+    const held = this.slots.get(k) ?? new Map<string, number>()
+    for (const [slot, until] of held) if (until <= now) held.delete(slot)
+    if (held.size >= ref.limit) return Promise.resolve({ allowed: false, held: held.size })
+    held.set(id, now + ref.leaseMs)
+    this.slots.set(k, held)
+    return Promise.resolve({ allowed: true, held: held.size })
+  }
+
+  slotRelease(ref: SlotRef, id: string): Promise<void> {
+    const k = `${ref.namespace}${SEP}${ref.key}`
+    const held = this.slots.get(k)
+    if (held) {
+      held.delete(id)
+      if (held.size === 0) this.slots.delete(k)
+    }
+    return Promise.resolve()
   }
 
   /** Buckets held for one namespace (for tests and metrics). */

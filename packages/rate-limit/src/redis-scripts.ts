@@ -95,3 +95,29 @@ if amount == 0 or limit - used >= amount then
 end
 return { 0, used, p, nowms }
 `)
+
+/**
+ * Concurrency slots as a sorted set of slot ids scored by their lease's end (Redis clock): expired
+ * leases are dropped, then the slot is added only while fewer than the limit are held, in one step.
+ *
+ * KEYS[1] slot set; ARGV: op (acquire | release), limit, lease ms, slot id.
+ * Returns { allowed 0|1, held }.
+ */
+export const SLOT_SCRIPT = script(`
+local op = ARGV[1]
+local limit = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+local id = ARGV[4]
+if op == 'release' then
+  redis.call('ZREM', KEYS[1], id)
+  return { 1, redis.call('ZCARD', KEYS[1]) }
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local held = redis.call('ZCARD', KEYS[1])
+if held >= limit then return { 0, held } end
+redis.call('ZADD', KEYS[1], now + lease, id)
+redis.call('PEXPIRE', KEYS[1], lease)
+return { 1, held + 1 }
+`)

@@ -1,7 +1,7 @@
 import { GatehouseConfigError, noopLogger, type Logger } from '@gatehouse/core'
 import type { Redis, RedisOptions } from 'ioredis'
 import { resolveRedisStoreOptions } from './options'
-import { BUCKET_SCRIPT, QUOTA_SCRIPT, type Script } from './redis-scripts'
+import { BUCKET_SCRIPT, QUOTA_SCRIPT, SLOT_SCRIPT, type Script } from './redis-scripts'
 import {
   describeBucket,
   StoreUnavailableError,
@@ -10,6 +10,8 @@ import {
   type QuotaRef,
   type QuotaState,
   type RateLimitStore,
+  type SlotRef,
+  type SlotState,
   type StoreStats,
 } from './store'
 import { periodEnd, type QuotaPeriod } from './period'
@@ -279,6 +281,19 @@ export class RedisStore implements RateLimitStore {
 
   quotaReset(namespace: string, key: string): Promise<void> {
     return this.del(this.quotaKey(namespace, key))
+  }
+
+  private slotKey(namespace: string, key: string): string {
+    return `${this.prefix}s:${namespace}:${key}`
+  }
+
+  async slotAcquire(slots: SlotRef, id: string): Promise<SlotState> {
+    const reply = (await this.run(SLOT_SCRIPT, this.slotKey(slots.namespace, slots.key), ['acquire', slots.limit, Math.ceil(slots.leaseMs), id])) as [number, number]
+    return { allowed: Number(reply[0]) === 1, held: Number(reply[1]) }
+  }
+
+  async slotRelease(slots: SlotRef, id: string): Promise<void> {
+    await this.run(SLOT_SCRIPT, this.slotKey(slots.namespace, slots.key), ['release', slots.limit, 0, id])
   }
 
   async ping(): Promise<boolean> {

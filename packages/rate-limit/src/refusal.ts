@@ -59,7 +59,7 @@ export function setRateLimitHeaders(res: Response, draft: HeadersDraft, info: He
 }
 
 /** The kind of limit that refused a request. */
-export type LimitKind = 'requests' | 'tokens' | 'quota'
+export type LimitKind = 'requests' | 'tokens' | 'quota' | 'concurrency'
 
 export interface RefusalInfo {
   kind: LimitKind
@@ -79,6 +79,7 @@ const CODE: Record<LimitKind, RateLimitErrorCode> = {
   requests: 'GH_RL_RATE_LIMITED',
   tokens: 'GH_RL_TOKEN_LIMITED',
   quota: 'GH_RL_QUOTA_EXCEEDED',
+  concurrency: 'GH_RL_CONCURRENCY_LIMITED',
 }
 
 function providerInfo(kind: LimitKind, message: string): ProviderErrorInfo {

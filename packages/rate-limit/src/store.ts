@@ -44,6 +44,26 @@ export interface QuotaState {
   msUntilReset: number
 }
 
+/** One set of concurrency slots (the requests in flight of one key, provider…). */
+export interface SlotRef {
+  namespace: string
+  key: string
+  /** Most slots held at once. */
+  limit: number
+  /**
+   * How long a slot is held at most, in ms: a gateway that dies holding one (no release) frees it
+   * when this runs out. Longer than any request may take.
+   */
+  leaseMs: number
+}
+
+/** What a slot acquisition found. */
+export interface SlotState {
+  allowed: boolean
+  /** Slots held after the operation. */
+  held: number
+}
+
 /** Counters a store keeps about itself. */
 export interface StoreStats {
   /** Operations that failed because the backend was unreachable or answered with an error. */
@@ -77,6 +97,10 @@ export interface RateLimitStore {
   quotaGet(quota: QuotaRef): Promise<QuotaState>
   /** Forget one quota counter. */
   quotaReset(namespace: string, key: string): Promise<void>
+  /** Hold slot `id` if fewer than `limit` (live) slots are held; atomic. */
+  slotAcquire(slots: SlotRef, id: string): Promise<SlotState>
+  /** Give slot `id` back (nothing when it is not held). */
+  slotRelease(slots: SlotRef, id: string): Promise<void>
   /** True when the backend answers (for readiness checks). */
   ping(): Promise<boolean>
   stats(): StoreStats
@@ -105,6 +129,8 @@ const STORE_METHODS = [
   'quotaSettle',
   'quotaGet',
   'quotaReset',
+  'slotAcquire',
+  'slotRelease',
   'ping',
   'stats',
   'shutdown',
