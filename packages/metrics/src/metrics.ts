@@ -32,6 +32,13 @@ export interface GatehouseMetrics {
   readonly observeRequest: (observation: RequestObservation) => void
   /** Set the security-posture findings (`gatehouse doctor`) by severity. Never throws. */
   readonly setPostureFindings: (counts: Partial<Record<'high' | 'medium' | 'low', number>>) => void
+  /**
+   * Report a rate-limit store's health (`LocalFallbackStore`): `<prefix>rate_limit_store_degraded`
+   * is 1 while limits are enforced locally because the shared store (Redis) failed, and
+   * `<prefix>rate_limit_store_fallbacks_total` counts the operations served locally. Alert on the
+   * first (`docs`: GatehouseRateLimitDegraded). Call once.
+   */
+  readonly trackRateLimitStore: (store: { degraded(): boolean; fallbackCount(): number }) => void
   /** The Prometheus exposition text, passed through the masker. */
   render(): Promise<string>
   readonly contentType: string
@@ -143,6 +150,27 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
     for (const severity of ['high', 'medium', 'low'] as const) posture.set({ severity }, finite(counts[severity]) ?? 0)
   }
   if (config.processMetrics) collectDefaultMetrics({ register: registry })
+  const trackRateLimitStore = (store: { degraded(): boolean; fallbackCount(): number }): void => {
+    new Gauge({
+      name: `${config.prefix}rate_limit_store_degraded`,
+      help: 'Whether limits are enforced locally (limit / replicas) because the shared rate-limit store is unreachable',
+      registers: [registry],
+      collect() {
+        this.set(store.degraded() ? 1 : 0)
+      },
+    })
+    let counted = 0
+    const fallbacks = new Counter({
+      name: `${config.prefix}rate_limit_store_fallbacks_total`,
+      help: 'Rate-limit store operations served locally because the shared store was unreachable',
+      registers: [registry],
+      collect() {
+        const now = store.fallbackCount()
+        if (now > counted) fallbacks.inc(now - counted)
+        counted = now
+      },
+    })
+  }
 
   const ips = new BoundedLabel(config.maxLabelValues)
   const masker = createMasker({ knownSecrets: config.knownSecrets })
@@ -198,6 +226,7 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
     recordEvent,
     observeRequest,
     setPostureFindings,
+    trackRateLimitStore,
     render: async () => masker.text(await registry.metrics()),
     contentType: registry.contentType,
   })

@@ -30,20 +30,25 @@ describe('docs/prometheus-alerts.yml', () => {
     }
   })
 
-  it('gives the two seed rules, over the same windows and thresholds as the config', () => {
+  it('gives the two seed rules, over the same windows and thresholds as the config, and the degraded-limiter rule', () => {
     const rules = doc.groups.flatMap((g) => g.rules)
     expect(rules.map((r) => [r.labels?.action, r.expr])).toEqual([
       ['notify_admin', 'sum(increase(gatehouse_auth_failures_total[5m])) > 100'],
       ['block_ip', 'sum by (ip) (increase(gatehouse_rate_limit_violations_total[1m])) > 50'],
+      ['notify_admin', 'max by (instance) (gatehouse_rate_limit_store_degraded) > 0'],
     ])
   })
 
   it('references only metric names the package exports', async () => {
     const metrics = createMetrics()
+    metrics.trackRateLimitStore({ degraded: () => true, fallbackCount: () => 3 })
     const exported = new Set(metrics.registry.getMetricsAsArray().map((m) => (m as unknown as { name: string }).name))
     const referenced = doc.groups.flatMap((g) => g.rules).flatMap((r) => [...r.expr.matchAll(/\b(gatehouse_[a-z_]+)\b/g)].map((m) => m[1]!))
     expect(referenced.length).toBeGreaterThan(0)
     for (const name of referenced) expect(exported).toContain(name)
-    expect(await metrics.render()).toContain('# TYPE gatehouse_auth_failures_total counter')
+    const text = await metrics.render()
+    expect(text).toContain('# TYPE gatehouse_auth_failures_total counter')
+    expect(text).toContain('gatehouse_rate_limit_store_degraded 1')
+    expect(text).toContain('gatehouse_rate_limit_store_fallbacks_total 3')
   })
 })
