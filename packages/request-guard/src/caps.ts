@@ -90,3 +90,77 @@ export function requestedTokens(value: unknown): number | null | 'invalid' {
   if (typeof value === 'string' && /^\s*-?\d+\s*$/.test(value)) return Number(value)
   return 'invalid'
 }
+
+/** Output assumed for a request whose cap is off and which sets none. */
+export const UNCAPPED_OUTPUT_TOKENS = 4096
+
+/** One request whose output the guard bounds: the body itself, or a nested batch entry. */
+export interface OutputUnit {
+  /** Where the request object sits in the body (`[]` for the body itself). */
+  path: PathSegment[]
+  obj: Record<string, unknown>
+  /** The schema it follows (a nested Anthropic batch entry is a `claude.messages` request). */
+  kind: Endpoint['kind']
+  model: string | undefined
+}
+
+/** The requests of a body that produce output (none for embeddings, token counts, unknown bodies). */
+export function outputUnits(body: Record<string, unknown>, endpoint: Endpoint): OutputUnit[] {
+  switch (endpoint.kind) {
+    case 'openai.chat':
+    case 'openai.completions':
+    case 'openai.responses':
+    case 'claude.messages':
+    case 'gemini.generate':
+      return [{ path: [], obj: body, kind: endpoint.kind, model: endpoint.pathModel ?? modelOf(body) }]
+    case 'claude.batches': {
+      const out: OutputUnit[] = []
+      if (Array.isArray(body.requests)) {
+        body.requests.forEach((entry: unknown, i) => {
+          if (isObject(entry) && isObject(entry.params)) out.push({ path: ['requests', i, 'params'], obj: entry.params, kind: 'claude.messages', model: modelOf(entry.params) })
+        })
+      }
+      return out
+    }
+    default:
+      return []
+  }
+}
+
+/**
+ * Where a cap is written into a request that sets none: the field the endpoint reads. OpenAI chat
+ * gets `max_completion_tokens` (its reasoning models refuse `max_tokens`), Gemini's OpenAI
+ * endpoint `max_tokens`; a Gemini body its `generationConfig` (in the spelling the client used).
+ */
+export function capInsertPath(unit: OutputUnit, provider: string): PathSegment[] {
+  switch (unit.kind) {
+    case 'openai.chat':
+      return [provider === 'gemini' ? 'max_tokens' : 'max_completion_tokens']
+    case 'openai.responses':
+      return ['max_output_tokens']
+    case 'gemini.generate':
+      return own(unit.obj, 'generation_config') && isObject(unit.obj.generation_config)
+        ? ['generation_config', 'max_output_tokens']
+        : ['generationConfig', 'maxOutputTokens']
+    default:
+      return ['max_tokens']
+  }
+}
+
+/** The fields of a request that multiply its output: `n` and `best_of`, Gemini's `candidateCount`. */
+export function choiceSites(unit: OutputUnit): { path: PathSegment[]; value: unknown }[] {
+  const out: { path: PathSegment[]; value: unknown }[] = []
+  if (unit.kind === 'openai.chat' || unit.kind === 'openai.completions') {
+    for (const key of unit.kind === 'openai.completions' ? ['n', 'best_of'] : ['n']) {
+      if (own(unit.obj, key)) out.push({ path: [key], value: unit.obj[key] })
+    }
+  }
+  if (unit.kind === 'gemini.generate') {
+    for (const cfgKey of GEMINI_CONFIG_KEYS) {
+      const cfg = unit.obj[cfgKey]
+      if (!own(unit.obj, cfgKey) || !isObject(cfg)) continue
+      for (const key of ['candidateCount', 'candidate_count']) if (own(cfg, key)) out.push({ path: [cfgKey, key], value: cfg[key] })
+    }
+  }
+  return out
+}

@@ -15,7 +15,7 @@ import { resolveEndpoint, type Endpoint } from './endpoints'
 import { compileBodyValidators, type BodyValidators } from './schemas'
 import { pathId, scanJson, walkValue, type PathSegment, type ScanFailure } from './scan'
 import { formatField } from './fields'
-import { CAP_KEYS, capFor, findCapSites, requestedTokens } from './caps'
+import { CAP_KEYS, capFor, capInsertPath, choiceSites, findCapSites, outputUnits, requestedTokens, UNCAPPED_OUTPUT_TOKENS, type CapSite } from './caps'
 import { RequestGuardErrorCodes, type RequestGuardErrorCode } from './errors'
 
 /** What the guard leaves for the layers after it, in `res.locals.gatehouse.requestGuard`. */
@@ -30,6 +30,8 @@ export interface RequestGuardLocals {
   reserialized: boolean
   /** Fields lowered to their cap (`onOverCap: 'clamp'`), as `generationConfig.maxOutputTokens`. */
   clamped: string[]
+  /** Caps written into a request that set none (`insertCaps`), as `max_completion_tokens`. */
+  inserted: string[]
   /** The largest max-token value the forwarded body asks for, when it sets one. */
   maxTokens?: number
   /** Set by `forwardBody` once the bytes are written, so a second call writes nothing. */
@@ -330,7 +332,7 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
   function check(
     ctx: Ctx,
     body: unknown,
-  ): Refusal | { clamps: { path: PathSegment[]; cap: number }[]; maxTokens: number | undefined } {
+  ): Refusal | Checked {
     if (!isPlainObject(body)) {
       return {
         status: 400,
@@ -344,7 +346,10 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
 
     const clamps: { path: PathSegment[]; cap: number }[] = []
     let maxTokens: number | undefined
-    for (const site of findCapSites(body, ctx.endpoint)) {
+    const sites = findCapSites(body, ctx.endpoint)
+    /** Each cap field's value once clamped (absent for null). */
+    const effective = new Map<string, number>()
+    for (const site of sites) {
       const field = formatField(site.path)
       const requested = requestedTokens(site.value)
       if (requested === null) continue
@@ -372,9 +377,60 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
         }
         clamps.push({ path: site.path, cap })
         maxTokens = Math.max(maxTokens ?? 0, cap)
-      } else maxTokens = Math.max(maxTokens ?? 0, requested)
+        effective.set(pathId(site.path), cap)
+      } else {
+        maxTokens = Math.max(maxTokens ?? 0, requested)
+        effective.set(pathId(site.path), Math.max(0, requested))
+      }
     }
-    return { clamps, maxTokens }
+    // Bound each request's output: a missing or null cap gets the configured one written in, and
+    // the fields that multiply output (n, best_of, candidateCount) are held to maxChoices.
+    const inserts: { path: PathSegment[]; cap: number }[] = []
+    let outputTokens = 0
+    for (const unit of outputUnits(body, ctx.endpoint)) {
+      const within = (path: readonly PathSegment[]): boolean => unit.path.every((seg, i) => path[i] === seg)
+      const own = sites.filter((site) => within(site.path) && site.path.length - unit.path.length <= 2)
+      let output: number | undefined
+      for (const site of own) {
+        const v = effective.get(pathId(site.path))
+        if (v !== undefined) output = Math.max(output ?? 0, v)
+      }
+      if (output === undefined) {
+        const cap = capFor(config.providers[ctx.endpoint.provider], unit.model)
+        if (cap !== false && config.insertCaps) {
+          const nullSite = own.find((site) => site.value === null)
+          inserts.push({ path: nullSite ? site(nullSite) : [...unit.path, ...capInsertPath(unit, ctx.endpoint.provider)], cap })
+          output = cap
+          maxTokens = Math.max(maxTokens ?? 0, cap)
+        } else output = cap === false ? UNCAPPED_OUTPUT_TOKENS : Math.max(cap, UNCAPPED_OUTPUT_TOKENS)
+      }
+      let choices = 1
+      for (const c of choiceSites(unit)) {
+        const path = [...unit.path, ...c.path]
+        const field = formatField(path)
+        if (c.value === null) continue
+        const n = requestedTokens(c.value)
+        if (n === 'invalid' || n === null || n < 1) {
+          return { status: 400, code: 'GH_RG_INVALID_BODY', message: `${field}: must be a positive integer`, field, openaiCode: 'invalid_type' }
+        }
+        if (n > config.maxChoices) {
+          if (config.onOverCap === 'reject') {
+            return {
+              status: 400,
+              code: 'GH_RG_TOO_MANY_CHOICES',
+              message: `${field}: must be <= ${config.maxChoices} (got ${n})`,
+              field,
+              openaiCode: 'integer_above_max_value',
+              limit: config.maxChoices,
+            }
+          }
+          clamps.push({ path, cap: config.maxChoices })
+          choices = Math.max(choices, config.maxChoices)
+        } else choices = Math.max(choices, n)
+      }
+      outputTokens += output * choices
+    }
+    return { clamps, inserts, maxTokens, outputTokens }
   }
 
   function accept(
@@ -384,7 +440,7 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
     rawBody: Buffer,
     reserialized: boolean,
     clamped: PathSegment[][],
-    maxTokens: number | undefined,
+    result: Checked,
   ): void {
     const { req, res, endpoint } = ctx
     const clampedFields = clamped.map((p) => formatField(p))
@@ -397,8 +453,11 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
       provider: endpoint.provider,
       reserialized,
       clamped: clampedFields,
-      ...(maxTokens !== undefined ? { maxTokens } : {}),
+      inserted: result.inserts.map((i) => formatField(i.path)),
+      ...(result.maxTokens !== undefined ? { maxTokens: result.maxTokens } : {}),
     }
+    // What the limits after the guard reserve: the forwarded bytes / 4, and the output bound.
+    locals.tokenEstimate = { promptTokens: Math.ceil(rawBody.length / 4), outputTokens: result.outputTokens }
     locals.provider ??= endpoint.provider
     ;(req as { body?: unknown }).body = body
     // The headers now describe the validated bytes; the expectation of a 100-continue is met.
@@ -430,12 +489,14 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
     const result = check(ctx, body)
     if ('status' in result) return refuse(ctx, result)
     const obj = body as Record<string, unknown>
-    if (result.clamps.length === 0) return accept(ctx, next, obj, buf, false, [], result.maxTokens)
-    // Rewrite only the clamped numbers; every other byte stays as the client sent it.
+    if (result.clamps.length === 0 && result.inserts.length === 0) return accept(ctx, next, obj, buf, false, [], result)
+    // Rewrite only the clamped numbers; every other byte stays as the client sent it. An inserted
+    // cap has no bytes to replace: then the body is serialised again.
     const edits = result.clamps.map((c) => ({ ...c, span: scan.spans.get(pathId(c.path)) }))
     for (const c of edits) setAt(obj, c.path, c.cap)
+    for (const i of result.inserts) setAt(obj, i.path, i.cap)
     let out: Buffer
-    if (edits.every((e) => e.span)) {
+    if (result.inserts.length === 0 && edits.every((e) => e.span)) {
       let rewritten = text
       for (const e of [...edits].sort((a, b) => b.span![0] - a.span![0])) {
         rewritten = rewritten.slice(0, e.span![0]) + String(e.cap) + rewritten.slice(e.span![1])
@@ -451,7 +512,7 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
       out,
       false,
       result.clamps.map((c) => c.path),
-      result.maxTokens,
+      result,
     )
   }
 
@@ -463,6 +524,7 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
     if ('status' in result) return refuse(ctx, result)
     const obj = body as Record<string, unknown>
     for (const c of result.clamps) setAt(obj, c.path, c.cap)
+    for (const i of result.inserts) setAt(obj, i.path, i.cap)
     const out = Buffer.from(JSON.stringify(obj), 'utf8')
     if (out.length > config.bodyLimit) return refuse(ctx, tooLarge(config.bodyLimit))
     accept(
@@ -472,7 +534,7 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
       out,
       true,
       result.clamps.map((c) => c.path),
-      result.maxTokens,
+      result,
     )
   }
 
@@ -625,8 +687,26 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
   }
 }
 
+/** Set a value at a path, creating the objects on the way (a Gemini body without generationConfig). */
 function setAt(root: Record<string, unknown>, path: readonly PathSegment[], value: unknown): void {
-  let node: unknown = root
-  for (let i = 0; i < path.length - 1; i++) node = (node as Record<string | number, unknown>)[path[i]!]
-  ;(node as Record<string | number, unknown>)[path[path.length - 1]!] = value
+  let node: Record<string | number, unknown> = root
+  for (let i = 0; i < path.length - 1; i++) {
+    const next = node[path[i]!]
+    if (next === null || typeof next !== 'object') node[path[i]!] = {}
+    node = node[path[i]!] as Record<string | number, unknown>
+  }
+  node[path[path.length - 1]!] = value
+}
+
+const site = (s: CapSite): PathSegment[] => s.path
+
+/** What `check` found in an acceptable body. */
+interface Checked {
+  /** Values above their bound, lowered in the forwarded bytes (`onOverCap: 'clamp'`). */
+  clamps: { path: PathSegment[]; cap: number }[]
+  /** Caps written where the request set none (`insertCaps`). */
+  inserts: { path: PathSegment[]; cap: number }[]
+  maxTokens: number | undefined
+  /** The effective output bound: each request's cap × its choices, summed over nested requests. */
+  outputTokens: number
 }

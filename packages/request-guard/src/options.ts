@@ -58,6 +58,20 @@ export interface RequestGuardOptions {
    */
   onOverCap?: 'reject' | 'clamp' | undefined
   /**
+   * When a request leaves its output cap out (or sets it to `null`), write the cap into the
+   * forwarded body with the field the endpoint reads (`max_completion_tokens`, `max_tokens`,
+   * `max_output_tokens`, `generationConfig.maxOutputTokens`), so every request's output is bounded.
+   * @default true
+   */
+  insertCaps?: boolean | undefined
+  /**
+   * Most completions one request may ask for: OpenAI's `n` and `best_of`, Gemini's
+   * `generationConfig.candidateCount`. Each multiplies the output; above it the request is refused
+   * (or lowered, with `onOverCap: 'clamp'`).
+   * @default 1
+   */
+  maxChoices?: number | undefined
+  /**
    * Deepest nesting of objects and arrays accepted. Checked on the raw text before JSON.parse.
    * @default 64
    */
@@ -102,6 +116,8 @@ export interface RequestGuardConfig {
   readonly bodyLimit: number
   readonly providers: Readonly<Record<ProviderName, ProviderCaps>>
   readonly onOverCap: 'reject' | 'clamp'
+  readonly insertCaps: boolean
+  readonly maxChoices: number
   readonly maxDepth: number
   readonly maxElements: number
   readonly validateSchema: boolean
@@ -144,6 +160,8 @@ export const requestGuardOptionsSchema: SchemaObject = {
       properties: Object.fromEntries(PROVIDER_NAMES.map((p) => [p, providerSchema])),
     },
     onOverCap: { enum: ['reject', 'clamp'] },
+    insertCaps: { type: 'boolean' },
+    maxChoices: { type: 'integer', minimum: 1, maximum: 128 },
     maxDepth: { type: 'integer', minimum: 1, maximum: 10_000 },
     maxElements: { type: 'integer', minimum: 1, maximum: 100_000_000 },
     validateSchema: { type: 'boolean' },
@@ -214,6 +232,8 @@ export function resolveRequestGuardConfig(options: unknown): RequestGuardConfig 
     bodyLimit,
     providers: Object.freeze(providers),
     onOverCap: opts.onOverCap ?? 'reject',
+    insertCaps: opts.insertCaps ?? true,
+    maxChoices: opts.maxChoices ?? 1,
     maxDepth: opts.maxDepth ?? 64,
     maxElements: opts.maxElements ?? 100_000,
     validateSchema: opts.validateSchema ?? true,

@@ -131,9 +131,11 @@ export async function startGuarded(
 /** A fresh fake secret for leak checks: never a real key. */
 export const fakeSecret = (): string => `sk-ant-api03-${randomBytes(24).toString('base64url')}`
 
+/** Bodies that set their output cap, so the guard forwards them byte for byte (it writes one in otherwise). */
 export const chat = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
   model: 'gpt-4o-mini',
   messages: [{ role: 'user', content: 'Say hello' }],
+  ...('max_tokens' in extra ? {} : { max_completion_tokens: 256 }),
   ...extra,
 })
 
@@ -146,6 +148,7 @@ export const claude = (extra: Record<string, unknown> = {}): Record<string, unkn
 
 export const gemini = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
   contents: [{ role: 'user', parts: [{ text: 'Say hello' }] }],
+  generationConfig: { maxOutputTokens: 256 },
   ...extra,
 })
 

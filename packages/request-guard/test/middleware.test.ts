@@ -954,7 +954,7 @@ describe('requestGuard behind another body parser', () => {
     }) as RequestHandler)
     const server = await listen(app)
     try {
-      const text = '{ "model": "gpt-4o",   "messages": [{"role":"user","content":"hi"}] }'
+      const text = '{ "model": "gpt-4o",   "messages": [{"role":"user","content":"hi"}], "max_tokens": 50 }'
       const ok = await postJson(server.url, OPENAI_PATH, text)
       expect(ok.status).toBe(200)
       expect(ok.json).toEqual({
@@ -1002,7 +1002,7 @@ describe('requestGuard behind another body parser', () => {
     }) as RequestHandler)
     const server = await listen(app)
     try {
-      const text = '{"model":"gpt-4o" ,"messages":[{"role":"user","content":"hi"}]}\n'
+      const text = '{"model":"gpt-4o" ,"messages":[{"role":"user","content":"hi"}],"max_tokens":50}\n'
       const res = await postJson(server.url, OPENAI_PATH, text)
       expect(res.json).toEqual({ raw: text, reserialized: false })
       expect((await postJson(server.url, OPENAI_PATH, chat({ max_tokens: 9999 }))).status).toBe(400)

@@ -127,6 +127,8 @@ describe('requestGuard options', () => {
     expect(Object.keys(requestGuardOptionsSchema.properties as object).sort()).toEqual(
       [
         'bodyLimit',
+        'insertCaps',
+        'maxChoices',
         'maxDepth',
         'maxElements',
         'maxTokens',

@@ -212,7 +212,7 @@ describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
   it('forwards the re-serialized body when express.json() ran first (the documented caveat)', async () => {
     const parsed = await gateway(upstream, {}, [express.json()])
     try {
-      const text = '{ "model" : "gpt-4o", "messages" : [ {"role":"user","content":"\\u00e9"} ] }'
+      const text = '{ "model" : "gpt-4o", "messages" : [ {"role":"user","content":"\\u00e9"} ], "max_tokens": 9 }'
       const res = await postJson(parsed.server.url, '/v1/chat/completions', text)
       expect(res.status).toBe(200)
       const expected = Buffer.from(JSON.stringify(JSON.parse(text)))
