@@ -21,15 +21,18 @@ import {
   type SecurityEvent,
   type SecurityEventHandler,
 } from '@gatehouse/core'
-import { clientAuth, FileKeyStore, loadOrCreateSalt } from '@gatehouse/client-auth'
+import { clientAuth, FileKeyStore, keyModelScope, loadOrCreateSalt } from '@gatehouse/client-auth'
 import { ipFilter, RedisDenylistStore, type IpFilterMiddleware } from '@gatehouse/ip-filter'
 import { hsts } from '@gatehouse/hsts'
 import {
+  keyLimits,
+  LocalFallbackStore,
   memoryStore as rateLimitMemoryStore,
   quota,
   rateLimit,
   redisStore as rateLimitRedisStore,
   tokenLimit,
+  type RateLimitStore,
 } from '@gatehouse/rate-limit'
 import { requestGuard } from '@gatehouse/request-guard'
 import { createCredentialVault, credentialInjection, upstreamCredentialOf, type CredentialVault } from '@gatehouse/credential-vault'
@@ -182,6 +185,9 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   const redis = config.store.type === 'redis' && config.store.url ? createRedisClient(config.store.url, logger) : undefined
   const prefix = config.store.key_prefix
   const onStoreError = config.store.on_error
+  // The limiters see allow or deny only: under `local` the store itself falls back to this
+  // process's share of each limit, so a limiter never meets an unreachable store.
+  const limiterOnStoreError = onStoreError === 'deny' ? 'deny' : 'allow'
 
   // The denylist store is the gateway's (ipf.shutdown() leaves a store it was given alone): its
   // change subscription holds a Redis connection of its own until the gateway closes it.
@@ -196,7 +202,8 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       ? config.server.security.ip_denylist
       : { enabled: config.server.security.ip_denylist.enabled, deniedIps: config.server.security.ip_denylist.denied_ips },
     ...(denylistStore ? { store: denylistStore } : {}),
-    onStoreError,
+    // The denylist has no share to divide: under `local` each gateway keeps the entries it has.
+    onStoreError: limiterOnStoreError,
     onEvent: emit,
     logger,
   })
@@ -210,6 +217,8 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     ? createAlertEngine({
         rules: alertRules.map((r) => ({ ...r })),
         notify: config.notify.webhook_url ? { webhookUrl: config.notify.webhook_url } : {},
+        // Loopback is always spared; so are the operator's own proxies and the listed addresses.
+        neverBlock: [...config.server.security.never_block, ...trustedProxyAddresses(config.server.trust_proxy)],
         onBlockIp: async (b) => {
           await ipf.add(b.ip, { reason: `alert: ${b.reason}`, ttlSeconds: b.ttlSeconds })
           emitSecurityEvent(emit, { event_type: 'config_change', ip: b.ip, result: 'ip_blocked', details: { rule: b.rule, ttl_seconds: b.ttlSeconds } })
@@ -241,11 +250,12 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     ? deviceFingerprint({ dir: authDir, header: config.device_fingerprint.header, onEvent: emit, logger })
     : undefined
 
-  const rlStore = redis
-    ? rateLimitRedisStore({ client: redis, prefix: `${prefix}rl:`, logger })
-    : rateLimitMemoryStore({ quotaFile: join(authDir, 'quota.json'), logger })
+  const sharedStore = redis ? rateLimitRedisStore({ client: redis, prefix: `${prefix}rl:`, logger }) : undefined
+  const fallbackStore = sharedStore && onStoreError === 'local' ? new LocalFallbackStore({ store: sharedStore, replicas: config.store.replicas, logger }) : undefined
+  if (fallbackStore && metrics) metrics.trackRateLimitStore(fallbackStore)
+  const rlStore: RateLimitStore = fallbackStore ?? sharedStore ?? rateLimitMemoryStore({ quotaFile: join(authDir, 'quota.json'), logger })
   const limiters: Array<RequestHandler & { shutdown?: () => Promise<void> | void }> = []
-  const common = { store: rlStore, onStoreError, onEvent: emit, logger }
+  const common = { store: rlStore, onStoreError: limiterOnStoreError, onEvent: emit, logger } as const
 
   const proxy = gatehouseProxy({
     providers: Object.fromEntries(
@@ -320,7 +330,9 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     res.json({ status: 'ok' })
   })
   app.get('/readyz', (_req, res) => {
-    void Promise.resolve(rlStore.ping()).then((storeOk) => {
+    // Under store.on_error local a gateway whose Redis is down still enforces limits: it stays ready
+    // (a balancer pulling every replica would take the whole service down); the metric says degraded.
+    void Promise.resolve(fallbackStore ? true : rlStore.ping()).then((storeOk) => {
       const ready =
         !runtime.shuttingDown &&
         keyStore.lastError === undefined &&
@@ -451,7 +463,21 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   })
   // The endpoint allowlist (provider defaults, or the key's own scope): refused before any limit is spent.
   admission.push(proxy.admission)
-  // 7. per-provider request and token limits, monthly quotas
+  // 7. request guard: the body is read and checked (caps bound the output) before any token is
+  // reserved, so a request refused here, or one that never finishes its body, costs nothing.
+  admission.push(
+    requestGuard({
+      bodyLimit: config.server.body_limit,
+      maxChoices: config.server.max_choices,
+      providers: Object.fromEntries(providerNames.map((p) => [p, { maxTokens: config.providers[p]?.max_tokens ?? 4096 }])),
+      onEvent: emit,
+      logger,
+    }),
+  )
+  // The key's models, wherever the request names them (body, path, nested batch entries).
+  admission.push(keyModelScope({ onEvent: emit, logger }))
+  // 8. per-provider request and token limits and monthly quotas, then each key's own limits: they
+  // reserve request-guard's estimate and settle on what the request really cost.
   const rpm = Object.fromEntries(providerNames.flatMap((p) => (config.providers[p]?.rate_limit?.requests_per_minute ? [[p, { requestsPerMinute: config.providers[p]!.rate_limit!.requests_per_minute! }]] : [])))
   const tpm = Object.fromEntries(providerNames.flatMap((p) => (config.providers[p]?.rate_limit?.tokens_per_minute ? [[p, { tokensPerMinute: config.providers[p]!.rate_limit!.tokens_per_minute! }]] : [])))
   const quotas = Object.fromEntries(providerNames.flatMap((p) => (config.providers[p]?.quota ? [[p, { limit: config.providers[p]!.quota!.limit, reset: 'monthly' as const }]] : [])))
@@ -463,17 +489,9 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     ? quota({ ...common, name: 'provider-quota', scope: 'provider', providers: quotas, defaultMaxTokens })
     : undefined
   if (quotaLimiter) providerLimiters.push(quotaLimiter)
+  providerLimiters.push(keyLimits({ ...common, name: 'key', defaults: config.auth.key_limits, defaultMaxTokens }))
   for (const l of providerLimiters) admission.push(l)
   limiters.push(...providerLimiters)
-  // 8. request guard
-  admission.push(
-    requestGuard({
-      bodyLimit: config.server.body_limit,
-      providers: Object.fromEntries(providerNames.map((p) => [p, { maxTokens: config.providers[p]?.max_tokens ?? 4096 }])),
-      onEvent: emit,
-      logger,
-    }),
-  )
   // 9. upstream credential (vault pool, then the configured key) and the proxy
   admission.push(credentialInjection({ vault, setRequestHeaders: false, autoReport: false, grantEventInterval: 300_000, onEvent: emit, logger }))
   admission.push(proxy)
@@ -593,4 +611,17 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     },
   }
   return gateway
+}
+
+/** Private and link-local ranges Express names in `trust proxy`. */
+const TRUST_PROXY_NAMES: Record<string, string[]> = {
+  loopback: ['127.0.0.0/8', '::1/128'],
+  linklocal: ['169.254.0.0/16', 'fe80::/10'],
+  uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'],
+}
+
+/** The addresses `server.trust_proxy` names (a list or a comma-separated string), never blocked by an alert. */
+function trustedProxyAddresses(trust: GatehouseConfig['server']['trust_proxy']): string[] {
+  const entries = Array.isArray(trust) ? trust : typeof trust === 'string' ? trust.split(',') : []
+  return entries.map((e) => e.trim()).flatMap((e) => TRUST_PROXY_NAMES[e] ?? (e === '' ? [] : [e]))
 }

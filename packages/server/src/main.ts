@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
-import { createMasker, isGatehouseError, parseDuration } from '@gatehouse/core'
+import { createMasker, isGatehouseError, parseDuration, type KeyLimits, type KeyLimitScope } from '@gatehouse/core'
 import { FileKeyStore, loadOrCreateSalt, validateKeyScope } from '@gatehouse/client-auth'
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load'
 import { Writable } from 'node:stream'
@@ -22,8 +22,10 @@ export interface Io {
 const stdio: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }
 
 const USAGE = `Usage: gatehouse [--config FILE]                 start the gateway (embedded default without --config)
-       gatehouse keys create --name NAME [--providers claude,openai] [--endpoints ID,ID] [--expires-days N]
-                                               (endpoint ids: packages/proxy/README.md)
+       gatehouse keys create --name NAME [--providers claude,openai] [--endpoints ID,ID] [--models M,M*]
+                             [--rpm N] [--tpm N] [--monthly-tokens N] [--concurrency N] [--expires-days N]
+                                               (endpoint ids: packages/proxy/README.md; a limit may
+                                               name providers: --tpm 50000,openai=20000)
        gatehouse keys list [--json]
        gatehouse keys revoke ID
        gatehouse config check
@@ -34,6 +36,52 @@ const USAGE = `Usage: gatehouse [--config FILE]                 start the gatewa
        gatehouse storage migrate               create or update the PostgreSQL schema (storage.url)
 Every sub-command takes --config FILE.
 `
+
+/** The limit flags of `keys create`, and the key limit each sets. */
+const LIMIT_FLAGS = { rpm: 'requests_per_minute', tpm: 'tokens_per_minute', 'monthly-tokens': 'monthly_tokens', concurrency: 'concurrency' } as const
+
+/**
+ * `--tpm 50000,openai=20000` → `{ tokens_per_minute: 50000, providers: { openai: { tokens_per_minute: 20000 } } }`.
+ * A value that is not digits is kept as given, so validateKeyScope names it.
+ */
+function limitsFromFlags(values: Record<string, unknown>): KeyLimitScope | undefined {
+  let out: Record<string, unknown> | undefined
+  const num = (v: string): number | string => (/^\d{1,15}$/.test(v) ? Number(v) : v)
+  for (const [flag, name] of Object.entries(LIMIT_FLAGS)) {
+    const raw = values[flag]
+    if (typeof raw !== 'string') continue
+    out ??= {}
+    for (const part of raw.split(',').map((p) => p.trim())) {
+      const eq = part.indexOf('=')
+      if (eq === -1) {
+        out[name] = num(part)
+        continue
+      }
+      const providers = ((out.providers as Record<string, Record<string, unknown>> | undefined) ??= {})
+      ;(providers[part.slice(0, eq)] ??= {})[name] = num(part.slice(eq + 1))
+    }
+  }
+  return out as KeyLimitScope | undefined
+}
+
+/** A scope error in the CLI's words: `limits.providers.openai.tokens_per_minute` → `--tpm openai=`. */
+function flagNames(message: string): string {
+  const flagOf = (limit: string): string => Object.entries(LIMIT_FLAGS).find(([, n]) => n === limit)?.[0] ?? limit
+  const names = 'requests_per_minute|tokens_per_minute|monthly_tokens|concurrency'
+  return message
+    .replace(new RegExp(`^limits\\.providers\\.(\\w+)\\.(${names})`), (_m, p: string, l: string) => `--${flagOf(l)} ${p}=…:`)
+    .replace(new RegExp(`^limits\\.(${names})`), (_m, l: string) => `--${flagOf(l)}:`)
+    .replace(/^limits\.providers(\.\w+)?:/, (_m, p: string | undefined) => `a limit for a provider${p ? ` (${p.slice(1)}=…)` : ''}:`)
+    .replace(/^(providers|endpoints|models)\b/, '--$1')
+}
+
+/** `rpm=60 openai.tpm=20000`, or `gateway defaults`. */
+function describeLimits(limits: KeyLimitScope | undefined): string {
+  if (!limits) return 'gateway defaults'
+  const short = (l: KeyLimits, prefix: string): string[] =>
+    Object.entries(LIMIT_FLAGS).flatMap(([flag, name]) => (l[name] !== undefined ? [`${prefix}${flag}=${l[name]}`] : []))
+  return [...short(limits, ''), ...Object.entries(limits.providers ?? {}).flatMap(([p, l]) => short(l ?? {}, `${p}.`))].join(' ') || 'gateway defaults'
+}
 
 /** Runs a command; returns the exit code (undefined while the server keeps running). */
 export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEnv = process.env): Promise<number | undefined> {
@@ -48,6 +96,11 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         name: { type: 'string' },
         providers: { type: 'string' },
         endpoints: { type: 'string' },
+        models: { type: 'string' },
+        rpm: { type: 'string' },
+        tpm: { type: 'string' },
+        'monthly-tokens': { type: 'string' },
+        concurrency: { type: 'string' },
         'expires-days': { type: 'string' },
         json: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
@@ -112,16 +165,20 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         const list = (v: string | undefined): string[] | undefined => v?.split(',').map((p) => p.trim()).filter(Boolean)
         const providers = list(values.providers)
         const endpoints = list(values.endpoints)
+        const models = list(values.models)
+        const limits = limitsFromFlags(values)
         try {
-          validateKeyScope({ providers, endpoints })
+          validateKeyScope({ providers, endpoints, models, limits })
         } catch (e) {
-          io.err(`gatehouse: --${(e as Error).message.replace('@gatehouse/client-auth: ', '')}\n`)
+          io.err(`gatehouse: ${flagNames((e as Error).message.replace('@gatehouse/client-auth: ', ''))}\n`)
           return 2
         }
         const { key, record } = store.create({
           name: values.name,
           ...(providers ? { providers } : {}),
           ...(endpoints ? { endpoints } : {}),
+          ...(models ? { models } : {}),
+          ...(limits ? { limits } : {}),
           ...(days ? { expiresAt: new Date(Date.now() + days * 86_400_000) } : {}),
         })
         io.err(`created ${record.id} (${record.name}); the key below is shown once and never stored\n`)
@@ -134,7 +191,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         else {
           for (const k of keys) {
             const state = k.revoked_at ? `revoked ${k.revoked_at}` : k.expires_at && Date.parse(k.expires_at) < Date.now() ? 'expired' : 'active'
-            const scope = `providers=${k.providers?.join(',') ?? 'all'}\tendpoints=${k.endpoints?.join(',') ?? 'provider defaults'}`
+            const scope = `providers=${k.providers?.join(',') ?? 'all'}\tendpoints=${k.endpoints?.join(',') ?? 'provider defaults'}\tmodels=${k.models?.join(',') ?? 'all'}\tlimits=${describeLimits(k.limits)}`
             io.out(`${k.id}\t${k.name}\t${k.created_at}\t${state}\t${scope}\n`)
           }
           if (keys.length === 0) io.err('no client keys yet: gatehouse keys create --name NAME\n')

@@ -6,6 +6,7 @@ import {
   isProviderName,
   normalizeIp,
   isLoopback,
+  type KeyLimitScope,
   type Logger,
   type SecurityEventHandler,
   type SecurityEventInput,
@@ -128,7 +129,7 @@ export function managementRouter(options: ManagementOptions): Router {
     res.json({ keys: options.keyStore.list().map(({ hash: _hash, ...k }) => k) })
   })
   router.post('/keys', (req, res) => {
-    const body = (req.body ?? {}) as { name?: unknown; providers?: unknown; endpoints?: unknown }
+    const body = (req.body ?? {}) as { name?: unknown; providers?: unknown; endpoints?: unknown; models?: unknown; limits?: unknown }
     if (typeof body.name !== 'string' || body.name.length === 0 || body.name.length > 100) {
       fail(res, 400, 'name: must be a string of 1 to 100 characters')
       return
@@ -143,6 +144,8 @@ export function managementRouter(options: ManagementOptions): Router {
       name: body.name,
       ...(body.providers !== undefined ? { providers: body.providers as string[] } : {}),
       ...(body.endpoints !== undefined ? { endpoints: body.endpoints as string[] } : {}),
+      ...(body.models !== undefined ? { models: body.models as string[] } : {}),
+      ...(body.limits !== undefined ? { limits: body.limits as KeyLimitScope } : {}),
     })
     ctx.changed(req, res, 'key_created', { key_id: record.id, name: record.name })
     res.status(201).json({ id: record.id, name: record.name, key, note: 'The key is shown once and never stored.' })

@@ -137,4 +137,30 @@ describe('gatehouse keys scopes', () => {
     }
     expect(JSON.parse((await runCli(['keys', 'list', '--json'], { cwd: dir })).stdout)).toHaveLength(1)
   })
+
+  it('creates a key with its own limits and models (--rpm --tpm --monthly-tokens --concurrency --models), lists them, and refuses bad ones in the flags\' words', async () => {
+    const created = await runCli(
+      ['keys', 'create', '--name', 'limited', '--rpm', '60', '--tpm', '50000,openai=20000', '--monthly-tokens', '5000000', '--concurrency', '4', '--models', 'gpt-4o*,claude-*'],
+      { cwd: dir },
+    )
+    expect(created.code).toBe(0)
+    const json = JSON.parse((await runCli(['keys', 'list', '--json'], { cwd: dir })).stdout) as Array<{ name: string; limits?: unknown; models?: string[] }>
+    const k = json.find((x) => x.name === 'limited')!
+    expect(k.limits).toEqual({ requests_per_minute: 60, tokens_per_minute: 50000, monthly_tokens: 5000000, concurrency: 4, providers: { openai: { tokens_per_minute: 20000 } } })
+    expect(k.models).toEqual(['gpt-4o*', 'claude-*'])
+    const list = await runCli(['keys', 'list'], { cwd: dir })
+    expect(list.stdout).toContain('models=gpt-4o*,claude-*\tlimits=rpm=60 tpm=50000 monthly-tokens=5000000 concurrency=4 openai.tpm=20000')
+    for (const [args, message] of [
+      [['--rpm', '0'], '--rpm: must be a whole number of at least 1 (got 0)'],
+      [['--tpm', 'lots'], '--tpm: must be a whole number of at least 1 (got "lots")'],
+      [['--concurrency', 'opena=2'], 'a limit for a provider: unknown provider "opena"'],
+      [['--providers', 'claude', '--rpm', 'openai=5'], 'a limit for a provider (openai=…): the key may not call openai'],
+      [['--models', ''], '--models must not be empty'],
+    ] as const) {
+      const r = await runCli(['keys', 'create', '--name', 'x', ...args], { cwd: dir })
+      expect([args.join(' '), r.code]).toEqual([args.join(' '), 2])
+      expect(r.stderr).toContain(message)
+      expect(r.stdout).toBe('')
+    }
+  })
 })

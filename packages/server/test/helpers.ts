@@ -79,6 +79,7 @@ export const anthropicBody = (extra: object = {}) => ({
 
 export const openaiBody = (extra: object = {}) => ({
   model: 'gpt-4o-mini',
+  max_tokens: 64,
   messages: [{ role: 'user', content: 'hello' }],
   ...extra,
 })

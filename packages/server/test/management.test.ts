@@ -65,6 +65,32 @@ describe('management API', () => {
     expect(key).toMatch(/^gate_live_/)
   })
 
+  it('creates a key with its own limits and models, which then hold: 429 naming the key, 403 for another model', async () => {
+    const created = await api('/keys', { method: 'POST', body: JSON.stringify({ name: 'tight', models: ['gpt-4o-mini'], limits: { requests_per_minute: 1, providers: { openai: { concurrency: 2 } } } }) })
+    expect(created.status).toBe(201)
+    const { id, key } = (await created.json()) as { id: string; key: string }
+    const listed = ((await (await api('/keys')).json()) as { keys: Array<{ id: string; limits?: unknown; models?: unknown }> }).keys.find((k) => k.id === id)
+    expect(listed).toMatchObject({ models: ['gpt-4o-mini'], limits: { requests_per_minute: 1, providers: { openai: { concurrency: 2 } } } })
+    const call = (model: string) =>
+      fetch(`${h.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model, max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }) })
+    const other = await call('gpt-4o')
+    expect(other.status).toBe(403)
+    expect(((await other.json()) as { error: { message: string } }).error.message).toBe('This API key may not use model "gpt-4o"')
+    expect((await call('gpt-4o-mini')).status).toBe(200)
+    const limited = await call('gpt-4o-mini')
+    expect(limited.status).toBe(429)
+    expect(((await limited.json()) as { error: { message: string } }).error.message).toContain('this API key: 1 requests per minute')
+    for (const [body, message] of [
+      [{ name: 'x', limits: { requests_per_minute: -1 } }, 'limits.requests_per_minute must be a whole number of at least 1'],
+      [{ name: 'x', limits: { rpm: 5 } }, 'limits: unknown limit'],
+      [{ name: 'x', models: [] }, 'models must not be empty'],
+    ] as const) {
+      const res = await api('/keys', { method: 'POST', body: JSON.stringify(body) })
+      expect(res.status).toBe(400)
+      expect(await res.text()).toContain(message)
+    }
+  })
+
   it('switches maintenance on and off', async () => {
     const on = await api('/maintenance', { method: 'PUT', body: JSON.stringify({ enabled: true, message: 'Upgrading' }) })
     expect(on.status).toBe(200)

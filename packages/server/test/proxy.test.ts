@@ -129,8 +129,8 @@ describe('gateway proxy', () => {
     expect(h.upstream.last!.path).toBe('/v1/models')
   })
 
-  it('forwards request bodies byte for byte', async () => {
-    const raw = '{ "model":"gpt-4o",\n  "messages":[{"role":"user","content":"héllo \\u2028 wörld 🌍"}] ,"x": 1.50 }'
+  it('forwards request bodies byte for byte (a body that sets its cap: one without gets the cap written in)', async () => {
+    const raw = '{ "model":"gpt-4o",\n  "messages":[{"role":"user","content":"héllo \\u2028 wörld 🌍"}] ,"x": 1.50, "max_tokens": 7 }'
     const res = await fetch(`${h.url}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-api-key': h.key },
@@ -308,7 +308,7 @@ describe('the upstream request and the request stream', () => {
   it('forwards bodies with the rate limiter on Redis (its decision resumes from a socket callback)', async () => {
     const prefix = `gh-test-${randomBytes(4).toString('hex')}:`
     const h = await startHarness((c) => {
-      c.store = { type: 'redis', url: 'redis://127.0.0.1:6379', on_error: 'deny', key_prefix: prefix }
+      c.store = { type: 'redis', url: 'redis://127.0.0.1:6379', on_error: 'deny', replicas: 1, key_prefix: prefix }
       c.server.security.rate_limiting = { enabled: true, requests_per_second: 1000, burst: 1000, per_ip: true }
     })
     let closed = false

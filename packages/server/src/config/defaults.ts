@@ -13,12 +13,14 @@ export function defaultConfig(): GatehouseConfig {
       port: 8317,
       trust_proxy: false,
       body_limit: '10mb',
+      max_choices: 1,
       timeouts: { connect: '10s', first_byte: '300s', idle: '120s', shutdown_grace: '30s' },
       tls: { enabled: false, min_version: '1.2' },
       security: {
         ip_allowlist: { enabled: false, allowed_ips: [], deny_all: false },
         ip_denylist: { enabled: false, denied_ips: [] },
         rate_limiting: { enabled: true, requests_per_second: 10, burst: 20, per_ip: true },
+        never_block: [],
         headers: {
           enabled: true,
           strict_transport_security: 'max-age=31536000; includeSubDomains',
@@ -37,13 +39,14 @@ export function defaultConfig(): GatehouseConfig {
       dir: './auths',
       honeytokens: [],
       encryption: { enabled: true },
+      key_limits: {},
     },
     providers: {
       claude: { enabled: true, base_url: 'https://api.anthropic.com', max_tokens: 4096 },
       openai: { enabled: true, base_url: 'https://api.openai.com', max_tokens: 4096 },
       gemini: { enabled: true, base_url: 'https://generativelanguage.googleapis.com', max_tokens: 4096 },
     },
-    store: { type: 'memory', on_error: 'allow', key_prefix: 'gatehouse:' },
+    store: { type: 'memory', on_error: 'local', replicas: 1, key_prefix: 'gatehouse:' },
     logging: {
       level: 'info',
       audit: { enabled: true, file: './logs/audit.log', format: 'json', events: [...SECURITY_EVENT_TYPES] },

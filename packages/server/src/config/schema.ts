@@ -71,6 +71,8 @@ export const configSchema: SchemaObject = obj({
       description: 'must be false, a hop count, or a list of proxy addresses or CIDRs',
     },
     body_limit: size,
+    /** Most completions one request may ask for (n, best_of, candidateCount). */
+    max_choices: { type: 'integer', minimum: 1, maximum: 128 },
     timeouts: obj({ connect: duration, first_byte: duration, idle: duration, shutdown_grace: duration }),
     tls: obj({
       enabled: bool,
@@ -83,6 +85,8 @@ export const configSchema: SchemaObject = obj({
       ip_allowlist: obj({ enabled: bool, allowed_ips: ipList, deny_all: bool }),
       ip_denylist: { anyOf: [obj({ enabled: bool, denied_ips: ipList }), ipList] },
       rate_limiting: obj({ enabled: bool, requests_per_second: positive, burst: positiveInt, per_ip: bool }),
+      /** Addresses and CIDRs block_ip alerts never block (loopback and trust_proxy entries never are either). */
+      never_block: ipList,
       headers: obj({
         enabled: bool,
         strict_transport_security: str,
@@ -102,6 +106,8 @@ export const configSchema: SchemaObject = obj({
     key_salt: str,
     honeytokens: { type: 'array', items: { type: 'string', minLength: 8 } },
     encryption: obj({ enabled: bool, key: str, previous_keys: { type: 'array', items: str } }),
+    /** Limits of every client key that does not carry its own (gatehouse keys create --rpm …). */
+    key_limits: obj({ requests_per_minute: positiveInt, tokens_per_minute: positiveInt, monthly_tokens: positiveInt, concurrency: positiveInt }),
   }),
   providers: {
     type: 'object',
@@ -111,7 +117,9 @@ export const configSchema: SchemaObject = obj({
   store: obj({
     type: { enum: ['memory', 'redis'] },
     url: { type: 'string', pattern: '^rediss?://' },
-    on_error: { enum: ['allow', 'deny'] },
+    on_error: { enum: ['local', 'allow', 'deny'] },
+    /** How many gateways share the store: with on_error local, each enforces limit ÷ replicas while Redis is down. */
+    replicas: positiveInt,
     key_prefix: nonEmpty,
   }),
   logging: obj({

@@ -1,4 +1,4 @@
-import type { ProviderName, SecurityEventType } from '@gatehouse/core'
+import type { KeyLimits, ProviderName, SecurityEventType } from '@gatehouse/core'
 
 export type Duration = string | number
 
@@ -35,12 +35,14 @@ export interface GatehouseConfig {
     port: number
     trust_proxy: boolean | number | string | string[]
     body_limit: string | number
+    max_choices: number
     timeouts: { connect: Duration; first_byte: Duration; idle: Duration; shutdown_grace: Duration }
     tls: { enabled: boolean; cert_file?: string; key_file?: string; min_version: '1.2' | '1.3'; cipher_suites?: string[] }
     security: {
       ip_allowlist: { enabled: boolean; allowed_ips: string[]; deny_all: boolean }
       ip_denylist: { enabled: boolean; denied_ips: string[] } | string[]
       rate_limiting: { enabled: boolean; requests_per_second: number; burst: number; per_ip: boolean }
+      never_block: string[]
       headers: {
         enabled: boolean
         strict_transport_security?: string
@@ -60,9 +62,11 @@ export interface GatehouseConfig {
     key_salt?: string
     honeytokens: string[]
     encryption: { enabled: boolean; key?: string; previous_keys?: string[] }
+    /** Limits of every client key without its own. */
+    key_limits: KeyLimits
   }
   providers: Partial<Record<ProviderName, ProviderConfig>>
-  store: { type: 'memory' | 'redis'; url?: string; on_error: 'allow' | 'deny'; key_prefix: string }
+  store: { type: 'memory' | 'redis'; url?: string; on_error: 'local' | 'allow' | 'deny'; replicas: number; key_prefix: string }
   logging: {
     level: 'error' | 'warn' | 'info' | 'debug'
     audit: { enabled: boolean; file: string; format: 'json'; events: SecurityEventType[]; key?: string }
