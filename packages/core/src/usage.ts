@@ -70,10 +70,15 @@ function objectTextAt(text: string, start: number): string | undefined {
  * content itself (often most of the body) is never parsed. A key inside a string is escaped (`\"`)
  * and cannot match. Returns null when the body names no usage, undefined when it cannot tell.
  */
-function usageOfJsonText(text: string): Partial<TokenUsage> | null | undefined {
+function usageOfJsonText(text: string, memberOnly = false): Partial<TokenUsage> | null | undefined {
   for (const key of ['"usageMetadata"', '"usage"'] as const) {
     const at = text.lastIndexOf(key)
     if (at === -1) continue
+    if (memberOnly) {
+      let b = at - 1
+      while (b >= 0 && (text[b] === ' ' || text[b] === '\n' || text[b] === '\r' || text[b] === '\t')) b--
+      if (text[b] !== ',' && text[b] !== '{') return undefined
+    }
     let i = at + key.length
     while (i < text.length && (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t')) i++
     if (text[i] !== ':') return undefined
@@ -91,6 +96,8 @@ function usageOfJsonText(text: string): Partial<TokenUsage> | null | undefined {
   return null
 }
 
+/** How much of the end of an oversized JSON body is kept to find its usage in. */
+const TAIL_BYTES = 64 * 1024
 const MAX_JSON_BYTES = 4 * 1024 * 1024
 const MAX_LINE_BYTES = 1024 * 1024
 
@@ -106,17 +113,21 @@ export class UsageMeter {
   private pending = ''
   private result: Partial<TokenUsage> = {}
   private overflow = false
+  /** The last TAIL_BYTES of a JSON body past MAX_JSON_BYTES. */
+  private tail: Buffer = Buffer.alloc(0)
 
   constructor(contentType: string | undefined) {
     this.sse = (contentType ?? '').toLowerCase().includes('text/event-stream')
   }
 
   push(chunk: Buffer | string): void {
-    if (this.overflow) return
     if (!this.sse) {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
       this.jsonBytes += buf.length
-      if (this.jsonBytes > MAX_JSON_BYTES) {
+      if (this.overflow || this.jsonBytes > MAX_JSON_BYTES) {
+        // Too large to keep whole: keep its end, where providers put the usage object.
+        const all = this.overflow ? Buffer.concat([this.tail, buf]) : Buffer.concat([...this.jsonChunks, buf])
+        this.tail = all.length > TAIL_BYTES ? Buffer.from(all.subarray(all.length - TAIL_BYTES)) : all
         this.overflow = true
         this.jsonChunks = []
         return
@@ -176,6 +187,12 @@ export class UsageMeter {
         }
       }
       this.jsonChunks = []
+    } else if (this.overflow) {
+      // Only a usage object that is a member of an object (after `{` or `,`) counts: a model's
+      // output that quotes `"usage": {…}` sits inside a string, its quotes escaped.
+      const found = usageOfJsonText(this.tail.toString('utf8'), true)
+      if (found) this.merge(found)
+      this.tail = Buffer.alloc(0)
     }
     if (this.result.inputTokens === undefined && this.result.outputTokens === undefined) return undefined
     return { inputTokens: this.result.inputTokens ?? 0, outputTokens: this.result.outputTokens ?? 0 }

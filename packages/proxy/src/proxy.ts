@@ -148,7 +148,7 @@ export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
       plugins: [proxyEventsPlugin as unknown as Plugin<Request, Response>],
       on: {
         proxyReq(proxyReq, req, res) {
-          guarded(req, res, p.name, () => prepare(proxyReq, req))
+          guarded(req, res, p.name, () => prepare(proxyReq, req, res))
         },
         proxyRes(proxyRes, req, res) {
           guarded(req, res, p.name, () => respond(proxyRes, req, res))
@@ -176,7 +176,7 @@ export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
     }
   }
 
-  const prepare = (proxyReq: http.ClientRequest, req: Request): void => {
+  const prepare = (proxyReq: http.ClientRequest, req: Request, res: Response): void => {
     const f = flightOf(req)
     if (!f || f.done) {
       proxyReq.destroy()
@@ -191,12 +191,25 @@ export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
       return
     }
     const socket = proxyReq.socket
+    const locals = gatehouseLocals(res)
+    // From the moment the request can leave on a connected socket, the provider may spend tokens
+    // on it (tokenCharge charges the bound when no usage comes back); before, it cannot.
     if (socket && socket.connecting) {
       f.connectTimer = setTimeout(
         () => proxyReq.destroy(coded('GH_CONNECT_TIMEOUT', 'upstream connect timeout')),
         config.timeouts.connect,
       )
-      socket.once('connect', () => f.connectTimer && clearTimeout(f.connectTimer))
+      socket.once('connect', () => {
+        if (f.connectTimer) clearTimeout(f.connectTimer)
+        if (!f.done) locals.upstreamReached = true
+      })
+    } else if (socket) locals.upstreamReached = true
+    else {
+      // The socket comes on a later tick: a kept-alive one is connected already, a new one connects.
+      const reached = (): void => {
+        if (!f.done) locals.upstreamReached = true
+      }
+      proxyReq.once('socket', (s) => (s.connecting ? s.once('connect', reached) : reached()))
     }
     // end() rather than write(): the proxy's own pipe of the (already read) request then only
     // calls end() again, a no-op, and nothing else can be appended.
@@ -211,6 +224,9 @@ export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
     }
     f.proxyRes = proxyRes
     if (f.firstByteTimer) clearTimeout(f.firstByteTimer)
+    const locals = gatehouseLocals(res)
+    locals.upstreamReached = true
+    locals.upstreamStatus = proxyRes.statusCode ?? 502
     proxyRes.on('error', (err) => fail(req, res, f.provider, err))
     const head = relayHead(config, f, proxyRes, res)
     const status = proxyRes.statusCode ?? 502
@@ -298,6 +314,8 @@ export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
       const admitted = admit(config, req, res)
       if (admitted === 'not-ours') return next()
       if (admitted === 'answered') return
+      // Nothing has left the gateway yet: a request answered before it does costs no tokens.
+      gatehouseLocals(res).upstreamReached = false
       if (config.body && !req.readableEnded) {
         // A body is given but nobody read the stream: read it to its end first, so that the proxy's
         // pipe of the request stream appends nothing to the body written.

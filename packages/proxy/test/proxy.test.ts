@@ -291,6 +291,76 @@ describe('gatehouseProxy alone', () => {
   })
 })
 
+describe('what the proxy tells the limits: upstreamReached, upstreamStatus, usage', () => {
+  /** Records the locals when the response is done (as the limiters read them). */
+  const observe = (seen: Array<Record<string, unknown>>): RequestHandler => (_req, res, next) => {
+    const done = (): void => {
+      const l = (res.locals as { gatehouse?: Record<string, unknown> }).gatehouse ?? {}
+      seen.push({ upstreamReached: l.upstreamReached, upstreamStatus: l.upstreamStatus, usage: l.usage })
+    }
+    res.once('close', done)
+    next()
+  }
+
+  it.each([false, true])('sets them on success, upstream error, refused connection and no credential (batching %s)', async (batching) => {
+    const upstream = await MockUpstream.start()
+    const seen: Array<Record<string, unknown>> = []
+    const dead = net.createServer()
+    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r))
+    const deadPort = (dead.address() as AddressInfo).port
+    await new Promise<void>((r) => dead.close(() => r()))
+    const ok = await mount({ batching, providers: { openai: { baseUrl: upstream.url, apiKey: key('sk-proj-') } } }, [observe(seen)])
+    const down = await mount({ batching, providers: { openai: { baseUrl: `http://127.0.0.1:${deadPort}`, apiKey: key('sk-proj-') } } }, [observe(seen)])
+    const none = await mount({ batching, providers: { openai: { baseUrl: upstream.url } } }, [observe(seen)])
+    const post = (url: string) => fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) }).then(async (r) => (await r.arrayBuffer(), r.status))
+    try {
+      upstream.behave({ usage: { input: 3, output: 4 } })
+      expect(await post(ok.url)).toBe(200)
+      upstream.behave({ failStatus: 400 })
+      expect(await post(ok.url)).toBe(400)
+      expect(await post(down.url)).toBe(502)
+      expect(await post(none.url)).toBe(503)
+      await new Promise((r) => setTimeout(r, 50))
+      expect(seen).toEqual([
+        { upstreamReached: true, upstreamStatus: 200, usage: { inputTokens: 3, outputTokens: 4 } },
+        { upstreamReached: true, upstreamStatus: 400, usage: undefined },
+        { upstreamReached: false, upstreamStatus: undefined, usage: undefined },
+        { upstreamReached: false, upstreamStatus: undefined, usage: undefined },
+      ])
+    } finally {
+      await ok.close()
+      await down.close()
+      await none.close()
+      await upstream.close()
+    }
+  })
+
+  it('leaves usage unset for a stream the client cut short, though message_start carried figures', async () => {
+    const upstream = await MockUpstream.start()
+    const seen: Array<Record<string, unknown>> = []
+    const m = await mount({ providers: { claude: { baseUrl: upstream.url, apiKey: key('sk-ant-api03-') } } }, [observe(seen)])
+    try {
+      upstream.behave({ chunks: 40, chunkIntervalMs: 30, usage: { input: 50, output: 70 } })
+      const controller = new AbortController()
+      const res = await fetch(`${m.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+        body: JSON.stringify({ model: 'claude-sonnet-4-5', max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+        signal: controller.signal,
+      })
+      const reader = res.body!.getReader()
+      const first = await reader.read()
+      expect(Buffer.from(first.value!).toString()).toContain('message_start')
+      controller.abort()
+      await new Promise((r) => setTimeout(r, 100))
+      expect(seen).toEqual([{ upstreamReached: true, upstreamStatus: 200, usage: undefined }])
+    } finally {
+      await m.close()
+      await upstream.close()
+    }
+  })
+})
+
 describe('options', () => {
   const secret = `sk-proj-${randomBytes(20).toString('hex')}`
   it.each<[string, unknown, RegExp]>([

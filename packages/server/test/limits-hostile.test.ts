@@ -133,6 +133,22 @@ describe('limits against a hostile tenant: what a request costs', () => {
   })
 })
 
+describe('usage from a large answer', () => {
+  it('charges a 5 MiB answer the usage the provider put at its end', async () => {
+    const h = await startHarness()
+    try {
+      h.upstream.behave({ chunks: 700_000, usage: { input: 100_000, output: 300_000 } })
+      const r = await post(h, '/v1/chat/completions', openaiBody({ max_tokens: 4000 }))
+      expect(r.status).toBe(200)
+      expect((await r.arrayBuffer()).byteLength).toBeGreaterThan(4 * 1024 * 1024)
+      await until(() => accessLines(h).length >= 1)
+      expect(accessLines(h)[0]!.details).toMatchObject({ input_tokens: 100_000, output_tokens: 300_000, usage: 'reported' })
+    } finally {
+      await h.close()
+    }
+  })
+})
+
 describe('per-key limits and the alert that blocks', () => {
   it("one key at its own limit gets 429 naming the key's limit; another key gets 200", async () => {
     const h = await startHarness((c) => {
