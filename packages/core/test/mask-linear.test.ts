@@ -46,14 +46,18 @@ function best(fn: () => void, runs = 5): number {
 }
 
 describe('masking in linear time', () => {
-  it.each(Object.entries(FAMILIES))('%s: 256 KiB in under 20 ms, and twice the input in under 3x the time', (_name, unit) => {
+  // Relative measures only (the machine may be busy): against ordinary text of the same size, and
+  // against itself at four times the size, where a linear rule takes about 4x and a quadratic 16x.
+  const plain = flat(fill('The quick brown fox jumps over the lazy dog. ', 256 * KIB))
+  it.each(Object.entries(FAMILIES))('%s: 256 KiB within 25x ordinary text of the same size, and four times the input in under 8x the time', (_name, unit) => {
     const small = flat(fill(unit, 256 * KIB))
-    const large = flat(fill(unit, 512 * KIB))
+    const large = flat(fill(unit, 1024 * KIB))
+    const base = best(() => maskSecrets(plain))
     const t256 = best(() => maskSecrets(small))
-    const t512 = best(() => maskSecrets(large))
-    expect(t256).toBeLessThan(20)
-    // A super-linear rule shows as a ratio near 4 (quadratic) or worse; noise on a tiny base is floored at 1 ms.
-    expect(t512 / Math.max(t256, 1)).toBeLessThan(3)
+    const t1024 = best(() => maskSecrets(large))
+    // Noise on a tiny base is floored at 1 ms.
+    expect(t256 / Math.max(base, 1)).toBeLessThan(25)
+    expect(t1024 / Math.max(t256, 1)).toBeLessThan(8)
   })
 
   it.each(Object.entries(FAMILIES))('%s: a real secret after the adversarial prefix is still masked', (_name, unit) => {

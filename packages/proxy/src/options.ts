@@ -58,6 +58,12 @@ export interface ProxyOptions {
   knownSecrets?: readonly string[] | undefined
   /** Run admitted requests and first writes in per-turn batches (see docs/performance.md). @default false */
   batching?: boolean | undefined
+  /**
+   * Ask OpenAI for usage on every stream (`stream_options.include_usage: true` added to chat and
+   * completions streams that lack it), so a stream is charged what it used; the usage-only event
+   * the client did not ask for is metered and not relayed. @default true
+   */
+  streamUsage?: boolean | undefined
   onEvent?: SecurityEventHandler | undefined
   logger?: Logger | undefined
 }
@@ -78,6 +84,7 @@ export interface ProxyConfig {
   readonly timeouts: { readonly connect: number; readonly firstByte: number; readonly idle: number }
   readonly masker: Masker
   readonly batching: boolean
+  readonly streamUsage: boolean
   readonly onEvent: SecurityEventHandler | undefined
   readonly logger: Logger
 }
@@ -107,6 +114,7 @@ const resolveData = createOptionsResolver<Omit<ProxyOptions, (typeof HAND_CHECKE
       },
       knownSecrets: { type: 'array', items: { type: 'string' } },
       batching: { type: 'boolean' },
+      streamUsage: { type: 'boolean' },
     },
   },
   handChecked: HAND_CHECKED,
@@ -272,6 +280,7 @@ export function resolveProxyConfig(options: ProxyOptions): ProxyConfig {
     },
     masker: createMasker({ knownSecrets }),
     batching: o.batching ?? false,
+    streamUsage: o.streamUsage ?? true,
     onEvent: options.onEvent,
     logger: (raw.logger as Logger | undefined) ?? noopLogger,
   }

@@ -1,3 +1,4 @@
+import zlib from 'node:zlib'
 import type http from 'node:http'
 import type { Response } from 'express'
 import {
@@ -27,6 +28,8 @@ export interface Flight {
   connectTimer?: NodeJS.Timeout
   idleTimer?: NodeJS.Timeout
   done: boolean
+  /** The gateway added include_usage to this stream: drop the usage-only event the client did not ask for. */
+  stripUsageEvent?: boolean
   /** What the flush stage will do for this response: uncork it, or end it (batching only). */
   flush?: 'uncork' | 'end' | undefined
 }
@@ -80,13 +83,17 @@ export function relayHead(
   f: Flight,
   proxyRes: http.IncomingMessage,
   res: Response,
-): { contentType?: string; encoded: boolean } {
+): { contentType?: string; encoded: boolean; encoding?: string } {
   let contentType: string | undefined
   let encoded = false
+  let encoding: string | undefined
   forEachHeader(proxyRes, (name, value) => {
     if (!f.policy.relays(name)) return
     if (name === 'content-type') contentType = String(value)
-    else if (name === 'content-encoding') encoded = String(value) !== 'identity'
+    else if (name === 'content-encoding') {
+      encoded = String(value) !== 'identity'
+      encoding = String(value).trim().toLowerCase()
+    }
     const as = name === 'x-request-id' ? 'x-upstream-request-id' : name
     res.setHeader(
       as,
@@ -94,7 +101,7 @@ export function relayHead(
     )
   })
   res.statusCode = proxyRes.statusCode ?? 502
-  return { ...(contentType !== undefined ? { contentType } : {}), encoded }
+  return { ...(contentType !== undefined ? { contentType } : {}), encoded, ...(encoding !== undefined ? { encoding } : {}) }
 }
 
 /**
@@ -151,7 +158,7 @@ export function relayBody(
   f: Flight,
   proxyRes: http.IncomingMessage,
   res: Response,
-  head: { contentType?: string; encoded: boolean },
+  head: { contentType?: string; encoded: boolean; encoding?: string },
   flushLater: ((f: Flight, res: http.ServerResponse) => void) | undefined,
 ): void {
   try {
@@ -162,6 +169,11 @@ export function relayBody(
     })
   }
   const meter = new UsageMeter(head.contentType)
+  // An upstream that compressed anyway (the gateway asks for identity): meter a decompressed copy;
+  // the client gets the bytes as they came.
+  const inflate = head.encoded ? decompressorFor(head.encoding, meter) : undefined
+  // A stream the gateway asked for usage on (include_usage): the usage-only event is metered, not relayed.
+  const strip = f.stripUsageEvent ? createUsageEventFilter() : undefined
   // The body may quote the injected credential too: masked on the way, so its length may change.
   const masker = createStreamMasker(f.injected)
   if (masker) res.removeHeader('content-length')
@@ -184,7 +196,9 @@ export function relayBody(
   proxyRes.on('data', (chunk: Buffer) => {
     idleTimer.refresh()
     if (!head.encoded) meter.push(chunk)
-    const out = masker ? masker.push(chunk) : chunk
+    else inflate?.push(chunk)
+    const kept = strip ? strip.push(chunk) : chunk
+    const out = masker ? masker.push(kept) : kept
     if (out.length === 0) return
     if (first && flushLater) {
       first = false
@@ -200,12 +214,92 @@ export function relayBody(
   proxyRes.on('end', () => {
     f.done = true
     clearTimers(f)
-    const usage = meter.finish()
-    if (usage) gatehouseLocals(res).usage = usage
-    const rest = masker?.end()
-    if (rest?.length) res.write(rest)
-    // Still corked (it began this turn): the flush stage ends it, headers, body and end in one write.
-    if (f.flush === 'uncork') f.flush = 'end'
-    else res.end()
+    const finish = (): void => {
+      const usage = meter.finish()
+      if (usage) gatehouseLocals(res).usage = usage
+      const tail = strip?.end()
+      const rest = masker ? Buffer.concat([masker.push(tail ?? Buffer.alloc(0)), masker.end()]) : tail
+      if (rest?.length) res.write(rest)
+      // Still corked (it began this turn): the flush stage ends it, headers, body and end in one write.
+      if (f.flush === 'uncork') f.flush = 'end'
+      else res.end()
+    }
+    if (inflate) inflate.end(finish)
+    else finish()
   })
+}
+
+/** Most decompressed bytes metered from one answer: past it the usage is left unknown (charged the bound). */
+const MAX_INFLATED = 64 * 1024 * 1024
+
+/** A zlib decompressor feeding the meter, for gzip, deflate and br; undefined for anything else. */
+function decompressorFor(encoding: string | undefined, meter: UsageMeter): { push(chunk: Buffer): void; end(then: () => void): void } | undefined {
+  const z =
+    encoding === 'gzip' || encoding === 'x-gzip'
+      ? zlib.createGunzip()
+      : encoding === 'deflate'
+        ? zlib.createInflate()
+        : encoding === 'br'
+          ? zlib.createBrotliDecompress()
+          : undefined
+  if (!z) return undefined
+  let seen = 0
+  let failed = false
+  z.on('data', (d: Buffer) => {
+    seen += d.length
+    if (seen > MAX_INFLATED) {
+      failed = true
+      z.destroy()
+      return
+    }
+    meter.push(d)
+  })
+  z.on('error', () => (failed = true))
+  return {
+    push: (chunk) => void (failed || z.write(chunk)),
+    end: (then) => {
+      if (failed || z.destroyed) return then()
+      let called = false
+      const once = (): void => {
+        if (!called) {
+          called = true
+          then()
+        }
+      }
+      z.once('end', once)
+      z.once('error', once)
+      z.once('close', once)
+      z.end()
+    },
+  }
+}
+
+/**
+ * Drops the usage-only event OpenAI sends last when `stream_options.include_usage` is set
+ * (`data: {…,"choices":[],"usage":{…}}`), for streams where the gateway, not the client, asked for
+ * it: the client sees the stream it asked for. Works on whole events (split at a blank line); a
+ * partial event waits for its end.
+ */
+export function createUsageEventFilter(): { push(chunk: Buffer): Buffer; end(): Buffer } {
+  let pending = ''
+  const keep = (event: string): boolean => !(event.startsWith('data:') && event.includes('"choices":[]') && event.includes('"usage":{'))
+  return {
+    push(chunk) {
+      pending += chunk.toString('utf8')
+      let out = ''
+      let at: number
+      while ((at = pending.search(/\r?\n\r?\n/)) !== -1) {
+        const sep = /\r?\n\r?\n/.exec(pending.slice(at))![0]
+        const event = pending.slice(0, at)
+        pending = pending.slice(at + sep.length)
+        if (keep(event)) out += event + sep
+      }
+      return Buffer.from(out, 'utf8')
+    },
+    end() {
+      const rest = pending
+      pending = ''
+      return Buffer.from(keep(rest.trim()) ? rest : '', 'utf8')
+    },
+  }
 }

@@ -361,6 +361,72 @@ describe('what the proxy tells the limits: upstreamReached, upstreamStatus, usag
   })
 })
 
+describe('usage from every answer shape', () => {
+  const observe = (seen: Array<unknown>): RequestHandler => (_req, res, next) => {
+    res.once('close', () => seen.push((res.locals as { gatehouse?: { usage?: unknown } }).gatehouse?.usage))
+    next()
+  }
+
+  it('asks OpenAI for usage on a stream that did not, meters it, and relays the stream the client asked for', async () => {
+    const upstream = await MockUpstream.start()
+    const seen: unknown[] = []
+    // The body must be known to be rewritten: a body parser's (or request-guard's) result.
+    const m = await mount({ providers: { openai: { baseUrl: upstream.url, apiKey: key('sk-proj-') } } }, [express.json(), observe(seen)])
+    const stream = (extra: object) =>
+      fetch(`${m.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...chat, stream: true, ...extra }) }).then((r) => r.text())
+    try {
+      upstream.behave({ chunks: 4, usage: { input: 12, output: 34 } })
+      const text = await stream({})
+      const sent = JSON.parse(upstream.last!.body.toString('utf8')) as { stream_options?: unknown }
+      expect(sent.stream_options).toEqual({ include_usage: true })
+      expect(text).not.toContain('"usage":{')
+      expect(text).toContain('data: [DONE]')
+      // The role chunk, the 4 content chunks and the final one: no usage-only event.
+      expect(text.match(/^data: \{/gm)?.length).toBe(1 + 4 + 1)
+      expect(text).not.toContain('"choices":[]')
+      // A client that asked for usage gets it, untouched.
+      const asked = await stream({ stream_options: { include_usage: true } })
+      expect(asked).toContain('"usage":{')
+      await new Promise((r) => setTimeout(r, 50))
+      expect(seen).toEqual([{ inputTokens: 12, outputTokens: 34 }, { inputTokens: 12, outputTokens: 34 }])
+    } finally {
+      await m.close()
+      await upstream.close()
+    }
+  })
+
+  it('meters a decompressed copy when an upstream compresses anyway, relaying the bytes it sent', async () => {
+    const { gzipSync, gunzipSync } = await import('node:zlib')
+    const answer = JSON.stringify({ id: 'x', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' } }], usage: { prompt_tokens: 5, completion_tokens: 6 } })
+    const gz = gzipSync(answer)
+    const stubborn = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': gz.length })
+      res.end(gz)
+    })
+    await new Promise<void>((r) => stubborn.listen(0, '127.0.0.1', r))
+    const seen: unknown[] = []
+    const m = await mount({ providers: { openai: { baseUrl: `http://127.0.0.1:${(stubborn.address() as AddressInfo).port}`, apiKey: key('sk-proj-') } } }, [observe(seen)])
+    try {
+      const got = await new Promise<Buffer>((resolve, reject) => {
+        const u = new URL(m.url)
+        const req = http.request({ host: u.hostname, port: u.port, path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json', 'accept-encoding': 'gzip' } }, (res) => {
+          const parts: Buffer[] = []
+          res.on('data', (d: Buffer) => parts.push(d))
+          res.on('end', () => resolve(Buffer.concat(parts)))
+        })
+        req.on('error', reject)
+        req.end(JSON.stringify(chat))
+      })
+      expect(gunzipSync(got).toString()).toBe(answer)
+      await new Promise((r) => setTimeout(r, 50))
+      expect(seen).toEqual([{ inputTokens: 5, outputTokens: 6 }])
+    } finally {
+      await m.close()
+      await new Promise<void>((r) => stubborn.close(() => r()))
+    }
+  })
+})
+
 describe('options', () => {
   const secret = `sk-proj-${randomBytes(20).toString('hex')}`
   it.each<[string, unknown, RegExp]>([
