@@ -8,7 +8,7 @@
 // The ratios are paired: c/a is worked out per round, from runs a few seconds apart, and the median
 // of those is reported, so that a machine whose speed drifts over minutes compares like with like.
 // Usage: npm run bench   (env: BENCH_ROUNDS, BENCH_DURATION, BENCH_CONNECTIONS; for the gateway:
-// BENCH_OFF=audit,metrics,alerts,ratelimit,headers,fingerprint,auth turns layers off,
+// BENCH_OFF=audit,metrics,alerts,ratelimit,headers,fingerprint,auth,keylimits turns layers off,
 // BENCH_STORE_URL=redis://127.0.0.1:6379 puts the rate limiter's state in Redis)
 const { mkdtempSync, rmSync } = require('node:fs')
 const { tmpdir } = require('node:os')

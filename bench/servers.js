@@ -46,7 +46,9 @@ async function main() {
     config.logging.audit.file = path.join(workdir, 'logs', 'audit.log')
     config.metrics.port = 0
     // Limits well above the offered load, so they are evaluated on every request but never refuse.
-    config.server.security.rate_limiting = { enabled: true, requests_per_second: 1e6, burst: 1e6, per_ip: true }
+    config.server.security.rate_limiting = { enabled: true, requests_per_second: 1e6, burst: 1e6, per_ip: true, never_block: [] }
+    // Every client key's own limits on (requests and tokens per minute, monthly tokens, concurrency).
+    config.auth.key_limits = { requests_per_minute: 1e9, tokens_per_minute: 1e12, monthly_tokens: 1e15, concurrency: 1e6 }
     for (const p of ['claude', 'openai', 'gemini']) {
       config.providers[p] = { enabled: true, base_url: upstreamUrl, max_tokens: 4096, api_key: `bench-${p}-key-${process.pid}` }
     }
@@ -59,9 +61,10 @@ async function main() {
     if (off.has('headers')) config.server.security.headers.enabled = false
     if (off.has('fingerprint')) config.device_fingerprint.enabled = false
     if (off.has('auth')) config.auth.client_auth.enabled = false
+    if (off.has('keylimits')) config.auth.key_limits = {}
     // BENCH_STORE_URL=redis://… puts rate limits, quotas and the runtime denylist in Redis (keys under a
     // prefix of this process's own, so runs never share state).
-    if (process.env.BENCH_STORE_URL) config.store = { type: 'redis', url: process.env.BENCH_STORE_URL, on_error: 'deny', key_prefix: `gatehouse-bench-${process.pid}:` }
+    if (process.env.BENCH_STORE_URL) config.store = { type: 'redis', url: process.env.BENCH_STORE_URL, on_error: 'deny', replicas: 1, key_prefix: `gatehouse-bench-${process.pid}:` }
     // BENCH_STORAGE_URL=postgresql://… turns request storage on (a migrated schema is expected).
     if (process.env.BENCH_STORAGE_URL) config.storage = { enabled: true, url: process.env.BENCH_STORAGE_URL, store_bodies: false, retention_days: 30 }
     const noop = () => undefined

@@ -283,8 +283,14 @@ function decompressorFor(encoding: string | undefined, meter: UsageMeter): { pus
 export function createUsageEventFilter(): { push(chunk: Buffer): Buffer; end(): Buffer } {
   let pending = ''
   const keep = (event: string): boolean => !(event.startsWith('data:') && event.includes('"choices":[]') && event.includes('"usage":{'))
+  const marker = Buffer.from('"choices":[]')
   return {
     push(chunk) {
+      // Nearly every chunk is content: whole events, none of them usage-only. Passed on as they are.
+      if (pending === '' && chunk.indexOf(marker) === -1) {
+        const last = chunk.length - 1
+        if (last >= 1 && chunk[last] === 0x0a && chunk[last - 1] === 0x0a) return chunk
+      }
       pending += chunk.toString('utf8')
       let out = ''
       let at: number

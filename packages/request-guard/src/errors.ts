@@ -33,6 +33,7 @@ export const RequestGuardErrorCodes = {
   /** 400: a max-token field is above the configured cap (and `onOverCap` is `reject`). */
   GH_RG_MAX_TOKENS_EXCEEDED: 'GH_RG_MAX_TOKENS_EXCEEDED',
   GH_RG_TOO_MANY_CHOICES: 'GH_RG_TOO_MANY_CHOICES',
+  GH_RG_UNMETERED: 'GH_RG_UNMETERED',
   /** 400: a GET, HEAD, DELETE or OPTIONS request carries a body. */
   GH_RG_UNEXPECTED_BODY: 'GH_RG_UNEXPECTED_BODY',
   /** 500: an earlier middleware consumed the body in a form the guard cannot check. */

@@ -383,6 +383,17 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
         effective.set(pathId(site.path), Math.max(0, requested))
       }
     }
+    // A background response runs after its request has been answered: its usage never passes the
+    // gateway, so nothing could charge it. Refused unless the operator allows it.
+    if (ctx.endpoint.kind === 'openai.responses' && body.background === true && !config.allowBackground) {
+      return {
+        status: 400,
+        code: 'GH_RG_UNMETERED',
+        message: 'background: background responses are not available through this gateway (their usage cannot be metered)',
+        field: 'background',
+        openaiCode: 'invalid_value',
+      }
+    }
     // Bound each request's output: a missing or null cap gets the configured one written in, and
     // the fields that multiply output (n, best_of, candidateCount) are held to maxChoices.
     const inserts: { path: PathSegment[]; cap: number }[] = []
@@ -496,7 +507,10 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
     for (const c of edits) setAt(obj, c.path, c.cap)
     for (const i of result.inserts) setAt(obj, i.path, i.cap)
     let out: Buffer
-    if (result.inserts.length === 0 && edits.every((e) => e.span)) {
+    const spliced = result.clamps.length === 0 ? spliceInserts(text, result.inserts) : undefined
+    if (spliced !== undefined) {
+      out = Buffer.from(spliced, 'utf8')
+    } else if (result.inserts.length === 0 && edits.every((e) => e.span)) {
       let rewritten = text
       for (const e of [...edits].sort((a, b) => b.span![0] - a.span![0])) {
         rewritten = rewritten.slice(0, e.span![0]) + String(e.cap) + rewritten.slice(e.span![1])
@@ -685,6 +699,30 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
       next(internalError(err))
     }
   }
+}
+
+/**
+ * The body text with caps written in at its end, without serialising it again: only for caps that
+ * go at the top level (`max_tokens`) or into a top-level object the body does not have yet
+ * (`generationConfig`). Undefined when an insert goes anywhere else.
+ */
+function spliceInserts(text: string, inserts: readonly { path: PathSegment[]; cap: number }[]): string | undefined {
+  let end = text.length - 1
+  while (end >= 0 && (text[end] === ' ' || text[end] === '\n' || text[end] === '\r' || text[end] === '\t')) end--
+  if (text[end] !== '}') return undefined
+  let members = ''
+  for (const { path, cap } of inserts) {
+    const key = path.length === 1 && typeof path[0] === 'string' ? JSON.stringify(path[0]) : undefined
+    // A key the text names anywhere (a null cap, the same word in a message) takes the slow path:
+    // the forwarded body must never hold a key twice.
+    if (key === undefined || text.includes(key)) return undefined
+    members += `,${key}:${cap}`
+  }
+  let before = end - 1
+  while (before >= 0 && (text[before] === ' ' || text[before] === '\n' || text[before] === '\r' || text[before] === '\t')) before--
+  // An empty object takes the members without the leading comma.
+  if (text[before] === '{') members = members.slice(1)
+  return text.slice(0, end) + members + text.slice(end)
 }
 
 /** Set a value at a path, creating the objects on the way (a Gemini body without generationConfig). */

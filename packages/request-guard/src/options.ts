@@ -72,6 +72,12 @@ export interface RequestGuardOptions {
    */
   maxChoices?: number | undefined
   /**
+   * Let OpenAI Responses run in the background (`background: true`). Their usage arrives after
+   * the request is answered, where no limit or quota sees it, so they are refused by default.
+   * @default false
+   */
+  allowBackground?: boolean | undefined
+  /**
    * Deepest nesting of objects and arrays accepted. Checked on the raw text before JSON.parse.
    * @default 64
    */
@@ -118,6 +124,7 @@ export interface RequestGuardConfig {
   readonly onOverCap: 'reject' | 'clamp'
   readonly insertCaps: boolean
   readonly maxChoices: number
+  readonly allowBackground: boolean
   readonly maxDepth: number
   readonly maxElements: number
   readonly validateSchema: boolean
@@ -162,6 +169,7 @@ export const requestGuardOptionsSchema: SchemaObject = {
     onOverCap: { enum: ['reject', 'clamp'] },
     insertCaps: { type: 'boolean' },
     maxChoices: { type: 'integer', minimum: 1, maximum: 128 },
+    allowBackground: { type: 'boolean' },
     maxDepth: { type: 'integer', minimum: 1, maximum: 10_000 },
     maxElements: { type: 'integer', minimum: 1, maximum: 100_000_000 },
     validateSchema: { type: 'boolean' },
@@ -234,6 +242,7 @@ export function resolveRequestGuardConfig(options: unknown): RequestGuardConfig 
     onOverCap: opts.onOverCap ?? 'reject',
     insertCaps: opts.insertCaps ?? true,
     maxChoices: opts.maxChoices ?? 1,
+    allowBackground: opts.allowBackground ?? false,
     maxDepth: opts.maxDepth ?? 64,
     maxElements: opts.maxElements ?? 100_000,
     validateSchema: opts.validateSchema ?? true,

@@ -151,4 +151,18 @@ describe('output bounds: caps written in, choices held, the estimate the limits 
       await off.close()
     }
   })
+
+  it('refuses an unmetered background response, unless allowed', async () => {
+    const body = { model: 'gpt-4o', input: 'hi', max_output_tokens: 10, background: true }
+    const res = await postJson(app.url, '/v1/responses', body)
+    expect(res.status).toBe(400)
+    expect(res.json.error).toMatchObject({ param: 'background', code: 'invalid_value' })
+    expect(app.events).toEqual([expect.objectContaining({ result: 'unmetered', details: expect.objectContaining({ code: 'GH_RG_UNMETERED' }) })])
+    const allowing = await startGuarded({ allowBackground: true })
+    try {
+      expect((await postJson(allowing.url, '/v1/responses', body)).status).toBe(200)
+    } finally {
+      await allowing.close()
+    }
+  })
 })

@@ -126,6 +126,7 @@ describe('requestGuard options', () => {
     expect(requestGuardOptionsSchema).toMatchObject({ type: 'object', additionalProperties: false })
     expect(Object.keys(requestGuardOptionsSchema.properties as object).sort()).toEqual(
       [
+        'allowBackground',
         'bodyLimit',
         'insertCaps',
         'maxChoices',
