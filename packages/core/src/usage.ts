@@ -96,6 +96,31 @@ function usageOfJsonText(text: string, memberOnly = false): Partial<TokenUsage> 
   return null
 }
 
+/** `"usage": {` or `"usageMetadata": {`: a usage object, not OpenAI's `"usage":null` on every chunk. */
+const USAGE_OBJECT = /sage(?:Metadata)?"\s*:\s*\{/
+
+/** Where the first usage object starts in a chunk, or -1: looks at bytes, decodes nothing. */
+function usageObjectAt(chunk: Buffer): number {
+  let from = 0
+  for (;;) {
+    const at = chunk.indexOf('sage', from)
+    if (at === -1) return -1
+    let i = at + 4
+    if (chunk[i] === 0x4d) i += 8 // Metadata
+    if (chunk[i] === 0x22) {
+      i++
+      while (chunk[i] === 0x20) i++
+      if (chunk[i] === 0x3a) {
+        i++
+        while (chunk[i] === 0x20) i++
+        // A usage object, or the chunk ends before we can tell: look closer.
+        if (chunk[i] === 0x7b || i >= chunk.length) return at
+      }
+    } else if (i >= chunk.length) return at
+    from = at + 4
+  }
+}
+
 /** How much of the end of an oversized JSON body is kept to find its usage in. */
 const TAIL_BYTES = 64 * 1024
 const MAX_JSON_BYTES = 4 * 1024 * 1024
@@ -138,7 +163,7 @@ export class UsageMeter {
     if (typeof chunk !== 'string' && this.pending === '') {
       // Most stream chunks end on a line break and carry no usage: look at the bytes, decode nothing.
       const lastNl = chunk.lastIndexOf(0x0a)
-      const at = lastNl === -1 ? -1 : chunk.indexOf('sage')
+      const at = lastNl === -1 ? -1 : usageObjectAt(chunk)
       if (lastNl !== -1 && (at === -1 || at > lastNl)) {
         if (lastNl < chunk.length - 1) this.pending = chunk.toString('utf8', lastNl + 1)
         return
@@ -157,7 +182,7 @@ export class UsageMeter {
   private line(raw: string): void {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
     if (!line.startsWith('data:')) return
-    if (!line.includes('sage')) return // usage / usageMetadata
+    if (!USAGE_OBJECT.test(line)) return // usage / usageMetadata with an object (not `"usage":null`)
     try {
       this.merge(usageFromObject(JSON.parse(line.slice(5).trim())))
     } catch {

@@ -27,6 +27,19 @@ export interface HeaderInfo {
   key: string
 }
 
+/** draft-8 partition keys by bucket key: a hash per response is measurable, the keys repeat. */
+const partitionKeys = new Map<string, string>()
+
+function partitionKey(key: string): string {
+  let pk = partitionKeys.get(key)
+  if (pk === undefined) {
+    pk = Buffer.from(createHash('sha256').update(key).digest('hex').slice(0, 12)).toString('base64')
+    if (partitionKeys.size >= 10_000) partitionKeys.clear()
+    partitionKeys.set(key, pk)
+  }
+  return pk
+}
+
 /**
  * Write the `RateLimit-*` headers the way express-rate-limit does for the same draft, so a limit
  * enforced outside express-rate-limit (tokens, quotas) looks the same to clients.
@@ -48,9 +61,7 @@ export function setRateLimitHeaders(res: Response, draft: HeadersDraft, info: He
       res.setHeader('RateLimit', `limit=${info.limit}, remaining=${remaining}, reset=${reset}`)
       break
     case 'draft-8': {
-      const pk = Buffer.from(createHash('sha256').update(info.key).digest('hex').slice(0, 12)).toString(
-        'base64',
-      )
+      const pk = partitionKey(info.key)
       res.append('RateLimit', `"${info.name}"; r=${remaining}; t=${reset}`)
       res.append('RateLimit-Policy', `"${info.name}"; q=${info.limit}; w=${w}; pk=:${pk}:`)
       break
