@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import {
   GatehouseConfigError,
@@ -74,6 +74,10 @@ const WHAT: Record<keyof KeyLimits, string> = {
   monthly_tokens: 'tokens per month',
   concurrency: 'concurrent requests',
 }
+
+/** Slot ids: unique per process (a random prefix) and per request (a counter), without a UUID each time. */
+const SLOT_PREFIX = `${randomBytes(6).toString('hex')}-`
+let slotSeq = 0
 
 const invalid = (message: string): GatehouseConfigError =>
   new GatehouseConfigError('GH_RL_INVALID_OPTIONS', `@gatehouse/rate-limit: keyLimits: ${message}`)
@@ -181,72 +185,90 @@ export function keyLimits(options: KeyLimitsOptions = {}): KeyLimitsHandler {
     if (limits.length === 0) return next()
     const estimate = locals.tokenEstimate
     const amount = estimate ? estimate.promptTokens + estimate.outputTokens : estimateTokens(req, defaultMaxTokens).total
-    const held: Held[] = []
     const isOpenAI = openaiHeaders && (locals.provider ?? locals.route?.provider) === 'openai'
-    const ns = (a: Applied): string => `key-${a.limit}:${name}:${a.scope}`
-    try {
-      for (const a of limits) {
-        let refused: { retryAfter: number; remaining: number; windowSeconds: number } | undefined
-        if (a.limit === 'requests_per_minute' || a.limit === 'tokens_per_minute') {
-          const tokens = a.limit === 'tokens_per_minute'
-          const want = tokens ? Math.min(amount, a.value) : 1
-          if (want === 0) continue
-          const ref: BucketRef = { namespace: ns(a), key: keyId, capacity: a.value, refillPerSecond: a.value / 60 }
-          const state = await store.take(ref, want)
-          if (state.allowed) {
-            held.push({ kind: 'bucket', ref, amount: want, tokens })
-            if (a.scope === '*') {
-              setRateLimitHeaders(res, 'draft-8', { limit: a.value, remaining: state.tokens, resetSeconds: state.msUntilFull / 1000, windowSeconds: 60, name: `key-${tokens ? 'tpm' : 'rpm'}`, key: keyId })
-              if (isOpenAI) {
-                const which = tokens ? 'tokens' : 'requests'
-                res.setHeader(`x-ratelimit-limit-${which}`, String(a.value))
-                res.setHeader(`x-ratelimit-remaining-${which}`, String(Math.max(0, Math.floor(state.tokens))))
-                res.setHeader(`x-ratelimit-reset-${which}`, openaiDuration(state.msUntilFull / 1000))
-              }
-            }
-          } else refused = { retryAfter: state.msUntilAvailable / 1000, remaining: state.tokens, windowSeconds: 60 }
-        } else if (a.limit === 'monthly_tokens') {
-          if (amount === 0) continue
-          const ref: QuotaRef = { namespace: ns(a), key: keyId, limit: a.value }
-          const state = await store.quotaReserve(ref, amount)
-          if (state.allowed) held.push({ kind: 'quota', ref, amount, period: state.period })
-          else refused = { retryAfter: state.msUntilReset / 1000, remaining: Math.max(0, a.value - state.used), windowSeconds: (periodEnd(state.period) - periodStart(state.period)) / 1000 }
-        } else {
-          const ref: SlotRef = { namespace: ns(a), key: keyId, limit: a.value, leaseMs }
-          const id = randomUUID()
-          const state = await store.slotAcquire(ref, id)
-          if (state.allowed) held.push({ kind: 'slot', ref, id })
-          else refused = { retryAfter: 1, remaining: 0, windowSeconds: 1 }
-        }
-        if (!refused) continue
-        giveBack(held)
-        counts.limited++
-        const whose = a.scope === '*' ? 'this API key' : `this API key on ${a.scope}`
-        setRateLimitHeaders(res, 'draft-8', { limit: a.value, remaining: refused.remaining, resetSeconds: refused.retryAfter, windowSeconds: refused.windowSeconds, name: `key-${a.limit}`, key: keyId })
-        if (isOpenAI && (a.limit === 'requests_per_minute' || a.limit === 'tokens_per_minute')) {
-          const which = a.limit === 'tokens_per_minute' ? 'tokens' : 'requests'
-          res.setHeader(`x-ratelimit-limit-${which}`, String(a.value))
-          res.setHeader(`x-ratelimit-remaining-${which}`, String(Math.max(0, Math.floor(refused.remaining))))
-          res.setHeader(`x-ratelimit-reset-${which}`, openaiDuration(refused.retryAfter))
-        }
-        const need = a.limit === 'tokens_per_minute' || a.limit === 'monthly_tokens' ? `; this request needs up to ${amount} tokens` : ''
-        refuse(req, res, options.onEvent, logger, {
-          kind: KIND[a.limit],
-          scope: 'key',
-          name,
-          limit: a.value,
-          retryAfterSeconds: refused.retryAfter,
-          message:
-            a.limit === 'monthly_tokens'
-              ? `Monthly token quota exhausted for ${whose}: ${Math.floor(refused.remaining)} of ${a.value} tokens left${need}. The quota resets at ${new Date(Date.now() + refused.retryAfter * 1000).toISOString()}.`
-              : `Rate limit exceeded for ${whose}: ${a.value} ${WHAT[a.limit]}${need}. Retry after ${Math.max(1, Math.ceil(refused.retryAfter))} second${Math.ceil(refused.retryAfter) <= 1 ? '' : 's'}.`,
-        })
-        return
+    // Every limit is asked at once (each one atomic in the store); then, in order, the first that
+    // refused answers, and what the others took is given back.
+    type Outcome = { a: Applied; held?: Held; refused?: { retryAfter: number; remaining: number; windowSeconds: number }; tokens?: number; msUntilFull?: number }
+    const asks: Promise<Outcome>[] = []
+    for (const a of limits) {
+      const namespace = `key-${a.limit}:${name}:${a.scope}`
+      if (a.limit === 'requests_per_minute' || a.limit === 'tokens_per_minute') {
+        const tokens = a.limit === 'tokens_per_minute'
+        const want = tokens ? Math.min(amount, a.value) : 1
+        if (want === 0) continue
+        const ref: BucketRef = { namespace, key: keyId, capacity: a.value, refillPerSecond: a.value / 60 }
+        asks.push(
+          store.take(ref, want).then((state) =>
+            state.allowed
+              ? { a, held: { kind: 'bucket', ref, amount: want, tokens }, tokens: state.tokens, msUntilFull: state.msUntilFull }
+              : { a, refused: { retryAfter: state.msUntilAvailable / 1000, remaining: state.tokens, windowSeconds: 60 } },
+          ),
+        )
+      } else if (a.limit === 'monthly_tokens') {
+        if (amount === 0) continue
+        const ref: QuotaRef = { namespace, key: keyId, limit: a.value }
+        asks.push(
+          store.quotaReserve(ref, amount).then((state) =>
+            state.allowed
+              ? { a, held: { kind: 'quota', ref, amount, period: state.period } }
+              : { a, refused: { retryAfter: state.msUntilReset / 1000, remaining: Math.max(0, a.value - state.used), windowSeconds: (periodEnd(state.period) - periodStart(state.period)) / 1000 } },
+          ),
+        )
+      } else {
+        const ref: SlotRef = { namespace, key: keyId, limit: a.value, leaseMs }
+        const id = `${SLOT_PREFIX}${++slotSeq}`
+        asks.push(store.slotAcquire(ref, id).then((state) => (state.allowed ? { a, held: { kind: 'slot', ref, id } } : { a, refused: { retryAfter: 1, remaining: 0, windowSeconds: 1 } })))
       }
-    } catch (err) {
+    }
+    const settled = await Promise.allSettled(asks)
+    const held: Held[] = []
+    for (const r of settled) if (r.status === 'fulfilled' && r.value.held) held.push(r.value.held)
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed) {
       giveBack(held)
-      if (isStoreUnavailable(err)) return storeFailed(err, req, res, next)
-      return next(err)
+      if (isStoreUnavailable(failed.reason)) return storeFailed(failed.reason, req, res, next)
+      return next(failed.reason)
+    }
+    const outcomes = settled.map((r) => (r as PromiseFulfilledResult<Outcome>).value)
+    const refusal = outcomes.find((o) => o.refused)
+    if (!refusal) {
+      for (const o of outcomes) {
+        if (o.a.scope !== '*' || o.tokens === undefined) continue
+        const tokens = o.a.limit === 'tokens_per_minute'
+        setRateLimitHeaders(res, 'draft-8', { limit: o.a.value, remaining: o.tokens, resetSeconds: (o.msUntilFull ?? 0) / 1000, windowSeconds: 60, name: `key-${tokens ? 'tpm' : 'rpm'}`, key: keyId })
+        if (isOpenAI) {
+          const which = tokens ? 'tokens' : 'requests'
+          res.setHeader(`x-ratelimit-limit-${which}`, String(o.a.value))
+          res.setHeader(`x-ratelimit-remaining-${which}`, String(Math.max(0, Math.floor(o.tokens))))
+          res.setHeader(`x-ratelimit-reset-${which}`, openaiDuration((o.msUntilFull ?? 0) / 1000))
+        }
+      }
+    } else {
+      const a = refusal.a
+      const refused = refusal.refused!
+      giveBack(held)
+      counts.limited++
+      const whose = a.scope === '*' ? 'this API key' : `this API key on ${a.scope}`
+      setRateLimitHeaders(res, 'draft-8', { limit: a.value, remaining: refused.remaining, resetSeconds: refused.retryAfter, windowSeconds: refused.windowSeconds, name: `key-${a.limit}`, key: keyId })
+      if (isOpenAI && (a.limit === 'requests_per_minute' || a.limit === 'tokens_per_minute')) {
+        const which = a.limit === 'tokens_per_minute' ? 'tokens' : 'requests'
+        res.setHeader(`x-ratelimit-limit-${which}`, String(a.value))
+        res.setHeader(`x-ratelimit-remaining-${which}`, String(Math.max(0, Math.floor(refused.remaining))))
+        res.setHeader(`x-ratelimit-reset-${which}`, openaiDuration(refused.retryAfter))
+      }
+      const need = a.limit === 'tokens_per_minute' || a.limit === 'monthly_tokens' ? `; this request needs up to ${amount} tokens` : ''
+      refuse(req, res, options.onEvent, logger, {
+        kind: KIND[a.limit],
+        scope: 'key',
+        name,
+        limit: a.value,
+        retryAfterSeconds: refused.retryAfter,
+        message:
+          a.limit === 'monthly_tokens'
+            ? `Monthly token quota exhausted for ${whose}: ${Math.floor(refused.remaining)} of ${a.value} tokens left${need}. The quota resets at ${new Date(Date.now() + refused.retryAfter * 1000).toISOString()}.`
+            : `Rate limit exceeded for ${whose}: ${a.value} ${WHAT[a.limit]}${need}. Retry after ${Math.max(1, Math.ceil(refused.retryAfter))} second${Math.ceil(refused.retryAfter) <= 1 ? '' : 's'}.`,
+      })
+      return
     }
     if (held.length > 0) {
       let done = false
