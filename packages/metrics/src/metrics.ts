@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { createMasker, type SecurityEvent, type SecurityEventHandler } from '@gatehouse/core'
 import { BoundedLabel, eventTypeLabel, ipLabel, providerLabel, statusLabel } from './labels'
+import { isSharedLimitRefusal } from './options'
 import { resolveMetricsConfig, type MetricsOptions } from './options'
 
 /** One finished request, as `observeRequest` takes it. */
@@ -197,7 +198,9 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
       const eventType = eventTypeLabel(event.event_type)
       pendingEvents.add(eventType, () => ({ event_type: eventType }))
       if (event.event_type === 'auth_failure') authFailures.inc({ provider: providerLabel(event.provider, config.providers) })
-      if (config.isRateLimitViolation(event)) rateLimitViolations.inc({ ip: ipLabel(event.ip, ips) })
+      // A refusal by a bucket the caller shares (own_limit: false) is not the caller's doing: it is
+      // counted under ip="shared", so a per-address rule never sees the victims of a drained bucket.
+      if (config.isRateLimitViolation(event)) rateLimitViolations.inc({ ip: isSharedLimitRefusal(event) ? 'shared' : ipLabel(event.ip, ips) })
       if (event.event_type === 'credential_access' && event.result === 'rejected') {
         const action = (event.details as Record<string, unknown> | undefined)?.action
         credentialRejections.inc({

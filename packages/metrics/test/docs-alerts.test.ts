@@ -34,7 +34,7 @@ describe('docs/prometheus-alerts.yml', () => {
     const rules = doc.groups.flatMap((g) => g.rules)
     expect(rules.map((r) => [r.labels?.action, r.expr])).toEqual([
       ['notify_admin', 'sum(increase(gatehouse_auth_failures_total[5m])) > 100'],
-      ['block_ip', 'sum by (ip) (increase(gatehouse_rate_limit_violations_total[1m])) > 50'],
+      ['block_ip', 'sum by (ip) (increase(gatehouse_rate_limit_violations_total{ip!~"shared|other"}[1m])) > 50'],
       ['notify_admin', 'max by (instance) (gatehouse_rate_limit_store_degraded) > 0'],
     ])
   })

@@ -36,6 +36,17 @@ describe('createMetrics', () => {
     expect(sample(text, 'cliproxy_security_events_total{event_type="security_violation"}')).toBe(10)
   })
 
+  it('counts a refusal by a shared bucket under ip="shared", never under the refused caller\'s address', async () => {
+    const metrics = createMetrics({ processMetrics: false })
+    metrics.recordEvent(event({ event_type: 'security_violation', result: 'rate_limited', ip: '198.51.100.7', details: { own_limit: false } }))
+    metrics.recordEvent(event({ event_type: 'security_violation', result: 'quota_exceeded', ip: '198.51.100.7', details: { own_limit: false } }))
+    metrics.recordEvent(event({ event_type: 'security_violation', result: 'rate_limited', ip: '203.0.113.66', details: { own_limit: true } }))
+    const text = await metrics.render()
+    expect(sample(text, 'gatehouse_rate_limit_violations_total{ip="shared"}')).toBe(2)
+    expect(sample(text, 'gatehouse_rate_limit_violations_total{ip="203.0.113.66"}')).toBe(1)
+    expect(text).not.toContain('198.51.100.7')
+  })
+
   it('counts credentials the provider proved bad, by what the vault did', async () => {
     const metrics = createMetrics({ processMetrics: false })
     const rejected = (action: unknown) => event({ event_type: 'credential_access', result: 'rejected', provider: 'openai', details: { action, credential_id: 'cred_1' } })
