@@ -15,7 +15,7 @@ import { MemoryStore } from './memory-store'
 import type { StoreErrorMode } from './options'
 import { periodEnd, periodStart, type QuotaPeriod } from './period'
 import { refuse, refuseStoreDown, setRateLimitHeaders, type LimitKind } from './refusal'
-import { isRateLimitStore, isStoreUnavailable, type BucketRef, type QuotaRef, type RateLimitStore, type SlotRef } from './store'
+import { isRateLimitStore, isStoreUnavailable, type BucketRef, type QuotaRef, type RateLimitStore, type ReserveOp, type ReserveResult, type SlotRef } from './store'
 import { estimateTokens } from './tokens'
 
 export interface KeyLimitsOptions {
@@ -186,10 +186,10 @@ export function keyLimits(options: KeyLimitsOptions = {}): KeyLimitsHandler {
     const estimate = locals.tokenEstimate
     const amount = estimate ? estimate.promptTokens + estimate.outputTokens : estimateTokens(req, defaultMaxTokens).total
     const isOpenAI = openaiHeaders && (locals.provider ?? locals.route?.provider) === 'openai'
-    // Every limit is asked at once (each one atomic in the store); then, in order, the first that
-    // refused answers, and what the others took is given back.
+    // Every limit of the request is asked at once: with a store that can (memory, Redis), in one
+    // all-or-nothing step; otherwise each on its own, what the others took given back on a refusal.
     type Outcome = { a: Applied; held?: Held; refused?: { retryAfter: number; remaining: number; windowSeconds: number }; tokens?: number; msUntilFull?: number }
-    const asks: Promise<Outcome>[] = []
+    const plan: Array<{ a: Applied; op: ReserveOp; held: Held }> = []
     for (const a of limits) {
       const namespace = `key-${a.limit}:${name}:${a.scope}`
       if (a.limit === 'requests_per_minute' || a.limit === 'tokens_per_minute') {
@@ -197,39 +197,65 @@ export function keyLimits(options: KeyLimitsOptions = {}): KeyLimitsHandler {
         const want = tokens ? Math.min(amount, a.value) : 1
         if (want === 0) continue
         const ref: BucketRef = { namespace, key: keyId, capacity: a.value, refillPerSecond: a.value / 60 }
-        asks.push(
-          store.take(ref, want).then((state) =>
-            state.allowed
-              ? { a, held: { kind: 'bucket', ref, amount: want, tokens }, tokens: state.tokens, msUntilFull: state.msUntilFull }
-              : { a, refused: { retryAfter: state.msUntilAvailable / 1000, remaining: state.tokens, windowSeconds: 60 } },
-          ),
-        )
+        plan.push({ a, op: { kind: 'bucket', ref, amount: want }, held: { kind: 'bucket', ref, amount: want, tokens } })
       } else if (a.limit === 'monthly_tokens') {
         if (amount === 0) continue
         const ref: QuotaRef = { namespace, key: keyId, limit: a.value }
-        asks.push(
-          store.quotaReserve(ref, amount).then((state) =>
-            state.allowed
-              ? { a, held: { kind: 'quota', ref, amount, period: state.period } }
-              : { a, refused: { retryAfter: state.msUntilReset / 1000, remaining: Math.max(0, a.value - state.used), windowSeconds: (periodEnd(state.period) - periodStart(state.period)) / 1000 } },
-          ),
-        )
+        plan.push({ a, op: { kind: 'quota', ref, amount }, held: { kind: 'quota', ref, amount, period: 0 } })
       } else {
         const ref: SlotRef = { namespace, key: keyId, limit: a.value, leaseMs }
         const id = `${SLOT_PREFIX}${++slotSeq}`
-        asks.push(store.slotAcquire(ref, id).then((state) => (state.allowed ? { a, held: { kind: 'slot', ref, id } } : { a, refused: { retryAfter: 1, remaining: 0, windowSeconds: 1 } })))
+        plan.push({ a, op: { kind: 'slot', ref, id }, held: { kind: 'slot', ref, id } })
       }
     }
-    const settled = await Promise.allSettled(asks)
-    const held: Held[] = []
-    for (const r of settled) if (r.status === 'fulfilled' && r.value.held) held.push(r.value.held)
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')
-    if (failed) {
-      giveBack(held)
-      if (isStoreUnavailable(failed.reason)) return storeFailed(failed.reason, req, res, next)
-      return next(failed.reason)
+    const outcomeOf = (p: (typeof plan)[number], r: ReserveResult['results'][number]): Outcome => {
+      if (p.op.kind === 'bucket') {
+        const st = r.bucket!
+        return r.allowed
+          ? { a: p.a, held: p.held, tokens: st.tokens, msUntilFull: st.msUntilFull }
+          : { a: p.a, refused: { retryAfter: st.msUntilAvailable / 1000, remaining: st.tokens, windowSeconds: 60 } }
+      }
+      if (p.op.kind === 'quota') {
+        const st = r.quota!
+        if (p.held.kind === 'quota') p.held.period = st.period
+        return r.allowed
+          ? { a: p.a, held: p.held }
+          : { a: p.a, refused: { retryAfter: st.msUntilReset / 1000, remaining: Math.max(0, p.a.value - st.used), windowSeconds: (periodEnd(st.period) - periodStart(st.period)) / 1000 } }
+      }
+      return r.allowed ? { a: p.a, held: p.held } : { a: p.a, refused: { retryAfter: 1, remaining: 0, windowSeconds: 1 } }
     }
-    const outcomes = settled.map((r) => (r as PromiseFulfilledResult<Outcome>).value)
+    let outcomes: Outcome[]
+    let held: Held[]
+    if (store.reserveAll) {
+      let r: ReserveResult
+      try {
+        r = await store.reserveAll(plan.map((p) => p.op))
+      } catch (err) {
+        if (isStoreUnavailable(err)) return storeFailed(err, req, res, next)
+        return next(err)
+      }
+      outcomes = plan.map((p, i) => outcomeOf(p, r.results[i]!))
+      held = r.allowed ? plan.map((p) => p.held) : []
+    } else {
+      const take = (p: (typeof plan)[number]): Promise<ReserveResult['results'][number]> =>
+        p.op.kind === 'bucket'
+          ? store.take(p.op.ref, p.op.amount).then((bucket) => ({ allowed: bucket.allowed, bucket }))
+          : p.op.kind === 'quota'
+            ? store.quotaReserve(p.op.ref, p.op.amount).then((quota) => ({ allowed: quota.allowed, quota }))
+            : store.slotAcquire(p.op.ref, p.op.id).then((slot) => ({ allowed: slot.allowed, slot }))
+      const settled = await Promise.allSettled(plan.map(take))
+      held = []
+      settled.forEach((r, i) => {
+        if (r.status === 'fulfilled' && r.value.allowed) held.push(outcomeOf(plan[i]!, r.value).held!)
+      })
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+      if (failed) {
+        giveBack(held)
+        if (isStoreUnavailable(failed.reason)) return storeFailed(failed.reason, req, res, next)
+        return next(failed.reason)
+      }
+      outcomes = settled.map((r, i) => outcomeOf(plan[i]!, (r as PromiseFulfilledResult<ReserveResult['results'][number]>).value))
+    }
     const refusal = outcomes.find((o) => o.refused)
     if (!refusal) {
       for (const o of outcomes) {

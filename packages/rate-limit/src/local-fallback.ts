@@ -8,6 +8,8 @@ import {
   type QuotaRef,
   type QuotaState,
   type RateLimitStore,
+  type ReserveOp,
+  type ReserveResult,
   type SlotRef,
   type SlotState,
   type StoreStats,
@@ -57,6 +59,8 @@ export class LocalFallbackStore implements RateLimitStore {
     this.replicas = Math.max(1, Math.floor(options.replicas ?? 1))
     this.retryMs = options.retryMs ?? 500
     this.logger = options.logger ?? noopLogger
+    // All-or-nothing reservations only where the shared store offers them.
+    if (!options.store.reserveAll) (this as { reserveAll?: unknown }).reserveAll = undefined
   }
 
   /** True while limits are enforced locally because the shared store failed. */
@@ -174,6 +178,29 @@ export class LocalFallbackStore implements RateLimitStore {
     await this.primary.slotRelease(slots, id).catch((err: unknown) => {
       if (!isStoreUnavailable(err)) throw err
     })
+  }
+
+  reserveAll(ops: readonly ReserveOp[]): Promise<ReserveResult> {
+    const scaled = (): ReserveOp[] =>
+      ops.map((op) =>
+        op.kind === 'bucket'
+          ? { ...op, ref: this.bucket(op.ref), amount: Math.min(op.amount, this.share(op.ref.capacity)) }
+          : op.kind === 'quota'
+            ? { ...op, ref: this.quotaShare(op.ref) }
+            : { ...op, ref: { ...op.ref, limit: this.share(op.ref.limit) } },
+      )
+    const shared = this.primary.reserveAll?.bind(this.primary)
+    return this.attempt(
+      async () => {
+        const r = await shared!(ops)
+        ops.forEach((op, i) => {
+          const q = r.results[i]?.quota
+          if (op.kind === 'quota' && q) this.remember(op.ref, q)
+        })
+        return r
+      },
+      () => this.local.reserveAll(scaled()),
+    )
   }
 
   ping(): Promise<boolean> {

@@ -9,6 +9,8 @@ import {
   type QuotaRef,
   type QuotaState,
   type RateLimitStore,
+  type ReserveOp,
+  type ReserveResult,
   type SlotRef,
   type SlotState,
   type StoreStats,
@@ -101,6 +103,56 @@ export class MemoryStore implements RateLimitStore {
       if (held.size === 0) this.slots.delete(k)
     }
     return Promise.resolve()
+  }
+
+  reserveAll(ops: readonly ReserveOp[]): Promise<ReserveResult> {
+    // Synchronous JavaScript: checking every limit, then taking them, is one atomic step.
+    const now = this.clock()
+    const period = periodOf(now)
+    const results: ReserveResult['results'] = []
+    let all = true
+    for (const op of ops) {
+      if (op.kind === 'bucket') {
+        const tokens = this.level(op.ref, now)
+        const ok = tokens >= op.amount
+        all &&= ok
+        results.push({ allowed: ok, bucket: describeBucket(op.ref, tokens, ok, ok ? 1 : op.amount) })
+      } else if (op.kind === 'quota') {
+        const used = this.quotas.get(`${op.ref.namespace}${SEP}${op.ref.key}`)
+        const current = used && used.period === period ? used.used : 0
+        const ok = op.amount === 0 || op.ref.limit - current >= op.amount
+        all &&= ok
+        results.push({ allowed: ok, quota: { allowed: ok, used: current, period, msUntilReset: periodEnd(period) - now } })
+      } else {
+        const held = this.slots.get(`${op.ref.namespace}${SEP}${op.ref.key}`)
+        let live = 0
+        for (const until of held?.values() ?? []) if (until > now) live++
+        const ok = live < op.ref.limit
+        all &&= ok
+        results.push({ allowed: ok, slot: { allowed: ok, held: live } })
+      }
+    }
+    if (all) {
+      ops.forEach((op, i) => {
+        const r = results[i]!
+        if (op.kind === 'bucket') {
+          const tokens = this.level(op.ref, now) - op.amount
+          this.save(op.ref, tokens, now)
+          r.bucket = describeBucket(op.ref, tokens, true, 1)
+        } else if (op.kind === 'quota') {
+          const entry = this.quotaEntry(op.ref, period)
+          if (op.amount !== 0) {
+            entry.used += op.amount
+            this.changed()
+          }
+          r.quota = { allowed: true, used: entry.used, period, msUntilReset: periodEnd(period) - now }
+        } else {
+          void this.slotAcquire(op.ref, op.id)
+          r.slot = { allowed: true, held: (r.slot?.held ?? 0) + 1 }
+        }
+      })
+    }
+    return Promise.resolve({ allowed: all, results })
   }
 
   /** Buckets held for one namespace (for tests and metrics). */

@@ -1,7 +1,7 @@
 import { GatehouseConfigError, noopLogger, type Logger } from '@gatehouse/core'
 import type { Redis, RedisOptions } from 'ioredis'
 import { resolveRedisStoreOptions } from './options'
-import { BUCKET_SCRIPT, QUOTA_SCRIPT, SLOT_SCRIPT, type Script } from './redis-scripts'
+import { BUCKET_SCRIPT, QUOTA_SCRIPT, RESERVE_SCRIPT, SLOT_SCRIPT, type Script } from './redis-scripts'
 import {
   describeBucket,
   StoreUnavailableError,
@@ -10,6 +10,8 @@ import {
   type QuotaRef,
   type QuotaState,
   type RateLimitStore,
+  type ReserveOp,
+  type ReserveResult,
   type SlotRef,
   type SlotState,
   type StoreStats,
@@ -294,6 +296,59 @@ export class RedisStore implements RateLimitStore {
 
   async slotRelease(slots: SlotRef, id: string): Promise<void> {
     await this.run(SLOT_SCRIPT, this.slotKey(slots.namespace, slots.key), ['release', slots.limit, 0, id])
+  }
+
+  async reserveAll(ops: readonly ReserveOp[]): Promise<ReserveResult> {
+    const keys: string[] = []
+    const args: (string | number)[] = [ops.length]
+    for (const op of ops) {
+      if (op.kind === 'bucket') {
+        keys.push(this.bucketKey(op.ref.namespace, op.ref.key))
+        args.push('b', op.ref.capacity, (op.ref.refillPerSecond / 1000).toPrecision(17), op.amount)
+      } else if (op.kind === 'quota') {
+        keys.push(this.quotaKey(op.ref.namespace, op.ref.key))
+        args.push('q', op.ref.limit, op.amount, QUOTA_TTL_SECONDS)
+      } else {
+        keys.push(this.slotKey(op.ref.namespace, op.ref.key))
+        args.push('s', op.ref.limit, Math.ceil(op.ref.leaseMs), op.id)
+      }
+    }
+    const reply = (await this.runMany(RESERVE_SCRIPT, keys, args)) as (string | number)[]
+    const allowed = Number(reply[0]) === 1
+    const now = Number(reply[1])
+    const results: ReserveResult['results'] = ops.map((op, i) => {
+      const ok = Number(reply[2 + i * 3]) === 1
+      const a = reply[3 + i * 3]
+      const b = Number(reply[4 + i * 3])
+      if (op.kind === 'bucket') return { allowed: ok, bucket: describeBucket(op.ref, Number(a), ok, ok ? 1 : op.amount) }
+      if (op.kind === 'quota') return { allowed: ok, quota: { allowed: ok, used: Number(a), period: b, msUntilReset: Math.max(0, periodEnd(b) - now) } }
+      return { allowed: ok, slot: { allowed: ok, held: Number(a) } }
+    })
+    return { allowed, results }
+  }
+
+  /** Run one script over several keys within the timeout (as `run`). */
+  private async runMany(s: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await this.ready()
+      const call = this.client.evalsha(s.sha, keys.length, ...keys, ...args).catch((err: unknown) => {
+        if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return this.client.eval(s.lua, keys.length, ...keys, ...args)
+        throw err
+      })
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new StoreUnavailableError('Redis did not answer in time')), this.timeoutMs)
+        timer.unref()
+      })
+      call.catch(() => undefined)
+      return await Promise.race([call, timeout])
+    } catch (err) {
+      this.errors++
+      if (err instanceof StoreUnavailableError) throw err
+      throw new StoreUnavailableError('Redis command failed', { cause: err })
+    } finally {
+      if (timer) clearTimeout(timer)
+    }
   }
 
   async ping(): Promise<boolean> {

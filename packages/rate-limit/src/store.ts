@@ -64,6 +64,18 @@ export interface SlotState {
   held: number
 }
 
+/** One limit of a request, for `reserveAll`. */
+export type ReserveOp =
+  | { kind: 'bucket'; ref: BucketRef; amount: number }
+  | { kind: 'quota'; ref: QuotaRef; amount: number }
+  | { kind: 'slot'; ref: SlotRef; id: string }
+
+/** What `reserveAll` found: each limit's state, and whether all of them admitted (then all were taken). */
+export interface ReserveResult {
+  allowed: boolean
+  results: Array<{ allowed: boolean; bucket?: BucketState; quota?: QuotaState; slot?: SlotState }>
+}
+
 /** Counters a store keeps about itself. */
 export interface StoreStats {
   /** Operations that failed because the backend was unreachable or answered with an error. */
@@ -101,6 +113,12 @@ export interface RateLimitStore {
   slotAcquire(slots: SlotRef, id: string): Promise<SlotState>
   /** Give slot `id` back (nothing when it is not held). */
   slotRelease(slots: SlotRef, id: string): Promise<void>
+  /**
+   * Several limits of one request at once, all or nothing (one Lua script in Redis): when every
+   * limit admits, all are taken; when one refuses, none is. Optional: without it, callers take
+   * each limit on its own and give back on a refusal.
+   */
+  reserveAll?(ops: readonly ReserveOp[]): Promise<ReserveResult>
   /** True when the backend answers (for readiness checks). */
   ping(): Promise<boolean>
   stats(): StoreStats

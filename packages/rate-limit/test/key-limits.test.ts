@@ -164,6 +164,32 @@ describe('keyLimits', () => {
     })
   })
 
+  it('reserves all of a request\'s limits in one all-or-nothing step in Redis: a refusal takes nothing', async () => {
+    const prefix = testPrefix()
+    const store = redisStore({ url: REDIS_URL, prefix })
+    try {
+      const rpm = { namespace: 'r', key: 'k', capacity: 5, refillPerSecond: 5 / 60 }
+      const quotaRef = { namespace: 'q', key: 'k', limit: 150 }
+      const slots = { namespace: 's', key: 'k', limit: 3, leaseMs: 60_000 }
+      const first = await store.reserveAll!([{ kind: 'bucket', ref: rpm, amount: 1 }, { kind: 'quota', ref: quotaRef, amount: 100 }, { kind: 'slot', ref: slots, id: 'a' }])
+      expect(first.allowed).toBe(true)
+      expect(first.results.map((r) => r.allowed)).toEqual([true, true, true])
+      expect(first.results[1]!.quota!.used).toBe(100)
+      // The quota cannot hold another 100: nothing of the three is taken.
+      const second = await store.reserveAll!([{ kind: 'bucket', ref: rpm, amount: 1 }, { kind: 'quota', ref: quotaRef, amount: 100 }, { kind: 'slot', ref: slots, id: 'b' }])
+      expect(second.allowed).toBe(false)
+      expect(second.results.map((r) => r.allowed)).toEqual([true, false, true])
+      expect(Math.floor((await store.peek(rpm)).tokens)).toBe(4)
+      expect((await store.quotaGet(quotaRef)).used).toBe(100)
+      expect((await store.slotAcquire(slots, 'probe')).held).toBe(2)
+    } finally {
+      await store.shutdown()
+      const c = new Redis(REDIS_URL)
+      await deletePrefix(c, prefix)
+      c.disconnect()
+    }
+  })
+
   it('admits exactly the limit from two stores (two gateways) sharing Redis, under concurrent acquires', async () => {
     const prefix = testPrefix()
     const a = redisStore({ url: REDIS_URL, prefix })
