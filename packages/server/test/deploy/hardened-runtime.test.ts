@@ -373,7 +373,7 @@ describeSim('the image layout, run as 65534 on a read-only root', () => {
     })
   })
 
-  // Without python3-seccomp there is nothing to enforce the profile with (.ci/run installs it).
+  // Without python3-seccomp there is nothing to enforce the profile with (scripts/test-setup.sh, which npm test runs first, installs it).
   ;(withSeccomp ? it : it.skip)(
     'refuses to fork under the seccomp profile (threads still work)',
     async () => {
