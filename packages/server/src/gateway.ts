@@ -408,11 +408,13 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     )
   }
   // The provider path: admission checks, then the proxy, composed into one layer.
+  // SDKs wait Retry-After before retrying: short, so a client is not stuck for minutes.
+  const retryAfter = Math.max(1, Math.ceil(parseDuration(config.server.retry_after) / 1000))
   const admission: RequestHandler[] = []
   // 3. maintenance
   admission.push(function maintenanceMiddleware(req, res, next) {
     if (!runtime.maintenance.enabled) return next()
-    sendProviderError(res, detectProvider(req), 503, { message: runtime.maintenance.message }, { 'Retry-After': 300 })
+    sendProviderError(res, detectProvider(req), 503, { message: runtime.maintenance.message }, { 'Retry-After': retryAfter })
   })
   // 4. ip filter
   admission.push(ipf)
@@ -453,7 +455,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     }
     const off = runtime.disabledProviders.get(route.provider)
     if (off !== undefined) {
-      sendProviderError(res, route.provider, 503, { message: off }, { 'Retry-After': 60 })
+      sendProviderError(res, route.provider, 503, { message: off }, { 'Retry-After': retryAfter })
       return
     }
     const locals = gatehouseLocals(res)

@@ -107,7 +107,7 @@ describe('management API', () => {
     expect((await api('/providers/openai', { method: 'PUT', body: JSON.stringify({ enabled: false, message: 'OpenAI paused' }) })).status).toBe(200)
     const off = await fetch(`${h.url}/v1/models`, { headers: { 'x-api-key': h.key } })
     expect(off.status).toBe(503)
-    expect(off.headers.get('retry-after')).toBe('60')
+    expect(off.headers.get('retry-after')).toBe('10')
     expect(((await off.json()) as { error: { message: string } }).error.message).toBe('OpenAI paused')
     const claude = await fetch(`${h.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': h.key, 'content-type': 'application/json' }, body: JSON.stringify(anthropicBody()) })
     expect(claude.status).toBe(200)

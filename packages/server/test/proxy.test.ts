@@ -1,9 +1,13 @@
 import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import express from 'express'
 import { listen } from '@gatehouse/testing'
 import { gatehouseProxy } from '@gatehouse/proxy'
+import { loadConfig } from '@gatehouse/server'
 import { anthropicBody, deleteRedisKeys, openaiBody, startHarness, type Harness } from './helpers'
 
 describe('gateway proxy', () => {
@@ -268,12 +272,34 @@ describe('gateway refusals', () => {
     expect(h.upstream.requests).toHaveLength(0)
   })
 
+  it('tells clients the configured Retry-After in maintenance (server.retry_after), and a bad value is named', async () => {
+    const own = await startHarness((c) => {
+      c.server.retry_after = '2s'
+    })
+    try {
+      own.gateway.runtime.maintenance = { enabled: true, message: 'Deploying' }
+      const res = await fetch(`${own.url}/v1/chat/completions`, { method: 'POST', headers: { 'x-api-key': own.key } })
+      expect(res.status).toBe(503)
+      expect(res.headers.get('retry-after')).toBe('2')
+      expect(((await res.json()) as { error: { message: string } }).error.message).toBe('Deploying')
+    } finally {
+      await own.close()
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'gh-retry-'))
+    try {
+      writeFileSync(join(dir, 'c.yaml'), 'server: { retry_after: soon }\n')
+      expect(() => loadConfig({ file: join(dir, 'c.yaml'), env: {}, cwd: dir })).toThrow(expect.objectContaining({ errors: [expect.stringContaining('server.retry_after')] }))
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('answers 503 with the message and Retry-After in maintenance', async () => {
     h.gateway.runtime.maintenance = { enabled: true, message: 'Back at noon' }
     try {
       const res = await fetch(`${h.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': h.key } })
       expect(res.status).toBe(503)
-      expect(res.headers.get('retry-after')).toBe('300')
+      expect(res.headers.get('retry-after')).toBe('10')
       expect(await res.json()).toEqual({ type: 'error', error: { type: 'overloaded_error', message: 'Back at noon' } })
     } finally {
       h.gateway.runtime.maintenance.enabled = false

@@ -32,6 +32,7 @@ export function defaultConfig(): GatehouseConfig {
       },
       rate_limit: { enabled: false, requests_per_second: 100, burst: 200 },
       maintenance_mode: false,
+      retry_after: '10s',
       message: 'Scheduled maintenance in progress',
     },
     auth: {

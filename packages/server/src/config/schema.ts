@@ -98,6 +98,8 @@ export const configSchema: SchemaObject = obj({
     }),
     rate_limit: obj({ enabled: bool, requests_per_second: positive, burst: positiveInt }),
     maintenance_mode: bool,
+    /** What maintenance and a provider's kill switch tell clients to wait (Retry-After); SDKs obey it. */
+    retry_after: duration,
     message: str,
   }),
   auth: obj({

@@ -54,6 +54,7 @@ export interface GatehouseConfig {
     }
     rate_limit: { enabled: boolean; requests_per_second: number; burst: number }
     maintenance_mode: boolean
+    retry_after: Duration
     message: string
   }
   auth: {
