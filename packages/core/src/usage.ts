@@ -6,7 +6,8 @@ export interface TokenUsage {
 
 type Json = Record<string, unknown>
 
-const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined)
+const num = (v: unknown): number | undefined =>
+  typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined
 const obj = (v: unknown): Json | undefined => (v !== null && typeof v === 'object' ? (v as Json) : undefined)
 
 /**
@@ -29,7 +30,10 @@ export function usageFromObject(body: unknown): Partial<TokenUsage> | undefined 
         : num(usage.prompt_tokens)
     const output = num(usage.output_tokens) ?? num(usage.completion_tokens)
     const out: Partial<TokenUsage> = {}
-    if (input !== undefined && (input > 0 || usage.input_tokens !== undefined || usage.prompt_tokens !== undefined))
+    if (
+      input !== undefined &&
+      (input > 0 || usage.input_tokens !== undefined || usage.prompt_tokens !== undefined)
+    )
       out.inputTokens = input
     if (output !== undefined) out.outputTokens = output
     return out
@@ -40,60 +44,123 @@ export function usageFromObject(body: unknown): Partial<TokenUsage> | undefined 
     const input = num(gemini.promptTokenCount)
     const output = (num(gemini.candidatesTokenCount) ?? 0) + (num(gemini.thoughtsTokenCount) ?? 0)
     if (input !== undefined) out.inputTokens = input
-    if (gemini.candidatesTokenCount !== undefined || gemini.thoughtsTokenCount !== undefined) out.outputTokens = output
+    if (gemini.candidatesTokenCount !== undefined || gemini.thoughtsTokenCount !== undefined)
+      out.outputTokens = output
     return out
   }
   return undefined
 }
 
-/** The object that starts at `start` (a `{`), as text, or undefined when it does not close. */
-function objectTextAt(text: string, start: number): string | undefined {
+const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09
+
+/**
+ * Where the first `}` or `]` from `from` that closes a bracket opened before `from` is, outside
+ * strings (a backslash in a string escapes the next character), or -1 when there is none.
+ */
+function unmatchedCloser(text: string, from: number): number {
   let depth = 0
   let inString = false
-  for (let i = start; i < text.length; i++) {
+  for (let i = from; i < text.length; i++) {
     const c = text.charCodeAt(i)
     if (inString) {
-      if (c === 0x5c) i++ // backslash: skip the escaped character
+      if (c === 0x5c) i++
       else if (c === 0x22) inString = false
       continue
     }
     if (c === 0x22) inString = true
-    else if (c === 0x7b) depth++
-    else if (c === 0x7d && --depth === 0) return text.slice(start, i + 1)
+    else if (c === 0x7b || c === 0x5b) depth++
+    else if ((c === 0x7d || c === 0x5d) && --depth < 0) return i
   }
-  return undefined
+  return -1
+}
+
+/** Where the object that starts at `start` (a `{`) ends (exclusive), or -1 when it does not close. */
+function objectEnd(text: string, start: number): number {
+  const close = unmatchedCloser(text, start + 1)
+  return close !== -1 && text.charCodeAt(close) === 0x7d ? close + 1 : -1
 }
 
 /**
- * The usage object of a provider's JSON body, parsed on its own: the last `"usage"` (or Gemini's
- * `"usageMetadata"`) key, which the providers write at the top level after the content, so the
- * content itself (often most of the body) is never parsed. A key inside a string is escaped (`\"`)
- * and cannot match. Returns null when the body names no usage, undefined when it cannot tell.
+ * Whether the text from `from` (just after a member's value, outside any string) closes exactly
+ * one object and then ends: the member belongs to the outermost object, or to the last object of
+ * an outermost array (Gemini's streamGenerateContent without `alt=sse` answers a JSON array of
+ * chunks). A member of a nested object (a tool call's input) is followed by more closing brackets.
  */
-function usageOfJsonText(text: string, memberOnly = false): Partial<TokenUsage> | null | undefined {
-  for (const key of ['"usageMetadata"', '"usage"'] as const) {
-    const at = text.lastIndexOf(key)
-    if (at === -1) continue
-    if (memberOnly) {
-      let b = at - 1
-      while (b >= 0 && (text[b] === ' ' || text[b] === '\n' || text[b] === '\r' || text[b] === '\t')) b--
-      if (text[b] !== ',' && text[b] !== '{') return undefined
-    }
-    let i = at + key.length
-    while (i < text.length && (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t')) i++
-    if (text[i] !== ':') return undefined
+function closesOutermost(text: string, from: number): boolean {
+  const close = unmatchedCloser(text, from)
+  if (close === -1 || text.charCodeAt(close) !== 0x7d) return false
+  let j = close + 1
+  while (j < text.length && isSpace(text.charCodeAt(j))) j++
+  if (text.charCodeAt(j) === 0x5d) j++
+  while (j < text.length && isSpace(text.charCodeAt(j))) j++
+  return j === text.length
+}
+
+/** How many `"usage…"` keys are tried, from the end, before the scan gives up. */
+const MAX_CANDIDATES = 16
+
+/**
+ * The usage of a provider's JSON body (or of its last bytes), found without parsing the content:
+ * the last `"usage"` or `"usageMetadata"` member of the outermost object whose value is an object,
+ * which the providers write after the content. Only text outside strings can match: in valid JSON a
+ * quote inside a string is escaped, so `"usage"` preceded by `{` or `,` is a key, and a key of a
+ * nested object (an Anthropic tool_use input, a Gemini functionCall's args, which a model fills in)
+ * fails the outermost check. Reads from the end, so it works on a tail whose start is unknown.
+ * Returns null when the text names no usage key at all, undefined when none of them is the
+ * outermost object's (or the scan gave up).
+ */
+function usageOfJsonText(text: string): Partial<TokenUsage> | null | undefined {
+  let from = text.length
+  let seen = 0
+  while (from > 0 && seen < MAX_CANDIDATES) {
+    const at = text.lastIndexOf('"usage', from - 1)
+    if (at === -1) break
+    from = at
+    let i = at + 6
+    let key: 'usage' | 'usageMetadata'
+    if (text.charCodeAt(i) === 0x22) key = 'usage'
+    else if (text.startsWith('Metadata"', i)) {
+      key = 'usageMetadata'
+      i += 8
+    } else continue
     i++
-    while (i < text.length && (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t')) i++
-    if (text[i] !== '{') return undefined
-    const inner = objectTextAt(text, i)
-    if (inner === undefined) return undefined
+    seen++
+    let b = at - 1
+    while (b >= 0 && isSpace(text.charCodeAt(b))) b--
+    if (b < 0 || (text.charCodeAt(b) !== 0x2c && text.charCodeAt(b) !== 0x7b)) continue
+    while (i < text.length && isSpace(text.charCodeAt(i))) i++
+    if (text.charCodeAt(i) !== 0x3a) continue
+    i++
+    while (i < text.length && isSpace(text.charCodeAt(i))) i++
+    if (text.charCodeAt(i) !== 0x7b) continue
+    const end = objectEnd(text, i)
+    if (end === -1 || !closesOutermost(text, end)) continue
     try {
-      return usageFromObject({ [key.slice(1, -1)]: JSON.parse(inner) as unknown }) ?? null
+      return usageFromObject({ [key]: JSON.parse(text.slice(i, end)) as unknown }) ?? undefined
     } catch {
       return undefined
     }
   }
-  return null
+  return seen === 0 ? null : undefined
+}
+
+/**
+ * Whether a stream event's usage is the answer's final figure. Anthropic's message_start carries
+ * the prompt and a first output count (message_delta has the total); Gemini repeats usageMetadata
+ * on every chunk and has the total only on the one with a finishReason; the Responses API's totals
+ * come with response.completed, .incomplete or .failed. OpenAI chat's usage chunk is the last one.
+ */
+function isFinalEvent(o: Json): boolean {
+  const type = o.type
+  if (type === 'message_start') return false
+  if (typeof type === 'string' && type.startsWith('response.'))
+    return type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed'
+  if (o.usageMetadata !== undefined && Array.isArray(o.candidates) && o.candidates.length > 0)
+    return o.candidates.some((c) => {
+      const reason = obj(c)?.finishReason
+      return reason !== undefined && reason !== null
+    })
+  return true
 }
 
 /** `"usage": {` or `"usageMetadata": {`: a usage object, not OpenAI's `"usage":null` on every chunk. */
@@ -128,18 +195,22 @@ const MAX_LINE_BYTES = 1024 * 1024
 
 /**
  * Watches a response body as it passes, without holding up any chunk, and reports the token usage
- * the provider put in it: JSON bodies (buffered up to 4 MiB, copies only) and SSE streams (parsed
- * line by line; only `data:` lines that mention usage are parsed).
+ * the provider put in it: JSON bodies (buffered up to 4 MiB, copies only; past that, the last
+ * 64 KiB, where the providers put the usage) and SSE streams (parsed line by line; only `data:`
+ * lines that mention a usage object are parsed). A stream reports usage only when its final usage
+ * event came: one that ended early reports none, whatever its first events said.
  */
 export class UsageMeter {
   private readonly sse: boolean
+  /** The JSON body so far, or past MAX_JSON_BYTES its last chunks (at least TAIL_BYTES of them). */
   private jsonChunks: Buffer[] = []
   private jsonBytes = 0
+  private keptBytes = 0
+  private overflow = false
   private pending = ''
   private result: Partial<TokenUsage> = {}
-  private overflow = false
-  /** The last TAIL_BYTES of a JSON body past MAX_JSON_BYTES. */
-  private tail: Buffer = Buffer.alloc(0)
+  /** A stream's final usage event came (see isFinalEvent). */
+  private final = false
 
   constructor(contentType: string | undefined) {
     this.sse = (contentType ?? '').toLowerCase().includes('text/event-stream')
@@ -149,15 +220,14 @@ export class UsageMeter {
     if (!this.sse) {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
       this.jsonBytes += buf.length
-      if (this.overflow || this.jsonBytes > MAX_JSON_BYTES) {
-        // Too large to keep whole: keep its end, where providers put the usage object.
-        const all = this.overflow ? Buffer.concat([this.tail, buf]) : Buffer.concat([...this.jsonChunks, buf])
-        this.tail = all.length > TAIL_BYTES ? Buffer.from(all.subarray(all.length - TAIL_BYTES)) : all
-        this.overflow = true
-        this.jsonChunks = []
-        return
-      }
+      this.keptBytes += buf.length
       this.jsonChunks.push(buf)
+      if (this.jsonBytes > MAX_JSON_BYTES) {
+        // Too large to keep whole: keep its end, where the providers put the usage object.
+        this.overflow = true
+        while (this.jsonChunks.length > 1 && this.keptBytes - this.jsonChunks[0]!.length >= TAIL_BYTES)
+          this.keptBytes -= this.jsonChunks.shift()!.length
+      }
       return
     }
     if (typeof chunk !== 'string' && this.pending === '') {
@@ -183,11 +253,16 @@ export class UsageMeter {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
     if (!line.startsWith('data:')) return
     if (!USAGE_OBJECT.test(line)) return // usage / usageMetadata with an object (not `"usage":null`)
+    let event: unknown
     try {
-      this.merge(usageFromObject(JSON.parse(line.slice(5).trim())))
+      event = JSON.parse(line.slice(5).trim())
     } catch {
-      // not JSON ([DONE] or a partial line): nothing to read
+      return // not JSON ([DONE] or a partial line): nothing to read
     }
+    const usage = usageFromObject(event)
+    if (!usage) return
+    this.merge(usage)
+    if (isFinalEvent(event as Json)) this.final = true
   }
 
   private merge(u: Partial<TokenUsage> | undefined): void {
@@ -196,28 +271,37 @@ export class UsageMeter {
     if (u.outputTokens !== undefined) this.result.outputTokens = u.outputTokens
   }
 
-  /** Call when the body has ended. Returns the usage, or undefined if the upstream reported none. */
+  /**
+   * Call when the body has ended. Returns the usage, or undefined if the upstream reported none (or,
+   * for a stream, not its final figure).
+   */
   finish(): TokenUsage | undefined {
     if (this.sse) {
       if (this.pending) this.line(this.pending)
       this.pending = ''
-    } else if (!this.overflow && this.jsonChunks.length > 0) {
-      const text = (this.jsonChunks.length === 1 ? this.jsonChunks[0]! : Buffer.concat(this.jsonChunks)).toString('utf8')
-      const found = usageOfJsonText(text)
-      if (found !== null) {
-        try {
-          this.merge(found ?? usageFromObject(JSON.parse(text)))
-        } catch {
-          // not JSON
+      if (!this.final) return undefined
+    } else if (this.jsonChunks.length > 0) {
+      const all = this.jsonChunks.length === 1 ? this.jsonChunks[0]! : Buffer.concat(this.jsonChunks)
+      this.jsonChunks = []
+      if (this.overflow) {
+        // Only the end is known: the usage must be found there, as a member of the outermost object.
+        const tail = all.length > TAIL_BYTES ? all.subarray(all.length - TAIL_BYTES) : all
+        const found = usageOfJsonText(tail.toString('utf8'))
+        if (found) this.merge(found)
+      } else {
+        const text = all.toString('utf8')
+        const found = usageOfJsonText(text)
+        if (found) this.merge(found)
+        else if (found === undefined) {
+          // A usage key the scan could not place: parse the whole body (at most 4 MiB) to be sure.
+          try {
+            const parsed = JSON.parse(text) as unknown
+            this.merge(usageFromObject(Array.isArray(parsed) ? parsed[parsed.length - 1] : parsed))
+          } catch {
+            // not JSON
+          }
         }
       }
-      this.jsonChunks = []
-    } else if (this.overflow) {
-      // Only a usage object that is a member of an object (after `{` or `,`) counts: a model's
-      // output that quotes `"usage": {…}` sits inside a string, its quotes escaped.
-      const found = usageOfJsonText(this.tail.toString('utf8'), true)
-      if (found) this.merge(found)
-      this.tail = Buffer.alloc(0)
     }
     if (this.result.inputTokens === undefined && this.result.outputTokens === undefined) return undefined
     return { inputTokens: this.result.inputTokens ?? 0, outputTokens: this.result.outputTokens ?? 0 }
