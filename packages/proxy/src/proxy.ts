@@ -22,6 +22,7 @@ import {
 } from './options'
 import { clearTimers, relayBody, relayError, relayHead, type Flight } from './relay'
 import { prepareSecrets, type InjectedSecrets } from './mask'
+import { withStreamUsage } from './metering'
 
 export interface GatehouseProxy extends RequestHandler {
   /**
@@ -77,32 +78,6 @@ function streamedLength(req: Request): number | undefined {
  * computed before it is created, from the header allowlist plus the credential, so no event a
  * client can suppress decides what leaves; a request without a credential is never sent.
  */
-/** The endpoints whose streams carry usage only when asked (`stream_options.include_usage`). */
-const USAGE_ON_REQUEST = new Set(['openai.chat', 'openai.completions'])
-
-/**
- * The body with `stream_options.include_usage: true` added, for an OpenAI stream that does not ask
- * for usage itself; undefined when nothing is to change.
- */
-function withStreamUsage(req: Request, endpoint: string | undefined, body: Buffer): Buffer | undefined {
-  if (endpoint === undefined || !USAGE_ON_REQUEST.has(endpoint)) return undefined
-  let parsed: unknown = (req as { body?: unknown }).body
-  if (parsed === null || typeof parsed !== 'object' || Buffer.isBuffer(parsed)) {
-    if (!body.includes('"stream"')) return undefined
-    try {
-      parsed = JSON.parse(body.toString('utf8'))
-    } catch {
-      return undefined
-    }
-  }
-  const o = parsed as Record<string, unknown>
-  if (o === null || typeof o !== 'object' || o.stream !== true) return undefined
-  const so = o.stream_options
-  if (so !== null && typeof so === 'object' && (so as Record<string, unknown>).include_usage === true) return undefined
-  const rewritten = { ...o, stream_options: { ...(so !== null && typeof so === 'object' ? so : {}), include_usage: true } }
-  return Buffer.from(JSON.stringify(rewritten), 'utf8')
-}
-
 export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
   const config = resolveProxyConfig(options)
   const agents: http.Agent[] = []
@@ -289,7 +264,10 @@ export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
       return
     }
     let body = bodyOf(config, req, res)
-    const asked = config.streamUsage && body !== undefined ? withStreamUsage(req, locals.endpoint, body) : undefined
+    const asked =
+      config.streamUsage && body !== undefined
+        ? withStreamUsage(locals.endpoint, (req as { body?: unknown }).body, body)
+        : undefined
     if (asked) body = asked
     const policy = policies.get(p.name)!
     const f: Flight = {

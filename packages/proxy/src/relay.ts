@@ -1,16 +1,11 @@
-import zlib from 'node:zlib'
 import type http from 'node:http'
 import type { Response } from 'express'
-import {
-  gatehouseLocals,
-  isInvalidCredentialAnswer,
-  UsageMeter,
-  type ProviderName,
-} from '@gatehouse/core'
+import { gatehouseLocals, isInvalidCredentialAnswer, UsageMeter, type ProviderName } from '@gatehouse/core'
 import { ProxyErrorCodes } from './errors'
 import type { HeaderPolicy } from './headers'
 import type { ProxyConfig, UpstreamCredential } from './options'
 import { createStreamMasker, maskInjected, type InjectedSecrets } from './mask'
+import { createUsageEventFilter, decompressorFor } from './metering'
 
 /** Per-request proxy state, kept on the request (see FLIGHT). */
 export interface Flight {
@@ -101,7 +96,11 @@ export function relayHead(
     )
   })
   res.statusCode = proxyRes.statusCode ?? 502
-  return { ...(contentType !== undefined ? { contentType } : {}), encoded, ...(encoding !== undefined ? { encoding } : {}) }
+  return {
+    ...(contentType !== undefined ? { contentType } : {}),
+    encoded,
+    ...(encoding !== undefined ? { encoding } : {}),
+  }
 }
 
 /**
@@ -172,8 +171,10 @@ export function relayBody(
   // An upstream that compressed anyway (the gateway asks for identity): meter a decompressed copy;
   // the client gets the bytes as they came.
   const inflate = head.encoded ? decompressorFor(head.encoding, meter) : undefined
-  // A stream the gateway asked for usage on (include_usage): the usage-only event is metered, not relayed.
-  const strip = f.stripUsageEvent ? createUsageEventFilter() : undefined
+  // A stream the gateway asked for usage on (include_usage): the usage-only event is metered, not
+  // relayed. Only this path looks into the relayed events; a compressed stream is relayed as it came.
+  const sse = head.contentType?.toLowerCase().includes('text/event-stream') === true
+  const strip = f.stripUsageEvent && sse && !head.encoded ? createUsageEventFilter() : undefined
   // The body may quote the injected credential too: masked on the way, so its length may change.
   const masker = createStreamMasker(f.injected)
   if (masker) res.removeHeader('content-length')
@@ -188,7 +189,7 @@ export function relayBody(
     res.destroy()
   }, config.timeouts.idle)
   f.idleTimer = idleTimer
-  if (head.contentType?.includes('text/event-stream')) res.flushHeaders()
+  if (sse) res.flushHeaders()
   // Relayed by hand rather than with pipe(): one 'data' listener does the relay, the meter and the
   // idle timer. A client that goes away ends the upstream response through the 'close' handler.
   const resume = (): void => void proxyRes.resume()
@@ -215,7 +216,8 @@ export function relayBody(
     f.done = true
     clearTimers(f)
     const finish = (): void => {
-      const usage = meter.finish()
+      // Set only for an answer read whole: a decompressor that gave up saw part of it.
+      const usage = inflate && !inflate.ok ? undefined : meter.finish()
       if (usage) gatehouseLocals(res).usage = usage
       const tail = strip?.end()
       const rest = masker ? Buffer.concat([masker.push(tail ?? Buffer.alloc(0)), masker.end()]) : tail
@@ -227,85 +229,4 @@ export function relayBody(
     if (inflate) inflate.end(finish)
     else finish()
   })
-}
-
-/** Most decompressed bytes metered from one answer: past it the usage is left unknown (charged the bound). */
-const MAX_INFLATED = 64 * 1024 * 1024
-
-/** A zlib decompressor feeding the meter, for gzip, deflate and br; undefined for anything else. */
-function decompressorFor(encoding: string | undefined, meter: UsageMeter): { push(chunk: Buffer): void; end(then: () => void): void } | undefined {
-  const z =
-    encoding === 'gzip' || encoding === 'x-gzip'
-      ? zlib.createGunzip()
-      : encoding === 'deflate'
-        ? zlib.createInflate()
-        : encoding === 'br'
-          ? zlib.createBrotliDecompress()
-          : undefined
-  if (!z) return undefined
-  let seen = 0
-  let failed = false
-  z.on('data', (d: Buffer) => {
-    seen += d.length
-    if (seen > MAX_INFLATED) {
-      failed = true
-      z.destroy()
-      return
-    }
-    meter.push(d)
-  })
-  z.on('error', () => (failed = true))
-  return {
-    push: (chunk) => void (failed || z.write(chunk)),
-    end: (then) => {
-      if (failed || z.destroyed) return then()
-      let called = false
-      const once = (): void => {
-        if (!called) {
-          called = true
-          then()
-        }
-      }
-      z.once('end', once)
-      z.once('error', once)
-      z.once('close', once)
-      z.end()
-    },
-  }
-}
-
-/**
- * Drops the usage-only event OpenAI sends last when `stream_options.include_usage` is set
- * (`data: {…,"choices":[],"usage":{…}}`), for streams where the gateway, not the client, asked for
- * it: the client sees the stream it asked for. Works on whole events (split at a blank line); a
- * partial event waits for its end.
- */
-export function createUsageEventFilter(): { push(chunk: Buffer): Buffer; end(): Buffer } {
-  let pending = ''
-  const keep = (event: string): boolean => !(event.startsWith('data:') && event.includes('"choices":[]') && event.includes('"usage":{'))
-  const marker = Buffer.from('"choices":[]')
-  return {
-    push(chunk) {
-      // Nearly every chunk is content: whole events, none of them usage-only. Passed on as they are.
-      if (pending === '' && chunk.indexOf(marker) === -1) {
-        const last = chunk.length - 1
-        if (last >= 1 && chunk[last] === 0x0a && chunk[last - 1] === 0x0a) return chunk
-      }
-      pending += chunk.toString('utf8')
-      let out = ''
-      let at: number
-      while ((at = pending.search(/\r?\n\r?\n/)) !== -1) {
-        const sep = /\r?\n\r?\n/.exec(pending.slice(at))![0]
-        const event = pending.slice(0, at)
-        pending = pending.slice(at + sep.length)
-        if (keep(event)) out += event + sep
-      }
-      return Buffer.from(out, 'utf8')
-    },
-    end() {
-      const rest = pending
-      pending = ''
-      return Buffer.from(keep(rest.trim()) ? rest : '', 'utf8')
-    },
-  }
 }
