@@ -166,11 +166,13 @@ function isFinalEvent(o: Json): boolean {
 /** `"usage": {` or `"usageMetadata": {`: a usage object, not OpenAI's `"usage":null` on every chunk. */
 const USAGE_OBJECT = /sage(?:Metadata)?"\s*:\s*\{/
 
+const SAGE = Buffer.from('sage')
+
 /** Where the first usage object starts in a chunk, or -1: looks at bytes, decodes nothing. */
 function usageObjectAt(chunk: Buffer): number {
   let from = 0
   for (;;) {
-    const at = chunk.indexOf('sage', from)
+    const at = chunk.indexOf(SAGE, from)
     if (at === -1) return -1
     let i = at + 4
     if (chunk[i] === 0x4d) i += 8 // Metadata

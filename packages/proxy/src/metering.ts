@@ -16,6 +16,8 @@ const USAGE_ON_REQUEST: ReadonlySet<string> = new Set([
 
 const STREAM_OPTIONS_MEMBER = Buffer.from(',"stream_options":{"include_usage":true}')
 const EMPTY = Buffer.alloc(0)
+const STREAM_KEY = Buffer.from('"stream"')
+const STREAM_OPTIONS_KEY = Buffer.from('"stream_options"')
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v)
@@ -37,7 +39,7 @@ export function withStreamUsage(
   if (endpoint === undefined || !USAGE_ON_REQUEST.has(endpoint)) return undefined
   let o: unknown = parsed
   if (!isObject(o)) {
-    if (body.indexOf('"stream"') === -1) return undefined
+    if (body.indexOf(STREAM_KEY) === -1) return undefined
     try {
       o = JSON.parse(body.toString('utf8'))
     } catch {
@@ -48,7 +50,7 @@ export function withStreamUsage(
   if (o.stream !== true) return undefined
   const so = o.stream_options
   if (isObject(so) && so.include_usage === true) return undefined
-  if (so === undefined && body.indexOf('"stream_options"') === -1) {
+  if (so === undefined && body.indexOf(STREAM_OPTIONS_KEY) === -1) {
     let end = body.length - 1
     while (end >= 0 && isSpace(body[end])) end--
     if (body[end] !== 0x7d) return undefined

@@ -30,6 +30,8 @@ export interface Flight {
 }
 
 const MAX_ERROR_BODY = 256 * 1024
+/** The largest JSON answer masked whole (and relayed with a Content-Length). */
+const MAX_WHOLE_BODY = 1024 * 1024
 
 export function clearTimers(f: Flight): void {
   if (f.firstByteTimer) clearTimeout(f.firstByteTimer)
@@ -177,6 +179,11 @@ export function relayBody(
   const strip = f.stripUsageEvent && sse && !head.encoded ? createUsageEventFilter() : undefined
   // The body may quote the injected credential too: masked on the way, so its length may change.
   const masker = createStreamMasker(f.injected)
+  // A JSON answer of a known, bounded length is masked whole and keeps a Content-Length (a client
+  // reads it whole anyway); a stream, or an answer of unknown or large length, is masked on the way
+  // and goes out chunked.
+  const length = Number(res.getHeader('content-length'))
+  const whole: Buffer[] | undefined = masker && !sse && length >= 0 && length <= MAX_WHOLE_BODY ? [] : undefined
   if (masker) res.removeHeader('content-length')
   const idleTimer = setTimeout(() => {
     config.logger.warn('upstream stream idle, closing', {
@@ -189,15 +196,29 @@ export function relayBody(
     res.destroy()
   }, config.timeouts.idle)
   f.idleTimer = idleTimer
-  if (sse) res.flushHeaders()
+  let first = true
+  if (sse) {
+    // A stream's head goes to the client now, not with its first event (which may take seconds).
+    // Under the flush stage it leaves with whatever else this turn writes, in one write.
+    if (flushLater) {
+      first = false
+      res.cork()
+      f.flush = 'uncork'
+      flushLater(f, res)
+    }
+    res.flushHeaders()
+  }
   // Relayed by hand rather than with pipe(): one 'data' listener does the relay, the meter and the
   // idle timer. A client that goes away ends the upstream response through the 'close' handler.
   const resume = (): void => void proxyRes.resume()
-  let first = true
   proxyRes.on('data', (chunk: Buffer) => {
     idleTimer.refresh()
     if (!head.encoded) meter.push(chunk)
     else inflate?.push(chunk)
+    if (whole) {
+      whole.push(chunk)
+      return
+    }
     const kept = strip ? strip.push(chunk) : chunk
     const out = masker ? masker.push(kept) : kept
     if (out.length === 0) return
@@ -219,6 +240,18 @@ export function relayBody(
       // Set only for an answer read whole: a decompressor that gave up saw part of it.
       const usage = inflate && !inflate.ok ? undefined : meter.finish()
       if (usage) gatehouseLocals(res).usage = usage
+      if (whole && masker) {
+        const body = Buffer.concat([masker.push(Buffer.concat(whole)), masker.end()])
+        res.setHeader('content-length', body.length)
+        if (flushLater) {
+          // Written now, ended by the flush stage with the rest of this turn's answers.
+          res.cork()
+          res.write(body)
+          f.flush = 'end'
+          flushLater(f, res)
+        } else res.end(body)
+        return
+      }
       const tail = strip?.end()
       const rest = masker ? Buffer.concat([masker.push(tail ?? Buffer.alloc(0)), masker.end()]) : tail
       if (rest?.length) res.write(rest)

@@ -157,7 +157,7 @@ describe('gatehouseProxy alone', () => {
     }
   })
 
-  it('relays only allowlisted response headers, and masks the injected key in headers and bodies on every status', async () => {
+  it.each([false, true])('relays only allowlisted response headers, and masks the injected key in headers and bodies on every status (batching %s)', async (batching) => {
     let status = 200
     const echo = http.createServer((req, res) => {
       const got = String(req.headers.authorization ?? '')
@@ -175,7 +175,7 @@ describe('gatehouseProxy alone', () => {
     })
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r))
     const secret = key('sk-proj-')
-    const gw = await mount({ providers: { openai: { baseUrl: `http://127.0.0.1:${(echo.address() as AddressInfo).port}`, apiKey: secret } } })
+    const gw = await mount({ providers: { openai: { baseUrl: `http://127.0.0.1:${(echo.address() as AddressInfo).port}`, apiKey: secret } }, batching })
     try {
       for (status of [200, 400, 500]) {
         const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) })
@@ -183,6 +183,9 @@ describe('gatehouseProxy alone', () => {
         const text = await res.text()
         expect(text).not.toContain(secret)
         expect(text).toContain('****')
+        // Masked whole: the length changed, and the Content-Length says the new one.
+        expect(res.headers.get('content-length')).toBe(String(Buffer.byteLength(text)))
+        expect(res.headers.get('transfer-encoding')).toBeNull()
         expect(res.headers.get('x-upstream-request-id')).not.toContain(secret)
         expect(res.headers.get('x-ratelimit-remaining-requests')).toBe('9')
         for (const name of ['openai-organization', 'set-cookie', 'x-internal']) expect(res.headers.get(name)).toBeNull()
