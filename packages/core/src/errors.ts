@@ -35,4 +35,6 @@ export const CoreErrorCodes = {
   GH_CORE_NOT_CALLED: 'GH_CORE_NOT_CALLED',
   GH_CORE_INVALID_DURATION: 'GH_CORE_INVALID_DURATION',
   GH_CORE_INVALID_SIZE: 'GH_CORE_INVALID_SIZE',
+  /** A change to state replicated through Redis could not be made: Redis is unreachable (503). */
+  GH_CORE_SHARED_STATE_UNAVAILABLE: 'GH_CORE_SHARED_STATE_UNAVAILABLE',
 } as const

@@ -1,0 +1,112 @@
+import { randomBytes } from 'node:crypto'
+import Redis from 'ioredis'
+import { ReplicatedHash, type ReplicatedHashClient } from '@gatehouse/core'
+
+/** Replicated state on the machine's Redis, each test under a key of its own. */
+
+const clients: Redis[] = []
+const hashes: ReplicatedHash[] = []
+afterEach(async () => {
+  for (const h of hashes.splice(0)) await h.close()
+  for (const c of clients.splice(0)) c.disconnect()
+})
+
+function client(port = 6379): Redis {
+  const c = new Redis({ port, host: '127.0.0.1', enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 500, retryStrategy: () => 200 })
+  c.on('error', () => undefined)
+  clients.push(c)
+  return c
+}
+
+const ready = (c: Redis): Promise<void> => (c.status === 'ready' ? Promise.resolve() : new Promise((r) => c.once('ready', () => r())))
+
+/** A replica: its copy, and when each copy arrived. */
+function replica(key: string, c: ReplicatedHashClient = client(), resyncMs = 1000) {
+  const connected = c instanceof Redis && c.options.port !== 1 ? ready(c) : Promise.resolve()
+  const copies: Array<{ entries: Map<string, string>; version: number; at: number }> = []
+  const hash = new ReplicatedHash({ client: c, key, resyncMs, onChange: (entries, version) => copies.push({ entries: new Map(entries), version, at: Date.now() }) })
+  hashes.push(hash)
+  const start = hash.start.bind(hash)
+  hash.start = async () => {
+    await connected
+    return start()
+  }
+  return { hash, copies, latest: () => copies[copies.length - 1]?.entries ?? new Map<string, string>() }
+}
+
+const until = async (check: () => boolean, ms: number): Promise<number> => {
+  const started = Date.now()
+  while (!check()) {
+    if (Date.now() - started > ms) throw new Error(`not within ${ms} ms`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  return Date.now() - started
+}
+
+
+describe('ReplicatedHash', () => {
+  it('gives every replica a change made through one of them, at once by notification', async () => {
+    const key = `gh-test-rep-${randomBytes(4).toString('hex')}`
+    const a = replica(key)
+    const b = replica(key)
+    const c = replica(key)
+    await Promise.all([a.hash.start(), b.hash.start(), c.hash.start()])
+    await new Promise((r) => setTimeout(r, 100)) // subscriptions in place
+    const sent = Date.now()
+    await a.hash.update({ one: '1', two: '2' })
+    // The updating replica holds the change when update() resolves.
+    expect(a.latest().get('one')).toBe('1')
+    for (const r of [b, c]) {
+      const ms = await until(() => r.latest().get('two') === '2', 1000)
+      expect(ms).toBeLessThan(500)
+    }
+    await b.hash.update({ one: null })
+    await until(() => !a.latest().has('one') && !c.latest().has('one'), 1000)
+    expect(a.hash.version).toBe(b.hash.version)
+    expect(Date.now() - sent).toBeLessThan(1000)
+  })
+
+  it('heals a lost notification within resyncMs (a change written behind its back)', async () => {
+    const key = `gh-test-rep-${randomBytes(4).toString('hex')}`
+    const a = replica(key, client(), 300)
+    await a.hash.start()
+    // A change whose notification nobody hears: the fields and version written directly.
+    const raw = client()
+    await ready(raw)
+    await raw.multi().hset(key, 'quiet', 'yes').incr(`${key}:version`).exec()
+    const ms = await until(() => a.latest().get('quiet') === 'yes', 2000)
+    expect(ms).toBeLessThan(1000)
+  })
+
+  it('puts its copy back when Redis lost the hash, without undoing what was written since', async () => {
+    const key = `gh-test-rep-${randomBytes(4).toString('hex')}`
+    const a = replica(key, client(), 200)
+    await a.hash.start()
+    await a.hash.update({ keep: 'me', and: 'me too' })
+    await a.hash.update({ and: 'changed' })
+    const raw = client()
+    await ready(raw)
+    // Redis restarted empty, then someone wrote one field (version 1, below the replica's 2).
+    await raw.del(key, `${key}:version`)
+    await raw.multi().hset(key, 'new', 'field').incr(`${key}:version`).exec()
+    await until(() => a.latest().get('new') === 'field' && a.latest().get('keep') === 'me', 3000)
+    expect(a.latest().get('and')).toBe('changed')
+    expect(Number(await raw.get(`${key}:version`))).toBeGreaterThan(2)
+    expect(await raw.hget(key, 'keep')).toBe('me')
+  })
+
+  it('refuses a change it cannot make (GH_CORE_SHARED_STATE_UNAVAILABLE, 503) and keeps serving its copy', async () => {
+    const key = `gh-test-rep-${randomBytes(4).toString('hex')}`
+    const live = replica(key)
+    await live.hash.start()
+    await live.hash.update({ k: 'v' })
+    // A replica whose Redis is gone (a port nothing listens on).
+    const b = replica(key, client(1))
+    await expect(b.hash.start()).rejects.toMatchObject({ code: 'GH_CORE_SHARED_STATE_UNAVAILABLE', statusCode: 503 })
+    await expect(b.hash.update({ k: 'other' })).rejects.toMatchObject({ code: 'GH_CORE_SHARED_STATE_UNAVAILABLE', statusCode: 503 })
+    expect(b.hash.lastSyncAt).toBe(0)
+    expect(b.hash.freshWithin(60_000)).toBe(false)
+    // Nothing was written anywhere.
+    expect(live.latest().get('k')).toBe('v')
+  })
+})
