@@ -135,7 +135,20 @@ interface KeyFile {
   keys: ClientKeyRecord[]
 }
 
-abstract class IndexedKeyStore implements ClientKeyStore {
+/** What the gateway's management API and CLI need of a key store, file-backed or shared. */
+export interface ManagedKeyStore extends ClientKeyStore {
+  list(): ClientKeyRecord[]
+  create(input: CreateKeyInput): CreatedKey | Promise<CreatedKey>
+  revoke(id: string): ClientKeyRecord | Promise<ClientKeyRecord>
+  /** Why no key authenticates right now (an unreadable file, a stale shared copy), or undefined. */
+  readonly lastError: string | undefined
+}
+
+/**
+ * The in-memory index every store serves lookups from: records by salted hash, scopes frozen, the
+ * final comparison constant-time. Subclasses say how the index is kept current.
+ */
+export abstract class KeyIndex implements ClientKeyStore {
   protected byHash = new Map<string, ClientKeyRecord>()
   private hashBytes = new Map<string, Buffer>()
   protected readonly salt: Buffer
@@ -168,8 +181,9 @@ abstract class IndexedKeyStore implements ClientKeyStore {
     return [...this.byHash.values()].map((r) => ({ ...r }))
   }
 
-  create(input: CreateKeyInput): CreatedKey {
-    this.refresh(true)
+  /** A new key and its record for `input` (scope checked), its id unique among the indexed ones. */
+  protected draw(input: CreateKeyInput): CreatedKey {
+    validateKeyScope(input)
     const ids = new Set([...this.byHash.values()].map((r) => r.id))
     for (;;) {
       const key = generateClientKey()
@@ -177,29 +191,19 @@ abstract class IndexedKeyStore implements ClientKeyStore {
       const id = keyIdFromHash(hash)
       if (ids.has(id)) continue // 32-bit id collision: draw again so ids stay unique
       const record: ClientKeyRecord = { id, name: input.name, hash, created_at: new Date().toISOString() }
-      validateKeyScope(input)
       if (input.providers) record.providers = [...input.providers]
       if (input.endpoints) record.endpoints = [...input.endpoints]
       if (input.models) record.models = [...input.models]
       if (input.limits) record.limits = structuredClone(input.limits)
       if (input.expiresAt) record.expires_at = input.expiresAt.toISOString()
-      this.save([...this.byHash.values(), record])
-      return { key, record: { ...record } }
+      return { key, record }
     }
   }
 
-  /** Revoke by id; returns the revoked record. Revoked keys stay listed, marked. */
-  revoke(id: string): ClientKeyRecord {
-    this.refresh(true)
-    const records = [...this.byHash.values()]
-    const found = records.find((r) => r.id === id)
-    if (!found) throw new GatehouseError('GH_AUTH_KEY_NOT_FOUND', `@gatehouse/client-auth: no key with id ${JSON.stringify(id)}`, 404)
-    if (!found.revoked_at) {
-      const updated = { ...found, revoked_at: new Date().toISOString() }
-      this.save(records.map((r) => (r === found ? updated : r)))
-      return { ...updated }
-    }
-    return { ...found }
+  /** The record with this id, or GH_AUTH_KEY_NOT_FOUND (404). */
+  protected find(id: string): ClientKeyRecord {
+    for (const r of this.byHash.values()) if (r.id === id) return r
+    throw new GatehouseError('GH_AUTH_KEY_NOT_FOUND', `@gatehouse/client-auth: no key with id ${JSON.stringify(id)}`, 404)
   }
 
   protected index(records: ClientKeyRecord[]): void {
@@ -223,11 +227,47 @@ abstract class IndexedKeyStore implements ClientKeyStore {
    * revoke) or a listing, which must see the latest state; otherwise a lookup on the request path.
    */
   protected abstract refresh(force: boolean): void
+}
+
+/** A stored record as read back (a file edited by hand, a shared store): GH_AUTH_KEYFILE_CORRUPT naming the fault. */
+export function checkStoredRecord(r: ClientKeyRecord, where: string): void {
+  if (typeof r?.hash !== 'string' || !/^[0-9a-f]{64}$/.test(r.hash) || typeof r.id !== 'string') {
+    throw new GatehouseConfigError('GH_AUTH_KEYFILE_CORRUPT', `@gatehouse/client-auth: ${where} has a malformed entry`)
+  }
+  // A scope edited by hand is checked as one given to create(): a limit that is not a number must
+  // not read as "no limit".
+  try {
+    validateKeyScope(r)
+  } catch (e) {
+    throw new GatehouseConfigError('GH_AUTH_KEYFILE_CORRUPT', `@gatehouse/client-auth: ${where}: key ${r.id}: ${(e as Error).message.replace('@gatehouse/client-auth: ', '')}`)
+  }
+}
+
+/** A store whose changes are made here, synchronously (a file, memory). */
+abstract class IndexedKeyStore extends KeyIndex {
+  create(input: CreateKeyInput): CreatedKey {
+    this.refresh(true)
+    const { key, record } = this.draw(input)
+    this.save([...this.byHash.values(), record])
+    return { key, record: { ...record } }
+  }
+
+  /** Revoke by id; returns the revoked record. Revoked keys stay listed, marked. */
+  revoke(id: string): ClientKeyRecord {
+    this.refresh(true)
+    const found = this.find(id)
+    if (found.revoked_at) return { ...found }
+    const updated = { ...found, revoked_at: new Date().toISOString() }
+    this.save([...this.byHash.values()].map((r) => (r === found ? updated : r)))
+    return { ...updated }
+  }
+
   protected abstract save(records: ClientKeyRecord[]): void
 }
 
 /** Keys held in memory only (tests, embedding apps that manage keys themselves). */
 export class MemoryKeyStore extends IndexedKeyStore {
+  readonly lastError: string | undefined = undefined
   protected refresh(): void {}
   protected save(records: ClientKeyRecord[]): void {
     this.index(records)
@@ -334,18 +374,7 @@ export class FileKeyStore extends IndexedKeyStore {
       if (parsed.version !== 1 || !Array.isArray(parsed.keys)) {
         throw new GatehouseConfigError('GH_AUTH_KEYFILE_CORRUPT', `@gatehouse/client-auth: key file ${this.file} is not a Gatehouse key file`)
       }
-      for (const r of parsed.keys) {
-        if (typeof r?.hash !== 'string' || !/^[0-9a-f]{64}$/.test(r.hash) || typeof r.id !== 'string') {
-          throw new GatehouseConfigError('GH_AUTH_KEYFILE_CORRUPT', `@gatehouse/client-auth: key file ${this.file} has a malformed entry`)
-        }
-        // A scope edited by hand is checked as one given to create(): a limit that is not a
-        // number must not read as "no limit".
-        try {
-          validateKeyScope(r)
-        } catch (e) {
-          throw new GatehouseConfigError('GH_AUTH_KEYFILE_CORRUPT', `@gatehouse/client-auth: key file ${this.file}: key ${r.id}: ${(e as Error).message.replace('@gatehouse/client-auth: ', '')}`)
-        }
-      }
+      for (const r of parsed.keys) checkStoredRecord(r, `key file ${this.file}`)
       this.index(parsed.keys)
       const st = statSync(this.file)
       this.signature = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.mode}`
