@@ -64,13 +64,13 @@ async function main() {
     if (off.has('keylimits')) config.auth.key_limits = {}
     // BENCH_STORE_URL=redis://… puts rate limits, quotas and the runtime denylist in Redis (keys under a
     // prefix of this process's own, so runs never share state).
-    if (process.env.BENCH_STORE_URL) config.store = { type: 'redis', url: process.env.BENCH_STORE_URL, on_error: 'deny', replicas: 1, key_prefix: `gatehouse-bench-${process.pid}:` }
+    if (process.env.BENCH_STORE_URL) config.store = { ...config.store, type: 'redis', url: process.env.BENCH_STORE_URL, on_error: 'deny', replicas: 1, key_prefix: `gatehouse-bench-${process.pid}:` }
     // BENCH_STORAGE_URL=postgresql://… turns request storage on (a migrated schema is expected).
     if (process.env.BENCH_STORAGE_URL) config.storage = { enabled: true, url: process.env.BENCH_STORAGE_URL, store_bodies: false, retention_days: 30 }
     const noop = () => undefined
     const gateway = createGateway(config, { logger: { error: noop, warn: noop, info: noop, debug: noop }, cwd: workdir })
     const { url } = await gateway.listen()
-    const { key } = gateway.keyStore.create({ name: 'bench' })
+    const { key } = await gateway.keyStore.create({ name: 'bench' })
     ready({ url, key })
     return
   }

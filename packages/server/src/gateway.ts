@@ -1,5 +1,6 @@
 import type http from 'node:http'
 import type https from 'node:https'
+import { existsSync } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response, type Router } from 'express'
@@ -21,7 +22,7 @@ import {
   type SecurityEvent,
   type SecurityEventHandler,
 } from '@gatehouse/core'
-import { clientAuth, FileKeyStore, keyModelScope, loadOrCreateSalt } from '@gatehouse/client-auth'
+import { clientAuth, FileKeyStore, keyModelScope, loadOrCreateSalt, RedisKeyStore, type ManagedKeyStore } from '@gatehouse/client-auth'
 import { ipFilter, RedisDenylistStore, type IpFilterMiddleware } from '@gatehouse/ip-filter'
 import { hsts } from '@gatehouse/hsts'
 import {
@@ -56,6 +57,7 @@ import { hostGuardLayer } from './host-guard'
 import { managementRouter, type ManagementContext } from './management'
 import { mountCredentialRoutes, mountDenylistRoutes } from './management-routes'
 import { createRedisClient } from './redis'
+import { localRuntimeControl, sharedRuntimeControl, type RuntimeControl } from './shared-runtime'
 import { secureContextOptions, watchCertificates, type TlsSettings } from './tls'
 
 /** State an operator can change at run time (management API). */
@@ -82,7 +84,9 @@ export interface Gateway {
   runtime: GatewayRuntime
   config: GatehouseConfig
   masker: Masker
-  keyStore: FileKeyStore
+  keyStore: ManagedKeyStore
+  /** How maintenance and the kill switch change: in this process, or for every replica. */
+  control: RuntimeControl
   vault: CredentialVault
   ipFilter: IpFilterMiddleware
   audit: AuditLogger | undefined
@@ -131,7 +135,14 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   }
   const authDir = resolvePath(cwd, config.auth.dir)
   const secrets = resolveGeneratedSecrets(config, authDir)
-  const keyStore = new FileKeyStore({ file: join(authDir, 'client-keys.json'), salt: secrets.salt, logger })
+  // Distributed mode: one Redis connection for every store; client keys, maintenance and the kill
+  // switch are then shared by every replica (cluster mode), the rest of the policy by config.
+  const redis = config.store.type === 'redis' && config.store.url ? createRedisClient(config.store.url, logger) : undefined
+  const prefix = config.store.key_prefix
+  const keyStore: ManagedKeyStore & { close(): unknown } = redis
+    ? new RedisKeyStore({ client: redis, salt: secrets.salt, prefix, maxStaleMs: parseDuration(config.store.max_staleness), logger })
+    : new FileKeyStore({ file: join(authDir, 'client-keys.json'), salt: secrets.salt, logger })
+  const control = redis ? sharedRuntimeControl(runtime, { client: redis, prefix, logger }) : localRuntimeControl(runtime)
   const providerNames = Object.entries(config.providers)
     .filter(([name, pc]) => pc?.enabled && isProviderName(name))
     .map(([name]) => name as ProviderName)
@@ -181,9 +192,6 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     if (event.event_type !== 'provider_request') recent.record(event)
   })
 
-  // Distributed mode: one Redis connection for every store.
-  const redis = config.store.type === 'redis' && config.store.url ? createRedisClient(config.store.url, logger) : undefined
-  const prefix = config.store.key_prefix
   const onStoreError = config.store.on_error
   // The limiters see allow or deny only: under `local` the store itself falls back to this
   // process's share of each limit, so a limiter never meets an unreachable store.
@@ -395,6 +403,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
         secretKey: mk,
         allowRemote: config.management.allow_remote,
         runtime,
+        control,
         keyStore,
         emit,
         logger,
@@ -549,6 +558,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     config,
     masker,
     keyStore,
+    control,
     vault,
     ipFilter: ipf,
     audit,
@@ -569,6 +579,23 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
         if (!ready) logger.error(`redis is not reachable yet; store.on_error (${onStoreError}) applies until it is`)
       }
       await ipf.ready().catch(() => undefined)
+      if (keyStore instanceof RedisKeyStore) {
+        // Until the first copy is read no key authenticates (and /readyz says so); it keeps trying.
+        await keyStore.start().catch((err: unknown) => logger.error('the shared key store cannot be read yet; no client key authenticates until it can', { error: masker.text(String(err)) }))
+        // An install moving into cluster mode: its key file is not read any more.
+        const file = join(authDir, 'client-keys.json')
+        const fileHoldsKeys = (): boolean => {
+          try {
+            return new FileKeyStore({ file, salt: secrets.salt, reload: 'stat' }).list().length > 0
+          } catch {
+            return false
+          }
+        }
+        if (keyStore.version === 0 && existsSync(file) && fileHoldsKeys()) {
+          logger.warn(`the shared key store in Redis is empty, but ${file} holds client keys, which cluster mode does not read: run \`gatehouse keys migrate --to redis\` to move them (none is re-issued)`)
+        }
+      }
+      await control.start().catch((err: unknown) => logger.error('the shared maintenance state cannot be read yet; this config applies until it can', { error: masker.text(String(err)) }))
       if (metrics && !metricsServer) {
         metricsServer = await startMetricsServer({ metrics, host: config.metrics.host, allowedHosts: config.metrics.allowed_hosts, port: config.metrics.port, path: config.metrics.path, logger })
       }
@@ -606,7 +633,8 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       for (const l of limiters) await settle('rate limiter', () => l.shutdown?.())
       await settle('rate-limit store', () => rlStore.shutdown())
       await settle('vault', () => vault.shutdown())
-      keyStore.close()
+      await settle('key store', () => keyStore.close())
+      await settle('shared runtime', () => control.close())
       await settle('storage', () => storage?.close())
       await settle('audit log', () => audit?.close())
       if (redis) await settle('redis', () => redis.quit())

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util'
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
 import { createMasker, isGatehouseError, parseDuration, type KeyLimits, type KeyLimitScope } from '@gatehouse/core'
-import { FileKeyStore, loadOrCreateSalt, validateKeyScope } from '@gatehouse/client-auth'
+import { FileKeyStore, loadOrCreateSalt, RedisKeyStore, validateKeyScope, type ManagedKeyStore } from '@gatehouse/client-auth'
 import { ConfigError, loadConfig, type LoadedConfig } from './config/load'
 import { Writable } from 'node:stream'
 import { createAppLogger } from '@gatehouse/audit-log'
@@ -13,6 +13,8 @@ import { listAuditFiles, verifyAuditLog } from '@gatehouse/audit-log'
 import { migrate as migrateVault, rotateKey } from '@gatehouse/credential-vault'
 import { migrate as migrateStorage, resolveDatabaseUrl } from '@gatehouse/storage'
 import { Pool } from 'pg'
+import Redis from 'ioredis'
+import type { GatehouseConfig } from './config/types'
 
 export interface Io {
   out: (s: string) => void
@@ -28,6 +30,7 @@ const USAGE = `Usage: gatehouse [--config FILE]                 start the gatewa
                                                name providers: --tpm 50000,openai=20000)
        gatehouse keys list [--json]
        gatehouse keys revoke ID
+       gatehouse keys migrate --to redis   (the key file's keys into the cluster's Redis, none re-issued)
        gatehouse config check
        gatehouse doctor [--json]               the security posture; exit 1 on any high finding
        gatehouse audit verify FILE             the audit log's hash chain is intact; exit 1 if not
@@ -104,6 +107,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         'expires-days': { type: 'string' },
         json: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
+        to: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -145,11 +149,17 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
     const loaded = load()
     if (typeof loaded === 'number') return loaded
     const authDir = resolvePath(loaded.config.auth.dir)
-    const store = new FileKeyStore({
-      file: join(authDir, 'client-keys.json'),
-      salt: loaded.config.auth.key_salt ?? loadOrCreateSalt(authDir),
-      reload: 'stat',
-    })
+    const salt = loaded.config.auth.key_salt ?? loadOrCreateSalt(authDir)
+    const file = (): FileKeyStore => new FileKeyStore({ file: join(authDir, 'client-keys.json'), salt, reload: 'stat' })
+    // With store.type redis the keys are the cluster's, in Redis; otherwise the key file's.
+    let shared: { store: RedisKeyStore; close(): Promise<void> } | undefined
+    try {
+      shared = await openSharedKeyStore(loaded.config, salt)
+    } catch (e) {
+      io.err(`gatehouse: ${isGatehouseError(e) ? e.message : String(e)}\n`)
+      return 1
+    }
+    const store: ManagedKeyStore = shared?.store ?? file()
     try {
       if (sub === 'create') {
         if (!values.name) {
@@ -173,7 +183,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
           io.err(`gatehouse: ${flagNames((e as Error).message.replace('@gatehouse/client-auth: ', ''))}\n`)
           return 2
         }
-        const { key, record } = store.create({
+        const { key, record } = await store.create({
           name: values.name,
           ...(providers ? { providers } : {}),
           ...(endpoints ? { endpoints } : {}),
@@ -203,8 +213,20 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
           io.err('gatehouse: keys revoke needs a key id (key_…)\n')
           return 2
         }
-        const r = store.revoke(rest[0])
+        const r = await store.revoke(rest[0])
         io.out(`revoked ${r.id} (${r.name})\n`)
+        return 0
+      }
+      if (sub === 'migrate') {
+        // The key file's records (hashes and scopes) into the shared store, as they are: no key is re-issued.
+        if (values.to !== 'redis' || !shared) {
+          io.err('gatehouse: keys migrate --to redis needs store.type redis and store.url in the config\n')
+          return 2
+        }
+        const records = file().list()
+        const present = new Set(shared.store.list().map((r) => r.hash))
+        const moved = await shared.store.importRecords(records.filter((r) => !present.has(r.hash)))
+        io.out(`migrated ${moved} key${moved === 1 ? '' : 's'} to Redis (${records.length - moved} already there); the key file is left as it was\n`)
         return 0
       }
     } catch (e) {
@@ -213,6 +235,8 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         return 1
       }
       throw e
+    } finally {
+      await shared?.close()
     }
   }
   if (command === 'doctor') {
@@ -362,4 +386,28 @@ async function start(loaded: LoadedConfig, io: Io): Promise<number | undefined> 
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
   return undefined
+}
+
+/**
+ * The cluster's key store when the config puts state in Redis (store.type redis), read once;
+ * undefined otherwise. Rejects when Redis cannot be read: a key command never falls back to a
+ * file the gateways do not read.
+ */
+async function openSharedKeyStore(config: GatehouseConfig, salt: string): Promise<{ store: RedisKeyStore; close(): Promise<void> } | undefined> {
+  if (config.store.type !== 'redis' || !config.store.url) return undefined
+  const client = new Redis(config.store.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000, retryStrategy: () => null, lazyConnect: true })
+  client.on('error', () => undefined)
+  const store = new RedisKeyStore({ client, salt, prefix: config.store.key_prefix })
+  const close = async (): Promise<void> => {
+    await store.close()
+    client.disconnect()
+  }
+  try {
+    await client.connect()
+    await store.start()
+  } catch (e) {
+    await close()
+    throw isGatehouseError(e) ? e : new Error(`the cluster's Redis (store.url) cannot be reached: ${(e as Error).message}`)
+  }
+  return { store, close }
 }

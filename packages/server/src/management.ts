@@ -6,19 +6,23 @@ import {
   isProviderName,
   normalizeIp,
   isLoopback,
+  isGatehouseError,
   type KeyLimitScope,
   type Logger,
   type SecurityEventHandler,
   type SecurityEventInput,
 } from '@gatehouse/core'
-import { validateKeyScope, type FileKeyStore } from '@gatehouse/client-auth'
+import { validateKeyScope, type ManagedKeyStore } from '@gatehouse/client-auth'
 import type { GatewayRuntime } from './gateway'
+import type { RuntimeControl } from './shared-runtime'
 
 export interface ManagementOptions {
   secretKey: string
   allowRemote: boolean
   runtime: GatewayRuntime
-  keyStore: FileKeyStore
+  /** How maintenance and the kill switch are changed: here, or in the shared store for every replica. */
+  control: RuntimeControl
+  keyStore: ManagedKeyStore
   emit: SecurityEventHandler
   logger: Logger
   /** Failed attempts from one address before it is banned. @default 5 */
@@ -128,7 +132,7 @@ export function managementRouter(options: ManagementOptions): Router {
   router.get('/keys', (_req, res) => {
     res.json({ keys: options.keyStore.list().map(({ hash: _hash, ...k }) => k) })
   })
-  router.post('/keys', (req, res) => {
+  router.post('/keys', async (req, res) => {
     const body = (req.body ?? {}) as { name?: unknown; providers?: unknown; endpoints?: unknown; models?: unknown; limits?: unknown }
     if (typeof body.name !== 'string' || body.name.length === 0 || body.name.length > 100) {
       fail(res, 400, 'name: must be a string of 1 to 100 characters')
@@ -140,7 +144,7 @@ export function managementRouter(options: ManagementOptions): Router {
       fail(res, 400, (e as Error).message.replace('@gatehouse/client-auth: ', ''))
       return
     }
-    const { key, record } = options.keyStore.create({
+    const { key, record } = await options.keyStore.create({
       name: body.name,
       ...(body.providers !== undefined ? { providers: body.providers as string[] } : {}),
       ...(body.endpoints !== undefined ? { endpoints: body.endpoints as string[] } : {}),
@@ -150,38 +154,38 @@ export function managementRouter(options: ManagementOptions): Router {
     ctx.changed(req, res, 'key_created', { key_id: record.id, name: record.name })
     res.status(201).json({ id: record.id, name: record.name, key, note: 'The key is shown once and never stored.' })
   })
-  router.delete('/keys/:id', (req, res) => {
+  router.delete('/keys/:id', async (req, res) => {
     const id = String(req.params.id)
     if (!options.keyStore.list().some((k) => k.id === id)) {
       fail(res, 404, 'No key with that id')
       return
     }
-    const r = options.keyStore.revoke(id)
+    const r = await options.keyStore.revoke(id)
     ctx.changed(req, res, 'key_revoked', { key_id: r.id })
     res.json({ id: r.id, revoked_at: r.revoked_at })
   })
-  router.delete('/keys', (req, res) => {
+  router.delete('/keys', async (req, res) => {
     const ids = options.keyStore.list().filter((k) => !k.revoked_at).map((k) => k.id)
-    for (const id of ids) options.keyStore.revoke(id)
+    for (const id of ids) await options.keyStore.revoke(id)
     ctx.changed(req, res, 'keys_revoked_all', { count: ids.length })
     res.json({ revoked: ids })
   })
 
   // Maintenance and per-provider kill switch
-  router.put('/maintenance', (req, res) => {
+  router.put('/maintenance', async (req, res) => {
     const body = (req.body ?? {}) as { enabled?: unknown; message?: unknown }
     if (typeof body.enabled !== 'boolean' || (body.message !== undefined && typeof body.message !== 'string')) {
       fail(res, 400, 'body must be {"enabled": boolean, "message"?: string}')
       return
     }
-    options.runtime.maintenance = {
+    await options.control.setMaintenance({
       enabled: body.enabled,
       message: typeof body.message === 'string' ? body.message : options.runtime.maintenance.message,
-    }
+    })
     ctx.changed(req, res, 'maintenance', { enabled: body.enabled })
     res.json(options.runtime.maintenance)
   })
-  router.put('/providers/:name', (req, res) => {
+  router.put('/providers/:name', async (req, res) => {
     const name = String(req.params.name)
     const body = (req.body ?? {}) as { enabled?: unknown; message?: unknown }
     if (!isProviderName(name)) {
@@ -192,8 +196,7 @@ export function managementRouter(options: ManagementOptions): Router {
       fail(res, 400, 'body must be {"enabled": boolean, "message"?: string}')
       return
     }
-    if (body.enabled) options.runtime.disabledProviders.delete(name)
-    else options.runtime.disabledProviders.set(name, typeof body.message === 'string' ? body.message : `Provider ${name} is temporarily disabled`)
+    await options.control.setProvider(name, body.enabled ? undefined : typeof body.message === 'string' ? body.message : `Provider ${name} is temporarily disabled`)
     ctx.changed(req, res, 'provider_switch', { provider: name, enabled: body.enabled })
     res.json({ provider: name, enabled: body.enabled })
   })
@@ -204,7 +207,12 @@ export function managementRouter(options: ManagementOptions): Router {
   router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const status = (err as { status?: number }).status
     if (status === 400 || status === 413 || status === 415) fail(res, status, status === 413 ? 'Body too large' : 'Malformed JSON body')
-    else {
+    else if (isGatehouseError(err) && err.statusCode === 503) {
+      // The shared store is unreachable: the change was made nowhere, rather than on this replica alone.
+      options.logger.error('management change refused', { code: err.code })
+      res.setHeader('Retry-After', 5)
+      fail(res, 503, `${err.message.replace(/^[^:]*: /, '')}; try again when the gateway's Redis is back`)
+    } else {
       options.logger.error('management request failed', { error: String(err) })
       fail(res, 500, 'Internal error')
     }

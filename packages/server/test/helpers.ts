@@ -51,7 +51,7 @@ export async function startHarness(tweak: (c: GatehouseConfig) => void = () => u
   const events: SecurityEvent[] = []
   const gateway = createGateway(config, { logger, cwd: dir, eventSinks: [(e) => events.push(e)] })
   const { url } = await gateway.listen()
-  const { key, record } = gateway.keyStore.create({ name: 'test' })
+  const { key, record } = await gateway.keyStore.create({ name: 'test' })
   return {
     gateway,
     upstream,

@@ -60,7 +60,7 @@ describe('a hostile tenant against the data plane', () => {
   let other: string
   beforeAll(async () => {
     h = await startHarness()
-    other = h.gateway.keyStore.create({ name: 'other tenant' }).key
+    other = (await h.gateway.keyStore.create({ name: 'other tenant' })).key
   })
   afterAll(() => h.close())
   beforeEach(() => h.upstream.reset())
@@ -131,8 +131,8 @@ describe('a hostile tenant against the data plane', () => {
   })
 
   it('a non-default endpoint is allowed for the one key the operator scoped for it, and for no other', async () => {
-    const scoped = h.gateway.keyStore.create({ name: 'files', providers: ['openai'], endpoints: ['openai.chat', 'openai.files.list'] }).key
-    const narrow = h.gateway.keyStore.create({ name: 'embeddings only', endpoints: ['openai.embeddings'] }).key
+    const scoped = (await h.gateway.keyStore.create({ name: 'files', providers: ['openai'], endpoints: ['openai.chat', 'openai.files.list'] })).key
+    const narrow = (await h.gateway.keyStore.create({ name: 'embeddings only', endpoints: ['openai.embeddings'] })).key
     const files = (key: string) => rawRequest(h.url, 'GET', '/v1/files', { 'x-api-key': key })
     // Forwarded: the mock provider answers it (with its own 404: it keeps no files).
     expect((await files(scoped)).status).toBe(404)

@@ -155,7 +155,7 @@ describe('per-key limits and the alert that blocks', () => {
       c.auth.key_limits = { requests_per_minute: 1000 }
     })
     try {
-      const tight = h.gateway.keyStore.create({ name: 'tight', limits: { requests_per_minute: 2 } })
+      const tight = await h.gateway.keyStore.create({ name: 'tight', limits: { requests_per_minute: 2 } })
       for (let i = 0; i < 2; i++) {
         const r = await post(h, '/v1/chat/completions', openaiBody({ max_tokens: 5 }), {}, tight.key)
         expect(r.status).toBe(200)
@@ -187,8 +187,8 @@ describe('per-key limits and the alert that blocks', () => {
       c.alerts = [{ name: 'Rate limit violations', condition: 'rate_limit_violations > 2', duration: '1m', action: 'block_ip' }]
     })
     try {
-      const attacker = h.gateway.keyStore.create({ name: 'attacker' })
-      const victim = h.gateway.keyStore.create({ name: 'victim' })
+      const attacker = await h.gateway.keyStore.create({ name: 'attacker' })
+      const victim = await h.gateway.keyStore.create({ name: 'victim' })
       const from = (ip: string) => ({ 'x-forwarded-for': ip })
       // The attacker spends the shared provider bucket and runs into its own key limit.
       for (let i = 0; i < 8; i++) {

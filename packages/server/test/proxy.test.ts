@@ -334,7 +334,7 @@ describe('the upstream request and the request stream', () => {
   it('forwards bodies with the rate limiter on Redis (its decision resumes from a socket callback)', async () => {
     const prefix = `gh-test-${randomBytes(4).toString('hex')}:`
     const h = await startHarness((c) => {
-      c.store = { type: 'redis', url: 'redis://127.0.0.1:6379', on_error: 'deny', replicas: 1, key_prefix: prefix }
+      c.store = { ...c.store, type: 'redis', url: 'redis://127.0.0.1:6379', on_error: 'deny', replicas: 1, key_prefix: prefix }
       c.server.security.rate_limiting = { enabled: true, requests_per_second: 1000, burst: 1000, per_ip: true }
     })
     let closed = false

@@ -47,7 +47,7 @@ export function defaultConfig(): GatehouseConfig {
       openai: { enabled: true, base_url: 'https://api.openai.com', max_tokens: 4096 },
       gemini: { enabled: true, base_url: 'https://generativelanguage.googleapis.com', max_tokens: 4096 },
     },
-    store: { type: 'memory', on_error: 'local', replicas: 1, key_prefix: 'gatehouse:' },
+    store: { type: 'memory', on_error: 'local', replicas: 1, key_prefix: 'gatehouse:', max_staleness: '15m' },
     logging: {
       level: 'info',
       audit: { enabled: true, file: './logs/audit.log', format: 'json', events: [...SECURITY_EVENT_TYPES] },

@@ -116,10 +116,12 @@ function semanticErrors(c: GatehouseConfig): string[] {
   }
   if (c.store.type === 'redis' && !c.store.url) errors.push('store.url: is required when store.type is "redis"')
   if (c.storage.enabled && !c.storage.url) errors.push('storage.url: is required when storage.enabled is true')
-  try {
-    parseDuration(c.server.retry_after, 'server.retry_after')
-  } catch (e) {
-    errors.push((e as Error).message)
+  for (const [path, value] of [['server.retry_after', c.server.retry_after], ['store.max_staleness', c.store.max_staleness]] as const) {
+    try {
+      parseDuration(value, path)
+    } catch (e) {
+      errors.push((e as Error).message)
+    }
   }
   for (const [name, value] of Object.entries(c.server.timeouts)) {
     try {

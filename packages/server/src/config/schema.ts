@@ -123,6 +123,8 @@ export const configSchema: SchemaObject = obj({
     /** How many gateways share the store: with on_error local, each enforces limit ÷ replicas while Redis is down. */
     replicas: positiveInt,
     key_prefix: nonEmpty,
+    /** With Redis: how long client keys are served from a replica's last copy while Redis is unreachable. */
+    max_staleness: duration,
   }),
   logging: obj({
     level: { enum: ['error', 'warn', 'info', 'debug'] },

@@ -67,7 +67,7 @@ export interface GatehouseConfig {
     key_limits: KeyLimits
   }
   providers: Partial<Record<ProviderName, ProviderConfig>>
-  store: { type: 'memory' | 'redis'; url?: string; on_error: 'local' | 'allow' | 'deny'; replicas: number; key_prefix: string }
+  store: { type: 'memory' | 'redis'; url?: string; on_error: 'local' | 'allow' | 'deny'; replicas: number; key_prefix: string; max_staleness: Duration }
   logging: {
     level: 'error' | 'warn' | 'info' | 'debug'
     audit: { enabled: boolean; file: string; format: 'json'; events: SecurityEventType[]; key?: string }

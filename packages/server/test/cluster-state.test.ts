@@ -1,0 +1,246 @@
+import type { ChildProcess } from 'node:child_process'
+import http from 'node:http'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import Redis from 'ioredis'
+import { MockUpstream } from '@gatehouse/testing'
+import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
+import { freePort, startRedis } from './cluster-helpers'
+
+beforeAll(() => ensureBuilt())
+
+/**
+ * Cluster mode's shared policy: three gateway processes on one Redis (their own), each change made
+ * through one replica's management API seen by the others within a second.
+ */
+
+interface Reply {
+  status: number
+  body: string
+}
+
+function request(url: string, method: string, path: string, headers: Record<string, string>, body?: unknown, agent: http.Agent | false = false): Promise<Reply> {
+  const u = new URL(url)
+  const text = body === undefined ? undefined : JSON.stringify(body)
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: u.hostname, port: u.port, path, method, agent, headers: { ...(text !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } : {}), ...headers } },
+      (res) => {
+        let data = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => (data += d))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }))
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end(text)
+  })
+}
+
+const chat = { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }
+const claude = { model: 'claude-sonnet-4-5', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }
+
+/** The time until `check` holds, polling every 20 ms; throws past `ms`. */
+async function within(ms: number, check: () => Promise<boolean>): Promise<number> {
+  const started = Date.now()
+  for (;;) {
+    if (await check()) return Date.now() - started
+    if (Date.now() - started > ms) throw new Error(`not within ${ms} ms`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+describe('cluster mode: keys, revocations, maintenance and the kill switch shared through Redis', () => {
+  let dir: string
+  let upstream: MockUpstream
+  let redisPort: number
+  let redis: ChildProcess
+  let gateways: Started[] = []
+  const prefix = `gh-state-${randomBytes(4).toString('hex')}:`
+  const managementKey = randomBytes(32).toString('base64url')
+  const providerKeys = { openai: `sk-proj-${randomBytes(30).toString('base64url')}`, claude: `sk-ant-api03-${randomBytes(40).toString('base64url')}` }
+  const keysIssued: string[] = []
+
+  const url = (i: number): string => gateways[i]!.url
+  const manage = (i: number, method: string, path: string, body?: unknown): Promise<Reply> =>
+    request(url(i), method, `/v0/management${path}`, { authorization: `Bearer ${managementKey}` }, body)
+  const chatOn = (i: number, key: string, agent: http.Agent | false = false): Promise<number> =>
+    request(url(i), 'POST', '/v1/chat/completions', { authorization: `Bearer ${key}` }, chat, agent).then((r) => r.status)
+  const claudeOn = (i: number, key: string): Promise<number> =>
+    request(url(i), 'POST', '/v1/messages', { 'x-api-key': key, 'anthropic-version': '2023-06-01' }, claude).then((r) => r.status)
+  const createKey = async (i: number, name: string): Promise<{ id: string; key: string }> => {
+    const r = await manage(i, 'POST', '/keys', { name })
+    expect(r.status).toBe(201)
+    const { id, key } = JSON.parse(r.body) as { id: string; key: string }
+    keysIssued.push(key)
+    return { id, key }
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gh-state-'))
+    upstream = await MockUpstream.start()
+    redisPort = await freePort()
+    redis = await startRedis(redisPort)
+    writeFileSync(
+      join(dir, 'c.yaml'),
+      `server:
+  port: 0
+  security: { rate_limiting: { enabled: false } }
+store: { type: redis, url: "redis://127.0.0.1:${redisPort}", key_prefix: "${prefix}", on_error: local, replicas: 3 }
+management: { enabled: true, secret_key: "${managementKey}" }
+metrics: { enabled: false }
+alerts: []
+providers:
+  openai: { base_url: "${upstream.url}", api_key: "${providerKeys.openai}" }
+  claude: { base_url: "${upstream.url}", api_key: "${providerKeys.claude}" }
+`,
+    )
+    // The salt is made once, before three processes read it.
+    expect((await runCli(['keys', 'list', '--config', 'c.yaml'], { cwd: dir })).code).toBe(0)
+    gateways = await Promise.all([0, 1, 2].map(() => startCli(['--config', 'c.yaml'], { cwd: dir })))
+  }, 60_000)
+
+  afterAll(async () => {
+    for (const g of gateways) g.child.kill('SIGTERM')
+    await Promise.all(gateways.map((g) => g.exited))
+    redis?.kill('SIGKILL')
+    await upstream?.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('a key created through replica A works on B and C within 1 s', async () => {
+    const { key } = await createKey(0, 'made on A')
+    for (const i of [1, 2]) {
+      const ms = await within(1000, async () => (await chatOn(i, key)) === 200)
+      console.log(`cluster state: a key created on A authenticated on replica ${i} after ${ms} ms`)
+    }
+    expect(await chatOn(0, key)).toBe(200)
+  })
+
+  it('a key revoked through B is refused by A and C within 1 s, kept-alive connections included', async () => {
+    const { id, key } = await createKey(1, 'revoked on B')
+    const agents = [0, 2].map(() => new http.Agent({ keepAlive: true, maxSockets: 1 }))
+    try {
+      // A kept-alive connection to A and to C, authenticated before the revocation.
+      await within(1000, async () => (await chatOn(0, key, agents[0])) === 200 && (await chatOn(2, key, agents[1])) === 200)
+      const revoked = await manage(1, 'DELETE', `/keys/${id}`)
+      expect(revoked.status).toBe(200)
+      expect(await chatOn(1, key)).toBe(401)
+      const ms = await within(1000, async () => (await chatOn(0, key, agents[0])) === 401 && (await chatOn(2, key, agents[1])) === 401)
+      console.log(`cluster state: a key revoked on B was refused on A and C after ${ms} ms`)
+    } finally {
+      for (const a of agents) a.destroy()
+    }
+    // Listed as revoked on every replica.
+    for (const i of [0, 1, 2]) {
+      const listed = (JSON.parse((await manage(i, 'GET', '/keys')).body) as { keys: Array<{ id: string; revoked_at?: string }> }).keys
+      expect(listed.find((k) => k.id === id)?.revoked_at).toEqual(expect.any(String))
+    }
+  })
+
+  it('maintenance and the kill switch set through C apply to all three', async () => {
+    const { key } = await createKey(2, 'maintenance')
+    await within(1000, async () => (await chatOn(0, key)) === 200 && (await chatOn(1, key)) === 200)
+    expect((await manage(2, 'PUT', '/maintenance', { enabled: true, message: 'cluster maintenance' })).status).toBe(200)
+    await within(1000, async () => {
+      const replies = await Promise.all([0, 1, 2].map((i) => request(url(i), 'POST', '/v1/chat/completions', { authorization: `Bearer ${key}` }, chat)))
+      return replies.every((r) => r.status === 503 && r.body.includes('cluster maintenance'))
+    })
+    expect((await manage(0, 'PUT', '/maintenance', { enabled: false })).status).toBe(200)
+    await within(1000, async () => (await Promise.all([0, 1, 2].map((i) => chatOn(i, key)))).every((s) => s === 200))
+
+    expect((await manage(2, 'PUT', '/providers/openai', { enabled: false, message: 'openai is off' })).status).toBe(200)
+    await within(1000, async () => (await Promise.all([0, 1, 2].map((i) => chatOn(i, key)))).every((s) => s === 503))
+    // The other provider is untouched.
+    for (const i of [0, 1, 2]) expect(await claudeOn(i, key)).toBe(200)
+    expect((await manage(1, 'PUT', '/providers/openai', { enabled: true })).status).toBe(200)
+    await within(1000, async () => (await Promise.all([0, 1, 2].map((i) => chatOn(i, key)))).every((s) => s === 200))
+  })
+
+  it('keeps no key, token or credential in plaintext in Redis', async () => {
+    const client = new Redis({ port: redisPort, host: '127.0.0.1' })
+    try {
+      const keys = await client.keys('*')
+      expect(keys.some((k) => k.startsWith(`${prefix}client-keys`))).toBe(true)
+      let all = keys.join('\n')
+      for (const k of keys) {
+        const type = await client.type(k)
+        if (type === 'string') all += await client.get(k)
+        else if (type === 'hash') all += JSON.stringify(await client.hgetall(k))
+        else if (type === 'set') all += (await client.smembers(k)).join('\n')
+        else if (type === 'zset') all += (await client.zrange(k, 0, -1)).join('\n')
+        else if (type === 'list') all += (await client.lrange(k, 0, -1)).join('\n')
+      }
+      expect(keysIssued.length).toBeGreaterThanOrEqual(3)
+      for (const secret of [...keysIssued, providerKeys.openai, providerKeys.claude, managementKey]) expect(all).not.toContain(secret)
+    } finally {
+      client.disconnect()
+    }
+  })
+
+  it('with Redis down: keys authenticate from the last copy, changes are refused with 503; a restarted Redis heals without a gateway restart', async () => {
+    const { key } = await createKey(0, 'through the outage')
+    await within(1000, async () => (await Promise.all([0, 1, 2].map((i) => chatOn(i, key)))).every((s) => s === 200))
+    redis.kill('SIGKILL')
+    await new Promise((r) => redis.once('exit', r))
+    for (const i of [0, 1, 2]) expect(await chatOn(i, key)).toBe(200)
+    const refused = await manage(1, 'PUT', '/maintenance', { enabled: true })
+    expect(refused.status).toBe(503)
+    expect(refused.body).toMatch(/unreachable; nothing was changed/)
+    expect((await manage(2, 'POST', '/keys', { name: 'during the outage' })).status).toBe(503)
+    // Nothing applied to one replica: none is in maintenance.
+    for (const i of [0, 1, 2]) expect(await chatOn(i, key)).toBe(200)
+
+    // Redis back, empty (no persistence): the replicas put their copy back.
+    redis = await startRedis(redisPort)
+    const ms = await within(10_000, async () => (await manage(0, 'PUT', '/maintenance', { enabled: false })).status === 200)
+    console.log(`cluster state: management changes accepted again ${ms} ms after Redis restarted`)
+    const client = new Redis({ port: redisPort, host: '127.0.0.1' })
+    try {
+      await within(5000, async () => Object.keys(await client.hgetall(`${prefix}client-keys`)).length >= keysIssued.length)
+    } finally {
+      client.disconnect()
+    }
+    for (const i of [0, 1, 2]) expect(await chatOn(i, key)).toBe(200)
+    const after = await createKey(1, 'after the outage')
+    await within(1000, async () => (await chatOn(2, after.key)) === 200)
+    for (const g of gateways) expect(g.child.exitCode).toBeNull()
+  }, 60_000)
+
+  it('moves a file-mode install into cluster mode without re-issuing keys (keys migrate --to redis)', async () => {
+    const single = mkdtempSync(join(tmpdir(), 'gh-migrate-'))
+    const clusterPrefix = `gh-migrate-${randomBytes(4).toString('hex')}:`
+    try {
+      writeFileSync(join(single, 'file.yaml'), `providers:\n  openai: { base_url: "${upstream.url}", api_key: "${providerKeys.openai}" }\n`)
+      const made = await runCli(['keys', 'create', '--name', 'from the file', '--config', 'file.yaml'], { cwd: single })
+      expect(made.code).toBe(0)
+      const key = made.stdout.trim()
+      writeFileSync(join(single, 'cluster.yaml'), `store: { type: redis, url: "redis://127.0.0.1:${redisPort}", key_prefix: "${clusterPrefix}" }\nproviders:\n  openai: { base_url: "${upstream.url}", api_key: "${providerKeys.openai}" }\n`)
+      const moved = await runCli(['keys', 'migrate', '--to', 'redis', '--config', 'cluster.yaml'], { cwd: single })
+      expect(moved.stdout).toMatch(/migrated 1 key to Redis/)
+      expect(moved.code).toBe(0)
+      // Twice is harmless.
+      expect((await runCli(['keys', 'migrate', '--to', 'redis', '--config', 'cluster.yaml'], { cwd: single })).stdout).toMatch(/migrated 0 keys to Redis \(1 already there\)/)
+      const listed = await runCli(['keys', 'list', '--json', '--config', 'cluster.yaml'], { cwd: single })
+      expect((JSON.parse(listed.stdout) as Array<{ name: string }>).map((k) => k.name)).toEqual(['from the file'])
+      // The same key authenticates on a gateway of the cluster.
+      writeFileSync(join(single, 'cluster.yaml'), `server: { port: 0 }\nmetrics: { enabled: false }\nstore: { type: redis, url: "redis://127.0.0.1:${redisPort}", key_prefix: "${clusterPrefix}" }\nproviders:\n  openai: { base_url: "${upstream.url}", api_key: "${providerKeys.openai}" }\n`)
+      const gw = await startCli(['--config', 'cluster.yaml'], { cwd: single })
+      try {
+        expect((await request(gw.url, 'POST', '/v1/chat/completions', { authorization: `Bearer ${key}` }, chat)).status).toBe(200)
+      } finally {
+        gw.child.kill('SIGTERM')
+        await gw.exited
+      }
+      // Without a Redis in the config, migrate says what it needs.
+      const refused = await runCli(['keys', 'migrate', '--to', 'redis', '--config', 'file.yaml'], { cwd: single })
+      expect(refused.code).toBe(2)
+      expect(refused.stderr).toMatch(/needs store.type redis/)
+    } finally {
+      rmSync(single, { recursive: true, force: true })
+    }
+  }, 60_000)
+})
