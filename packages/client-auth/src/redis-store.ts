@@ -79,6 +79,11 @@ export class RedisKeyStore extends KeyIndex implements ManagedKeyStore {
     return this.shared.version
   }
 
+  /** Whether the copy was confirmed current within `ms`. */
+  freshWithin(ms: number): boolean {
+    return this.shared.freshWithin(ms)
+  }
+
   get lastError(): string | undefined {
     if (this.shared.lastSyncAt === 0) return 'the shared key store has not been read yet'
     if (!this.shared.freshWithin(this.maxStaleMs)) return `the shared key store has not been reachable for over ${Math.round(this.maxStaleMs / 1000)} s`

@@ -40,6 +40,11 @@ export interface GatehouseMetrics {
    * first (`docs`: GatehouseRateLimitDegraded). Call once.
    */
   readonly trackRateLimitStore: (store: { degraded(): boolean; fallbackCount(): number }) => void
+  /**
+   * Cluster mode: `<prefix>shared_state_degraded` is 1 while this replica cannot confirm that its
+   * copy of the shared state (client keys, maintenance, kill switch) is current.
+   */
+  readonly trackSharedState: (state: { degraded(): boolean }) => void
   /** The Prometheus exposition text, passed through the masker. */
   render(): Promise<string>
   readonly contentType: string
@@ -151,6 +156,16 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
     for (const severity of ['high', 'medium', 'low'] as const) posture.set({ severity }, finite(counts[severity]) ?? 0)
   }
   if (config.processMetrics) collectDefaultMetrics({ register: registry })
+  const trackSharedState = (state: { degraded(): boolean }): void => {
+    new Gauge({
+      name: `${config.prefix}shared_state_degraded`,
+      help: 'Whether this replica cannot confirm its copy of the shared client keys, maintenance and kill switch is current (Redis unreachable)',
+      registers: [registry],
+      collect() {
+        this.set(state.degraded() ? 1 : 0)
+      },
+    })
+  }
   const trackRateLimitStore = (store: { degraded(): boolean; fallbackCount(): number }): void => {
     new Gauge({
       name: `${config.prefix}rate_limit_store_degraded`,
@@ -230,6 +245,7 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
     observeRequest,
     setPostureFindings,
     trackRateLimitStore,
+    trackSharedState,
     render: async () => masker.text(await registry.metrics()),
     contentType: registry.contentType,
   })

@@ -36,12 +36,14 @@ describe('docs/prometheus-alerts.yml', () => {
       ['notify_admin', 'sum(increase(gatehouse_auth_failures_total[5m])) > 100'],
       ['block_ip', 'sum by (ip) (increase(gatehouse_rate_limit_violations_total{ip!~"shared|other"}[1m])) > 50'],
       ['notify_admin', 'max by (instance) (gatehouse_rate_limit_store_degraded) > 0'],
+      ['notify_admin', 'max by (instance) (gatehouse_shared_state_degraded) > 0'],
     ])
   })
 
   it('references only metric names the package exports', async () => {
     const metrics = createMetrics()
     metrics.trackRateLimitStore({ degraded: () => true, fallbackCount: () => 3 })
+    metrics.trackSharedState({ degraded: () => true })
     const exported = new Set(metrics.registry.getMetricsAsArray().map((m) => (m as unknown as { name: string }).name))
     const referenced = doc.groups.flatMap((g) => g.rules).flatMap((r) => [...r.expr.matchAll(/\b(gatehouse_[a-z_]+)\b/g)].map((m) => m[1]!))
     expect(referenced.length).toBeGreaterThan(0)
@@ -50,5 +52,6 @@ describe('docs/prometheus-alerts.yml', () => {
     expect(text).toContain('# TYPE gatehouse_auth_failures_total counter')
     expect(text).toContain('gatehouse_rate_limit_store_degraded 1')
     expect(text).toContain('gatehouse_rate_limit_store_fallbacks_total 3')
+    expect(text).toContain('gatehouse_shared_state_degraded 1')
   })
 })

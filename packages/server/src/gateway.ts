@@ -58,6 +58,7 @@ import { managementRouter, type ManagementContext } from './management'
 import { mountCredentialRoutes, mountDenylistRoutes } from './management-routes'
 import { createRedisClient } from './redis'
 import { localRuntimeControl, sharedRuntimeControl, type RuntimeControl } from './shared-runtime'
+import { startReplicaHeartbeat } from './replicas'
 import { secureContextOptions, watchCertificates, type TlsSettings } from './tls'
 
 /** State an operator can change at run time (management API). */
@@ -143,6 +144,9 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     ? new RedisKeyStore({ client: redis, salt: secrets.salt, prefix, maxStaleMs: parseDuration(config.store.max_staleness), logger })
     : new FileKeyStore({ file: join(authDir, 'client-keys.json'), salt: secrets.salt, logger })
   const control = redis ? sharedRuntimeControl(runtime, { client: redis, prefix, logger }) : localRuntimeControl(runtime)
+  // The shared copies are checked every second: one not confirmed for 3 s means Redis is out of reach.
+  const sharedFresh = (): boolean => control.freshWithin(3000) && (!(keyStore instanceof RedisKeyStore) || keyStore.freshWithin(3000))
+  let heartbeat: { stop(): Promise<void> } | undefined
   const providerNames = Object.entries(config.providers)
     .filter(([name, pc]) => pc?.enabled && isProviderName(name))
     .map(([name]) => name as ProviderName)
@@ -261,6 +265,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   const sharedStore = redis ? rateLimitRedisStore({ client: redis, prefix: `${prefix}rl:`, logger }) : undefined
   const fallbackStore = sharedStore && onStoreError === 'local' ? new LocalFallbackStore({ store: sharedStore, replicas: config.store.replicas, logger }) : undefined
   if (fallbackStore && metrics) metrics.trackRateLimitStore(fallbackStore)
+  if (redis && metrics) metrics.trackSharedState({ degraded: () => !sharedFresh() })
   const rlStore: RateLimitStore = fallbackStore ?? sharedStore ?? rateLimitMemoryStore({ quotaFile: join(authDir, 'quota.json'), logger })
   const limiters: Array<RequestHandler & { shutdown?: () => Promise<void> | void }> = []
   const common = { store: rlStore, onStoreError: limiterOnStoreError, onEvent: emit, logger } as const
@@ -596,6 +601,13 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
         }
       }
       await control.start().catch((err: unknown) => logger.error('the shared maintenance state cannot be read yet; this config applies until it can', { error: masker.text(String(err)) }))
+      if (redis && keyStore instanceof RedisKeyStore && !heartbeat) {
+        heartbeat = startReplicaHeartbeat({
+          client: redis,
+          prefix,
+          status: () => ({ keys_version: keyStore.version, runtime_version: control.version() ?? 0, degraded: !sharedFresh() }),
+        })
+      }
       if (metrics && !metricsServer) {
         metricsServer = await startMetricsServer({ metrics, host: config.metrics.host, allowedHosts: config.metrics.allowed_hosts, port: config.metrics.port, path: config.metrics.path, logger })
       }
@@ -633,6 +645,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       for (const l of limiters) await settle('rate limiter', () => l.shutdown?.())
       await settle('rate-limit store', () => rlStore.shutdown())
       await settle('vault', () => vault.shutdown())
+      await settle('replica report', () => heartbeat?.stop())
       await settle('key store', () => keyStore.close())
       await settle('shared runtime', () => control.close())
       await settle('storage', () => storage?.close())

@@ -15,6 +15,7 @@ import { migrate as migrateStorage, resolveDatabaseUrl } from '@gatehouse/storag
 import { Pool } from 'pg'
 import Redis from 'ioredis'
 import type { GatehouseConfig } from './config/types'
+import { clusterStatus, type ClusterStatus } from './replicas'
 
 export interface Io {
   out: (s: string) => void
@@ -243,8 +244,15 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
     const loaded = load()
     if (typeof loaded === 'number') return loaded
     const findings = await diagnose(loaded.config)
-    if (values.json) io.out(`${JSON.stringify({ findings }, null, 2)}\n`)
+    // Cluster mode: which replica holds which version of the shared state.
+    const cluster = await readClusterStatus(loaded.config)
+    if (cluster) findings.push(...cluster.findings)
+    if (values.json) io.out(`${JSON.stringify({ findings, ...(cluster ? { cluster: { shared: cluster.shared, replicas: cluster.replicas } } : {}) }, null, 2)}\n`)
     else {
+      if (cluster) {
+        io.out(`cluster: keys version ${cluster.shared.keys_version}, runtime version ${cluster.shared.runtime_version}, ${cluster.replicas.length} replica${cluster.replicas.length === 1 ? '' : 's'} reporting\n`)
+        for (const r of cluster.replicas) io.out(`  ${r.id} ${r.host} pid ${r.pid}: keys ${r.keys_version}, runtime ${r.runtime_version}, ${r.state}\n`)
+      }
       for (const x of findings) io.out(`${x.severity.toUpperCase().padEnd(6)} ${x.message}\n       fix: ${x.fix}\n`)
       const c = countBySeverity(findings)
       io.out(`${findings.length} findings: ${c.high} high, ${c.medium} medium, ${c.low} low (${loaded.source})\n`)
@@ -410,4 +418,17 @@ async function openSharedKeyStore(config: GatehouseConfig, salt: string): Promis
     throw isGatehouseError(e) ? e : new Error(`the cluster's Redis (store.url) cannot be reached: ${(e as Error).message}`)
   }
   return { store, close }
+}
+
+/** The cluster's state (gatehouse doctor) when the config shares state through Redis; undefined otherwise. */
+async function readClusterStatus(config: GatehouseConfig): Promise<ClusterStatus | undefined> {
+  if (config.store.type !== 'redis' || !config.store.url) return undefined
+  const client = new Redis(config.store.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000, retryStrategy: () => null, lazyConnect: true })
+  client.on('error', () => undefined)
+  try {
+    await client.connect().catch(() => undefined)
+    return await clusterStatus(client, config.store.key_prefix)
+  } finally {
+    client.disconnect()
+  }
 }

@@ -12,6 +12,8 @@ export interface RuntimeControl {
   setProvider(name: ProviderName, message: string | undefined): Promise<void>
   /** The shared state's version in this replica (undefined when nothing is shared). */
   version(): number | undefined
+  /** Whether the copy was confirmed current within `ms` (always, when nothing is shared). */
+  freshWithin(ms: number): boolean
   start(): Promise<void>
   close(): Promise<void>
 }
@@ -27,6 +29,7 @@ export function localRuntimeControl(runtime: GatewayRuntime): RuntimeControl {
       else runtime.disabledProviders.set(name, message)
     },
     version: () => undefined,
+    freshWithin: () => true,
     start: async () => undefined,
     close: async () => undefined,
   }
@@ -77,6 +80,7 @@ export function sharedRuntimeControl(
     setMaintenance: (m) => shared.update({ maintenance: JSON.stringify({ enabled: m.enabled, message: m.message }) }),
     setProvider: (name, message) => shared.update({ [PROVIDER_FIELD + name]: message ?? null }),
     version: () => shared.version,
+    freshWithin: (ms) => shared.freshWithin(ms),
     start: () => shared.start(),
     close: () => shared.close(),
   }

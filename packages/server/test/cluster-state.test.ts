@@ -160,6 +160,22 @@ providers:
     await within(1000, async () => (await Promise.all([0, 1, 2].map((i) => chatOn(i, key)))).every((s) => s === 200))
   })
 
+  it('gatehouse doctor says which replica holds which version of the shared state', async () => {
+    type Doctor = { cluster: { shared: { keys_version: number; runtime_version: number }; replicas: Array<{ pid: number; keys_version: number; runtime_version: number; state: string }> } }
+    let report: Doctor | undefined
+    await within(8000, async () => {
+      const run = await runCli(['doctor', '--json', '--config', 'c.yaml'], { cwd: dir })
+      report = JSON.parse(run.stdout) as Doctor
+      return report.cluster.replicas.length === 3 && report.cluster.replicas.every((r) => r.state === 'in step')
+    })
+    const { shared, replicas } = report!.cluster
+    expect(shared.keys_version).toBeGreaterThan(0)
+    expect(replicas.map((r) => r.pid).sort()).toEqual(gateways.map((g) => g.child.pid).sort())
+    for (const r of replicas) expect([r.keys_version, r.runtime_version]).toEqual([shared.keys_version, shared.runtime_version])
+    const text = await runCli(['doctor', '--config', 'c.yaml'], { cwd: dir })
+    expect(text.stdout).toMatch(/cluster: keys version \d+, runtime version \d+, 3 replicas reporting/)
+  }, 30_000)
+
   it('keeps no key, token or credential in plaintext in Redis', async () => {
     const client = new Redis({ port: redisPort, host: '127.0.0.1' })
     try {
@@ -187,6 +203,9 @@ providers:
     redis.kill('SIGKILL')
     await new Promise((r) => redis.once('exit', r))
     for (const i of [0, 1, 2]) expect(await chatOn(i, key)).toBe(200)
+    const doctor = await runCli(['doctor', '--config', 'c.yaml'], { cwd: dir })
+    expect(doctor.code).toBe(1)
+    expect(doctor.stdout).toMatch(/HIGH\s+The cluster's Redis \(store.url\) cannot be read/)
     const refused = await manage(1, 'PUT', '/maintenance', { enabled: true })
     expect(refused.status).toBe(503)
     expect(refused.body).toMatch(/unreachable; nothing was changed/)
