@@ -11,12 +11,14 @@ function killChildren() {
 }
 process.on('exit', killChildren)
 
-/** Start `node bench/servers.js ...args`; resolves with the JSON it prints on its first line. */
-function startServer(args) {
+/**
+ * Start `node bench/servers.js ...args`; resolves with the JSON it prints on its first line.
+ * `cpus` (a taskset list such as "0") pins the child to those CPUs.
+ */
+function startServer(args, cpus) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(__dirname, 'servers.js'), ...args], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
+    const argv = [path.join(__dirname, 'servers.js'), ...args]
+    const child = cpus ? spawn('taskset', ['-c', cpus, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] })
     children.add(child)
     let buf = ''
     const timer = setTimeout(() => reject(new Error(`${args[0]} did not start`)), 15000)

@@ -9,7 +9,8 @@
 // of those is reported, so that a machine whose speed drifts over minutes compares like with like.
 // Usage: npm run bench   (env: BENCH_ROUNDS, BENCH_DURATION, BENCH_CONNECTIONS; for the gateway:
 // BENCH_OFF=audit,metrics,alerts,ratelimit,headers,fingerprint,auth,keylimits turns layers off,
-// BENCH_STORE_URL=redis://127.0.0.1:6379 puts the rate limiter's state in Redis)
+// BENCH_STORE_URL=redis://127.0.0.1:6379 puts the rate limiter's state in Redis; BENCH_CLUSTER=redis://…
+// adds the gateway in cluster mode as a fourth target; BENCH_PIN=1 pins targets and load to CPUs)
 const { mkdtempSync, rmSync } = require('node:fs')
 const { tmpdir } = require('node:os')
 const path = require('node:path')
@@ -95,28 +96,37 @@ async function main() {
     killChildren()
     rmSync(workdir, { recursive: true, force: true })
     rmSync(workdir + '-paced', { recursive: true, force: true })
+    rmSync(workdir + '-redis', { recursive: true, force: true })
   })
   try {
-    const upstream = await startServer(['upstream'])
+    // BENCH_PIN=1 (on a machine of two or more CPUs): the proxies under test on CPU 0, the mock
+    // upstream and the load generator (this process) on CPU 1, so that each target has one core to
+    // itself and the load does not compete with it for the scheduler's favour.
+    const pin = process.env.BENCH_PIN === '1' && require('node:os').availableParallelism() >= 2
+    if (pin) require('node:child_process').execFileSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' })
+    const upstream = await startServer(['upstream'], pin ? '1' : undefined)
     const targets = {
-      a: await startServer(['express', upstream.url, workdir]),
-      b: await startServer(['node', upstream.url, workdir]),
-      c: await startServer(['gateway', upstream.url, workdir]),
+      a: await startServer(['express', upstream.url, workdir], pin ? '0' : undefined),
+      b: await startServer(['node', upstream.url, workdir], pin ? '0' : undefined),
+      c: await startServer(['gateway', upstream.url, workdir], pin ? '0' : undefined),
     }
-    const names = { a: 'express + hpm', b: 'node:http + hpm', c: 'gatehouse' }
+    // BENCH_CLUSTER=redis://…: a fourth target, the same gateway in cluster mode (limits, keys and
+    // runtime state in that Redis), so that Redis mode is compared with memory mode in one run.
+    if (process.env.BENCH_CLUSTER) targets.d = await startServer(['gateway-redis', upstream.url, `${workdir}-redis`], pin ? '0' : undefined)
+    const names = { a: 'express + hpm', b: 'node:http + hpm', c: 'gatehouse', d: 'gatehouse, cluster mode (redis)' }
     const payloads = {
       json: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] }),
       sse: JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hello' }] }),
     }
-    const results = { json: { a: [], b: [], c: [] }, sse: { a: [], b: [], c: [] } }
-    const order = ['a', 'b', 'c']
+    const order = targets.d ? ['a', 'b', 'c', 'd'] : ['a', 'b', 'c']
+    const results = { json: Object.fromEntries(order.map((t) => [t, []])), sse: Object.fromEntries(order.map((t) => [t, []])) }
     // Warm-up: JIT and connection pools.
-    for (const t of order) await run(`${targets[t].url}/v1/chat/completions`, { 'x-api-key': targets.c.key ?? '' }, payloads.json).catch(() => undefined)
+    for (const t of order) await run(`${targets[t].url}/v1/chat/completions`, { 'x-api-key': targets[t].key ?? '' }, payloads.json).catch(() => undefined)
     for (let round = 0; round < ROUNDS; round++) {
-      const rotated = order.slice(round % 3).concat(order.slice(0, round % 3))
+      const rotated = order.slice(round % order.length).concat(order.slice(0, round % order.length))
       for (const kind of ['json', 'sse']) {
         for (const t of rotated) {
-          const headers = t === 'c' ? { 'x-api-key': targets.c.key } : {}
+          const headers = targets[t].key ? { 'x-api-key': targets[t].key } : {}
           const r = await run(`${targets[t].url}/v1/chat/completions`, headers, payloads[kind])
           if (r.non2xx > 0 || r.errors > 0) throw new Error(`${names[t]} ${kind}: ${r.non2xx} non-2xx, ${r.errors} errors`)
           results[kind][t].push({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 })
@@ -126,6 +136,7 @@ async function main() {
     }
     const lines = []
     lines.push(`Gatehouse proxy benchmark: ${ROUNDS} rounds x ${DURATION}s, ${CONNECTIONS} connections, node ${process.version}`)
+    lines.push(`targets ${pin ? 'pinned to CPU 0, upstream and load on CPU 1' : 'not pinned'}`)
     lines.push(`gateway: ${process.env.BENCH_OFF ? `layers off: ${process.env.BENCH_OFF}` : 'every layer on'}; rate-limit store: ${process.env.BENCH_STORE_URL ? 'redis' : 'memory'}`)
     lines.push('| payload | target | req/s (median) | p50 ms | p99 ms |')
     lines.push('| --- | --- | ---: | ---: | ---: |')
@@ -144,6 +155,11 @@ async function main() {
       const cb = paired('c', 'b')
       const list = (xs) => xs.map((x) => x.toFixed(2)).join(' ')
       lines.push(`${kind}: c/a = ${median(ca).toFixed(2)}x (rounds: ${list(ca)}), c/b = ${median(cb).toFixed(2)}x (rounds: ${list(cb)})`)
+      if (targets.d) {
+        const dc = paired('d', 'c')
+        const da = paired('d', 'a')
+        lines.push(`${kind}: cluster mode d/c = ${median(dc).toFixed(2)}x (rounds: ${list(dc)}), d/a = ${median(da).toFixed(2)}x`)
+      }
     }
     // Added latency at concurrency 1 (JSON), gateway against bare express + hpm, alternated.
     const one = { a: [], c: [] }
@@ -161,10 +177,17 @@ async function main() {
     const gaps = await sseArrivalGaps(paced.url, paced.key)
     lines.push(`sse relay: upstream chunks 100 ms apart arrived ${gaps.join(', ')} ms apart at the client`)
     console.log(lines.join('\n'))
+    // What the Redis-mode gateways left in Redis (their prefixes are their own).
+    for (const t of Object.values(targets)) {
+      if (!t.redisPrefix) continue
+      const Redis = require('ioredis')
+      const client = new Redis(t === targets.d ? process.env.BENCH_CLUSTER : process.env.BENCH_STORE_URL)
+      const keys = await client.keys(`${t.redisPrefix}*`)
+      if (keys.length) await client.del(...keys)
+      client.disconnect()
+    }
   } finally {
-    killChildren()
-    rmSync(workdir, { recursive: true, force: true })
-    rmSync(workdir + '-paced', { recursive: true, force: true })
+    killChildren() // the directories go with the exit handler above
   }
 }
 

@@ -37,7 +37,7 @@ async function main() {
     server.listen(0, '127.0.0.1', () => ready({ url: `http://127.0.0.1:${server.address().port}` }))
     return
   }
-  if (mode === 'gateway') {
+  if (mode === 'gateway' || mode === 'gateway-redis') {
     // (c) the Gatehouse gateway with every layer this build has, configured as an operator would.
     const { createGateway, defaultConfig } = require(path.join(root, 'packages/server/dist'))
     const config = defaultConfig()
@@ -65,13 +65,15 @@ async function main() {
     // BENCH_STORE_URL=redis://… puts rate limits, quotas and the runtime denylist in Redis (keys under a
     // prefix of this process's own, so runs never share state).
     if (process.env.BENCH_STORE_URL) config.store = { ...config.store, type: 'redis', url: process.env.BENCH_STORE_URL, on_error: 'deny', replicas: 1, key_prefix: `gatehouse-bench-${process.pid}:` }
+    // gateway-redis: cluster mode (keys, maintenance and the kill switch shared through Redis too).
+    if (mode === 'gateway-redis') config.store = { ...config.store, type: 'redis', url: process.env.BENCH_CLUSTER, on_error: 'local', replicas: 1, key_prefix: `gatehouse-bench-${process.pid}:` }
     // BENCH_STORAGE_URL=postgresql://… turns request storage on (a migrated schema is expected).
     if (process.env.BENCH_STORAGE_URL) config.storage = { enabled: true, url: process.env.BENCH_STORAGE_URL, store_bodies: false, retention_days: 30 }
     const noop = () => undefined
     const gateway = createGateway(config, { logger: { error: noop, warn: noop, info: noop, debug: noop }, cwd: workdir })
     const { url } = await gateway.listen()
     const { key } = await gateway.keyStore.create({ name: 'bench' })
-    ready({ url, key })
+    ready({ url, key, ...(config.store.type === 'redis' ? { redisPrefix: config.store.key_prefix } : {}) })
     return
   }
   throw new Error(`unknown mode ${mode}`)
