@@ -49,6 +49,8 @@ describe('management API', () => {
     const { id, key } = (await created.json()) as { id: string; key: string }
     const listed = ((await (await api('/keys')).json()) as { keys: Array<{ id: string; providers?: string[]; endpoints?: string[] }> }).keys.find((k) => k.id === id)
     expect(listed).toMatchObject({ providers: ['openai'], endpoints: ['openai.chat', 'openai.files.list'] })
+    const keysBefore = ((await (await api('/keys')).json()) as { keys: unknown[] }).keys.length
+    const changesBefore = changes().length
     for (const [body, message] of [
       [{ name: 'x', providers: [] }, 'providers must not be empty'],
       [{ name: 'x', endpoints: [] }, 'endpoints must not be empty'],
@@ -61,6 +63,9 @@ describe('management API', () => {
       expect(text).toContain(message)
       expect(text).not.toContain('gate_live_')
     }
+    // Nothing was created, and nothing claims it was.
+    expect(((await (await api('/keys')).json()) as { keys: unknown[] }).keys).toHaveLength(keysBefore)
+    expect(changes()).toHaveLength(changesBefore)
     expect((await api(`/keys/${id}`, { method: 'DELETE' })).status).toBe(200)
     expect(key).toMatch(/^gate_live_/)
   })
