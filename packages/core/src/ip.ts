@@ -61,3 +61,19 @@ export function clientIp(req: AddressSource): string {
   }
   return ip
 }
+
+/**
+ * The bucket an address's failures count in, so that changing address within what one party
+ * holds changes nothing: every loopback address (127/8, ::1, mapped forms) is one bucket, an IPv6
+ * address counts by its /64 (one host's usual allocation), an IPv4 address by itself.
+ */
+export function addressBucket(ip: string | undefined): string {
+  if (!ip) return 'unknown'
+  const bare = (ip.split('%')[0] ?? ip).replace(/^\[|\]$/g, '')
+  if (!ipaddr.isValid(bare)) return 'unknown'
+  const addr = ipaddr.process(bare)
+  if (addr.range() === 'loopback') return 'loopback'
+  if (addr.kind() === 'ipv4') return addr.toString()
+  const parts = (addr as ipaddr.IPv6).parts.slice(0, 4)
+  return `${parts.map((p) => p.toString(16)).join(':')}::/64`
+}

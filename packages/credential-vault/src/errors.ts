@@ -22,6 +22,8 @@ export const CredentialVaultErrorCodes = {
   GH_VAULT_DECRYPT_FAILED: 'GH_VAULT_DECRYPT_FAILED',
   /** A file was encrypted under a key id that is not configured. */
   GH_VAULT_UNKNOWN_KEY_ID: 'GH_VAULT_UNKNOWN_KEY_ID',
+  /** Encryption is on and a credential file is plaintext: refused, never served (it may have been planted). */
+  GH_VAULT_PLAINTEXT_REFUSED: 'GH_VAULT_PLAINTEXT_REFUSED',
   /** A file is not valid JSON, not a valid envelope or record, or too large. */
   GH_VAULT_INVALID_FILE: 'GH_VAULT_INVALID_FILE',
   /** Writing or removing a credential file failed. */

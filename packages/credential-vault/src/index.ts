@@ -39,4 +39,5 @@ export {
   type ReencryptResult,
   type VaultStatus,
 } from './vault'
+export { plaintextCredentialFiles } from './inspect'
 export { applyUpstreamCredential, credentialInjection, reportUpstreamStatus, upstreamCredentialOf } from './middleware'

@@ -420,9 +420,6 @@ export class CredentialVault {
       }
       const { record, encrypted, kid } = this.decode(id, read.data)
       this.fileErrors.delete(name)
-      if (!encrypted && this.config.encryptionEnabled) {
-        this.config.logger.warn(`${PKG}: a credential file is not encrypted; run \`gatehouse vault migrate\``, { credential_id: id })
-      }
       if (existing) {
         const same = stableStringify(existing.record) === stableStringify(record)
         existing.sig = sig
@@ -492,7 +489,7 @@ export class CredentialVault {
   }
 
   /** File bytes → record. Throws GatehouseError with a vault code; never includes file content. */
-  private decode(id: string, data: Buffer): { record: CredentialRecord; encrypted: boolean; kid: string | undefined } {
+  private decode(id: string, data: Buffer, allowPlaintext = false): { record: CredentialRecord; encrypted: boolean; kid: string | undefined } {
     let json: unknown
     try {
       json = JSON.parse(data.toString('utf8'))
@@ -511,6 +508,15 @@ export class CredentialVault {
         opened.plaintext.fill(0)
       }
       return { record: parseRecord(inner, id), encrypted: true, kid: opened.kid }
+    }
+    // A downgrade: with encryption on, a plaintext file is what anyone who can write the directory,
+    // without the key, would plant to route requests through their own account. Only `migrate`,
+    // run by the operator, reads one (to encrypt it).
+    if (this.config.encryptionEnabled && !allowPlaintext) {
+      throw new GatehouseError(
+        CredentialVaultErrorCodes.GH_VAULT_PLAINTEXT_REFUSED,
+        'the file is not encrypted while encryption is on, so it is refused (it may have been planted); if it is yours, encrypt it with `gatehouse vault migrate`',
+      )
     }
     return { record: parseRecord(json, id), encrypted: false, kid: undefined }
   }
@@ -928,10 +934,15 @@ export class CredentialVault {
     for (const name of fs.readdirSync(this.config.dir).sort()) {
       if (name.startsWith('.') || !name.endsWith('.json')) continue
       if (FILE_PATTERN.test(name)) {
-        const entry = this.entries.get(name.slice(0, -5))
-        if (!entry || entry.encrypted) continue
-        if (!dryRun) await this.persist(entry.record)
-        result.migrated.push({ file: name, id: entry.id, provider: entry.record.provider })
+        const id = name.slice(0, -5)
+        const entry = this.entries.get(id)
+        if (entry?.encrypted) continue
+        // A plaintext vault file is loaded only when encryption is off; with it on, the file was
+        // refused, and migrate (the operator's own command) is what reads it to encrypt it.
+        const record = entry?.record ?? this.readPlaintext(name, id, result)
+        if (!record) continue
+        if (!dryRun) await this.persist(record)
+        result.migrated.push({ file: name, id, provider: record.provider })
         continue
       }
       await this.migrateForeign(name, dryRun, result)
@@ -944,6 +955,20 @@ export class CredentialVault {
       })
     }
     return result
+  }
+
+  /** A refused plaintext vault file, read for migration; undefined (and reported) when it cannot be. */
+  private readPlaintext(name: string, id: string, result: MigrateResult): CredentialRecord | undefined {
+    if (this.fileErrors.get(name)?.code !== CredentialVaultErrorCodes.GH_VAULT_PLAINTEXT_REFUSED) return undefined
+    try {
+      const read = readSecureFileSync(join(this.config.dir, name), { allowInsecure: true, maxBytes: this.config.maxFileBytes })
+      const decoded = this.decode(id, read.data, true)
+      return decoded.encrypted ? undefined : decoded.record
+    } catch (err) {
+      const code = isGatehouseError(err) ? (err.code as CredentialVaultErrorCode) : CredentialVaultErrorCodes.GH_VAULT_INVALID_FILE
+      result.failed.push({ file: name, code, message: isGatehouseError(err) ? err.message : 'the file cannot be read' })
+      return undefined
+    }
   }
 
   private async migrateForeign(name: string, dryRun: boolean, result: MigrateResult): Promise<void> {

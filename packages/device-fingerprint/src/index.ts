@@ -4,13 +4,11 @@ export {
   resolveDeviceFingerprintConfig,
   type DeviceFingerprintConfig,
   type DeviceFingerprintOptions,
-  type InterfaceMap,
 } from './options'
 export {
-  computeFingerprint,
+  deriveFingerprint,
   loadOrCreateDeviceFingerprint,
-  pickMacAddress,
+  rotateDeviceFingerprint,
   type DeviceFingerprintResult,
-  type FingerprintSource,
 } from './fingerprint'
 export { applyDeviceFingerprint, deviceFingerprint, stripDeviceFingerprint, type DeviceFingerprintMiddleware } from './middleware'

@@ -1,7 +1,7 @@
 import type { ClientRequest, IncomingMessage, ServerResponse } from 'node:http'
 import type { RequestHandler } from 'express'
 import { GatehouseConfigError, gatehouseLocals, isGatehouseError } from '@gatehouse/core'
-import { loadOrCreateDeviceFingerprint, type FingerprintSource } from './fingerprint'
+import { loadOrCreateDeviceFingerprint } from './fingerprint'
 import { resolveDeviceFingerprintConfig, type DeviceFingerprintOptions } from './options'
 
 declare module '@gatehouse/core' {
@@ -25,7 +25,6 @@ const slotOf = (res: ServerResponse): Slot | undefined =>
 /** The middleware, with the fingerprint it sends (for the server's start-up log and `doctor`). */
 export type DeviceFingerprintMiddleware = RequestHandler & {
   readonly fingerprint: string
-  readonly source: FingerprintSource
   /** The header name, lower case. */
   readonly header: string
 }
@@ -54,7 +53,6 @@ export function deviceFingerprint(options: DeviceFingerprintOptions): DeviceFing
   } as RequestHandler
   return Object.defineProperties(middleware, {
     fingerprint: { value: loaded.fingerprint, enumerable: false },
-    source: { value: loaded.source, enumerable: false },
     header: { value: header, enumerable: false },
   }) as DeviceFingerprintMiddleware
 }

@@ -1,4 +1,3 @@
-import type { NetworkInterfaceInfo } from 'node:os'
 import {
   CLIENT_CREDENTIAL_HEADERS,
   COMMON_REQUEST_HEADERS,
@@ -14,17 +13,15 @@ import { DeviceFingerprintErrorCodes } from './errors'
 
 const PKG = '@gatehouse/device-fingerprint'
 
-export type InterfaceMap = NodeJS.Dict<NetworkInterfaceInfo[]>
-
 export interface DeviceFingerprintOptions {
   /**
-   * The directory the fingerprint is persisted in (the auth dir, SPEC `auth.dir`). Created 0700
-   * when missing.
+   * The directory the install secret the fingerprint is derived from is kept in (the auth dir,
+   * SPEC `auth.dir`). Created 0700 when missing.
    */
   dir: string
   /** The upstream request header that carries the fingerprint (SPEC `device_fingerprint.header`). @default "X-Device-Fingerprint" */
   header?: string | undefined
-  /** Mixed into the hash, so two products on one host get different ids. @default "gatehouse" */
+  /** Mixed into the derivation, so two products sharing one install secret send different ids. @default "gatehouse" */
   salt?: string | undefined
   /** The file name inside `dir`. @default "device-fingerprint.json" */
   fileName?: string | undefined
@@ -33,10 +30,6 @@ export interface DeviceFingerprintOptions {
    * mode is always fixed to 0600). @default false
    */
   allowInsecurePermissions?: boolean | undefined
-  /** Where interfaces come from. @default os.networkInterfaces */
-  networkInterfaces?: (() => InterfaceMap) | undefined
-  /** Where the host name comes from. @default os.hostname */
-  hostname?: (() => string) | undefined
   /** Receives a `config_change` event when a fingerprint is created. */
   onEvent?: SecurityEventHandler | undefined
   /** @default no-op */
@@ -49,8 +42,6 @@ export interface DeviceFingerprintConfig {
   readonly salt: string
   readonly fileName: string
   readonly allowInsecurePermissions: boolean
-  readonly networkInterfaces: (() => InterfaceMap) | undefined
-  readonly hostname: (() => string) | undefined
   readonly onEvent: SecurityEventHandler | undefined
   readonly logger: Logger
 }
@@ -71,7 +62,7 @@ export const deviceFingerprintOptionsSchema = {
   },
 } as const
 
-const HAND_CHECKED = ['networkInterfaces', 'hostname', 'onEvent', 'logger'] as const
+const HAND_CHECKED = ['onEvent', 'logger'] as const
 const resolveData = createOptionsResolver<Omit<DeviceFingerprintOptions, (typeof HAND_CHECKED)[number]>>({
   pkg: PKG,
   codePrefix: 'GH_DFP',
@@ -102,7 +93,7 @@ export function resolveDeviceFingerprintConfig(options: DeviceFingerprintOptions
   const raw = options as unknown as Record<string, unknown>
   const fail = (message: string): GatehouseConfigError =>
     new GatehouseConfigError(DeviceFingerprintErrorCodes.GH_DFP_INVALID_OPTIONS, `${PKG}: ${message}`)
-  for (const fn of ['networkInterfaces', 'hostname', 'onEvent'] as const) {
+  for (const fn of ['onEvent'] as const) {
     if (raw[fn] !== undefined && typeof raw[fn] !== 'function') throw fail(`${fn}: must be a function`)
   }
   if (raw.logger !== undefined && !isLogger(raw.logger)) throw fail('logger: must have error, warn, info and debug methods')
@@ -114,8 +105,6 @@ export function resolveDeviceFingerprintConfig(options: DeviceFingerprintOptions
     salt: data.salt ?? 'gatehouse',
     fileName: data.fileName ?? 'device-fingerprint.json',
     allowInsecurePermissions: data.allowInsecurePermissions ?? false,
-    networkInterfaces: raw.networkInterfaces as (() => InterfaceMap) | undefined,
-    hostname: raw.hostname as (() => string) | undefined,
     onEvent: raw.onEvent as SecurityEventHandler | undefined,
     logger: (raw.logger as Logger | undefined) ?? noopLogger,
   })

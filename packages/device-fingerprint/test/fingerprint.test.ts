@@ -1,92 +1,85 @@
-import { createHash } from 'node:crypto'
+import { createHash, createHmac, randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { collectEvents } from '@gatehouse/testing'
 import {
-  computeFingerprint,
+  deriveFingerprint,
   deviceFingerprint,
   loadOrCreateDeviceFingerprint,
-  pickMacAddress,
   resolveDeviceFingerprintConfig,
+  rotateDeviceFingerprint,
   type DeviceFingerprintOptions,
 } from '@gatehouse/device-fingerprint'
-import { cleanupDirs, iface, modeOf, tmpDir } from './helpers'
+import { cleanupDirs, modeOf, tmpDir } from './helpers'
 
 afterAll(cleanupDirs)
 
-const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex')
-
-describe('pickMacAddress', () => {
-  it.each<[string, Parameters<typeof pickMacAddress>[0], string | undefined]>([
-    ['the first non-internal interface', { lo: [iface('00:00:00:00:00:00', true)], eth0: [iface('02:42:AC:11:00:02')], eth1: [iface('02:42:ac:11:00:03')] }, '02:42:ac:11:00:02'],
-    ['skipping internal interfaces with a MAC', { lo0: [iface('aa:bb:cc:dd:ee:ff', true)], en0: [iface('a4:83:e7:01:02:03')] }, 'a4:83:e7:01:02:03'],
-    ['skipping all-zero MACs (tunnels)', { tun0: [iface('00:00:00:00:00:00')], wlan0: [iface('3c:22:fb:00:00:01', false, 'IPv6')] }, '3c:22:fb:00:00:01'],
-    ['nothing in a sandbox with loopback only', { lo: [iface('00:00:00:00:00:00', true)] }, undefined],
-    ['nothing at all', {}, undefined],
-  ])('picks %s', (_name, interfaces, expected) => {
-    expect(pickMacAddress(interfaces)).toBe(expected)
-  })
-
-  it('finds the real host MAC when it has one', () => {
-    const mac = pickMacAddress(os.networkInterfaces())
-    if (mac !== undefined) expect(mac).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/)
-  })
-})
-
-describe('computeFingerprint', () => {
-  it('is sha256(mac + hostname + salt), as the seed computes it', () => {
-    expect(computeFingerprint('02:42:ac:11:00:02', 'gw-1', 'cliproxyapi++')).toBe(sha256('02:42:ac:11:00:02gw-1cliproxyapi++'))
-    expect(computeFingerprint('02:42:ac:11:00:02', 'gw-1', 'gatehouse')).not.toBe(computeFingerprint('02:42:ac:11:00:02', 'gw-2', 'gatehouse'))
+describe('deriveFingerprint', () => {
+  it('is HMAC-SHA256 under the install secret, and changes with the secret and the salt', () => {
+    const secret = randomBytes(32)
+    expect(deriveFingerprint(secret, 'gatehouse')).toBe(createHmac('sha256', secret).update('gatehouse device fingerprint v2\0gatehouse').digest('hex'))
+    expect(deriveFingerprint(secret, 'gatehouse')).not.toBe(deriveFingerprint(randomBytes(32), 'gatehouse'))
+    expect(deriveFingerprint(secret, 'gatehouse')).not.toBe(deriveFingerprint(secret, 'other-product'))
   })
 })
 
 describe('loadOrCreateDeviceFingerprint', () => {
   const config = (o: Partial<DeviceFingerprintOptions> & { dir: string }) => resolveDeviceFingerprintConfig(o)
+  const hostIds = (): string[] => {
+    const ids = [os.hostname()]
+    for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) if (a.mac && a.mac !== '00:00:00:00:00:00') ids.push(a.mac)
+    return ids
+  }
 
-  it('persists the MAC-based fingerprint 0600 in a 0700 directory and keeps it across restarts', () => {
+  it('creates a per-install secret 0600 in a 0700 directory on first start and keeps the fingerprint across restarts', () => {
     const parent = tmpDir()
     const dir = path.join(parent, 'auths')
     const { events, onEvent } = collectEvents()
-    const first = loadOrCreateDeviceFingerprint(
-      config({ dir, onEvent, networkInterfaces: () => ({ eth0: [iface('02:42:ac:11:00:02')] }), hostname: () => 'gw-1' }),
-    )
-    expect(first).toMatchObject({ created: true, source: 'mac', fingerprint: sha256('02:42:ac:11:00:02gw-1gatehouse') })
+    const first = loadOrCreateDeviceFingerprint(config({ dir, onEvent }))
+    expect(first).toMatchObject({ created: true, fingerprint: expect.stringMatching(/^[0-9a-f]{64}$/) })
     expect(modeOf(dir)).toBe(0o700)
     expect(modeOf(first.file)).toBe(0o600)
-    expect(JSON.parse(fs.readFileSync(first.file, 'utf8'))).toMatchObject({ v: 1, fingerprint: first.fingerprint, source: 'mac' })
-    expect(fs.readFileSync(first.file, 'utf8')).not.toContain('02:42')
-    expect(events).toEqual([
-      expect.objectContaining({ event_type: 'config_change', result: 'device_fingerprint_created', details: expect.objectContaining({ source: 'mac' }) }),
-    ])
+    const stored = JSON.parse(fs.readFileSync(first.file, 'utf8')) as { v: number; secret: string }
+    expect(stored).toMatchObject({ v: 2, secret: expect.stringMatching(/^[0-9a-f]{64}$/) })
+    expect(first.fingerprint).toBe(deriveFingerprint(Buffer.from(stored.secret, 'hex'), 'gatehouse'))
+    expect(events).toEqual([expect.objectContaining({ event_type: 'config_change', result: 'device_fingerprint_created' })])
     expect(JSON.stringify(events)).not.toContain(first.fingerprint)
+    expect(JSON.stringify(events)).not.toContain(stored.secret)
 
-    // A restart in a new container: another MAC, another host name. The id stays.
-    const again = loadOrCreateDeviceFingerprint(
-      config({ dir, onEvent, networkInterfaces: () => ({ eth0: [iface('02:42:ac:11:00:09')] }), hostname: () => 'gw-7' }),
-    )
-    expect(again).toMatchObject({ created: false, fingerprint: first.fingerprint, source: 'mac' })
+    const again = loadOrCreateDeviceFingerprint(config({ dir, onEvent }))
+    expect(again).toMatchObject({ created: false, fingerprint: first.fingerprint })
     expect(events).toHaveLength(1)
   })
 
-  it('falls back to a persisted random id where there is no MAC', () => {
-    const noMac = { networkInterfaces: () => ({ lo: [iface('00:00:00:00:00:00', true)] }), hostname: () => 'sandbox' }
-    const a = tmpDir()
-    const b = tmpDir()
-    const fa = loadOrCreateDeviceFingerprint(config({ dir: a, ...noMac }))
-    const fb = loadOrCreateDeviceFingerprint(config({ dir: b, ...noMac }))
-    expect(fa.source).toBe('random')
-    expect(fa.fingerprint).toMatch(/^[0-9a-f]{64}$/)
-    expect(fa.fingerprint).not.toBe(fb.fingerprint)
-    expect(loadOrCreateDeviceFingerprint(config({ dir: a, ...noMac })).fingerprint).toBe(fa.fingerprint)
+  it('derives nothing from the host: two installs on one host differ, and neither is a hash of its MAC or name', () => {
+    const a = loadOrCreateDeviceFingerprint(config({ dir: tmpDir() }))
+    const b = loadOrCreateDeviceFingerprint(config({ dir: tmpDir() }))
+    expect(a.fingerprint).not.toBe(b.fingerprint)
+    const ids = hostIds()
+    const candidates = new Set<string>()
+    for (const salt of ['gatehouse', 'cliproxyapi++', '']) {
+      for (const id of ids) for (const name of [os.hostname(), '']) candidates.add(createHash('sha256').update(`${id}${name}${salt}`).digest('hex'))
+    }
+    expect(candidates.has(a.fingerprint)).toBe(false)
+    for (const id of ids) expect(fs.readFileSync(a.file, 'utf8')).not.toContain(id)
   })
 
-  it('works with the real interfaces and host name', () => {
+  it('replaces a v1 fingerprint (hashed from the MAC and host name) with a secret, once', () => {
     const dir = tmpDir()
-    const r = loadOrCreateDeviceFingerprint(config({ dir }))
-    expect(r.fingerprint).toMatch(/^[0-9a-f]{64}$/)
-    const mac = pickMacAddress(os.networkInterfaces())
-    if (mac) expect(r.fingerprint).toBe(sha256(`${mac}${os.hostname()}gatehouse`))
+    const legacy = createHash('sha256').update(`02:42:ac:11:00:02${os.hostname()}gatehouse`).digest('hex')
+    fs.writeFileSync(path.join(dir, 'device-fingerprint.json'), JSON.stringify({ v: 1, fingerprint: legacy, source: 'mac' }), { mode: 0o600 })
+    const warnings: string[] = []
+    const logger = { error: () => undefined, warn: (m: string) => void warnings.push(m), info: () => undefined, debug: () => undefined }
+    const { events, onEvent } = collectEvents()
+    const r = loadOrCreateDeviceFingerprint(config({ dir, onEvent, logger }))
+    expect(r.created).toBe(true)
+    expect(r.fingerprint).not.toBe(legacy)
+    expect(fs.readFileSync(r.file, 'utf8')).not.toContain(legacy)
+    expect(modeOf(r.file)).toBe(0o600)
+    expect(events).toEqual([expect.objectContaining({ result: 'device_fingerprint_created', details: expect.objectContaining({ replaced: 'host-derived fingerprint' }) })])
+    expect(warnings.join('\n')).toContain('per-install secret')
+    expect(loadOrCreateDeviceFingerprint(config({ dir })).fingerprint).toBe(r.fingerprint)
   })
 
   it('tightens a loosened file mode', () => {
@@ -99,10 +92,10 @@ describe('loadOrCreateDeviceFingerprint', () => {
 
   it.each<[string, (file: string) => void, string, RegExp]>([
     ['corrupt JSON', (f) => fs.writeFileSync(f, '{"v":1,', { mode: 0o600 }), 'GH_DFP_INVALID_FILE', /not valid JSON.*delete it/],
-    ['a bad fingerprint', (f) => fs.writeFileSync(f, JSON.stringify({ v: 1, fingerprint: 'xyz' }), { mode: 0o600 }), 'GH_DFP_INVALID_FILE', /does not hold a fingerprint/],
+    ['a bad secret', (f) => fs.writeFileSync(f, JSON.stringify({ v: 2, secret: 'xyz' }), { mode: 0o600 }), 'GH_DFP_INVALID_FILE', /does not hold a fingerprint secret/],
     ['a symlink', (f) => {
       const target = path.join(tmpDir(), 'elsewhere.json')
-      fs.writeFileSync(target, JSON.stringify({ v: 1, fingerprint: 'a'.repeat(64) }))
+      fs.writeFileSync(target, JSON.stringify({ v: 2, secret: 'a'.repeat(64) }))
       fs.symlinkSync(target, f)
     }, 'GH_DFP_INSECURE_FILE', /symlink/],
     ['a directory', (f) => fs.mkdirSync(f), 'GH_DFP_INSECURE_FILE', /not a regular file/],
@@ -118,9 +111,9 @@ describe('loadOrCreateDeviceFingerprint', () => {
   it('accepts a symlinked file with allowInsecurePermissions', () => {
     const dir = tmpDir()
     const target = path.join(tmpDir(), 'elsewhere.json')
-    fs.writeFileSync(target, JSON.stringify({ v: 1, fingerprint: 'b'.repeat(64), source: 'random' }), { mode: 0o600 })
+    fs.writeFileSync(target, JSON.stringify({ v: 2, secret: 'b'.repeat(64) }), { mode: 0o600 })
     fs.symlinkSync(target, path.join(dir, 'device-fingerprint.json'))
-    expect(deviceFingerprint({ dir, allowInsecurePermissions: true }).fingerprint).toBe('b'.repeat(64))
+    expect(deviceFingerprint({ dir, allowInsecurePermissions: true }).fingerprint).toBe(deriveFingerprint(Buffer.from('b'.repeat(64), 'hex'), 'gatehouse'))
   })
 
   it('refuses a symlinked directory', () => {
@@ -144,10 +137,36 @@ describe('loadOrCreateDeviceFingerprint', () => {
 
   it('keeps the first fingerprint when two instances start at once', () => {
     const dir = tmpDir()
-    const results = Array.from({ length: 5 }, (_, i) =>
-      loadOrCreateDeviceFingerprint(config({ dir, networkInterfaces: () => ({}), hostname: () => `h${i}` })),
-    )
+    const results = Array.from({ length: 5 }, () => loadOrCreateDeviceFingerprint(config({ dir })))
     expect(new Set(results.map((r) => r.fingerprint)).size).toBe(1)
     expect(results.filter((r) => r.created)).toHaveLength(1)
+  })
+})
+
+describe('rotateDeviceFingerprint (gatehouse fingerprint rotate)', () => {
+  const config = (o: Partial<DeviceFingerprintOptions> & { dir: string }) => resolveDeviceFingerprintConfig(o)
+
+  it('replaces the secret: the next start sends an unrelated fingerprint, stable again afterwards', () => {
+    const dir = tmpDir()
+    const before = loadOrCreateDeviceFingerprint(config({ dir }))
+    const { events, onEvent } = collectEvents()
+    const rotated = rotateDeviceFingerprint(config({ dir, onEvent }))
+    expect(rotated.fingerprint).not.toBe(before.fingerprint)
+    expect(modeOf(rotated.file)).toBe(0o600)
+    expect(loadOrCreateDeviceFingerprint(config({ dir })).fingerprint).toBe(rotated.fingerprint)
+    expect(events).toEqual([expect.objectContaining({ event_type: 'config_change', result: 'device_fingerprint_rotated' })])
+    expect(fs.readdirSync(dir)).toEqual(['device-fingerprint.json'])
+  })
+
+  it('replaces an invalid file, and refuses a symlinked one without touching its target', () => {
+    const dir = tmpDir()
+    fs.writeFileSync(path.join(dir, 'device-fingerprint.json'), '{"v":2,', { mode: 0o600 })
+    expect(rotateDeviceFingerprint(config({ dir })).fingerprint).toMatch(/^[0-9a-f]{64}$/)
+    const linked = tmpDir()
+    const target = path.join(tmpDir(), 'elsewhere.json')
+    fs.writeFileSync(target, 'keep', { mode: 0o600 })
+    fs.symlinkSync(target, path.join(linked, 'device-fingerprint.json'))
+    expect(() => rotateDeviceFingerprint(config({ dir: linked }))).toThrow(expect.objectContaining({ code: 'GH_DFP_INSECURE_FILE' }))
+    expect(fs.readFileSync(target, 'utf8')).toBe('keep')
   })
 })

@@ -15,7 +15,8 @@ describe('deviceFingerprint options', () => {
     ['a traversal file name', (dir) => ({ dir, fileName: '../../etc/x' }), 'GH_DFP_INVALID_OPTIONS', 'fileName: must match pattern'],
     ['a dot file name', (dir) => ({ dir, fileName: '.hidden' }), 'GH_DFP_INVALID_OPTIONS', 'fileName'],
     ['an empty salt', (dir) => ({ dir, salt: '' }), 'GH_DFP_INVALID_OPTIONS', 'salt'],
-    ['a non-function hostname', (dir) => ({ dir, hostname: 'gw-1' }), 'GH_DFP_INVALID_OPTIONS', 'hostname: must be a function'],
+    ['a non-function onEvent', (dir) => ({ dir, onEvent: 'log' }), 'GH_DFP_INVALID_OPTIONS', 'onEvent: must be a function'],
+    ['a host-identity option, gone in v2', (dir) => ({ dir, hostname: () => 'gw-1' }), 'GH_DFP_UNKNOWN_OPTION', 'hostname'],
     ['a bad logger', (dir) => ({ dir, logger: console.log }), 'GH_DFP_INVALID_OPTIONS', 'logger'],
     ['the factory passed uncalled', () => ({ headers: {}, method: 'GET', url: '/' }), 'GH_DFP_NOT_CALLED', 'without being called'],
   ])('rejects %s', (_name, make, code, message) => {

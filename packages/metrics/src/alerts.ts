@@ -123,9 +123,9 @@ export function resolveAlertRules(
     if (rule.action === 'block_ip' && !available.onBlockIp) {
       throw alertError(i, rule, 'action block_ip needs an onBlockIp callback (the ip-filter runtime denylist)')
     }
-    if (rule.action === 'block_ip' && parsed.metric === 'credential_rejections') {
-      // The provider's verdict on the operator's credential says nothing about the caller.
-      throw alertError(i, rule, 'action block_ip cannot count credential_rejections: they measure the provider credential, not the caller; use notify_admin')
+    if (rule.action === 'block_ip' && (parsed.metric === 'credential_rejections' || parsed.metric === 'credentials_disabled')) {
+      // The provider's verdict on the operator's credential, or a refused credential file, says nothing about the caller.
+      throw alertError(i, rule, `action block_ip cannot count ${parsed.metric}: they measure the provider credential, not the caller; use notify_admin`)
     }
     if (rule.ttl !== undefined && rule.action !== 'block_ip') throw alertError(i, rule, 'ttl applies to block_ip only')
     let ttlMs: number
@@ -246,6 +246,8 @@ export function createAlertEngine(options: AlertEngineOptions = {}): AlertEngine
         return true
       case 'credential_rejections':
         return event.event_type === 'credential_access' && event.result === 'rejected'
+      case 'credentials_disabled':
+        return event.result === 'credential_disabled'
     }
   }
 

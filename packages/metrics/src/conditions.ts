@@ -1,7 +1,7 @@
 import { suggest } from '@gatehouse/core'
 
 /** The metrics an alert condition can name: the counters of this package, without prefix and `_total`. */
-export const ALERT_METRICS = ['auth_failures', 'rate_limit_violations', 'security_events', 'credential_rejections'] as const
+export const ALERT_METRICS = ['auth_failures', 'rate_limit_violations', 'security_events', 'credential_rejections', 'credentials_disabled'] as const
 export type AlertMetric = (typeof ALERT_METRICS)[number]
 
 export interface ParsedCondition {

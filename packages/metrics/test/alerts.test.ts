@@ -15,6 +15,7 @@ describe('alert rules: parsing and validation', () => {
     ['  rate_limit_violations>=50 ', { metric: 'rate_limit_violations', operator: '>=', threshold: 50, min: 50 }],
     ['security_events > 0', { metric: 'security_events', operator: '>', threshold: 0, min: 1 }],
     ['credential_rejections >= 1', { metric: 'credential_rejections', operator: '>=', threshold: 1, min: 1 }],
+    ['credentials_disabled >= 1', { metric: 'credentials_disabled', operator: '>=', threshold: 1, min: 1 }],
   ])('parses %j', (text, parsed) => {
     expect(parseCondition(text)).toEqual(parsed)
   })
@@ -238,6 +239,9 @@ describe('alert rules: windows and firing (memory store, fake clock)', () => {
     expect(() =>
       createAlertEngine({ onBlockIp: () => undefined, rules: [{ name: 'C', condition: 'credential_rejections >= 1', duration: '1m', action: 'block_ip' }] }),
     ).toThrow(expect.objectContaining({ code: 'GH_METRICS_INVALID_ALERT', message: expect.stringContaining('cannot count credential_rejections') }))
+    expect(() =>
+      createAlertEngine({ onBlockIp: () => undefined, rules: [{ name: 'D', condition: 'credentials_disabled >= 1', duration: '1m', action: 'block_ip' }] }),
+    ).toThrow(expect.objectContaining({ code: 'GH_METRICS_INVALID_ALERT', message: expect.stringContaining('cannot count credentials_disabled') }))
   })
 
   it('logs an onBlockIp failure and carries on', async () => {

@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process'
-import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, lstatSync, mkdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { checkPermissions, SecurityCheckErrorCodes } from '../src'
+import { walkPermissions } from '../src/permissions'
 import { runCli, tempDir } from './helpers'
 
 const mode = (p: string): number => statSync(p).mode & 0o7777
@@ -95,6 +96,62 @@ describe('checkPermissions', () => {
     const cli = await runCli(['permissions', 'auths', '--fix'], { cwd: dir })
     expect(cli.code).toBe(1)
     expect(cli.stdout).toContain('auths/linked.json is a symbolic link')
+  })
+
+  it('never changes a link target when a file is swapped for a link between the check and the fix', async () => {
+    const target = join(dir, 'target.json')
+    writeFileSync(target, '{}', { mode: 0o644 })
+    chmodSync(target, 0o644)
+    chmodSync(join(auths, 'openai.json'), 0o644)
+    const swapped: string[] = []
+    const result = await walkPermissions(
+      { paths: ['auths'], cwd: dir, fix: true },
+      {
+        beforeFix: (path) => {
+          if (path !== 'auths/openai.json') return
+          renameSync(join(auths, 'openai.json'), join(dir, 'moved-away.json'))
+          symlinkSync(target, join(auths, 'openai.json'))
+          swapped.push(path)
+        },
+      },
+    )
+    expect(swapped).toEqual(['auths/openai.json'])
+    expect(mode(target)).toBe(0o644)
+    // The file that was checked is the one that was repaired, wherever it went.
+    expect(mode(join(dir, 'moved-away.json'))).toBe(0o600)
+    expect(result.findings.map((f) => [f.path, f.kind, f.fixed])).toEqual([['auths/openai.json', 'file-mode', true]])
+    // The next run finds the link and leaves it alone.
+    const again = await checkPermissions({ paths: ['auths'], cwd: dir, fix: true })
+    expect(again.findings.map((f) => [f.path, f.kind, f.fixed])).toEqual([['auths/openai.json', 'symlink', false]])
+    expect(mode(target)).toBe(0o644)
+  })
+
+  ;(process.platform === 'linux' ? it : it.skip)('never descends into a link when a directory is swapped for one mid-walk (Linux: the walk holds descriptors)', async () => {
+    const outside = join(dir, 'outside')
+    mkdirSync(outside)
+    chmodSync(outside, 0o755)
+    writeFileSync(join(outside, 'secret.json'), '{}', { mode: 0o644 })
+    chmodSync(join(outside, 'secret.json'), 0o644)
+    chmodSync(join(auths, 'claude'), 0o755)
+    chmodSync(join(auths, 'claude', 'oauth.json'), 0o644)
+    const result = await walkPermissions(
+      { paths: ['auths'], cwd: dir, fix: true },
+      {
+        beforeFix: (path) => {
+          if (path !== 'auths/claude') return
+          renameSync(join(auths, 'claude'), join(dir, 'claude-moved'))
+          symlinkSync(outside, join(auths, 'claude'))
+        },
+      },
+    )
+    expect(mode(outside)).toBe(0o755)
+    expect(mode(join(outside, 'secret.json'))).toBe(0o644)
+    expect(mode(join(dir, 'claude-moved'))).toBe(0o700)
+    expect(mode(join(dir, 'claude-moved', 'oauth.json'))).toBe(0o600)
+    expect(result.findings.map((f) => [f.path, f.kind, f.fixed])).toEqual([
+      ['auths/claude', 'directory-mode', true],
+      ['auths/claude/oauth.json', 'file-mode', true],
+    ])
   })
 
   it('follows a named directory that is itself a link (a mounted auth volume)', async () => {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
 import { DOCUMENTED_CLIENT_KEYS, isLoopback } from '@gatehouse/core'
+import { plaintextCredentialFiles } from '@gatehouse/credential-vault'
 import { checkPermissions } from '@gatehouse/security-check'
 import type { GatehouseConfig } from './config/types'
 
@@ -95,6 +96,16 @@ export async function diagnose(config: GatehouseConfig, cwd = process.cwd()): Pr
   if (existsSync(authDir)) {
     const perms = await checkPermissions({ paths: [authDir], cwd })
     for (const p of perms.findings) add(`auth-permissions:${p.path}`, 'high', p.message, `gatehouse-check permissions ${config.auth.dir} --fix`)
+    if (config.auth.encryption.enabled) {
+      for (const name of plaintextCredentialFiles(authDir)) {
+        add(
+          `vault-plaintext:${name}`,
+          'high',
+          `${config.auth.dir}/${name} is a plaintext credential file while encryption is on: the gateway refuses it (anyone who can write the directory could have planted it)`,
+          'If it is yours, encrypt it: gatehouse vault migrate; otherwise delete it and find out who wrote it',
+        )
+      }
+    }
   }
   return f
 }

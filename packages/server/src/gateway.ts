@@ -54,7 +54,7 @@ import { diagnose } from './doctor'
 import { requestId } from './request-id'
 import { pathGuard } from './path-guard'
 import { hostGuardLayer } from './host-guard'
-import { managementRouter, type ManagementContext } from './management'
+import { managementRouter, refusePreflight, type ManagementContext } from './management'
 import { mountCredentialRoutes, mountDenylistRoutes } from './management-routes'
 import { createRedisClient } from './redis'
 import { localRuntimeControl, sharedRuntimeControl, type RuntimeControl } from './shared-runtime'
@@ -359,6 +359,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   })
   // Management API: its own key, loopback only by default; off without a secret key.
   const mk = config.management.secret_key
+  if (config.management.enabled && mk) app.use('/v0/management', refusePreflight(emit))
   if (config.management.enabled && mk && mk.length >= 32) {
     // The dashboard logs in with the management key and keeps a session cookie; it is mounted
     // before the API router, whose Bearer check it does not use.

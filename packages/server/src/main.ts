@@ -11,6 +11,7 @@ import { installLastResort } from './last-resort'
 import { countBySeverity, diagnose } from './doctor'
 import { listAuditFiles, verifyAuditLog } from '@gatehouse/audit-log'
 import { migrate as migrateVault, rotateKey } from '@gatehouse/credential-vault'
+import { resolveDeviceFingerprintConfig, rotateDeviceFingerprint } from '@gatehouse/device-fingerprint'
 import { migrate as migrateStorage, resolveDatabaseUrl } from '@gatehouse/storage'
 import { Pool } from 'pg'
 import Redis from 'ioredis'
@@ -38,6 +39,7 @@ const USAGE = `Usage: gatehouse [--config FILE]                 start the gatewa
        gatehouse vault migrate [--dry-run]     encrypt plaintext credential files in the auth dir
        gatehouse vault rotate-key              re-encrypt every credential under auth.encryption.key
        gatehouse storage migrate               create or update the PostgreSQL schema (storage.url)
+       gatehouse fingerprint rotate            a new device fingerprint secret (used from the next start)
 Every sub-command takes --config FILE.
 `
 
@@ -324,6 +326,22 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
       }
       throw e
     }
+  }
+  if (command === 'fingerprint' && sub === 'rotate') {
+    const loaded = load()
+    if (typeof loaded === 'number') return loaded
+    const { config } = loaded
+    try {
+      rotateDeviceFingerprint(resolveDeviceFingerprintConfig({ dir: resolvePath(config.auth.dir), header: config.device_fingerprint.header }))
+    } catch (e) {
+      if (isGatehouseError(e)) {
+        io.err(`gatehouse: ${e.message}\n`)
+        return 1
+      }
+      throw e
+    }
+    io.out('device fingerprint rotated: restart the gateway to send the new one\n')
+    return 0
   }
   if (command === 'storage' && sub === 'migrate') {
     const loaded = load()

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
-import express, { type NextFunction, type Request, type Response, type Router } from 'express'
+import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express'
 import {
+  createFailureGuard,
   emitSecurityEvent,
   gatehouseLocals,
   isProviderName,
@@ -16,6 +17,7 @@ import { validateKeyScope, type ManagedKeyStore } from '@gatehouse/client-auth'
 import type { GatewayRuntime } from './gateway'
 import type { RuntimeControl } from './shared-runtime'
 
+
 export interface ManagementOptions {
   secretKey: string
   allowRemote: boolean
@@ -30,6 +32,8 @@ export interface ManagementOptions {
   /** Window in which failures are counted, and the ban's length. @default 10 min, 30 min */
   failureWindowMs?: number
   banMs?: number
+  /** Wrong keys from all addresses together, within the window, before every wrong key is banned. @default 100 */
+  globalFailureBudget?: number
   /** Extra routes (credentials, denylist) mounted on the same authenticated router. */
   extend?: (router: Router, ctx: ManagementContext) => void
   /** When false, changes are refused with 503 (the audit trail cannot be written). */
@@ -53,6 +57,26 @@ const fail = (res: Response, status: number, message: string): void => {
 }
 
 /**
+ * Refuses CORS preflights (OPTIONS) to the management API and the dashboard, before either looks
+ * at them: neither is meant for a web page, and no preflight counts against anyone's budget. The
+ * answer carries no Access-Control-* header, so the browser never sends the request it asked for.
+ */
+export function refusePreflight(emit: SecurityEventHandler): RequestHandler {
+  return function managementPreflightMiddleware(req, res, next) {
+    if (req.method !== 'OPTIONS') return next()
+    emitSecurityEvent(emit, {
+      event_type: 'security_violation',
+      user_id: 'management',
+      ip: normalizeIp(req.ip),
+      result: 'management_preflight_refused',
+      details: { origin: String(req.headers.origin ?? '').slice(0, 200) },
+      ...(gatehouseLocals(res).requestId ? { request_id: gatehouseLocals(res).requestId! } : {}),
+    })
+    fail(res, 403, 'Cross-origin requests to the management API are refused')
+  }
+}
+
+/**
  * The management API under `/v0/management`: Bearer key compared in constant time, loopback
  * callers only unless allowRemote, an address banned after repeated failures, every change a
  * `config_change` event.
@@ -62,8 +86,13 @@ export function managementRouter(options: ManagementOptions): Router {
   const maxFailures = options.maxFailures ?? 5
   const windowMs = options.failureWindowMs ?? 10 * 60_000
   const banMs = options.banMs ?? 30 * 60_000
-  const failures = new Map<string, { count: number; first: number; bannedUntil: number }>()
-  const MAX_TRACKED = 10_000
+  const guard = createFailureGuard({
+    maxFailures,
+    windowMs,
+    banMs,
+    globalBudget: options.globalFailureBudget ?? 100,
+    maxBuckets: 10_000,
+  })
 
   const event = (req: Request, res: Response, input: Omit<SecurityEventInput, 'ip'>): void =>
     emitSecurityEvent(options.emit, {
@@ -92,39 +121,40 @@ export function managementRouter(options: ManagementOptions): Router {
       fail(res, 403, 'The management API accepts loopback callers only')
       return
     }
-    const now = Date.now()
-    const record = failures.get(ip)
-    if (record && record.bannedUntil > now) {
-      event(req, res, { event_type: 'security_violation', user_id: 'management', result: 'management_banned' })
-      res.setHeader('Retry-After', Math.ceil((record.bannedUntil - now) / 1000))
-      fail(res, 429, 'Too many failed attempts; try again later')
-      return
-    }
     const header = req.headers.authorization
     const m = typeof header === 'string' ? /^Bearer[ \t]+(\S+)$/i.exec(header) : null
-    const ok = m !== null && timingSafeEqual(digest(m[1]!), expected)
-    if (!ok) {
-      const r = record && now - record.first < windowMs ? record : { count: 0, first: now, bannedUntil: 0 }
-      r.count++
-      if (r.count >= maxFailures) r.bannedUntil = now + banMs
-      if (!failures.has(ip) && failures.size >= MAX_TRACKED) failures.delete(failures.keys().next().value!)
-      failures.set(ip, r)
-      event(req, res, {
-        event_type: 'auth_failure',
-        user_id: 'management',
-        result: m ? 'invalid_management_key' : 'missing_management_key',
-        details: { failures: r.count, banned: r.bannedUntil > now },
-      })
+    if (m === null) {
+      // No key is no guess: refused, never counted, so nobody can ban the key holder's address.
+      event(req, res, { event_type: 'auth_failure', user_id: 'management', result: 'missing_management_key', details: { counted: false } })
       res.setHeader('WWW-Authenticate', 'Bearer')
       fail(res, 401, 'Invalid or missing management key')
       return
     }
-    failures.delete(ip)
-    if (req.method !== 'GET' && options.canAudit && !options.canAudit()) {
-      fail(res, 503, 'Changes are refused while the audit log cannot be written')
+    // The right key is never refused by the guard: a ban holds back wrong keys only.
+    if (timingSafeEqual(digest(m[1]!), expected)) {
+      if (req.method !== 'GET' && options.canAudit && !options.canAudit()) {
+        fail(res, 503, 'Changes are refused while the audit log cannot be written')
+        return
+      }
+      next()
       return
     }
-    next()
+    const bannedMs = guard.bannedFor(ip)
+    if (bannedMs > 0) {
+      event(req, res, { event_type: 'security_violation', user_id: 'management', result: 'management_banned' })
+      res.setHeader('Retry-After', Math.ceil(bannedMs / 1000))
+      fail(res, 429, 'Too many failed attempts; try again later')
+      return
+    }
+    const r = guard.fail(ip)
+    event(req, res, {
+      event_type: 'auth_failure',
+      user_id: 'management',
+      result: 'invalid_management_key',
+      details: { failures: r.count, banned: r.bannedMs > 0 },
+    })
+    res.setHeader('WWW-Authenticate', 'Bearer')
+    fail(res, 401, 'Invalid or missing management key')
   })
   router.use(express.json({ limit: '64kb', strict: true, type: () => true }))
 

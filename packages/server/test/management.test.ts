@@ -49,6 +49,8 @@ describe('management API', () => {
     const { id, key } = (await created.json()) as { id: string; key: string }
     const listed = ((await (await api('/keys')).json()) as { keys: Array<{ id: string; providers?: string[]; endpoints?: string[] }> }).keys.find((k) => k.id === id)
     expect(listed).toMatchObject({ providers: ['openai'], endpoints: ['openai.chat', 'openai.files.list'] })
+    const keysBefore = ((await (await api('/keys')).json()) as { keys: unknown[] }).keys.length
+    const changesBefore = changes().length
     for (const [body, message] of [
       [{ name: 'x', providers: [] }, 'providers must not be empty'],
       [{ name: 'x', endpoints: [] }, 'endpoints must not be empty'],
@@ -61,6 +63,9 @@ describe('management API', () => {
       expect(text).toContain(message)
       expect(text).not.toContain('gate_live_')
     }
+    // Nothing was created, and nothing claims it was.
+    expect(((await (await api('/keys')).json()) as { keys: unknown[] }).keys).toHaveLength(keysBefore)
+    expect(changes()).toHaveLength(changesBefore)
     expect((await api(`/keys/${id}`, { method: 'DELETE' })).status).toBe(200)
     expect(key).toMatch(/^gate_live_/)
   })
@@ -149,30 +154,108 @@ describe('management API', () => {
 })
 
 describe('management API brute force', () => {
-  it('refuses a wrong key, then bans the address after repeated failures', async () => {
-    const h = await startHarness((c) => {
+  let h: Harness
+  beforeEach(async () => {
+    h = await startHarness((c) => {
       c.management = { enabled: true, secret_key: mgmtKey, allow_remote: false }
     })
-    const api = (path: string, key: string | null): Promise<Response> =>
-      fetch(`${h.url}/v0/management${path}`, { headers: key ? { authorization: `Bearer ${key}` } : {} })
-    try {
-      const wrong = randomBytes(24).toString('base64url')
-      const statuses: number[] = []
-      for (let i = 0; i < 6; i++) statuses.push((await api('/keys', wrong)).status)
-      expect(statuses).toEqual([401, 401, 401, 401, 401, 429])
-      const banned = await api('/keys', mgmtKey)
-      expect(banned.status).toBe(429)
-      expect(Number(banned.headers.get('retry-after'))).toBeGreaterThan(0)
-      expect(await (await api('/keys', null)).text()).not.toContain(mgmtKey)
-      const failures = h.events.filter((e) => e.event_type === 'auth_failure' && e.user_id === 'management')
-      expect(failures).toHaveLength(5)
-      expect(failures[4]?.details).toEqual({ failures: 5, banned: true })
-      expect(h.events.filter((e) => e.result === 'management_banned')).toHaveLength(3)
-      expect(JSON.stringify(h.events) + h.logs.join('\n')).not.toContain(wrong)
-    } finally {
-      await h.close()
-    }
   })
+  afterEach(() => h.close())
+  const api = (path: string, key: string | null, method = 'GET'): Promise<Response> =>
+    fetch(`${h.url}/v0/management${path}`, { method, headers: key ? { authorization: `Bearer ${key}` } : {} })
+  const preflight = (path: string): Promise<Response> =>
+    fetch(`${h.url}${path}`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'PUT', 'access-control-request-headers': 'authorization' },
+    })
+
+  it('bans wrong keys after five, and still lets the right key through', async () => {
+    const wrong = randomBytes(24).toString('base64url')
+    const statuses: number[] = []
+    for (let i = 0; i < 6; i++) statuses.push((await api('/keys', wrong)).status)
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429])
+    const banned = await api('/keys', wrong)
+    expect(banned.status).toBe(429)
+    expect(Number(banned.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect(await banned.json()).toEqual({ error: { message: 'Too many failed attempts; try again later', status: 429 } })
+    // The owner is never locked out: the kill switch works while the address is banned.
+    expect((await api('/keys', mgmtKey)).status).toBe(200)
+    const off = await fetch(`${h.url}/v0/management/providers/openai`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${mgmtKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ enabled: false }),
+    })
+    expect(off.status).toBe(200)
+    expect((await api('/keys', wrong)).status).toBe(429)
+    const failures = h.events.filter((e) => e.event_type === 'auth_failure' && e.result === 'invalid_management_key')
+    expect(failures).toHaveLength(5)
+    expect(failures[4]?.details).toEqual({ failures: 5, banned: true })
+    expect(h.events.filter((e) => e.result === 'management_banned')).toHaveLength(3)
+    expect(JSON.stringify(h.events) + h.logs.join('\n')).not.toContain(wrong)
+    expect(JSON.stringify(h.events) + h.logs.join('\n')).not.toContain(mgmtKey)
+  })
+
+  it('does not count key-less requests or CORS preflights: five of each, then the right key gets 200', async () => {
+    for (let i = 0; i < 5; i++) {
+      const none = await api('/keys', null)
+      expect(none.status).toBe(401)
+      expect(none.headers.get('www-authenticate')).toBe('Bearer')
+      expect(await none.json()).toEqual({ error: { message: 'Invalid or missing management key', status: 401 } })
+      for (const path of ['/v0/management/keys', '/v0/management/providers/openai', '/v0/management/dashboard/login']) {
+        const pre = await preflight(path)
+        expect(pre.status).toBe(403)
+        expect([...pre.headers.keys()].filter((k) => k.startsWith('access-control-'))).toEqual([])
+        expect(await pre.json()).toEqual({ error: { message: 'Cross-origin requests to the management API are refused', status: 403 } })
+      }
+    }
+    expect((await api('/keys', mgmtKey)).status).toBe(200)
+    // And a wrong key still has its full budget: nothing above counted.
+    const wrong = randomBytes(24).toString('base64url')
+    const statuses: number[] = []
+    for (let i = 0; i < 5; i++) statuses.push((await api('/keys', wrong)).status)
+    expect(statuses).toEqual([401, 401, 401, 401, 401])
+    expect(h.events.filter((e) => e.result === 'missing_management_key').map((e) => e.details)).toEqual(Array(5).fill({ counted: false }))
+    const pre = h.events.filter((e) => e.result === 'management_preflight_refused')
+    expect(pre).toHaveLength(15)
+    expect(pre[0]).toMatchObject({ event_type: 'security_violation', ip: '127.0.0.1', details: { origin: 'https://evil.example' } })
+    expect(h.events.filter((e) => e.result === 'invalid_management_key').map((e) => e.details?.failures)).toEqual([1, 2, 3, 4, 5])
+  })
+
+  // Linux routes all of 127/8 to the loopback interface, so each request can come from its own address.
+  it('keeps an address banned while 10,001 other 127/8 addresses guess', async () => {
+    const wrong = randomBytes(24).toString('base64url')
+    for (let i = 0; i < 5; i++) expect((await api('/keys', wrong)).status).toBe(401)
+    const port = Number(new URL(h.url).port)
+    const from = (localAddress: string, key: string): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = http.request(
+          { host: '127.0.0.1', port, path: '/v0/management/keys', localAddress, agent: false, headers: { authorization: `Bearer ${key}` } },
+          (res) => {
+            res.resume()
+            res.on('end', () => resolve(res.statusCode!))
+          },
+        )
+        req.on('error', reject)
+        req.end()
+      })
+    const N = 10_001
+    const seen = new Map<number, number>()
+    let next = 0
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (next < N) {
+          const i = next++
+          const addr = `127.${1 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`
+          const status = await from(addr, randomBytes(24).toString('base64url'))
+          seen.set(status, (seen.get(status) ?? 0) + 1)
+        }
+      }),
+    )
+    expect(Object.fromEntries(seen)).toEqual({ 429: N })
+    expect(await from('127.0.0.1', wrong)).toBe(429)
+    expect(await from('127.0.0.1', mgmtKey)).toBe(200)
+    expect(await from('127.200.0.1', mgmtKey)).toBe(200)
+  }, 120_000)
 })
 
 describe('management API access', () => {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import express, { type Request, type RequestHandler, type Response, type Router } from 'express'
 import {
+  createFailureGuard,
   createMasker,
   emitSecurityEvent,
   gatehouseLocals,
@@ -39,12 +40,6 @@ const SECURITY_HEADERS: ReadonlyArray<[string, string]> = [
 interface Session {
   csrf: string
   expiresAt: number
-}
-
-interface Failures {
-  count: number
-  first: number
-  refusedUntil: number
 }
 
 const MAX_TRACKED_ADDRESSES = 10_000
@@ -97,7 +92,13 @@ export function dashboardRouter(options: DashboardOptions): Router {
   const config = resolveDashboardConfig(options)
   const mask = createMasker({ knownSecrets: [...config.knownSecrets, config.secretKey] })
   const sessions = new Map<string, Session>()
-  const failures = new Map<string, Failures>()
+  const guard = createFailureGuard({
+    maxFailures: config.maxLoginFailures,
+    windowMs: config.loginFailureWindowMs,
+    banMs: config.loginFailureWindowMs,
+    globalBudget: 100,
+    maxBuckets: MAX_TRACKED_ADDRESSES,
+  })
   const prefix = config.secureCookies ? '__Secure-' : ''
   const SESSION_COOKIE = `${prefix}gatehouse_dashboard`
   const LOGIN_COOKIE = `${prefix}gatehouse_dashboard_login`
@@ -120,7 +121,6 @@ export function dashboardRouter(options: DashboardOptions): Router {
 
   const sweep = (now: number): void => {
     for (const [id, s] of sessions) if (s.expiresAt <= now) sessions.delete(id)
-    for (const [ip, f] of failures) if (f.refusedUntil <= now && now - f.first > config.loginFailureWindowMs) failures.delete(ip)
   }
 
   const sessionOf = (req: Request): Session | undefined => {
@@ -203,13 +203,6 @@ export function dashboardRouter(options: DashboardOptions): Router {
     const now = Date.now()
     sweep(now)
     const ip = normalizeIp(req.ip ?? req.socket.remoteAddress)
-    const f = failures.get(ip)
-    if (f && f.refusedUntil > now) {
-      event(req, res, { event_type: 'security_violation', user_id: 'management', result: 'dashboard_login_refused', details: { reason: 'too many wrong keys' } })
-      res.setHeader('Retry-After', String(Math.ceil((f.refusedUntil - now) / 1000)))
-      loginPage(req, res, 429, 'Too many wrong keys from this address. Try again later.')
-      return
-    }
     const sent = field(req, 'csrf')
     const expected = cookieValues(req, LOGIN_COOKIE)
     if (sent === '' || !expected.some((v) => same(v, sent))) {
@@ -217,16 +210,21 @@ export function dashboardRouter(options: DashboardOptions): Router {
       loginPage(req, res, 403, 'The sign-in form expired. Please try again.')
       return
     }
+    // The right key always signs in: a refusal holds back wrong keys only, so nobody can lock the
+    // operator out by failing from the same address (all of loopback counts as one).
     if (!same(field(req, 'key'), config.secretKey)) {
-      const entry = f && now - f.first <= config.loginFailureWindowMs ? f : { count: 0, first: now, refusedUntil: 0 }
-      entry.count++
-      if (entry.count >= config.maxLoginFailures) entry.refusedUntil = now + config.loginFailureWindowMs
-      if (failures.has(ip) || failures.size < MAX_TRACKED_ADDRESSES) failures.set(ip, entry)
+      const refusedMs = guard.bannedFor(ip)
+      if (refusedMs > 0) {
+        event(req, res, { event_type: 'security_violation', user_id: 'management', result: 'dashboard_login_refused', details: { reason: 'too many wrong keys' } })
+        res.setHeader('Retry-After', String(Math.ceil(refusedMs / 1000)))
+        loginPage(req, res, 429, 'Too many wrong keys from this address. Try again later.')
+        return
+      }
+      guard.fail(ip)
       event(req, res, { event_type: 'auth_failure', result: 'dashboard_invalid_key', details: { component: 'dashboard' } })
       loginPage(req, res, 401, 'Wrong key.')
       return
     }
-    failures.delete(ip)
     if (sessions.size >= config.maxSessions) {
       const oldest = sessions.keys().next().value
       if (oldest !== undefined) sessions.delete(oldest)

@@ -285,7 +285,10 @@ export interface DashboardOptions {
   recentLimit?: number
   /** How long a data provider may take before its section shows "not available". @default '5s' */
   dataTimeout?: string | number
-  /** Wrong keys from one address, within `loginFailureWindow`, before it is refused with 429. @default 5 */
+  /**
+   * Wrong keys from one address (all of loopback as one, IPv6 per /64), within `loginFailureWindow`,
+   * before its further wrong keys are refused with 429; the right key always signs in. @default 5
+   */
   maxLoginFailures?: number
   /** The window of `maxLoginFailures`, and how long the address is then refused. @default '15m' */
   loginFailureWindow?: string | number
