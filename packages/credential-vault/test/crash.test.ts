@@ -46,7 +46,8 @@ function startWriter(dir: string, key: string, round: number) {
     child.stdout.on('data', (c: Buffer) => c.toString().includes('ready') && resolve())
     child.on('exit', (code) => reject(new Error(`writer exited early (${code}): ${stderr}`)))
   })
-  return { child, ready, exited }
+  const wrote = new Promise<void>((resolve) => child.stdout.on('data', (c: Buffer) => c.toString().includes('wrote') && resolve()))
+  return { child, ready, wrote, exited }
 }
 
 describe('crash safety', () => {
@@ -63,7 +64,8 @@ describe('crash safety', () => {
     for (let round = 1; round <= rounds; round++) {
       const writer = startWriter(dir, key, round)
       await writer.ready
-      await sleep(30 + Math.floor(Math.random() * 170))
+      await writer.wrote
+      await sleep(Math.floor(Math.random() * 150))
       writer.child.kill('SIGKILL')
       expect(await writer.exited).toBe('SIGKILL')
 
