@@ -609,10 +609,9 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
           status: () => ({ keys_version: keyStore.version, runtime_version: control.version() ?? 0, degraded: !sharedFresh() }),
         })
       }
-      if (metrics && !metricsServer) {
-        metricsServer = await startMetricsServer({ metrics, host: config.metrics.host, allowedHosts: config.metrics.allowed_hosts, port: config.metrics.port, path: config.metrics.path, logger })
-      }
-      return new Promise((resolve, reject) => {
+      // The gateway's own port first, then the metrics port: either taken, nothing stays listening
+      // and the error names the config key.
+      const address = await new Promise<{ url: string; port: number }>((resolve, reject) => {
         server.once('error', reject)
         server.listen(config.server.port, config.server.host, () => {
           server.off('error', reject)
@@ -620,7 +619,18 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
           const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host
           resolve({ url: `${tlsSettings ? 'https' : 'http'}://${host}:${port}`, port })
         })
+      }).catch((err: unknown) => {
+        throw listenError('server.port', config.server.host, config.server.port, err)
       })
+      if (metrics && !metricsServer) {
+        try {
+          metricsServer = await startMetricsServer({ metrics, host: config.metrics.host, allowedHosts: config.metrics.allowed_hosts, port: config.metrics.port, path: config.metrics.path, logger })
+        } catch (err) {
+          await new Promise((r) => server.close(r))
+          throw listenError('metrics.port', config.metrics.host, config.metrics.port, err)
+        }
+      }
+      return address
     },
     close: async (graceMs = parseDuration(config.server.timeouts.shutdown_grace)) => {
       runtime.shuttingDown = true
@@ -655,6 +665,18 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     },
   }
   return gateway
+}
+
+/** A listener that could not bind, named by the config key that chose its port. */
+function listenError(key: string, host: string, port: number, err: unknown): Error {
+  // The system's code (EADDRINUSE…), on the error or on what a package wrapped.
+  const errno = (e: unknown): string | undefined => {
+    const c = (e as NodeJS.ErrnoException | undefined)?.code
+    return typeof c === 'string' && /^E[A-Z]+$/.test(c) ? c : undefined
+  }
+  const code = errno(err) ?? errno((err as Error | undefined)?.cause) ?? /\b(E[A-Z]{4,})\b/.exec(String((err as Error)?.message))?.[1]
+  const why = code === 'EADDRINUSE' ? 'the port is taken by another process' : code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)' : code === 'EADDRNOTAVAIL' ? 'the address is not one of this host' : String((err as Error)?.message ?? err)
+  return new Error(`${key}: cannot listen on ${host}:${port}: ${why}${code ? ` (${code})` : ''}`, { cause: err })
 }
 
 /** Private and link-local ranges Express names in `trust proxy`. */

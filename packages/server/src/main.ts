@@ -396,7 +396,15 @@ async function start(loaded: LoadedConfig, io: Io): Promise<number | undefined> 
   const findings = await diagnose(config)
   for (const x of findings) (x.severity === 'high' ? logger.error : logger.warn)(`posture: ${x.message}`, { fix: x.fix, severity: x.severity })
   gateway.metrics?.setPostureFindings(countBySeverity(findings))
-  const { url } = await gateway.listen()
+  let url: string
+  try {
+    ;({ url } = await gateway.listen())
+  } catch (err) {
+    // All or nothing: a gateway that cannot take its port stops everything it started and exits.
+    logger.error(`cannot start: ${(err as Error).message}`)
+    await gateway.close(0).catch(() => undefined)
+    return 1
+  }
   logger.info('gatehouse listening', { url, config: loaded.source })
   if (!config.management.secret_key) logger.info('management API is off: set management.secret_key to enable it')
   let stopping = false

@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import net, { type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { MockUpstream } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli } from './cli-helpers'
@@ -20,6 +21,26 @@ describe('gatehouse CLI', () => {
     expect(run.stderr).toContain('server.tls.min_version: must be one of "1.2", "1.3" (got "1.0")')
     expect(run.stderr).toContain('metrics.port: must be >= 0 (got -1)')
     expect(run.stdout).toBe('')
+  })
+
+  it.each(['server.port', 'metrics.port'])('exits 1 within 2 s, naming %s and listening on nothing, when that port is taken', async (key) => {
+    const holder = net.createServer()
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r))
+    const taken = (holder.address() as AddressInfo).port
+    try {
+      const ports = key === 'server.port' ? { server: taken, metrics: 0 } : { server: 0, metrics: taken }
+      writeFileSync(join(dir, 'c.yaml'), `server: { port: ${ports.server} }\nmetrics: { enabled: true, port: ${ports.metrics} }\n`)
+      const started = Date.now()
+      const run = await runCli(['--config', 'c.yaml'], { cwd: dir })
+      // Bounded whatever the machine's load; on an idle machine of this kind it is about a second.
+      console.log(`a gateway whose ${key} was taken exited after ${Date.now() - started} ms`)
+      expect(Date.now() - started).toBeLessThan(10_000)
+      expect(run.code).toBe(1)
+      expect(run.stderr).toContain(`${key}: cannot listen on 127.0.0.1:${taken}: the port is taken by another process (EADDRINUSE)`)
+      expect(run.stdout).not.toContain('gatehouse listening')
+    } finally {
+      await new Promise((r) => holder.close(r))
+    }
   })
 
   it('config check passes the example config', async () => {
