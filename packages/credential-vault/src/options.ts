@@ -13,6 +13,7 @@ import {
 } from '@gatehouse/core'
 import { CredentialVaultErrorCodes } from './errors'
 import { Keyring, parseEncryptionKey, type EncryptionKeyInput } from './keyring'
+import type { VaultClusterOptions } from './cluster'
 import type { CredentialLease } from './vault'
 
 const PKG = '@gatehouse/credential-vault'
@@ -82,6 +83,13 @@ export interface CredentialVaultOptions {
   refreshBackoffMax?: Duration | undefined
   /** Largest credential file read, in bytes. @default 1048576 */
   maxFileBytes?: number | undefined
+  /**
+   * Several gateways with the same credentials (cluster mode): OAuth refresh is single-flight
+   * across all of them through this Redis, and the refreshed tokens are shared there, encrypted
+   * under the vault's key (so encryption must be on). Credentials are matched by id: the gateways
+   * hold the same credential files.
+   */
+  cluster?: VaultClusterOptions | undefined
   /** Receives `credential_access`, `token_refresh`, `config_change` and `security_violation` events. */
   onEvent?: SecurityEventHandler | undefined
   /** @default no-op */
@@ -109,6 +117,8 @@ export interface CredentialVaultConfig {
   readonly maxFileBytes: number
   readonly onEvent: SecurityEventHandler | undefined
   readonly logger: Logger
+  /** Non-enumerable: the cluster's Redis client. */
+  readonly cluster: VaultClusterOptions | undefined
 }
 
 const duration = { anyOf: [{ type: 'string', pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h|d)\\s*$' }, { type: 'number', minimum: 0 }] }
@@ -134,7 +144,7 @@ export const credentialVaultOptionsSchema = {
   },
 } as const
 
-const HAND_CHECKED = ['encryption', 'staticCredentials', 'staticAccountHeaders', 'onEvent', 'logger'] as const
+const HAND_CHECKED = ['encryption', 'staticCredentials', 'staticAccountHeaders', 'onEvent', 'logger', 'cluster'] as const
 const resolveData = createOptionsResolver<Omit<CredentialVaultOptions, (typeof HAND_CHECKED)[number]>>({
   pkg: PKG,
   codePrefix: 'GH_VAULT',
@@ -204,6 +214,20 @@ function resolveAccountHeaders(raw: unknown): Partial<Record<ProviderName, Reado
   return out
 }
 
+function resolveCluster(raw: unknown, keyring: Keyring | undefined): VaultClusterOptions | undefined {
+  if (raw === undefined) return undefined
+  const c = raw as Partial<VaultClusterOptions> | null
+  const client = c?.client as Partial<VaultClusterOptions['client']> | undefined
+  if (!client || typeof client.get !== 'function' || typeof client.set !== 'function' || typeof client.eval !== 'function') {
+    throw configError('cluster: needs { client: an ioredis client }')
+  }
+  if (c!.prefix !== undefined && (typeof c!.prefix !== 'string' || c!.prefix.length > 200)) throw configError('cluster.prefix: must be a string of at most 200 characters')
+  if (c!.leaseMs !== undefined && (!Number.isSafeInteger(c!.leaseMs) || c!.leaseMs < 1000)) throw configError('cluster.leaseMs: must be a whole number of ms, at least 1000')
+  // Refreshed tokens go to Redis encrypted under the vault's key, or not at all.
+  if (!keyring) throw configError('cluster: needs encryption on (the shared tokens are encrypted under the vault key)')
+  return c as VaultClusterOptions
+}
+
 function resolveStatic(raw: unknown): Partial<Record<ProviderName, string>> {
   if (raw === undefined) return {}
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw configError('staticCredentials: must be an object')
@@ -250,6 +274,7 @@ export function resolveCredentialVaultConfig(options: CredentialVaultOptions): C
     logger: (raw.logger as Logger | undefined) ?? noopLogger,
   } as CredentialVaultConfig
   if (config.refreshTimeoutMs < 1) throw configError('refreshTimeout: must be at least 1ms')
+  Object.defineProperty(config, 'cluster', { value: resolveCluster(raw.cluster, keyring), enumerable: false })
   // Secrets stay out of JSON.stringify and util.inspect of the config: non-enumerable.
   Object.defineProperty(config, 'staticCredentials', { value: Object.freeze(resolveStatic(raw.staticCredentials)), enumerable: false })
   Object.defineProperty(config, 'staticAccountHeaders', { value: Object.freeze(resolveAccountHeaders(raw.staticAccountHeaders)), enumerable: false })

@@ -18,6 +18,7 @@ import {
 import { isEnvelopeShaped, open, seal } from './envelope'
 import { CredentialVaultErrorCodes, type CredentialVaultErrorCode } from './errors'
 import { TokenRefreshError, requestTokenRefresh } from './oauth'
+import { RefreshCoordinator, type SharedTokens } from './cluster'
 import { resolveCredentialVaultConfig, type CredentialVaultConfig, type CredentialVaultOptions } from './options'
 import {
   FILE_PATTERN,
@@ -218,6 +219,8 @@ function notFound(message: string): GatehouseError {
  */
 export class CredentialVault {
   readonly config: CredentialVaultConfig
+  /** Cluster mode: OAuth refresh single-flight across the gateways sharing a Redis. */
+  private readonly coordinator: RefreshCoordinator | undefined
   private readonly entries = new Map<string, Entry>()
   /** candidates() by provider; cleared whenever an entry is added, removed or replaced. */
   private readonly candidateCache = new Map<ProviderName, Entry[]>()
@@ -236,6 +239,7 @@ export class CredentialVault {
 
   constructor(options: CredentialVaultOptions) {
     this.config = resolveCredentialVaultConfig(options)
+    if (this.config.cluster && this.config.keyring) this.coordinator = new RefreshCoordinator(this.config.cluster, this.config.keyring, this.config.refreshTimeoutMs)
     try {
       const check = ensureSecureDir(this.config.dir, { create: this.config.createDir, allowInsecure: this.config.allowInsecurePermissions })
       this.reportDirCheck(check)
@@ -1253,7 +1257,29 @@ export class CredentialVault {
         ...(oauth.client_id !== undefined ? { clientId: oauth.client_id } : {}),
         ...(oauth.scope !== undefined ? { scope: oauth.scope } : {}),
       }
-      const result = await requestTokenRefresh(params)
+      const local = async (from: SharedTokens): Promise<SharedTokens> => {
+        const r = await requestTokenRefresh({ ...params, ...(from.refresh_token !== undefined ? { refreshToken: from.refresh_token } : {}) })
+        return {
+          access_token: r.access_token,
+          refresh_token: r.refresh_token ?? from.refresh_token!,
+          ...(r.expires_in !== undefined ? { expires_at: Date.now() + Math.round(r.expires_in * 1000) } : {}),
+        }
+      }
+      const mine: SharedTokens = { access_token: oauth.access_token, refresh_token: oauth.refresh_token!, ...(oauth.expires_at !== undefined ? { expires_at: oauth.expires_at } : {}) }
+      let result: SharedTokens
+      let source: 'refreshed' | 'shared' = 'refreshed'
+      if (this.coordinator) {
+        try {
+          const out = await this.coordinator.run(entry.id, mine, local)
+          result = out.tokens
+          if (!out.refreshedHere) source = 'shared'
+        } catch (err) {
+          if (err instanceof TokenRefreshError) throw err
+          // Redis out of reach: refresh here rather than not at all (the race is the lesser harm).
+          this.config.logger.warn(`${PKG}: the cluster's Redis is unreachable; refreshing this OAuth token without coordination`, { credential_id: entry.id })
+          result = await local(mine)
+        }
+      } else result = await local(mine)
       const now = Date.now()
       const current = this.entries.get(entry.id)
       // Revoked, or its tokens replaced (on disk or by update()) while this refresh ran: drop the result.
@@ -1264,11 +1290,11 @@ export class CredentialVault {
           ...oauth,
           access_token: result.access_token,
           refresh_token: result.refresh_token ?? oauth.refresh_token!,
-          ...(result.expires_in !== undefined ? { expires_at: now + Math.round(result.expires_in * 1000) } : {}),
+          ...(result.expires_at !== undefined ? { expires_at: result.expires_at } : {}),
         },
         updated_at: new Date(now).toISOString(),
       }
-      if (result.expires_in === undefined) delete next.oauth!.expires_at
+      if (result.expires_at === undefined) delete next.oauth!.expires_at
       entry.record = next
       entry.stale = false
       entry.refresh.failures = 0
@@ -1284,6 +1310,8 @@ export class CredentialVault {
           duration_ms: now - started,
           expires_at: next.oauth!.expires_at !== undefined ? new Date(next.oauth!.expires_at).toISOString() : null,
           refresh_token_rotated: result.refresh_token !== undefined && result.refresh_token !== oauth.refresh_token,
+          // shared: another gateway of the cluster refreshed it, and this one took its tokens.
+          source,
         },
       })
       this.persist(next).catch((err: unknown) => {

@@ -255,9 +255,12 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       openai: { 'openai-organization': config.providers.openai?.organization ?? '', 'openai-project': config.providers.openai?.project ?? '' },
       gemini: { 'x-goog-user-project': config.providers.gemini?.user_project ?? '' },
     },
+    // Cluster mode: one gateway refreshes an OAuth token, the others use its tokens (encrypted in Redis).
+    ...(redis && config.auth.encryption.enabled ? { cluster: { client: redis, prefix } } : {}),
     onEvent: emit,
     logger,
   })
+  if (redis && !config.auth.encryption.enabled) logger.warn('cluster mode with auth.encryption off: OAuth refreshes are not coordinated between gateways (the shared tokens would be plaintext in Redis); turn encryption on')
   const fingerprint = config.device_fingerprint.enabled
     ? deviceFingerprint({ dir: authDir, header: config.device_fingerprint.header, onEvent: emit, logger })
     : undefined

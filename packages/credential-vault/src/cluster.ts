@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto'
+import { open, seal, isEnvelopeShaped } from './envelope'
+import type { Keyring } from './keyring'
+import { TokenRefreshError } from './oauth'
+
+/** The commands the refresh coordination needs of a Redis client (an ioredis client fits). */
+export interface VaultClusterClient {
+  get(key: string): Promise<string | null>
+  set(key: string, value: string): Promise<unknown>
+  set(key: string, value: string, px: 'PX', milliseconds: number, nx: 'NX'): Promise<unknown>
+  eval(script: string, numKeys: number, ...args: Array<string | number>): Promise<unknown>
+}
+
+export interface VaultClusterOptions {
+  /** The Redis every gateway of the cluster uses. */
+  client: VaultClusterClient
+  /** Prefix of the Redis keys. @default 'gatehouse:' */
+  prefix?: string
+  /**
+   * How long a refresh lock is held at most: a process that dies holding it blocks the others no
+   * longer than this. @default refreshTimeout + 5 s
+   */
+  leaseMs?: number
+}
+
+/** An OAuth credential's current tokens, as every process of the cluster should use them. */
+export interface SharedTokens {
+  access_token: string
+  refresh_token?: string
+  expires_at?: number
+}
+
+// Deletes the lock only if it is still ours (its lease may have run out and another taken it).
+const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`
+
+const POLL_MS = 50
+
+const sameTokens = (a: SharedTokens, b: SharedTokens): boolean =>
+  a.access_token === b.access_token && a.refresh_token === b.refresh_token
+
+/**
+ * OAuth refresh, single-flight across every process that shares a Redis: one refreshes (holding a
+ * lock with a lease), the others wait for and use its result. The tokens are kept in Redis as an
+ * envelope encrypted under the vault's key (bound to the credential id), never in plaintext.
+ * Needed because providers rotate refresh tokens: two processes refreshing the same one race, and
+ * the loser's `invalid_grant` takes the credential out.
+ */
+export class RefreshCoordinator {
+  private readonly client: VaultClusterClient
+  private readonly prefix: string
+  private readonly leaseMs: number
+
+  constructor(
+    options: VaultClusterOptions,
+    private readonly keyring: Keyring,
+    refreshTimeoutMs: number,
+  ) {
+    this.client = options.client
+    this.prefix = options.prefix ?? 'gatehouse:'
+    this.leaseMs = options.leaseMs ?? refreshTimeoutMs + 5000
+  }
+
+  /**
+   * The tokens to use for credential `id` after a refresh was found due with `mine`: those another
+   * process stored since (when they are newer and not expired), or those `refresh` gets, called in
+   * one process of the cluster at a time with the newest refresh token known.
+   */
+  async run(id: string, mine: SharedTokens, refresh: (from: SharedTokens) => Promise<SharedTokens>): Promise<{ tokens: SharedTokens; refreshedHere: boolean }> {
+    const dataKey = `${this.prefix}vault:oauth:${id}`
+    const lockKey = `${dataKey}:lock`
+    const deadline = Date.now() + 2 * this.leaseMs
+    const newer = async (): Promise<SharedTokens | undefined> => {
+      const shared = await this.read(id, dataKey)
+      return shared && !sameTokens(shared, mine) && (shared.expires_at === undefined || shared.expires_at > Date.now() + 1000) ? shared : undefined
+    }
+    while (Date.now() < deadline) {
+      const early = await newer()
+      if (early) return { tokens: early, refreshedHere: false }
+      const token = randomBytes(16).toString('hex')
+      if ((await this.client.set(lockKey, token, 'PX', this.leaseMs, 'NX')) === 'OK') {
+        try {
+          // Another process may have finished between the read and the lock.
+          const late = await newer()
+          if (late) return { tokens: late, refreshedHere: false }
+          const from = (await this.read(id, dataKey)) ?? mine
+          const next = await refresh(from)
+          await this.client.set(dataKey, JSON.stringify(seal(this.keyring, `oauth:${id}`, Buffer.from(JSON.stringify(next), 'utf8'))))
+          return { tokens: next, refreshedHere: true }
+        } finally {
+          await this.client.eval(RELEASE_SCRIPT, 1, lockKey, token).catch(() => undefined)
+        }
+      }
+      // Another process refreshes: wait for its tokens, or for its lock to go (released after a
+      // failure, or its lease run out because it died), then try again.
+      while (Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, POLL_MS))
+        const done = await newer()
+        if (done) return { tokens: done, refreshedHere: false }
+        if ((await this.client.get(lockKey)) === null) break
+      }
+    }
+    throw new TokenRefreshError('timeout', 'no process of the cluster completed the OAuth refresh in time')
+  }
+
+  private async read(id: string, dataKey: string): Promise<SharedTokens | undefined> {
+    const raw = await this.client.get(dataKey)
+    if (raw === null) return undefined
+    try {
+      const env = JSON.parse(raw) as unknown
+      if (!isEnvelopeShaped(env)) return undefined
+      const t = JSON.parse(open(this.keyring, `oauth:${id}`, env).plaintext.toString('utf8')) as SharedTokens
+      return typeof t.access_token === 'string' ? t : undefined
+    } catch {
+      // Unreadable (another key, tampered): as if absent; this process refreshes with its own.
+      return undefined
+    }
+  }
+}
