@@ -41,6 +41,16 @@ function partitionKey(key: string): string {
 }
 
 /**
+ * Add a member to a list-valued header (RFC 9110 §5.3: one line joined with ", " means the same as
+ * several lines). One string rather than Express's `res.append` array: each array element is a
+ * header line of its own to validate and write, and this runs for every limit of every request.
+ */
+function appendListValue(res: Response, name: string, value: string): void {
+  const prev = res.getHeader(name)
+  res.setHeader(name, prev === undefined ? value : `${Array.isArray(prev) ? prev.join(', ') : String(prev)}, ${value}`)
+}
+
+/**
  * Write the `RateLimit-*` headers the way express-rate-limit does for the same draft, so a limit
  * enforced outside express-rate-limit (tokens, quotas) looks the same to clients.
  */
@@ -62,8 +72,8 @@ export function setRateLimitHeaders(res: Response, draft: HeadersDraft, info: He
       break
     case 'draft-8': {
       const pk = partitionKey(info.key)
-      res.append('RateLimit', `"${info.name}"; r=${remaining}; t=${reset}`)
-      res.append('RateLimit-Policy', `"${info.name}"; q=${info.limit}; w=${w}; pk=:${pk}:`)
+      appendListValue(res, 'RateLimit', `"${info.name}"; r=${remaining}; t=${reset}`)
+      appendListValue(res, 'RateLimit-Policy', `"${info.name}"; q=${info.limit}; w=${w}; pk=:${pk}:`)
       break
     }
   }
