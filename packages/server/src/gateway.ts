@@ -167,6 +167,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
         file: resolvePath(cwd, config.logging.audit.file),
         key: secrets.auditKey,
         events: config.logging.audit.events,
+        aggregateInterval: config.logging.audit.aggregate_interval,
         knownSecrets,
         logger,
       })
