@@ -4,6 +4,7 @@ import { GatehouseError, isSecurityEventType, type SecurityEvent, type SecurityE
 import { AuditLogErrorCodes } from './errors'
 import { createSinkMasker } from './mask'
 import { resolveAuditLogConfig, type AuditLogOptions } from './options'
+import { createRefusalAggregator } from './aggregate'
 import { auditRecordBody } from './record'
 import { ChainedFileWriter } from './writer'
 
@@ -24,6 +25,8 @@ export interface AuditLogStats {
   written: number
   /** Events left out by the `events` filter. */
   filtered: number
+  /** Repeated refusals counted into an aggregated line instead of written one by one. */
+  aggregated: number
   /** Objects that were not security events (no known event_type). */
   rejected: number
   /** Events lost: backlog full while the file could not be written, or logged after close. */
@@ -129,27 +132,12 @@ export function createAuditLogger(options: AuditLogOptions): AuditLogger {
   let lostInPipeline = 0
   let droppedAfterClose = 0
 
-  const log: SecurityEventHandler = (event: SecurityEvent): void => {
+  const aggregator = config.aggregateIntervalMs > 0 ? createRefusalAggregator(config.aggregateIntervalMs, 10_000) : undefined
+
+  /** Mask, chain and queue one event that passed the filters. */
+  const write = (event: SecurityEvent): void => {
     let handedOver = false
     try {
-      if (event === null || typeof event !== 'object' || !isSecurityEventType(event.event_type)) {
-        rejected++
-        return
-      }
-      if (!config.events.has(event.event_type)) {
-        filtered++
-        return
-      }
-      if (closed) {
-        droppedAfterClose++
-        if (droppedAfterClose === 1) {
-          report(
-            new GatehouseError(AuditLogErrorCodes.GH_AUDIT_CLOSED, `${PKG}: an event arrived after close(); it was not written`, 503),
-            { file: writer.head().file },
-          )
-        }
-        return
-      }
       const body = auditRecordBody(event, mask, config.maxLineBytes)
       if (body === undefined) {
         rejected++
@@ -171,6 +159,44 @@ export function createAuditLogger(options: AuditLogOptions): AuditLogger {
     }
   }
 
+  const log: SecurityEventHandler = (event: SecurityEvent): void => {
+    try {
+      if (event === null || typeof event !== 'object' || !isSecurityEventType(event.event_type)) {
+        rejected++
+        return
+      }
+      if (!config.events.has(event.event_type)) {
+        filtered++
+        return
+      }
+      if (closed) {
+        droppedAfterClose++
+        if (droppedAfterClose === 1) {
+          report(
+            new GatehouseError(AuditLogErrorCodes.GH_AUDIT_CLOSED, `${PKG}: an event arrived after close(); it was not written`, 503),
+            { file: writer.head().file },
+          )
+        }
+        return
+      }
+      if (!aggregator) return write(event)
+      for (const e of aggregator.take(event)) write(e)
+    } catch (err) {
+      try {
+        config.logger.error(`${PKG}: an event could not be logged`, { error: mask.text(err instanceof Error ? err.message : String(err)) })
+      } catch {
+        // nothing more to do
+      }
+    }
+  }
+
+  // Windows of folded refusals end on this timer; flush() and close() end them all.
+  const drain = (all: boolean): void => {
+    if (aggregator) for (const e of aggregator.drain(all)) write(e)
+  }
+  const drainTimer = aggregator ? setInterval(() => drain(false), config.aggregateIntervalMs) : undefined
+  drainTimer?.unref()
+
   const pipelineDrained = (): Promise<void> => {
     const target = accepted - lostInPipeline
     if (received >= target) return Promise.resolve()
@@ -178,6 +204,7 @@ export function createAuditLogger(options: AuditLogOptions): AuditLogger {
   }
 
   const flush = async (): Promise<void> => {
+    if (!closed) drain(true)
     await pipelineDrained()
     await writer.flush()
   }
@@ -185,6 +212,8 @@ export function createAuditLogger(options: AuditLogOptions): AuditLogger {
   let closing: Promise<void> | undefined
   const close = (): Promise<void> => {
     if (closing) return closing
+    drain(true)
+    if (drainTimer) clearInterval(drainTimer)
     closed = true
     closing = (async () => {
       await pipelineDrained()
@@ -212,6 +241,7 @@ export function createAuditLogger(options: AuditLogOptions): AuditLogger {
       filtered,
       rejected,
       dropped: writer.stats.dropped + lostInPipeline + droppedAfterClose,
+      aggregated: aggregator?.folded ?? 0,
       writeErrors: writer.stats.writeErrors,
       pending: writer.pending + Math.max(0, accepted - lostInPipeline - received),
       rotations: writer.stats.rotations,

@@ -26,6 +26,7 @@ export interface GatehouseMetrics {
     readonly upstreamTokens: string
     readonly postureFindings: string
     readonly credentialRejections: string
+    readonly unauditedChanges: string
   }
   /** Count a security event; `provider_request` events also feed the request metrics. Never throws. */
   readonly recordEvent: SecurityEventHandler
@@ -73,6 +74,9 @@ class PendingCounts<L extends string> {
   }
 }
 
+/** The actions the reference server lets through while the audit log is down (a bounded label). */
+const UNAUDITED_ACTIONS: ReadonlySet<string> = new Set(['denylist_add', 'key_revoke', 'credential_revoke', 'maintenance_on', 'provider_off'])
+
 const finite = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined)
 
 /**
@@ -80,7 +84,8 @@ const finite = (v: unknown): number | undefined => (typeof v === 'number' && Num
  * `<prefix>rate_limit_violations_total{ip}`, `<prefix>security_events_total{event_type}`,
  * `<prefix>requests_total{provider,status}`, `<prefix>request_duration_seconds{provider}`,
  * `<prefix>upstream_tokens_total{provider,direction}`,
- * `<prefix>upstream_credential_rejections_total{provider,action}`, and prom-client's process metrics. Every
+ * `<prefix>upstream_credential_rejections_total{provider,action}`, `<prefix>unaudited_changes_total{action}`,
+ * and prom-client's process metrics. Every
  * label has a bounded set of values.
  */
 export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
@@ -96,6 +101,7 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
     upstreamTokens: `${p}upstream_tokens_total`,
     postureFindings: `${p}security_posture_findings`,
     credentialRejections: `${p}upstream_credential_rejections_total`,
+    unauditedChanges: `${p}unaudited_changes_total`,
   })
   const authFailures = new Counter({
     name: names.authFailures,
@@ -144,6 +150,12 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
     name: names.credentialRejections,
     help: 'Upstream credentials the provider proved bad, by provider and what the vault did (cooldown, refresh, kept_last_credential: the last usable one stays in service)',
     labelNames: ['provider', 'action'] as const,
+    registers: [registry],
+  })
+  const unauditedChanges = new Counter({
+    name: names.unauditedChanges,
+    help: 'Defensive management changes made while the audit log could not be written (config_change unaudited_change), by action',
+    labelNames: ['action'] as const,
     registers: [registry],
   })
   const posture = new Gauge({
@@ -222,6 +234,10 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
           provider: providerLabel(event.provider, config.providers),
           action: action === 'cooldown' || action === 'refresh' || action === 'kept_last_credential' ? action : 'other',
         })
+      }
+      if (event.event_type === 'config_change' && event.result === 'unaudited_change') {
+        const action = (event.details as Record<string, unknown> | undefined)?.action
+        unauditedChanges.inc({ action: typeof action === 'string' && UNAUDITED_ACTIONS.has(action) ? action : 'other' })
       }
       if (event.event_type === 'provider_request') {
         const d = (event.details ?? {}) as Record<string, unknown>

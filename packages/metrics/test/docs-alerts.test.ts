@@ -30,13 +30,14 @@ describe('docs/prometheus-alerts.yml', () => {
     }
   })
 
-  it('gives the two seed rules, over the same windows and thresholds as the config, and the degraded-limiter rule', () => {
+  it('gives the two seed rules, over the same windows and thresholds as the config, the degraded-store rules and the unaudited-changes rule', () => {
     const rules = doc.groups.flatMap((g) => g.rules)
     expect(rules.map((r) => [r.labels?.action, r.expr])).toEqual([
       ['notify_admin', 'sum(increase(gatehouse_auth_failures_total[5m])) > 100'],
       ['block_ip', 'sum by (ip) (increase(gatehouse_rate_limit_violations_total{ip!~"shared|other"}[1m])) > 50'],
       ['notify_admin', 'max by (instance) (gatehouse_rate_limit_store_degraded) > 0'],
       ['notify_admin', 'max by (instance) (gatehouse_shared_state_degraded) > 0'],
+      ['notify_admin', 'sum by (instance, action) (increase(gatehouse_unaudited_changes_total[5m])) > 0'],
     ])
   })
 

@@ -17,6 +17,7 @@ describe('createMetrics', () => {
       upstreamTokens: 'gatehouse_upstream_tokens_total',
       postureFindings: 'gatehouse_security_posture_findings',
       credentialRejections: 'gatehouse_upstream_credential_rejections_total',
+      unauditedChanges: 'gatehouse_unaudited_changes_total',
     })
     metrics.recordEvent(event())
     expect(await globalRegistry.metrics()).not.toContain('auth_failures')

@@ -167,6 +167,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
         file: resolvePath(cwd, config.logging.audit.file),
         key: secrets.auditKey,
         events: config.logging.audit.events,
+        aggregateInterval: config.logging.audit.aggregate_interval,
         knownSecrets,
         logger,
       })
@@ -417,6 +418,15 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
         emit,
         logger,
         canAudit: () => audit?.healthy ?? true,
+        auditWritten: async () => {
+          if (!audit) return true
+          let timer: NodeJS.Timeout | undefined
+          const flushed = await Promise.race([
+            audit.flush().then(() => true),
+            new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000))),
+          ]).finally(() => clearTimeout(timer))
+          return flushed && audit.healthy
+        },
         extend: (router, ctx) => {
           mountDenylistRoutes(router, ctx, ipf)
           mountCredentialRoutes(router, ctx, vault)

@@ -67,11 +67,17 @@ export function mountCredentialRoutes(router: Router, ctx: ManagementContext, va
   router.get('/auths', (_req, res) => {
     res.json({ credentials: vault.list() })
   })
-  router.get('/auths/export', (req, res) => {
-    const q = req.url.indexOf('?')
-    const includeSecrets = q !== -1 && new URLSearchParams(req.url.slice(q + 1)).get('include_secrets') === 'true'
-    res.json(vault.export({ includeSecrets }, ctx.who(req, res)))
-  })
+  router.get(
+    '/auths/export',
+    guarded(ctx, async (req, res) => {
+      const q = req.url.indexOf('?')
+      const includeSecrets = q !== -1 && new URLSearchParams(req.url.slice(q + 1)).get('include_secrets') === 'true'
+      const exported = vault.export({ includeSecrets }, ctx.who(req, res))
+      // Secrets leave only once the export is on record: the audit line is on disk first.
+      if (includeSecrets && !(await ctx.auditWritten())) return ctx.fail(res, 503, 'Exporting secrets is refused while the audit log cannot be written')
+      res.json(exported)
+    }),
+  )
   router.post(
     '/auths',
     guarded(ctx, async (req, res) => {

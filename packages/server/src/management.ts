@@ -14,6 +14,7 @@ import {
   type SecurityEventInput,
 } from '@gatehouse/core'
 import { validateKeyScope, type ManagedKeyStore } from '@gatehouse/client-auth'
+import { auditGate } from './audit-gate'
 import type { GatewayRuntime } from './gateway'
 import type { RuntimeControl } from './shared-runtime'
 
@@ -36,8 +37,14 @@ export interface ManagementOptions {
   globalFailureBudget?: number
   /** Extra routes (credentials, denylist) mounted on the same authenticated router. */
   extend?: (router: Router, ctx: ManagementContext) => void
-  /** When false, changes are refused with 503 (the audit trail cannot be written). */
+  /**
+   * When false (the audit log cannot be written), changes that relax or add are refused with 503,
+   * and so is an export with secrets; denylist additions, revocations, maintenance on and a provider
+   * switched off go ahead, logged at error and counted (`unaudited_change`).
+   */
   canAudit?: () => boolean
+  /** Resolves true once what was emitted so far is on disk in the audit log (an export with secrets waits for it). */
+  auditWritten?: () => Promise<boolean>
 }
 
 export interface ManagementContext {
@@ -47,6 +54,8 @@ export interface ManagementContext {
   fail(res: Response, status: number, message: string): void
   /** Who made the change, for events raised by the component that carries it out. */
   who(req: Request, res: Response): { ip: string; user_id: string; request_id?: string }
+  /** True once everything emitted so far is on disk in the audit log (true without an audit log). */
+  auditWritten(): Promise<boolean>
 }
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest()
@@ -110,6 +119,7 @@ export function managementRouter(options: ManagementOptions): Router {
       user_id: 'management',
       ...(gatehouseLocals(res).requestId ? { request_id: gatehouseLocals(res).requestId! } : {}),
     }),
+    auditWritten: options.auditWritten ?? (() => Promise.resolve(true)),
   }
 
   const router = express.Router({ caseSensitive: true, strict: true })
@@ -132,10 +142,6 @@ export function managementRouter(options: ManagementOptions): Router {
     }
     // The right key is never refused by the guard: a ban holds back wrong keys only.
     if (timingSafeEqual(digest(m[1]!), expected)) {
-      if (req.method !== 'GET' && options.canAudit && !options.canAudit()) {
-        fail(res, 503, 'Changes are refused while the audit log cannot be written')
-        return
-      }
       next()
       return
     }
@@ -157,6 +163,18 @@ export function managementRouter(options: ManagementOptions): Router {
     fail(res, 401, 'Invalid or missing management key')
   })
   router.use(express.json({ limit: '64kb', strict: true, type: () => true }))
+  const canAudit = options.canAudit
+  if (canAudit) {
+    router.use(
+      auditGate({
+        canAudit,
+        logger: options.logger,
+        fail,
+        onUnaudited: (req, res, action) =>
+          event(req, res, { event_type: 'config_change', user_id: 'management', result: 'unaudited_change', details: { action } }),
+      }),
+    )
+  }
 
   // Client keys
   router.get('/keys', (_req, res) => {

@@ -491,6 +491,20 @@ describe('docs/operator-guide.md, executed end to end', () => {
     const management = (path: string): Promise<Reply> =>
       send('GET', `/v0/management${path}`, { authorization: `Bearer ${env.GATEHOUSE_MANAGEMENT_KEY}` })
     const disabled = new Set<string>()
+    // Under attack first: a local process guesses the management key until its address (all of
+    // loopback) is banned, and a web page in the operator's browser sends CORS preflights. The
+    // guide's calls below, with the right key, must still go through.
+    for (let i = 0; i < 5; i++) {
+      const guess = await send('GET', '/v0/management/keys', { authorization: `Bearer ${fakeKey('', 32)}`, 'x-request-id': `attack-guess-${i}` })
+      expect(guess.status).toBe(401)
+      const preflight = await send('OPTIONS', '/v0/management/security/ip-denylist', {
+        origin: 'https://attacker.example',
+        'access-control-request-method': 'POST',
+        'x-request-id': `attack-preflight-${i}`,
+      })
+      expect(preflight.status).toBe(403)
+    }
+    expect((await send('GET', '/v0/management/keys', { authorization: `Bearer ${fakeKey('', 32)}`, 'x-request-id': 'attack-guess-5' })).status).toBe(429)
     // The effect of each call, read from the change it answers with and checked with real requests.
     await runSection('4. Respond to an incident', async (run) => {
       if (run.stdout === '') return
@@ -564,8 +578,12 @@ describe('docs/operator-guide.md, executed end to end', () => {
     expect(changes.map((l) => ({ action: l.result, details: l.details }))).toEqual(
       effects.map((e) => ({ action: e.action, details: expect.objectContaining(e.details) as unknown })),
     )
+    // The attacker's requests of section 4 aside: refused, as they should be.
     const requests = lines.filter(
-      (l) => l.event_type === 'provider_request' && String(l.details?.path).startsWith('/v0/management'),
+      (l) =>
+        l.event_type === 'provider_request' &&
+        String(l.details?.path).startsWith('/v0/management') &&
+        !String(l.request_id).startsWith('attack-'),
     )
     const ok = (r: AuditLine | undefined): boolean =>
       typeof r?.details?.status === 'number' && r.details.status >= 200 && r.details.status < 300

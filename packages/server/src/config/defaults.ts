@@ -50,7 +50,7 @@ export function defaultConfig(): GatehouseConfig {
     store: { type: 'memory', on_error: 'local', replicas: 1, key_prefix: 'gatehouse:', max_staleness: '15m' },
     logging: {
       level: 'info',
-      audit: { enabled: true, file: './logs/audit.log', format: 'json', events: [...SECURITY_EVENT_TYPES] },
+      audit: { enabled: true, file: './logs/audit.log', format: 'json', events: [...SECURITY_EVENT_TYPES], aggregate_interval: '10s' },
     },
     metrics: { enabled: true, host: '127.0.0.1', allowed_hosts: [], port: 9090, path: '/metrics', prefix: 'gatehouse_' },
     alerts: [

@@ -116,7 +116,11 @@ function semanticErrors(c: GatehouseConfig): string[] {
   }
   if (c.store.type === 'redis' && !c.store.url) errors.push('store.url: is required when store.type is "redis"')
   if (c.storage.enabled && !c.storage.url) errors.push('storage.url: is required when storage.enabled is true')
-  for (const [path, value] of [['server.retry_after', c.server.retry_after], ['store.max_staleness', c.store.max_staleness]] as const) {
+  for (const [path, value] of [
+    ['server.retry_after', c.server.retry_after],
+    ['store.max_staleness', c.store.max_staleness],
+    ['logging.audit.aggregate_interval', c.logging.audit.aggregate_interval],
+  ] as const) {
     try {
       parseDuration(value, path)
     } catch (e) {

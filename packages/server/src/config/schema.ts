@@ -134,6 +134,8 @@ export const configSchema: SchemaObject = obj({
       format: { enum: ['json'] },
       events: { type: 'array', items: { enum: [...SECURITY_EVENT_TYPES] }, uniqueItems: true },
       key: str,
+      /** Repeated refusals of one kind from one address within this interval are one line with a count; 0 writes each. */
+      aggregate_interval: duration,
     }),
   }),
   metrics: obj({

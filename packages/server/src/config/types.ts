@@ -70,7 +70,7 @@ export interface GatehouseConfig {
   store: { type: 'memory' | 'redis'; url?: string; on_error: 'local' | 'allow' | 'deny'; replicas: number; key_prefix: string; max_staleness: Duration }
   logging: {
     level: 'error' | 'warn' | 'info' | 'debug'
-    audit: { enabled: boolean; file: string; format: 'json'; events: SecurityEventType[]; key?: string }
+    audit: { enabled: boolean; file: string; format: 'json'; events: SecurityEventType[]; key?: string; aggregate_interval: Duration }
   }
   metrics: { enabled: boolean; host: string; allowed_hosts: string[]; port: number; path: string; prefix: string }
   alerts: AlertRule[]
