@@ -52,9 +52,14 @@ describe('masking in linear time', () => {
   it.each(Object.entries(FAMILIES))('%s: 256 KiB within 25x ordinary text of the same size, and four times the input in under 8x the time', (_name, unit) => {
     const small = flat(fill(unit, 256 * KIB))
     const large = flat(fill(unit, 1024 * KIB))
-    const base = best(() => maskSecrets(plain))
-    const t256 = best(() => maskSecrets(small))
-    const t1024 = best(() => maskSecrets(large))
+    // Alternated, the best of each kept: a busy machine slows all three alike, and a pause of the
+    // scheduler or the collector lands on one run, not on every run of one size.
+    let [base, t256, t1024] = [Infinity, Infinity, Infinity]
+    for (let round = 0; round < 3; round++) {
+      base = Math.min(base, best(() => maskSecrets(plain), 3))
+      t256 = Math.min(t256, best(() => maskSecrets(small), 3))
+      t1024 = Math.min(t1024, best(() => maskSecrets(large), 3))
+    }
     // Noise on a tiny base is floored at 1 ms.
     expect(t256 / Math.max(base, 1)).toBeLessThan(25)
     expect(t1024 / Math.max(t256, 1)).toBeLessThan(8)

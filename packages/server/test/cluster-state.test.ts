@@ -63,6 +63,8 @@ describe('cluster mode: keys, revocations, maintenance and the kill switch share
   const managementKey = randomBytes(32).toString('base64url')
   const providerKeys = { openai: `sk-proj-${randomBytes(30).toString('base64url')}`, claude: `sk-ant-api03-${randomBytes(40).toString('base64url')}` }
   const keysIssued: string[] = []
+  /** Other secrets the tests handed out (OAuth tokens), for the plaintext scan. */
+  const otherSecrets: string[] = []
 
   const url = (i: number): string => gateways[i]!.url
   const manage = (i: number, method: string, path: string, body?: unknown): Promise<Reply> =>
@@ -176,6 +178,58 @@ providers:
     expect(text.stdout).toMatch(/cluster: keys version \d+, runtime version \d+, 3 replicas reporting/)
   }, 30_000)
 
+  it('refreshes an expired OAuth token once for 20 requests spread over the three replicas, and every replica then sends the new token', async () => {
+    const issued: string[] = []
+    const tokenEndpoint = http.createServer((req, res) => {
+      req.resume()
+      req.on('end', () => {
+        setTimeout(() => {
+          const access = `sk-ant-oat01-${randomBytes(30).toString('base64url')}`
+          issued.push(access)
+          res.setHeader('content-type', 'application/json')
+          res.end(JSON.stringify({ access_token: access, refresh_token: `sk-ant-ort01-${randomBytes(30).toString('base64url')}`, expires_in: 3600 }))
+        }, 300)
+      })
+    })
+    await new Promise<void>((r) => tokenEndpoint.listen(0, '127.0.0.1', r))
+    try {
+      const tokenUrl = `http://127.0.0.1:${(tokenEndpoint.address() as import('node:net').AddressInfo).port}/token`
+      const expired = `sk-ant-oat01-${randomBytes(30).toString('base64url')}`
+      otherSecrets.push(expired)
+      const added = await manage(0, 'POST', '/auths', { provider: 'claude', type: 'oauth', oauth: { access_token: expired, refresh_token: `sk-ant-ort01-${randomBytes(30).toString('base64url')}`, expires_at: Date.now() - 1000, token_url: tokenUrl } })
+      expect(added.status).toBe(201)
+      // The credential file is in the auth directory the three share: each replica loads it.
+      await within(5000, async () => {
+        const lists = await Promise.all([0, 1, 2].map((i) => manage(i, 'GET', '/auths')))
+        return lists.every((l) => l.body.includes('"type":"oauth"'))
+      })
+      const { key } = await createKey(0, 'oauth')
+      await within(1000, async () => (await Promise.all([0, 1, 2].map((i) => claudeOn(i, key)))).every((s) => s === 200))
+      upstream.reset()
+      const statuses = await Promise.all(Array.from({ length: 20 }, (_, i) => claudeOn(i % 3, key)))
+      expect(statuses.every((s) => s === 200)).toBe(true)
+      // Each replica took the token once it was refreshed (in the background, its static key serving meanwhile).
+      await within(5000, async () => {
+        const sent = new Set(upstream.requests.map((r) => String(r.headers.authorization ?? '')))
+        if (issued.length === 0 || !sent.has(`Bearer ${issued[0]}`)) {
+          await Promise.all([0, 1, 2].map((i) => claudeOn(i, key)))
+          return false
+        }
+        return true
+      })
+      await new Promise((r) => setTimeout(r, 500))
+      expect(issued).toHaveLength(1)
+      for (const i of [0, 1, 2]) {
+        upstream.reset()
+        for (let n = 0; n < 4; n++) expect(await claudeOn(i, key)).toBe(200)
+        expect(upstream.requests.map((r) => r.headers.authorization)).toContain(`Bearer ${issued[0]}`)
+      }
+      otherSecrets.push(...issued)
+    } finally {
+      await new Promise((r) => tokenEndpoint.close(r))
+    }
+  })
+
   it('keeps no key, token or credential in plaintext in Redis', async () => {
     const client = new Redis({ port: redisPort, host: '127.0.0.1' })
     try {
@@ -191,7 +245,8 @@ providers:
         else if (type === 'list') all += (await client.lrange(k, 0, -1)).join('\n')
       }
       expect(keysIssued.length).toBeGreaterThanOrEqual(3)
-      for (const secret of [...keysIssued, providerKeys.openai, providerKeys.claude, managementKey]) expect(all).not.toContain(secret)
+      expect(otherSecrets.length).toBeGreaterThanOrEqual(2)
+      for (const secret of [...keysIssued, ...otherSecrets, providerKeys.openai, providerKeys.claude, managementKey]) expect(all).not.toContain(secret)
     } finally {
       client.disconnect()
     }
