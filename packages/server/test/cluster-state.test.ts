@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process'
 import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -193,7 +194,7 @@ providers:
     })
     await new Promise<void>((r) => tokenEndpoint.listen(0, '127.0.0.1', r))
     try {
-      const tokenUrl = `http://127.0.0.1:${(tokenEndpoint.address() as import('node:net').AddressInfo).port}/token`
+      const tokenUrl = `http://127.0.0.1:${(tokenEndpoint.address() as AddressInfo).port}/token`
       const expired = `sk-ant-oat01-${randomBytes(30).toString('base64url')}`
       otherSecrets.push(expired)
       const added = await manage(0, 'POST', '/auths', { provider: 'claude', type: 'oauth', oauth: { access_token: expired, refresh_token: `sk-ant-ort01-${randomBytes(30).toString('base64url')}`, expires_at: Date.now() - 1000, token_url: tokenUrl } })
