@@ -18,6 +18,14 @@ export const ProxyErrorCodes = {
   GH_PROXY_UPSTREAM_TIMEOUT: 'GH_PROXY_UPSTREAM_TIMEOUT',
   /** A stream sent nothing for the idle timeout and was cut. */
   GH_PROXY_UPSTREAM_IDLE: 'GH_PROXY_UPSTREAM_IDLE',
+  /** (log cause) The upstream did not accept the connection within `timeouts.connect`. */
+  GH_PROXY_CONNECT_TIMEOUT: 'GH_PROXY_CONNECT_TIMEOUT',
+  /** (log cause) The upstream sent no response head within `timeouts.firstByte`. */
+  GH_PROXY_FIRST_BYTE_TIMEOUT: 'GH_PROXY_FIRST_BYTE_TIMEOUT',
+  /** (log cause) Relaying an upstream answer to the client failed. */
+  GH_PROXY_RELAY_FAILED: 'GH_PROXY_RELAY_FAILED',
+  /** (log cause) The upstream request was ended before the proxy prepared it: it is never sent. */
+  GH_PROXY_REQUEST_ENDED: 'GH_PROXY_REQUEST_ENDED',
 } as const
 
 export type ProxyErrorCode = keyof typeof ProxyErrorCodes

@@ -114,7 +114,7 @@ export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
       f.proxyRes?.destroy()
     }
     const timedOut =
-      err.code === 'GH_CONNECT_TIMEOUT' || err.code === 'GH_FIRST_BYTE_TIMEOUT' || err.code === 'ETIMEDOUT'
+      err.code === ProxyErrorCodes.GH_PROXY_CONNECT_TIMEOUT || err.code === ProxyErrorCodes.GH_PROXY_FIRST_BYTE_TIMEOUT || err.code === 'ETIMEDOUT'
     config.logger.warn('upstream request failed', {
       provider,
       request_id: gatehouseLocals(res).requestId,
@@ -173,7 +173,7 @@ export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
       config.logger.error('@gatehouse/proxy: request failed in the relay', {
         error: config.masker.text(String(err)),
       })
-      fail(req, res, provider, coded('GH_RELAY_FAILED', 'relay failed'))
+      fail(req, res, provider, coded(ProxyErrorCodes.GH_PROXY_RELAY_FAILED, 'relay failed'))
     }
   }
 
@@ -187,7 +187,7 @@ export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
     if (proxyReq.headersSent) {
       // Ended before its socket came (a pipe of an already-read stream): never let it leave.
       proxyReq.destroy(
-        coded('GH_UPSTREAM_REQUEST_ENDED', 'the upstream request was ended before the gateway prepared it'),
+        coded(ProxyErrorCodes.GH_PROXY_REQUEST_ENDED, 'the upstream request was ended before the gateway prepared it'),
       )
       return
     }
@@ -197,7 +197,7 @@ export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
     // on it (tokenCharge charges the bound when no usage comes back); before, it cannot.
     if (socket && socket.connecting) {
       f.connectTimer = setTimeout(
-        () => proxyReq.destroy(coded('GH_CONNECT_TIMEOUT', 'upstream connect timeout')),
+        () => proxyReq.destroy(coded(ProxyErrorCodes.GH_PROXY_CONNECT_TIMEOUT, 'upstream connect timeout')),
         config.timeouts.connect,
       )
       socket.once('connect', () => {
@@ -291,7 +291,7 @@ export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
     const q = req.url.indexOf('?')
     req.url = upstreamPath + (q === -1 ? '' : req.url.slice(q))
     f.firstByteTimer = setTimeout(
-      () => fail(req, res, p.name, coded('GH_FIRST_BYTE_TIMEOUT', 'first byte timeout')),
+      () => fail(req, res, p.name, coded(ProxyErrorCodes.GH_PROXY_FIRST_BYTE_TIMEOUT, 'first byte timeout')),
       config.timeouts.firstByte,
     )
     res.on('close', () => {

@@ -6,6 +6,8 @@
 export const SecurityCheckErrorCodes = {
   GH_SC_INVALID_OPTIONS: 'GH_SC_INVALID_OPTIONS',
   GH_SC_UNKNOWN_OPTION: 'GH_SC_UNKNOWN_OPTION',
+  /** Core's option resolver raises it for a function passed uncalled; it never leaves (GH_SC_INVALID_OPTIONS does). */
+  GH_SC_NOT_CALLED: 'GH_SC_NOT_CALLED',
   GH_SC_USAGE: 'GH_SC_USAGE',
   GH_SC_PATH_NOT_FOUND: 'GH_SC_PATH_NOT_FOUND',
   GH_SC_NOT_A_GIT_REPO: 'GH_SC_NOT_A_GIT_REPO',

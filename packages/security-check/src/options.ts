@@ -249,7 +249,7 @@ function resolver<T extends object>(
       return resolve(options)
     } catch (err) {
       // core's "passed to app.use() uncalled" check does not apply to a function call.
-      if (isGatehouseError(err) && err.code === 'GH_SC_NOT_CALLED') {
+      if (isGatehouseError(err) && err.code === SecurityCheckErrorCodes.GH_SC_NOT_CALLED) {
         throw new GatehouseConfigError(
           SecurityCheckErrorCodes.GH_SC_INVALID_OPTIONS,
           `${PKG}: ${fn}() takes an options object`,

@@ -410,7 +410,7 @@ describe('the upstream request and the request stream', () => {
       expect(text).not.toContain(clientKey)
       await new Promise((r) => setTimeout(r, 100))
       expect(received).toBe(0)
-      expect(logs.join('\n')).toContain('GH_UPSTREAM_REQUEST_ENDED')
+      expect(logs.join('\n')).toContain('GH_PROXY_REQUEST_ENDED')
       expect(logs.join('\n')).not.toContain(clientKey)
     } finally {
       await gw.close()

@@ -1,3 +1,4 @@
+import { ServerErrorCodes } from '../errors'
 import { existsSync, readFileSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
 import Ajv from 'ajv'
@@ -13,7 +14,7 @@ import type { GatehouseConfig } from './types'
 /** A config that cannot be used: `errors` names every bad key by its path. */
 export class ConfigError extends Error {
   override name = 'ConfigError'
-  readonly code = 'GH_SERVER_CONFIG_INVALID'
+  readonly code = ServerErrorCodes.GH_SERVER_CONFIG_INVALID
   constructor(
     readonly errors: string[],
     readonly source: string,
