@@ -310,7 +310,7 @@ describe('gateway refusals', () => {
 })
 
 describe('no upstream credential', () => {
-  it('answers 503 naming the provider', async () => {
+  it('answers 403 (not retryable) in the Gemini shape naming the provider and its setting', async () => {
     const h = await startHarness((c) => {
       delete c.providers.gemini!.api_key
     })
@@ -320,10 +320,10 @@ describe('no upstream credential', () => {
         headers: { 'content-type': 'application/json', 'x-goog-api-key': h.key },
         body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }),
       })
-      expect(res.status).toBe(503)
+      expect(res.status).toBe(403)
       expect(((await res.json()) as { error: { message: string; status: string } }).error).toMatchObject({
-        message: expect.stringContaining('gemini'),
-        status: 'UNAVAILABLE',
+        message: expect.stringContaining('Provider "gemini" has no credential configured on this gateway: set providers.gemini.api_key (or the GEMINI_API_KEY'),
+        status: 'PERMISSION_DENIED',
       })
       expect(h.upstream.requests).toHaveLength(0)
     } finally {

@@ -91,7 +91,7 @@ function merge<T>(base: T, over: unknown): T {
   return out as T
 }
 
-const PROVIDER_ENV: Record<ProviderName, string> = {
+export const PROVIDER_ENV: Record<ProviderName, string> = {
   claude: 'ANTHROPIC_API_KEY',
   openai: 'OPENAI_API_KEY',
   gemini: 'GEMINI_API_KEY',
