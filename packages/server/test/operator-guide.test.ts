@@ -263,6 +263,8 @@ const SECTIONS = ['1. Deploy', '2. Harden', '3. Monitor', '4. Respond to an inci
 type Section = (typeof SECTIONS)[number]
 
 let dir: string | undefined
+/** The directory the guide works in (it makes one of its own in "Deploy"). */
+let work: string | undefined
 let upstream: MockUpstream | undefined
 let session: Session | undefined
 let gateway: Started | undefined
@@ -315,7 +317,7 @@ function ran(runsOf: CommandRun[], pattern: RegExp): CommandRun {
 }
 
 function auditLines(): AuditLine[] {
-  return readFileSync(join(dir!, 'logs', 'audit.log'), 'utf8')
+  return readFileSync(join(work!, 'logs', 'audit.log'), 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as AuditLine)
@@ -398,6 +400,10 @@ describe('docs/operator-guide.md, executed end to end', () => {
 
   it('1. Deploy: config check passes; keys create writes a 0600 key file that keys list lists', async () => {
     const done = await runSection('1. Deploy')
+    // The guide works in a directory of its own, inside the checkout.
+    work = (await session!.run('pwd')).stdout.trim()
+    expect(work).not.toBe(dir)
+    expect(work.startsWith(`${dir!}/`)).toBe(true)
     expect(ran(done, /gatehouse config check/).stdout).toMatch(/^configuration OK \(.*config\.yaml\)$/m)
 
     const create = ran(done, /gatehouse keys create/)
@@ -406,8 +412,8 @@ describe('docs/operator-guide.md, executed end to end', () => {
     const id = /^created (key_\w+) \((\S+)\)/m.exec(create.stderr)
     expect(id?.[2]).toBe(name)
     client.ciId = id![1]!
-    expect(statSync(join(dir!, file)).mode & 0o777).toBe(0o600)
-    client.ciKey = readFileSync(join(dir!, file), 'utf8').trim()
+    expect(statSync(join(work!, file)).mode & 0o777).toBe(0o600)
+    client.ciKey = readFileSync(join(work!, file), 'utf8').trim()
     expect(client.ciKey).toMatch(/^gate_live_\S+$/)
 
     const list = ran(done, /gatehouse keys list/)
@@ -426,7 +432,7 @@ describe('docs/operator-guide.md, executed end to end', () => {
     expect(client.ciKey).not.toBe('')
     // A key of the test's own, for every provider, to see providers answer (the guide revokes its first key).
     const probe = await runCli(['keys', 'create', '--name', 'guide-probe', '--config', 'config.yaml'], {
-      cwd: dir!,
+      cwd: work!,
       env,
     })
     expect(probe.code).toBe(0)
@@ -436,7 +442,7 @@ describe('docs/operator-guide.md, executed end to end', () => {
     // GATEHOUSE_PORT, and the guide's commands are run with that port (see runSection).
     const start = (): Promise<Started> =>
       startCli(['--config', 'config.yaml'], {
-        cwd: dir!,
+        cwd: work!,
         env: port === GUIDE_PORT ? env : { ...env, GATEHOUSE_PORT: String(port) },
       })
     // The README quickstart's test runs a gateway on 8317 too: take turns with it.
@@ -595,7 +601,7 @@ describe('docs/operator-guide.md, executed end to end', () => {
     expect(lines.some((l) => l.user_id === client.ciId)).toBe(true)
 
     const verify = await runCli(['audit', 'verify', 'logs/audit.log', '--config', 'config.yaml'], {
-      cwd: dir!,
+      cwd: work!,
       env,
     })
     expect(verify.stdout).toMatch(/^audit log intact: /)
@@ -613,7 +619,7 @@ describe('docs/operator-guide.md, executed end to end', () => {
     const outputs: [string, string][] = [
       ...runs.map((r): [string, string] => [`"${r.command}"`, r.stdout + r.stderr]),
       ['the gateway', gateway!.output().stdout + gateway!.output().stderr],
-      ['the audit log', readFileSync(join(dir!, 'logs', 'audit.log'), 'utf8')],
+      ['the audit log', readFileSync(join(work!, 'logs', 'audit.log'), 'utf8')],
       ['audit verify', verify.stdout + verify.stderr],
     ]
     for (const [name, secret] of Object.entries(secrets)) {
@@ -622,4 +628,23 @@ describe('docs/operator-guide.md, executed end to end', () => {
         if (text.includes(secret!)) throw new Error(`${name} appears in the output of ${where}`)
     }
   }, 45_000)
+
+  it("the repository's .gitignore covers every file the guide and the gateway wrote", () => {
+    writeFileSync(join(dir!, '.gitignore'), readFileSync(join(root, '.gitignore')))
+    const git = (...args: string[]): string => {
+      const r = spawnSync('git', args, { cwd: dir!, encoding: 'utf8', timeout: 10_000 })
+      if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`)
+      return r.stdout
+    }
+    git('init', '-q')
+    const untracked = git('status', '--porcelain', '--untracked-files=all')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.slice(3))
+      // What stands for the checkout itself, and the test's own HOME.
+      .filter((f) => f !== '.gitignore' && f !== 'config.example.yaml' && !f.startsWith('home/'))
+    expect(untracked).toEqual([])
+    expect(existsSync(join(work!, 'ci-pipeline.key'))).toBe(true)
+    expect(existsSync(join(work!, 'auths', 'client-keys.json'))).toBe(true)
+  })
 })
