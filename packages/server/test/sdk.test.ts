@@ -138,7 +138,7 @@ describe('refusals raise the SDK’s typed errors', () => {
     const n = h.events.length
     const e = (await client.messages.create(body).catch((x: unknown) => x)) as InstanceType<typeof Anthropic.RateLimitError>
     expect(e).toBeInstanceOf(Anthropic.RateLimitError)
-    expect(Number(e.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect(Number(e.headers?.get('retry-after'))).toBeGreaterThan(0)
     expect(eventsSince(n).some((ev) => ev.event_type === 'security_violation')).toBe(true)
     expect(h.upstream.requests).toHaveLength(1)
     expectNoSecret(JSON.stringify(e.error))
@@ -180,7 +180,7 @@ describe('refusals raise the SDK’s typed errors', () => {
       expect(e).toBeInstanceOf(Anthropic.InternalServerError)
       expect(e.status).toBe(503)
       expect(e.message).toContain('Deploying')
-      expect(e.headers.get('retry-after')).toBe('1')
+      expect(e.headers?.get('retry-after')).toBe('1')
       const o = (await openai.models.list().catch((x: unknown) => x)) as InstanceType<typeof OpenAI.APIError>
       expect(o).toBeInstanceOf(OpenAI.InternalServerError)
       expect(o.status).toBe(503)
