@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import OpenAI from 'openai'
 import Anthropic from '@anthropic-ai/sdk'
 import type { SecurityEvent } from '@gatehouse/core'
+import { commandsOf, ShellSession, shBlocks } from '@gatehouse/testing'
+import { root } from './cli-helpers'
 import { startHarness, type Harness } from './helpers'
 
 // The official SDKs, pointed at a real gateway over loopback as the README's "Use it from your SDK"
@@ -187,6 +191,33 @@ describe('refusals raise the SDK’s typed errors', () => {
       expect(h.upstream.requests).toHaveLength(0)
     } finally {
       h.gateway.runtime.maintenance = { enabled: false, message: '' }
+    }
+  })
+})
+
+describe("the README's \"Use it from your SDK\" curl block, as written", () => {
+  it('reaches each provider with its own credential, the client key kept back', async () => {
+    const readme = join(root, 'README.md')
+    const blocks = shBlocks(readFileSync(readme, 'utf8'), readme).filter((b) => b.section === 'Use it from your SDK')
+    expect(blocks).toHaveLength(1)
+    const [assign, ...commands] = commandsOf(blocks[0]!)
+    expect(assign).toBe('GATEHOUSE=http://127.0.0.1:8317')
+    const session = new ShellSession(root, { PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`, KEY: h.key, GATEHOUSE: h.url })
+    try {
+      const answers = []
+      for (const command of commands) {
+        const run = await session.run(command)
+        expect(run.code).toBe(0)
+        answers.push(JSON.parse(run.stdout) as Record<string, unknown>)
+      }
+      expect(answers.map((a) => a.object ?? a.type ?? Object.keys(a)[0])).toEqual(['chat.completion', 'message', 'candidates'])
+      expect(h.upstream.requests.map((r) => r.headers.authorization ?? r.headers['x-api-key'] ?? r.headers['x-goog-api-key'])).toEqual([
+        `Bearer ${h.providerKeys.openai}`,
+        h.providerKeys.claude,
+        h.providerKeys.gemini,
+      ])
+    } finally {
+      await session.close()
     }
   })
 })
