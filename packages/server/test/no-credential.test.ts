@@ -60,7 +60,7 @@ describe('a provider without a credential', () => {
 
 describe('gatehouse with only ANTHROPIC_API_KEY', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gh-nocred-'))
-  const env = { GATEHOUSE_PORT: '0', ANTHROPIC_API_KEY: fakeKey('sk-ant-api03-', 60) }
+  const env = { GATEHOUSE_PORT: '0', GATEHOUSE_METRICS_PORT: '0', ANTHROPIC_API_KEY: fakeKey('sk-ant-api03-', 60) }
   beforeAll(() => ensureBuilt())
   afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
