@@ -135,7 +135,7 @@ describe('refusals raise the SDK’s typed errors', () => {
   })
 
   it("the gateway's own 429 (the key's requests per minute) is a RateLimitError with Retry-After", async () => {
-    const { key } = h.gateway.keyStore.create({ name: 'rpm-1', limits: { requests_per_minute: 1 } })
+    const { key } = await h.gateway.keyStore.create({ name: 'rpm-1', limits: { requests_per_minute: 1 } })
     const client = new Anthropic({ baseURL: h.url, apiKey: key, maxRetries: 0 })
     const body = { model: 'claude-sonnet-4-5', max_tokens: 8, messages: [{ role: 'user' as const, content: 'hi' }] }
     await client.messages.create(body)
