@@ -33,6 +33,16 @@ const expectNoSecret = (text: string): void => {
 }
 const eventsSince = (n: number): SecurityEvent[] => h.events.slice(n)
 
+/** What every refusal must show an SDK: its status, an event for it since `n`, and no secret in the error's body or headers. */
+function expectRefused(e: unknown, status: number, n: number, event: SecurityEvent['event_type'] = 'provider_request'): void {
+  const err = e as { status?: number; error?: unknown; headers?: Headers }
+  expect(err.status).toBe(status)
+  expectNoSecret(JSON.stringify(err.error) + JSON.stringify([...(err.headers ?? new Headers()).entries()]))
+  const seen = eventsSince(n).filter((ev) => ev.event_type === event)
+  if (event === 'provider_request') expect(seen.some((ev) => (ev.details as { status?: number } | undefined)?.status === status)).toBe(true)
+  else expect(seen.length).toBeGreaterThan(0)
+}
+
 describe('the OpenAI SDK through the gateway', () => {
   it('chat completions: JSON, with the provider key injected and the client key kept back', async () => {
     const answer = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })
@@ -122,16 +132,20 @@ describe('refusals raise the SDK’s typed errors', () => {
       .catch((e: unknown) => e)
     expect(e2).toBeInstanceOf(Anthropic.AuthenticationError)
     expect((e2 as InstanceType<typeof Anthropic.AuthenticationError>).error).toMatchObject({ type: 'error', error: { type: 'authentication_error' } })
+    expectRefused(e1, 401, n, 'auth_failure')
+    expectRefused(e2, 401, n)
     expect(h.upstream.requests).toHaveLength(0)
     expect(eventsSince(n).filter((e) => e.event_type === 'auth_failure')).toHaveLength(2)
   })
 
   it("a 429 is retried by the SDK as it should be, then raised as RateLimitError", async () => {
     h.upstream.behave({ failStatus: 429, failMessage: 'slow down', headers: { 'retry-after': '0' } })
+    const n = h.events.length
     const client = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: h.key, maxRetries: 1 })
     const e = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }).catch((x: unknown) => x)
     expect(e).toBeInstanceOf(OpenAI.RateLimitError)
     expect(h.upstream.requests).toHaveLength(2)
+    expectRefused(e, 429, n)
   })
 
   it("the gateway's own 429 (the key's requests per minute) is a RateLimitError with Retry-After", async () => {
@@ -143,18 +157,19 @@ describe('refusals raise the SDK’s typed errors', () => {
     const e = (await client.messages.create(body).catch((x: unknown) => x)) as InstanceType<typeof Anthropic.RateLimitError>
     expect(e).toBeInstanceOf(Anthropic.RateLimitError)
     expect(Number(e.headers?.get('retry-after'))).toBeGreaterThan(0)
-    expect(eventsSince(n).some((ev) => ev.event_type === 'security_violation')).toBe(true)
+    expectRefused(e, 429, n, 'security_violation')
     expect(h.upstream.requests).toHaveLength(1)
-    expectNoSecret(JSON.stringify(e.error))
   })
 
   it('max_tokens over the cap: BadRequestError (400) naming the field', async () => {
+    const n = h.events.length
     const e = (await anthropic.messages
       .create({ model: 'claude-sonnet-4-5', max_tokens: 8192, messages: [{ role: 'user', content: 'hi' }] })
       .catch((x: unknown) => x)) as InstanceType<typeof Anthropic.BadRequestError>
     expect(e).toBeInstanceOf(Anthropic.BadRequestError)
     expect(e.message).toContain('max_tokens')
     expect(h.upstream.requests).toHaveLength(0)
+    expectRefused(e, 400, n, 'security_violation')
   })
 
   it('a body over body_limit gets its 413 every time (20 in a row), never a connection error', async () => {
@@ -171,12 +186,14 @@ describe('refusals raise the SDK’s typed errors', () => {
       .catch((x: unknown) => x)) as InstanceType<typeof Anthropic.APIError>
     expect(e.status).toBe(413)
     expect(e.error).toMatchObject({ type: 'error', error: { type: 'request_too_large' } })
+    expectRefused(e, 413, n, 'security_violation')
     expect(h.upstream.requests).toHaveLength(0)
     expect(eventsSince(n).filter((ev) => ev.event_type === 'security_violation').length).toBeGreaterThanOrEqual(21)
   })
 
   it('maintenance: a 503 APIError with the message and a short Retry-After', async () => {
     h.gateway.runtime.maintenance = { enabled: true, message: 'Deploying' }
+    const n = h.events.length
     try {
       const e = (await anthropic.messages
         .create({ model: 'claude-sonnet-4-5', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] })
@@ -189,6 +206,8 @@ describe('refusals raise the SDK’s typed errors', () => {
       expect(o).toBeInstanceOf(OpenAI.InternalServerError)
       expect(o.status).toBe(503)
       expect(h.upstream.requests).toHaveLength(0)
+      expectRefused(e, 503, n)
+      expectRefused(o, 503, n)
     } finally {
       h.gateway.runtime.maintenance = { enabled: false, message: '' }
     }
