@@ -132,8 +132,15 @@ export interface CreatedKey {
 
 interface KeyFile {
   version: 1
+  /**
+   * HMAC-SHA256(salt, SALT_CHECK_LABEL), first 16 hex: tells whether the salt in use is the one
+   * the keys were hashed under (it says nothing about the salt itself). Absent in older files.
+   */
+  salt_check?: string
   keys: ClientKeyRecord[]
 }
+
+const SALT_CHECK_LABEL = 'gatehouse client-key salt check'
 
 /** What the gateway's management API and CLI need of a key store, file-backed or shared. */
 export interface ManagedKeyStore extends ClientKeyStore {
@@ -375,6 +382,13 @@ export class FileKeyStore extends IndexedKeyStore {
         throw new GatehouseConfigError('GH_AUTH_KEYFILE_CORRUPT', `@gatehouse/client-auth: key file ${this.file} is not a Gatehouse key file`)
       }
       for (const r of parsed.keys) checkStoredRecord(r, `key file ${this.file}`)
+      // Another salt would silently invalidate every key (each still listed as active): refused.
+      if (parsed.keys.length > 0 && parsed.salt_check !== undefined && parsed.salt_check !== this.saltCheck()) {
+        throw new GatehouseConfigError(
+          ClientAuthErrorCodes.GH_AUTH_SALT_CHANGED,
+          `@gatehouse/client-auth: key file ${this.file} holds ${parsed.keys.length} key(s) hashed under another salt, so none of them would authenticate: restore the salt they were issued under (auth.key_salt / GATEHOUSE_KEY_SALT, or the generated one in the auth directory), or move the key file away and issue new keys`,
+        )
+      }
       this.index(parsed.keys)
       const st = statSync(this.file)
       this.signature = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.mode}`
@@ -390,8 +404,12 @@ export class FileKeyStore extends IndexedKeyStore {
     }
   }
 
+  private saltCheck(): string {
+    return hashClientKey(SALT_CHECK_LABEL, this.salt).slice(0, 16)
+  }
+
   protected save(records: ClientKeyRecord[]): void {
-    const body: KeyFile = { version: 1, keys: records }
+    const body: KeyFile = { version: 1, salt_check: this.saltCheck(), keys: records }
     writeFileAtomicSync(this.file, `${JSON.stringify(body, null, 2)}\n`, 0o600)
     chmodSync(this.file, 0o600)
     this.index(records)

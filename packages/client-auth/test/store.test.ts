@@ -38,6 +38,29 @@ describe('FileKeyStore', () => {
     expect(record.id).toMatch(/^key_[0-9a-f]{8}$/)
   })
 
+  it('refuses a salt other than the one its keys were hashed under (GH_AUTH_SALT_CHANGED), naming neither salt', () => {
+    const file = join(dir, 'client-keys.json')
+    const [a, b] = [randomBytes(32).toString('hex'), randomBytes(32).toString('hex')]
+    // An empty key file takes any salt.
+    new FileKeyStore({ file, salt: b, reload: 'stat' }).close()
+    const store = new FileKeyStore({ file, salt: a, reload: 'stat' })
+    const { key } = store.create({ name: 'a' })
+    store.close()
+    let error: unknown
+    try {
+      new FileKeyStore({ file, salt: b, reload: 'stat' })
+    } catch (e) {
+      error = e
+    }
+    expect(error).toMatchObject({ code: 'GH_AUTH_SALT_CHANGED', message: expect.stringContaining('1 key(s) hashed under another salt') })
+    for (const secret of [a, b, key]) expect(String((error as Error).message)).not.toContain(secret)
+    expect(readFileSync(file, 'utf8')).not.toContain(a)
+    // The right salt still opens it, and the key still authenticates.
+    const again = new FileKeyStore({ file, salt: a, reload: 'stat' })
+    expect(again.verify(key)).toBeDefined()
+    again.close()
+  })
+
   it('sees keys created and revoked by another store instance once the change notification is in (reload: watch)', async () => {
     const salt = randomBytes(32).toString('hex')
     const file = join(dir, 'client-keys.json')

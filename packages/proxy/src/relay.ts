@@ -73,7 +73,7 @@ function forEachHeader(
 /**
  * Copy the upstream's status and allowed headers to the client, masked against what was injected
  * (on every status: a provider may echo an account or key in any header). The provider's
- * `x-request-id` is relayed as `x-upstream-request-id`, beside the gateway's own.
+ * `x-request-id` is relayed as it is; the gateway's own id is `x-gatehouse-request-id`.
  */
 export function relayHead(
   config: ProxyConfig,
@@ -91,9 +91,8 @@ export function relayHead(
       encoded = String(value) !== 'identity'
       encoding = String(value).trim().toLowerCase()
     }
-    const as = name === 'x-request-id' ? 'x-upstream-request-id' : name
     res.setHeader(
-      as,
+      name,
       Array.isArray(value) ? value.map((v) => maskRelayed(config, f, v)) : maskRelayed(config, f, value),
     )
   })

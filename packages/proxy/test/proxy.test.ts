@@ -186,7 +186,7 @@ describe('gatehouseProxy alone', () => {
         // Masked whole: the length changed, and the Content-Length says the new one.
         expect(res.headers.get('content-length')).toBe(String(Buffer.byteLength(text)))
         expect(res.headers.get('transfer-encoding')).toBeNull()
-        expect(res.headers.get('x-upstream-request-id')).not.toContain(secret)
+        expect(res.headers.get('x-request-id')).not.toContain(secret)
         expect(res.headers.get('x-ratelimit-remaining-requests')).toBe('9')
         for (const name of ['openai-organization', 'set-cookie', 'x-internal']) expect(res.headers.get(name)).toBeNull()
       }

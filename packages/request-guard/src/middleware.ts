@@ -238,6 +238,26 @@ const hasBody = (headers: IncomingHttpHeaders): boolean =>
   headers['transfer-encoding'] !== undefined ||
   (headers['content-length'] !== undefined && headers['content-length'] !== '0')
 
+/** How much of a refused body is read and discarded before the connection is closed instead. */
+const DISCARD_LIMIT = 64 * 1024 * 1024
+
+/**
+ * Read and discard the rest of a refused request's body, so that the connection stays readable
+ * until the client has sent it; destroyed once more than DISCARD_LIMIT bytes arrive. False when
+ * the declared length is already past the bound (the caller then closes the connection).
+ */
+function discardRest(req: Request): boolean {
+  const declared = Number(req.headers['content-length'] ?? 0)
+  if (!(declared <= DISCARD_LIMIT)) return false
+  let seen = 0
+  req.on('data', (chunk: Buffer) => {
+    seen += chunk.length
+    if (seen > DISCARD_LIMIT) req.socket.destroy()
+  })
+  req.resume()
+  return true
+}
+
 const tooLarge = (limit: number): Refusal => ({
   status: 413,
   code: 'GH_RG_BODY_TOO_LARGE',
@@ -323,8 +343,11 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
     })
     const info: ProviderErrorInfo = { message: r.message, param: r.field || null }
     if (r.openaiCode !== undefined) info.code = r.openaiCode
-    // A body left unread would otherwise be drained from the socket after the answer.
-    const headers: Record<string, string> = ctx.bodyUnread ? { Connection: 'close' } : {}
+    // A client still uploading the refused body must get this answer, not a reset: closing a
+    // socket with unread bytes makes the kernel send RST, which can discard the answer before
+    // the client reads it. So the rest is read and thrown away (bounded); past the bound, or when
+    // the declared length is past it, the connection is closed after the answer.
+    const headers: Record<string, string> = ctx.bodyUnread && !discardRest(ctx.req) ? { Connection: 'close' } : {}
     sendProviderError(ctx.res, ctx.endpoint.dialect, r.status, info, headers)
   }
 

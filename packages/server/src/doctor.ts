@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
-import { DOCUMENTED_CLIENT_KEYS, isLoopback } from '@gatehouse/core'
+import { DOCUMENTED_CLIENT_KEYS, PROVIDER_NAMES, isLoopback, type ProviderName } from '@gatehouse/core'
 import { plaintextCredentialFiles } from '@gatehouse/credential-vault'
+import { credentialHint } from './credential-check'
 import { checkPermissions } from '@gatehouse/security-check'
 import type { GatehouseConfig } from './config/types'
 
@@ -29,9 +30,22 @@ const beyondLoopback = (host: string): boolean => host !== 'localhost' && !isLoo
  * `gatehouse doctor` prints them and exits 1 on any high one; the server runs the same checks at
  * start and exposes their count as a metric.
  */
-export async function diagnose(config: GatehouseConfig, cwd = process.cwd()): Promise<PostureFinding[]> {
+export async function diagnose(config: GatehouseConfig, cwd = process.cwd(), withoutCredential?: readonly ProviderName[]): Promise<PostureFinding[]> {
   const f: PostureFinding[] = []
   const add = (id: string, severity: Severity, message: string, fix: string): void => void f.push({ id, severity, message, fix })
+  // A running gateway knows what its vault holds; from the config alone, a provider with no
+  // api_key may still have a credential in the vault, and the finding says so.
+  const known = withoutCredential !== undefined
+  const missing =
+    withoutCredential ?? PROVIDER_NAMES.filter((p) => config.providers[p]?.enabled && !config.providers[p]?.api_key)
+  for (const p of missing) {
+    add(
+      `provider-without-credential:${p}`,
+      'medium',
+      `Provider ${p} has no credential${known ? '' : ` in the config (unless the vault in ${config.auth.dir} holds one)`}: its requests are refused with 403 and /readyz answers 503`,
+      credentialHint(p),
+    )
+  }
   const tls = config.server.tls.enabled
 
   if (!config.auth.client_auth.enabled) {

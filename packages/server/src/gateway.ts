@@ -51,6 +51,7 @@ import {
 import { createEventBuffer, createStorageSink, dashboardRouter, type StorageSink } from '@gatehouse/storage'
 import type { GatehouseConfig } from './config/types'
 import { diagnose } from './doctor'
+import { providersWithoutCredential, unconfiguredProviderGuard } from './credential-check'
 import { requestId } from './request-id'
 import { pathGuard } from './path-guard'
 import { hostGuardLayer } from './host-guard'
@@ -97,6 +98,8 @@ export interface Gateway {
   emit: SecurityEventHandler
   /** The metrics listener's URL once listening (undefined when metrics are off). */
   metricsUrl(): string | undefined
+  /** The providers served with no credential at all (not ready; their requests get 403). */
+  providersWithoutCredential(): ProviderName[]
   listen(): Promise<{ url: string; port: number }>
   /** Stop accepting, let in-flight requests finish within `graceMs`, then end the rest. */
   close(graceMs?: number): Promise<void>
@@ -358,7 +361,10 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
         (storage?.healthy ?? true) &&
         ipf.isStoreHealthy() &&
         storeOk
-      res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready' })
+      const missing = providersWithoutCredential(config, vault, providerNames)
+      if (!ready || missing.length) {
+        res.status(503).json({ status: 'not ready', ...(missing.length ? { providers_without_credential: missing } : {}) })
+      } else res.json({ status: 'ready' })
     })
   })
   // Management API: its own key, loopback only by default; off without a secret key.
@@ -399,7 +405,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
             }
             return out
           },
-          doctor: () => diagnose(config, cwd),
+          doctor: () => diagnose(config, cwd, providersWithoutCredential(config, vault, providerNames)),
         },
       }),
     )
@@ -491,6 +497,8 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     locals.route = route
     next()
   })
+  // A provider with no credential at all: a non-retryable 403 naming the setting.
+  admission.push(unconfiguredProviderGuard(config, vault, emit))
   // The endpoint allowlist (provider defaults, or the key's own scope): refused before any limit is spent.
   admission.push(proxy.admission)
   // 7. request guard: the body is read and checked (caps bound the output) before any token is
@@ -585,6 +593,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     storage,
     emit,
     metricsUrl: () => metricsServer?.url,
+    providersWithoutCredential: () => providersWithoutCredential(config, vault, providerNames),
     listen: async () => {
       if (redis && redis.status !== 'ready') {
         // Give Redis a moment before taking traffic, so the first requests meet a working store.

@@ -393,7 +393,7 @@ async function start(loaded: LoadedConfig, io: Io): Promise<number | undefined> 
   }
   const gateway = createGateway(config, { logger })
   installLastResort(logger, gateway.masker)
-  const findings = await diagnose(config)
+  const findings = await diagnose(config, process.cwd(), gateway.providersWithoutCredential())
   for (const x of findings) (x.severity === 'high' ? logger.error : logger.warn)(`posture: ${x.message}`, { fix: x.fix, severity: x.severity })
   gateway.metrics?.setPostureFindings(countBySeverity(findings))
   let url: string

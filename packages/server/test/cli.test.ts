@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node
 import { tmpdir } from 'node:os'
 import net, { type AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
 import { MockUpstream } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli } from './cli-helpers'
 
@@ -67,6 +68,25 @@ describe('gatehouse CLI', () => {
     expect((await runCli(['keys', 'list', '--json'], { cwd: dir })).stdout).toContain('"revoked_at"')
     const missing = await runCli(['keys', 'revoke', 'key_00000000'], { cwd: dir })
     expect(missing.code).toBe(1)
+  })
+
+  it('refuses another salt while keys exist (they would all stop authenticating), naming the setting, not the salt', async () => {
+    const own = mkdtempSync(join(tmpdir(), 'gh-salt-'))
+    try {
+      expect((await runCli(['keys', 'create', '--name', 'first'], { cwd: own })).code).toBe(0)
+      const before = readFileSync(join(own, 'auths', 'client-keys.json'), 'utf8')
+      const salt = randomBytes(32).toString('hex')
+      for (const args of [['keys', 'create', '--name', 'second'], ['keys', 'list']]) {
+        const run = await runCli(args, { cwd: own, env: { GATEHOUSE_KEY_SALT: salt } })
+        expect(run.code).not.toBe(0)
+        expect(run.stderr).toContain('hashed under another salt')
+        expect(run.stderr).toContain('GATEHOUSE_KEY_SALT')
+        expect(run.stdout + run.stderr).not.toContain(salt)
+      }
+      expect(readFileSync(join(own, 'auths', 'client-keys.json'), 'utf8')).toBe(before)
+    } finally {
+      rmSync(own, { recursive: true, force: true })
+    }
   })
 
   it('exits 2 on usage errors', async () => {

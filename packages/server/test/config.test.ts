@@ -121,6 +121,14 @@ providers:
     expect(config.providers.claude?.api_key).toBe('from-env-123456')
   })
 
+  it('lets GATEHOUSE_PORT and GATEHOUSE_METRICS_PORT override the ports (file or default), and names a bad one', () => {
+    expect(loadConfig({ env: {}, cwd: dir }).config.metrics.port).toBe(9090)
+    const file = write('metrics: { port: 9100 }\n')
+    const { config } = loadConfig({ file, env: { GATEHOUSE_PORT: '0', GATEHOUSE_METRICS_PORT: '9464' }, cwd: dir })
+    expect([config.server.port, config.metrics.port]).toEqual([0, 9464])
+    expect(errorsOf(() => loadConfig({ env: { GATEHOUSE_METRICS_PORT: '90901' }, cwd: dir }))).toEqual(['GATEHOUSE_METRICS_PORT: must be a port number (got "90901")'])
+  })
+
   it('serves only the providers a providers section lists', () => {
     const file = write('providers:\n  claude: { base_url: "http://127.0.0.1:9" }\n')
     const { config } = loadConfig({ file, env: {}, cwd: dir })

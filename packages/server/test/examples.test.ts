@@ -1,11 +1,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, cpSync } from 'node:fs'
+import { mkdtempSync, rmSync, cpSync, readFileSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
 import { randomBytes } from 'node:crypto'
-import { MockUpstream } from '@gatehouse/testing'
-import { ensureBuilt, holdDocumentedPort, root, runCli, startCli } from './cli-helpers'
+import { commandsOf, MockUpstream, ShellSession, shBlocks } from '@gatehouse/testing'
+import { ensureBuilt, holdDocumentedPort, root } from './cli-helpers'
 
 const exec = promisify(execFile)
 const curl = async (...args: string[]): Promise<string> => (await exec('curl', ['-s', ...args])).stdout
@@ -63,34 +63,44 @@ describe('examples', () => {
     }
   })
 
-  it('quickstart: every step of the README runs as written', async () => {
+  it('quickstart: the README block runs as written, waits for readiness, and its stop command stops the gateway', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gh-quickstart-'))
     cpSync(join(root, 'examples'), join(dir, 'examples'), { recursive: true })
-    const mock = await startScript(join(root, 'examples/quickstart/mock-upstream.js'), {}, dir)
-    let gw: Awaited<ReturnType<typeof startCli>> | undefined
+    // A checkout after `npm ci && npm run build`: node_modules (bins included) is the repository's.
+    symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'))
+    const readme = join(root, 'examples/quickstart/README.md')
+    const [block, ...others] = shBlocks(readFileSync(readme, 'utf8'), readme)
+    expect(others).toEqual([])
+    const commands = commandsOf(block!)
+    expect(commands[0]).toBe('npm ci && npm run build') // left to this run's own build
     const release = await holdDocumentedPort()
+    const session = new ShellSession(dir, {
+      PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+      HOME: dir,
+      npm_config_offline: 'true',
+      npm_config_update_notifier: 'false',
+    })
+    const out: string[] = []
     try {
-      const created = await runCli(['keys', 'create', '--name', 'quickstart', '--config', 'examples/quickstart/config.yaml'], { cwd: dir })
-      const key = created.stdout.trim()
-      expect(key).toMatch(/^gate_live_/)
-      gw = await startCli(['--config', 'examples/quickstart/config.yaml'], { cwd: dir })
-      expect(gw.url).toBe('http://127.0.0.1:8317')
-      const message = JSON.parse(
-        await curl('http://127.0.0.1:8317/v1/messages', '-H', `x-api-key: ${key}`, '-H', 'content-type: application/json', '-d',
-          '{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hello"}]}'),
-      )
-      expect(message.type).toBe('message')
-      const stream = await curl('-N', 'http://127.0.0.1:8317/v1/chat/completions', '-H', `Authorization: Bearer ${key}`, '-H', 'content-type: application/json', '-d',
-        '{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}')
-      expect(stream).toContain('data: [DONE]')
-      expect(await curl('-i', 'http://127.0.0.1:8317/v1/messages', '-X', 'POST')).toMatch(/^HTTP\/1\.1 401/)
-      expect(await curl('-i', `http://127.0.0.1:8317/v1beta/models/gemini-2.5-flash:generateContent?key=${key}`, '-X', 'POST')).toMatch(/^HTTP\/1\.1 400/)
+      for (const command of commands.slice(1)) {
+        const run = await session.run(command, 40_000)
+        if (run.code !== 0) throw new Error(`"${command}" exited ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`)
+        out.push(run.stdout)
+      }
+      const all = out.join('\n')
+      expect(all).toContain('{"status":"ready"}')
+      expect(all).not.toContain('the gateway is not ready')
+      expect(all).toMatch(/"type":"message"/)
+      expect(all).toContain('data: [DONE]')
+      expect(all).toMatch(/^HTTP\/1\.1 401/m)
+      expect(all).toMatch(/^HTTP\/1\.1 400/m)
+      expect(out.at(-1)).toContain('gateway stopped')
+      // Nothing is left listening on the documented ports.
+      expect(await curl('-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:8317/healthz').catch(() => 'refused')).toMatch(/^(000|refused)$/)
     } finally {
-      gw?.child.kill('SIGTERM')
-      await gw?.exited
+      await session.close()
       release()
-      mock.child.kill()
       rmSync(dir, { recursive: true, force: true })
     }
-  })
+  }, 90_000)
 })

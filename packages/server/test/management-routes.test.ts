@@ -24,7 +24,7 @@ describe('management API: credentials and denylist', () => {
     fetch(`${h.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': h.key, 'content-type': 'application/json' }, body: JSON.stringify(anthropicBody()) })
 
   it('adds a credential encrypted at rest, serves with it, lists and exports it masked, and revokes it', async () => {
-    expect((await claude()).status).toBe(503)
+    expect((await claude()).status).toBe(403) // no credential for claude: not retryable
     const token = `sk-ant-api03-${randomBytes(48).toString('base64url')}`
     const added = await api('/auths', { method: 'POST', body: JSON.stringify({ provider: 'claude', type: 'api_key', token, label: 'team-a' }) })
     expect(added.status).toBe(201)
@@ -46,7 +46,7 @@ describe('management API: credentials and denylist', () => {
     expect(h.events.some((e) => e.event_type === 'credential_access' && e.result === 'exported_with_secrets' && e.ip === '127.0.0.1')).toBe(true)
 
     expect((await api(`/auths/claude/${id}`, { method: 'DELETE' })).status).toBe(200)
-    expect((await claude()).status).toBe(503)
+    expect((await claude()).status).toBe(403) // no credential for claude: not retryable
     expect((await api('/auths/claude/cred_000000000000000000000000', { method: 'DELETE' })).status).toBe(404)
     const changes = h.events.filter((e) => e.event_type === 'config_change').map((e) => e.result)
     expect(changes).toEqual(expect.arrayContaining(['credential_added']))

@@ -1,4 +1,4 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import {
   existsSync,
   mkdirSync,
@@ -14,8 +14,7 @@ import http from 'node:http'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import type { Writable } from 'node:stream'
-import { MockUpstream } from '@gatehouse/testing'
+import { commandsOf, MockUpstream, ShellSession, shBlocks, type CommandRun } from '@gatehouse/testing'
 import { ensureBuilt, holdDocumentedPort, root, runCli, startCli, type Started } from './cli-helpers'
 import { anthropicBody, fakeKey, openaiBody } from './helpers'
 
@@ -29,153 +28,6 @@ import { anthropicBody, fakeKey, openaiBody } from './helpers'
 
 const GUIDE = join(root, 'docs', 'operator-guide.md')
 const GUIDE_PORT = 8317
-
-interface Block {
-  /** The `## ` heading the block is under. */
-  section: string
-  text: string
-}
-
-/** The ```sh blocks of a Markdown document, with the section each is in. */
-function shBlocks(markdown: string): Block[] {
-  const blocks: Block[] = []
-  let section = ''
-  let fence: { lang: string; lines: string[] } | undefined
-  for (const line of markdown.split('\n')) {
-    const marker = /^```(\S*)\s*$/.exec(line)
-    if (fence) {
-      if (marker && marker[1] === '') {
-        if (fence.lang === 'sh') blocks.push({ section, text: fence.lines.join('\n') })
-        fence = undefined
-      } else fence.lines.push(line)
-    } else if (marker) fence = { lang: marker[1]!, lines: [] }
-    else if (line.startsWith('## ')) section = line.slice(3).trim()
-  }
-  if (fence) throw new Error(`${GUIDE}: unclosed \`\`\`${fence.lang} block in "${section}"`)
-  return blocks
-}
-
-/** bash accepts `text` as a whole command (no open quote, `if` or `$(`). */
-const isComplete = (text: string): boolean =>
-  spawnSync('bash', ['-n'], { input: text, timeout: 5000 }).status === 0
-
-/**
- * Split a block into the commands bash would run one after another: comment and blank lines between
- * commands dropped, backslash continuations and multi-line constructs kept together.
- */
-function commandsOf(block: Block): string[] {
-  const commands: string[] = []
-  let current = ''
-  for (const line of block.text.split('\n')) {
-    if (current === '' && /^\s*(#.*)?$/.test(line)) continue
-    current = current === '' ? line : `${current}\n${line}`
-    if (line.endsWith('\\') || !isComplete(current)) continue
-    commands.push(current)
-    current = ''
-  }
-  if (current !== '') throw new Error(`${GUIDE}: a command in "${block.section}" never ends:\n${current}`)
-  return commands
-}
-
-interface CommandRun {
-  section: string
-  command: string
-  code: number
-  stdout: string
-  stderr: string
-}
-
-// The session reads one NUL-terminated command at a time from fd 3, runs it in the shell itself (so
-// variables persist) with stdin from /dev/null, and ends its output with a marker carrying the exit
-// status: stdout gets "\n\x1e<status>\n", stderr "\n\x1e\n". The umask is the usual 022, so the
-// guide has to protect the files it writes itself.
-const DRIVER = `umask 022
-while IFS= read -r -d '' __gh_command <&3; do
-  eval "$__gh_command" </dev/null 3<&-
-  __gh_status=$?
-  printf '\\n\\036%d\\n' "$__gh_status"
-  printf '\\n\\036\\n' >&2
-done`
-
-const MARK = '\n\x1e'
-
-/** One long-lived bash, as in an operator's terminal. */
-class Session {
-  private readonly child: ChildProcess
-  private out = ''
-  private err = ''
-  private closed = false
-  private wake: (() => void) | undefined
-
-  constructor(cwd: string, env: NodeJS.ProcessEnv) {
-    this.child = spawn('bash', ['--noprofile', '--norc', '-c', DRIVER], {
-      cwd,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-      // Its own process group, so that close() can end a command still running with it.
-      detached: true,
-    })
-    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      this.out += d
-      this.wake?.()
-    })
-    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      this.err += d
-      this.wake?.()
-    })
-    this.child.on('close', () => {
-      this.closed = true
-      this.wake?.()
-    })
-  }
-
-  run(command: string, timeoutMs = 20_000): Promise<Omit<CommandRun, 'section'>> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.wake = undefined
-        reject(new Error(`no end in ${timeoutMs} ms: ${command}\nstdout: ${this.out}\nstderr: ${this.err}`))
-      }, timeoutMs)
-      this.wake = () => {
-        const end = this.out.indexOf(MARK)
-        const status = end === -1 ? -1 : this.out.indexOf('\n', end + MARK.length)
-        const errEnd = this.err.indexOf(`${MARK}\n`)
-        if (status !== -1 && errEnd !== -1) {
-          clearTimeout(timer)
-          this.wake = undefined
-          const run = {
-            command,
-            code: Number(this.out.slice(end + MARK.length, status)),
-            stdout: this.out.slice(0, end),
-            stderr: this.err.slice(0, errEnd),
-          }
-          this.out = this.out.slice(status + 1)
-          this.err = this.err.slice(errEnd + MARK.length + 1)
-          resolve(run)
-        } else if (this.closed) {
-          clearTimeout(timer)
-          this.wake = undefined
-          reject(new Error(`bash exited while running: ${command}\nstderr: ${this.err}`))
-        }
-      }
-      ;(this.child.stdio[3] as Writable).write(`${command}\0`)
-    })
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return
-    const closed = new Promise<void>((r) => this.child.once('close', () => r()))
-    ;(this.child.stdio[3] as Writable).end()
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-this.child.pid!, 'SIGKILL')
-      } catch {
-        // already gone
-      }
-    }, 2000)
-    await closed
-    clearTimeout(timer)
-  }
-}
 
 const portIsFree = (port: number): Promise<boolean> =>
   new Promise((resolve) => {
@@ -258,13 +110,15 @@ interface AuditLine {
   details?: Record<string, unknown>
 }
 
-const blocks = shBlocks(readFileSync(GUIDE, 'utf8'))
+const blocks = shBlocks(readFileSync(GUIDE, 'utf8'), GUIDE)
 const SECTIONS = ['1. Deploy', '2. Harden', '3. Monitor', '4. Respond to an incident'] as const
 type Section = (typeof SECTIONS)[number]
 
 let dir: string | undefined
+/** The directory the guide works in (it makes one of its own in "Deploy"). */
+let work: string | undefined
 let upstream: MockUpstream | undefined
-let session: Session | undefined
+let session: ShellSession | undefined
 let gateway: Started | undefined
 /** Releases the documented port (see holdDocumentedPort). */
 let releasePort: (() => void) | undefined
@@ -315,7 +169,7 @@ function ran(runsOf: CommandRun[], pattern: RegExp): CommandRun {
 }
 
 function auditLines(): AuditLine[] {
-  return readFileSync(join(dir!, 'logs', 'audit.log'), 'utf8')
+  return readFileSync(join(work!, 'logs', 'audit.log'), 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as AuditLine)
@@ -362,7 +216,7 @@ beforeAll(async () => {
   providerKeys.ANTHROPIC_API_KEY = fakeKey('sk-ant-api03-', 60)
   providerKeys.OPENAI_API_KEY = fakeKey('sk-proj-', 60)
   providerKeys.GEMINI_API_KEY = fakeKey('AIza', 35)
-  session = new Session(dir, {
+  session = new ShellSession(dir, {
     PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
     HOME: join(dir, 'home'),
     TMPDIR: tmpdir(),
@@ -398,6 +252,10 @@ describe('docs/operator-guide.md, executed end to end', () => {
 
   it('1. Deploy: config check passes; keys create writes a 0600 key file that keys list lists', async () => {
     const done = await runSection('1. Deploy')
+    // The guide works in a directory of its own, inside the checkout.
+    work = (await session!.run('pwd')).stdout.trim()
+    expect(work).not.toBe(dir)
+    expect(work.startsWith(`${dir!}/`)).toBe(true)
     expect(ran(done, /gatehouse config check/).stdout).toMatch(/^configuration OK \(.*config\.yaml\)$/m)
 
     const create = ran(done, /gatehouse keys create/)
@@ -406,8 +264,8 @@ describe('docs/operator-guide.md, executed end to end', () => {
     const id = /^created (key_\w+) \((\S+)\)/m.exec(create.stderr)
     expect(id?.[2]).toBe(name)
     client.ciId = id![1]!
-    expect(statSync(join(dir!, file)).mode & 0o777).toBe(0o600)
-    client.ciKey = readFileSync(join(dir!, file), 'utf8').trim()
+    expect(statSync(join(work!, file)).mode & 0o777).toBe(0o600)
+    client.ciKey = readFileSync(join(work!, file), 'utf8').trim()
     expect(client.ciKey).toMatch(/^gate_live_\S+$/)
 
     const list = ran(done, /gatehouse keys list/)
@@ -426,7 +284,7 @@ describe('docs/operator-guide.md, executed end to end', () => {
     expect(client.ciKey).not.toBe('')
     // A key of the test's own, for every provider, to see providers answer (the guide revokes its first key).
     const probe = await runCli(['keys', 'create', '--name', 'guide-probe', '--config', 'config.yaml'], {
-      cwd: dir!,
+      cwd: work!,
       env,
     })
     expect(probe.code).toBe(0)
@@ -436,7 +294,7 @@ describe('docs/operator-guide.md, executed end to end', () => {
     // GATEHOUSE_PORT, and the guide's commands are run with that port (see runSection).
     const start = (): Promise<Started> =>
       startCli(['--config', 'config.yaml'], {
-        cwd: dir!,
+        cwd: work!,
         env: port === GUIDE_PORT ? env : { ...env, GATEHOUSE_PORT: String(port) },
       })
     // The README quickstart's test runs a gateway on 8317 too: take turns with it.
@@ -595,7 +453,7 @@ describe('docs/operator-guide.md, executed end to end', () => {
     expect(lines.some((l) => l.user_id === client.ciId)).toBe(true)
 
     const verify = await runCli(['audit', 'verify', 'logs/audit.log', '--config', 'config.yaml'], {
-      cwd: dir!,
+      cwd: work!,
       env,
     })
     expect(verify.stdout).toMatch(/^audit log intact: /)
@@ -613,7 +471,7 @@ describe('docs/operator-guide.md, executed end to end', () => {
     const outputs: [string, string][] = [
       ...runs.map((r): [string, string] => [`"${r.command}"`, r.stdout + r.stderr]),
       ['the gateway', gateway!.output().stdout + gateway!.output().stderr],
-      ['the audit log', readFileSync(join(dir!, 'logs', 'audit.log'), 'utf8')],
+      ['the audit log', readFileSync(join(work!, 'logs', 'audit.log'), 'utf8')],
       ['audit verify', verify.stdout + verify.stderr],
     ]
     for (const [name, secret] of Object.entries(secrets)) {
@@ -622,4 +480,23 @@ describe('docs/operator-guide.md, executed end to end', () => {
         if (text.includes(secret!)) throw new Error(`${name} appears in the output of ${where}`)
     }
   }, 45_000)
+
+  it("the repository's .gitignore covers every file the guide and the gateway wrote", () => {
+    writeFileSync(join(dir!, '.gitignore'), readFileSync(join(root, '.gitignore')))
+    const git = (...args: string[]): string => {
+      const r = spawnSync('git', args, { cwd: dir!, encoding: 'utf8', timeout: 10_000 })
+      if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`)
+      return r.stdout
+    }
+    git('init', '-q')
+    const untracked = git('status', '--porcelain', '--untracked-files=all')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.slice(3))
+      // What stands for the checkout itself, and the test's own HOME.
+      .filter((f) => f !== '.gitignore' && f !== 'config.example.yaml' && !f.startsWith('home/'))
+    expect(untracked).toEqual([])
+    expect(existsSync(join(work!, 'ci-pipeline.key'))).toBe(true)
+    expect(existsSync(join(work!, 'auths', 'client-keys.json'))).toBe(true)
+  })
 })

@@ -43,8 +43,8 @@ describe('gateway proxy', () => {
     expect(got.headers['anthropic-version']).toBe('2023-06-01')
     expect(got.headers.host).toBe(new URL(h.upstream.url).host)
     expect(JSON.stringify(got.rawHeaders)).not.toContain(h.key)
-    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
-    expect(res.headers.get('x-upstream-request-id')).toMatch(/^upstream-/)
+    expect(res.headers.get('x-gatehouse-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+    expect(res.headers.get('x-request-id')).toMatch(/^upstream-/)
   })
 
   it.each([
@@ -77,7 +77,7 @@ describe('gateway proxy', () => {
       for (const [path, init] of cases) {
         const a = await fetch(`${h.url}${path}`, init)
         const b = await fetch(`${appUrl}${path}`, init)
-        const names = (r: Response): string[] => [...r.headers.keys()].filter((n) => n !== 'date' && n !== 'x-request-id' && n !== 'x-upstream-request-id').sort()
+        const names = (r: Response): string[] => [...r.headers.keys()].filter((n) => n !== 'date' && n !== 'x-request-id' && n !== 'x-gatehouse-request-id').sort()
         expect([path, a.status]).toEqual([path, b.status])
         expect(names(a)).toEqual(names(b))
         const strip = (t: string): string => t.replace(/"(id|created)":("[^"]*"|\d+)/g, '')
@@ -118,8 +118,10 @@ describe('gateway proxy', () => {
       expect(res.headers.get('openai-organization')).toBeNull()
       expect(res.headers.get('openai-project')).toBeNull()
       expect(res.headers.get('set-cookie')).toBeNull()
-      expect(res.headers.get('x-upstream-request-id')).toBe('upstream-id')
-      expect(res.headers.get('x-request-id')).not.toBe('upstream-id')
+      // The provider's id is kept as it is; the gateway's own is beside it.
+      expect(res.headers.get('x-request-id')).toBe('upstream-id')
+      expect(res.headers.get('x-gatehouse-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+      expect(res.headers.get('x-upstream-request-id')).toBeNull()
       expect(await res.text()).toBe('{"ok":true}')
     } finally {
       await once.close()
@@ -308,7 +310,7 @@ describe('gateway refusals', () => {
 })
 
 describe('no upstream credential', () => {
-  it('answers 503 naming the provider', async () => {
+  it('answers 403 (not retryable) in the Gemini shape naming the provider and its setting', async () => {
     const h = await startHarness((c) => {
       delete c.providers.gemini!.api_key
     })
@@ -318,10 +320,10 @@ describe('no upstream credential', () => {
         headers: { 'content-type': 'application/json', 'x-goog-api-key': h.key },
         body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }),
       })
-      expect(res.status).toBe(503)
+      expect(res.status).toBe(403)
       expect(((await res.json()) as { error: { message: string; status: string } }).error).toMatchObject({
-        message: expect.stringContaining('gemini'),
-        status: 'UNAVAILABLE',
+        message: expect.stringContaining('Provider "gemini" has no credential configured on this gateway: set providers.gemini.api_key (or the GEMINI_API_KEY'),
+        status: 'PERMISSION_DENIED',
       })
       expect(h.upstream.requests).toHaveLength(0)
     } finally {

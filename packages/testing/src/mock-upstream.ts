@@ -1,6 +1,7 @@
 import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
+import { jsonAnswer } from './mock-answers'
 
 /** One request the mock upstream received, exactly as it arrived. */
 export interface RecordedRequest {
@@ -73,7 +74,8 @@ function errorBody(provider: Provider, status: number, message: string): unknown
  * OpenAI chat/completions (JSON, and SSE with a final usage chunk when
  * `stream_options.include_usage` is set), Anthropic messages (JSON, and the full SSE event
  * sequence with usage in `message_start` and `message_delta`), Gemini generateContent and
- * streamGenerateContent (`alt=sse`), `/v1/models` and `/v1/embeddings`. It records every request
+ * streamGenerateContent (`alt=sse`), and the JSON answers of mock-answers.ts (model lists, embeddings, moderations, Responses,
+ * count_tokens, tool calls). It records every request
  * and can delay, stall, drop mid-stream, fail or redirect on demand.
  */
 export class MockUpstream {
@@ -199,17 +201,11 @@ export class MockUpstream {
     const request = (json ?? {}) as Record<string, unknown>
     const model = typeof request.model === 'string' ? request.model : 'mock-model'
 
-    if (req.method === 'GET' && path.startsWith('/v1/models')) {
-      this.json(res, { object: 'list', data: [{ id: 'mock-model', object: 'model', created: 0, owned_by: 'mock' }] })
-      return
-    }
-    if (path === '/v1/embeddings') {
-      this.json(res, {
-        object: 'list',
-        data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2, 0.3] }],
-        model,
-        usage: { prompt_tokens: input, total_tokens: input },
-      })
+    // Streams are written below; every other JSON answer comes from mock-answers.
+    const answer =
+      request.stream === true ? undefined : jsonAnswer({ method: req.method ?? 'GET', path, headers: req.headers, request, model, text: this.text(n), input, output })
+    if (answer !== undefined) {
+      this.json(res, answer)
       return
     }
     if (path.startsWith('/v1/messages')) {
@@ -229,16 +225,7 @@ export class MockUpstream {
     }
     if (path === '/v1/chat/completions' || path === '/v1/completions') {
       const opts = (request.stream_options ?? {}) as Record<string, unknown>
-      if (request.stream === true) await this.openaiStream(res, model, n, input, output, opts.include_usage === true, b)
-      else
-        this.json(res, {
-          id: `chatcmpl-${randomBytes(8).toString('hex')}`,
-          object: 'chat.completion',
-          created: Math.floor(Date.now() / 1000),
-          model,
-          choices: [{ index: 0, message: { role: 'assistant', content: this.text(n) }, finish_reason: 'stop' }],
-          usage: { prompt_tokens: input, completion_tokens: output, total_tokens: input + output },
-        })
+      await this.openaiStream(res, model, n, input, output, opts.include_usage === true, b)
       return
     }
     if (path.startsWith('/v1beta/models/')) {

@@ -92,7 +92,7 @@ function merge<T>(base: T, over: unknown): T {
   return out as T
 }
 
-const PROVIDER_ENV: Record<ProviderName, string> = {
+export const PROVIDER_ENV: Record<ProviderName, string> = {
   claude: 'ANTHROPIC_API_KEY',
   openai: 'OPENAI_API_KEY',
   gemini: 'GEMINI_API_KEY',
@@ -216,13 +216,16 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     if (pc && !pc.api_key && v) pc.api_key = v
   }
   if (env.GATEHOUSE_HOST) config.server.host = env.GATEHOUSE_HOST
-  if (env.GATEHOUSE_PORT !== undefined && env.GATEHOUSE_PORT !== '') {
-    const port = Number(env.GATEHOUSE_PORT)
-    if (!Number.isInteger(port) || port < 0 || port > 65535) {
-      throw new ConfigError([`GATEHOUSE_PORT: must be a port number (got ${JSON.stringify(env.GATEHOUSE_PORT)})`], source)
-    }
-    config.server.port = port
+  const port = (name: string): number | undefined => {
+    const v = env[name]
+    if (v === undefined || v === '') return undefined
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError([`${name}: must be a port number (got ${JSON.stringify(v)})`], source)
+    return n
   }
+  config.server.port = port('GATEHOUSE_PORT') ?? config.server.port
+  // The metrics listener's 9090 is also Prometheus's own default port.
+  config.metrics.port = port('GATEHOUSE_METRICS_PORT') ?? config.metrics.port
   if (env.STORAGE_ENABLED?.toLowerCase() === 'true') config.storage.enabled = true
   if (env.ENABLE_CLIENT_AUTH !== undefined) {
     const off = ['false', '0', 'no', 'off'].includes(env.ENABLE_CLIENT_AUTH.toLowerCase())

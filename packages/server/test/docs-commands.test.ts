@@ -1,0 +1,88 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
+import { commandsOf, ShellSession, shBlocks } from '@gatehouse/testing'
+import { root } from './cli-helpers'
+
+// Every ```sh block a user may copy from the README, the docs, the examples and the package
+// READMEs is either executed as written by a test (EXECUTED: the test and what it leaves out), or
+// listed here with the reason it is not (NOT_EXECUTED). A new block fails this test until it is one
+// or the other.
+
+const docs = [
+  'README.md',
+  ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`),
+  ...readdirSync(join(root, 'examples')).map((d) => `examples/${d}/README.md`),
+  ...readdirSync(join(root, 'packages')).map((d) => `packages/${d}/README.md`),
+].filter((f) => {
+  try {
+    readFileSync(join(root, f))
+    return true
+  } catch {
+    return false
+  }
+})
+
+/** `file#n` (the n-th sh block of the file) → the test that runs it as written. */
+const EXECUTED: Record<string, string> = {
+  'README.md#2': 'sdk.test.ts',
+  'examples/quickstart/README.md#0': 'examples.test.ts',
+  'docs/operator-guide.md#0': 'operator-guide.test.ts',
+  'docs/operator-guide.md#1': 'operator-guide.test.ts',
+  'docs/operator-guide.md#2': 'operator-guide.test.ts',
+  'docs/operator-guide.md#3': 'operator-guide.test.ts',
+  'docs/operator-guide.md#4': 'operator-guide.test.ts',
+  'examples/mount-hsts/README.md#0': 'docs-commands.test.ts',
+  'examples/mount-ip-filter/README.md#0': 'docs-commands.test.ts',
+}
+
+/** Blocks no test runs as written, and why. */
+const NOT_EXECUTED: [RegExp, string][] = [
+  [/^packages\/[a-z-]+\/README\.md#0$|^examples\/ci-security-check\/README\.md#0$/, 'npm install from the registry: what a release publishes, not this checkout'],
+  [/^README\.md#[03]$/, 'npm ci, npm start, npm test, lint, bench and .ci/run themselves: what CI runs'],
+  [/^README\.md#1$/, 'needs a real Anthropic key; examples/quickstart runs the same steps against the mock provider'],
+  [/^docs\/deployment\.md#\d+$/, 'needs a Docker engine, root or a published release; the image runtime tree runs in packages/server/test/deploy/'],
+  [
+    /^examples\/mount-[a-z-]+\/README\.md#\d+$/,
+    'a server in a terminal of its own on a fixed example port, then curl; examples.test.ts runs mount-client-auth and mount-proxy on free ports',
+  ],
+  [/^packages\/security-check\/README\.md#[12]$/, 'gatehouse-check on the reader’s own tree and git hooks; the CLI is tested in packages/security-check/test'],
+]
+
+const blocks = docs.flatMap((file) =>
+  shBlocks(readFileSync(join(root, file), 'utf8'), file).map((block, i) => ({ id: `${file}#${i}`, file, block })),
+)
+
+describe('shell commands in the docs', () => {
+  it('are each executed as written by a named test, or listed with the reason they are not', () => {
+    const unaccounted = blocks
+      .filter((b) => EXECUTED[b.id] === undefined && !NOT_EXECUTED.some(([re]) => re.test(b.id)))
+      .map((b) => `${b.id}: ${b.block.text.split('\n')[0]}`)
+    expect(unaccounted).toEqual([])
+    // Each named test really reads the document it is said to run.
+    for (const [id, test] of Object.entries(EXECUTED)) {
+      const file = id.split('#')[0]!
+      expect(blocks.some((b) => b.id === id)).toBe(true)
+      expect(readFileSync(join(__dirname, test), 'utf8')).toContain(basename(file))
+    }
+  })
+
+  it.each(['examples/mount-hsts/README.md', 'examples/mount-ip-filter/README.md'])(
+    '%s: the build-and-smoke block runs as written from the repository root',
+    async (readme) => {
+      const [block] = shBlocks(readFileSync(join(root, readme), 'utf8'), readme)
+      const session = new ShellSession(root, { PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`, npm_config_offline: 'true' })
+      try {
+        const outputs = []
+        for (const command of commandsOf(block!)) {
+          const run = await session.run(command, 60_000)
+          if (run.code !== 0) throw new Error(`"${command}" exited ${run.code}\n${run.stdout}\n${run.stderr}`)
+          outputs.push(run.stdout)
+        }
+        expect(outputs.at(-1)).toMatch(/^ok: /m)
+      } finally {
+        await session.close()
+      }
+    },
+    90_000,
+  )
+})
