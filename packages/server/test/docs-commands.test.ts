@@ -31,6 +31,8 @@ const EXECUTED: Record<string, string> = {
   'docs/operator-guide.md#2': 'operator-guide.test.ts',
   'docs/operator-guide.md#3': 'operator-guide.test.ts',
   'docs/operator-guide.md#4': 'operator-guide.test.ts',
+  'docs/operator-guide.md#5': 'operator-guide.test.ts',
+  'docs/operator-guide.md#6': 'operator-guide.test.ts',
   'examples/mount-hsts/README.md#0': 'docs-commands.test.ts',
   'examples/mount-ip-filter/README.md#0': 'docs-commands.test.ts',
 }

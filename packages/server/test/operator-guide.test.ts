@@ -17,6 +17,7 @@ import { dirname, join } from 'node:path'
 import { commandsOf, MockUpstream, ShellSession, shBlocks, type CommandRun } from '@gatehouse/testing'
 import { ensureBuilt, holdDocumentedPort, root, runCli, startCli, type Started } from './cli-helpers'
 import { anthropicBody, fakeKey, openaiBody } from './helpers'
+import { startRedis } from './cluster-helpers'
 
 // docs/operator-guide.md, executed: every ```sh block of the guide, read from the guide at run time,
 // runs in order in one bash session (so `export`s and variables carry over, as they would in an
@@ -111,7 +112,7 @@ interface AuditLine {
 }
 
 const blocks = shBlocks(readFileSync(GUIDE, 'utf8'), GUIDE)
-const SECTIONS = ['1. Deploy', '2. Harden', '3. Monitor', '4. Respond to an incident'] as const
+const SECTIONS = ['1. Deploy', '2. Harden', '3. Monitor', '4. Respond to an incident', '5. Run several gateways'] as const
 type Section = (typeof SECTIONS)[number]
 
 let dir: string | undefined
@@ -499,4 +500,42 @@ describe('docs/operator-guide.md, executed end to end', () => {
     expect(existsSync(join(work!, 'ci-pipeline.key'))).toBe(true)
     expect(existsSync(join(work!, 'auths', 'client-keys.json'))).toBe(true)
   })
+
+  it('5. Run several gateways: the keys move to Redis as they are; two gateways on it serve them, and doctor lists both in step', async () => {
+    // The example's store.url points at this machine's Redis; the test gives the guide a Redis of
+    // its own instead, so nothing it writes meets another test's or anyone's state.
+    const redisPort = await freePort()
+    const redis = await startRedis(redisPort)
+    const started: Started[] = []
+    try {
+      const config = join(work!, 'config.yaml')
+      writeFileSync(config, readFileSync(config, 'utf8').replace('redis://127.0.0.1:6379', `redis://127.0.0.1:${redisPort}`))
+      const done = await runSection('5. Run several gateways', async (run) => {
+        if (/doctor/.test(run.command)) expect(run.stdout).toMatch(/^cluster: keys version \d+, runtime version \d+, \d+ replicas? reporting$/m)
+      })
+      expect(ran(done, /gatehouse config check/).stdout).toMatch(/^configuration OK/m)
+      const listedBefore = (JSON.parse((await runCli(['keys', 'list', '--json', '--config', 'config.yaml'], { cwd: work!, env })).stdout) as Array<{ id: string }>).map((k) => k.id)
+      expect(ran(done, /keys migrate/).stdout).toMatch(new RegExp(`^migrated ${listedBefore.length} keys? to Redis`, 'm'))
+      // Two gateways on the cluster config: the probe key issued in section 1 works on both.
+      for (let i = 0; i < 2; i++) started.push(await startCli(['--config', 'config.yaml'], { cwd: work!, env: { ...env, GATEHOUSE_PORT: '0', GATEHOUSE_METRICS_PORT: '0' } }))
+      const saved = port
+      try {
+        for (const g of started) {
+          port = Number(new URL(g.url).port)
+          expect((await ask('openai', client.probeKey)).status).toBe(200)
+          // The ci-pipeline key revoked in section 4 stays revoked in the cluster.
+          expect((await ask('claude', client.ciKey)).status).toBe(401)
+        }
+      } finally {
+        port = saved
+      }
+      const doctor = await runCli(['doctor', '--json', '--config', 'config.yaml'], { cwd: work!, env })
+      const cluster = (JSON.parse(doctor.stdout) as { cluster: { replicas: Array<{ pid: number; state: string }> } }).cluster
+      expect(cluster.replicas.map((r) => r.pid).sort()).toEqual(started.map((g) => g.child.pid).sort())
+    } finally {
+      for (const g of started) g.child.kill('SIGTERM')
+      await Promise.all(started.map((g) => g.exited))
+      redis.kill('SIGKILL')
+    }
+  }, 60_000)
 })
