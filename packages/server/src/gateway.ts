@@ -59,6 +59,7 @@ import { managementRouter, refusePreflight, type ManagementContext } from './man
 import { mountCredentialRoutes, mountDenylistRoutes } from './management-routes'
 import { createRedisClient } from './redis'
 import { localRuntimeControl, sharedRuntimeControl, type RuntimeControl } from './shared-runtime'
+import { hstsAdapter, ipFilterAdapter, requestGuardAdapter } from './config/adapters'
 import { startReplicaHeartbeat } from './replicas'
 import { secureContextOptions, watchCertificates, type TlsSettings } from './tls'
 
@@ -209,14 +210,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   // change subscription holds a Redis connection of its own until the gateway closes it.
   const denylistStore = redis ? new RedisDenylistStore({ client: redis, prefix: `${prefix}denylist:`, logger }) : undefined
   const ipf = ipFilter({
-    allowlist: {
-      enabled: config.server.security.ip_allowlist.enabled,
-      allowedIps: config.server.security.ip_allowlist.allowed_ips,
-      denyAll: config.server.security.ip_allowlist.deny_all,
-    },
-    denylist: Array.isArray(config.server.security.ip_denylist)
-      ? config.server.security.ip_denylist
-      : { enabled: config.server.security.ip_denylist.enabled, deniedIps: config.server.security.ip_denylist.denied_ips },
+    ...ipFilterAdapter.options(config),
     ...(denylistStore ? { store: denylistStore } : {}),
     // The denylist has no share to divide: under `local` each gateway keeps the entries it has.
     onStoreError: limiterOnStoreError,
@@ -326,16 +320,8 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   )
   // 2. security headers
   if (config.server.security.headers.enabled) {
-    const h = config.server.security.headers
     front.push(
-      hsts({
-        ...(h.strict_transport_security !== undefined ? { strictTransportSecurity: h.strict_transport_security } : {}),
-        ...(h.content_type_options !== undefined ? { contentTypeOptions: h.content_type_options as 'nosniff' } : {}),
-        ...(h.frame_options !== undefined ? { frameOptions: h.frame_options as 'DENY' } : {}),
-        ...(h.xss_protection !== undefined ? { xssProtection: h.xss_protection as '0' } : {}),
-        ...(h.content_security_policy !== undefined ? { contentSecurityPolicy: h.content_security_policy } : {}),
-        logger,
-      }),
+      hsts({ ...hstsAdapter.options(config), logger }),
     )
   } else {
     front.push(function noStoreMiddleware(_req, res, next) {
@@ -505,9 +491,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   // reserved, so a request refused here, or one that never finishes its body, costs nothing.
   admission.push(
     requestGuard({
-      bodyLimit: config.server.body_limit,
-      maxChoices: config.server.max_choices,
-      providers: Object.fromEntries(providerNames.map((p) => [p, { maxTokens: config.providers[p]?.max_tokens ?? 4096 }])),
+      ...requestGuardAdapter.options(config),
       onEvent: emit,
       logger,
     }),

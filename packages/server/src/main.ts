@@ -396,17 +396,8 @@ async function start(loaded: LoadedConfig, io: Io): Promise<number | undefined> 
   const findings = await diagnose(config, process.cwd(), gateway.providersWithoutCredential())
   for (const x of findings) (x.severity === 'high' ? logger.error : logger.warn)(`posture: ${x.message}`, { fix: x.fix, severity: x.severity })
   gateway.metrics?.setPostureFindings(countBySeverity(findings))
-  let url: string
-  try {
-    ;({ url } = await gateway.listen())
-  } catch (err) {
-    // All or nothing: a gateway that cannot take its port stops everything it started and exits.
-    logger.error(`cannot start: ${(err as Error).message}`)
-    await gateway.close(0).catch(() => undefined)
-    return 1
-  }
-  logger.info('gatehouse listening', { url, config: loaded.source })
-  if (!config.management.secret_key) logger.info('management API is off: set management.secret_key to enable it')
+  // The signal handlers are in place before anything says "listening": a process manager may stop
+  // the gateway the moment it reads that line, and must get the graceful drain.
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) return
@@ -419,6 +410,17 @@ async function start(loaded: LoadedConfig, io: Io): Promise<number | undefined> 
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  let url: string
+  try {
+    ;({ url } = await gateway.listen())
+  } catch (err) {
+    // All or nothing: a gateway that cannot take its port stops everything it started and exits.
+    logger.error(`cannot start: ${(err as Error).message}`)
+    await gateway.close(0).catch(() => undefined)
+    return 1
+  }
+  logger.info('gatehouse listening', { url, config: loaded.source })
+  if (!config.management.secret_key) logger.info('management API is off: set management.secret_key to enable it')
   return undefined
 }
 

@@ -110,6 +110,8 @@ describe('TLS config', () => {
       errors = (e as ConfigError).errors
     }
     expect(errors).toEqual([
+      'server.tls.cert_file: no such file "a" (relative paths are read from the directory the gateway starts in)',
+      'server.tls.key_file: no such file "b" (relative paths are read from the directory the gateway starts in)',
       'server.tls.cipher_suites.1: unknown cipher suite "TLS_RSA_WITH_RC4_128_MD5"; use IANA names such as "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"',
     ])
     rmSync(dir, { recursive: true, force: true })

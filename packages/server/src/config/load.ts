@@ -1,4 +1,5 @@
 import { ServerErrorCodes } from '../errors'
+import { layerErrors } from './adapters'
 import { existsSync, readFileSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
 import Ajv from 'ajv'
@@ -99,7 +100,7 @@ export const PROVIDER_ENV: Record<ProviderName, string> = {
 }
 
 /** Cross-field rules that a schema cannot say. */
-function semanticErrors(c: GatehouseConfig): string[] {
+function semanticErrors(c: GatehouseConfig, cwd: string): string[] {
   const errors: string[] = []
   if (c.server.trust_proxy === true) {
     errors.push(
@@ -107,8 +108,11 @@ function semanticErrors(c: GatehouseConfig): string[] {
     )
   }
   if (c.server.tls.enabled) {
-    if (!c.server.tls.cert_file) errors.push('server.tls.cert_file: is required when server.tls.enabled is true')
-    if (!c.server.tls.key_file) errors.push('server.tls.key_file: is required when server.tls.enabled is true')
+    for (const key of ['cert_file', 'key_file'] as const) {
+      const file = c.server.tls[key]
+      if (!file) errors.push(`server.tls.${key}: is required when server.tls.enabled is true`)
+      else if (!existsSync(resolvePath(cwd, file))) errors.push(`server.tls.${key}: no such file ${JSON.stringify(file)} (relative paths are read from the directory the gateway starts in)`)
+    }
   }
   const { unknown } = mapCipherSuites(c.server.tls.cipher_suites ?? [])
   for (const name of unknown) {
@@ -232,7 +236,10 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     config.auth.client_auth.enabled = !off
   }
 
-  const errors = semanticErrors(config)
+  // What each layer's own package would refuse at start, named by YAML key (unless the YAML
+  // itself is already wrong there).
+  const errors = semanticErrors(config, cwd)
+  for (const e of layerErrors(config)) if (!errors.some((x) => x.split(':')[0] === e.split(':')[0])) errors.push(e)
   if (errors.length) throw new ConfigError(errors, source)
   return { config, source, warnings, env }
 }

@@ -1,0 +1,141 @@
+import { resolveCredentialVaultConfig, type CredentialVaultOptions } from '@gatehouse/credential-vault'
+import { resolveHstsConfig, type HstsOptions } from '@gatehouse/hsts'
+import { resolveIpFilterConfig, type IpFilterOptions } from '@gatehouse/ip-filter'
+import { resolveRequestGuardConfig } from '@gatehouse/request-guard'
+import { isProviderName, type ProviderName } from '@gatehouse/core'
+import type { GatehouseConfig } from './types'
+
+/**
+ * One config truth for the layers: each adapter turns the YAML config into its package's options
+ * (the data part; the gateway adds stores, loggers and event sinks), and knows which YAML key each
+ * option came from. The gateway builds its layers from these, and `loadConfig` runs each package's
+ * own resolver on them, so `gatehouse config check` refuses exactly what `gatehouse` would, and
+ * names the YAML key the operator wrote rather than the package's option.
+ */
+interface LayerAdapter<O> {
+  /** The package, for messages. */
+  readonly layer: string
+  readonly options: (c: GatehouseConfig) => O
+  /** The package's own resolver: throws what the package would throw at construction. */
+  readonly resolve: (options: O) => unknown
+  /** Option path → YAML path, most specific first (some depend on the form the YAML took). */
+  readonly paths: ReadonlyArray<readonly [string, string]> | ((c: GatehouseConfig) => ReadonlyArray<readonly [string, string]>)
+}
+
+export const ipFilterAdapter: LayerAdapter<Pick<IpFilterOptions, 'allowlist' | 'denylist'>> = {
+  layer: '@gatehouse/ip-filter',
+  options: (c) => ({
+    allowlist: {
+      enabled: c.server.security.ip_allowlist.enabled,
+      allowedIps: c.server.security.ip_allowlist.allowed_ips,
+      denyAll: c.server.security.ip_allowlist.deny_all,
+    },
+    denylist: Array.isArray(c.server.security.ip_denylist)
+      ? c.server.security.ip_denylist
+      : { enabled: c.server.security.ip_denylist.enabled, deniedIps: c.server.security.ip_denylist.denied_ips },
+  }),
+  resolve: (o) => resolveIpFilterConfig(o),
+  paths: (c) => [
+    ['allowlist.allowedIps', 'server.security.ip_allowlist.allowed_ips'],
+    ['allowlist.denyAll', 'server.security.ip_allowlist.deny_all'],
+    // The denylist may be written as a list of its own, or as { enabled, denied_ips }.
+    ['denylist.deniedIps', Array.isArray(c.server.security.ip_denylist) ? 'server.security.ip_denylist' : 'server.security.ip_denylist.denied_ips'],
+    ['denylist', 'server.security.ip_denylist'],
+  ],
+}
+
+export const hstsAdapter: LayerAdapter<HstsOptions> = {
+  layer: '@gatehouse/hsts',
+  options: (c) => {
+    const h = c.server.security.headers
+    return {
+      ...(h.strict_transport_security !== undefined ? { strictTransportSecurity: h.strict_transport_security } : {}),
+      ...(h.content_type_options !== undefined ? { contentTypeOptions: h.content_type_options as 'nosniff' } : {}),
+      ...(h.frame_options !== undefined ? { frameOptions: h.frame_options as 'DENY' } : {}),
+      ...(h.xss_protection !== undefined ? { xssProtection: h.xss_protection as '0' } : {}),
+      ...(h.content_security_policy !== undefined ? { contentSecurityPolicy: h.content_security_policy } : {}),
+    }
+  },
+  resolve: (o) => resolveHstsConfig(o),
+  paths: [
+    ['strictTransportSecurity', 'server.security.headers.strict_transport_security'],
+    ['contentTypeOptions', 'server.security.headers.content_type_options'],
+    ['frameOptions', 'server.security.headers.frame_options'],
+    ['xssProtection', 'server.security.headers.xss_protection'],
+    ['contentSecurityPolicy', 'server.security.headers.content_security_policy'],
+  ],
+}
+
+/** The providers the gateway serves (enabled, known). */
+export const servedProviders = (c: GatehouseConfig): ProviderName[] =>
+  Object.entries(c.providers)
+    .filter(([name, pc]) => pc?.enabled && isProviderName(name))
+    .map(([name]) => name as ProviderName)
+
+export const requestGuardAdapter: LayerAdapter<{ bodyLimit: string | number; maxChoices: number; providers: Record<string, { maxTokens: number }> }> = {
+  layer: '@gatehouse/request-guard',
+  options: (c) => ({
+    bodyLimit: c.server.body_limit,
+    maxChoices: c.server.max_choices,
+    providers: Object.fromEntries(servedProviders(c).map((p) => [p, { maxTokens: c.providers[p]?.max_tokens ?? 4096 }])),
+  }),
+  resolve: (o) => resolveRequestGuardConfig(o),
+  paths: [
+    ['bodyLimit', 'server.body_limit'],
+    ['maxChoices', 'server.max_choices'],
+    // providers.<name>.maxTokens → providers.<name>.max_tokens
+    ['providers', 'providers'],
+    ['maxTokens', 'max_tokens'],
+  ],
+}
+
+export const vaultAdapter: LayerAdapter<Pick<CredentialVaultOptions, 'dir' | 'encryption'>> = {
+  layer: '@gatehouse/credential-vault',
+  options: (c) => ({
+    dir: c.auth.dir,
+    encryption: {
+      enabled: c.auth.encryption.enabled,
+      // A key the config leaves unset is generated into the auth directory at start.
+      ...(c.auth.encryption.key ? { key: c.auth.encryption.key } : { key: '0'.repeat(64) }),
+      ...(c.auth.encryption.previous_keys?.length ? { previousKeys: c.auth.encryption.previous_keys } : {}),
+    },
+  }),
+  resolve: (o) => resolveCredentialVaultConfig(o),
+  paths: [
+    ['encryption.previousKeys', 'auth.encryption.previous_keys'],
+    ['encryption.key', 'auth.encryption.key'],
+    ['encryption', 'auth.encryption'],
+  ],
+}
+
+const ADAPTERS: ReadonlyArray<LayerAdapter<never>> = [ipFilterAdapter, hstsAdapter, requestGuardAdapter, vaultAdapter] as never
+
+/** A package's message with its option path put as the YAML key (`allowlist.allowedIps[0]` → `server.security.ip_allowlist.allowed_ips.0`). */
+function inYamlTerms(adapter: LayerAdapter<never>, c: GatehouseConfig, message: string): string {
+  let text = message.startsWith(`${adapter.layer}: `) ? message.slice(adapter.layer.length + 2) : message
+  for (const [option, yaml] of typeof adapter.paths === 'function' ? adapter.paths(c) : adapter.paths) {
+    const at = text.search(new RegExp(`(^|[\\s(])${option.replace(/\./g, '\\.')}(?=[.\\[:\\s]|$)`))
+    if (at === -1) continue
+    const start = text[at] === ' ' || text[at] === '(' ? at + 1 : at
+    text = text.slice(0, start) + yaml + text.slice(start + option.length)
+  }
+  text = text.replace(/\[(\d+)\]/g, '.$1')
+  // `key: what is wrong`, as every other configuration error reads.
+  return text.replace(/^([a-z_]+(?:\.[a-z0-9_]+)+) (?!\()/, '$1: ')
+}
+
+/**
+ * Run every layer's own resolver on the options this config gives it: the errors a start would
+ * meet, each naming the YAML key.
+ */
+export function layerErrors(c: GatehouseConfig): string[] {
+  const errors: string[] = []
+  for (const adapter of ADAPTERS) {
+    try {
+      adapter.resolve(adapter.options(c) as never)
+    } catch (err) {
+      errors.push(inYamlTerms(adapter, c, err instanceof Error ? err.message : String(err)))
+    }
+  }
+  return errors
+}
