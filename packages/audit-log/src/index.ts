@@ -1,4 +1,15 @@
 export { createAuditLogger, type AuditLogger, type AuditLogStats } from './audit-logger'
+export {
+  auditSinkOptionsSchema,
+  httpsSinkOptionsSchema,
+  syslogSinkOptionsSchema,
+  type AuditSinkDrop,
+  type AuditSinkOptions,
+  type HttpsSinkOptions,
+  type SyslogSinkOptions,
+} from './sinks/options'
+export type { AuditSinkStats } from './sinks/base'
+export { findCheckpoints, type AuditCheckpoint } from './checkpoint'
 export { accessLog, maskRequestUrl } from './middleware'
 export { createAppLogger } from './app-logger'
 export {
@@ -19,6 +30,7 @@ export {
   type AppLogLevel,
   type AppLoggerOptions,
   type AuditLogConfig,
+  type AuditCheckpointOptions,
   type AuditLogOptions,
 } from './options'
 export { AuditLogErrorCodes, type AuditLogErrorCode } from './errors'

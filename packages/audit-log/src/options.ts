@@ -10,7 +10,10 @@ import {
   type SecurityEventHandler,
   type SecurityEventType,
 } from '@gatehouse/core'
+import type { KeyObject } from 'node:crypto'
+import { resolveSigningKey } from './checkpoint'
 import { AuditLogErrorCodes } from './errors'
+import { auditSinkOptionsSchema, resolveSinkConfig, type AuditSinkConfig, type AuditSinkOptions } from './sinks/options'
 
 const PKG = '@gatehouse/audit-log'
 
@@ -74,10 +77,37 @@ export interface AuditLogOptions {
    * @default 0
    */
   aggregateInterval?: string | number
+  /**
+   * Where every written line is also shipped, as it is written: syslog over TLS and/or HTTPS
+   * collectors (see the README). Shipping never delays a request or the local write.
+   * @default []
+   */
+  sinks?: AuditSinkOptions[]
+  /**
+   * Signed checkpoints (seq and hash of the head, time) written to the file and to every sink at
+   * an interval and at close. On by default when `sinks` are set.
+   * @default { enabled: sinks.length > 0, interval: '1m' }
+   */
+  checkpoints?: AuditCheckpointOptions
   /** Receives write failures (logger.error is called too). @default undefined */
   onWriteError?: (err: Error) => void
   /** Where write failures and recoveries are reported. @default a no-op logger */
   logger?: Logger
+}
+
+/** Options of the signed checkpoints. */
+export interface AuditCheckpointOptions {
+  /** @default true when `sinks` are set, else false */
+  enabled?: boolean
+  /** Time between checkpoints (one is skipped when nothing was written since the last). `0`: only at close. @default '1m' */
+  interval?: string | number
+  /**
+   * Sign with Ed25519 under this private key (PEM or KeyObject) instead of HMAC-SHA256 under the
+   * audit key, so checkpoints can be checked without the audit key. **Secret**. @default none
+   */
+  signingKey?: string | Buffer | KeyObject
+  /** An id carried and signed in every checkpoint: set it when several logs ship to one collector. @default none */
+  logId?: string
 }
 
 /** The resolved, frozen configuration of an audit logger. */
@@ -92,6 +122,13 @@ export interface AuditLogConfig {
   readonly maxQueuedEvents: number
   readonly retryIntervalMs: number
   readonly aggregateIntervalMs: number
+  readonly sinks: readonly AuditSinkConfig[]
+  readonly checkpoints: {
+    readonly enabled: boolean
+    readonly intervalMs: number
+    readonly signingKey: KeyObject | undefined
+    readonly logId: string | undefined
+  }
   readonly onWriteError: ((err: Error) => void) | undefined
   readonly logger: Logger
 }
@@ -111,6 +148,17 @@ export const auditLogOptionsSchema = {
     maxQueuedEvents: { type: 'integer', minimum: 1 },
     retryInterval: { type: ['string', 'integer'], minimum: 1 },
     aggregateInterval: { type: ['string', 'integer'], minimum: 0 },
+    sinks: { type: 'array', maxItems: 16, items: auditSinkOptionsSchema },
+    checkpoints: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        interval: { type: ['string', 'integer'], minimum: 0 },
+        signingKey: {},
+        logId: { type: 'string', pattern: '^[\\x21-\\x7e]{1,128}$' },
+      },
+    },
     onWriteError: {},
     logger: {},
   },
@@ -121,7 +169,7 @@ const resolveRaw = createOptionsResolver<AuditLogOptions>({
   codePrefix: 'GH_AUDIT',
   schema: auditLogOptionsSchema,
   handChecked: ['key', 'onWriteError', 'logger'],
-  secretKeys: ['key', 'knownSecrets'],
+  secretKeys: ['key', 'knownSecrets', 'headers', 'url', 'signingKey'],
 })
 
 const MIN_KEY_BYTES = 32
@@ -180,6 +228,14 @@ export function resolveAuditLogConfig(options: AuditLogOptions): AuditLogConfig 
     raw.aggregateInterval === undefined || raw.aggregateInterval === 0
       ? 0
       : convert('aggregateInterval', raw.aggregateInterval, () => parseDuration(raw.aggregateInterval!, 'aggregateInterval'))
+  const sinks = (raw.sinks ?? []).map((o, i) => resolveSinkConfig(`sinks[${i}]`, o))
+  const cp = raw.checkpoints ?? {}
+  const checkpoints = Object.freeze({
+    enabled: cp.enabled ?? sinks.length > 0,
+    intervalMs: cp.interval === undefined ? 60_000 : convert('checkpoints.interval', cp.interval, () => parseDuration(cp.interval!, 'checkpoints.interval')),
+    signingKey: cp.signingKey === undefined ? undefined : resolveSigningKey(cp.signingKey, 'checkpoints.signingKey'),
+    logId: cp.logId,
+  })
   return Object.freeze({
     file: raw.file ?? './logs/audit.log',
     key,
@@ -191,6 +247,8 @@ export function resolveAuditLogConfig(options: AuditLogOptions): AuditLogConfig 
     maxQueuedEvents: raw.maxQueuedEvents ?? 100_000,
     retryIntervalMs,
     aggregateIntervalMs,
+    sinks: Object.freeze(sinks),
+    checkpoints,
     onWriteError: raw.onWriteError,
     logger: raw.logger ?? noopLoggerCopy(),
   })
