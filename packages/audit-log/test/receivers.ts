@@ -37,6 +37,8 @@ export class SyslogReceiver {
   /** Every decrypted byte received, for the secrecy checks. */
   plaintext = ''
   port = 0
+  /** Crash after this many messages: drop the connection with whatever it still had unread. */
+  crashAfter: number | undefined
   private server: TlsServer | undefined
   private readonly sockets = new Set<Socket>()
 
@@ -58,6 +60,11 @@ export class SyslogReceiver {
           if (buf.length < sp + 1 + len) return
           this.messages.push(parseSyslog(buf.subarray(sp + 1, sp + 1 + len).toString('utf8')))
           buf = buf.subarray(sp + 1 + len)
+          if (this.crashAfter !== undefined && this.messages.length >= this.crashAfter) {
+            this.crashAfter = undefined
+            socket.destroy()
+            return
+          }
         }
       })
     })

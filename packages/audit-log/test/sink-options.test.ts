@@ -20,6 +20,8 @@ describe('sink and checkpoint options', () => {
     ['a bad overflow policy', { sinks: [{ type: 'syslog', host: 'h', overflow: 'block' }] }, 'GH_AUDIT_INVALID_OPTIONS', /sinks\[0\]\.overflow: must be one of "drop-oldest", "drop-newest"/],
     ['a bad duration', { sinks: [{ type: 'syslog', host: 'h', retryInterval: 'soon' }] }, 'GH_AUDIT_INVALID_OPTIONS', /sinks\[0\]\.retryInterval must be a duration/],
     ['a cert without key', { sinks: [{ type: 'syslog', host: 'h', cert: 'PEM' }] }, 'GH_AUDIT_INVALID_OPTIONS', /sinks\[0\]\.cert and key go together/],
+    ['a ca that is not PEM', { sinks: [{ type: 'syslog', host: 'h', ca: 'not pem' }] }, 'GH_AUDIT_INVALID_OPTIONS', /sinks\[0\]\.ca is not usable PEM/],
+    ['a key that is not PEM', { sinks: [{ type: 'https', url: 'https://c.example/', cert: 'x', key: 'Sup3rS3cret' }] }, 'GH_AUDIT_INVALID_OPTIONS', /sinks\[0\]\.ca, cert or key is not usable PEM/],
     ['onDrop not a function', { sinks: [{ type: 'syslog', host: 'h', onDrop: 3 }] }, 'GH_AUDIT_INVALID_OPTIONS', /sinks\[0\]\.onDrop must be a function/],
     ['an http:// collector', { sinks: [{ type: 'https', url: 'http://collector.example/in' }] }, 'GH_AUDIT_INVALID_OPTIONS', /sinks\[0\]\.url must be an https:\/\/ URL/],
     ['a batchSize of 0', { sinks: [{ type: 'https', url: 'https://c.example/', batchSize: 0 }] }, 'GH_AUDIT_INVALID_OPTIONS', /sinks\[0\]\.batchSize: must be >= 1/],

@@ -1,4 +1,6 @@
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { createAuditLogger, type AuditLogger, type AuditSinkDrop } from '@gatehouse/audit-log'
 import { fileLines, newKey, recordingLogger, sampleEvent, tempDir, waitFor } from './helpers'
 import { SyslogReceiver, startHttpsCollector, testCertificate } from './receivers'
@@ -88,6 +90,46 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
       expect(logger.calls.find((c) => c.level === 'warn' && /delivers again/.test(c.message))).toBeDefined()
     } finally {
       await receiver.stop()
+    }
+  })
+
+  it('sends again what a receiver that crashed mid-stream may not have read (at least once)', async () => {
+    const receiver = new SyslogReceiver()
+    const port = await receiver.start()
+    receiver.crashAfter = 5
+    try {
+      const audit = track(createAuditLogger({ file, key, sinks: [{ type: 'syslog', host: '127.0.0.1', port, servername: 'localhost', ca: testCertificate().cert, ...fast }] }))
+      logN(audit, 1, 50) // one write, one burst on the wire; the receiver reads 5 and drops the rest
+      await waitFor(() => receiver.lines().length === 50, 5000)
+      await audit.close()
+      expect(receiver.lines()).toEqual(fileLines(file))
+      expect(receiver.messages.length).toBeGreaterThan(51) // some lines arrived twice: same seq, same hash
+      expect(audit.sinkStats()[0]!.resent).toBeGreaterThanOrEqual(45)
+    } finally {
+      await receiver.stop()
+    }
+  })
+
+  it('never holds up log() or the local write while the receiver stalls', async () => {
+    const sockets = new Set<Socket>()
+    const stalled = createNetServer((s) => sockets.add(s)) // accepts, never speaks TLS
+    await new Promise<void>((r) => stalled.listen(0, '127.0.0.1', () => r()))
+    const { port } = stalled.address() as AddressInfo
+    try {
+      const audit = track(
+        createAuditLogger({ file, key, sinks: [{ type: 'syslog', host: '127.0.0.1', port, servername: 'localhost', connectTimeout: 100, ...fast, closeTimeout: 50 }] }),
+      )
+      const t0 = performance.now()
+      logN(audit, 1, 2000)
+      const logged = performance.now() - t0
+      await audit.flush()
+      expect(fileLines(file)).toHaveLength(2000)
+      expect(logged).toBeLessThan(1500) // generous on a loaded machine: the point is that nothing waits for the receiver
+      await waitFor(() => audit.sinkStats()[0]!.failures >= 1)
+      expect(audit.sinkStats()[0]).toMatchObject({ sent: 0, queued: 2000, connected: false })
+    } finally {
+      for (const s of sockets) s.destroy()
+      await new Promise((r) => stalled.close(r))
     }
   })
 

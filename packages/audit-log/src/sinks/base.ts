@@ -80,7 +80,7 @@ export abstract class QueuedSink {
     if (this.retryTimer === undefined && this.wakeup === undefined) {
       this.wakeup = setImmediate(() => {
         this.wakeup = undefined
-        this.wake()
+        this.kick()
       })
     }
   }
@@ -107,7 +107,7 @@ export abstract class QueuedSink {
       clearTimeout(this.retryTimer)
       this.retryTimer = undefined
     }
-    this.wake()
+    this.kick()
     const until = Date.now() + this.cfg.closeTimeoutMs
     while (!this.idle() && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
     this.stopped = true
@@ -130,6 +130,15 @@ export abstract class QueuedSink {
         ),
         { sink: this.cfg.name, dropped: left },
       )
+    }
+  }
+
+  /** wake() (or `step`) from a timer: a throw there would take the process down, so it becomes a failure. */
+  protected kick(step: () => void = () => this.wake()): void {
+    try {
+      step()
+    } catch (err) {
+      this.failed(`cannot send (${err instanceof Error ? err.message : String(err)})`)
     }
   }
 
@@ -180,7 +189,7 @@ export abstract class QueuedSink {
     const delay = retryAfterMs ?? Math.round(base * (0.8 + Math.random() * 0.4))
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined
-      this.wake()
+      this.kick()
     }, Math.min(delay, this.cfg.maxRetryIntervalMs))
     this.retryTimer.unref()
   }

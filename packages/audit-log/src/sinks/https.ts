@@ -40,7 +40,7 @@ export class HttpsSink extends QueuedSink {
       if (this.linger === undefined) {
         this.linger = setTimeout(() => {
           this.linger = undefined
-          this.send()
+          this.kick(() => this.send())
         }, this.hc.flushIntervalMs)
         this.linger.unref()
       }
@@ -93,7 +93,7 @@ export class HttpsSink extends QueuedSink {
           this.drop(batch.length, 'rejected')
           this.fail('GH_AUDIT_SINK_REJECTED', `the collector refused a batch of ${batch.length} line(s) (${what}); it was dropped`)
         }
-        this.wake()
+        this.kick()
         return
       }
       this.ok = false

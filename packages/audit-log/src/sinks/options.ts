@@ -1,3 +1,4 @@
+import { createSecureContext } from 'node:tls'
 import { GatehouseConfigError, parseDuration } from '@gatehouse/core'
 import { AuditLogErrorCodes } from '../errors'
 import type { OverflowPolicy } from './queue'
@@ -201,6 +202,15 @@ function resolveCommon(path: string, o: AuditSinkOptions, defaultName: string): 
   if (o.key !== undefined && !isPem(o.key)) throw invalidSink(path, 'key must be PEM text or a Buffer')
   if ((o.cert === undefined) !== (o.key === undefined)) throw invalidSink(path, 'cert and key go together (mutual TLS): set both or neither')
   if (o.onDrop !== undefined && typeof o.onDrop !== 'function') throw invalidSink(path, 'onDrop must be a function')
+  // OpenSSL skips CA text that is not a certificate; refuse it here instead of failing every handshake.
+  const cas = o.ca === undefined ? [] : Array.isArray(o.ca) ? o.ca : [o.ca]
+  if (cas.some((c) => !c.toString().includes('-----BEGIN CERTIFICATE-----'))) throw invalidSink(path, 'ca is not usable PEM (no certificate in it)')
+  try {
+    createSecureContext({ ...(o.ca !== undefined ? { ca: o.ca } : {}), ...(o.cert !== undefined ? { cert: o.cert, key: o.key } : {}) })
+  } catch {
+    // The PEM is never quoted: `key` is a secret.
+    throw invalidSink(path, `${o.cert !== undefined ? 'ca, cert or key' : 'ca'} is not usable PEM (or the key does not match the certificate)`)
+  }
   const retryIntervalMs = Math.max(1, ms(path, 'retryInterval', o.retryInterval, '1s'))
   const maxRetryIntervalMs = Math.max(retryIntervalMs, ms(path, 'maxRetryInterval', o.maxRetryInterval, '30s'))
   const tls: { ca?: Pem | Pem[]; cert?: Pem; key?: Pem } = {}
