@@ -89,7 +89,7 @@ export abstract class QueuedSink {
     return {
       name: this.cfg.name,
       type: this.cfg.type,
-      queued: this.queue.length + this.carry.length + this.inFlight(),
+      queued: this.queue.length + this.carry.length,
       sent: this.sent,
       resent: this.resent,
       dropped: this.dropped,
@@ -117,7 +117,7 @@ export abstract class QueuedSink {
       this.retryTimer = undefined
     }
     await this.shutdown()
-    const left = this.queue.length + this.carry.length + this.inFlight()
+    const left = this.queue.length + this.carry.length
     this.carry = []
     while (this.queue.length > 0) this.queue.shift()
     if (left > 0) {
@@ -146,8 +146,6 @@ export abstract class QueuedSink {
   protected abstract wake(): void
   /** Nothing queued and nothing in flight. */
   protected abstract idle(): boolean
-  /** Lines in a send that has not finished. */
-  protected abstract inFlight(): number
   protected abstract isConnected(): boolean
   /** Close connections at the end of close(). */
   protected abstract shutdown(): Promise<void>

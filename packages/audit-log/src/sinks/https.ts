@@ -53,10 +53,6 @@ export class HttpsSink extends QueuedSink {
     return !this.busy && this.carry.length === 0 && this.queue.length === 0
   }
 
-  protected inFlight(): number {
-    return 0
-  }
-
   protected isConnected(): boolean {
     return this.ok
   }

@@ -71,10 +71,6 @@ export class SyslogSink extends QueuedSink {
     return this.queue.length === 0 && this.carry.length === 0 && (this.socket?.writableLength ?? 0) === 0
   }
 
-  protected inFlight(): number {
-    return 0
-  }
-
   protected isConnected(): boolean {
     return this.ready
   }
@@ -125,7 +121,12 @@ export class SyslogSink extends QueuedSink {
       const wasReady = this.ready
       this.socket = undefined
       this.ready = false
-      this.requeueRecent()
+      const again = this.requeueRecent()
+      // A receiver may close an idle connection: nothing was in doubt, the next line reconnects.
+      if (wasReady && !lastError && again === 0) {
+        if (this.carry.length > 0 || this.queue.length > 0) this.kick()
+        return
+      }
       const why = lastError ? `${(lastError as NodeJS.ErrnoException).code ?? lastError.message}` : 'closed by the receiver'
       this.failed(wasReady ? `the connection to ${this.sc.host}:${this.sc.port} ended (${why})` : `cannot connect to ${this.sc.host}:${this.sc.port} (${why})`)
     })
@@ -137,14 +138,23 @@ export class SyslogSink extends QueuedSink {
     if (!socket || !this.ready) return
     const now = Date.now()
     this.prune(now, socket)
-    while (this.carry.length > 0 || this.queue.length > 0) {
-      const line = this.carry.length > 0 ? this.carry.shift()! : this.queue.shift()!
-      this.recent.push({ line, at: now })
-      this.sent++
-      const frame = syslogFrame(line, this.sc.facility, this.hostname, this.sc.appName, process.pid)
-      if (!socket.write(frame)) return
+    const carried = this.carry
+    this.carry = []
+    for (let i = 0; i < carried.length; i++) {
+      if (!this.write(socket, carried[i]!, now)) {
+        this.carry = carried.slice(i + 1)
+        return
+      }
     }
+    while (this.queue.length > 0) if (!this.write(socket, this.queue.shift()!, now)) return
     if (socket.writableLength === 0) this.flowingAt = now
+  }
+
+  /** Write one line; false when the socket asks to wait for 'drain'. */
+  private write(socket: TLSSocket, line: string, now: number): boolean {
+    this.recent.push({ line, at: now })
+    this.sent++
+    return socket.write(syslogFrame(line, this.sc.facility, this.hostname, this.sc.appName, process.pid))
   }
 
   /** Forget lines old enough to be past the resend window (and handed to the kernel). */
@@ -159,14 +169,15 @@ export class SyslogSink extends QueuedSink {
   }
 
   /** The connection ended under us: the lines of its last moments go out again first. */
-  private requeueRecent(): void {
+  private requeueRecent(): number {
     // The window ends when the socket last had nothing buffered: what was written after is in doubt.
     const cut = Math.min(Date.now(), this.flowingAt) - this.sc.resendWindowMs
     const again = this.recent.filter((w) => w.at >= cut).map((w) => w.line)
     this.recent = []
-    if (again.length === 0) return
+    if (again.length === 0) return 0
     this.resent += again.length
     this.sent -= again.length
     this.carry = [...again, ...this.carry]
+    return again.length
   }
 }
