@@ -133,7 +133,10 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
     }
   })
 
-  it('drops the oldest lines past maxQueue while the receiver is away, counts them and calls onDrop', async () => {
+  it.each<['drop-oldest' | 'drop-newest', number[]]>([
+    ['drop-oldest', [8, 9, 10, 11, 12]],
+    ['drop-newest', [1, 2, 3, 4, 5]],
+  ])('past maxQueue, while the receiver is away, %s: counts the drops and calls onDrop', async (overflow, survivors) => {
     const receiver = new SyslogReceiver()
     const port = await receiver.start()
     await receiver.stop() // a port nobody listens on any more
@@ -143,7 +146,7 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
         file,
         key,
         checkpoints: { enabled: false },
-        sinks: [{ type: 'syslog', host: '127.0.0.1', port, servername: 'localhost', ca: testCertificate().cert, maxQueue: 5, onDrop: (d) => drops.push(d), ...fast }],
+        sinks: [{ type: 'syslog', host: '127.0.0.1', port, servername: 'localhost', ca: testCertificate().cert, maxQueue: 5, overflow, onDrop: (d) => drops.push(d), ...fast }],
       }),
     )
     logN(audit, 1, 12)
@@ -153,8 +156,7 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
     expect(drops[0]).toEqual({ sink: `syslog://127.0.0.1:${port}`, count: 1, reason: 'queue_full' })
     await receiver.start(port)
     await waitFor(() => receiver.lines().length === 5, 5000)
-    // the newest five survive: seq 8..12
-    expect(receiver.lines().map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual([8, 9, 10, 11, 12])
+    expect(receiver.lines().map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual(survivors)
     await receiver.stop()
   })
 
@@ -230,7 +232,7 @@ describe('https sink', () => {
           key,
           logger,
           checkpoints: { enabled: false },
-          sinks: [{ type: 'https', url: collector.url, ca: testCertificate().cert, batchSize: 3, flushInterval: 0, onDrop: (d) => drops.push(d), ...fast }],
+          sinks: [{ type: 'https', url: collector.url, ca: testCertificate().cert, headers: { authorization: 'Bearer hdr-secret-9999' }, batchSize: 3, flushInterval: 0, onDrop: (d) => drops.push(d), ...fast }],
         }),
       )
       logN(audit, 1, 3)
@@ -240,7 +242,8 @@ describe('https sink', () => {
       expect(drops[0]).toMatchObject({ count: 3, reason: 'rejected' })
       expect(collector.lines()).toEqual(fileLines(file).slice(3))
       expect(logger.calls.find((c) => c.meta?.code === 'GH_AUDIT_SINK_REJECTED')).toBeDefined()
-      expect(JSON.stringify(logger.calls)).not.toContain('collector-secret-1234')
+      expect(JSON.stringify(logger.calls)).not.toMatch(/collector-secret-1234|hdr-secret-9999/)
+      expect(JSON.stringify(audit.sinkStats())).not.toMatch(/collector-secret-1234|hdr-secret-9999/)
     } finally {
       await collector.close()
     }
