@@ -1,4 +1,12 @@
-import { createHmac, createPrivateKey, createPublicKey, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto'
+import {
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  sign,
+  timingSafeEqual,
+  verify,
+  type KeyObject,
+} from 'node:crypto'
 import { GatehouseConfigError } from '@gatehouse/core'
 import { parseChainedLine, type ParsedLine } from './chain'
 import { AuditLogErrorCodes } from './errors'
@@ -32,11 +40,22 @@ export function checkpointPayload(cp: Omit<AuditCheckpoint, 'alg' | 'sig'>): str
 export type CheckpointSigner = (cp: Omit<AuditCheckpoint, 'alg' | 'sig'>) => AuditCheckpoint
 
 /** HMAC-SHA256 under the audit key, or Ed25519 under `signingKey` when one is configured. */
-export function createCheckpointSigner(auditKey: Buffer, signingKey: KeyObject | undefined): CheckpointSigner {
+export function createCheckpointSigner(
+  auditKey: Buffer,
+  signingKey: KeyObject | undefined,
+): CheckpointSigner {
   if (signingKey) {
-    return (cp) => ({ ...cp, alg: 'ed25519', sig: sign(null, Buffer.from(checkpointPayload(cp)), signingKey).toString('base64url') })
+    return (cp) => ({
+      ...cp,
+      alg: 'ed25519',
+      sig: sign(null, Buffer.from(checkpointPayload(cp)), signingKey).toString('base64url'),
+    })
   }
-  return (cp) => ({ ...cp, alg: 'hmac-sha256', sig: createHmac('sha256', auditKey).update(checkpointPayload(cp)).digest('base64url') })
+  return (cp) => ({
+    ...cp,
+    alg: 'hmac-sha256',
+    sig: createHmac('sha256', auditKey).update(checkpointPayload(cp)).digest('base64url'),
+  })
 }
 
 /** The record body of a checkpoint (the writer appends the chain fields). */
@@ -57,7 +76,8 @@ export function resolveSigningKey(value: unknown, name: string): KeyObject {
   } catch {
     throw badKey(name, 'is not a readable private key (PEM, e.g. from `openssl genpkey -algorithm ed25519`)')
   }
-  if (key.type !== 'private' || key.asymmetricKeyType !== 'ed25519') throw badKey(name, 'must be an Ed25519 private key')
+  if (key.type !== 'private' || key.asymmetricKeyType !== 'ed25519')
+    throw badKey(name, 'must be an Ed25519 private key')
   return key
 }
 
@@ -65,7 +85,11 @@ export function resolveSigningKey(value: unknown, name: string): KeyObject {
 export function resolvePublicKey(value: unknown, name: string): KeyObject {
   let key: KeyObject
   try {
-    key = isKeyObject(value) ? (value.type === 'private' ? createPublicKey(value) : value) : createPublicKey(value as string | Buffer)
+    key = isKeyObject(value)
+      ? value.type === 'private'
+        ? createPublicKey(value)
+        : value
+      : createPublicKey(value as string | Buffer)
   } catch {
     throw badKey(name, 'is not a readable public key (PEM)')
   }
@@ -74,10 +98,17 @@ export function resolvePublicKey(value: unknown, name: string): KeyObject {
 }
 
 const isKeyObject = (v: unknown): v is KeyObject =>
-  typeof v === 'object' && v !== null && typeof (v as KeyObject).asymmetricKeyType !== 'undefined' && typeof (v as KeyObject).export === 'function'
+  typeof v === 'object' &&
+  v !== null &&
+  typeof (v as KeyObject).asymmetricKeyType !== 'undefined' &&
+  typeof (v as KeyObject).export === 'function'
 
 /** True when the checkpoint's signature verifies. An Ed25519 checkpoint needs `publicKey`. */
-export function checkpointSignatureValid(cp: AuditCheckpoint, auditKey: Buffer, publicKey: KeyObject | undefined): boolean {
+export function checkpointSignatureValid(
+  cp: AuditCheckpoint,
+  auditKey: Buffer,
+  publicKey: KeyObject | undefined,
+): boolean {
   const payload = Buffer.from(checkpointPayload(cp))
   const sig = Buffer.from(cp.sig, 'base64url')
   if (cp.alg === 'hmac-sha256') {
@@ -123,20 +154,26 @@ export function findCheckpoints(text: string): FoundCheckpoint[] {
   const found: FoundCheckpoint[] = []
   const lines = text.split('\n')
   for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i]!.replace(/\r$/, '')
-    if (!raw.includes('"sig"')) continue
-    const start = raw.indexOf('{')
-    if (start < 0) continue
-    const json = raw.slice(start)
-    let obj: unknown
-    try {
-      obj = JSON.parse(json)
-    } catch {
-      continue
-    }
-    const wrapped = asCheckpoint((obj as { checkpoint?: unknown } | null)?.checkpoint)
-    const checkpoint = wrapped ?? asCheckpoint(obj)
-    if (checkpoint) found.push({ checkpoint, line: wrapped ? parseChainedLine(json) : undefined, at: i + 1 })
+    const cp = checkpointInLine(lines[i]!, i + 1)
+    if (cp) found.push(cp)
   }
   return found
+}
+
+/** The checkpoint on one line of an export (see findCheckpoints), if any. */
+export function checkpointInLine(text: string, at: number): FoundCheckpoint | undefined {
+  const raw = text.replace(/\r$/, '')
+  if (!raw.includes('"sig"')) return undefined
+  const start = raw.indexOf('{')
+  if (start < 0) return undefined
+  const json = raw.slice(start)
+  let obj: unknown
+  try {
+    obj = JSON.parse(json)
+  } catch {
+    return undefined
+  }
+  const wrapped = asCheckpoint((obj as { checkpoint?: unknown } | null)?.checkpoint)
+  const checkpoint = wrapped ?? asCheckpoint(obj)
+  return checkpoint ? { checkpoint, line: wrapped ? parseChainedLine(json) : undefined, at } : undefined
 }

@@ -1,9 +1,16 @@
-import { readFile } from 'node:fs/promises'
+import { createReadStream } from 'node:fs'
+import { createInterface } from 'node:readline'
 import { resolve } from 'node:path'
 import type { KeyObject } from 'node:crypto'
 import { GatehouseError } from '@gatehouse/core'
 import { lineVerifies } from './chain'
-import { checkpointSignatureValid, findCheckpoints, resolvePublicKey, type AuditCheckpoint, type FoundCheckpoint } from './checkpoint'
+import {
+  checkpointSignatureValid,
+  checkpointInLine,
+  resolvePublicKey,
+  type AuditCheckpoint,
+  type FoundCheckpoint,
+} from './checkpoint'
 import { AuditLogErrorCodes } from './errors'
 
 /** What the shipped checkpoints say the local log must hold. */
@@ -29,14 +36,33 @@ export interface CheckpointSource {
   logId?: string
 }
 
-async function read(source: string | readonly AuditCheckpoint[]): Promise<{ file: string; found: FoundCheckpoint[] }> {
-  if (typeof source !== 'string') return { file: '(checkpoints)', found: source.map((checkpoint, i) => ({ checkpoint, line: undefined, at: i + 1 })) }
+async function read(
+  source: string | readonly AuditCheckpoint[],
+): Promise<{ file: string; found: FoundCheckpoint[] }> {
+  if (typeof source !== 'string')
+    return {
+      file: '(checkpoints)',
+      found: source.map((checkpoint, i) => ({ checkpoint, line: undefined, at: i + 1 })),
+    }
   const file = resolve(source)
+  // Read line by line: a collector's export holds every event too, and may be large.
+  const found: FoundCheckpoint[] = []
   try {
-    return { file, found: findCheckpoints(await readFile(file, 'utf8')) }
+    const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity })
+    let at = 0
+    for await (const text of lines) {
+      const cp = checkpointInLine(text, ++at)
+      if (cp) found.push(cp)
+    }
+    return { file, found }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err))
-    throw new GatehouseError(AuditLogErrorCodes.GH_AUDIT_UNREADABLE, `@gatehouse/audit-log: cannot read ${file} (${code})`, 500, { cause: err })
+    throw new GatehouseError(
+      AuditLogErrorCodes.GH_AUDIT_UNREADABLE,
+      `@gatehouse/audit-log: cannot read ${file} (${code})`,
+      500,
+      { cause: err },
+    )
   }
 }
 
@@ -44,15 +70,24 @@ async function read(source: string | readonly AuditCheckpoint[]): Promise<{ file
  * Read and authenticate the shipped checkpoints. Every checkpoint of this log must verify (a forged
  * or altered one is itself evidence); at least one must be there.
  */
-export async function checkpointExpectations(source: CheckpointSource, auditKey: Buffer): Promise<CheckpointExpectations | CheckpointProblem> {
-  const publicKey = source.publicKey === undefined ? undefined : resolvePublicKey(source.publicKey, 'checkpointPublicKey')
+export async function checkpointExpectations(
+  source: CheckpointSource,
+  auditKey: Buffer,
+): Promise<CheckpointExpectations | CheckpointProblem> {
+  const publicKey =
+    source.publicKey === undefined ? undefined : resolvePublicKey(source.publicKey, 'checkpointPublicKey')
   const { file, found } = await read(source.checkpoints)
   const bySeq = new Map<number, string>()
   let newest: CheckpointExpectations['newest'] | undefined
   let count = 0
   const expect = (seq: number, hash: string, at: number): CheckpointProblem | undefined => {
     const had = bySeq.get(seq)
-    if (had !== undefined && had !== hash) return { file, line: at, reason: `checkpoints disagree about seq ${seq}: two different logs share this id, or checkpoints were forged` }
+    if (had !== undefined && had !== hash)
+      return {
+        file,
+        line: at,
+        reason: `checkpoints disagree about seq ${seq}: two different logs share this id, or checkpoints were forged`,
+      }
     bySeq.set(seq, hash)
     return undefined
   }
@@ -61,14 +96,22 @@ export async function checkpointExpectations(source: CheckpointSource, auditKey:
     count++
     if (!checkpointSignatureValid(cp, auditKey, publicKey)) {
       const why = cp.alg === 'ed25519' && !publicKey ? ' (an Ed25519 checkpoint: pass the public key)' : ''
-      return { file, line: at, reason: `the checkpoint for seq ${cp.seq} does not verify${why}: wrong key, or it was forged or altered` }
+      return {
+        file,
+        line: at,
+        reason: `the checkpoint for seq ${cp.seq} does not verify${why}: wrong key, or it was forged or altered`,
+      }
     }
     let problem = expect(cp.seq, cp.hash, at)
     let top = { seq: cp.seq, hash: cp.hash, time: cp.time }
     if (line) {
       // The checkpoint's own line: its hash chains from the checkpointed hash under the audit key.
       if (line.seq !== cp.seq + 1 || !lineVerifies(auditKey, cp.hash, line)) {
-        return { file, line: at, reason: `the line carrying the checkpoint for seq ${cp.seq} does not verify: wrong key, or it was altered` }
+        return {
+          file,
+          line: at,
+          reason: `the line carrying the checkpoint for seq ${cp.seq} does not verify: wrong key, or it was altered`,
+        }
       }
       problem ??= expect(line.seq, line.hash, at)
       top = { seq: line.seq, hash: line.hash, time: cp.time }
@@ -77,7 +120,11 @@ export async function checkpointExpectations(source: CheckpointSource, auditKey:
     if (!newest || top.seq > newest.seq) newest = top
   }
   if (!newest) {
-    return { file, line: 0, reason: `no checkpoint${source.logId === undefined ? '' : ` of log ${JSON.stringify(source.logId)}`} found: nothing proves how far the log went` }
+    return {
+      file,
+      line: 0,
+      reason: `no checkpoint${source.logId === undefined ? '' : ` of log ${JSON.stringify(source.logId)}`} found: nothing proves how far the log went`,
+    }
   }
   return { bySeq, newest, count }
 }

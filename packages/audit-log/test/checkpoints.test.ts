@@ -1,7 +1,12 @@
 import { generateKeyPairSync, createHmac } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createAuditLogger, findCheckpoints, verifyAuditLog, type AuditLogOptions } from '@gatehouse/audit-log'
+import {
+  createAuditLogger,
+  findCheckpoints,
+  verifyAuditLog,
+  type AuditLogOptions,
+} from '@gatehouse/audit-log'
 import { lineVerifies, parseChainedLine, sealLine } from '../src/chain'
 import { fileLines, newKey, sampleEvent, tempDir, waitFor } from './helpers'
 import { SyslogReceiver, testCertificate } from './receivers'
@@ -47,10 +52,20 @@ describe('signed checkpoints', () => {
     expect(lines).toHaveLength(44)
     const cpLines = lines.filter((l) => l.includes('"checkpoint":'))
     expect(cpLines).toHaveLength(4)
-    const last = JSON.parse(lines[43]!) as { timestamp: string; checkpoint: Record<string, unknown>; seq: number }
+    const last = JSON.parse(lines[43]!) as {
+      timestamp: string
+      checkpoint: Record<string, unknown>
+      seq: number
+    }
     const before = JSON.parse(lines[42]!) as { seq: number; hash: string }
     expect(last.seq).toBe(44)
-    expect(last.checkpoint).toEqual({ seq: 43, hash: before.hash, time: last.timestamp, alg: 'hmac-sha256', sig: expect.any(String) })
+    expect(last.checkpoint).toEqual({
+      seq: 43,
+      hash: before.hash,
+      time: last.timestamp,
+      alg: 'hmac-sha256',
+      sig: expect.any(String),
+    })
     const payload = `gatehouse-audit-checkpoint/1\n\n43\n${before.hash}\n${last.timestamp}`
     expect(last.checkpoint.sig).toBe(createHmac('sha256', key).update(payload).digest('base64url'))
     expect(findCheckpoints(lines.join('\n')).map((f) => f.checkpoint.seq)).toEqual([10, 21, 32, 43])
@@ -69,13 +84,17 @@ describe('signed checkpoints', () => {
     expect((await verifyAuditLog(file, key)).ok).toBe(true) // the chain alone cannot tell
     const result = await verifyAuditLog(file, key, { checkpoints: shipped })
     expect(result.failure).toMatchObject({ file, line: 35, problem: 'truncated' })
-    expect(result.failure!.reason).toMatch(/ends at seq 34 but a checkpoint shipped at .* vouches for seq 44: 10 line\(s\) were cut/)
+    expect(result.failure!.reason).toMatch(
+      /ends at seq 34 but a checkpoint shipped at .* vouches for seq 44: 10 line\(s\) were cut/,
+    )
   })
 
   it('flags a log whose closing checkpoint alone was cut', async () => {
     const lines = await writeLog()
     rewrite(lines.slice(0, -1))
-    expect((await verifyAuditLog(file, key, { checkpoints: shipped })).failure).toMatchObject({ problem: 'truncated' })
+    expect((await verifyAuditLog(file, key, { checkpoints: shipped })).failure).toMatchObject({
+      problem: 'truncated',
+    })
   })
 
   it('flags a log whose last 10 lines were replaced, even re-chained with the audit key', async () => {
@@ -84,7 +103,11 @@ describe('signed checkpoints', () => {
     let prev = parseChainedLine(kept[kept.length - 1]!)!
     const forged = [...kept]
     for (let seq = prev.seq + 1; seq <= 44; seq++) {
-      const body = JSON.stringify({ timestamp: '2026-02-19T23:00:00.000Z', event_type: 'auth_success', request_id: `fake-${seq}` })
+      const body = JSON.stringify({
+        timestamp: '2026-02-19T23:00:00.000Z',
+        event_type: 'auth_success',
+        request_id: `fake-${seq}`,
+      })
       const { line } = sealLine(Buffer.from(key), body, seq, prev.hash, false)
       forged.push(line)
       prev = parseChainedLine(line)!
@@ -96,7 +119,9 @@ describe('signed checkpoints', () => {
     // replacing without the key is caught by the chain itself
     const crude = lines.slice(0, -10).concat(lines.slice(-10).map((l) => l.replace('req-', 'xxx-')))
     rewrite(crude)
-    expect((await verifyAuditLog(file, key, { checkpoints: shipped })).failure).toMatchObject({ problem: 'edited' })
+    expect((await verifyAuditLog(file, key, { checkpoints: shipped })).failure).toMatchObject({
+      problem: 'edited',
+    })
   })
 
   it('refuses forged or missing checkpoints', async () => {
@@ -108,21 +133,42 @@ describe('signed checkpoints', () => {
     const forged = await verifyAuditLog(file, key, { checkpoints: shipped })
     expect(forged.failure).toMatchObject({ file: shipped, line: 44, problem: 'checkpoint_invalid' })
     writeFileSync(shipped, 'nothing here\n')
-    expect((await verifyAuditLog(file, key, { checkpoints: shipped })).failure).toMatchObject({ problem: 'checkpoint_invalid', reason: expect.stringMatching(/no checkpoint found/) })
-    await expect(verifyAuditLog(file, key, { checkpoints: join(dir, 'absent.log') })).rejects.toMatchObject({ code: 'GH_AUDIT_UNREADABLE' })
+    expect((await verifyAuditLog(file, key, { checkpoints: shipped })).failure).toMatchObject({
+      problem: 'checkpoint_invalid',
+      reason: expect.stringMatching(/no checkpoint found/),
+    })
+    await expect(verifyAuditLog(file, key, { checkpoints: join(dir, 'absent.log') })).rejects.toMatchObject({
+      code: 'GH_AUDIT_UNREADABLE',
+    })
   })
 
   it('signs with Ed25519 when a signing key is configured, checked with the public key', async () => {
     const { privateKey, publicKey } = generateKeyPairSync('ed25519')
-    await writeLog({ checkpoints: { enabled: true, interval: 0, signingKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), logId: 'gw-1' } })
+    await writeLog({
+      checkpoints: {
+        enabled: true,
+        interval: 0,
+        signingKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        logId: 'gw-1',
+      },
+    })
     const bare = findCheckpoints(fileLines(shipped).join('\n')).map((f) => f.checkpoint)
     expect(bare[0]).toMatchObject({ log: 'gw-1', alg: 'ed25519' })
     const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
-    expect(await verifyAuditLog(file, key, { checkpoints: bare, checkpointPublicKey: pem, logId: 'gw-1' })).toMatchObject({ ok: true, checkpoints: { count: 4, newestSeq: 43 } })
-    expect((await verifyAuditLog(file, key, { checkpoints: bare, logId: 'gw-1' })).failure?.reason).toMatch(/pass the public key/)
-    expect((await verifyAuditLog(file, key, { checkpoints: bare, checkpointPublicKey: pem, logId: 'gw-2' })).failure?.reason).toMatch(/no checkpoint of log "gw-2"/)
+    expect(
+      await verifyAuditLog(file, key, { checkpoints: bare, checkpointPublicKey: pem, logId: 'gw-1' }),
+    ).toMatchObject({ ok: true, checkpoints: { count: 4, newestSeq: 43 } })
+    expect((await verifyAuditLog(file, key, { checkpoints: bare, logId: 'gw-1' })).failure?.reason).toMatch(
+      /pass the public key/,
+    )
+    expect(
+      (await verifyAuditLog(file, key, { checkpoints: bare, checkpointPublicKey: pem, logId: 'gw-2' }))
+        .failure?.reason,
+    ).toMatch(/no checkpoint of log "gw-2"/)
     const other = generateKeyPairSync('ed25519').publicKey
-    expect((await verifyAuditLog(file, key, { checkpoints: bare, checkpointPublicKey: other })).failure).toMatchObject({ problem: 'checkpoint_invalid' })
+    expect(
+      (await verifyAuditLog(file, key, { checkpoints: bare, checkpointPublicKey: other })).failure,
+    ).toMatchObject({ problem: 'checkpoint_invalid' })
   })
 
   it('writes one at each interval, and none when nothing was written since the last', async () => {
@@ -144,7 +190,16 @@ describe('signed checkpoints', () => {
       const audit = createAuditLogger({
         file,
         key,
-        sinks: [{ type: 'syslog', host: '127.0.0.1', port, servername: 'localhost', ca: testCertificate().cert, retryInterval: 20 }],
+        sinks: [
+          {
+            type: 'syslog',
+            host: '127.0.0.1',
+            port,
+            servername: 'localhost',
+            ca: testCertificate().cert,
+            retryInterval: 20,
+          },
+        ],
       })
       for (let i = 1; i <= 25; i++) audit.log(sampleEvent({ request_id: `req-${i}` }))
       await audit.close()
@@ -153,8 +208,13 @@ describe('signed checkpoints', () => {
     }
     // The collector's file: one syslog message a line, as rsyslog would store it.
     writeFileSync(shipped, receiver.messages.map((m) => m.raw).join('\n'))
-    expect(await verifyAuditLog(file, key, { checkpoints: shipped })).toMatchObject({ ok: true, checkpoints: { count: 1, newestSeq: 26 } })
+    expect(await verifyAuditLog(file, key, { checkpoints: shipped })).toMatchObject({
+      ok: true,
+      checkpoints: { count: 1, newestSeq: 26 },
+    })
     rewrite(fileLines(file).slice(0, -10))
-    expect((await verifyAuditLog(file, key, { checkpoints: shipped })).failure).toMatchObject({ problem: 'truncated' })
+    expect((await verifyAuditLog(file, key, { checkpoints: shipped })).failure).toMatchObject({
+      problem: 'truncated',
+    })
   })
 })

@@ -25,7 +25,18 @@ export interface SyslogMessage {
 export function parseSyslog(raw: string): SyslogMessage {
   const m = /^<(\d{1,3})>(\d) (\S+) (\S+) (\S+) (\S+) (\S+) (-|\[.*?\]) (.*)$/s.exec(raw)
   if (!m) throw new Error(`not an RFC 5424 message: ${raw.slice(0, 80)}`)
-  return { pri: Number(m[1]), version: m[2]!, timestamp: m[3]!, hostname: m[4]!, appName: m[5]!, procId: m[6]!, msgId: m[7]!, sd: m[8]!, msg: m[9]!, raw }
+  return {
+    pri: Number(m[1]),
+    version: m[2]!,
+    timestamp: m[3]!,
+    hostname: m[4]!,
+    appName: m[5]!,
+    procId: m[6]!,
+    msgId: m[7]!,
+    sd: m[8]!,
+    msg: m[9]!,
+    raw,
+  }
 }
 
 /**
@@ -129,7 +140,8 @@ export async function startHttpsCollector(opts: { failFirst?: number; failStatus
   return {
     url: `https://localhost:${port}/ingest?token=collector-secret-1234`,
     requests,
-    lines: () => requests.filter((r) => r.status === 204).flatMap((r) => r.body.replace(/\n$/, '').split('\n')),
+    lines: () =>
+      requests.filter((r) => r.status === 204).flatMap((r) => r.body.replace(/\n$/, '').split('\n')),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections()

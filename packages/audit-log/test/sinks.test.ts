@@ -41,7 +41,18 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
         createAuditLogger({
           file,
           key,
-          sinks: [{ type: 'syslog', host: '127.0.0.1', port, ca: testCertificate().cert, servername: 'localhost', hostname: 'gw-1', facility: 'local4', ...fast }],
+          sinks: [
+            {
+              type: 'syslog',
+              host: '127.0.0.1',
+              port,
+              ca: testCertificate().cert,
+              servername: 'localhost',
+              hostname: 'gw-1',
+              facility: 'local4',
+              ...fast,
+            },
+          ],
         }),
       )
       logN(audit, 1, 20)
@@ -51,12 +62,29 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
       expect(local).toHaveLength(22) // 21 events and the closing checkpoint
       expect(receiver.lines()).toEqual(local)
       const [first] = receiver.messages
-      expect(first).toMatchObject({ pri: 20 * 8 + 5, version: '1', hostname: 'gw-1', appName: 'gatehouse', procId: String(process.pid), msgId: 'auth_failure', sd: '-' })
+      expect(first).toMatchObject({
+        pri: 20 * 8 + 5,
+        version: '1',
+        hostname: 'gw-1',
+        appName: 'gatehouse',
+        procId: String(process.pid),
+        msgId: 'auth_failure',
+        sd: '-',
+      })
       expect(first!.timestamp).toBe('2026-02-19T23:00:00.000Z')
       expect(receiver.messages[20]).toMatchObject({ pri: 20 * 8 + 4, msgId: 'security_violation' })
       expect(receiver.messages[21]).toMatchObject({ pri: 20 * 8 + 5, msgId: 'checkpoint' })
       expect(audit.sinkStats()).toEqual([
-        { name: `syslog://127.0.0.1:${port}`, type: 'syslog', queued: 0, sent: 22, resent: 0, dropped: 0, failures: 0, connected: false },
+        {
+          name: `syslog://127.0.0.1:${port}`,
+          type: 'syslog',
+          queued: 0,
+          sent: 22,
+          resent: 0,
+          dropped: 0,
+          failures: 0,
+          connected: false,
+        },
       ])
     } finally {
       await receiver.stop()
@@ -69,7 +97,12 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
     const logger = recordingLogger()
     try {
       const audit = track(
-        createAuditLogger({ file, key, logger, sinks: [{ type: 'syslog', host: 'localhost', port, ca: testCertificate().cert, ...fast }] }),
+        createAuditLogger({
+          file,
+          key,
+          logger,
+          sinks: [{ type: 'syslog', host: 'localhost', port, ca: testCertificate().cert, ...fast }],
+        }),
       )
       logN(audit, 1, 10)
       await waitFor(() => receiver.lines().length === 10)
@@ -98,7 +131,22 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
     const port = await receiver.start()
     receiver.crashAfter = 5
     try {
-      const audit = track(createAuditLogger({ file, key, sinks: [{ type: 'syslog', host: '127.0.0.1', port, servername: 'localhost', ca: testCertificate().cert, ...fast }] }))
+      const audit = track(
+        createAuditLogger({
+          file,
+          key,
+          sinks: [
+            {
+              type: 'syslog',
+              host: '127.0.0.1',
+              port,
+              servername: 'localhost',
+              ca: testCertificate().cert,
+              ...fast,
+            },
+          ],
+        }),
+      )
       logN(audit, 1, 50) // one write, one burst on the wire; the receiver reads 5 and drops the rest
       await waitFor(() => receiver.lines().length === 50, 5000)
       await audit.close()
@@ -117,7 +165,21 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
     const { port } = stalled.address() as AddressInfo
     try {
       const audit = track(
-        createAuditLogger({ file, key, sinks: [{ type: 'syslog', host: '127.0.0.1', port, servername: 'localhost', connectTimeout: 100, ...fast, closeTimeout: 50 }] }),
+        createAuditLogger({
+          file,
+          key,
+          sinks: [
+            {
+              type: 'syslog',
+              host: '127.0.0.1',
+              port,
+              servername: 'localhost',
+              connectTimeout: 100,
+              ...fast,
+              closeTimeout: 50,
+            },
+          ],
+        }),
       )
       const t0 = performance.now()
       logN(audit, 1, 2000)
@@ -136,29 +198,44 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
   it.each<['drop-oldest' | 'drop-newest', number[]]>([
     ['drop-oldest', [8, 9, 10, 11, 12]],
     ['drop-newest', [1, 2, 3, 4, 5]],
-  ])('past maxQueue, while the receiver is away, %s: counts the drops and calls onDrop', async (overflow, survivors) => {
-    const receiver = new SyslogReceiver()
-    const port = await receiver.start()
-    await receiver.stop() // a port nobody listens on any more
-    const drops: AuditSinkDrop[] = []
-    const audit = track(
-      createAuditLogger({
-        file,
-        key,
-        checkpoints: { enabled: false },
-        sinks: [{ type: 'syslog', host: '127.0.0.1', port, servername: 'localhost', ca: testCertificate().cert, maxQueue: 5, overflow, onDrop: (d) => drops.push(d), ...fast }],
-      }),
-    )
-    logN(audit, 1, 12)
-    await audit.flush()
-    expect(audit.sinkStats()[0]).toMatchObject({ queued: 5, dropped: 7 })
-    expect(drops).toHaveLength(7)
-    expect(drops[0]).toEqual({ sink: `syslog://127.0.0.1:${port}`, count: 1, reason: 'queue_full' })
-    await receiver.start(port)
-    await waitFor(() => receiver.lines().length === 5, 5000)
-    expect(receiver.lines().map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual(survivors)
-    await receiver.stop()
-  })
+  ])(
+    'past maxQueue, while the receiver is away, %s: counts the drops and calls onDrop',
+    async (overflow, survivors) => {
+      const receiver = new SyslogReceiver()
+      const port = await receiver.start()
+      await receiver.stop() // a port nobody listens on any more
+      const drops: AuditSinkDrop[] = []
+      const audit = track(
+        createAuditLogger({
+          file,
+          key,
+          checkpoints: { enabled: false },
+          sinks: [
+            {
+              type: 'syslog',
+              host: '127.0.0.1',
+              port,
+              servername: 'localhost',
+              ca: testCertificate().cert,
+              maxQueue: 5,
+              overflow,
+              onDrop: (d) => drops.push(d),
+              ...fast,
+            },
+          ],
+        }),
+      )
+      logN(audit, 1, 12)
+      await audit.flush()
+      expect(audit.sinkStats()[0]).toMatchObject({ queued: 5, dropped: 7 })
+      expect(drops).toHaveLength(7)
+      expect(drops[0]).toEqual({ sink: `syslog://127.0.0.1:${port}`, count: 1, reason: 'queue_full' })
+      await receiver.start(port)
+      await waitFor(() => receiver.lines().length === 5, 5000)
+      expect(receiver.lines().map((l) => (JSON.parse(l) as { seq: number }).seq)).toEqual(survivors)
+      await receiver.stop()
+    },
+  )
 
   it('gives up at closeTimeout and reports what was not delivered', async () => {
     const receiver = new SyslogReceiver()
@@ -169,14 +246,26 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
       file,
       key,
       logger,
-      sinks: [{ type: 'syslog', host: '127.0.0.1', port, servername: 'localhost', ca: testCertificate().cert, ...fast, closeTimeout: 200 }],
+      sinks: [
+        {
+          type: 'syslog',
+          host: '127.0.0.1',
+          port,
+          servername: 'localhost',
+          ca: testCertificate().cert,
+          ...fast,
+          closeTimeout: 200,
+        },
+      ],
     })
     logN(audit, 1, 3)
     const t0 = Date.now()
     await audit.close() // resolves: the local log is complete
     expect(Date.now() - t0).toBeLessThan(2000)
     expect(audit.sinkStats()[0]).toMatchObject({ queued: 0, dropped: 4 })
-    expect(logger.calls.find((c) => c.meta?.code === 'GH_AUDIT_SINK_CLOSED')?.message).toMatch(/4 line\(s\) were not delivered/)
+    expect(logger.calls.find((c) => c.meta?.code === 'GH_AUDIT_SINK_CLOSED')?.message).toMatch(
+      /4 line\(s\) were not delivered/,
+    )
   })
 
   it('refuses a receiver whose certificate does not chain to the configured CA', async () => {
@@ -184,7 +273,14 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
     const port = await receiver.start()
     const logger = recordingLogger()
     try {
-      const audit = track(createAuditLogger({ file, key, logger, sinks: [{ type: 'syslog', host: '127.0.0.1', port, ...fast, closeTimeout: 100 }] }))
+      const audit = track(
+        createAuditLogger({
+          file,
+          key,
+          logger,
+          sinks: [{ type: 'syslog', host: '127.0.0.1', port, ...fast, closeTimeout: 100 }],
+        }),
+      )
       logN(audit, 1, 2)
       await waitFor(() => logger.calls.some((c) => c.meta?.code === 'GH_AUDIT_SINK_UNREACHABLE'))
       expect(receiver.messages).toHaveLength(0)
@@ -203,7 +299,17 @@ describe('https sink', () => {
         createAuditLogger({
           file,
           key,
-          sinks: [{ type: 'https', url: collector.url, ca: testCertificate().cert, headers: { authorization: 'Bearer collector-token-5678' }, batchSize: 50, flushInterval: 20, ...fast }],
+          sinks: [
+            {
+              type: 'https',
+              url: collector.url,
+              ca: testCertificate().cert,
+              headers: { authorization: 'Bearer collector-token-5678' },
+              batchSize: 50,
+              flushInterval: 20,
+              ...fast,
+            },
+          ],
         }),
       )
       logN(audit, 1, 120)
@@ -213,8 +319,17 @@ describe('https sink', () => {
       expect(collector.lines()).toEqual(local)
       expect(collector.requests.slice(0, 2).map((r) => r.status)).toEqual([503, 503])
       expect(collector.requests[0]!.body).toBe(collector.requests[2]!.body) // the same batch, retried
-      expect(collector.requests[2]!.headers).toMatchObject({ 'content-type': 'application/x-ndjson', authorization: 'Bearer collector-token-5678' })
-      expect(audit.sinkStats()[0]).toMatchObject({ type: 'https', sent: 121, failures: 2, dropped: 0, queued: 0 })
+      expect(collector.requests[2]!.headers).toMatchObject({
+        'content-type': 'application/x-ndjson',
+        authorization: 'Bearer collector-token-5678',
+      })
+      expect(audit.sinkStats()[0]).toMatchObject({
+        type: 'https',
+        sent: 121,
+        failures: 2,
+        dropped: 0,
+        queued: 0,
+      })
       expect(audit.sinkStats()[0]!.name).toMatch(/^https:\/\/localhost:\d+\/ingest$/) // no query: it may hold a token
     } finally {
       await collector.close()
@@ -232,7 +347,18 @@ describe('https sink', () => {
           key,
           logger,
           checkpoints: { enabled: false },
-          sinks: [{ type: 'https', url: collector.url, ca: testCertificate().cert, headers: { authorization: 'Bearer hdr-secret-9999' }, batchSize: 3, flushInterval: 0, onDrop: (d) => drops.push(d), ...fast }],
+          sinks: [
+            {
+              type: 'https',
+              url: collector.url,
+              ca: testCertificate().cert,
+              headers: { authorization: 'Bearer hdr-secret-9999' },
+              batchSize: 3,
+              flushInterval: 0,
+              onDrop: (d) => drops.push(d),
+              ...fast,
+            },
+          ],
         }),
       )
       logN(audit, 1, 3)
@@ -264,19 +390,36 @@ describe('what crosses the wire', () => {
           file,
           key,
           sinks: [
-            { type: 'syslog', host: '127.0.0.1', port, servername: 'localhost', ca: testCertificate().cert, ...fast },
+            {
+              type: 'syslog',
+              host: '127.0.0.1',
+              port,
+              servername: 'localhost',
+              ca: testCertificate().cert,
+              ...fast,
+            },
             { type: 'https', url: collector.url, ca: testCertificate().cert, flushInterval: 10, ...fast },
           ],
         }),
       )
-      audit.log(sampleEvent({ details: { authorization: bearer, upstream: anthropic, note: `leaked ${key}`, client: clientKey } }))
+      audit.log(
+        sampleEvent({
+          details: { authorization: bearer, upstream: anthropic, note: `leaked ${key}`, client: clientKey },
+        }),
+      )
       audit.log(sampleEvent({ result: `token ${anthropic}`, user_id: clientKey }))
       await audit.close()
       const wire = [receiver.plaintext, ...collector.requests.map((r) => r.body)]
       expect(receiver.messages).toHaveLength(3)
       expect(collector.lines()).toHaveLength(3)
       for (const text of wire) {
-        for (const secret of [anthropic, bearer.slice(7), clientKey, key, Buffer.from(key).toString('base64')]) {
+        for (const secret of [
+          anthropic,
+          bearer.slice(7),
+          clientKey,
+          key,
+          Buffer.from(key).toString('base64'),
+        ]) {
           expect(text).not.toContain(secret)
         }
         expect(text).toContain('sk-ant-')

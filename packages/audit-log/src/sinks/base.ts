@@ -73,7 +73,10 @@ export abstract class QueuedSink {
       this.drop(1, 'queue_full')
       if (!this.fullReported) {
         this.fullReported = true
-        this.fail(AuditLogErrorCodes.GH_AUDIT_SINK_QUEUE_FULL, `its queue is full (${this.cfg.maxQueue} lines); lines are dropped (${this.cfg.overflow})`)
+        this.fail(
+          AuditLogErrorCodes.GH_AUDIT_SINK_QUEUE_FULL,
+          `its queue is full (${this.cfg.maxQueue} lines); lines are dropped (${this.cfg.overflow})`,
+        )
       }
     }
     // Sending starts after the writer's turn: its write path pays for the queueing alone.
@@ -162,7 +165,10 @@ export abstract class QueuedSink {
     try {
       onDrop({ sink: this.cfg.name, count, reason })
     } catch (err) {
-      this.hooks.logger.error(`${PKG}: onDrop threw`, { sink: this.cfg.name, error: err instanceof Error ? err.message : String(err) })
+      this.hooks.logger.error(`${PKG}: onDrop threw`, {
+        sink: this.cfg.name,
+        error: err instanceof Error ? err.message : String(err),
+      })
     }
   }
 
@@ -185,10 +191,13 @@ export abstract class QueuedSink {
     this.attempt = Math.min(this.attempt + 1, 30)
     // Jitter, so gateways that lost one collector together do not come back in step.
     const delay = retryAfterMs ?? Math.round(base * (0.8 + Math.random() * 0.4))
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined
-      this.kick()
-    }, Math.min(delay, this.cfg.maxRetryIntervalMs))
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimer = undefined
+        this.kick()
+      },
+      Math.min(delay, this.cfg.maxRetryIntervalMs),
+    )
     this.retryTimer.unref()
   }
 
@@ -197,6 +206,9 @@ export abstract class QueuedSink {
     this.fullReported = false
     if (!this.failing) return
     this.failing = false
-    this.hooks.logger.warn(`${PKG}: audit sink ${this.cfg.name} delivers again`, { sink: this.cfg.name, dropped: this.dropped })
+    this.hooks.logger.warn(`${PKG}: audit sink ${this.cfg.name} delivers again`, {
+      sink: this.cfg.name,
+      dropped: this.dropped,
+    })
   }
 }

@@ -36,7 +36,12 @@ export class HttpsSink extends QueuedSink {
   protected wake(): void {
     if (this.stopped || this.waiting || this.busy) return
     if (this.carry.length === 0 && this.queue.length === 0) return
-    if (this.carry.length === 0 && this.queue.length < this.hc.batchSize && !this.closing && this.hc.flushIntervalMs > 0) {
+    if (
+      this.carry.length === 0 &&
+      this.queue.length < this.hc.batchSize &&
+      !this.closing &&
+      this.hc.flushIntervalMs > 0
+    ) {
       if (this.linger === undefined) {
         this.linger = setTimeout(() => {
           this.linger = undefined
@@ -87,7 +92,10 @@ export class HttpsSink extends QueuedSink {
           this.succeeded()
         } else {
           this.drop(batch.length, 'rejected')
-          this.fail('GH_AUDIT_SINK_REJECTED', `the collector refused a batch of ${batch.length} line(s) (${what}); it was dropped`)
+          this.fail(
+            'GH_AUDIT_SINK_REJECTED',
+            `the collector refused a batch of ${batch.length} line(s) (${what}); it was dropped`,
+          )
         }
         this.kick()
         return
@@ -114,14 +122,17 @@ export class HttpsSink extends QueuedSink {
         const settle = (): void => {
           if (status >= 200 && status < 300) finish('sent')
           else if (REFUSED.has(status)) finish('refused', `HTTP ${status}`)
-          else finish('retry', `${url.host} answered HTTP ${status}`, retryAfterMs(res.headers['retry-after']))
+          else
+            finish('retry', `${url.host} answered HTTP ${status}`, retryAfterMs(res.headers['retry-after']))
         }
         res.once('end', settle)
         res.once('error', () => finish('retry', `the response from ${url.host} was cut off`))
       },
     )
     req.once('timeout', () => req.destroy(new Error(`no answer within ${this.hc.timeoutMs} ms`)))
-    req.once('error', (err: NodeJS.ErrnoException) => finish('retry', `cannot POST to ${url.host} (${err.code ?? err.message})`))
+    req.once('error', (err: NodeJS.ErrnoException) =>
+      finish('retry', `cannot POST to ${url.host} (${err.code ?? err.message})`),
+    )
     req.end(body)
   }
 }

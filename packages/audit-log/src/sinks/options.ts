@@ -96,8 +96,30 @@ const common = {
 } as const
 
 export const SYSLOG_FACILITIES = [
-  'kern', 'user', 'mail', 'daemon', 'auth', 'syslog', 'lpr', 'news', 'uucp', 'cron', 'authpriv', 'ftp',
-  'ntp', 'audit', 'alert', 'clock', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7',
+  'kern',
+  'user',
+  'mail',
+  'daemon',
+  'auth',
+  'syslog',
+  'lpr',
+  'news',
+  'uucp',
+  'cron',
+  'authpriv',
+  'ftp',
+  'ntp',
+  'audit',
+  'alert',
+  'clock',
+  'local0',
+  'local1',
+  'local2',
+  'local3',
+  'local4',
+  'local5',
+  'local6',
+  'local7',
 ] as const
 
 /** JSON schema of a syslog sink's data-shaped options. */
@@ -113,7 +135,13 @@ export const syslogSinkOptionsSchema = {
     servername: { type: 'string', minLength: 1, maxLength: 255 },
     hostname: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
     appName: { type: 'string', pattern: '^[\\x21-\\x7e]{1,48}$' },
-    facility: { anyOf: [{ type: 'string', enum: [...SYSLOG_FACILITIES] }, { type: 'integer', minimum: 0, maximum: 23 }], description: 'must be a facility name (authpriv, local0…) or 0–23' },
+    facility: {
+      anyOf: [
+        { type: 'string', enum: [...SYSLOG_FACILITIES] },
+        { type: 'integer', minimum: 0, maximum: 23 },
+      ],
+      description: 'must be a facility name (authpriv, local0…) or 0–23',
+    },
     connectTimeout: duration,
     resendWindow: duration,
   },
@@ -188,7 +216,10 @@ function ms(path: string, name: string, value: string | number | undefined, fall
   try {
     return parseDuration(value ?? fallback, name)
   } catch {
-    throw invalidSink(path, `${name} must be a duration such as "10s", "5m" or "250ms" (got ${JSON.stringify(value)})`)
+    throw invalidSink(
+      path,
+      `${name} must be a duration such as "10s", "5m" or "250ms" (got ${JSON.stringify(value)})`,
+    )
   }
 }
 
@@ -200,19 +231,31 @@ function resolveCommon(path: string, o: AuditSinkOptions, defaultName: string): 
   }
   if (o.cert !== undefined && !isPem(o.cert)) throw invalidSink(path, 'cert must be PEM text or a Buffer')
   if (o.key !== undefined && !isPem(o.key)) throw invalidSink(path, 'key must be PEM text or a Buffer')
-  if ((o.cert === undefined) !== (o.key === undefined)) throw invalidSink(path, 'cert and key go together (mutual TLS): set both or neither')
-  if (o.onDrop !== undefined && typeof o.onDrop !== 'function') throw invalidSink(path, 'onDrop must be a function')
+  if ((o.cert === undefined) !== (o.key === undefined))
+    throw invalidSink(path, 'cert and key go together (mutual TLS): set both or neither')
+  if (o.onDrop !== undefined && typeof o.onDrop !== 'function')
+    throw invalidSink(path, 'onDrop must be a function')
   // OpenSSL skips CA text that is not a certificate; refuse it here instead of failing every handshake.
   const cas = o.ca === undefined ? [] : Array.isArray(o.ca) ? o.ca : [o.ca]
-  if (cas.some((c) => !c.toString().includes('-----BEGIN CERTIFICATE-----'))) throw invalidSink(path, 'ca is not usable PEM (no certificate in it)')
+  if (cas.some((c) => !c.toString().includes('-----BEGIN CERTIFICATE-----')))
+    throw invalidSink(path, 'ca is not usable PEM (no certificate in it)')
   try {
-    createSecureContext({ ...(o.ca !== undefined ? { ca: o.ca } : {}), ...(o.cert !== undefined ? { cert: o.cert, key: o.key } : {}) })
+    createSecureContext({
+      ...(o.ca !== undefined ? { ca: o.ca } : {}),
+      ...(o.cert !== undefined ? { cert: o.cert, key: o.key } : {}),
+    })
   } catch {
     // The PEM is never quoted: `key` is a secret.
-    throw invalidSink(path, `${o.cert !== undefined ? 'ca, cert or key' : 'ca'} is not usable PEM (or the key does not match the certificate)`)
+    throw invalidSink(
+      path,
+      `${o.cert !== undefined ? 'ca, cert or key' : 'ca'} is not usable PEM (or the key does not match the certificate)`,
+    )
   }
   const retryIntervalMs = Math.max(1, ms(path, 'retryInterval', o.retryInterval, '1s'))
-  const maxRetryIntervalMs = Math.max(retryIntervalMs, ms(path, 'maxRetryInterval', o.maxRetryInterval, '30s'))
+  const maxRetryIntervalMs = Math.max(
+    retryIntervalMs,
+    ms(path, 'maxRetryInterval', o.maxRetryInterval, '30s'),
+  )
   const tls: { ca?: Pem | Pem[]; cert?: Pem; key?: Pem } = {}
   if (o.ca !== undefined) tls.ca = o.ca
   if (o.cert !== undefined) tls.cert = o.cert
@@ -233,7 +276,12 @@ function resolveCommon(path: string, o: AuditSinkOptions, defaultName: string): 
 export function resolveSinkConfig(path: string, o: AuditSinkOptions): AuditSinkConfig {
   if (o.type === 'syslog') {
     const port = o.port ?? 6514
-    const facility = o.facility === undefined ? 10 : typeof o.facility === 'number' ? o.facility : SYSLOG_FACILITIES.indexOf(o.facility as (typeof SYSLOG_FACILITIES)[number])
+    const facility =
+      o.facility === undefined
+        ? 10
+        : typeof o.facility === 'number'
+          ? o.facility
+          : SYSLOG_FACILITIES.indexOf(o.facility as (typeof SYSLOG_FACILITIES)[number])
     return Object.freeze({
       ...resolveCommon(path, o, `syslog://${o.host}:${port}`),
       type: 'syslog',
@@ -254,7 +302,8 @@ export function resolveSinkConfig(path: string, o: AuditSinkOptions): AuditSinkC
     throw invalidSink(path, 'url is not a valid URL')
   }
   // The URL is never quoted: its query or userinfo may hold a token.
-  if (url.protocol !== 'https:') throw invalidSink(path, 'url must be an https:// URL (audit lines never travel in clear text)')
+  if (url.protocol !== 'https:')
+    throw invalidSink(path, 'url must be an https:// URL (audit lines never travel in clear text)')
   return Object.freeze({
     ...resolveCommon(path, o, `${url.origin}${url.pathname}`),
     type: 'https',

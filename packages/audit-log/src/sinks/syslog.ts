@@ -14,12 +14,21 @@ const PRINTABLE = /[^\x21-\x7e]/g
  * One audit line as an RFC 5425 frame: `LEN SP <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID - MSG`,
  * LEN the octet count of the syslog message. MSG is the audit line exactly as the file has it.
  */
-export function syslogFrame(line: string, facility: number, hostname: string, appName: string, pid: number): Buffer {
+export function syslogFrame(
+  line: string,
+  facility: number,
+  hostname: string,
+  appName: string,
+  pid: number,
+): Buffer {
   const m = EVENT_TYPE.exec(line)
   const msgid = m?.[2] ?? m?.[3] ?? '-'
   const timestamp = m?.[1] ?? new Date().toISOString()
   const pri = facility * 8 + (SEVERITY[msgid] ?? INFO)
-  const message = Buffer.from(`<${pri}>1 ${timestamp} ${hostname} ${appName} ${pid} ${msgid} - ${line}`, 'utf8')
+  const message = Buffer.from(
+    `<${pri}>1 ${timestamp} ${hostname} ${appName} ${pid} ${msgid} - ${line}`,
+    'utf8',
+  )
   return Buffer.concat([Buffer.from(`${message.length} `, 'ascii'), message])
 }
 
@@ -127,8 +136,14 @@ export class SyslogSink extends QueuedSink {
         if (this.carry.length > 0 || this.queue.length > 0) this.kick()
         return
       }
-      const why = lastError ? `${(lastError as NodeJS.ErrnoException).code ?? lastError.message}` : 'closed by the receiver'
-      this.failed(wasReady ? `the connection to ${this.sc.host}:${this.sc.port} ended (${why})` : `cannot connect to ${this.sc.host}:${this.sc.port} (${why})`)
+      const why = lastError
+        ? `${(lastError as NodeJS.ErrnoException).code ?? lastError.message}`
+        : 'closed by the receiver'
+      this.failed(
+        wasReady
+          ? `the connection to ${this.sc.host}:${this.sc.port} ended (${why})`
+          : `cannot connect to ${this.sc.host}:${this.sc.port} (${why})`,
+      )
     })
   }
 
