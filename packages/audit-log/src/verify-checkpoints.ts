@@ -56,14 +56,21 @@ async function read(
     }
     return { file, found }
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err))
-    throw new GatehouseError(
-      AuditLogErrorCodes.GH_AUDIT_UNREADABLE,
-      `@gatehouse/audit-log: cannot read ${file} (${code})`,
-      500,
-      { cause: err },
-    )
+    throw unreadable(file, err)
   }
+}
+
+/** GH_AUDIT_UNREADABLE for a file that cannot be read (the log's or the checkpoints'). */
+export function unreadable(file: string, err: unknown): GatehouseError {
+  const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err))
+  return new GatehouseError(
+    AuditLogErrorCodes.GH_AUDIT_UNREADABLE,
+    `@gatehouse/audit-log: cannot read ${file} (${code})`,
+    500,
+    {
+      cause: err,
+    },
+  )
 }
 
 /**

@@ -1,11 +1,9 @@
 import { open } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { GatehouseError } from '@gatehouse/core'
 import { lineVerifies, parseChainedLine } from './chain'
-import { AuditLogErrorCodes } from './errors'
 import { resolveAuditKey } from './options'
 import type { AuditCheckpoint } from './checkpoint'
-import { checkpointExpectations, type CheckpointSource } from './verify-checkpoints'
+import { checkpointExpectations, unreadable, type CheckpointSource } from './verify-checkpoints'
 
 /** What is wrong at the first bad line. */
 export type AuditVerifyProblem =
@@ -305,14 +303,4 @@ export async function verifyAuditLog(
     }
   }
   return result
-}
-
-function unreadable(file: string, err: unknown): GatehouseError {
-  const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err))
-  return new GatehouseError(
-    AuditLogErrorCodes.GH_AUDIT_UNREADABLE,
-    `@gatehouse/audit-log: cannot read ${file} (${code})`,
-    500,
-    { cause: err },
-  )
 }

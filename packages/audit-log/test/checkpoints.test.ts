@@ -9,7 +9,7 @@ import {
 } from '@gatehouse/audit-log'
 import { lineVerifies, parseChainedLine, sealLine } from '../src/chain'
 import { fileLines, newKey, sampleEvent, tempDir, waitFor } from './helpers'
-import { SyslogReceiver, testCertificate } from './receivers'
+import { SyslogReceiver, syslogSink } from './receivers'
 
 jest.setTimeout(15_000)
 
@@ -190,16 +190,7 @@ describe('signed checkpoints', () => {
       const audit = createAuditLogger({
         file,
         key,
-        sinks: [
-          {
-            type: 'syslog',
-            host: '127.0.0.1',
-            port,
-            servername: 'localhost',
-            ca: testCertificate().cert,
-            retryInterval: 20,
-          },
-        ],
+        sinks: [syslogSink(port)],
       })
       for (let i = 1; i <= 25; i++) audit.log(sampleEvent({ request_id: `req-${i}` }))
       await audit.close()

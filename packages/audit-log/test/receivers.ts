@@ -2,10 +2,34 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo, Socket } from 'node:net'
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls'
 import { generateCertificate, type GeneratedCertificate } from '@gatehouse/testing'
+import type { HttpsSinkOptions, SyslogSinkOptions } from '@gatehouse/audit-log'
 
 let cached: GeneratedCertificate | undefined
 /** One self-signed certificate for localhost / 127.0.0.1, made at run time (never committed). */
 export const testCertificate = (): GeneratedCertificate => (cached ??= generateCertificate())
+
+/** Short retries, so a test sees a receiver come back within milliseconds. */
+export const fast = { retryInterval: 20, maxRetryInterval: 100, closeTimeout: '3s' } as const
+
+/** A syslog sink to a receiver of this file on `port`, trusting the test certificate. */
+export const syslogSink = (port: number, extra: Partial<SyslogSinkOptions> = {}): SyslogSinkOptions => ({
+  type: 'syslog',
+  host: '127.0.0.1',
+  port,
+  servername: 'localhost',
+  ca: testCertificate().cert,
+  ...fast,
+  ...extra,
+})
+
+/** An HTTPS sink to `url`, trusting the test certificate. */
+export const httpsSink = (url: string, extra: Partial<HttpsSinkOptions> = {}): HttpsSinkOptions => ({
+  type: 'https',
+  url,
+  ca: testCertificate().cert,
+  ...fast,
+  ...extra,
+})
 
 export interface SyslogMessage {
   pri: number

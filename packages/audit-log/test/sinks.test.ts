@@ -3,7 +3,14 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { createAuditLogger, type AuditLogger, type AuditSinkDrop } from '@gatehouse/audit-log'
 import { fileLines, newKey, recordingLogger, sampleEvent, tempDir, waitFor } from './helpers'
-import { SyslogReceiver, startHttpsCollector, testCertificate } from './receivers'
+import {
+  SyslogReceiver,
+  fast,
+  httpsSink,
+  startHttpsCollector,
+  syslogSink,
+  testCertificate,
+} from './receivers'
 
 jest.setTimeout(15_000)
 
@@ -26,7 +33,6 @@ afterEach(async () => {
   cleanup()
 })
 
-const fast = { retryInterval: 20, maxRetryInterval: 100, closeTimeout: '3s' } as const
 const track = (a: AuditLogger): AuditLogger => (open.push(a), a)
 const logN = (audit: AuditLogger, from: number, to: number): void => {
   for (let i = from; i <= to; i++) audit.log(sampleEvent({ request_id: `req-${i}`, details: { n: i } }))
@@ -41,18 +47,7 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
         createAuditLogger({
           file,
           key,
-          sinks: [
-            {
-              type: 'syslog',
-              host: '127.0.0.1',
-              port,
-              ca: testCertificate().cert,
-              servername: 'localhost',
-              hostname: 'gw-1',
-              facility: 'local4',
-              ...fast,
-            },
-          ],
+          sinks: [syslogSink(port, { hostname: 'gw-1', facility: 'local4' })],
         }),
       )
       logN(audit, 1, 20)
@@ -101,7 +96,7 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
           file,
           key,
           logger,
-          sinks: [{ type: 'syslog', host: 'localhost', port, ca: testCertificate().cert, ...fast }],
+          sinks: [syslogSink(port, { host: 'localhost' })],
         }),
       )
       logN(audit, 1, 10)
@@ -135,16 +130,7 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
         createAuditLogger({
           file,
           key,
-          sinks: [
-            {
-              type: 'syslog',
-              host: '127.0.0.1',
-              port,
-              servername: 'localhost',
-              ca: testCertificate().cert,
-              ...fast,
-            },
-          ],
+          sinks: [syslogSink(port)],
         }),
       )
       logN(audit, 1, 50) // one write, one burst on the wire; the receiver reads 5 and drops the rest
@@ -168,17 +154,7 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
         createAuditLogger({
           file,
           key,
-          sinks: [
-            {
-              type: 'syslog',
-              host: '127.0.0.1',
-              port,
-              servername: 'localhost',
-              connectTimeout: 100,
-              ...fast,
-              closeTimeout: 50,
-            },
-          ],
+          sinks: [syslogSink(port, { connectTimeout: 100, closeTimeout: 50 })],
         }),
       )
       const t0 = performance.now()
@@ -210,19 +186,7 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
           file,
           key,
           checkpoints: { enabled: false },
-          sinks: [
-            {
-              type: 'syslog',
-              host: '127.0.0.1',
-              port,
-              servername: 'localhost',
-              ca: testCertificate().cert,
-              maxQueue: 5,
-              overflow,
-              onDrop: (d) => drops.push(d),
-              ...fast,
-            },
-          ],
+          sinks: [syslogSink(port, { maxQueue: 5, overflow, onDrop: (d) => drops.push(d) })],
         }),
       )
       logN(audit, 1, 12)
@@ -246,17 +210,7 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
       file,
       key,
       logger,
-      sinks: [
-        {
-          type: 'syslog',
-          host: '127.0.0.1',
-          port,
-          servername: 'localhost',
-          ca: testCertificate().cert,
-          ...fast,
-          closeTimeout: 200,
-        },
-      ],
+      sinks: [syslogSink(port, { closeTimeout: 200 })],
     })
     logN(audit, 1, 3)
     const t0 = Date.now()
@@ -300,15 +254,11 @@ describe('https sink', () => {
           file,
           key,
           sinks: [
-            {
-              type: 'https',
-              url: collector.url,
-              ca: testCertificate().cert,
+            httpsSink(collector.url, {
               headers: { authorization: 'Bearer collector-token-5678' },
               batchSize: 50,
               flushInterval: 20,
-              ...fast,
-            },
+            }),
           ],
         }),
       )
@@ -348,16 +298,12 @@ describe('https sink', () => {
           logger,
           checkpoints: { enabled: false },
           sinks: [
-            {
-              type: 'https',
-              url: collector.url,
-              ca: testCertificate().cert,
+            httpsSink(collector.url, {
               headers: { authorization: 'Bearer hdr-secret-9999' },
               batchSize: 3,
               flushInterval: 0,
               onDrop: (d) => drops.push(d),
-              ...fast,
-            },
+            }),
           ],
         }),
       )
@@ -389,17 +335,7 @@ describe('what crosses the wire', () => {
         createAuditLogger({
           file,
           key,
-          sinks: [
-            {
-              type: 'syslog',
-              host: '127.0.0.1',
-              port,
-              servername: 'localhost',
-              ca: testCertificate().cert,
-              ...fast,
-            },
-            { type: 'https', url: collector.url, ca: testCertificate().cert, flushInterval: 10, ...fast },
-          ],
+          sinks: [syslogSink(port), httpsSink(collector.url, { flushInterval: 10 })],
         }),
       )
       audit.log(
