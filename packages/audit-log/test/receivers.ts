@@ -140,7 +140,9 @@ export interface HttpsRequestSeen {
 }
 
 /** An HTTPS collector on a loopback port that answers `failFirst` requests with `failStatus`. */
-export async function startHttpsCollector(opts: { failFirst?: number; failStatus?: number } = {}): Promise<{
+export async function startHttpsCollector(
+  opts: { failFirst?: number; failStatus?: number; port?: number } = {},
+): Promise<{
   url: string
   requests: HttpsRequestSeen[]
   lines: () => string[]
@@ -159,7 +161,10 @@ export async function startHttpsCollector(opts: { failFirst?: number; failStatus
       res.end()
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve())
+  })
   const { port } = server.address() as AddressInfo
   return {
     url: `https://localhost:${port}/ingest?token=collector-secret-1234`,

@@ -286,6 +286,27 @@ describe('https sink', () => {
     }
   })
 
+  it('replays what was queued while the collector was down once it is back on its port', async () => {
+    const first = await startHttpsCollector()
+    const port = Number(new URL(first.url).port)
+    await first.close()
+    const audit = track(
+      createAuditLogger({ file, key, sinks: [httpsSink(first.url, { flushInterval: 10 })] }),
+    )
+    logN(audit, 1, 30)
+    await waitFor(() => audit.sinkStats()[0]!.failures >= 2)
+    const again = await startHttpsCollector({ port })
+    try {
+      await waitFor(() => again.lines().length === 30, 5000)
+      logN(audit, 31, 40)
+      await audit.close()
+      expect(again.lines()).toEqual(fileLines(file)) // 40 events and the checkpoint, in order
+      expect(audit.sinkStats()[0]).toMatchObject({ sent: 41, dropped: 0, queued: 0 })
+    } finally {
+      await again.close()
+    }
+  })
+
   it('drops a batch the collector refuses as content (400) and goes on', async () => {
     const collector = await startHttpsCollector({ failFirst: 1, failStatus: 400 })
     const drops: AuditSinkDrop[] = []
