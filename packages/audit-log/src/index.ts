@@ -20,15 +20,11 @@ export {
   type VerifyAuditLogOptions,
 } from './verify'
 export { listAuditFiles } from './files'
+export { accessLogOptionsSchema, type AccessLogOptions } from './access-options'
+export { APP_LOG_LEVELS, appLoggerOptionsSchema, type AppLogLevel, type AppLoggerOptions } from './app-options'
 export {
-  APP_LOG_LEVELS,
-  accessLogOptionsSchema,
-  appLoggerOptionsSchema,
   auditLogOptionsSchema,
   resolveAuditLogConfig,
-  type AccessLogOptions,
-  type AppLogLevel,
-  type AppLoggerOptions,
   type AuditLogConfig,
   type AuditCheckpointOptions,
   type AuditLogOptions,

@@ -1,4 +1,3 @@
-import type { Request, Response } from 'express'
 import {
   SECURITY_EVENT_TYPES,
   GatehouseConfigError,
@@ -7,7 +6,6 @@ import {
   parseDuration,
   parseSize,
   type Logger,
-  type SecurityEventHandler,
   type SecurityEventType,
 } from '@gatehouse/core'
 import type { KeyObject } from 'node:crypto'
@@ -197,7 +195,7 @@ export function resolveAuditKey(key: unknown, name = 'key'): Buffer {
   return bytes
 }
 
-function invalid(message: string): GatehouseConfigError {
+export function invalid(message: string): GatehouseConfigError {
   return new GatehouseConfigError(AuditLogErrorCodes.GH_AUDIT_INVALID_OPTIONS, `${PKG}: ${message}`)
 }
 
@@ -259,138 +257,7 @@ function keyForms(key: Buffer): string[] {
   return [key.toString('utf8'), key.toString('hex'), key.toString('base64'), key.toString('base64url')]
 }
 
-function noopLoggerCopy(): Logger {
+export function noopLoggerCopy(): Logger {
   const noop = (): void => undefined
   return { error: noop, warn: noop, info: noop, debug: noop }
-}
-
-/** Options of the `accessLog()` middleware. */
-export interface AccessLogOptions {
-  /**
-   * Receives one `provider_request` event per request, when the response has finished or the
-   * client went away. Pass the audit logger's `log` (and anything else, e.g. metrics). Required.
-   */
-  onEvent: SecurityEventHandler
-  /** Return true to leave a request out of the access log (health checks). @default undefined */
-  skip?: (req: Request, res: Response) => boolean
-  /**
-   * Extra fields for the event's details, read when the response ends (e.g. the upstream
-   * credential's id). Values are masked like every other field. @default undefined
-   */
-  details?: (req: Request, res: Response) => Record<string, unknown> | undefined
-  /**
-   * Literal secrets masked in the logged path, on top of the built-in credential formats.
-   * @default []
-   */
-  knownSecrets?: string[]
-  /** Where a failing `onEvent` is reported. @default a no-op logger */
-  logger?: Logger
-}
-
-export interface AccessLogConfig {
-  readonly onEvent: SecurityEventHandler
-  readonly skip: ((req: Request, res: Response) => boolean) | undefined
-  readonly details: ((req: Request, res: Response) => Record<string, unknown> | undefined) | undefined
-  readonly knownSecrets: readonly string[]
-  readonly logger: Logger
-}
-
-export const accessLogOptionsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    onEvent: {},
-    skip: {},
-    details: {},
-    knownSecrets: { type: 'array', items: { type: 'string' } },
-    logger: {},
-  },
-} as const
-
-const resolveAccessRaw = createOptionsResolver<AccessLogOptions>({
-  pkg: PKG,
-  codePrefix: 'GH_AUDIT',
-  schema: accessLogOptionsSchema,
-  handChecked: ['onEvent', 'skip', 'details', 'logger'],
-  secretKeys: ['knownSecrets'],
-})
-
-export function resolveAccessLogConfig(options: AccessLogOptions): AccessLogConfig {
-  const raw = resolveAccessRaw(options)
-  if (typeof raw.onEvent !== 'function') throw invalid('onEvent is required: a function that receives each event')
-  if (raw.skip !== undefined && typeof raw.skip !== 'function') throw invalid('skip must be a function')
-  if (raw.details !== undefined && typeof raw.details !== 'function') throw invalid('details must be a function')
-  if (raw.logger !== undefined && !isLogger(raw.logger)) {
-    throw invalid('logger must have error, warn, info and debug methods')
-  }
-  return Object.freeze({
-    onEvent: raw.onEvent,
-    skip: raw.skip,
-    details: raw.details,
-    knownSecrets: Object.freeze([...(raw.knownSecrets ?? [])]),
-    logger: raw.logger ?? noopLoggerCopy(),
-  })
-}
-
-/** winston's npm levels, most severe first. */
-export const APP_LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] as const
-export type AppLogLevel = (typeof APP_LOG_LEVELS)[number]
-
-/** Options of `createAppLogger()`. */
-export interface AppLoggerOptions {
-  /** Lowest level written (`logging.level`). @default 'info' */
-  level?: AppLogLevel
-  /** Literal secrets masked wherever they appear. @default [] */
-  knownSecrets?: string[]
-  /** Fields added to every line (e.g. `{ service: 'gatehouse' }`). Masked like the rest. @default {} */
-  defaultMeta?: Record<string, unknown>
-  /** Where info and lower levels go. @default process.stdout */
-  stdout?: NodeJS.WritableStream
-  /** Where warn and error go. @default process.stderr */
-  stderr?: NodeJS.WritableStream
-}
-
-export interface AppLoggerConfig {
-  readonly level: AppLogLevel
-  readonly knownSecrets: readonly string[]
-  readonly defaultMeta: Readonly<Record<string, unknown>>
-  readonly stdout: NodeJS.WritableStream
-  readonly stderr: NodeJS.WritableStream
-}
-
-export const appLoggerOptionsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    level: { type: 'string', enum: [...APP_LOG_LEVELS] },
-    knownSecrets: { type: 'array', items: { type: 'string' } },
-    defaultMeta: { type: 'object' },
-    stdout: {},
-    stderr: {},
-  },
-} as const
-
-const resolveAppRaw = createOptionsResolver<AppLoggerOptions>({
-  pkg: PKG,
-  codePrefix: 'GH_AUDIT',
-  schema: appLoggerOptionsSchema,
-  handChecked: ['stdout', 'stderr'],
-  secretKeys: ['knownSecrets'],
-})
-
-const isWritable = (v: unknown): v is NodeJS.WritableStream =>
-  typeof v === 'object' && v !== null && typeof (v as { write?: unknown }).write === 'function'
-
-export function resolveAppLoggerConfig(options: AppLoggerOptions): AppLoggerConfig {
-  const raw = resolveAppRaw(options)
-  for (const name of ['stdout', 'stderr'] as const) {
-    if (raw[name] !== undefined && !isWritable(raw[name])) throw invalid(`${name} must be a writable stream`)
-  }
-  return Object.freeze({
-    level: raw.level ?? 'info',
-    knownSecrets: Object.freeze([...(raw.knownSecrets ?? [])]),
-    defaultMeta: Object.freeze({ ...(raw.defaultMeta ?? {}) }),
-    stdout: raw.stdout ?? process.stdout,
-    stderr: raw.stderr ?? process.stderr,
-  })
 }
