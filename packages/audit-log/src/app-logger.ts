@@ -1,7 +1,7 @@
 import TransportStream from 'winston-transport'
 import { createLogger, format, type Logger as WinstonLogger } from 'winston'
 import { createSinkMasker, safeStringify } from './mask'
-import { resolveAppLoggerConfig, type AppLoggerOptions } from './options'
+import { resolveAppLoggerConfig, type AppLoggerOptions } from './app-options'
 
 /** winston's formatted-line key (triple-beam's MESSAGE). */
 const MESSAGE: unique symbol = Symbol.for('message') as never

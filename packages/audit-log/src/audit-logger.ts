@@ -6,7 +6,10 @@ import { createSinkMasker } from './mask'
 import { resolveAuditLogConfig, type AuditLogOptions } from './options'
 import { createRefusalAggregator } from './aggregate'
 import { auditRecordBody } from './record'
-import { ChainedFileWriter } from './writer'
+import { ChainedFileWriter, type BodyMaker } from './writer'
+import { checkpointBody, createCheckpointSigner } from './checkpoint'
+import type { AuditSinkStats } from './sinks/base'
+import { createSink } from './sinks'
 
 const PKG = '@gatehouse/audit-log'
 const BODY = Symbol('gatehouse.audit.body')
@@ -52,6 +55,10 @@ export interface AuditLogger {
   stats(): AuditLogStats
   /** The last line written: file, seq and hash (keep them elsewhere to detect a cut-off tail). */
   head(): { file: string; seq: number; hash: string }
+  /** Counters of each sink, in the order of `sinks`. */
+  sinkStats(): AuditSinkStats[]
+  /** Write a signed checkpoint now (to the file and every sink), unless nothing was written since the last one. */
+  checkpoint(): void
 }
 
 class AuditTransport extends TransportStream {
@@ -93,6 +100,13 @@ export function createAuditLogger(options: AuditLogOptions): AuditLogger {
       }
     }
   }
+  const sinks = config.sinks.map((c) => createSink(c, { report, logger: config.logger }))
+  const ship =
+    sinks.length === 0
+      ? undefined
+      : (lines: string[]): void => {
+          for (const sink of sinks) sink.push(lines)
+        }
   const writer = new ChainedFileWriter(
     {
       file: config.file,
@@ -102,8 +116,23 @@ export function createAuditLogger(options: AuditLogOptions): AuditLogger {
       maxQueuedEvents: config.maxQueuedEvents,
       retryIntervalMs: config.retryIntervalMs,
     },
-    { report, logger: config.logger },
+    ship ? { report, logger: config.logger, onWritten: ship } : { report, logger: config.logger },
   )
+
+  // A checkpoint is made when the writer reaches it, so it names the line just before it.
+  const sign = createCheckpointSigner(config.key, config.checkpoints.signingKey)
+  let checkpointLineSeq = -1
+  const makeCheckpoint: BodyMaker = (seq, hash) => {
+    if (seq === 0 || seq === checkpointLineSeq) return undefined
+    checkpointLineSeq = seq + 1
+    const cp = sign({ ...(config.checkpoints.logId === undefined ? {} : { log: config.checkpoints.logId }), seq, hash, time: new Date().toISOString() })
+    return checkpointBody(cp)
+  }
+  const checkpointTimer =
+    config.checkpoints.enabled && config.checkpoints.intervalMs > 0
+      ? setInterval(() => writer.enqueue(makeCheckpoint), config.checkpoints.intervalMs)
+      : undefined
+  checkpointTimer?.unref()
 
   let accepted = 0
   let received = 0
@@ -214,12 +243,16 @@ export function createAuditLogger(options: AuditLogOptions): AuditLogger {
     if (closing) return closing
     drain(true)
     if (drainTimer) clearInterval(drainTimer)
+    if (checkpointTimer) clearInterval(checkpointTimer)
     closed = true
     closing = (async () => {
       await pipelineDrained()
+      if (config.checkpoints.enabled) writer.enqueue(makeCheckpoint)
       try {
         await writer.close()
       } finally {
+        // The sinks get what the writer wrote, the closing checkpoint included, for closeTimeout at most.
+        await Promise.all(sinks.map((sink) => sink.close()))
         winston.remove(transport)
         const head = writer.head()
         config.logger.info(`${PKG}: audit log closed`, { file: head.file, seq: head.seq, hash: head.hash })
@@ -247,5 +280,9 @@ export function createAuditLogger(options: AuditLogOptions): AuditLogger {
       rotations: writer.stats.rotations,
     }),
     head: () => writer.head(),
+    sinkStats: () => sinks.map((sink) => sink.stats()),
+    checkpoint: () => {
+      if (!closed) writer.enqueue(makeCheckpoint)
+    },
   })
 }

@@ -1,4 +1,15 @@
 export { createAuditLogger, type AuditLogger, type AuditLogStats } from './audit-logger'
+export {
+  auditSinkOptionsSchema,
+  httpsSinkOptionsSchema,
+  syslogSinkOptionsSchema,
+  type AuditSinkDrop,
+  type AuditSinkOptions,
+  type HttpsSinkOptions,
+  type SyslogSinkOptions,
+} from './sinks/options'
+export type { AuditSinkStats } from './sinks/base'
+export { findCheckpoints, type AuditCheckpoint } from './checkpoint'
 export { accessLog, maskRequestUrl } from './middleware'
 export { createAppLogger } from './app-logger'
 export {
@@ -9,16 +20,13 @@ export {
   type VerifyAuditLogOptions,
 } from './verify'
 export { listAuditFiles } from './files'
+export { accessLogOptionsSchema, type AccessLogOptions } from './access-options'
+export { APP_LOG_LEVELS, appLoggerOptionsSchema, type AppLogLevel, type AppLoggerOptions } from './app-options'
 export {
-  APP_LOG_LEVELS,
-  accessLogOptionsSchema,
-  appLoggerOptionsSchema,
   auditLogOptionsSchema,
   resolveAuditLogConfig,
-  type AccessLogOptions,
-  type AppLogLevel,
-  type AppLoggerOptions,
   type AuditLogConfig,
+  type AuditCheckpointOptions,
   type AuditLogOptions,
 } from './options'
 export { AuditLogErrorCodes, type AuditLogErrorCode } from './errors'

@@ -8,7 +8,7 @@ import {
   type SecurityEventInput,
 } from '@gatehouse/core'
 import { createSinkMasker, type SinkMasker } from './mask'
-import { resolveAccessLogConfig, type AccessLogOptions } from './options'
+import { resolveAccessLogConfig, type AccessLogOptions } from './access-options'
 
 const PKG = '@gatehouse/audit-log'
 const MAX_PATH_CHARS = 2048

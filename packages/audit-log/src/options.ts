@@ -1,4 +1,3 @@
-import type { Request, Response } from 'express'
 import {
   SECURITY_EVENT_TYPES,
   GatehouseConfigError,
@@ -7,10 +6,12 @@ import {
   parseDuration,
   parseSize,
   type Logger,
-  type SecurityEventHandler,
   type SecurityEventType,
 } from '@gatehouse/core'
+import type { KeyObject } from 'node:crypto'
+import { resolveSigningKey } from './checkpoint'
 import { AuditLogErrorCodes } from './errors'
+import { auditSinkOptionsSchema, resolveSinkConfig, type AuditSinkConfig, type AuditSinkOptions } from './sinks/options'
 
 const PKG = '@gatehouse/audit-log'
 
@@ -74,10 +75,37 @@ export interface AuditLogOptions {
    * @default 0
    */
   aggregateInterval?: string | number
+  /**
+   * Where every written line is also shipped, as it is written: syslog over TLS and/or HTTPS
+   * collectors (see the README). Shipping never delays a request or the local write.
+   * @default []
+   */
+  sinks?: AuditSinkOptions[]
+  /**
+   * Signed checkpoints (seq and hash of the head, time) written to the file and to every sink at
+   * an interval and at close. On by default when `sinks` are set.
+   * @default { enabled: sinks.length > 0, interval: '1m' }
+   */
+  checkpoints?: AuditCheckpointOptions
   /** Receives write failures (logger.error is called too). @default undefined */
   onWriteError?: (err: Error) => void
   /** Where write failures and recoveries are reported. @default a no-op logger */
   logger?: Logger
+}
+
+/** Options of the signed checkpoints. */
+export interface AuditCheckpointOptions {
+  /** @default true when `sinks` are set, else false */
+  enabled?: boolean
+  /** Time between checkpoints (one is skipped when nothing was written since the last). `0`: only at close. @default '1m' */
+  interval?: string | number
+  /**
+   * Sign with Ed25519 under this private key (PEM or KeyObject) instead of HMAC-SHA256 under the
+   * audit key, so checkpoints can be checked without the audit key. **Secret**. @default none
+   */
+  signingKey?: string | Buffer | KeyObject
+  /** An id carried and signed in every checkpoint: set it when several logs ship to one collector. @default none */
+  logId?: string
 }
 
 /** The resolved, frozen configuration of an audit logger. */
@@ -92,6 +120,13 @@ export interface AuditLogConfig {
   readonly maxQueuedEvents: number
   readonly retryIntervalMs: number
   readonly aggregateIntervalMs: number
+  readonly sinks: readonly AuditSinkConfig[]
+  readonly checkpoints: {
+    readonly enabled: boolean
+    readonly intervalMs: number
+    readonly signingKey: KeyObject | undefined
+    readonly logId: string | undefined
+  }
   readonly onWriteError: ((err: Error) => void) | undefined
   readonly logger: Logger
 }
@@ -111,6 +146,17 @@ export const auditLogOptionsSchema = {
     maxQueuedEvents: { type: 'integer', minimum: 1 },
     retryInterval: { type: ['string', 'integer'], minimum: 1 },
     aggregateInterval: { type: ['string', 'integer'], minimum: 0 },
+    sinks: { type: 'array', maxItems: 16, items: auditSinkOptionsSchema },
+    checkpoints: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        interval: { type: ['string', 'integer'], minimum: 0 },
+        signingKey: {},
+        logId: { type: 'string', pattern: '^[\\x21-\\x7e]{1,128}$' },
+      },
+    },
     onWriteError: {},
     logger: {},
   },
@@ -121,7 +167,7 @@ const resolveRaw = createOptionsResolver<AuditLogOptions>({
   codePrefix: 'GH_AUDIT',
   schema: auditLogOptionsSchema,
   handChecked: ['key', 'onWriteError', 'logger'],
-  secretKeys: ['key', 'knownSecrets'],
+  secretKeys: ['key', 'knownSecrets', 'headers', 'url', 'signingKey'],
 })
 
 const MIN_KEY_BYTES = 32
@@ -149,7 +195,7 @@ export function resolveAuditKey(key: unknown, name = 'key'): Buffer {
   return bytes
 }
 
-function invalid(message: string): GatehouseConfigError {
+export function invalid(message: string): GatehouseConfigError {
   return new GatehouseConfigError(AuditLogErrorCodes.GH_AUDIT_INVALID_OPTIONS, `${PKG}: ${message}`)
 }
 
@@ -180,6 +226,14 @@ export function resolveAuditLogConfig(options: AuditLogOptions): AuditLogConfig 
     raw.aggregateInterval === undefined || raw.aggregateInterval === 0
       ? 0
       : convert('aggregateInterval', raw.aggregateInterval, () => parseDuration(raw.aggregateInterval!, 'aggregateInterval'))
+  const sinks = (raw.sinks ?? []).map((o, i) => resolveSinkConfig(`sinks[${i}]`, o))
+  const cp = raw.checkpoints ?? {}
+  const checkpoints = Object.freeze({
+    enabled: cp.enabled ?? sinks.length > 0,
+    intervalMs: cp.interval === undefined ? 60_000 : convert('checkpoints.interval', cp.interval, () => parseDuration(cp.interval!, 'checkpoints.interval')),
+    signingKey: cp.signingKey === undefined ? undefined : resolveSigningKey(cp.signingKey, 'checkpoints.signingKey'),
+    logId: cp.logId,
+  })
   return Object.freeze({
     file: raw.file ?? './logs/audit.log',
     key,
@@ -191,6 +245,8 @@ export function resolveAuditLogConfig(options: AuditLogOptions): AuditLogConfig 
     maxQueuedEvents: raw.maxQueuedEvents ?? 100_000,
     retryIntervalMs,
     aggregateIntervalMs,
+    sinks: Object.freeze(sinks),
+    checkpoints,
     onWriteError: raw.onWriteError,
     logger: raw.logger ?? noopLoggerCopy(),
   })
@@ -201,138 +257,7 @@ function keyForms(key: Buffer): string[] {
   return [key.toString('utf8'), key.toString('hex'), key.toString('base64'), key.toString('base64url')]
 }
 
-function noopLoggerCopy(): Logger {
+export function noopLoggerCopy(): Logger {
   const noop = (): void => undefined
   return { error: noop, warn: noop, info: noop, debug: noop }
-}
-
-/** Options of the `accessLog()` middleware. */
-export interface AccessLogOptions {
-  /**
-   * Receives one `provider_request` event per request, when the response has finished or the
-   * client went away. Pass the audit logger's `log` (and anything else, e.g. metrics). Required.
-   */
-  onEvent: SecurityEventHandler
-  /** Return true to leave a request out of the access log (health checks). @default undefined */
-  skip?: (req: Request, res: Response) => boolean
-  /**
-   * Extra fields for the event's details, read when the response ends (e.g. the upstream
-   * credential's id). Values are masked like every other field. @default undefined
-   */
-  details?: (req: Request, res: Response) => Record<string, unknown> | undefined
-  /**
-   * Literal secrets masked in the logged path, on top of the built-in credential formats.
-   * @default []
-   */
-  knownSecrets?: string[]
-  /** Where a failing `onEvent` is reported. @default a no-op logger */
-  logger?: Logger
-}
-
-export interface AccessLogConfig {
-  readonly onEvent: SecurityEventHandler
-  readonly skip: ((req: Request, res: Response) => boolean) | undefined
-  readonly details: ((req: Request, res: Response) => Record<string, unknown> | undefined) | undefined
-  readonly knownSecrets: readonly string[]
-  readonly logger: Logger
-}
-
-export const accessLogOptionsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    onEvent: {},
-    skip: {},
-    details: {},
-    knownSecrets: { type: 'array', items: { type: 'string' } },
-    logger: {},
-  },
-} as const
-
-const resolveAccessRaw = createOptionsResolver<AccessLogOptions>({
-  pkg: PKG,
-  codePrefix: 'GH_AUDIT',
-  schema: accessLogOptionsSchema,
-  handChecked: ['onEvent', 'skip', 'details', 'logger'],
-  secretKeys: ['knownSecrets'],
-})
-
-export function resolveAccessLogConfig(options: AccessLogOptions): AccessLogConfig {
-  const raw = resolveAccessRaw(options)
-  if (typeof raw.onEvent !== 'function') throw invalid('onEvent is required: a function that receives each event')
-  if (raw.skip !== undefined && typeof raw.skip !== 'function') throw invalid('skip must be a function')
-  if (raw.details !== undefined && typeof raw.details !== 'function') throw invalid('details must be a function')
-  if (raw.logger !== undefined && !isLogger(raw.logger)) {
-    throw invalid('logger must have error, warn, info and debug methods')
-  }
-  return Object.freeze({
-    onEvent: raw.onEvent,
-    skip: raw.skip,
-    details: raw.details,
-    knownSecrets: Object.freeze([...(raw.knownSecrets ?? [])]),
-    logger: raw.logger ?? noopLoggerCopy(),
-  })
-}
-
-/** winston's npm levels, most severe first. */
-export const APP_LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] as const
-export type AppLogLevel = (typeof APP_LOG_LEVELS)[number]
-
-/** Options of `createAppLogger()`. */
-export interface AppLoggerOptions {
-  /** Lowest level written (`logging.level`). @default 'info' */
-  level?: AppLogLevel
-  /** Literal secrets masked wherever they appear. @default [] */
-  knownSecrets?: string[]
-  /** Fields added to every line (e.g. `{ service: 'gatehouse' }`). Masked like the rest. @default {} */
-  defaultMeta?: Record<string, unknown>
-  /** Where info and lower levels go. @default process.stdout */
-  stdout?: NodeJS.WritableStream
-  /** Where warn and error go. @default process.stderr */
-  stderr?: NodeJS.WritableStream
-}
-
-export interface AppLoggerConfig {
-  readonly level: AppLogLevel
-  readonly knownSecrets: readonly string[]
-  readonly defaultMeta: Readonly<Record<string, unknown>>
-  readonly stdout: NodeJS.WritableStream
-  readonly stderr: NodeJS.WritableStream
-}
-
-export const appLoggerOptionsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    level: { type: 'string', enum: [...APP_LOG_LEVELS] },
-    knownSecrets: { type: 'array', items: { type: 'string' } },
-    defaultMeta: { type: 'object' },
-    stdout: {},
-    stderr: {},
-  },
-} as const
-
-const resolveAppRaw = createOptionsResolver<AppLoggerOptions>({
-  pkg: PKG,
-  codePrefix: 'GH_AUDIT',
-  schema: appLoggerOptionsSchema,
-  handChecked: ['stdout', 'stderr'],
-  secretKeys: ['knownSecrets'],
-})
-
-const isWritable = (v: unknown): v is NodeJS.WritableStream =>
-  typeof v === 'object' && v !== null && typeof (v as { write?: unknown }).write === 'function'
-
-export function resolveAppLoggerConfig(options: AppLoggerOptions): AppLoggerConfig {
-  const raw = resolveAppRaw(options)
-  for (const name of ['stdout', 'stderr'] as const) {
-    if (raw[name] !== undefined && !isWritable(raw[name])) throw invalid(`${name} must be a writable stream`)
-  }
-  return Object.freeze({
-    level: raw.level ?? 'info',
-    knownSecrets: Object.freeze([...(raw.knownSecrets ?? [])]),
-    defaultMeta: Object.freeze({ ...(raw.defaultMeta ?? {}) }),
-    stdout: raw.stdout ?? process.stdout,
-    stderr: raw.stderr ?? process.stderr,
-  })
 }

@@ -1,9 +1,9 @@
 import { open } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { GatehouseError } from '@gatehouse/core'
 import { lineVerifies, parseChainedLine } from './chain'
-import { AuditLogErrorCodes } from './errors'
 import { resolveAuditKey } from './options'
+import type { AuditCheckpoint } from './checkpoint'
+import { checkpointExpectations, unreadable, type CheckpointSource } from './verify-checkpoints'
 
 /** What is wrong at the first bad line. */
 export type AuditVerifyProblem =
@@ -21,8 +21,12 @@ export type AuditVerifyProblem =
   | 'unanchored'
   /** a file does not continue from the one before it */
   | 'broken_link'
-  /** the chain ends before the expected last line (see `expect`) */
+  /** the chain ends before the expected last line (see `expect`) or the newest checkpoint */
   | 'truncated'
+  /** a line differs from the one a shipped checkpoint vouches for: the log was rewritten */
+  | 'replaced'
+  /** the checkpoints cannot be trusted or are missing (bad signature, none for this log) */
+  | 'checkpoint_invalid'
 
 export interface AuditVerifyFailure {
   file: string
@@ -50,6 +54,8 @@ export interface AuditVerifyResult {
    * link to the earlier file needs that file too.
    */
   genesis: boolean
+  /** With `checkpoints`: how many were read, and the furthest line they vouch for. */
+  checkpoints?: { count: number; newestSeq: number; newestTime: string }
   failure?: AuditVerifyFailure
 }
 
@@ -59,6 +65,17 @@ export interface VerifyAuditLogOptions {
    * cut from the end of a log are otherwise undetectable: nothing after them can tell.
    */
   expect?: { seq: number; hash?: string }
+  /**
+   * The checkpoints shipped off the box: a file (a collector's export: one record a line, behind
+   * a syslog header or not; other lines are skipped) or checkpoint records. The log must hold every
+   * line they vouch for, with the same hash, and reach the newest: a cut tail is `truncated`, a
+   * rewritten one `replaced`.
+   */
+  checkpoints?: string | readonly AuditCheckpoint[]
+  /** Ed25519 public key (PEM or KeyObject) of checkpoints signed with `checkpoints.signingKey`. */
+  checkpointPublicKey?: CheckpointSource['publicKey']
+  /** Only checkpoints carrying this log id count. */
+  logId?: string
 }
 
 interface RawLine {
@@ -122,6 +139,20 @@ export async function verifyAuditLog(
     result.failure = failure
     return result
   }
+
+  const cps =
+    options.checkpoints === undefined
+      ? undefined
+      : await checkpointExpectations(
+          {
+            checkpoints: options.checkpoints,
+            ...(options.checkpointPublicKey === undefined ? {} : { publicKey: options.checkpointPublicKey }),
+            ...(options.logId === undefined ? {} : { logId: options.logId }),
+          },
+          keyBytes,
+        )
+  if (cps && 'reason' in cps) return fail({ ...cps, problem: 'checkpoint_invalid' })
+  if (cps) result.checkpoints = { count: cps.count, newestSeq: cps.newest.seq, newestTime: cps.newest.time }
 
   for (const file of list) {
     lastFile = file
@@ -222,6 +253,14 @@ export async function verifyAuditLog(
             reason: `line ${raw.number} (seq ${parsed.seq}) was changed: its hash does not match its content (or the key is wrong)`,
           })
         }
+        const vouched = cps?.bySeq.get(parsed.seq)
+        if (vouched !== undefined && vouched !== parsed.hash) {
+          return fail({
+            ...at,
+            problem: 'replaced',
+            reason: `line ${raw.number} (seq ${parsed.seq}) is not the line a shipped checkpoint vouches for: the log was rewritten from here`,
+          })
+        }
         prevHash = parsed.hash
         expected = parsed.seq + 1
         result.lines++
@@ -234,6 +273,15 @@ export async function verifyAuditLog(
     }
   }
 
+  if (cps && (result.lastSeq ?? 0) < cps.newest.seq) {
+    const last = result.lastSeq ?? 0
+    return fail({
+      file: lastFile,
+      line: lastLine + 1,
+      problem: 'truncated',
+      reason: `the log ends at seq ${last} but a checkpoint shipped at ${cps.newest.time} vouches for seq ${cps.newest.seq}: ${cps.newest.seq - last} line(s) were cut from the end`,
+    })
+  }
   const expect = options.expect
   if (expect) {
     const last = result.lastSeq ?? 0
@@ -255,14 +303,4 @@ export async function verifyAuditLog(
     }
   }
   return result
-}
-
-function unreadable(file: string, err: unknown): GatehouseError {
-  const code = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err))
-  return new GatehouseError(
-    AuditLogErrorCodes.GH_AUDIT_UNREADABLE,
-    `@gatehouse/audit-log: cannot read ${file} (${code})`,
-    500,
-    { cause: err },
-  )
 }

@@ -34,7 +34,15 @@ export interface WriterHooks {
   /** A write-side failure: logged at error and passed to onWriteError. */
   report(err: GatehouseError, meta: Record<string, unknown>): void
   logger: Logger
+  /** Receives the lines of each successful write, exactly as written (without the newline), in order. */
+  onWritten?: (lines: string[]) => void
 }
+
+/**
+ * A record whose body depends on where the chain stands when it is written (a checkpoint): called
+ * with the seq and hash of the line before it; undefined leaves it out.
+ */
+export type BodyMaker = (seq: number, hash: string) => string | undefined
 
 export interface WriterStats {
   /** Lines on disk (written by this writer). */
@@ -55,7 +63,11 @@ interface Waiter {
 
 interface Batch {
   buf: Buffer
+  /** Lines in `buf`. */
   count: number
+  /** Queue entries consumed (a BodyMaker may yield no line). */
+  taken: number
+  lines: string[] | undefined
   rotate: boolean
   saved: { seq: number; prevHash: string; needAnchor: boolean; fileDay: string }
 }
@@ -93,7 +105,7 @@ export class ChainedFileWriter {
   private prevHash = ''
   private needAnchor = true
   private chainKnown = false
-  private readonly queue: string[] = []
+  private readonly queue: Array<string | BodyMaker> = []
   private accepted = 0
   private persisted = 0
   private dirty = false
@@ -127,8 +139,8 @@ export class ChainedFileWriter {
     return { file: this.file, seq: this.seq, hash: this.prevHash }
   }
 
-  /** Queue one record body (JSON text without chain fields). Never throws, never waits. */
-  enqueue(body: string): void {
+  /** Queue one record body (JSON text without chain fields, or a BodyMaker). Never throws, never waits. */
+  enqueue(body: string | BodyMaker): void {
     if (this.closed) {
       this.stats.dropped++
       if (!this.closedReported) {
@@ -243,7 +255,7 @@ export class ChainedFileWriter {
           return
         }
         const batch = this.buildBatch()
-        if (batch.count > 0) {
+        if (batch.taken > 0) {
           if (!this.writeBatch(batch)) {
             this.scheduleRetry()
             return
@@ -266,17 +278,24 @@ export class ChainedFileWriter {
   private buildBatch(): Batch {
     const saved = { seq: this.seq, prevHash: this.prevHash, needAnchor: this.needAnchor, fileDay: this.fileDay }
     const parts: Buffer[] = []
+    const lines = this.hooks.onWritten ? [] as string[] : undefined
     let bytes = 0
     let count = 0
+    let taken = 0
     let rotate = false
     const now = Date.now()
     const today = utcDay(now)
     const canRotate = this.regular && now >= this.rotationBlockedUntil
-    for (const body of this.queue) {
+    for (const entry of this.queue) {
       const used = this.size + bytes
       if (canRotate && used > 0 && this.cfg.daily && today !== this.fileDay) {
         rotate = true
         break
+      }
+      const body = typeof entry === 'string' ? entry : entry(this.seq, this.prevHash)
+      if (body === undefined) {
+        taken++
+        continue
       }
       const { line, hash } = sealLine(this.cfg.key, body, this.seq + 1, this.prevHash, this.needAnchor)
       const buf = Buffer.from(`${line}\n`, 'utf8')
@@ -289,11 +308,13 @@ export class ChainedFileWriter {
       this.prevHash = hash
       this.needAnchor = false
       parts.push(buf)
+      lines?.push(line)
       bytes += buf.length
       count++
+      taken++
       if (bytes >= MAX_BATCH_BYTES) break
     }
-    return { buf: Buffer.concat(parts, bytes), count, rotate, saved }
+    return { buf: Buffer.concat(parts, bytes), count, taken, lines, rotate, saved }
   }
 
   private writeBatch(batch: Batch): boolean {
@@ -318,12 +339,19 @@ export class ChainedFileWriter {
       this.fail(err, 'write')
       return false
     }
-    this.queue.splice(0, batch.count)
+    this.queue.splice(0, batch.taken)
     this.size += batch.buf.length
-    this.persisted += batch.count
+    this.persisted += batch.taken
     this.stats.written += batch.count
-    this.dirty = true
+    if (batch.count > 0) this.dirty = true
     this.recovered()
+    if (batch.lines && batch.lines.length > 0) {
+      try {
+        this.hooks.onWritten!(batch.lines)
+      } catch (err) {
+        this.hooks.logger.error(`${PKG}: shipping written lines failed`, { error: errCode(err) })
+      }
+    }
     return true
   }
 
