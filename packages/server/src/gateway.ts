@@ -1,6 +1,6 @@
 import type http from 'node:http'
 import type https from 'node:https'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import express, { type ErrorRequestHandler, type Express, type RequestHandler, type Response, type Router } from 'express'
@@ -39,7 +39,7 @@ import { requestGuard } from '@gatehouse/request-guard'
 import { createCredentialVault, credentialInjection, upstreamCredentialOf, type CredentialVault } from '@gatehouse/credential-vault'
 import { composeLayers, createPipelineServer, gatehouseProxy } from '@gatehouse/proxy'
 import { deviceFingerprint } from '@gatehouse/device-fingerprint'
-import { accessLog, createAuditLogger, type AuditLogger } from '@gatehouse/audit-log'
+import { accessLog, createAuditLogger, type AuditLogger, type AuditLogOptions, type AuditSinkOptions } from '@gatehouse/audit-log'
 import {
   createAlertEngine,
   createMetrics,
@@ -172,6 +172,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
         key: secrets.auditKey,
         events: config.logging.audit.events,
         aggregateInterval: config.logging.audit.aggregate_interval,
+        ...auditShipping(config, cwd),
         knownSecrets,
         logger,
       })
@@ -671,6 +672,39 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
     },
   }
   return gateway
+}
+
+/** logging.audit.sinks and .checkpoints as the audit logger's options (certificate and key files read here). */
+function auditShipping(config: GatehouseConfig, cwd: string): Pick<AuditLogOptions, 'sinks' | 'checkpoints'> {
+  const read = (file: string | undefined): string | undefined => (file ? readFileSync(resolvePath(cwd, file), 'utf8') : undefined)
+  const sinks = (config.logging.audit.sinks ?? []).map((s): AuditSinkOptions => {
+    const common = {
+      ...(s.name !== undefined ? { name: s.name } : {}),
+      ...(s.max_queue !== undefined ? { maxQueue: s.max_queue } : {}),
+      ...(s.overflow !== undefined ? { overflow: s.overflow } : {}),
+      ...(s.ca_file ? { ca: read(s.ca_file)! } : {}),
+      ...(s.cert_file ? { cert: read(s.cert_file)! } : {}),
+      ...(s.key_file ? { key: read(s.key_file)! } : {}),
+    }
+    return s.type === 'syslog'
+      ? { type: 'syslog', host: s.host ?? '', ...(s.port !== undefined ? { port: s.port } : {}), ...(s.servername ? { servername: s.servername } : {}), ...common }
+      : { type: 'https', url: s.url ?? '', ...(s.headers ? { headers: s.headers } : {}), ...common }
+  })
+  const cp = config.logging.audit.checkpoints
+  const checkpointing = cp?.enabled ?? sinks.length > 0
+  return {
+    ...(sinks.length ? { sinks } : {}),
+    ...(cp
+      ? {
+          checkpoints: {
+            ...(cp.enabled !== undefined ? { enabled: cp.enabled } : {}),
+            ...(cp.interval !== undefined ? { interval: cp.interval } : {}),
+            ...(cp.signing_key_file && checkpointing ? { signingKey: read(cp.signing_key_file)! } : {}),
+            ...(cp.log_id ? { logId: cp.log_id } : {}),
+          },
+        }
+      : {}),
+  }
 }
 
 /** A listener that could not bind, named by the config key that chose its port. */

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { createPublicKey } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve as resolvePath } from 'node:path'
 import { createMasker, isGatehouseError, parseDuration, type KeyLimits, type KeyLimitScope } from '@gatehouse/core'
@@ -35,7 +36,7 @@ const USAGE = `Usage: gatehouse [--config FILE]                 start the gatewa
        gatehouse keys migrate --to redis   (the key file's keys into the cluster's Redis, none re-issued)
        gatehouse config check
        gatehouse doctor [--json]               the security posture; exit 1 on any high finding
-       gatehouse audit verify FILE             the audit log's hash chain is intact; exit 1 if not
+       gatehouse audit verify FILE [--checkpoints F]  the audit log's hash chain is intact (and matches the shipped checkpoints); exit 1 if not
        gatehouse vault migrate [--dry-run]     encrypt plaintext credential files in the auth dir
        gatehouse vault rotate-key              re-encrypt every credential under auth.encryption.key
        gatehouse storage migrate               create or update the PostgreSQL schema (storage.url)
@@ -111,6 +112,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         json: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
         to: { type: 'string' },
+        checkpoints: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -283,9 +285,22 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
       io.err(`gatehouse: ${file}: no such file\n`)
       return 2
     }
-    const result = await verifyAuditLog(listAuditFiles(resolvePath(file)), key)
+    // --checkpoints: the checkpoints a collector received (syslog or HTTPS export); a log cut or
+    // replaced after the newest one fails.
+    const checkpoints = values.checkpoints
+    if (checkpoints !== undefined && !existsSync(checkpoints)) {
+      io.err(`gatehouse: ${checkpoints}: no such file\n`)
+      return 2
+    }
+    const cp = loaded.config.logging.audit.checkpoints
+    const result = await verifyAuditLog(listAuditFiles(resolvePath(file)), key, {
+      ...(checkpoints !== undefined ? { checkpoints: resolvePath(checkpoints) } : {}),
+      ...(cp?.signing_key_file ? { checkpointPublicKey: createPublicKey(readFileSync(resolvePath(cp.signing_key_file), 'utf8')) } : {}),
+      ...(cp?.log_id ? { logId: cp.log_id } : {}),
+    })
     if (result.ok) {
-      io.out(`audit log intact: ${result.lines} lines in ${result.files.length} file(s), seq ${result.firstSeq ?? '-'}..${result.lastSeq ?? '-'}\n`)
+      const vouched = result.checkpoints ? `; matches ${result.checkpoints.count} checkpoint(s), the newest at seq ${result.checkpoints.newestSeq}` : ''
+      io.out(`audit log intact: ${result.lines} lines in ${result.files.length} file(s), seq ${result.firstSeq ?? '-'}..${result.lastSeq ?? '-'}${vouched}\n`)
       return 0
     }
     const f = result.failure!

@@ -114,6 +114,20 @@ function semanticErrors(c: GatehouseConfig, cwd: string): string[] {
       else if (!existsSync(resolvePath(cwd, file))) errors.push(`server.tls.${key}: no such file ${JSON.stringify(file)} (relative paths are read from the directory the gateway starts in)`)
     }
   }
+  // Files the audit shipping reads at start.
+  const sinks = c.logging.audit.sinks ?? []
+  sinks.forEach((sink, i) => {
+    for (const key of ['ca_file', 'cert_file', 'key_file'] as const) {
+      const file = sink[key]
+      if (file && !existsSync(resolvePath(cwd, file))) errors.push(`logging.audit.sinks.${i}.${key}: no such file ${JSON.stringify(file)}`)
+    }
+    if (sink.type === 'syslog' && !sink.host) errors.push(`logging.audit.sinks.${i}.host: is required for a syslog sink`)
+    if (sink.type === 'https' && !sink.url) errors.push(`logging.audit.sinks.${i}.url: is required for an https sink`)
+  })
+  const cp = c.logging.audit.checkpoints
+  if (cp?.signing_key_file && (cp.enabled ?? sinks.length > 0) && !existsSync(resolvePath(cwd, cp.signing_key_file))) {
+    errors.push(`logging.audit.checkpoints.signing_key_file: no such file ${JSON.stringify(cp.signing_key_file)}`)
+  }
   const { unknown } = mapCipherSuites(c.server.tls.cipher_suites ?? [])
   for (const name of unknown) {
     const i = c.server.tls.cipher_suites!.indexOf(name)

@@ -136,6 +136,26 @@ export const configSchema: SchemaObject = obj({
       key: str,
       /** Repeated refusals of one kind from one address within this interval are one line with a count; 0 writes each. */
       aggregate_interval: duration,
+      /** Where every audit line is also shipped as it is written: syslog over TLS, or an HTTPS collector. */
+      sinks: {
+        type: 'array',
+        items: obj({
+          type: { enum: ['syslog', 'https'] },
+          name: nonEmpty,
+          host: nonEmpty,
+          port: { type: 'integer', minimum: 1, maximum: 65535 },
+          servername: nonEmpty,
+          url: { type: 'string', pattern: '^https://' },
+          headers: { type: 'object', additionalProperties: { type: 'string' } },
+          ca_file: nonEmpty,
+          cert_file: nonEmpty,
+          key_file: nonEmpty,
+          max_queue: positiveInt,
+          overflow: { enum: ['drop-oldest', 'drop-newest'] },
+        }),
+      },
+      /** Signed checkpoints (seq, head hash, time) in the log and to every sink, so a cut tail shows. */
+      checkpoints: obj({ enabled: bool, interval: duration, signing_key_file: nonEmpty, log_id: nonEmpty }),
     }),
   }),
   metrics: obj({

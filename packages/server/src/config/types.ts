@@ -70,7 +70,16 @@ export interface GatehouseConfig {
   store: { type: 'memory' | 'redis'; url?: string; on_error: 'local' | 'allow' | 'deny'; replicas: number; key_prefix: string; max_staleness: Duration }
   logging: {
     level: 'error' | 'warn' | 'info' | 'debug'
-    audit: { enabled: boolean; file: string; format: 'json'; events: SecurityEventType[]; key?: string; aggregate_interval: Duration }
+    audit: {
+      enabled: boolean
+      file: string
+      format: 'json'
+      events: SecurityEventType[]
+      key?: string
+      aggregate_interval: Duration
+      sinks?: AuditSinkConfig[]
+      checkpoints?: { enabled?: boolean; interval?: Duration; signing_key_file?: string; log_id?: string }
+    }
   }
   metrics: { enabled: boolean; host: string; allowed_hosts: string[]; port: number; path: string; prefix: string }
   alerts: AlertRule[]
@@ -78,4 +87,20 @@ export interface GatehouseConfig {
   management: { enabled: boolean; secret_key?: string; allow_remote: boolean }
   device_fingerprint: { enabled: boolean; header: string }
   storage: { enabled: boolean; url?: string; store_bodies: boolean; retention_days: number }
+}
+
+/** One audit sink as the YAML writes it (logging.audit.sinks). */
+export interface AuditSinkConfig {
+  type: 'syslog' | 'https'
+  name?: string
+  host?: string
+  port?: number
+  servername?: string
+  url?: string
+  headers?: Record<string, string>
+  ca_file?: string
+  cert_file?: string
+  key_file?: string
+  max_queue?: number
+  overflow?: 'drop-oldest' | 'drop-newest'
 }
