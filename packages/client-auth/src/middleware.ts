@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import type { Request, RequestHandler, Response } from 'express'
 import {
+  cidrMatcher,
   createRepeatFilter,
   DOCUMENTED_CLIENT_KEYS,
   detectProvider,
@@ -85,6 +86,14 @@ function refusedQueryParam(url: string, refused: ReadonlySet<string>): string | 
  * `WWW-Authenticate: Bearer` in the provider's own error shape; treats documented and configured
  * decoy keys as honeytokens.
  */
+/** Each key's networks compiled once (records are frozen, so the list object identifies them). */
+const matchers = new WeakMap<readonly string[], (ip: string | undefined) => boolean>()
+function networkMatcher(networks: readonly string[]): (ip: string | undefined) => boolean {
+  let m = matchers.get(networks)
+  if (!m) matchers.set(networks, (m = cidrMatcher(networks)))
+  return m
+}
+
 export function clientAuth(options: ClientAuthOptions): RequestHandler {
   const config = resolveClientAuthConfig(options)
   const successDue = createRepeatFilter(config.successEventInterval)
@@ -158,6 +167,9 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
     if (!record) failure = 'invalid_key'
     else if (record.revoked_at) failure = 'revoked_key'
     else if (record.expires_at && Date.parse(record.expires_at) <= Date.now()) failure = 'expired_key'
+    // A key bound to networks is refused elsewhere exactly as an unknown key is: the caller learns
+    // nothing of its scope; the event says why.
+    else if (record.networks && !networkMatcher(record.networks)(clientIp(req))) failure = 'network_not_allowed'
     if (failure || !record) {
       event(req, res, { event_type: 'auth_failure', user_id: presentedId, result: failure ?? 'invalid_key', details: { header: presented.header } })
       unauthorized(req, res, INVALID)

@@ -6,6 +6,7 @@ import {
   GatehouseError,
   KEY_LIMIT_NAMES,
   insecureFileReason,
+  isCidr,
   isProviderName,
   PROVIDER_NAMES,
   suggest,
@@ -38,6 +39,8 @@ export interface ClientKeyRecord {
   models?: string[]
   /** The key's own limits, overall and per provider, on top of the gateway's. */
   limits?: KeyLimitScope
+  /** Networks (CIDRs or addresses) the key is valid from; from anywhere when absent. */
+  networks?: string[]
 }
 
 /** What the middleware needs from a key store. */
@@ -60,6 +63,8 @@ export interface CreateKeyInput {
   models?: string[]
   /** Positive whole numbers; provider entries only for providers the key may call. */
   limits?: KeyLimitScope
+  /** CIDRs or addresses the key is valid from; non-empty when given. */
+  networks?: string[]
   expiresAt?: Date
 }
 
@@ -67,7 +72,7 @@ export interface CreateKeyInput {
  * Check a key's scope before it is stored. Throws GH_AUTH_INVALID_SCOPE (400) naming the field
  * and the value at fault (scopes hold no secret).
  */
-export function validateKeyScope(input: { providers?: unknown; endpoints?: unknown; models?: unknown; limits?: unknown }): void {
+export function validateKeyScope(input: { providers?: unknown; endpoints?: unknown; models?: unknown; limits?: unknown; networks?: unknown }): void {
   const bad = (message: string): never => {
     throw new GatehouseError(ClientAuthErrorCodes.GH_AUTH_INVALID_SCOPE, `@gatehouse/client-auth: ${message}`, 400)
   }
@@ -91,6 +96,9 @@ export function validateKeyScope(input: { providers?: unknown; endpoints?: unkno
     }
     const provider = id.slice(0, id.indexOf('.'))
     if (providers && !providers.includes(provider)) bad(`endpoints: ${JSON.stringify(id)} is an endpoint of ${provider}, which providers does not include`)
+  }
+  for (const net of list('networks', input.networks) ?? []) {
+    if (!isCidr(net)) bad(`networks: ${JSON.stringify(net.slice(0, 60))} is not a CIDR or an address (10.0.0.0/8, 2001:db8::/32, 203.0.113.7)`)
   }
   for (const model of list('models', input.models) ?? []) {
     if (!MODEL_PATTERN.test(model)) bad(`models: ${JSON.stringify(model.slice(0, 80))} is not a model name or pattern (letters, digits, . _ - : / @ and *, up to 200)`)
@@ -202,6 +210,7 @@ export abstract class KeyIndex implements ClientKeyStore {
       if (input.endpoints) record.endpoints = [...input.endpoints]
       if (input.models) record.models = [...input.models]
       if (input.limits) record.limits = structuredClone(input.limits)
+      if (input.networks) record.networks = [...input.networks]
       if (input.expiresAt) record.expires_at = input.expiresAt.toISOString()
       return { key, record }
     }
@@ -219,6 +228,7 @@ export abstract class KeyIndex implements ClientKeyStore {
       if (r.providers) Object.freeze(r.providers)
       if (r.endpoints) Object.freeze(r.endpoints)
       if (r.models) Object.freeze(r.models)
+      if (r.networks) Object.freeze(r.networks)
       if (r.limits) {
         for (const l of Object.values(r.limits.providers ?? {})) Object.freeze(l)
         Object.freeze(r.limits.providers)

@@ -77,3 +77,37 @@ export function addressBucket(ip: string | undefined): string {
   const parts = (addr as ipaddr.IPv6).parts.slice(0, 4)
   return `${parts.map((p) => p.toString(16)).join(':')}::/64`
 }
+
+/** Whether `text` is a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a single address, in range. */
+export function isCidr(text: string): boolean {
+  try {
+    if (text.includes('/')) ipaddr.parseCIDR(text)
+    else if (!ipaddr.isValid(text)) return false
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * A test of whether an address is in any of `cidrs` (CIDRs or single addresses; validate them with
+ * isCidr first: an invalid one matches nothing). IPv4-mapped IPv6 addresses match as IPv4.
+ */
+export function cidrMatcher(cidrs: readonly string[]): (ip: string | undefined) => boolean {
+  const ranges = cidrs.flatMap((c) => {
+    try {
+      const [addr, bits] = c.includes('/') ? ipaddr.parseCIDR(c) : [ipaddr.parse(c), -1]
+      const range = addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() ? (addr as ipaddr.IPv6).toIPv4Address() : addr
+      return [[range, bits === -1 ? (range.kind() === 'ipv4' ? 32 : 128) : range === addr ? bits : bits - 96] as const]
+    } catch {
+      return []
+    }
+  })
+  return (ip) => {
+    if (!ip) return false
+    const bare = (ip.split('%')[0] ?? ip).replace(/^\[|\]$/g, '')
+    if (!ipaddr.isValid(bare)) return false
+    const addr = ipaddr.process(bare)
+    return ranges.some(([range, bits]) => range.kind() === addr.kind() && addr.match(range, bits))
+  }
+}

@@ -29,6 +29,7 @@ const stdio: Io = { out: (s) => process.stdout.write(s), err: (s) => process.std
 const USAGE = `Usage: gatehouse [--config FILE]                 start the gateway (embedded default without --config)
        gatehouse keys create --name NAME [--providers claude,openai] [--endpoints ID,ID] [--models M,M*]
                              [--rpm N] [--tpm N] [--monthly-tokens N] [--concurrency N] [--expires-days N]
+                             [--networks CIDR,CIDR]  (valid only from those networks)
                                                (endpoint ids: packages/proxy/README.md; a limit may
                                                name providers: --tpm 50000,openai=20000)
        gatehouse keys list [--json]
@@ -111,6 +112,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         'expires-days': { type: 'string' },
         json: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
+        networks: { type: 'string' },
         to: { type: 'string' },
         checkpoints: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -181,9 +183,10 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         const providers = list(values.providers)
         const endpoints = list(values.endpoints)
         const models = list(values.models)
+        const networks = list(values.networks)
         const limits = limitsFromFlags(values)
         try {
-          validateKeyScope({ providers, endpoints, models, limits })
+          validateKeyScope({ providers, endpoints, models, limits, networks })
         } catch (e) {
           io.err(`gatehouse: ${flagNames((e as Error).message.replace('@gatehouse/client-auth: ', ''))}\n`)
           return 2
@@ -194,6 +197,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
           ...(endpoints ? { endpoints } : {}),
           ...(models ? { models } : {}),
           ...(limits ? { limits } : {}),
+          ...(networks ? { networks } : {}),
           ...(days ? { expiresAt: new Date(Date.now() + days * 86_400_000) } : {}),
         })
         io.err(`created ${record.id} (${record.name}); the key below is shown once and never stored\n`)
@@ -206,7 +210,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         else {
           for (const k of keys) {
             const state = k.revoked_at ? `revoked ${k.revoked_at}` : k.expires_at && Date.parse(k.expires_at) < Date.now() ? 'expired' : 'active'
-            const scope = `providers=${k.providers?.join(',') ?? 'all'}\tendpoints=${k.endpoints?.join(',') ?? 'provider defaults'}\tmodels=${k.models?.join(',') ?? 'all'}\tlimits=${describeLimits(k.limits)}`
+            const scope = `providers=${k.providers?.join(',') ?? 'all'}\tendpoints=${k.endpoints?.join(',') ?? 'provider defaults'}\tmodels=${k.models?.join(',') ?? 'all'}\tlimits=${describeLimits(k.limits)}\tnetworks=${k.networks?.join(',') ?? 'any'}`
             io.out(`${k.id}\t${k.name}\t${k.created_at}\t${state}\t${scope}\n`)
           }
           if (keys.length === 0) io.err('no client keys yet: gatehouse keys create --name NAME\n')

@@ -181,7 +181,7 @@ export function managementRouter(options: ManagementOptions): Router {
     res.json({ keys: options.keyStore.list().map(({ hash: _hash, ...k }) => k) })
   })
   router.post('/keys', async (req, res) => {
-    const body = (req.body ?? {}) as { name?: unknown; providers?: unknown; endpoints?: unknown; models?: unknown; limits?: unknown }
+    const body = (req.body ?? {}) as { name?: unknown; providers?: unknown; endpoints?: unknown; models?: unknown; limits?: unknown; networks?: unknown }
     if (typeof body.name !== 'string' || body.name.length === 0 || body.name.length > 100) {
       fail(res, 400, 'name: must be a string of 1 to 100 characters')
       return
@@ -197,6 +197,7 @@ export function managementRouter(options: ManagementOptions): Router {
       ...(body.providers !== undefined ? { providers: body.providers as string[] } : {}),
       ...(body.endpoints !== undefined ? { endpoints: body.endpoints as string[] } : {}),
       ...(body.models !== undefined ? { models: body.models as string[] } : {}),
+      ...(body.networks !== undefined ? { networks: body.networks as string[] } : {}),
       ...(body.limits !== undefined ? { limits: body.limits as KeyLimitScope } : {}),
     })
     ctx.changed(req, res, 'key_created', { key_id: record.id, name: record.name })

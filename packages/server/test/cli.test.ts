@@ -89,6 +89,18 @@ describe('gatehouse CLI', () => {
     }
   })
 
+  it('keys create --networks binds a key to networks, shown by keys list; a bad CIDR is refused and creates nothing', async () => {
+    writeFileSync(join(dir, 'c.yaml'), 'metrics: { enabled: false }\n')
+    const made = await runCli(['keys', 'create', '--name', 'office', '--networks', '10.0.0.0/8,2001:db8::/32', '--config', 'c.yaml'], { cwd: dir })
+    expect(made.code).toBe(0)
+    const listed = await runCli(['keys', 'list', '--config', 'c.yaml'], { cwd: dir })
+    expect(listed.stdout).toContain('networks=10.0.0.0/8,2001:db8::/32')
+    const bad = await runCli(['keys', 'create', '--name', 'bad', '--networks', '10.0.0.0/33', '--config', 'c.yaml'], { cwd: dir })
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/networks: "10\.0\.0\.0\/33" is not a CIDR or an address/)
+    expect((await runCli(['keys', 'list', '--json', '--config', 'c.yaml'], { cwd: dir })).stdout.match(/"name"/g)).toHaveLength(1)
+  })
+
   it('exits 2 on usage errors', async () => {
     expect((await runCli(['keys', 'create'], { cwd: dir })).code).toBe(2)
     expect((await runCli(['--bogus'], { cwd: dir })).code).toBe(2)
