@@ -1,7 +1,7 @@
 export { clientAuth } from './middleware'
 export { keyModelScope, modelsOfRequest, type KeyModelScopeOptions } from './models'
 export { resolveClientAuthConfig, clientAuthOptionsSchema, type ClientAuthOptions, type ClientAuthConfig } from './options'
-export { MemoryKeyStore, FileKeyStore, KeyIndex, validateKeyScope, type ClientKeyRecord, type ClientKeyStore, type CreateKeyInput, type CreatedKey, type FileKeyStoreOptions, type ManagedKeyStore } from './store'
+export { MemoryKeyStore, FileKeyStore, KeyIndex, validateKeyScope, type ClientKeyRecord, type ClientKeyStore, type CreateKeyInput, type CreatedKey, type FileKeyStoreOptions, type ManagedKeyStore, type Rotated } from './store'
 export { RedisKeyStore, type RedisKeyStoreOptions } from './redis-store'
 export { generateClientKey, hashClientKey, isClientKeyFormat, keyIdFromHash, parseSalt } from './keys'
 export { loadOrCreateSalt, SALT_FILE } from './salt'

@@ -6,7 +6,7 @@ import {
   type Logger,
   type ReplicatedHashClient,
 } from '@gatehouse/core'
-import { checkStoredRecord, KeyIndex, type ClientKeyRecord, type CreatedKey, type CreateKeyInput, type ManagedKeyStore } from './store'
+import { checkStoredRecord, KeyIndex, type ClientKeyRecord, type CreatedKey, type CreateKeyInput, type ManagedKeyStore, type Rotated } from './store'
 
 export interface RedisKeyStoreOptions {
   /** An ioredis client (or one with the same `eval` and `duplicate`). */
@@ -102,6 +102,12 @@ export class RedisKeyStore extends KeyIndex implements ManagedKeyStore {
     const updated = { ...found, revoked_at: new Date().toISOString() }
     await this.shared.update({ [found.hash]: JSON.stringify(updated) })
     return { ...updated }
+  }
+
+  async rotate(id: string, graceMs: number): Promise<Rotated> {
+    const { created, old } = this.successor(id, graceMs)
+    await this.shared.update({ [old.hash]: JSON.stringify(old), [created.record.hash]: JSON.stringify(created.record) })
+    return { key: created.key, record: { ...created.record }, previous: { ...old } }
   }
 
   /** Put records in as they are (a migration from a key file): no key is re-issued. */

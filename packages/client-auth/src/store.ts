@@ -41,6 +41,9 @@ export interface ClientKeyRecord {
   limits?: KeyLimitScope
   /** Networks (CIDRs or addresses) the key is valid from; from anywhere when absent. */
   networks?: string[]
+  /** Rotation: the key this one replaced, and the key that replaces this one (valid until expires_at). */
+  rotated_from?: string
+  rotated_to?: string
 }
 
 /** What the middleware needs from a key store. */
@@ -132,6 +135,11 @@ export function validateKeyScope(input: { providers?: unknown; endpoints?: unkno
 /** A model name as providers spell them (`gpt-4o-mini`, `models/gemini-2.0-flash`, `claude-sonnet-4@20250514`), `*` for any run. */
 const MODEL_PATTERN = /^[A-Za-z0-9._:/@*-]{1,200}$/
 
+/** A rotation: the successor (its key shown once) and the old record with its end of grace. */
+export interface Rotated extends CreatedKey {
+  previous: ClientKeyRecord
+}
+
 export interface CreatedKey {
   /** The plaintext key: shown once, never stored. */
   key: string
@@ -155,6 +163,7 @@ export interface ManagedKeyStore extends ClientKeyStore {
   list(): ClientKeyRecord[]
   create(input: CreateKeyInput): CreatedKey | Promise<CreatedKey>
   revoke(id: string): ClientKeyRecord | Promise<ClientKeyRecord>
+  rotate(id: string, graceMs: number): Rotated | Promise<Rotated>
   /** Why no key authenticates right now (an unreadable file, a stale shared copy), or undefined. */
   readonly lastError: string | undefined
 }
@@ -216,6 +225,32 @@ export abstract class KeyIndex implements ClientKeyStore {
     }
   }
 
+  /**
+   * A successor for key `id` with the same name and scope, and the old record kept valid for
+   * `graceMs` more (never longer than it already was): both, to be stored together.
+   */
+  protected successor(id: string, graceMs: number): { created: CreatedKey; old: ClientKeyRecord } {
+    if (!Number.isSafeInteger(graceMs) || graceMs < 0) {
+      throw new GatehouseError(ClientAuthErrorCodes.GH_AUTH_INVALID_SCOPE, `@gatehouse/client-auth: grace must be a whole number of ms, at least 0 (got ${JSON.stringify(graceMs)})`, 400)
+    }
+    const found = this.find(id)
+    const now = Date.now()
+    if (found.revoked_at || found.rotated_to || (found.expires_at && Date.parse(found.expires_at) <= now)) {
+      throw new GatehouseError(ClientAuthErrorCodes.GH_AUTH_INVALID_SCOPE, `@gatehouse/client-auth: key ${id} is revoked, expired or already rotated`, 409)
+    }
+    const created = this.draw({
+      name: found.name,
+      ...(found.providers ? { providers: [...found.providers] } : {}),
+      ...(found.endpoints ? { endpoints: [...found.endpoints] } : {}),
+      ...(found.models ? { models: [...found.models] } : {}),
+      ...(found.limits ? { limits: structuredClone(found.limits) } : {}),
+      ...(found.networks ? { networks: [...found.networks] } : {}),
+    })
+    created.record.rotated_from = found.id
+    const until = Math.min(now + graceMs, found.expires_at ? Date.parse(found.expires_at) : Infinity)
+    return { created, old: { ...found, expires_at: new Date(until).toISOString(), rotated_to: created.record.id } }
+  }
+
   /** The record with this id, or GH_AUTH_KEY_NOT_FOUND (404). */
   protected find(id: string): ClientKeyRecord {
     for (const r of this.byHash.values()) if (r.id === id) return r
@@ -267,6 +302,14 @@ abstract class IndexedKeyStore extends KeyIndex {
     const { key, record } = this.draw(input)
     this.save([...this.byHash.values(), record])
     return { key, record: { ...record } }
+  }
+
+  /** A successor with the same scope; the old key stays valid for `graceMs`. */
+  rotate(id: string, graceMs: number): Rotated {
+    this.refresh(true)
+    const { created, old } = this.successor(id, graceMs)
+    this.save([...[...this.byHash.values()].map((r) => (r.id === id ? old : r)), created.record])
+    return { key: created.key, record: { ...created.record }, previous: { ...old } }
   }
 
   /** Revoke by id; returns the revoked record. Revoked keys stay listed, marked. */

@@ -34,6 +34,7 @@ const USAGE = `Usage: gatehouse [--config FILE]                 start the gatewa
                                                name providers: --tpm 50000,openai=20000)
        gatehouse keys list [--json]
        gatehouse keys revoke ID
+       gatehouse keys rotate ID [--grace 24h]   a successor with the same scope; the old key works until the grace ends
        gatehouse keys migrate --to redis   (the key file's keys into the cluster's Redis, none re-issued)
        gatehouse config check
        gatehouse doctor [--json]               the security posture; exit 1 on any high finding
@@ -113,6 +114,7 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         json: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
         networks: { type: 'string' },
+        grace: { type: 'string' },
         to: { type: 'string' },
         checkpoints: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -209,7 +211,13 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         if (values.json) io.out(`${JSON.stringify(keys, null, 2)}\n`)
         else {
           for (const k of keys) {
-            const state = k.revoked_at ? `revoked ${k.revoked_at}` : k.expires_at && Date.parse(k.expires_at) < Date.now() ? 'expired' : 'active'
+            const state = k.revoked_at
+              ? `revoked ${k.revoked_at}`
+              : k.expires_at && Date.parse(k.expires_at) < Date.now()
+                ? 'expired'
+                : k.rotated_to
+                  ? `rotated to ${k.rotated_to}, valid until ${k.expires_at}`
+                  : 'active'
             const scope = `providers=${k.providers?.join(',') ?? 'all'}\tendpoints=${k.endpoints?.join(',') ?? 'provider defaults'}\tmodels=${k.models?.join(',') ?? 'all'}\tlimits=${describeLimits(k.limits)}\tnetworks=${k.networks?.join(',') ?? 'any'}`
             io.out(`${k.id}\t${k.name}\t${k.created_at}\t${state}\t${scope}\n`)
           }
@@ -224,6 +232,23 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
         }
         const r = await store.revoke(rest[0])
         io.out(`revoked ${r.id} (${r.name})\n`)
+        return 0
+      }
+      if (sub === 'rotate') {
+        if (!rest[0]) {
+          io.err('gatehouse: keys rotate needs a key id (key_…)\n')
+          return 2
+        }
+        let graceMs: number
+        try {
+          graceMs = parseDuration(values.grace ?? '24h', '--grace')
+        } catch (e) {
+          io.err(`gatehouse: ${(e as Error).message}\n`)
+          return 2
+        }
+        const r = await store.rotate(rest[0], graceMs)
+        io.err(`rotated ${r.previous.id} (${r.previous.name}) to ${r.record.id}; ${r.previous.id} stays valid until ${r.previous.expires_at}. The new key below is shown once and never stored\n`)
+        io.out(`${r.key}\n`)
         return 0
       }
       if (sub === 'migrate') {

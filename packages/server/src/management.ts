@@ -8,6 +8,7 @@ import {
   normalizeIp,
   isLoopback,
   isGatehouseError,
+  parseDuration,
   type KeyLimitScope,
   type Logger,
   type SecurityEventHandler,
@@ -202,6 +203,29 @@ export function managementRouter(options: ManagementOptions): Router {
     })
     ctx.changed(req, res, 'key_created', { key_id: record.id, name: record.name })
     res.status(201).json({ id: record.id, name: record.name, key, note: 'The key is shown once and never stored.' })
+  })
+  router.post('/keys/:id/rotate', async (req, res) => {
+    const id = String(req.params.id)
+    const body = (req.body ?? {}) as { grace?: unknown }
+    let graceMs: number
+    try {
+      graceMs = parseDuration((body.grace ?? '24h') as string, 'grace')
+    } catch (e) {
+      fail(res, 400, (e as Error).message)
+      return
+    }
+    if (!options.keyStore.list().some((k) => k.id === id)) {
+      fail(res, 404, 'No key with that id')
+      return
+    }
+    try {
+      const r = await options.keyStore.rotate(id, graceMs)
+      ctx.changed(req, res, 'key_rotated', { key_id: r.previous.id, successor: r.record.id, valid_until: r.previous.expires_at })
+      res.status(201).json({ id: r.record.id, name: r.record.name, key: r.key, previous: { id: r.previous.id, valid_until: r.previous.expires_at }, note: 'The key is shown once and never stored.' })
+    } catch (e) {
+      if (isGatehouseError(e) && e.statusCode === 409) return fail(res, 409, e.message.replace('@gatehouse/client-auth: ', ''))
+      throw e
+    }
   })
   router.delete('/keys/:id', async (req, res) => {
     const id = String(req.params.id)

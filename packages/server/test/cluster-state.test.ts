@@ -144,6 +144,25 @@ providers:
     }
   })
 
+  it('a key rotated through A: its successor works on B and C within 1 s, the old one until the grace ends; refusals say why', async () => {
+    const { id, key } = await createKey(0, 'rotated on A')
+    const rotated = await manage(0, 'POST', `/keys/${id}/rotate`, { grace: '2s' })
+    expect(rotated.status).toBe(201)
+    const body = JSON.parse(rotated.body) as { id: string; key: string; previous: { id: string; valid_until: string } }
+    keysIssued.push(body.key)
+    expect(body.previous.id).toBe(id)
+    await within(1000, async () => (await chatOn(1, body.key)) === 200 && (await chatOn(2, body.key)) === 200)
+    expect(await chatOn(2, key)).toBe(200)
+    expect((await manage(1, 'POST', `/keys/${id}/rotate`, {})).status).toBe(409)
+    expect((await manage(1, 'POST', '/keys/key_00000000/rotate', {})).status).toBe(404)
+    expect((await manage(1, 'POST', `/keys/${body.id}/rotate`, { grace: 'soon' })).status).toBe(400)
+    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(body.previous.valid_until) - Date.now() + 200)))
+    for (const i of [0, 1, 2]) {
+      expect(await chatOn(i, key)).toBe(401)
+      expect(await chatOn(i, body.key)).toBe(200)
+    }
+  })
+
   it('maintenance and the kill switch set through C apply to all three', async () => {
     const { key } = await createKey(2, 'maintenance')
     await within(1000, async () => (await chatOn(0, key)) === 200 && (await chatOn(1, key)) === 200)
