@@ -46,6 +46,11 @@ export interface GatehouseMetrics {
    * copy of the shared state (client keys, maintenance, kill switch) is current.
    */
   readonly trackSharedState: (state: { degraded(): boolean }) => void
+  /**
+   * `<prefix>client_keys_expiring{within}`: active client keys whose expiry (or the end of their
+   * rotation grace) falls within a day and within a week, counted at each scrape.
+   */
+  readonly trackKeyExpiry: (keys: { list(): ReadonlyArray<{ expires_at?: string; revoked_at?: string }> }) => void
   /** The Prometheus exposition text, passed through the masker. */
   render(): Promise<string>
   readonly contentType: string
@@ -178,6 +183,24 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
       },
     })
   }
+  const trackKeyExpiry = (keys: { list(): ReadonlyArray<{ expires_at?: string; revoked_at?: string }> }): void => {
+    const windows = [['1d', 86_400_000], ['7d', 7 * 86_400_000]] as const
+    new Gauge({
+      name: `${config.prefix}client_keys_expiring`,
+      help: 'Active client keys that expire (or whose rotation grace ends) within the window',
+      labelNames: ['within'] as const,
+      registers: [registry],
+      collect() {
+        const now = Date.now()
+        const ends = keys
+          .list()
+          .filter((k) => !k.revoked_at && k.expires_at !== undefined)
+          .map((k) => Date.parse(k.expires_at!))
+          .filter((t) => t > now)
+        for (const [within, ms] of windows) this.set({ within }, ends.filter((t) => t - now <= ms).length)
+      },
+    })
+  }
   const trackRateLimitStore = (store: { degraded(): boolean; fallbackCount(): number }): void => {
     new Gauge({
       name: `${config.prefix}rate_limit_store_degraded`,
@@ -262,6 +285,7 @@ export function createMetrics(options: MetricsOptions = {}): GatehouseMetrics {
     setPostureFindings,
     trackRateLimitStore,
     trackSharedState,
+    trackKeyExpiry,
     render: async () => masker.text(await registry.metrics()),
     contentType: registry.contentType,
   })

@@ -36,6 +36,7 @@ describe('docs/prometheus-alerts.yml', () => {
       ['notify_admin', 'sum(increase(gatehouse_auth_failures_total[5m])) > 100'],
       ['block_ip', 'sum by (ip) (increase(gatehouse_rate_limit_violations_total{ip!~"shared|other"}[1m])) > 50'],
       ['notify_admin', 'max by (instance) (gatehouse_rate_limit_store_degraded) > 0'],
+      ['notify_admin', 'max(gatehouse_client_keys_expiring{within="1d"}) > 0'],
       ['notify_admin', 'max by (instance) (gatehouse_shared_state_degraded) > 0'],
       ['notify_admin', 'sum by (instance, action) (increase(gatehouse_unaudited_changes_total[5m])) > 0'],
     ])
@@ -45,6 +46,8 @@ describe('docs/prometheus-alerts.yml', () => {
     const metrics = createMetrics()
     metrics.trackRateLimitStore({ degraded: () => true, fallbackCount: () => 3 })
     metrics.trackSharedState({ degraded: () => true })
+    const soon = new Date(Date.now() + 3_600_000).toISOString()
+    metrics.trackKeyExpiry({ list: () => [{ expires_at: soon }, { expires_at: new Date(Date.now() + 3 * 86_400_000).toISOString() }, { expires_at: soon, revoked_at: soon }, {}] })
     const exported = new Set(metrics.registry.getMetricsAsArray().map((m) => (m as unknown as { name: string }).name))
     const referenced = doc.groups.flatMap((g) => g.rules).flatMap((r) => [...r.expr.matchAll(/\b(gatehouse_[a-z_]+)\b/g)].map((m) => m[1]!))
     expect(referenced.length).toBeGreaterThan(0)
@@ -54,5 +57,7 @@ describe('docs/prometheus-alerts.yml', () => {
     expect(text).toContain('gatehouse_rate_limit_store_degraded 1')
     expect(text).toContain('gatehouse_rate_limit_store_fallbacks_total 3')
     expect(text).toContain('gatehouse_shared_state_degraded 1')
+    expect(text).toContain('gatehouse_client_keys_expiring{within="1d"} 1')
+    expect(text).toContain('gatehouse_client_keys_expiring{within="7d"} 2')
   })
 })

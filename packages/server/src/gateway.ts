@@ -268,6 +268,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   const fallbackStore = sharedStore && onStoreError === 'local' ? new LocalFallbackStore({ store: sharedStore, replicas: config.store.replicas, logger }) : undefined
   if (fallbackStore && metrics) metrics.trackRateLimitStore(fallbackStore)
   if (redis && metrics) metrics.trackSharedState({ degraded: () => !sharedFresh() })
+  if (metrics) metrics.trackKeyExpiry(keyStore)
   const rlStore: RateLimitStore = fallbackStore ?? sharedStore ?? rateLimitMemoryStore({ quotaFile: join(authDir, 'quota.json'), logger })
   const limiters: Array<RequestHandler & { shutdown?: () => Promise<void> | void }> = []
   const common = { store: rlStore, onStoreError: limiterOnStoreError, onEvent: emit, logger } as const
