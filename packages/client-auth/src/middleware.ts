@@ -1,5 +1,5 @@
 import { timingSafeEqual } from 'node:crypto'
-import type { Request, RequestHandler, Response } from 'express'
+import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import {
   cidrMatcher,
   createRepeatFilter,
@@ -14,6 +14,8 @@ import {
   type SecurityEventInput,
 } from '@gatehouse/core'
 import { keyIdFromHash } from './keys'
+import { jwtFailureReason, looksLikeJwt } from './jwt'
+import type { ClientKeyRecord } from './store'
 import { resolveClientAuthConfig, type ClientAuthOptions } from './options'
 
 declare module '@gatehouse/core' {
@@ -117,6 +119,55 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
   const unauthorized = (req: Request, res: Response, message: string): void =>
     sendProviderError(res, detectProvider(req), 401, { message }, { 'WWW-Authenticate': 'Bearer' })
 
+  /** An authenticated caller (a key's record, or a verified token's identity): its scope, then on. */
+  const admit = (
+    req: Request,
+    res: Response,
+    next: NextFunction,
+    who: Pick<ClientKeyRecord, 'id' | 'name' | 'providers' | 'endpoints' | 'models' | 'limits'>,
+  ): void => {
+    if (who.providers) {
+      const route = resolveProviderRoute(req.path, req.headers)
+      if (!route || !who.providers.includes(route.provider)) {
+        event(req, res, {
+          event_type: 'auth_failure',
+          user_id: who.id,
+          result: 'provider_not_allowed',
+          details: { allowed: who.providers },
+        })
+        sendProviderError(res, detectProvider(req), 403, { message: 'This API key may not call this provider' })
+        return
+      }
+    }
+    const locals = gatehouseLocals(res)
+    locals.clientKeyId = who.id
+    locals.clientAuth = { keyId: who.id, name: who.name }
+    if (who.endpoints) locals.clientKeyEndpoints = who.endpoints
+    if (who.models) locals.clientKeyModels = who.models
+    if (who.limits) locals.clientKeyLimits = who.limits
+    if (config.stripCredentials) for (const h of CREDENTIAL_HEADERS) delete req.headers[h]
+    if (config.emitSuccess && successDue(`${who.id}|${clientIp(req)}`)) {
+      event(req, res, { event_type: 'auth_success', user_id: who.id, result: 'ok' })
+    }
+    next()
+  }
+
+  /** A JWT from the configured issuer: verified (asynchronously: its keys may need fetching), then admitted as `jwt:<sub>`. */
+  const admitJwt = (req: Request, res: Response, next: NextFunction, token: string, verify: NonNullable<typeof config.jwt>): void => {
+    verify(token).then(
+      (id) => {
+        if (res.headersSent || res.destroyed) return
+        const who = `jwt:${id.subject}`
+        admit(req, res, next, { id: who, name: id.subject, ...(id.providers ? { providers: id.providers } : {}), ...(id.endpoints ? { endpoints: id.endpoints } : {}), ...(id.models ? { models: id.models } : {}) })
+      },
+      (err: unknown) => {
+        if (res.headersSent || res.destroyed) return
+        event(req, res, { event_type: 'auth_failure', result: 'invalid_jwt', details: { reason: jwtFailureReason(err) } })
+        unauthorized(req, res, INVALID)
+      },
+    )
+  }
+
   return function clientAuthMiddleware(req, res, next) {
     const param = refusedQueryParam(req.originalUrl ?? req.url, config.refusedQueryParams)
     if (param !== undefined) {
@@ -141,6 +192,11 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
     if (presented === 'conflict') {
       event(req, res, { event_type: 'auth_failure', result: 'conflicting_keys', details: { reason: 'different keys in several headers' } })
       unauthorized(req, res, INVALID)
+      return
+    }
+
+    if (config.jwt && looksLikeJwt(presented.key)) {
+      admitJwt(req, res, next, presented.key, config.jwt)
       return
     }
 
@@ -176,30 +232,6 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
       return
     }
 
-    if (record.providers) {
-      const route = resolveProviderRoute(req.path, req.headers)
-      if (!route || !record.providers.includes(route.provider)) {
-        event(req, res, {
-          event_type: 'auth_failure',
-          user_id: record.id,
-          result: 'provider_not_allowed',
-          details: { allowed: record.providers },
-        })
-        sendProviderError(res, detectProvider(req), 403, { message: 'This API key may not call this provider' })
-        return
-      }
-    }
-
-    const locals = gatehouseLocals(res)
-    locals.clientKeyId = record.id
-    locals.clientAuth = { keyId: record.id, name: record.name }
-    if (record.endpoints) locals.clientKeyEndpoints = record.endpoints
-    if (record.models) locals.clientKeyModels = record.models
-    if (record.limits) locals.clientKeyLimits = record.limits
-    if (config.stripCredentials) for (const h of CREDENTIAL_HEADERS) delete req.headers[h]
-    if (config.emitSuccess && successDue(`${record.id}|${clientIp(req)}`)) {
-      event(req, res, { event_type: 'auth_success', user_id: record.id, result: 'ok' })
-    }
-    next()
+    admit(req, res, next, record)
   }
 }

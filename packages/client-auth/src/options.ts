@@ -1,6 +1,7 @@
 import { createOptionsResolver, isLogger, GatehouseConfigError, type Logger, type SecurityEventHandler } from '@gatehouse/core'
 import type { Request } from 'express'
 import type { ClientKeyRecord, ClientKeyStore } from './store'
+import { jwtVerifier, type JwtAuthOptions, type JwtIdentity } from './jwt'
 
 export interface ClientAuthOptions {
   /** Where keys are looked up (FileKeyStore, MemoryKeyStore or your own). Required. */
@@ -30,6 +31,12 @@ export interface ClientAuthOptions {
   onEvent?: SecurityEventHandler
   /** Called when a honeytoken is presented, e.g. to add the caller to a denylist. */
   onHoneytoken?: (info: { ip: string; req: Request }) => void
+  /**
+   * Also accept JWTs from the company's identity provider (OIDC), verified against its published
+   * keys; the caller's identity is `jwt:<sub>`, its scope from the claims named in `scopeClaims`.
+   * @default off: only client keys
+   */
+  jwt?: JwtAuthOptions
   /** @default a no-op logger */
   logger?: Logger
 }
@@ -44,6 +51,7 @@ export interface ClientAuthConfig {
   readonly onEvent: SecurityEventHandler | undefined
   readonly onHoneytoken: ((info: { ip: string; req: Request }) => void) | undefined
   readonly logger: Logger | undefined
+  readonly jwt: ((token: string) => Promise<JwtIdentity>) | undefined
 }
 
 export const clientAuthOptionsSchema = {
@@ -62,7 +70,7 @@ const resolve = createOptionsResolver<ClientAuthOptions>({
   pkg: '@gatehouse/client-auth',
   codePrefix: 'GH_AUTH',
   schema: clientAuthOptionsSchema,
-  handChecked: ['store', 'onEvent', 'onHoneytoken', 'logger'],
+  handChecked: ['store', 'onEvent', 'onHoneytoken', 'logger', 'jwt'],
   secretKeys: ['honeytokens'],
 })
 
@@ -95,6 +103,7 @@ export function resolveClientAuthConfig(options: ClientAuthOptions): ClientAuthC
     onEvent: o.onEvent,
     onHoneytoken: o.onHoneytoken,
     logger: o.logger,
+    jwt: o.jwt === undefined ? undefined : jwtVerifier(o.jwt),
   })
 }
 
