@@ -59,7 +59,7 @@ import { managementRouter, refusePreflight, type ManagementContext } from './man
 import { mountCredentialRoutes, mountDenylistRoutes } from './management-routes'
 import { createRedisClient } from './redis'
 import { localRuntimeControl, sharedRuntimeControl, type RuntimeControl } from './shared-runtime'
-import { hstsAdapter, ipFilterAdapter, requestGuardAdapter } from './config/adapters'
+import { hstsAdapter, ipFilterAdapter, jwtAdapter, requestGuardAdapter } from './config/adapters'
 import { startReplicaHeartbeat } from './replicas'
 import { secureContextOptions, watchCertificates, type TlsSettings } from './tls'
 
@@ -455,6 +455,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
       clientAuth({
         store: keyStore,
         honeytokens: config.auth.honeytokens,
+        ...(jwtAdapter.options(config) ? { jwt: jwtAdapter.options(config)! } : {}),
         // Every request's key id is in its provider_request line; one success line per key and address per 5 minutes.
         successEventInterval: 300_000,
         onEvent: emit,

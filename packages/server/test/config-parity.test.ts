@@ -29,6 +29,7 @@ const BAD: Array<[string, string, RegExp]> = [
   ['a body limit that is not a size', 'server: { body_limit: "10xb" }', /^ {2}server\.body_limit: must be a size/m],
   ['a choices bound below 1', 'server: { max_choices: 0 }', /^ {2}server\.max_choices: must be >= 1/m],
   ['a max_tokens below 1', 'providers: { openai: { max_tokens: 0 } }', /^ {2}providers\.openai\.max_tokens: must be >= 1/m],
+  ['a JWT algorithm that is not asymmetric', 'auth: { jwt: { issuer: "https://login.example.com", audience: gatehouse, algorithms: [HS256] } }', /^ {2}auth\.jwt\.algorithms: "HS256" is not an asymmetric signature algorithm/m],
 ]
 
 describe('config check and start agree', () => {

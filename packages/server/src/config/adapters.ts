@@ -3,6 +3,7 @@ import { resolveHstsConfig, type HstsOptions } from '@gatehouse/hsts'
 import { resolveIpFilterConfig, type IpFilterOptions } from '@gatehouse/ip-filter'
 import { resolveRequestGuardConfig } from '@gatehouse/request-guard'
 import { isProviderName, type ProviderName } from '@gatehouse/core'
+import { jwtVerifier, type JwtAuthOptions } from '@gatehouse/client-auth'
 import type { GatehouseConfig } from './types'
 
 /**
@@ -108,7 +109,30 @@ export const vaultAdapter: LayerAdapter<Pick<CredentialVaultOptions, 'dir' | 'en
   ],
 }
 
-const ADAPTERS: ReadonlyArray<LayerAdapter<never>> = [ipFilterAdapter, hstsAdapter, requestGuardAdapter, vaultAdapter] as never
+export const jwtAdapter: LayerAdapter<JwtAuthOptions | undefined> = {
+  layer: '@gatehouse/client-auth',
+  options: (c) => {
+    const j = c.auth.jwt
+    if (!j || j.enabled === false) return undefined
+    return {
+      issuer: j.issuer,
+      audience: j.audience,
+      ...(j.jwks_uri ? { jwksUri: j.jwks_uri } : {}),
+      ...(j.algorithms ? { algorithms: j.algorithms } : {}),
+      ...(j.scope_claims ? { scopeClaims: j.scope_claims } : {}),
+    }
+  },
+  resolve: (o) => (o === undefined ? undefined : jwtVerifier(o)),
+  paths: [
+    ['jwt.jwksUri', 'auth.jwt.jwks_uri'],
+    ['jwt.algorithms', 'auth.jwt.algorithms'],
+    ['jwt.issuer', 'auth.jwt.issuer'],
+    ['jwt.audience', 'auth.jwt.audience'],
+    ['jwt', 'auth.jwt'],
+  ],
+}
+
+const ADAPTERS: ReadonlyArray<LayerAdapter<never>> = [ipFilterAdapter, hstsAdapter, requestGuardAdapter, vaultAdapter, jwtAdapter] as never
 
 /** A package's message with its option path put as the YAML key (`allowlist.allowedIps[0]` → `server.security.ip_allowlist.allowed_ips.0`). */
 function inYamlTerms(adapter: LayerAdapter<never>, c: GatehouseConfig, message: string): string {

@@ -110,6 +110,15 @@ export const configSchema: SchemaObject = obj({
     encryption: obj({ enabled: bool, key: str, previous_keys: { type: 'array', items: str } }),
     /** Limits of every client key that does not carry its own (gatehouse keys create --rpm …). */
     key_limits: obj({ requests_per_minute: positiveInt, tokens_per_minute: positiveInt, monthly_tokens: positiveInt, concurrency: positiveInt }),
+    /** Clients may also present a JWT of this OIDC issuer (client-auth's jwt option). */
+    jwt: obj({
+      enabled: bool,
+      issuer: nonEmpty,
+      audience: { anyOf: [nonEmpty, { type: 'array', items: nonEmpty, minItems: 1 }] },
+      jwks_uri: nonEmpty,
+      algorithms: { type: 'array', items: nonEmpty, minItems: 1 },
+      scope_claims: obj({ providers: nonEmpty, endpoints: nonEmpty, models: nonEmpty }),
+    }),
   }),
   providers: {
     type: 'object',
