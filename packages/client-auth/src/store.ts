@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, statSync, chmodSync, watch, type FSWatcher } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import {
@@ -153,10 +154,17 @@ interface KeyFile {
    * the keys were hashed under (it says nothing about the salt itself). Absent in older files.
    */
   salt_check?: string
+  /**
+   * HMAC-SHA256 of the `keys` array as written, under a key derived from the salt: an edit made
+   * outside the gateway (a scope widened, a key added, a revocation undone) does not match.
+   * Absent in files written before it existed.
+   */
+  mac?: string
   keys: ClientKeyRecord[]
 }
 
 const SALT_CHECK_LABEL = 'gatehouse client-key salt check'
+const MAC_KEY_LABEL = 'gatehouse client-key file integrity'
 
 /** What the gateway's management API and CLI need of a key store, file-backed or shared. */
 export interface ManagedKeyStore extends ClientKeyStore {
@@ -370,6 +378,8 @@ export class FileKeyStore extends IndexedKeyStore {
   private signature = ''
   private watcher: FSWatcher | undefined
   private changed = true
+  /** The file loaded at start had no integrity check (written before it existed). */
+  private unsealed = false
   private lastCheck = 0
   /** The last load error, or undefined when the file loaded. */
   lastError: string | undefined
@@ -383,6 +393,11 @@ export class FileKeyStore extends IndexedKeyStore {
     if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 })
     if (!existsSync(this.file)) this.save([])
     this.load(true)
+    if (this.unsealed) {
+      this.logger.warn(`@gatehouse/client-auth: key file ${this.file} had no integrity check (written by an older version, or edited); it is sealed now, and edits made outside Gatehouse from here on are refused`)
+      this.save([...this.byHash.values()])
+      this.unsealed = false
+    }
     if ((options.reload ?? 'watch') === 'watch') this.watch(dir)
   }
 
@@ -442,6 +457,18 @@ export class FileKeyStore extends IndexedKeyStore {
           `@gatehouse/client-auth: key file ${this.file} holds ${parsed.keys.length} key(s) hashed under another salt, so none of them would authenticate: restore the salt they were issued under (auth.key_salt / GATEHOUSE_KEY_SALT, or the generated one in the auth directory), or move the key file away and issue new keys`,
         )
       }
+      // Edited outside the gateway: trusted with no key at all, as a corrupt file is.
+      const mac = this.macOf(JSON.stringify(parsed.keys))
+      // A file without its check while running is one whose check was stripped; at start it may be
+      // one written before checks existed: accepted then, logged, and sealed (see the constructor).
+      const unsealed = parsed.mac === undefined && parsed.keys.length > 0
+      if ((unsealed && !atStart) || (parsed.keys.length > 0 && parsed.mac !== undefined && !(typeof parsed.mac === 'string' && parsed.mac.length === mac.length && timingSafeEqual(Buffer.from(parsed.mac), Buffer.from(mac))))) {
+        throw new GatehouseConfigError(
+          ClientAuthErrorCodes.GH_AUTH_KEYFILE_TAMPERED,
+          `@gatehouse/client-auth: key file ${this.file} was changed outside Gatehouse (its integrity check does not match): no key authenticates until it is restored from a backup, or moved away and the keys issued again`,
+        )
+      }
+      if (unsealed) this.unsealed = true
       this.index(parsed.keys)
       const st = statSync(this.file)
       this.signature = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}:${st.mode}`
@@ -457,12 +484,17 @@ export class FileKeyStore extends IndexedKeyStore {
     }
   }
 
+  /** The integrity check of a `keys` array as written. */
+  private macOf(keysJson: string): string {
+    return createHmac('sha256', Buffer.from(hashClientKey(MAC_KEY_LABEL, this.salt), 'hex')).update(keysJson).digest('hex')
+  }
+
   private saltCheck(): string {
     return hashClientKey(SALT_CHECK_LABEL, this.salt).slice(0, 16)
   }
 
   protected save(records: ClientKeyRecord[]): void {
-    const body: KeyFile = { version: 1, salt_check: this.saltCheck(), keys: records }
+    const body: KeyFile = { version: 1, salt_check: this.saltCheck(), mac: this.macOf(JSON.stringify(records)), keys: records }
     writeFileAtomicSync(this.file, `${JSON.stringify(body, null, 2)}\n`, 0o600)
     chmodSync(this.file, 0o600)
     this.index(records)
