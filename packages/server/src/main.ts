@@ -324,7 +324,8 @@ export async function main(argv: string[], io: Io = stdio, env: NodeJS.ProcessEn
     const cp = loaded.config.logging.audit.checkpoints
     const result = await verifyAuditLog(listAuditFiles(resolvePath(file)), key, {
       ...(checkpoints !== undefined ? { checkpoints: resolvePath(checkpoints) } : {}),
-      ...(cp?.signing_key_file ? { checkpointPublicKey: createPublicKey(readFileSync(resolvePath(cp.signing_key_file), 'utf8')) } : {}),
+      // Ed25519-signed checkpoints are checked with the public half of the configured key (when it is there).
+      ...(checkpoints !== undefined && cp?.signing_key_file && existsSync(resolvePath(cp.signing_key_file)) ? { checkpointPublicKey: createPublicKey(readFileSync(resolvePath(cp.signing_key_file), 'utf8')) } : {}),
       ...(cp?.log_id ? { logId: cp.log_id } : {}),
     })
     if (result.ok) {
