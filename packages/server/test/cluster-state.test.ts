@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
 import { MockUpstream } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
-import { freePort, startRedis } from './cluster-helpers'
+import { freePort, startBalancer, startRedis } from './cluster-helpers'
 
 beforeAll(() => ensureBuilt())
 
@@ -60,6 +60,7 @@ describe('cluster mode: keys, revocations, maintenance and the kill switch share
   let redisPort: number
   let redis: ChildProcess
   let gateways: Started[] = []
+  let lb: { url: string; close(): Promise<void> }
   const prefix = `gh-state-${randomBytes(4).toString('hex')}:`
   const managementKey = randomBytes(32).toString('base64url')
   const providerKeys = { openai: `sk-proj-${randomBytes(30).toString('base64url')}`, claude: `sk-ant-api03-${randomBytes(40).toString('base64url')}` }
@@ -104,9 +105,12 @@ providers:
     // The salt is made once, before three processes read it.
     expect((await runCli(['keys', 'list', '--config', 'c.yaml'], { cwd: dir })).code).toBe(0)
     gateways = await Promise.all([0, 1, 2].map(() => startCli(['--config', 'c.yaml'], { cwd: dir })))
+    // The round-robin balancer in front of them: each new connection goes to the next gateway.
+    lb = await startBalancer(() => gateways.map((g) => Number(new URL(g.url).port)))
   }, 60_000)
 
   afterAll(async () => {
+    await lb?.close()
     for (const g of gateways) g.child.kill('SIGTERM')
     await Promise.all(gateways.map((g) => g.exited))
     redis?.kill('SIGKILL')
@@ -121,6 +125,9 @@ providers:
       console.log(`cluster state: a key created on A authenticated on replica ${i} after ${ms} ms`)
     }
     expect(await chatOn(0, key)).toBe(200)
+    // And through the balancer, every connection on the next replica.
+    const viaLb = await Promise.all(Array.from({ length: 6 }, () => request(lb.url, 'POST', '/v1/chat/completions', { authorization: `Bearer ${key}` }, chat)))
+    expect(viaLb.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200])
   })
 
   it('a key revoked through B is refused by A and C within 1 s, kept-alive connections included', async () => {
