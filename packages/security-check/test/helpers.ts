@@ -47,6 +47,7 @@ export const FAKE_KEYS: Record<string, () => string> = {
   'openai-service-account-key': () => `sk-svcacct-${rand(URLSAFE, 74)}T3BlbkFJ${rand(URLSAFE, 74)}`,
   'openai-admin-key': () => `sk-admin-${rand(URLSAFE, 74)}T3BlbkFJ${rand(URLSAFE, 74)}`,
   'openai-legacy-key': () => `sk-${rand(ALNUM, 20)}T3BlbkFJ${rand(ALNUM, 20)}`,
+  'openai-user-key': () => `sk-${rand(ALNUM, 48)}`,
   'openrouter-api-key': () => `sk-or-v1-${rand(HEX, 64)}`,
   'google-api-key': () => `AIza${rand(URLSAFE, 35)}`,
   'google-oauth-client-secret': () => `GOCSPX-${rand(URLSAFE, 28)}`,

@@ -67,6 +67,33 @@ describe('secret rules', () => {
     expect(findings[19_999]!.column).toBe(line.lastIndexOf(keys[19_999 % 200]!) + 1)
   })
 
+  it('finds the original 48-character OpenAI key, and not one character shorter or longer', () => {
+    const body = rand(ALNUM, 49)
+    expect(scanText(`OPENAI_API_KEY=sk-${body.slice(0, 48)}\n`).map((f) => f.rule)).toEqual(['openai-user-key'])
+    expect(scanText(`OPENAI_API_KEY=sk-${body.slice(0, 47)}\n`)).toEqual([])
+    expect(scanText(`OPENAI_API_KEY=sk-${body}\n`)).toEqual([])
+  })
+
+  it.each<[string, string, (key: string) => string]>([
+    ['github-token', 'userinfo of a clone URL', (k) => `git clone https://${k}@github.com/acme/app.git`],
+    ['github-token', 'userinfo with a user name', (k) => `https://x-access-token:${k}@github.com/acme/app`],
+    ['gitlab-token', 'userinfo of a GitLab URL', (k) => `https://${k}@gitlab.com/acme/app.git`],
+    ['openai-user-key', 'a URL path', (k) => `curl https://proxy.internal/v1/${k}/chat`],
+    ['anthropic-api-key', 'a URL path', (k) => `GET /keys/${k} HTTP/1.1`],
+    ['slack-token', 'after a plus', (k) => `token+${k}`],
+  ])('finds a %s in %s (right after a / or +)', (id, _where, embed) => {
+    const key = FAKE_KEYS[id]!()
+    const findings = scanText(`${embed(key)}\n`)
+    expect(findings.map((f) => f.rule)).toEqual([id])
+    expect(findings[0]!.column).toBe(embed(key).indexOf(key) + 1)
+  })
+
+  it('still takes a letters-only prefix after a / or + for a piece of base64', () => {
+    const aws = FAKE_KEYS['aws-access-key-id']!()
+    expect(scanText(`blob: ${rand(BASE64, 40)}/${aws}\n`)).toEqual([])
+    expect(scanText(`blob: ${rand(BASE64, 40)}+${aws}\n`)).toEqual([])
+  })
+
   it('reports the line and column of each finding in a multi-line text', () => {
     const a = FAKE_KEYS['github-token']!()
     const b = FAKE_KEYS['anthropic-api-key']!()

@@ -121,12 +121,29 @@ function isBlobChar(c: number): boolean {
   )
 }
 
-/** The character before `at` continues a token, and is not the letter of an escape (`\\n`, `\\t`, `\\r`). */
-function insideToken(text: string, at: number): boolean {
-  if (at === 0 || !isBlobChar(text.charCodeAt(at - 1))) return false
+/**
+ * What precedes `at`: NONE, a `/` or `+` (SLASH), or a letter or digit (WORD), the letter of an
+ * escape (`\\n`, `\\t`, `\\r`) counting as NONE.
+ */
+const NONE = 0
+const SLASH = 1
+const WORD = 2
+function tokenBefore(text: string, at: number): number {
+  if (at === 0) return NONE
+  const c = text.charCodeAt(at - 1)
+  if (!isBlobChar(c)) return NONE
+  if (c === 43 || c === 47) return SLASH
   const prev = text[at - 1]
-  return !((prev === 'n' || prev === 'r' || prev === 't') && at >= 2 && text[at - 2] === '\\')
+  return (prev === 'n' || prev === 'r' || prev === 't') && at >= 2 && text[at - 2] === '\\' ? NONE : WORD
 }
+
+/**
+ * A prefix with a `_`, `-` or `.` (`ghp_`, `glpat-`, `sk-`) cannot occur inside a base64 blob (whose
+ * alphabet has none of them), so after a `/` or `+` it starts a credential: a URL's userinfo
+ * (`https://ghp_…@github.com`) or path (`/v1/sk-…`). A letters-only prefix (`AKIA`) there is taken
+ * for a piece of base64.
+ */
+const SEPARATED_PREFIX = /[-_.]/
 
 /** A package integrity string (`sha512-…`) ends just before `index`. */
 function inIntegrity(text: string, index: number): boolean {
@@ -220,16 +237,17 @@ export class SecretScanner {
       const at = m.index
       const candidates = this.byFirstChar.get(text[at]!) ?? []
       // Inside a longer token (a base64 blob, an identifier): not a credential of its own.
-      const inside = insideToken(text, at)
+      const before = tokenBefore(text, at)
       let consumed = 0
       for (const { rule, re, lead } of candidates) {
-        if (inside && rule.boundary !== false) continue
+        if (before === WORD && rule.boundary !== false) continue
         if (lead.length > 1 && !text.startsWith(lead, at)) continue
         re.lastIndex = at
         const r = re.exec(text)
         if (r === null) continue
         const whole = r[0]
         const body = r[1] ?? whole
+        if (before === SLASH && rule.boundary !== false && !SEPARATED_PREFIX.test(whole.slice(0, whole.length - body.length))) continue
         consumed = whole.length
         if (inIntegrity(text, at)) break
         const secret = rule.reportBody === true ? body : whole

@@ -23,7 +23,10 @@ export interface SecretRule {
   readonly pattern: string
   /** Extra regex flags (`i` for the keyword-anchored rules). */
   readonly flags?: string
-  /** The character before the match must not be a letter, digit, `+` or `/`. @default true */
+  /**
+   * The character before the match must not be a letter or digit, nor a `+` or `/` unless the
+   * prefix holds a `_`, `-` or `.` (which base64 never does). @default true
+   */
   readonly boundary?: boolean
   /** Report only group 1 (keyword-anchored rules, where the prefix is a variable name). @default false */
   readonly reportBody?: boolean
@@ -86,6 +89,14 @@ export const SECRET_RULES: readonly SecretRule[] = Object.freeze([
     description: 'OpenAI legacy API key',
     prefixes: ['sk-'],
     pattern: `sk-([A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20})${END_URLSAFE}`,
+    reference: 'https://platform.openai.com/docs/api-reference/authentication',
+  },
+  {
+    // After the legacy rule: a legacy key is also 48 letters and digits, and the first rule wins.
+    id: 'openai-user-key',
+    description: 'OpenAI API key (original format: sk- and 48 letters and digits)',
+    prefixes: ['sk-'],
+    pattern: `sk-([A-Za-z0-9]{48})${END_URLSAFE}`,
     reference: 'https://platform.openai.com/docs/api-reference/authentication',
   },
   {
