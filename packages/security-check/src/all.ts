@@ -87,7 +87,7 @@ export async function runAll(options: RunAllOptions = {}): Promise<AllResult> {
     })
     const secrets: AllResult['secrets'] = {
       status: scan.ok ? 'ok' : 'findings',
-      message: `${plural(scan.findings.length, 'finding')} in ${plural(scan.files, 'file')}`,
+      message: `${plural(scan.findings.length, 'finding')} in ${plural(scan.files, 'file')}${scan.skipped.tooLarge > 0 ? `, ${scan.skipped.tooLarge} too large to scan` : ''}`,
       result: scan,
     }
 

@@ -39,7 +39,7 @@ export function secretsSummary(result: ScanSecretsResult): string {
   const skippedParts = [
     s.ignored && `${s.ignored} ignored`,
     s.binary && `${s.binary} binary`,
-    s.tooLarge && `${s.tooLarge} too large`,
+    s.tooLarge && `${s.tooLarge} too large (not scanned: raise --max-size)`,
     s.symlink && `${plural(s.symlink, 'symlink')}`,
     s.special && `${s.special} special`,
     s.unreadable && `${s.unreadable} unreadable`,

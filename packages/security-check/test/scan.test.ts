@@ -137,7 +137,18 @@ describe('what scanSecrets skips', () => {
     expect(result.findings.map((f) => f.file)).toEqual(['small.txt'])
     expect(result.skipped).toMatchObject({ binary: 1, tooLarge: 1, symlink: 1 })
     const { stdout } = await runCli(['secrets', '--max-size', '1kb'], { cwd: dir })
-    expect(stdout).toMatch(/skipped .*1 binary, 1 too large, 1 symlink/)
+    expect(stdout).toMatch(/skipped .*1 binary, 1 too large \(not scanned: raise --max-size\), 1 symlink/)
+  })
+
+  it('fails (exit 1, not ok) when a file over the size limit was not read, even with no finding', async () => {
+    write(dir, 'big.txt', `${'a'.repeat(2000)}\n${FAKE_KEYS['npm-token']!()}\n`)
+    write(dir, 'small.txt', 'nothing here\n')
+    const limited = await scanSecrets({ cwd: dir, maxFileSize: '1kb' })
+    expect(limited).toMatchObject({ ok: false, findings: [], skipped: { tooLarge: 1 } })
+    expect((await runCli(['secrets', '--max-size', '1kb'], { cwd: dir })).code).toBe(1)
+    // Under a limit that fits, the key is found.
+    const full = await scanSecrets({ cwd: dir, maxFileSize: '1mb' })
+    expect(full.findings.map((f) => [f.file, f.rule])).toEqual([['big.txt', 'npm-token']])
   })
 
   it('silences findings with an allow comment and counts them', async () => {
