@@ -451,11 +451,12 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   for (const l of limiters) admission.push(l)
   // 6. client auth
   if (config.auth.client_auth.enabled) {
+    const jwtOptions = jwtAdapter.options(config)
     admission.push(
       clientAuth({
         store: keyStore,
         honeytokens: config.auth.honeytokens,
-        ...(jwtAdapter.options(config) ? { jwt: jwtAdapter.options(config)! } : {}),
+        ...(jwtOptions ? { jwt: jwtOptions } : {}),
         // Every request's key id is in its provider_request line; one success line per key and address per 5 minutes.
         successEventInterval: 300_000,
         onEvent: emit,

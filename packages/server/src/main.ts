@@ -476,8 +476,7 @@ async function start(loaded: LoadedConfig, io: Io): Promise<number | undefined> 
  */
 async function openSharedKeyStore(config: GatehouseConfig, salt: string): Promise<{ store: RedisKeyStore; close(): Promise<void> } | undefined> {
   if (config.store.type !== 'redis' || !config.store.url) return undefined
-  const client = new Redis(config.store.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000, retryStrategy: () => null, lazyConnect: true })
-  client.on('error', () => undefined)
+  const client = cliRedis(config.store.url)
   const store = new RedisKeyStore({ client, salt, prefix: config.store.key_prefix })
   const close = async (): Promise<void> => {
     await store.close()
@@ -496,12 +495,18 @@ async function openSharedKeyStore(config: GatehouseConfig, salt: string): Promis
 /** The cluster's state (gatehouse doctor) when the config shares state through Redis; undefined otherwise. */
 async function readClusterStatus(config: GatehouseConfig): Promise<ClusterStatus | undefined> {
   if (config.store.type !== 'redis' || !config.store.url) return undefined
-  const client = new Redis(config.store.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000, retryStrategy: () => null, lazyConnect: true })
-  client.on('error', () => undefined)
+  const client = cliRedis(config.store.url)
   try {
     await client.connect().catch(() => undefined)
     return await clusterStatus(client, config.store.key_prefix)
   } finally {
     client.disconnect()
   }
+}
+
+/** A command's own Redis connection: fails fast, never retries (a CLI command reports and exits). */
+function cliRedis(url: string): Redis {
+  const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000, retryStrategy: () => null, lazyConnect: true })
+  client.on('error', () => undefined)
+  return client
 }
