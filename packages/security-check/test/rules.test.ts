@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID, createHash } from 'node:crypto'
 import { DOCUMENTED_CLIENT_KEYS, maskSecret } from '@gatehouse/core'
 import { SECRET_RULES, SECRET_RULE_IDS, scanText } from '../src'
-import { looksLikeFiller, SecretScanner } from '../src/secrets/engine'
+import { looksLikeFiller } from '@gatehouse/core'
+import { SecretScanner } from '../src/secrets/engine'
 import { ALNUM, BASE64, FAKE_KEYS, HEX, URLSAFE, expectMasked, rand, secretPart } from './helpers'
 
 describe('secret rules', () => {
