@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
 import { DOCUMENTED_CLIENT_KEYS, PROVIDER_NAMES, isLoopback, type ProviderName } from '@gatehouse/core'
 import { plaintextCredentialFiles } from '@gatehouse/credential-vault'
-import { credentialHint } from './credential-check'
+import { credentialHint } from './layers/credential-check'
 import { checkPermissions } from '@gatehouse/security-check'
 import type { GatehouseConfig } from './config/types'
 

@@ -17,7 +17,7 @@ import { migrate as migrateStorage, resolveDatabaseUrl } from '@gatehouse/storag
 import { Pool } from 'pg'
 import Redis from 'ioredis'
 import type { GatehouseConfig } from './config/types'
-import { clusterStatus, type ClusterStatus } from './replicas'
+import { clusterStatus, type ClusterStatus } from './cluster/replicas'
 
 export interface Io {
   out: (s: string) => void

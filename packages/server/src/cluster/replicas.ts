@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import type Redis from 'ioredis'
-import type { PostureFinding } from './doctor'
+import type { PostureFinding } from '../doctor'
 
 /** What a replica says of itself in Redis, for `gatehouse doctor`: no secret, no address. */
 export interface ReplicaReport {

@@ -1,8 +1,8 @@
 import type { RequestHandler } from 'express'
 import { clientIp, emitSecurityEvent, gatehouseLocals, sendProviderError, type ProviderName, type SecurityEventHandler } from '@gatehouse/core'
 import type { CredentialVault } from '@gatehouse/credential-vault'
-import { PROVIDER_ENV } from './config/load'
-import type { GatehouseConfig } from './config/types'
+import { PROVIDER_ENV } from '../config/load'
+import type { GatehouseConfig } from '../config/types'
 
 /**
  * Providers served without any credential: no `providers.<name>.api_key` and nothing for them in

@@ -1,0 +1,44 @@
+import { emitSecurityEvent, type Logger, type SecurityEventHandler } from '@gatehouse/core'
+import type { IpFilterMiddleware } from '@gatehouse/ip-filter'
+import type Redis from 'ioredis'
+import { createAlertEngine, RedisAlertStore } from '@gatehouse/metrics'
+import type { GatehouseConfig } from '../config/types'
+
+export type AlertEngine = ReturnType<typeof createAlertEngine>
+
+/**
+ * The alert rules, with `block_ip` carried out on the ip filter. notify_admin needs somewhere to
+ * post: without notify.webhook_url such rules are left out, and said so. Undefined with no rule.
+ */
+export function createAlerts(config: GatehouseConfig, ipf: IpFilterMiddleware, emit: SecurityEventHandler, redis: Redis | undefined, logger: Logger): AlertEngine | undefined {
+  const rules = config.alerts.filter((r) => r.action !== 'notify_admin' || config.notify.webhook_url)
+  for (const r of config.alerts) {
+    if (!rules.includes(r)) logger.warn(`alert "${r.name}" is inactive: notify_admin needs notify.webhook_url (or SLACK_WEBHOOK_URL)`)
+  }
+  if (!rules.length) return undefined
+  return createAlertEngine({
+    rules: rules.map((r) => ({ ...r })),
+    notify: config.notify.webhook_url ? { webhookUrl: config.notify.webhook_url } : {},
+    // Loopback is always spared; so are the operator's own proxies and the listed addresses.
+    neverBlock: [...config.server.security.never_block, ...trustedProxyAddresses(config.server.trust_proxy)],
+    onBlockIp: async (b) => {
+      await ipf.add(b.ip, { reason: `alert: ${b.reason}`, ttlSeconds: b.ttlSeconds })
+      emitSecurityEvent(emit, { event_type: 'config_change', ip: b.ip, result: 'ip_blocked', details: { rule: b.rule, ttl_seconds: b.ttlSeconds } })
+    },
+    ...(redis ? { store: new RedisAlertStore({ client: redis, prefix: `${config.store.key_prefix}alerts:` }) } : {}),
+    logger,
+  })
+}
+
+/** Private and link-local ranges Express names in `trust proxy`. */
+const TRUST_PROXY_NAMES: Record<string, string[]> = {
+  loopback: ['127.0.0.0/8', '::1/128'],
+  linklocal: ['169.254.0.0/16', 'fe80::/10'],
+  uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'],
+}
+
+/** The addresses `server.trust_proxy` names (a list or a comma-separated string), never blocked by an alert. */
+function trustedProxyAddresses(trust: GatehouseConfig['server']['trust_proxy']): string[] {
+  const entries = Array.isArray(trust) ? trust : typeof trust === 'string' ? trust.split(',') : []
+  return entries.map((e) => e.trim()).flatMap((e) => TRUST_PROXY_NAMES[e] ?? (e === '' ? [] : [e]))
+}
