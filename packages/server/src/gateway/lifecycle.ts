@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
-import { join } from 'node:path'
 import { parseDuration } from '@gatehouse/core'
 import { FileKeyStore, RedisKeyStore } from '@gatehouse/client-auth'
 import { startMetricsServer, type MetricsServer } from '@gatehouse/metrics'
@@ -117,7 +116,7 @@ export function createLifecycle(s: GatewayServices, http: GatewayHttpServer): Li
 
 /** An install moving into cluster mode: its key file is not read any more; say so when the shared store is empty. */
 function warnUnmigratedKeys(s: GatewayServices, keyStore: RedisKeyStore): void {
-  const file = join(s.authDir, 'client-keys.json')
+  const file = s.paths.keyFile
   if (keyStore.version !== 0 || !existsSync(file)) return
   let holdsKeys = false
   try {

@@ -1,4 +1,3 @@
-import { join } from 'node:path'
 import type { RequestHandler } from 'express'
 import type { Logger, ProviderName, SecurityEventHandler } from '@gatehouse/core'
 import {
@@ -15,6 +14,7 @@ import {
 import type { GatehouseMetrics } from '@gatehouse/metrics'
 import type { GatehouseConfig } from '../config/types'
 import type { SharedState } from './state'
+import type { AuthPaths } from '../auth-paths'
 
 export type Limiter = RequestHandler & { shutdown?: () => Promise<void> | void }
 
@@ -33,7 +33,7 @@ export interface Limits {
 export interface LimitsContext {
   config: GatehouseConfig
   state: SharedState
-  authDir: string
+  paths: AuthPaths
   providers: readonly ProviderName[]
   metrics: GatehouseMetrics | undefined
   emit: SecurityEventHandler
@@ -41,12 +41,12 @@ export interface LimitsContext {
 }
 
 /** The rate-limit store (memory, Redis, or Redis with a local fallback) and every limiter the config asks for. */
-export function createLimits({ config, state, authDir, providers, metrics, emit, logger }: LimitsContext): Limits {
+export function createLimits({ config, state, paths, providers, metrics, emit, logger }: LimitsContext): Limits {
   const onStoreError = config.store.on_error
   const shared = state.redis ? redisStore({ client: state.redis, prefix: `${state.prefix}rl:`, logger }) : undefined
   const fallback = shared && onStoreError === 'local' ? new LocalFallbackStore({ store: shared, replicas: config.store.replicas, logger }) : undefined
   if (fallback && metrics) metrics.trackRateLimitStore(fallback)
-  const store: RateLimitStore = fallback ?? shared ?? memoryStore({ quotaFile: join(authDir, 'quota.json'), logger })
+  const store: RateLimitStore = fallback ?? shared ?? memoryStore({ quotaFile: paths.quotaFile, logger })
   // The limiters see allow or deny only: under `local` the store itself falls back to this
   // process's share of each limit, so a limiter never meets an unreachable store.
   const common = { store, onStoreError: onStoreError === 'deny' ? 'deny' : 'allow', onEvent: emit, logger } as const

@@ -1,7 +1,7 @@
-import { join } from 'node:path'
 import { loadOrCreateSecretFile } from '@gatehouse/core'
 import { loadOrCreateSalt } from '@gatehouse/client-auth'
 import type { GatehouseConfig } from '../config/types'
+import type { AuthPaths } from '../auth-paths'
 
 /** Every secret the config holds, so the masker can find them in any text. */
 export function configSecrets(c: GatehouseConfig): string[] {
@@ -17,12 +17,12 @@ export interface GeneratedSecrets {
 }
 
 /** Secrets the gateway keeps in files of the auth directory when the config does not give them. */
-export function resolveGeneratedSecrets(config: GatehouseConfig, authDir: string): GeneratedSecrets {
+export function resolveGeneratedSecrets(config: GatehouseConfig, paths: AuthPaths): GeneratedSecrets {
   return {
-    salt: config.auth.key_salt ?? loadOrCreateSalt(authDir),
+    salt: config.auth.key_salt ?? loadOrCreateSalt(paths.dir),
     encryptionKey: config.auth.encryption.enabled
-      ? (config.auth.encryption.key ?? loadOrCreateSecretFile(join(authDir, '.encryption-key')))
+      ? (config.auth.encryption.key ?? loadOrCreateSecretFile(paths.encryptionKeyFile))
       : undefined,
-    auditKey: config.logging.audit.key ?? loadOrCreateSecretFile(join(authDir, '.audit-key')),
+    auditKey: config.logging.audit.key ?? loadOrCreateSecretFile(paths.auditKeyFile),
   }
 }

@@ -1,7 +1,7 @@
-import { resolve as resolvePath } from 'node:path'
 import { createMasker, isProviderName, parseDuration, type Logger, type Masker, type ProviderName } from '@gatehouse/core'
 import { ipFilter, RedisDenylistStore, type IpFilterMiddleware } from '@gatehouse/ip-filter'
 import type { GatehouseConfig } from '../config/types'
+import { authPaths, type AuthPaths } from '../auth-paths'
 import { ipFilterAdapter } from '../config/adapters'
 import { createAlerts, type AlertEngine } from './alerts'
 import { createEventSinks, type EventSinks } from './events'
@@ -19,7 +19,7 @@ export interface GatewayServices {
   logger: Logger
   masker: Masker
   knownSecrets: string[]
-  authDir: string
+  paths: AuthPaths
   secrets: GeneratedSecrets
   /** The providers this gateway serves (enabled in the config). */
   providers: ProviderName[]
@@ -40,9 +40,9 @@ export function createServices(config: GatehouseConfig, options: GatewayOptions)
   const logger = options.logger
   const knownSecrets = configSecrets(config)
   const masker = createMasker({ knownSecrets })
-  const authDir = resolvePath(cwd, config.auth.dir)
-  const secrets = resolveGeneratedSecrets(config, authDir)
-  const state = createSharedState(config, authDir, secrets, logger)
+  const paths = authPaths(config, cwd)
+  const secrets = resolveGeneratedSecrets(config, paths)
+  const state = createSharedState(config, paths, secrets, logger)
   const providers = Object.entries(config.providers)
     .filter(([name, pc]) => pc?.enabled && isProviderName(name))
     .map(([name]) => name as ProviderName)
@@ -64,10 +64,10 @@ export function createServices(config: GatehouseConfig, options: GatewayOptions)
   if (alerts) events.add(alerts.recordEvent)
   for (const sink of options.eventSinks ?? []) events.add(sink)
 
-  const upstream = createUpstream({ config, state, authDir, encryptionKey: secrets.encryptionKey, providers, knownSecrets, emit, logger })
-  const limits = createLimits({ config, state, authDir, providers, metrics: events.metrics, emit, logger })
+  const upstream = createUpstream({ config, state, authDir: paths.dir, encryptionKey: secrets.encryptionKey, providers, knownSecrets, emit, logger })
+  const limits = createLimits({ config, state, paths, providers, metrics: events.metrics, emit, logger })
   if (state.redis && events.metrics) events.metrics.trackSharedState({ degraded: () => !state.fresh() })
   if (events.metrics) events.metrics.trackKeyExpiry(state.keyStore)
   const retryAfter = Math.max(1, Math.ceil(parseDuration(config.server.retry_after) / 1000))
-  return { config, options, cwd, logger, masker, knownSecrets, authDir, secrets, providers, state, events, ipFilter: ipf, denylistStore, alerts, upstream, limits, retryAfter }
+  return { config, options, cwd, logger, masker, knownSecrets, paths, secrets, providers, state, events, ipFilter: ipf, denylistStore, alerts, upstream, limits, retryAfter }
 }
