@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { main } from '@gatehouse/server'
 import { ensureBuilt, runCli, startCli } from './cli-helpers'
 
 /**
@@ -18,6 +19,28 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const base = 'metrics: { enabled: false }\n'
 
+/**
+ * `gatehouse config check --config F` and `gatehouse --config F`, run in this process through the
+ * CLI's own entry point (main): the same code as the binary without a process start per row.
+ */
+async function checkAndStart(yaml: string): Promise<{ check: Run; start: Run }> {
+  const file = join(dir, `bad-${randomBytes(4).toString('hex')}.yaml`)
+  writeFileSync(file, yaml.includes('metrics:') ? `${yaml}\n` : `${yaml}\n${base}`)
+  const run = async (argv: string[]): Promise<Run> => {
+    let stdout = ''
+    let stderr = ''
+    const code = await main(argv, { out: (s) => void (stdout += s), err: (s) => void (stderr += s) }, { GATEHOUSE_PORT: '0' })
+    return { code, stdout, stderr }
+  }
+  return { check: await run(['config', 'check', '--config', file]), start: await run(['--config', file]) }
+}
+
+interface Run {
+  code: number | null | undefined
+  stdout: string
+  stderr: string
+}
+
 /** [what, the YAML, the line each must print] */
 const BAD: Array<[string, string, RegExp]> = [
   ['an allowlist CIDR out of range', 'server: { security: { ip_allowlist: { enabled: true, allowed_ips: ["10.0.0.0/33"] } } }', /^ {2}server\.security\.ip_allowlist\.allowed_ips\.0: is not a valid CIDR \("10\.0\.0\.0\/33"\)$/m],
@@ -30,25 +53,79 @@ const BAD: Array<[string, string, RegExp]> = [
   ['a choices bound below 1', 'server: { max_choices: 0 }', /^ {2}server\.max_choices: must be >= 1/m],
   ['a max_tokens below 1', 'providers: { openai: { max_tokens: 0 } }', /^ {2}providers\.openai\.max_tokens: must be >= 1/m],
   ['a JWT algorithm that is not asymmetric', 'auth: { jwt: { issuer: "https://login.example.com", audience: gatehouse, algorithms: [HS256] } }', /^ {2}auth\.jwt\.algorithms: "HS256" is not an asymmetric signature algorithm/m],
+  ['an audit key that is too short', 'logging: { audit: { key: "short" } }', /^ {2}logging\.audit\.key: is too short \(5 bytes\)/m],
+  ['a database URL that may fall back to plaintext', 'storage: { enabled: true, url: "postgresql://gatehouse@127.0.0.1:5432/gh?sslmode=prefer" }', /^ {2}storage\.url: sslmode=prefer may fall back to an unencrypted connection/m],
+  ['a trust-all proxy CIDR', 'server: { trust_proxy: ["10.0.0.1", "0.0.0.0/0"] }', /^ {2}server\.trust_proxy\.1: "0\.0\.0\.0\/0" trusts every address/m],
+  ['a trust-all IPv6 proxy CIDR', 'server: { trust_proxy: "::/0" }', /^ {2}server\.trust_proxy: "::\/0" trusts every address/m],
+  ['a proxy entry that is no address', 'server: { trust_proxy: [proxy.internal] }', /^ {2}server\.trust_proxy\.0: "proxy\.internal" is not an address, a CIDR/m],
+  ['trust_proxy true', 'server: { trust_proxy: true }', /^ {2}server\.trust_proxy: true trusts every hop/m],
+  ['a port out of range', 'server: { port: 70000 }', /^ {2}server\.port: must be <= 65535/m],
+  ['a timeout that is not a duration', 'server: { timeouts: { connect: soon } }', /^ {2}server\.timeouts\.connect: must be a duration/m],
+  ['a TLS version below 1.2', 'server: { tls: { min_version: "1.0" } }', /^ {2}server\.tls\.min_version: must be one of/m],
+  ['a per-IP burst below 1', 'server: { security: { rate_limiting: { burst: 0 } } }', /^ {2}server\.security\.rate_limiting\.burst: must be >= 1/m],
+  ['a key limit below 1', 'auth: { key_limits: { concurrency: 0 } }', /^ {2}auth\.key_limits\.concurrency: must be >= 1/m],
+  ['an endpoint of another provider', 'providers: { openai: { endpoints: [claude.messages] } }', /^ {2}providers\.openai\.endpoints\.0: must be one of/m],
+  ['a quota of 0 tokens', 'providers: { claude: { quota: { limit: 0 } } }', /^ {2}providers\.claude\.quota\.limit: must be >= 1/m],
+  ['an unknown store type', 'store: { type: etcd }', /^ {2}store\.type: must be one of/m],
+  ['a Redis store without a URL', 'store: { type: redis }', /^ {2}store\.url: is required when store\.type is "redis"/m],
+  ['an unknown audit event type', 'logging: { audit: { events: [auth_failure, everything] } }', /^ {2}logging\.audit\.events\.1: must be one of/m],
+  ['a syslog sink without a host', 'logging: { audit: { sinks: [{ type: syslog }] } }', /^ {2}logging\.audit\.sinks\.0\.host: is required for a syslog sink/m],
+  ['a metrics path without a slash', 'metrics: { enabled: false, path: metrics }', /^ {2}metrics\.path: must match pattern/m],
+  ['an alert condition that does not parse', 'alerts: [{ name: a, condition: "auth_failures >", duration: 1m, action: block_ip }]', /^ {2}alerts\.0\.condition: /m],
+  ['an alert window over 7 days', 'alerts: [{ name: a, condition: "auth_failures > 5", duration: 30d, action: block_ip }]', /^ {2}alerts\.0 \("a"\): duration must be between 1s and 7d/m],
+  ['a webhook that is not http(s)', 'alerts: [{ name: a, condition: "auth_failures > 5", duration: 1m, action: notify_admin }]\nnotify: { webhook_url: "ftp://hooks.example.net/T000/B000" }', /^ {2}notify\.webhook_url: must be an http\(s\) URL \(the value is a secret and is not shown\)/m],
+  ['a reserved fingerprint header', 'device_fingerprint: { enabled: true, header: Host }', /^ {2}device_fingerprint\.header: "Host" is reserved/m],
+  ['a retention of 0 days', 'storage: { retention_days: 0 }', /^ {2}storage\.retention_days: must be >= 1/m],
 ]
+
+/** Values the operator wrote that no message may echo. */
+const SECRETS_IN_BAD = [
+  ['a base_url with a password in it', 'providers: { openai: { base_url: "https://gateway:s3cr3t-pa55word@api.openai.com/v1" } }', /^ {2}providers\.openai\.base_url: must match pattern .*\(got "https:\/\/\*\*\*\*@api\.openai\.com\/v1"\)$/m, 's3cr3t-pa55word'],
+] as const
 
 describe('config check and start agree', () => {
   it.each(BAD)('both refuse %s, naming the YAML key', async (_what, yaml, line) => {
-    const file = `bad-${randomBytes(4).toString('hex')}.yaml`
-    writeFileSync(join(dir, file), `${yaml}\n${base}`)
-    const check = await runCli(['config', 'check', '--config', file], { cwd: dir })
-    const start = await runCli(['--config', file], { cwd: dir, env: { GATEHOUSE_PORT: '0' } })
+    const { check, start } = await checkAndStart(yaml)
     for (const run of [check, start]) {
       expect(run.code).toBe(1)
       expect(run.stderr).toMatch(line)
       // Never a camelCase option path the operator did not write.
-      expect(run.stderr).not.toMatch(/\b(allowlist\.allowedIps|denylist\.deniedIps|encryption\.previousKeys|strictTransportSecurity|bodyLimit|maxChoices)\b/)
+      expect(run.stderr).not.toMatch(/\b(allowlist\.allowedIps|denylist\.deniedIps|encryption\.previousKeys|strictTransportSecurity|bodyLimit|maxChoices|webhookUrl|retentionDays|aggregateInterval)\b/)
     }
     expect(start.stdout).not.toContain('gatehouse listening')
   })
 
+  it.each(BAD.slice(0, 3))('the gatehouse binary itself refuses %s the same way', async (_what, yaml, line) => {
+    const file = `bad-${randomBytes(4).toString('hex')}.yaml`
+    writeFileSync(join(dir, file), `${yaml}\n${base}`)
+    const [check, start] = await Promise.all([runCli(['config', 'check', '--config', file], { cwd: dir }), runCli(['--config', file], { cwd: dir, env: { GATEHOUSE_PORT: '0' } })])
+    for (const run of [check, start]) {
+      expect(run.code).toBe(1)
+      expect(run.stderr).toMatch(line)
+    }
+    expect(start.stdout).not.toContain('gatehouse listening')
+  })
+
+  it.each(SECRETS_IN_BAD)('both refuse %s without echoing the secret', async (_what, yaml, line, secret) => {
+    const { check, start } = await checkAndStart(yaml)
+    for (const run of [check, start]) {
+      expect(run.code).toBe(1)
+      expect(run.stderr).toMatch(line)
+      expect(run.stdout + run.stderr).not.toContain(secret)
+    }
+  })
+
+  it('config check accepts a hop count for trust_proxy, as a number or from the environment, without turning it into true', async () => {
+    for (const [yaml, env] of [['server: { port: 0, trust_proxy: 1 }', {}], ['server: { port: 0, trust_proxy: "${HOPS}" }', { HOPS: '2' }]] as const) {
+      writeFileSync(join(dir, 'hops.yaml'), `${yaml}\n${base}`)
+      const check = await runCli(['config', 'check', '--config', 'hops.yaml'], { cwd: dir, env })
+      expect(check.stderr).toBe('')
+      expect(check.code).toBe(0)
+    }
+  })
+
   it('both accept a good config', async () => {
-    writeFileSync(join(dir, 'good.yaml'), `server: { port: 0, security: { ip_allowlist: { enabled: true, allowed_ips: ["127.0.0.1/32", "10.0.0.0/8"] } } }\n${base}`)
+    writeFileSync(join(dir, 'good.yaml'), `server: { port: 0, trust_proxy: 1, security: { ip_allowlist: { enabled: true, allowed_ips: ["127.0.0.1/32", "10.0.0.0/8"] } } }\n${base}`)
     const check = await runCli(['config', 'check', '--config', 'good.yaml'], { cwd: dir })
     expect(check.stdout).toContain('configuration OK')
     expect(check.code).toBe(0)

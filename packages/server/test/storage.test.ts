@@ -59,6 +59,46 @@ describe('request storage in the gateway', () => {
     }
   })
 
+  it('stores the masked body of each admitted request with store_bodies on, and none with it off', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gh-storage-'))
+    writeFileSync(join(dir, 'c.yaml'), `storage: { enabled: true, url: "${url}" }\n`)
+    expect((await runCli(['storage', 'migrate', '--config', 'c.yaml'], { cwd: dir })).code).toBe(0)
+    rmSync(dir, { recursive: true, force: true })
+    const client = new Client({ connectionString: url })
+    await client.connect()
+    try {
+      for (const storeBodies of [true, false]) {
+        const h = await startHarness((c) => {
+          c.storage = { enabled: true, url, store_bodies: storeBodies, retention_days: 30 }
+        })
+        try {
+          const marker = `marker-${randomBytes(6).toString('hex')}`
+          const body = anthropicBody({ messages: [{ role: 'user', content: `${marker} my key is ${h.providerKeys.openai}` }] })
+          const ok = await fetch(`${h.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': h.key, 'content-type': 'application/json' }, body: JSON.stringify(body) })
+          expect(ok.status).toBe(200)
+          const requestId = ok.headers.get('x-gatehouse-request-id')
+          // A refused request (no key) is never stored.
+          const refusedMarker = `refused-${randomBytes(6).toString('hex')}`
+          expect((await fetch(`${h.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(anthropicBody({ messages: [{ role: 'user', content: refusedMarker }] })) })).status).toBe(401)
+          await h.gateway.storage!.flush()
+          const rows = (await client.query('SELECT request_id, body::text AS body FROM gatehouse.request_bodies WHERE body::text LIKE $1', [`%${marker}%`])).rows as Array<{ request_id: string; body: string }>
+          if (storeBodies) {
+            expect(rows).toEqual([expect.objectContaining({ request_id: requestId })])
+            expect(rows[0]!.body).not.toContain(h.providerKeys.openai)
+            expect(rows[0]!.body).toContain('****')
+          } else {
+            expect(rows).toEqual([])
+          }
+          expect((await client.query('SELECT 1 FROM gatehouse.request_bodies WHERE body::text LIKE $1', [`%${refusedMarker}%`])).rows).toEqual([])
+        } finally {
+          await h.close()
+        }
+      }
+    } finally {
+      await client.end()
+    }
+  })
+
   it('keeps serving at full speed when the database is unreachable', async () => {
     const h = await startHarness((c) => {
       c.storage = { enabled: true, url: 'postgresql://postgres@127.0.0.1:1/none', store_bodies: false, retention_days: 30 }

@@ -32,6 +32,7 @@ describe('the server as a pipeline of small rooms', () => {
       'admission:request-guard',
       'admission:model-scope',
       'admission:request-limits',
+      'admission:store-body',
       'admission:credential-injection',
       'admission:proxy',
     ])

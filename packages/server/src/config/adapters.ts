@@ -4,6 +4,10 @@ import { resolveIpFilterConfig, type IpFilterOptions } from '@gatehouse/ip-filte
 import { resolveRequestGuardConfig } from '@gatehouse/request-guard'
 import { isProviderName, type ProviderName } from '@gatehouse/core'
 import { jwtVerifier, type JwtAuthOptions } from '@gatehouse/client-auth'
+import { resolveAuditLogConfig, type AuditLogOptions } from '@gatehouse/audit-log'
+import { resolveStorageSinkConfig, type StorageSinkOptions } from '@gatehouse/storage'
+import { createAlertEngine, type AlertEngineOptions } from '@gatehouse/metrics'
+import { resolveDeviceFingerprintConfig, type DeviceFingerprintOptions } from '@gatehouse/device-fingerprint'
 import type { GatehouseConfig } from './types'
 
 /**
@@ -22,6 +26,9 @@ interface LayerAdapter<O> {
   /** Option path → YAML path, most specific first (some depend on the form the YAML took). */
   readonly paths: ReadonlyArray<readonly [string, string]> | ((c: GatehouseConfig) => ReadonlyArray<readonly [string, string]>)
 }
+
+/** A key the config leaves unset is generated into the auth directory at start; the check resolves with a stand-in of the right size. */
+const GENERATED_KEY = '0'.repeat(64)
 
 export const ipFilterAdapter: LayerAdapter<Pick<IpFilterOptions, 'allowlist' | 'denylist'>> = {
   layer: '@gatehouse/ip-filter',
@@ -97,7 +104,7 @@ export const vaultAdapter: LayerAdapter<Pick<CredentialVaultOptions, 'dir' | 'en
     encryption: {
       enabled: c.auth.encryption.enabled,
       // A key the config leaves unset is generated into the auth directory at start.
-      ...(c.auth.encryption.key ? { key: c.auth.encryption.key } : { key: '0'.repeat(64) }),
+      ...(c.auth.encryption.key ? { key: c.auth.encryption.key } : { key: GENERATED_KEY }),
       ...(c.auth.encryption.previous_keys?.length ? { previousKeys: c.auth.encryption.previous_keys } : {}),
     },
   }),
@@ -132,7 +139,66 @@ export const jwtAdapter: LayerAdapter<JwtAuthOptions | undefined> = {
   ],
 }
 
-const ADAPTERS: ReadonlyArray<LayerAdapter<never>> = [ipFilterAdapter, hstsAdapter, requestGuardAdapter, vaultAdapter, jwtAdapter] as never
+export const auditLogAdapter: LayerAdapter<Pick<AuditLogOptions, 'file' | 'key' | 'events' | 'aggregateInterval'> | undefined> = {
+  layer: '@gatehouse/audit-log',
+  options: (c) => {
+    const a = c.logging.audit
+    if (!a.enabled) return undefined
+    return { file: a.file, key: a.key ?? GENERATED_KEY, events: a.events, aggregateInterval: a.aggregate_interval }
+  },
+  resolve: (o) => (o === undefined ? undefined : resolveAuditLogConfig(o)),
+  paths: [
+    ['aggregateInterval', 'logging.audit.aggregate_interval'],
+    ['events', 'logging.audit.events'],
+    ['file', 'logging.audit.file'],
+    ['key', 'logging.audit.key'],
+  ],
+}
+
+export const storageAdapter: LayerAdapter<Pick<StorageSinkOptions, 'url' | 'storeBodies' | 'retentionDays'> | undefined> = {
+  layer: '@gatehouse/storage',
+  options: (c) => {
+    const st = c.storage
+    if (!st.enabled || !st.url) return undefined
+    return { url: st.url, storeBodies: st.store_bodies, retentionDays: st.retention_days }
+  },
+  resolve: (o) => (o === undefined ? undefined : resolveStorageSinkConfig(o)),
+  paths: [
+    ['retentionDays', 'storage.retention_days'],
+    ['storeBodies', 'storage.store_bodies'],
+    ['url', 'storage.url'],
+  ],
+}
+
+/**
+ * The alert rules and their webhook. notify_admin needs somewhere to post: the gateway leaves such
+ * rules out when notify.webhook_url is unset (and warns), so the check resolves every rule, in the
+ * config's order, against a stand-in webhook in that case.
+ */
+export const alertsAdapter: LayerAdapter<Pick<AlertEngineOptions, 'rules' | 'notify'>> = {
+  layer: '@gatehouse/metrics',
+  options: (c) => ({
+    rules: c.alerts.map((r) => ({ ...r })),
+    notify: c.notify.webhook_url ? { webhookUrl: c.notify.webhook_url } : {},
+  }),
+  resolve: (o) => {
+    const notify = o.notify?.webhookUrl ? o.notify : { webhookUrl: 'https://webhook.invalid/' }
+    void createAlertEngine({ ...o, notify, onBlockIp: () => undefined }).shutdown()
+  },
+  paths: [
+    ['notify.webhookUrl', 'notify.webhook_url'],
+    ['alerts', 'alerts'],
+  ],
+}
+
+export const fingerprintAdapter: LayerAdapter<Pick<DeviceFingerprintOptions, 'dir' | 'header'> | undefined> = {
+  layer: '@gatehouse/device-fingerprint',
+  options: (c) => (c.device_fingerprint.enabled ? { dir: c.auth.dir, header: c.device_fingerprint.header } : undefined),
+  resolve: (o) => (o === undefined ? undefined : resolveDeviceFingerprintConfig(o)),
+  paths: [['header', 'device_fingerprint.header']],
+}
+
+const ADAPTERS: ReadonlyArray<LayerAdapter<never>> = [ipFilterAdapter, hstsAdapter, requestGuardAdapter, vaultAdapter, jwtAdapter, auditLogAdapter, storageAdapter, alertsAdapter, fingerprintAdapter] as never
 
 /** A package's message with its option path put as the YAML key (`allowlist.allowedIps[0]` → `server.security.ip_allowlist.allowed_ips.0`). */
 function inYamlTerms(adapter: LayerAdapter<never>, c: GatehouseConfig, message: string): string {

@@ -9,18 +9,26 @@ import { describeAjvErrors, parseDuration, parseSize, type ProviderName, PROVIDE
 import { parseCondition } from '@gatehouse/metrics'
 import { defaultConfig } from './defaults'
 import { mapCipherSuites } from '../tls'
+import { readTrustProxy } from './trust-proxy'
 import { configSchema, SECRET_CONFIG_KEYS } from './schema'
 import type { GatehouseConfig } from './types'
 
 /** A config that cannot be used: `errors` names every bad key by its path. */
+/** `scheme://user:password@host` → `scheme://****@host`, wherever it appears in a message. */
+export const maskUserinfo = (text: string): string => text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"]+@/gi, '$1****@')
+
 export class ConfigError extends Error {
   override name = 'ConfigError'
   readonly code = ServerErrorCodes.GH_SERVER_CONFIG_INVALID
+  readonly errors: string[]
   constructor(
-    readonly errors: string[],
+    errors: string[],
     readonly source: string,
   ) {
-    super(`invalid configuration (${source}):\n${errors.map((e) => `  - ${e}`).join('\n')}`)
+    // A value quoted back may be a URL with a password in it: never echoed (the key names it).
+    const safe = errors.map(maskUserinfo)
+    super(`invalid configuration (${source}):\n${safe.map((e) => `  - ${e}`).join('\n')}`)
+    this.errors = safe
   }
 }
 
@@ -209,14 +217,16 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const sec = (interpolated.server as Record<string, unknown> | undefined)?.security as Record<string, unknown> | undefined
   if (sec && Array.isArray(sec.ip_denylist)) sec.ip_denylist = { enabled: true, denied_ips: sec.ip_denylist }
 
-  if (!validate(interpolated)) {
-    throw new ConfigError(
-      describeAjvErrors(validate.errors ?? [], configSchema, { style: 'dotted', data: interpolated, secretKeys: SECRET_CONFIG_KEYS }),
-      source,
-    )
-  }
+  // server.trust_proxy is read on its own: the schema's coercion would turn the hop count 1 into true.
+  const server = interpolated.server as Record<string, unknown> | undefined
+  const trust = server && 'trust_proxy' in server ? readTrustProxy(server.trust_proxy) : undefined
+  if (server) delete server.trust_proxy
 
+  const schemaErrors = validate(interpolated) ? [] : describeAjvErrors(validate.errors ?? [], configSchema, { style: 'dotted', data: interpolated, secretKeys: SECRET_CONFIG_KEYS })
+  if (trust && 'error' in trust) schemaErrors.push(trust.error)
+  if (schemaErrors.length) throw new ConfigError(schemaErrors, source)
   const config = merge(defaultConfig(), interpolated)
+  if (trust && 'value' in trust) config.server.trust_proxy = trust.value
   // A providers section lists the providers to serve; unlisted ones keep their defaults only in the embedded config.
   if (isPlainObject(interpolated.providers)) {
     const listed = interpolated.providers as Record<string, unknown>
@@ -253,7 +263,12 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   // What each layer's own package would refuse at start, named by YAML key (unless the YAML
   // itself is already wrong there).
   const errors = semanticErrors(config, cwd)
-  for (const e of layerErrors(config)) if (!errors.some((x) => x.split(':')[0] === e.split(':')[0])) errors.push(e)
+  // A key already named by a cross-field rule (or a key under it) is not named twice.
+  const keyOf = (line: string): string => /^[^\s:]+/.exec(line)?.[0] ?? line
+  for (const e of layerErrors(config)) {
+    const key = keyOf(e)
+    if (!errors.some((x) => keyOf(x) === key || keyOf(x).startsWith(`${key}.`))) errors.push(e)
+  }
   if (errors.length) throw new ConfigError(errors, source)
   return { config, source, warnings, env }
 }

@@ -3,6 +3,7 @@ import type { IpFilterMiddleware } from '@gatehouse/ip-filter'
 import type Redis from 'ioredis'
 import { createAlertEngine, RedisAlertStore } from '@gatehouse/metrics'
 import type { GatehouseConfig } from '../config/types'
+import { alertsAdapter } from '../config/adapters'
 
 export type AlertEngine = ReturnType<typeof createAlertEngine>
 
@@ -11,14 +12,15 @@ export type AlertEngine = ReturnType<typeof createAlertEngine>
  * post: without notify.webhook_url such rules are left out, and said so. Undefined with no rule.
  */
 export function createAlerts(config: GatehouseConfig, ipf: IpFilterMiddleware, emit: SecurityEventHandler, redis: Redis | undefined, logger: Logger): AlertEngine | undefined {
-  const rules = config.alerts.filter((r) => r.action !== 'notify_admin' || config.notify.webhook_url)
-  for (const r of config.alerts) {
+  const { rules: all = [], notify } = alertsAdapter.options(config)
+  const rules = all.filter((r) => r.action !== 'notify_admin' || notify?.webhookUrl)
+  for (const r of all) {
     if (!rules.includes(r)) logger.warn(`alert "${r.name}" is inactive: notify_admin needs notify.webhook_url (or SLACK_WEBHOOK_URL)`)
   }
   if (!rules.length) return undefined
   return createAlertEngine({
-    rules: rules.map((r) => ({ ...r })),
-    notify: config.notify.webhook_url ? { webhookUrl: config.notify.webhook_url } : {},
+    rules,
+    ...(notify ? { notify } : {}),
     // Loopback is always spared; so are the operator's own proxies and the listed addresses.
     neverBlock: [...config.server.security.never_block, ...trustedProxyAddresses(config.server.trust_proxy)],
     onBlockIp: async (b) => {

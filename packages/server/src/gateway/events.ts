@@ -5,6 +5,7 @@ import { createMetrics, type GatehouseMetrics } from '@gatehouse/metrics'
 import { createEventBuffer, createStorageSink, type StorageSink } from '@gatehouse/storage'
 import type { GatehouseConfig } from '../config/types'
 import { auditShipping } from './audit-shipping'
+import { auditLogAdapter, storageAdapter } from '../config/adapters'
 
 /** Where the gateway's security events go: the audit log, metrics, storage, the dashboard's buffer, then whatever is added. */
 export interface EventSinks {
@@ -38,33 +39,17 @@ export function createEventSinks({ config, cwd, auditKey, knownSecrets, masker, 
       }
     }
   }
-  const audit = config.logging.audit.enabled
-    ? createAuditLogger({
-        file: resolvePath(cwd, config.logging.audit.file),
-        key: auditKey,
-        events: config.logging.audit.events,
-        aggregateInterval: config.logging.audit.aggregate_interval,
-        ...auditShipping(config, cwd),
-        knownSecrets,
-        logger,
-      })
+  const auditOptions = auditLogAdapter.options(config)
+  const audit = auditOptions
+    ? createAuditLogger({ ...auditOptions, file: resolvePath(cwd, config.logging.audit.file), key: auditKey, ...auditShipping(config, cwd), knownSecrets, logger })
     : undefined
   if (audit) sinks.push(audit.log)
   const metrics = config.metrics.enabled ? createMetrics({ prefix: config.metrics.prefix, knownSecrets }) : undefined
   if (metrics) sinks.push(metrics.recordEvent)
   // Request storage in PostgreSQL: batched off the request path; a slow or absent database never
   // delays a request (events queue up to a bound, then are counted as dropped).
-  const storage =
-    config.storage.enabled && config.storage.url
-      ? createStorageSink({
-          url: config.storage.url,
-          storeBodies: config.storage.store_bodies,
-          retentionDays: config.storage.retention_days,
-          knownSecrets,
-          logger,
-          onEvent: (e) => emit(e),
-        })
-      : undefined
+  const storageOptions = storageAdapter.options(config)
+  const storage = storageOptions ? createStorageSink({ ...storageOptions, knownSecrets, logger, onEvent: (e) => emit(e) }) : undefined
   if (storage) sinks.push(storage.record)
   // Access-log lines (provider_request) stay out of the dashboard's buffer: at a thousand requests a
   // second they would leave it half a second of history, and every request would put one more

@@ -13,6 +13,7 @@ import { requestId } from '../layers/request-id'
 import { routingLayer } from '../layers/routing'
 import { securityHeadersLayer } from '../layers/security-headers'
 import { shutdownLayer } from '../layers/shutdown'
+import { storeBodyLayer } from '../layers/store-body'
 import type { GatewayServices } from './services'
 
 /**
@@ -56,6 +57,13 @@ export const LAYERS: readonly LayerSpec[] = [
   // The key's models, wherever the request names them (body, path, nested batch entries).
   { name: 'model-scope', stage: 'admission', build: (s) => keyModelScope({ onEvent: s.events.emit, logger: s.logger }) },
   { name: 'request-limits', stage: 'admission', build: (s) => s.limits.perRequest },
+  // storage.store_bodies: the admitted request's body, masked by storage.
+  {
+    name: 'store-body',
+    stage: 'admission',
+    enabled: (s) => s.config.storage.store_bodies && s.events.storage !== undefined,
+    build: (s) => storeBodyLayer(s.events.storage!),
+  },
   {
     name: 'credential-injection',
     stage: 'admission',

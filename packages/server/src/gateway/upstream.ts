@@ -4,6 +4,7 @@ import { createCredentialVault, upstreamCredentialOf, type CredentialVault } fro
 import { deviceFingerprint } from '@gatehouse/device-fingerprint'
 import { gatehouseProxy } from '@gatehouse/proxy'
 import type { GatehouseConfig } from '../config/types'
+import { fingerprintAdapter } from '../config/adapters'
 import type { SharedState } from './state'
 
 export interface UpstreamContext {
@@ -45,9 +46,8 @@ export function createUpstream({ config, state, authDir, encryptionKey, provider
     logger,
   })
   if (redis && !config.auth.encryption.enabled) logger.warn('cluster mode with auth.encryption off: OAuth refreshes are not coordinated between gateways (the shared tokens would be plaintext in Redis); turn encryption on')
-  const fingerprint = config.device_fingerprint.enabled
-    ? deviceFingerprint({ dir: authDir, header: config.device_fingerprint.header, onEvent: emit, logger })
-    : undefined
+  const fingerprintOptions = fingerprintAdapter.options(config)
+  const fingerprint = fingerprintOptions ? deviceFingerprint({ ...fingerprintOptions, dir: authDir, onEvent: emit, logger }) : undefined
   const proxy = gatehouseProxy({
     providers: Object.fromEntries(
       providers.map((name) => {
