@@ -54,43 +54,42 @@ async function within(ms: number, check: () => Promise<boolean>): Promise<number
   }
 }
 
-describe('cluster mode: keys, revocations, maintenance and the kill switch shared through Redis', () => {
-  let dir: string
-  let upstream: MockUpstream
-  let redisPort: number
-  let redis: ChildProcess
-  let gateways: Started[] = []
-  let lb: { url: string; close(): Promise<void> }
-  const prefix = `gh-state-${randomBytes(4).toString('hex')}:`
-  const managementKey = randomBytes(32).toString('base64url')
-  const providerKeys = { openai: `sk-proj-${randomBytes(30).toString('base64url')}`, claude: `sk-ant-api03-${randomBytes(40).toString('base64url')}` }
-  const keysIssued: string[] = []
-  /** Other secrets the tests handed out (OAuth tokens), for the plaintext scan. */
-  const otherSecrets: string[] = []
+let dir: string
+let upstream: MockUpstream
+let redisPort: number
+let redis: ChildProcess
+let gateways: Started[] = []
+let lb: { url: string; close(): Promise<void> }
+const prefix = `gh-state-${randomBytes(4).toString('hex')}:`
+const managementKey = randomBytes(32).toString('base64url')
+const providerKeys = { openai: `sk-proj-${randomBytes(30).toString('base64url')}`, claude: `sk-ant-api03-${randomBytes(40).toString('base64url')}` }
+const keysIssued: string[] = []
+/** Other secrets the tests handed out (OAuth tokens), for the plaintext scan. */
+const otherSecrets: string[] = []
 
-  const url = (i: number): string => gateways[i]!.url
-  const manage = (i: number, method: string, path: string, body?: unknown): Promise<Reply> =>
-    request(url(i), method, `/v0/management${path}`, { authorization: `Bearer ${managementKey}` }, body)
-  const chatOn = (i: number, key: string, agent: http.Agent | false = false): Promise<number> =>
-    request(url(i), 'POST', '/v1/chat/completions', { authorization: `Bearer ${key}` }, chat, agent).then((r) => r.status)
-  const claudeOn = (i: number, key: string): Promise<number> =>
-    request(url(i), 'POST', '/v1/messages', { 'x-api-key': key, 'anthropic-version': '2023-06-01' }, claude).then((r) => r.status)
-  const createKey = async (i: number, name: string): Promise<{ id: string; key: string }> => {
-    const r = await manage(i, 'POST', '/keys', { name })
-    expect(r.status).toBe(201)
-    const { id, key } = JSON.parse(r.body) as { id: string; key: string }
-    keysIssued.push(key)
-    return { id, key }
-  }
+const url = (i: number): string => gateways[i]!.url
+const manage = (i: number, method: string, path: string, body?: unknown): Promise<Reply> =>
+  request(url(i), method, `/v0/management${path}`, { authorization: `Bearer ${managementKey}` }, body)
+const chatOn = (i: number, key: string, agent: http.Agent | false = false): Promise<number> =>
+  request(url(i), 'POST', '/v1/chat/completions', { authorization: `Bearer ${key}` }, chat, agent).then((r) => r.status)
+const claudeOn = (i: number, key: string): Promise<number> =>
+  request(url(i), 'POST', '/v1/messages', { 'x-api-key': key, 'anthropic-version': '2023-06-01' }, claude).then((r) => r.status)
+const createKey = async (i: number, name: string): Promise<{ id: string; key: string }> => {
+  const r = await manage(i, 'POST', '/keys', { name })
+  expect(r.status).toBe(201)
+  const { id, key } = JSON.parse(r.body) as { id: string; key: string }
+  keysIssued.push(key)
+  return { id, key }
+}
 
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gh-state-'))
-    upstream = await MockUpstream.start()
-    redisPort = await freePort()
-    redis = await startRedis(redisPort)
-    writeFileSync(
-      join(dir, 'c.yaml'),
-      `server:
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'gh-state-'))
+  upstream = await MockUpstream.start()
+  redisPort = await freePort()
+  redis = await startRedis(redisPort)
+  writeFileSync(
+    join(dir, 'c.yaml'),
+    `server:
   port: 0
   security: { rate_limiting: { enabled: false } }
 store: { type: redis, url: "redis://127.0.0.1:${redisPort}", key_prefix: "${prefix}", on_error: local, replicas: 3 }
@@ -101,23 +100,24 @@ providers:
   openai: { base_url: "${upstream.url}", api_key: "${providerKeys.openai}" }
   claude: { base_url: "${upstream.url}", api_key: "${providerKeys.claude}" }
 `,
-    )
-    // The salt is made once, before three processes read it.
-    expect((await runCli(['keys', 'list', '--config', 'c.yaml'], { cwd: dir })).code).toBe(0)
-    gateways = await Promise.all([0, 1, 2].map(() => startCli(['--config', 'c.yaml'], { cwd: dir })))
-    // The round-robin balancer in front of them: each new connection goes to the next gateway.
-    lb = await startBalancer(() => gateways.map((g) => Number(new URL(g.url).port)))
-  }, 60_000)
+  )
+  // The salt is made once, before three processes read it.
+  expect((await runCli(['keys', 'list', '--config', 'c.yaml'], { cwd: dir })).code).toBe(0)
+  gateways = await Promise.all([0, 1, 2].map(() => startCli(['--config', 'c.yaml'], { cwd: dir })))
+  // The round-robin balancer in front of them: each new connection goes to the next gateway.
+  lb = await startBalancer(() => gateways.map((g) => Number(new URL(g.url).port)))
+}, 60_000)
 
-  afterAll(async () => {
-    await lb?.close()
-    for (const g of gateways) g.child.kill('SIGTERM')
-    await Promise.all(gateways.map((g) => g.exited))
-    redis?.kill('SIGKILL')
-    await upstream?.close()
-    rmSync(dir, { recursive: true, force: true })
-  })
+afterAll(async () => {
+  await lb?.close()
+  for (const g of gateways) g.child.kill('SIGTERM')
+  await Promise.all(gateways.map((g) => g.exited))
+  redis?.kill('SIGKILL')
+  await upstream?.close()
+  rmSync(dir, { recursive: true, force: true })
+})
 
+describe('cluster mode: keys created, revoked and rotated on one replica apply on all', () => {
   it('a key created through replica A works on B and C within 1 s', async () => {
     const { key } = await createKey(0, 'made on A')
     for (const i of [1, 2]) {
@@ -169,7 +169,9 @@ providers:
       expect(await chatOn(i, body.key)).toBe(200)
     }
   })
+})
 
+describe('cluster mode: maintenance, the kill switch and doctor', () => {
   it('maintenance and the kill switch set through C apply to all three', async () => {
     const { key } = await createKey(2, 'maintenance')
     await within(1000, async () => (await chatOn(0, key)) === 200 && (await chatOn(1, key)) === 200)
@@ -204,7 +206,9 @@ providers:
     const text = await runCli(['doctor', '--config', 'c.yaml'], { cwd: dir })
     expect(text.stdout).toMatch(/cluster: keys version \d+, runtime version \d+, 3 replicas reporting/)
   }, 30_000)
+})
 
+describe('cluster mode: OAuth refresh once for all replicas, and nothing in plaintext', () => {
   it('refreshes an expired OAuth token once for 20 requests spread over the three replicas, and every replica then sends the new token', async () => {
     const issued: string[] = []
     const tokenEndpoint = http.createServer((req, res) => {
@@ -278,7 +282,9 @@ providers:
       client.disconnect()
     }
   })
+})
 
+describe('cluster mode: Redis down and back, and moving a file-mode install in', () => {
   it('with Redis down: keys authenticate from the last copy, changes are refused with 503; a restarted Redis heals without a gateway restart', async () => {
     const { key } = await createKey(0, 'through the outage')
     await within(1000, async () => (await Promise.all([0, 1, 2].map((i) => chatOn(i, key)))).every((s) => s === 200))

@@ -245,7 +245,7 @@ afterAll(async () => {
   }
 }, 20_000)
 
-describe('docs/operator-guide.md, executed end to end', () => {
+describe('docs/operator-guide.md, executed end to end: deploy, harden, monitor', () => {
   it('has its sh blocks in the sections this test drives', () => {
     expect(blocks.length).toBeGreaterThan(0)
     expect([...new Set(blocks.map((b) => b.section))]).toEqual([...SECTIONS])
@@ -344,7 +344,9 @@ describe('docs/operator-guide.md, executed end to end', () => {
     expect(failures.length).toBeGreaterThan(0)
     for (const l of failures) expect(JSON.parse(l)).toMatchObject({ event_type: 'auth_failure' })
   }, 45_000)
+})
 
+describe('docs/operator-guide.md, executed end to end: respond to an incident', () => {
   it('4. Respond to an incident: each management call answers and has the effect it claims', async () => {
     expect(gateway).toBeDefined()
     const management = (path: string): Promise<Reply> =>
@@ -422,7 +424,9 @@ describe('docs/operator-guide.md, executed end to end', () => {
     expect((await ask('openai', client.probeKey)).status).toBe(200)
     expect((await ask('claude', client.probeKey)).status).toBe(200)
   }, 45_000)
+})
 
+describe('docs/operator-guide.md, executed end to end: stop, what was written, several gateways', () => {
   it('SIGTERM exits 0; every change is a config_change line of a verified log; no secret in any output', async () => {
     expect(gateway).toBeDefined()
     gateway!.child.kill('SIGTERM')

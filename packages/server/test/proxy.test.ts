@@ -10,14 +10,14 @@ import { gatehouseProxy } from '@gatehouse/proxy'
 import { loadConfig } from '@gatehouse/server'
 import { anthropicBody, deleteRedisKeys, openaiBody, startHarness, type Harness } from './helpers'
 
-describe('gateway proxy', () => {
-  let h: Harness
-  beforeAll(async () => {
-    h = await startHarness()
-  })
-  afterAll(() => h.close())
-  beforeEach(() => h.upstream.reset())
+let h: Harness
+beforeAll(async () => {
+  h = await startHarness()
+})
+afterAll(() => h.close())
+beforeEach(() => h.upstream.reset())
 
+describe('gateway proxy: forwarding and the answer', () => {
   it('forwards an Anthropic request with the provider key injected and the client credentials removed', async () => {
     const res = await fetch(`${h.url}/v1/messages`, {
       method: 'POST',
@@ -128,7 +128,9 @@ describe('gateway proxy', () => {
       await new Promise((resolve) => upstream.close(resolve))
     }
   })
+})
 
+describe('gateway proxy: paths, bodies, pinning and upstream errors', () => {
   it('serves /<provider>/<path> for every configured provider', async () => {
     const res = await fetch(`${h.url}/openai/v1/models`, { headers: { 'x-api-key': h.key } })
     expect(res.status).toBe(200)
@@ -217,6 +219,7 @@ describe('gateway proxy', () => {
     expect(await ready.json()).toEqual({ status: 'ready' })
   })
 })
+
 
 describe('gateway refusals', () => {
   let h: Harness

@@ -139,7 +139,7 @@ const docs = Object.fromEntries(
   }),
 )
 
-describe('.github/workflows', () => {
+describe('.github/workflows: what each runs, pinned and least-privilege', () => {
   it('has the path guard, security and release workflows next to ci.yml', () => {
     expect(workflowFiles).toEqual(expect.arrayContaining(['ci.yml', ...OURS]))
   })
@@ -194,7 +194,9 @@ describe('.github/workflows', () => {
     expect(inconsistent).toEqual([])
     expect(seen.size).toBeGreaterThanOrEqual(10)
   })
+})
 
+describe('.github/workflows: the checks catch what they are for, and each workflow does its job', () => {
   describe('the checks themselves catch what they are for', () => {
     const bad = YAML.parse(`
 permissions: { contents: write }
@@ -279,6 +281,7 @@ jobs:
   })
 })
 
+
 describe('.github/CODEOWNERS', () => {
   const rules = guard.parseCodeowners(readRepoFile('.github/CODEOWNERS'))
   const general = guard.ownersOf(rules, 'README.md')
@@ -332,19 +335,19 @@ describe('.github/CODEOWNERS', () => {
   })
 })
 
-describe('scripts/path-guard.js', () => {
-  const head = 'a'.repeat(40)
-  const old = 'b'.repeat(40)
-  const codeowners =
-    '* @org/maintainers\n/packages/client-auth/ @alice @org/security\n/packages/request-guard/ @alice\n'
-  const review = (login: string, state: string, commit = head, at = '2026-01-01T00:00:00Z') => ({
-    user: { login },
-    state,
-    commit_id: commit,
-    submitted_at: at,
-  })
-  const base = { codeowners, headSha: head, author: 'mallory', reviews: [] as ReturnType<typeof review>[] }
+const head = 'a'.repeat(40)
+const old = 'b'.repeat(40)
+const codeowners =
+  '* @org/maintainers\n/packages/client-auth/ @alice @org/security\n/packages/request-guard/ @alice\n'
+const review = (login: string, state: string, commit = head, at = '2026-01-01T00:00:00Z') => ({
+  user: { login },
+  state,
+  commit_id: commit,
+  submitted_at: at,
+})
+const base = { codeowners, headSha: head, author: 'mallory', reviews: [] as ReturnType<typeof review>[] }
 
+describe('scripts/path-guard.js: approvals', () => {
   it('lets a pull request through that changes no protected path', () => {
     const d = guard.decide({ ...base, files: ['packages/hsts/src/index.ts', 'README.md'] })
     expect(d).toMatchObject({ ok: true, protectedFiles: [] })
@@ -414,7 +417,9 @@ describe('scripts/path-guard.js', () => {
     })
     expect(d.ok).toBe(true)
   })
+})
 
+describe('scripts/path-guard.js: teams, authors, unowned files and the command', () => {
   it('expands team owners only from known membership, failing closed otherwise', () => {
     const files = ['packages/client-auth/src/keys.ts']
     const reviews = [review('carol', 'APPROVED')]
@@ -501,6 +506,7 @@ describe('scripts/path-guard.js', () => {
     }
   })
 })
+
 
 describe('SECURITY.md', () => {
   const text = readRepoFile('SECURITY.md')
