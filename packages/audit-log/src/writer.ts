@@ -64,8 +64,8 @@ export class ChainedFileWriter {
     this.file = new ActiveFile(cfg.file, cfg.key, hooks.logger)
     this.health = new WriterHealth(this.file.path, hooks)
     this.retention = cfg.retention && new RetentionKeeper(cfg.retention, hooks.logger, () => this.schedule())
-    if (!this.openFile()) this.scheduleRetry()
-    else if (this.retention) this.schedule()
+    // Opens the file now (a failure is reported and retried) and applies retention at start.
+    this.ready()
   }
 
   /** False while the file cannot be opened or written, and after close(). */
