@@ -143,7 +143,9 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
       await receiver.stop()
     }
   })
+})
 
+describe('syslog sink: a stalled, full or closing receiver, and its certificate', () => {
   it('never holds up log() or the local write while the receiver stalls', async () => {
     const sockets = new Set<Socket>()
     const stalled = createNetServer((s) => sockets.add(s)) // accepts, never speaks TLS
