@@ -104,6 +104,7 @@ export interface RetentionHost {
 
 /** How often retention by age is looked at while nothing rotates. */
 const MAX_CHECK_MS = 3_600_000
+const MIN_CHECK_MS = 1000
 
 /**
  * Deletes the rotated files retention has expired, at start, after each rotation, and (with
@@ -124,7 +125,7 @@ export class RetentionKeeper {
       this.timer = setInterval(() => {
         this.due = true
         wake()
-      }, Math.min(policy.maxAgeMs, MAX_CHECK_MS))
+      }, Math.max(MIN_CHECK_MS, Math.min(policy.maxAgeMs, MAX_CHECK_MS)))
       this.timer.unref()
     }
   }
