@@ -154,3 +154,32 @@ describe('what crosses the wire', () => {
     }
   })
 })
+
+describe('https sink and retention', () => {
+  it('ships the retention record, so the collector keeps what was deleted locally and learns when', async () => {
+    const collector = await startHttpsCollector()
+    try {
+      const audit = track(
+        createAuditLogger({
+          file,
+          key,
+          maxSize: 3000,
+          retention: { maxFiles: 1 },
+          sinks: [httpsSink(collector.url, { flushInterval: 10 })],
+          checkpoints: { enabled: false },
+        }),
+      )
+      logN(audit, 1, 80)
+      await audit.close()
+      const shipped = collector.lines().map((l) => JSON.parse(l) as Record<string, unknown>)
+      expect(audit.stats().expired).toBeGreaterThan(0)
+      expect(shipped.filter((l) => l.request_id !== undefined)).toHaveLength(80) // every event, the deleted ones too
+      expect(shipped.map((l) => l.seq)).toEqual(shipped.map((_, i) => i + 1))
+      const records = shipped.filter((l) => l.retention !== undefined)
+      expect(records.length).toBeGreaterThan(0)
+      expect(records[0]!.retention).toMatchObject({ deleted: expect.any(Number), through_seq: expect.any(Number) })
+    } finally {
+      await collector.close()
+    }
+  })
+})
