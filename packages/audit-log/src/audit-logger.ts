@@ -1,9 +1,8 @@
-import TransportStream from 'winston-transport'
-import { createLogger, format, type LogEntry, type Logger as WinstonLogger } from 'winston'
 import { GatehouseError, isSecurityEventType, type SecurityEvent, type SecurityEventHandler } from '@gatehouse/core'
 import { AuditLogErrorCodes } from './errors'
 import { createSinkMasker } from './mask'
-import { resolveAuditLogConfig, type AuditLogOptions } from './options'
+import { resolveAuditLogConfig, type AuditLogConfig, type AuditLogOptions } from './options'
+import { createAuditPipeline } from './audit-pipeline'
 import { createRefusalAggregator } from './aggregate'
 import { auditRecordBody } from './record'
 import { ChainedFileWriter, type BodyMaker } from './writer'
@@ -12,13 +11,6 @@ import type { AuditSinkStats } from './sinks/base'
 import { createSink } from './sinks'
 
 const PKG = '@gatehouse/audit-log'
-const BODY = Symbol('gatehouse.audit.body')
-
-interface AuditInfo {
-  level: string
-  message: string
-  [BODY]: string
-}
 
 /** Counters of one audit logger. */
 export interface AuditLogStats {
@@ -40,6 +32,8 @@ export interface AuditLogStats {
   pending: number
   /** Files rotated. */
   rotations: number
+  /** Rotated files deleted by `retention`. */
+  expired: number
 }
 
 /** The audit log of one process. */
@@ -61,103 +55,92 @@ export interface AuditLogger {
   checkpoint(): void
 }
 
-class AuditTransport extends TransportStream {
-  constructor(
-    private readonly writer: ChainedFileWriter,
-    private readonly onReceived: () => void,
-  ) {
-    super({ level: 'info' })
+/** Log at error and pass to onWriteError; a logger or callback that throws does not stop the report. */
+function createReporter(config: AuditLogConfig): (err: GatehouseError, meta: Record<string, unknown>) => void {
+  const logError = (message: string, meta: Record<string, unknown>): void => {
+    try {
+      config.logger.error(message, meta)
+    } catch {
+      // a failing logger must not stop the report
+    }
   }
+  return (err, meta) => {
+    logError(err.message, { code: err.code, ...meta })
+    try {
+      config.onWriteError?.(err)
+    } catch (cbErr) {
+      logError(`${PKG}: onWriteError threw`, { error: cbErr instanceof Error ? cbErr.message : String(cbErr) })
+    }
+  }
+}
 
-  override log(info: AuditInfo, next: () => void): void {
-    this.writer.enqueue(info[BODY])
-    this.onReceived()
-    next()
+/** The writer of the active file, shipping each written line to the sinks. */
+function createWriter(
+  config: AuditLogConfig,
+  report: ReturnType<typeof createReporter>,
+  sinks: ReadonlyArray<{ push(lines: string[]): void }>,
+): ChainedFileWriter {
+  const hooks = { report, logger: config.logger }
+  const { file, key, maxSize, daily, maxFileAgeMs, maxQueuedEvents, retryIntervalMs, retention } = config
+  return new ChainedFileWriter(
+    { file, key, maxSize, daily, maxFileAgeMs, maxQueuedEvents, retryIntervalMs, retention },
+    sinks.length === 0
+      ? hooks
+      : {
+          ...hooks,
+          onWritten: (lines: string[]): void => {
+            for (const sink of sinks) sink.push(lines)
+          },
+        },
+  )
+}
+
+/**
+ * The checkpoint record, made when the writer reaches it, so it names the line just before it;
+ * skipped when nothing was written since the last one.
+ */
+function createCheckpointMaker(config: AuditLogConfig): BodyMaker {
+  const sign = createCheckpointSigner(config.key, config.checkpoints.signingKey)
+  const logId = config.checkpoints.logId
+  let checkpointLineSeq = -1
+  return (seq, hash) => {
+    if (seq === 0 || seq === checkpointLineSeq) return undefined
+    checkpointLineSeq = seq + 1
+    return checkpointBody(sign({ ...(logId === undefined ? {} : { log: logId }), seq, hash, time: new Date().toISOString() }))
   }
 }
 
 /**
  * Create the audit logger: a winston logger whose one transport appends hash-chained JSON lines
- * to `file`, rotating by size and by UTC day. Validates options and opens the file now; a file
- * that cannot be opened does not throw: it is reported and `healthy` is false until it can.
+ * to `file`, rotating by size, UTC day and age, and deleting rotated files past `retention`.
+ * Validates options and opens the file now; a file that cannot be opened does not throw: it is
+ * reported and `healthy` is false until it can.
  */
 export function createAuditLogger(options: AuditLogOptions): AuditLogger {
   const config = resolveAuditLogConfig(options)
   const mask = createSinkMasker(config.knownSecrets)
-  const report = (err: GatehouseError, meta: Record<string, unknown>): void => {
-    try {
-      config.logger.error(err.message, { code: err.code, ...meta })
-    } catch {
-      // a failing logger must not stop the report
-    }
-    try {
-      config.onWriteError?.(err)
-    } catch (cbErr) {
-      try {
-        config.logger.error(`${PKG}: onWriteError threw`, { error: cbErr instanceof Error ? cbErr.message : String(cbErr) })
-      } catch {
-        // nothing more to do
-      }
-    }
-  }
+  const report = createReporter(config)
   const sinks = config.sinks.map((c) => createSink(c, { report, logger: config.logger }))
-  const ship =
-    sinks.length === 0
-      ? undefined
-      : (lines: string[]): void => {
-          for (const sink of sinks) sink.push(lines)
-        }
-  const writer = new ChainedFileWriter(
-    {
-      file: config.file,
-      key: config.key,
-      maxSize: config.maxSize,
-      daily: config.daily,
-      maxQueuedEvents: config.maxQueuedEvents,
-      retryIntervalMs: config.retryIntervalMs,
-    },
-    ship ? { report, logger: config.logger, onWritten: ship } : { report, logger: config.logger },
-  )
-
-  // A checkpoint is made when the writer reaches it, so it names the line just before it.
-  const sign = createCheckpointSigner(config.key, config.checkpoints.signingKey)
-  let checkpointLineSeq = -1
-  const makeCheckpoint: BodyMaker = (seq, hash) => {
-    if (seq === 0 || seq === checkpointLineSeq) return undefined
-    checkpointLineSeq = seq + 1
-    const cp = sign({ ...(config.checkpoints.logId === undefined ? {} : { log: config.checkpoints.logId }), seq, hash, time: new Date().toISOString() })
-    return checkpointBody(cp)
-  }
+  const writer = createWriter(config, report, sinks)
+  const makeCheckpoint = createCheckpointMaker(config)
   const checkpointTimer =
     config.checkpoints.enabled && config.checkpoints.intervalMs > 0
       ? setInterval(() => writer.enqueue(makeCheckpoint), config.checkpoints.intervalMs)
       : undefined
   checkpointTimer?.unref()
+  const pipeline = createAuditPipeline(writer)
+  const logFailure = (err: unknown): void => {
+    try {
+      config.logger.error(`${PKG}: an event could not be logged`, { error: mask.text(err instanceof Error ? err.message : String(err)) })
+    } catch {
+      // nothing more to do
+    }
+  }
 
   let accepted = 0
-  let received = 0
   let filtered = 0
   let rejected = 0
   let closed = false
-  let pipelineWaiters: Array<{ target: number; resolve: () => void }> = []
-
-  const transport = new AuditTransport(writer, () => {
-    received++
-    if (pipelineWaiters.length === 0) return
-    const ready = pipelineWaiters.filter((w) => w.target <= received)
-    pipelineWaiters = pipelineWaiters.filter((w) => w.target > received)
-    for (const w of ready) w.resolve()
-  })
-  const winston: WinstonLogger = createLogger({
-    level: 'info',
-    levels: { error: 0, warn: 1, info: 2 },
-    format: format((info) => info)(),
-    transports: [transport],
-    exitOnError: false,
-  })
-  // winston re-emits transport errors; ours never emits one, but an unhandled 'error' must not crash.
-  winston.on('error', () => undefined)
-
   let lostInPipeline = 0
   let droppedAfterClose = 0
 
@@ -174,17 +157,10 @@ export function createAuditLogger(options: AuditLogOptions): AuditLogger {
       }
       accepted++
       handedOver = true
-      const info: AuditInfo = { level: 'info', message: 'security_event', [BODY]: body }
-      winston.log(info as unknown as LogEntry)
+      pipeline.send(body)
     } catch (err) {
       if (handedOver) lostInPipeline++
-      try {
-        config.logger.error(`${PKG}: an event could not be logged`, {
-          error: mask.text(err instanceof Error ? err.message : String(err)),
-        })
-      } catch {
-        // nothing more to do
-      }
+      logFailure(err)
     }
   }
 
@@ -211,11 +187,7 @@ export function createAuditLogger(options: AuditLogOptions): AuditLogger {
       if (!aggregator) return write(event)
       for (const e of aggregator.take(event)) write(e)
     } catch (err) {
-      try {
-        config.logger.error(`${PKG}: an event could not be logged`, { error: mask.text(err instanceof Error ? err.message : String(err)) })
-      } catch {
-        // nothing more to do
-      }
+      logFailure(err)
     }
   }
 
@@ -226,11 +198,7 @@ export function createAuditLogger(options: AuditLogOptions): AuditLogger {
   const drainTimer = aggregator ? setInterval(() => drain(false), config.aggregateIntervalMs) : undefined
   drainTimer?.unref()
 
-  const pipelineDrained = (): Promise<void> => {
-    const target = accepted - lostInPipeline
-    if (received >= target) return Promise.resolve()
-    return new Promise((resolve) => pipelineWaiters.push({ target, resolve }))
-  }
+  const pipelineDrained = (): Promise<void> => pipeline.drained(accepted - lostInPipeline)
 
   const flush = async (): Promise<void> => {
     if (!closed) drain(true)
@@ -253,7 +221,7 @@ export function createAuditLogger(options: AuditLogOptions): AuditLogger {
       } finally {
         // The sinks get what the writer wrote, the closing checkpoint included, for closeTimeout at most.
         await Promise.all(sinks.map((sink) => sink.close()))
-        winston.remove(transport)
+        pipeline.remove()
         const head = writer.head()
         config.logger.info(`${PKG}: audit log closed`, { file: head.file, seq: head.seq, hash: head.hash })
       }
@@ -276,8 +244,9 @@ export function createAuditLogger(options: AuditLogOptions): AuditLogger {
       dropped: writer.stats.dropped + lostInPipeline + droppedAfterClose,
       aggregated: aggregator?.folded ?? 0,
       writeErrors: writer.stats.writeErrors,
-      pending: writer.pending + Math.max(0, accepted - lostInPipeline - received),
+      pending: writer.pending + Math.max(0, accepted - lostInPipeline - pipeline.received),
       rotations: writer.stats.rotations,
+      expired: writer.stats.expired,
     }),
     head: () => writer.head(),
     sinkStats: () => sinks.map((sink) => sink.stats()),

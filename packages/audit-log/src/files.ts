@@ -7,7 +7,7 @@ export const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0
 
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
-interface RotatedName {
+export interface RotatedName {
   path: string
   day: string
   index: number
@@ -19,7 +19,8 @@ function rotatedPattern(active: string): RegExp {
   return new RegExp(`^${escapeRe(stem)}\\.(\\d{4}-\\d{2}-\\d{2})\\.(\\d+)${escapeRe(ext)}$`)
 }
 
-function rotatedFiles(active: string): RotatedName[] {
+/** The rotated files of an active file, oldest first (chain order). */
+export function rotatedFiles(active: string): RotatedName[] {
   const dir = dirname(resolve(active))
   const re = rotatedPattern(active)
   let names: string[]
@@ -112,6 +113,31 @@ export function lastChainedLineOf(path: string): ParsedLine | undefined {
     const tail = readTail(fd, size, 1)
     const last = tail.lines[tail.lines.length - 1]
     return last === undefined ? undefined : parseChainedLine(last)
+  } catch {
+    return undefined
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
+
+const MAX_FIRST_LINE = 2 * 1024 * 1024
+
+/** The first line of a file on disk, parsed; undefined when it is not a complete chained line. */
+export function firstChainedLineOf(path: string): ParsedLine | undefined {
+  let fd: number | undefined
+  try {
+    fd = openSync(path, 'r')
+    const buf = Buffer.alloc(Math.min(MAX_FIRST_LINE, fstatSync(fd).size))
+    let read = 0
+    let end = -1
+    while (read < buf.length && end === -1) {
+      const n = readSync(fd, buf, read, Math.min(CHUNK, buf.length - read), read)
+      if (n === 0) break
+      end = buf.indexOf(0x0a, read)
+      read += n
+      if (end >= read) end = -1
+    }
+    return end === -1 ? undefined : parseChainedLine(buf.toString('utf8', 0, end))
   } catch {
     return undefined
   } finally {

@@ -28,5 +28,6 @@ export {
   type AuditLogConfig,
   type AuditCheckpointOptions,
   type AuditLogOptions,
+  type AuditRetentionOptions,
 } from './options'
 export { AuditLogErrorCodes, type AuditLogErrorCode } from './errors'

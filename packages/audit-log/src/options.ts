@@ -11,7 +11,9 @@ import {
 import type { KeyObject } from 'node:crypto'
 import { resolveSigningKey } from './checkpoint'
 import { AuditLogErrorCodes } from './errors'
-import { auditSinkOptionsSchema, resolveSinkConfig, type AuditSinkConfig, type AuditSinkOptions } from './sinks/options'
+import { keyForms, resolveAuditKey } from './key'
+import { resolveSinkConfig, type AuditSinkConfig } from './sinks/config'
+import { auditSinkOptionsSchema, type AuditSinkOptions } from './sinks/options'
 
 const PKG = '@gatehouse/audit-log'
 
@@ -44,6 +46,19 @@ export interface AuditLogOptions {
    * @default true
    */
   daily?: boolean
+  /**
+   * Rotate the active file at the first write once its first line is this old (`"1h"`, `"7d"` or
+   * ms), on top of `maxSize` and `daily`. `0` turns age rotation off.
+   * @default 0
+   */
+  maxFileAge?: string | number
+  /**
+   * Which rotated files are kept; older ones are deleted, after a chained retention record names
+   * where they ended (so `verifyAuditLog(..., { whole: true })` accepts the kept log's start).
+   * The active file is never deleted. Without it, every rotated file is kept.
+   * @default { maxFiles: 0, maxAge: 0 } (keep everything)
+   */
+  retention?: AuditRetentionOptions
   /**
    * Literal secrets masked wherever they appear (configured provider keys, the encryption key),
    * on top of the built-in credential formats. Strings shorter than 8 characters are ignored.
@@ -108,6 +123,14 @@ export interface AuditCheckpointOptions {
   logId?: string
 }
 
+/** How many rotated audit files are kept, and for how long. */
+export interface AuditRetentionOptions {
+  /** Rotated files kept (the newest); the active file is not counted. `0`: no limit. @default 0 */
+  maxFiles?: number
+  /** Rotated files whose last line was written longer ago than this are deleted (`"30d"`). `0`: no limit. @default 0 */
+  maxAge?: string | number
+}
+
 /** The resolved, frozen configuration of an audit logger. */
 export interface AuditLogConfig {
   readonly file: string
@@ -115,6 +138,9 @@ export interface AuditLogConfig {
   readonly events: ReadonlySet<SecurityEventType>
   readonly maxSize: number
   readonly daily: boolean
+  readonly maxFileAgeMs: number
+  /** Undefined: every rotated file is kept. */
+  readonly retention: { readonly maxFiles: number; readonly maxAgeMs: number } | undefined
   readonly knownSecrets: readonly string[]
   readonly maxLineBytes: number
   readonly maxQueuedEvents: number
@@ -141,6 +167,15 @@ export const auditLogOptionsSchema = {
     events: { type: 'array', uniqueItems: true, items: { type: 'string', enum: [...SECURITY_EVENT_TYPES] } },
     maxSize: { type: ['string', 'integer'], minimum: 0 },
     daily: { type: 'boolean' },
+    maxFileAge: { type: ['string', 'integer'], minimum: 0 },
+    retention: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxFiles: { type: 'integer', minimum: 0, maximum: 1_000_000 },
+        maxAge: { type: ['string', 'integer'], minimum: 0 },
+      },
+    },
     knownSecrets: { type: 'array', items: { type: 'string' } },
     maxLineBytes: { type: 'integer', minimum: 1024, maximum: 1024 * 1024 },
     maxQueuedEvents: { type: 'integer', minimum: 1 },
@@ -170,31 +205,6 @@ const resolveRaw = createOptionsResolver<AuditLogOptions>({
   secretKeys: ['key', 'knownSecrets', 'headers', 'url', 'signingKey'],
 })
 
-const MIN_KEY_BYTES = 32
-
-/**
- * Turn the audit key option into bytes, or throw GH_AUDIT_INVALID_KEY. The key is never quoted.
- * Exported for `verifyAuditLog`, which takes the same forms.
- */
-export function resolveAuditKey(key: unknown, name = 'key'): Buffer {
-  let bytes: Buffer | undefined
-  if (Buffer.isBuffer(key)) bytes = Buffer.from(key)
-  else if (typeof key === 'string') bytes = Buffer.from(key, 'utf8')
-  if (!bytes) {
-    throw new GatehouseConfigError(
-      AuditLogErrorCodes.GH_AUDIT_INVALID_KEY,
-      `${PKG}: ${name} is required: a string or Buffer of at least ${MIN_KEY_BYTES} bytes (generate one with \`openssl rand -hex 32\`)`,
-    )
-  }
-  if (bytes.length < MIN_KEY_BYTES) {
-    throw new GatehouseConfigError(
-      AuditLogErrorCodes.GH_AUDIT_INVALID_KEY,
-      `${PKG}: ${name} is too short (${bytes.length} bytes); it must be at least ${MIN_KEY_BYTES} bytes`,
-    )
-  }
-  return bytes
-}
-
 export function invalid(message: string): GatehouseConfigError {
   return new GatehouseConfigError(AuditLogErrorCodes.GH_AUDIT_INVALID_OPTIONS, `${PKG}: ${message}`)
 }
@@ -205,6 +215,12 @@ function convert<T>(name: string, value: unknown, fn: () => T): T {
   } catch {
     throw invalid(`${name} is invalid (got ${JSON.stringify(value)})`)
   }
+}
+
+/** A duration option where `0` (or absent) means off. */
+function optionalMs(name: string, value: string | number | undefined): number {
+  if (value === undefined || value === 0) return 0
+  return convert(name, value, () => parseDuration(value, name))
 }
 
 /** Validate audit-log options and return the frozen config. Throws GatehouseConfigError. */
@@ -222,10 +238,10 @@ export function resolveAuditLogConfig(options: AuditLogOptions): AuditLogConfig 
     parseDuration(raw.retryInterval ?? '1s', 'retryInterval'),
   )
   if (retryIntervalMs < 1) throw invalid(`retryInterval must be at least 1ms (got ${JSON.stringify(raw.retryInterval)})`)
-  const aggregateIntervalMs =
-    raw.aggregateInterval === undefined || raw.aggregateInterval === 0
-      ? 0
-      : convert('aggregateInterval', raw.aggregateInterval, () => parseDuration(raw.aggregateInterval!, 'aggregateInterval'))
+  const aggregateIntervalMs = optionalMs('aggregateInterval', raw.aggregateInterval)
+  const maxFileAgeMs = optionalMs('maxFileAge', raw.maxFileAge)
+  const maxFiles = raw.retention?.maxFiles ?? 0
+  const retentionMaxAgeMs = optionalMs('retention.maxAge', raw.retention?.maxAge)
   const sinks = (raw.sinks ?? []).map((o, i) => resolveSinkConfig(`sinks[${i}]`, o))
   const cp = raw.checkpoints ?? {}
   const checkpoints = Object.freeze({
@@ -240,6 +256,8 @@ export function resolveAuditLogConfig(options: AuditLogOptions): AuditLogConfig 
     events: new Set(raw.events ?? SECURITY_EVENT_TYPES),
     maxSize,
     daily: raw.daily ?? true,
+    maxFileAgeMs,
+    retention: maxFiles > 0 || retentionMaxAgeMs > 0 ? Object.freeze({ maxFiles, maxAgeMs: retentionMaxAgeMs }) : undefined,
     knownSecrets: Object.freeze([...(raw.knownSecrets ?? []), ...keyForms(key)]),
     maxLineBytes: raw.maxLineBytes ?? 65_536,
     maxQueuedEvents: raw.maxQueuedEvents ?? 100_000,
@@ -250,11 +268,6 @@ export function resolveAuditLogConfig(options: AuditLogOptions): AuditLogConfig 
     onWriteError: raw.onWriteError,
     logger: raw.logger ?? noopLoggerCopy(),
   })
-}
-
-/** The audit key in every text form it could leak in, so the masker removes it wherever it appears. */
-function keyForms(key: Buffer): string[] {
-  return [key.toString('utf8'), key.toString('hex'), key.toString('base64'), key.toString('base64url')]
 }
 
 export function noopLoggerCopy(): Logger {

@@ -1,7 +1,6 @@
-import { open } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import { lineVerifies, parseChainedLine } from './chain'
-import { resolveAuditKey } from './options'
+import { resolveAuditKey } from './key'
+import { ChainWalk, readLines, type RawLine } from './verify-chain'
 import type { AuditCheckpoint } from './checkpoint'
 import { checkpointExpectations, unreadable, type CheckpointSource } from './verify-checkpoints'
 
@@ -27,6 +26,11 @@ export type AuditVerifyProblem =
   | 'replaced'
   /** the checkpoints cannot be trusted or are missing (bad signature, none for this log) */
   | 'checkpoint_invalid'
+  /**
+   * with `whole`: the log starts neither at seq 1 nor at a retention boundary it records: its
+   * oldest file(s) were removed by something other than retention
+   */
+  | 'missing_start'
 
 export interface AuditVerifyFailure {
   file: string
@@ -54,6 +58,11 @@ export interface AuditVerifyResult {
    * link to the earlier file needs that file too.
    */
   genesis: boolean
+  /**
+   * With `whole`, when the chain does not begin at seq 1: the retention boundary it begins at
+   * (the last seq the files deleted by retention held).
+   */
+  retainedFrom?: number
   /** With `checkpoints`: how many were read, and the furthest line they vouch for. */
   checkpoints?: { count: number; newestSeq: number; newestTime: string }
   failure?: AuditVerifyFailure
@@ -76,43 +85,14 @@ export interface VerifyAuditLogOptions {
   checkpointPublicKey?: CheckpointSource['publicKey']
   /** Only checkpoints carrying this log id count. */
   logId?: string
-}
-
-interface RawLine {
-  text: string
-  number: number
-  complete: boolean
-}
-
-const CHUNK = 64 * 1024
-
-async function* readLines(path: string): AsyncGenerator<RawLine> {
-  const fh = await open(path, 'r')
-  try {
-    const buf = Buffer.allocUnsafe(CHUNK)
-    let rest: Buffer = Buffer.alloc(0)
-    let number = 0
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, CHUNK, null)
-      if (bytesRead === 0) break
-      const chunk: Buffer = rest.length === 0 ? buf.subarray(0, bytesRead) : Buffer.concat([rest, buf.subarray(0, bytesRead)])
-      let start = 0
-      let nl: number
-      while ((nl = chunk.indexOf(0x0a, start)) !== -1) {
-        yield { text: chunk.toString('utf8', start, nl), number: ++number, complete: true }
-        start = nl + 1
-      }
-      rest = Buffer.from(chunk.subarray(start))
-    }
-    if (rest.length > 0) yield { text: rest.toString('utf8'), number: ++number, complete: false }
-  } finally {
-    await fh.close()
-  }
-}
-
-const seqOf = (text: string): number | undefined => {
-  const m = /,"seq":(\d{1,15})[,}]/.exec(text)
-  return m ? Number(m[1]) : undefined
+  /**
+   * The files are the whole log (`listAuditFiles()`), not a part of it: the chain must begin at
+   * seq 1, or where a retention record in the log says the files deleted by `retention` ended.
+   * Otherwise a log whose oldest files were removed fails with `missing_start`. Without it, the
+   * first file's anchor is taken as given (`genesis: false`), to check one rotated file alone.
+   * @default false
+   */
+  whole?: boolean
 }
 
 /**
@@ -129,11 +109,6 @@ export async function verifyAuditLog(
   const keyBytes = resolveAuditKey(key)
   const list = (typeof files === 'string' ? [files] : [...files]).map((f) => resolve(f))
   const result: AuditVerifyResult = { ok: true, files: list, lines: 0, genesis: false }
-  let prevHash: string | undefined
-  let expected: number | undefined
-  let lastFile = list[0] ?? ''
-  let lastLine = 0
-
   const fail = (failure: AuditVerifyFailure): AuditVerifyResult => {
     result.ok = false
     result.failure = failure
@@ -154,153 +129,90 @@ export async function verifyAuditLog(
   if (cps && 'reason' in cps) return fail({ ...cps, problem: 'checkpoint_invalid' })
   if (cps) result.checkpoints = { count: cps.count, newestSeq: cps.newest.seq, newestTime: cps.newest.time }
 
+  const walk = new ChainWalk(keyBytes, result, cps?.bySeq)
+  const end = { file: list[list.length - 1] ?? '', line: 0 }
   for (const file of list) {
-    lastFile = file
-    lastLine = 0
-    let iterator: AsyncGenerator<RawLine>
-    try {
-      iterator = readLines(file)
-    } catch (err) {
-      throw unreadable(file, err)
-    }
-    let firstOfFile = true
-    try {
-      for await (const raw of iterator) {
-        lastLine = raw.number
-        const where = { file, line: raw.number }
-        if (!raw.complete) {
-          return fail({
-            ...where,
-            problem: 'incomplete',
-            reason: `line ${raw.number} is cut short (no newline at its end): the file was truncated, or a write was interrupted`,
-          })
-        }
-        const parsed = parseChainedLine(raw.text)
-        if (!parsed) {
-          return fail({
-            ...where,
-            problem: 'malformed',
-            reason: `line ${raw.number} is not a chained audit line (not JSON, or its seq/hash fields are missing or altered)`,
-          })
-        }
-        const at = { ...where, seq: parsed.seq }
-        if (prevHash === undefined || expected === undefined) {
-          // The very first line: it must be an anchor.
-          if (parsed.prevHash === undefined) {
-            return fail({
-              ...at,
-              problem: 'unanchored',
-              reason: `line ${raw.number} carries no prev_hash anchor: lines were removed from the start of the file (or it is not a Gatehouse audit file)`,
-            })
-          }
-          if (parsed.prevHash === '' && parsed.seq !== 1) {
-            return fail({ ...at, problem: 'malformed', reason: `line ${raw.number} starts the chain but has seq ${parsed.seq}, not 1` })
-          }
-          prevHash = parsed.prevHash
-          expected = parsed.seq
-          result.firstSeq = parsed.seq
-          result.genesis = parsed.prevHash === ''
-        } else if (firstOfFile && parsed.prevHash === undefined) {
-          return fail({
-            ...at,
-            problem: 'unanchored',
-            reason: `line ${raw.number} carries no prev_hash anchor: lines were removed from the start of the file`,
-          })
-        } else if (parsed.prevHash !== undefined && (parsed.prevHash !== prevHash || parsed.seq !== expected)) {
-          return fail({
-            ...at,
-            problem: 'broken_link',
-            reason: firstOfFile
-              ? `the file does not continue from the previous one (expected seq ${expected} after hash ${prevHash.slice(0, 12)}…, found seq ${parsed.seq}): a file is missing or was cut`
-              : `line ${raw.number} restarts the chain from another point (expected seq ${expected}, found seq ${parsed.seq})`,
-          })
-        }
-        firstOfFile = false
-        if (parsed.seq > expected) {
-          // Dropped, or moved further down? Look ahead in this file for the seq that belongs here.
-          let foundAt: number | undefined
-          for await (const later of iterator) {
-            if (seqOf(later.text) === expected) {
-              foundAt = later.number
-              break
-            }
-          }
-          return fail(
-            foundAt !== undefined
-              ? {
-                  ...at,
-                  problem: 'reordered',
-                  reason: `line ${raw.number} has seq ${parsed.seq} where seq ${expected} belongs; seq ${expected} is at line ${foundAt}: lines were reordered`,
-                }
-              : {
-                  ...at,
-                  problem: 'missing',
-                  reason: `line ${raw.number} has seq ${parsed.seq} where seq ${expected} belongs: ${parsed.seq - expected} line(s) before it were removed`,
-                },
-          )
-        }
-        if (parsed.seq < expected) {
-          return fail({
-            ...at,
-            problem: 'reordered',
-            reason: `line ${raw.number} has seq ${parsed.seq}, which belongs earlier (seq ${expected} expected here): lines were reordered or duplicated`,
-          })
-        }
-        if (!lineVerifies(keyBytes, prevHash, parsed)) {
-          return fail({
-            ...at,
-            problem: 'edited',
-            reason: `line ${raw.number} (seq ${parsed.seq}) was changed: its hash does not match its content (or the key is wrong)`,
-          })
-        }
-        const vouched = cps?.bySeq.get(parsed.seq)
-        if (vouched !== undefined && vouched !== parsed.hash) {
-          return fail({
-            ...at,
-            problem: 'replaced',
-            reason: `line ${raw.number} (seq ${parsed.seq}) is not the line a shipped checkpoint vouches for: the log was rewritten from here`,
-          })
-        }
-        prevHash = parsed.hash
-        expected = parsed.seq + 1
-        result.lines++
-        result.lastSeq = parsed.seq
-        result.lastHash = parsed.hash
-      }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== undefined) throw unreadable(file, err)
-      throw err
-    }
+    const failure = await walkFile(walk, file, end)
+    if (failure) return fail(failure)
   }
+  const failure = (options.whole ? startFailure(walk, result, list[0] ?? '') : undefined) ?? endFailure(result, end, cps?.newest, options.expect)
+  return failure ? fail(failure) : result
+}
 
-  if (cps && (result.lastSeq ?? 0) < cps.newest.seq) {
-    const last = result.lastSeq ?? 0
-    return fail({
-      file: lastFile,
-      line: lastLine + 1,
+/** Walk one file's lines; `end` is left at its last line. */
+async function walkFile(walk: ChainWalk, file: string, end: { file: string; line: number }): Promise<AuditVerifyFailure | undefined> {
+  end.file = file
+  end.line = 0
+  let iterator: AsyncGenerator<RawLine>
+  try {
+    iterator = readLines(file)
+  } catch (err) {
+    throw unreadable(file, err)
+  }
+  let firstOfFile = true
+  try {
+    for await (const raw of iterator) {
+      end.line = raw.number
+      const failure = await walk.check(raw, firstOfFile, iterator)
+      if (failure) return { file, ...failure }
+      firstOfFile = false
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== undefined) throw unreadable(file, err)
+    throw err
+  }
+  return undefined
+}
+
+/** With `whole`: the chain begins at seq 1 or at a retention boundary the log records. */
+function startFailure(walk: ChainWalk, result: AuditVerifyResult, first: string): AuditVerifyFailure | undefined {
+  const start = walk.start
+  if (start === undefined || result.genesis) return undefined
+  if (walk.boundaries.some((b) => b.seq === start.seq && b.hash === start.hash)) {
+    result.retainedFrom = start.seq
+    return undefined
+  }
+  return {
+    file: first,
+    line: 1,
+    seq: start.seq + 1,
+    problem: 'missing_start',
+    reason: `the log begins at seq ${start.seq + 1}, but no retention record in it says the lines up to seq ${start.seq} were deleted by retention: its oldest file(s) were removed`,
+  }
+}
+
+/** The log reaches the newest shipped checkpoint and the `expect`ed last line. */
+function endFailure(
+  result: AuditVerifyResult,
+  end: { file: string; line: number },
+  newest: { seq: number; time: string } | undefined,
+  expect: VerifyAuditLogOptions['expect'],
+): AuditVerifyFailure | undefined {
+  const last = result.lastSeq ?? 0
+  if (newest && last < newest.seq) {
+    return {
+      file: end.file,
+      line: end.line + 1,
       problem: 'truncated',
-      reason: `the log ends at seq ${last} but a checkpoint shipped at ${cps.newest.time} vouches for seq ${cps.newest.seq}: ${cps.newest.seq - last} line(s) were cut from the end`,
-    })
-  }
-  const expect = options.expect
-  if (expect) {
-    const last = result.lastSeq ?? 0
-    if (last < expect.seq) {
-      return fail({
-        file: lastFile,
-        line: lastLine + 1,
-        problem: 'truncated',
-        reason: `the log ends at seq ${last} but seq ${expect.seq} was written: ${expect.seq - last} line(s) were cut from the end`,
-      })
-    }
-    if (expect.hash !== undefined && last === expect.seq && result.lastHash !== expect.hash) {
-      return fail({
-        file: lastFile,
-        line: lastLine,
-        problem: 'edited',
-        reason: `the last line (seq ${last}) is not the one that was written: its hash differs from the expected one`,
-      })
+      reason: `the log ends at seq ${last} but a checkpoint shipped at ${newest.time} vouches for seq ${newest.seq}: ${newest.seq - last} line(s) were cut from the end`,
     }
   }
-  return result
+  if (!expect) return undefined
+  if (last < expect.seq) {
+    return {
+      file: end.file,
+      line: end.line + 1,
+      problem: 'truncated',
+      reason: `the log ends at seq ${last} but seq ${expect.seq} was written: ${expect.seq - last} line(s) were cut from the end`,
+    }
+  }
+  if (expect.hash !== undefined && last === expect.seq && result.lastHash !== expect.hash) {
+    return {
+      file: end.file,
+      line: end.line,
+      problem: 'edited',
+      reason: `the last line (seq ${last}) is not the one that was written: its hash differs from the expected one`,
+    }
+  }
+  return undefined
 }

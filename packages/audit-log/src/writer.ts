@@ -1,84 +1,29 @@
-import {
-  closeSync,
-  fdatasync,
-  fstatSync,
-  fsyncSync,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  renameSync,
-  writeSync,
-} from 'node:fs'
-import { dirname, resolve } from 'node:path'
-import { GatehouseError, type Logger } from '@gatehouse/core'
-import { lineVerifies, parseChainedLine, sealLine } from './chain'
-import { AuditLogErrorCodes } from './errors'
-import { lastChainedLineOf, newestRotatedFile, nextRotatedName, readTail, utcDay } from './files'
+import type { GatehouseError } from '@gatehouse/core'
+import { ActiveFile, errCode, type ChainCursor } from './active-file'
+import { appendLineNow, buildBatch, rollback, type Batch, type BodyMaker, type RotationPolicy } from './batch'
+import { RetentionKeeper, type RetentionPolicy } from './retention'
+import { FlushWaiters } from './flush-waiters'
+import { WriterHealth, type HealthHooks, type WriterStats } from './writer-health'
+
+export type { BodyMaker } from './batch'
+export type { WriterStats } from './writer-health'
 
 const PKG = '@gatehouse/audit-log'
-const MAX_BATCH_BYTES = 1024 * 1024
 const MAX_RETRY_MS = 30_000
-const ROTATION_BACKOFF_MS = 60_000
 
-export interface WriterConfig {
+export interface WriterConfig extends RotationPolicy {
   file: string
   key: Buffer
-  /** 0: no size rotation. */
-  maxSize: number
-  daily: boolean
   maxQueuedEvents: number
   retryIntervalMs: number
+  /** Rotated files kept; undefined: every file is kept. */
+  retention: RetentionPolicy | undefined
 }
 
-export interface WriterHooks {
-  /** A write-side failure: logged at error and passed to onWriteError. */
-  report(err: GatehouseError, meta: Record<string, unknown>): void
-  logger: Logger
+export interface WriterHooks extends HealthHooks {
   /** Receives the lines of each successful write, exactly as written (without the newline), in order. */
   onWritten?: (lines: string[]) => void
 }
-
-/**
- * A record whose body depends on where the chain stands when it is written (a checkpoint): called
- * with the seq and hash of the line before it; undefined leaves it out.
- */
-export type BodyMaker = (seq: number, hash: string) => string | undefined
-
-export interface WriterStats {
-  /** Lines on disk (written by this writer). */
-  written: number
-  /** Events lost: backlog full, logged after close, or still queued when close() gave up. */
-  dropped: number
-  /** Failed attempts to open, write or sync the file. */
-  writeErrors: number
-  /** Files rotated. */
-  rotations: number
-}
-
-interface Waiter {
-  target: number
-  resolve: () => void
-  reject: (err: Error) => void
-}
-
-interface Batch {
-  buf: Buffer
-  /** Lines in `buf`. */
-  count: number
-  /** Queue entries consumed (a BodyMaker may yield no line). */
-  taken: number
-  lines: string[] | undefined
-  rotate: boolean
-  saved: { seq: number; prevHash: string; needAnchor: boolean; fileDay: string }
-}
-
-const syncAsync = (fd: number): Promise<void> =>
-  new Promise((resolvePromise, reject) => {
-    fdatasync(fd, (err) => (err ? reject(err) : resolvePromise()))
-  })
-
-const errCode = (err: unknown): string =>
-  (err as NodeJS.ErrnoException | undefined)?.code ?? (err instanceof Error ? err.message : String(err))
 
 /**
  * Appends sealed lines to the active audit file, one writer per file.
@@ -90,21 +35,14 @@ const errCode = (err: unknown): string =>
  * libuv's thread pool, whose wake-ups cost more than the write itself on a loaded machine.
  * The chain (seq, hash) is computed when a line is written, so a failed write leaves no gap: the
  * file is cut back to where it was, the chain state rolled back, and the same lines are tried
- * again later with exponential backoff.
+ * again later with exponential backoff. The file itself (open, resume, rotate, set aside) is
+ * ActiveFile's; what goes into one write is batch.ts's; which rotated files expire is retention.ts's.
  */
 export class ChainedFileWriter {
-  healthy = true
-  readonly stats: WriterStats = { written: 0, dropped: 0, writeErrors: 0, rotations: 0 }
+  private readonly health: WriterHealth
 
-  private readonly file: string
-  private fd: number | undefined
-  private regular = true
-  private size = 0
-  private fileDay = utcDay(Date.now())
-  private seq = 0
-  private prevHash = ''
-  private needAnchor = true
-  private chainKnown = false
+  private readonly file: ActiveFile
+  private readonly cursor: ChainCursor = { seq: 0, prevHash: '', needAnchor: true, known: false }
   private readonly queue: Array<string | BodyMaker> = []
   private accepted = 0
   private persisted = 0
@@ -114,19 +52,29 @@ export class ChainedFileWriter {
   private loopPromise: Promise<void> | undefined
   private retryTimer: NodeJS.Timeout | undefined
   private retryAttempt = 0
-  private rotationBlockedUntil = 0
-  private waiters: Waiter[] = []
+  private readonly retention: RetentionKeeper | undefined
+  private readonly waiters = new FlushWaiters()
   private closed = false
   private closing: Promise<void> | undefined
-  private dropReported = false
-  private closedReported = false
 
   constructor(
     private readonly cfg: WriterConfig,
     private readonly hooks: WriterHooks,
   ) {
-    this.file = resolve(cfg.file)
-    if (!this.openFile()) this.scheduleRetry()
+    this.file = new ActiveFile(cfg.file, cfg.key, hooks.logger)
+    this.health = new WriterHealth(this.file.path, hooks)
+    this.retention = cfg.retention && new RetentionKeeper(cfg.retention, hooks.logger, () => this.schedule())
+    // Opens the file now (a failure is reported and retried) and applies retention at start.
+    this.ready()
+  }
+
+  /** False while the file cannot be opened or written, and after close(). */
+  get healthy(): boolean {
+    return this.health.healthy
+  }
+
+  get stats(): Readonly<WriterStats> {
+    return this.health.stats
   }
 
   /** Lines queued and not yet on disk. */
@@ -136,40 +84,20 @@ export class ChainedFileWriter {
 
   /** The last line written: its file, seq and hash (to keep outside the log, see verifyAuditLog's `expect`). */
   head(): { file: string; seq: number; hash: string } {
-    return { file: this.file, seq: this.seq, hash: this.prevHash }
+    return { file: this.file.path, seq: this.cursor.seq, hash: this.cursor.prevHash }
   }
 
   /** Queue one record body (JSON text without chain fields, or a BodyMaker). Never throws, never waits. */
   enqueue(body: string | BodyMaker): void {
-    if (this.closed) {
-      this.stats.dropped++
-      if (!this.closedReported) {
-        this.closedReported = true
-        this.hooks.report(
-          new GatehouseError(AuditLogErrorCodes.GH_AUDIT_CLOSED, `${PKG}: an event arrived after close(); it was not written`, 503),
-          { file: this.file },
-        )
-      }
-      return
-    }
-    if (this.queue.length >= this.cfg.maxQueuedEvents) {
-      this.stats.dropped++
-      if (!this.dropReported) {
-        this.dropReported = true
-        this.hooks.report(
-          new GatehouseError(
-            AuditLogErrorCodes.GH_AUDIT_BACKLOG_FULL,
-            `${PKG}: ${this.queue.length} events are waiting to be written; new events are dropped until the file can be written`,
-            503,
-          ),
-          { file: this.file, pending: this.queue.length },
-        )
-      }
-      return
-    }
+    if (this.closed) return this.health.droppedAfterClose()
+    if (this.queue.length >= this.cfg.maxQueuedEvents) return this.health.droppedBacklogFull(this.queue.length)
     this.queue.push(body)
     this.accepted++
-    // Everything logged in this turn of the event loop goes out in one write, after the turn.
+    this.schedule()
+  }
+
+  /** Everything logged in this turn of the event loop goes out in one write, after the turn. */
+  private schedule(): void {
     if (this.retryTimer === undefined && this.scheduled === undefined && !this.active) {
       this.scheduled = setImmediate(() => {
         this.scheduled = undefined
@@ -186,10 +114,9 @@ export class ChainedFileWriter {
       clearTimeout(this.retryTimer)
       this.retryTimer = undefined
     }
-    return new Promise<void>((resolvePromise, reject) => {
-      this.waiters.push({ target, resolve: resolvePromise, reject })
-      this.kick()
-    })
+    const done = this.waiters.add(target)
+    this.kick()
+    return done
   }
 
   /** Stop taking events, write and sync what is queued, close the file. Rejects if events were lost. */
@@ -207,30 +134,18 @@ export class ChainedFileWriter {
         clearTimeout(this.retryTimer)
         this.retryTimer = undefined
       }
+      this.retention?.stop()
       while (this.active && this.loopPromise) await this.loopPromise
       if (this.scheduled !== undefined) {
         clearImmediate(this.scheduled)
         this.scheduled = undefined
       }
-      if (this.fd !== undefined) {
-        try {
-          closeSync(this.fd)
-        } catch {
-          // closing a descriptor only fails if it is already gone
-        }
-        this.fd = undefined
-      }
-      this.healthy = false
+      this.file.close()
+      this.health.healthy = false
       const lost = this.queue.length
       if (lost > 0 || failure !== undefined) {
-        this.stats.dropped += lost
         this.queue.length = 0
-        throw new GatehouseError(
-          AuditLogErrorCodes.GH_AUDIT_WRITE_FAILED,
-          `${PKG}: ${lost} event(s) could not be written before close (${errCode((failure as Error | undefined)?.cause ?? failure)})`,
-          503,
-          { cause: failure },
-        )
+        throw this.health.lostAtClose(lost, failure)
       }
     })()
     return this.closing
@@ -242,19 +157,27 @@ export class ChainedFileWriter {
     this.loopPromise = this.loop()
   }
 
+  /** The file is open and retention is done: ready to write. False (a retry is scheduled) when it cannot be opened. */
+  private ready(): boolean {
+    if (this.file.fd === undefined && !this.openFile()) {
+      this.scheduleRetry()
+      return false
+    }
+    if (this.retention?.isDue && this.file.regular) {
+      const { path, size } = this.file
+      const head = { seq: this.cursor.seq, hash: this.cursor.prevHash }
+      this.health.stats.expired += this.retention.run({ path, size, head, writeNow: (body) => this.writeNow(body) })
+    }
+    return true
+  }
+
   private async loop(): Promise<void> {
     let completed = false
     try {
-      if (this.fd === undefined && !this.openFile()) {
-        this.scheduleRetry()
-        return
-      }
+      if (!this.ready()) return
       while (this.queue.length > 0) {
-        if (this.fd === undefined && !this.openFile()) {
-          this.scheduleRetry()
-          return
-        }
-        const batch = this.buildBatch()
+        if (!this.ready()) return
+        const batch = buildBatch(this.queue, this.cfg.key, this.cursor, this.file, this.cfg, this.hooks.onWritten !== undefined)
         if (batch.taken > 0) {
           if (!this.writeBatch(batch)) {
             this.scheduleRetry()
@@ -272,237 +195,79 @@ export class ChainedFileWriter {
     } finally {
       this.active = false
     }
-    if (completed && (this.queue.length > 0 || this.waiters.length > 0) && this.retryTimer === undefined) this.kick()
-  }
-
-  private buildBatch(): Batch {
-    const saved = { seq: this.seq, prevHash: this.prevHash, needAnchor: this.needAnchor, fileDay: this.fileDay }
-    const parts: Buffer[] = []
-    const lines = this.hooks.onWritten ? [] as string[] : undefined
-    let bytes = 0
-    let count = 0
-    let taken = 0
-    let rotate = false
-    const now = Date.now()
-    const today = utcDay(now)
-    const canRotate = this.regular && now >= this.rotationBlockedUntil
-    for (const entry of this.queue) {
-      const used = this.size + bytes
-      if (canRotate && used > 0 && this.cfg.daily && today !== this.fileDay) {
-        rotate = true
-        break
-      }
-      const body = typeof entry === 'string' ? entry : entry(this.seq, this.prevHash)
-      if (body === undefined) {
-        taken++
-        continue
-      }
-      const { line, hash } = sealLine(this.cfg.key, body, this.seq + 1, this.prevHash, this.needAnchor)
-      const buf = Buffer.from(`${line}\n`, 'utf8')
-      if (canRotate && used > 0 && this.cfg.maxSize > 0 && used + buf.length > this.cfg.maxSize) {
-        rotate = true
-        break
-      }
-      if (used === 0) this.fileDay = today
-      this.seq += 1
-      this.prevHash = hash
-      this.needAnchor = false
-      parts.push(buf)
-      lines?.push(line)
-      bytes += buf.length
-      count++
-      taken++
-      if (bytes >= MAX_BATCH_BYTES) break
-    }
-    return { buf: Buffer.concat(parts, bytes), count, taken, lines, rotate, saved }
+    if (completed && (this.queue.length > 0 || this.waiters.size > 0) && this.retryTimer === undefined) this.kick()
   }
 
   private writeBatch(batch: Batch): boolean {
-    const fd = this.fd!
-    let off = 0
-    try {
-      while (off < batch.buf.length) off += writeSync(fd, batch.buf, off, batch.buf.length - off)
-    } catch (err) {
-      this.seq = batch.saved.seq
-      this.prevHash = batch.saved.prevHash
-      this.needAnchor = batch.saved.needAnchor
-      this.fileDay = batch.saved.fileDay
-      if (off > 0 && this.regular) {
-        // A partial batch would leave half a line: cut the file back to where the batch began.
-        try {
-          ftruncateSync(fd, fstatSync(fd).size - off)
-        } catch {
-          // the next attempt is anchored anew if the file is left damaged
-          this.needAnchor = true
-        }
-      }
-      this.fail(err, 'write')
+    const failed = this.file.append(batch.buf)
+    if (failed) {
+      rollback(batch, this.cursor, this.file)
+      // the next attempt is anchored anew if the file is left damaged
+      if (failed.damaged) this.cursor.needAnchor = true
+      this.fail(failed.error, 'write')
       return false
     }
     this.queue.splice(0, batch.taken)
-    this.size += batch.buf.length
     this.persisted += batch.taken
-    this.stats.written += batch.count
+    this.health.stats.written += batch.count
     if (batch.count > 0) this.dirty = true
     this.recovered()
-    if (batch.lines && batch.lines.length > 0) {
-      try {
-        this.hooks.onWritten!(batch.lines)
-      } catch (err) {
-        this.hooks.logger.error(`${PKG}: shipping written lines failed`, { error: errCode(err) })
-      }
-    }
+    if (batch.lines && batch.lines.length > 0) this.ship(batch.lines)
     return true
   }
 
-  private async settleWaiters(): Promise<void> {
-    const ready = this.waiters.filter((w) => w.target <= this.persisted)
-    if (ready.length === 0) return
-    this.waiters = this.waiters.filter((w) => w.target > this.persisted)
+  private ship(lines: string[]): void {
     try {
-      if (this.dirty && this.fd !== undefined && this.regular) await syncAsync(this.fd)
-      this.dirty = false
-      for (const w of ready) w.resolve()
+      this.hooks.onWritten?.(lines)
     } catch (err) {
-      const e = this.fail(err, 'sync')
-      for (const w of ready) w.reject(e)
+      this.hooks.logger.error(`${PKG}: shipping written lines failed`, { error: errCode(err) })
     }
   }
 
+  private settleWaiters(): Promise<void> {
+    return this.waiters.settle(
+      this.persisted,
+      async () => {
+        if (this.dirty) await this.file.sync()
+        this.dirty = false
+      },
+      (err) => this.fail(err, 'sync'),
+    )
+  }
+
   private rotate(): void {
-    const fd = this.fd
-    if (fd === undefined) return
-    const target = nextRotatedName(this.file, this.fileDay)
-    try {
-      fsyncSync(fd)
-      renameSync(this.file, target)
-    } catch (err) {
-      this.rotationBlockedUntil = Date.now() + ROTATION_BACKOFF_MS
-      this.hooks.logger.error(`${PKG}: cannot rotate the audit file; writing on to it`, {
-        file: this.file,
-        error: errCode(err),
-      })
-      return
-    }
-    try {
-      closeSync(fd)
-    } catch {
-      // already closed
-    }
-    this.fd = undefined
-    this.size = 0
+    const target = this.file.rotate()
+    if (target === undefined) return
     this.dirty = false
-    this.needAnchor = true
-    this.fileDay = utcDay(Date.now())
-    this.stats.rotations++
-    this.hooks.logger.info(`${PKG}: audit file rotated`, { file: target, seq: this.seq })
+    this.cursor.needAnchor = true
+    this.health.stats.rotations++
+    this.retention?.markDue()
+    this.hooks.logger.info(`${PKG}: audit file rotated`, { file: target, seq: this.cursor.seq })
   }
 
   /** Open (or reopen) the active file and find where the chain stands. Never throws. */
   private openFile(): boolean {
-    let fd: number | undefined
     try {
-      mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 })
-      fd = openSync(this.file, 'a+', 0o600)
-      const st = fstatSync(fd)
-      this.fd = fd
-      this.regular = st.isFile()
-      this.size = this.regular ? st.size : 0
-      if (this.regular) this.resume(st.size, st.mtimeMs)
-      else {
-        // A device or pipe: nothing to resume from; each opening starts an anchored stretch.
-        this.chainKnown = true
-        this.needAnchor = true
-      }
-      this.recovered()
-      return true
+      this.file.open(this.cursor)
     } catch (err) {
-      const open = this.fd ?? fd
-      if (open !== undefined) {
-        try {
-          closeSync(open)
-        } catch {
-          // nothing more to do
-        }
-      }
-      this.fd = undefined
       this.fail(err, 'open')
       return false
     }
+    this.retention?.markDue()
+    this.recovered()
+    return true
   }
 
-  private resume(size: number, mtimeMs: number): void {
-    if (size === 0) {
-      this.fileDay = utcDay(Date.now())
-      if (!this.chainKnown) {
-        const sibling = newestRotatedFile(this.file)
-        const last = sibling === undefined ? undefined : lastChainedLineOf(sibling)
-        if (last) {
-          this.seq = last.seq
-          this.prevHash = last.hash
-        }
-        this.chainKnown = true
-      }
-      this.needAnchor = true
-      return
+  /** Seal, append and sync one line now (between batches). False when it could not be written (reported). */
+  private writeNow(body: string): boolean {
+    const done = appendLineNow(this.cfg.key, this.cursor, this.file, body)
+    if ('error' in done) {
+      this.fail(done.error, done.op)
+      return false
     }
-    this.fileDay = utcDay(mtimeMs)
-    const tail = readTail(this.fd!, size, 2)
-    const lastText = tail.lines[tail.lines.length - 1]
-    const last = lastText === undefined ? undefined : parseChainedLine(lastText)
-    const before = tail.lines.length > 1 ? parseChainedLine(tail.lines[0]!) : undefined
-    let problem: string | undefined
-    if (!tail.endsWithNewline) problem = 'its last line is incomplete'
-    else if (!last) problem = 'its last line is not a chained audit line'
-    else {
-      const prev = last.prevHash ?? before?.hash
-      if (prev === undefined || !lineVerifies(this.cfg.key, prev, last)) {
-        problem = 'its last line does not verify with the configured key (the key changed, or the file was edited)'
-      } else if (this.chainKnown && (last.seq !== this.seq || last.hash !== this.prevHash)) {
-        problem = 'it does not end where this writer left it'
-      }
-    }
-    if (problem === undefined && last) {
-      this.seq = last.seq
-      this.prevHash = last.hash
-      this.needAnchor = false
-      this.chainKnown = true
-      return
-    }
-    if (!this.chainKnown) {
-      if (last) {
-        this.seq = last.seq
-        this.prevHash = last.hash
-      }
-      this.chainKnown = true
-    }
-    this.needAnchor = true
-    this.setAside(problem ?? 'it cannot be continued', tail.endsWithNewline)
-  }
-
-  /** Move a file the chain cannot continue aside and start a fresh, anchored one. */
-  private setAside(problem: string, endsWithNewline: boolean): void {
-    const fd = this.fd!
-    const target = nextRotatedName(this.file, this.fileDay)
-    try {
-      renameSync(this.file, target)
-    } catch (err) {
-      this.hooks.logger.error(`${PKG}: the audit file cannot be continued (${problem}) nor moved aside; appending an anchored line`, {
-        file: this.file,
-        error: errCode(err),
-      })
-      if (!endsWithNewline) writeSync(fd, '\n')
-      return
-    }
-    closeSync(fd)
-    this.fd = undefined
-    this.hooks.logger.error(`${PKG}: the audit file cannot be continued (${problem}); moved aside, a new file continues the chain`, {
-      file: this.file,
-      movedTo: target,
-    })
-    this.fd = openSync(this.file, 'a+', 0o600)
-    this.size = 0
-    this.fileDay = utcDay(Date.now())
+    this.health.stats.written++
+    this.ship([done.line])
+    return true
   }
 
   private scheduleRetry(): void {
@@ -518,28 +283,12 @@ export class ChainedFileWriter {
 
   private recovered(): void {
     this.retryAttempt = 0
-    if (this.healthy) return
-    this.healthy = true
-    this.dropReported = false
-    this.hooks.logger.warn(`${PKG}: the audit file is writable again`, { file: this.file, dropped: this.stats.dropped })
+    this.health.recovered()
   }
 
   private fail(err: unknown, op: string): GatehouseError {
-    this.stats.writeErrors++
-    this.healthy = false
-    const e =
-      err instanceof GatehouseError
-        ? err
-        : new GatehouseError(
-            AuditLogErrorCodes.GH_AUDIT_WRITE_FAILED,
-            `${PKG}: cannot ${op} the audit file ${this.file} (${errCode(err)})`,
-            503,
-            { cause: err },
-          )
-    this.hooks.report(e, { file: this.file, op, pending: this.queue.length })
-    const waiters = this.waiters
-    this.waiters = []
-    for (const w of waiters) w.reject(e)
+    const e = this.health.failed(err, op, this.queue.length)
+    this.waiters.rejectAll(e)
     return e
   }
 }

@@ -120,7 +120,7 @@ describe('createAuditLogger: the line format', () => {
   })
 })
 
-describe('createAuditLogger: the hash chain across restarts and rotation', () => {
+describe('createAuditLogger: the hash chain across restarts and size rotation', () => {
   it('resumes the chain from the last line of the existing file after a restart', async () => {
     const file = join(dir, 'audit.log')
     const key = newKey()
@@ -172,55 +172,57 @@ describe('createAuditLogger: the hash chain across restarts and rotation', () =>
     expect(result.ok).toBe(false)
     expect(result.failure).toMatchObject({ file: files[2], line: 1, problem: 'broken_link' })
   })
+})
 
-  describe('daily rotation', () => {
-    afterEach(() => jest.useRealTimers())
+describe('createAuditLogger: daily rotation', () => {
+  afterEach(() => jest.useRealTimers())
 
-    it('rotates when the UTC day changes, naming the old file by its day', async () => {
-      jest.useFakeTimers({
-        now: new Date('2026-02-19T23:59:00.000Z'),
-        doNotFake: [
-          'nextTick',
-          'setImmediate',
-          'clearImmediate',
-          'setTimeout',
-          'clearTimeout',
-          'setInterval',
-          'clearInterval',
-          'queueMicrotask',
-          'hrtime',
-          'performance',
-        ],
-      })
-      const file = join(dir, 'audit.log')
-      const key = newKey()
-      const audit = createAuditLogger({ file, key })
-      audit.log(sampleEvent({ request_id: 'day1-a' }))
-      audit.log(sampleEvent({ request_id: 'day1-b' }))
-      await audit.flush()
-      jest.setSystemTime(new Date('2026-02-20T00:00:05.000Z'))
-      audit.log(sampleEvent({ request_id: 'day2-a' }))
-      await audit.close()
-      const rotated = join(dir, 'audit.2026-02-19.1.log')
-      expect(parsedLines(rotated).map((l) => l.request_id)).toEqual(['day1-a', 'day1-b'])
-      expect(parsedLines(file).map((l) => l.request_id)).toEqual(['day2-a'])
-      expect(await verifyAuditLog([rotated, file], key)).toMatchObject({ ok: true, lines: 3 })
+  it('rotates when the UTC day changes, naming the old file by its day', async () => {
+    jest.useFakeTimers({
+      now: new Date('2026-02-19T23:59:00.000Z'),
+      doNotFake: [
+        'nextTick',
+        'setImmediate',
+        'clearImmediate',
+        'setTimeout',
+        'clearTimeout',
+        'setInterval',
+        'clearInterval',
+        'queueMicrotask',
+        'hrtime',
+        'performance',
+      ],
     })
-
-    it('does not rotate on a day change when daily is false', async () => {
-      jest.useFakeTimers({ now: new Date('2026-02-19T23:59:00.000Z'), doNotFake: ['nextTick', 'setImmediate', 'setTimeout', 'clearTimeout', 'queueMicrotask'] })
-      const file = join(dir, 'audit.log')
-      const audit = createAuditLogger({ file, key: newKey(), daily: false })
-      audit.log(sampleEvent())
-      await audit.flush()
-      jest.setSystemTime(new Date('2026-02-21T00:00:00.000Z'))
-      audit.log(sampleEvent())
-      await audit.close()
-      expect(readdirSync(dir)).toEqual(['audit.log'])
-      expect(fileLines(file)).toHaveLength(2)
-    })
+    const file = join(dir, 'audit.log')
+    const key = newKey()
+    const audit = createAuditLogger({ file, key })
+    audit.log(sampleEvent({ request_id: 'day1-a' }))
+    audit.log(sampleEvent({ request_id: 'day1-b' }))
+    await audit.flush()
+    jest.setSystemTime(new Date('2026-02-20T00:00:05.000Z'))
+    audit.log(sampleEvent({ request_id: 'day2-a' }))
+    await audit.close()
+    const rotated = join(dir, 'audit.2026-02-19.1.log')
+    expect(parsedLines(rotated).map((l) => l.request_id)).toEqual(['day1-a', 'day1-b'])
+    expect(parsedLines(file).map((l) => l.request_id)).toEqual(['day2-a'])
+    expect(await verifyAuditLog([rotated, file], key)).toMatchObject({ ok: true, lines: 3 })
   })
 
+  it('does not rotate on a day change when daily is false', async () => {
+    jest.useFakeTimers({ now: new Date('2026-02-19T23:59:00.000Z'), doNotFake: ['nextTick', 'setImmediate', 'setTimeout', 'clearTimeout', 'queueMicrotask'] })
+    const file = join(dir, 'audit.log')
+    const audit = createAuditLogger({ file, key: newKey(), daily: false })
+    audit.log(sampleEvent())
+    await audit.flush()
+    jest.setSystemTime(new Date('2026-02-21T00:00:00.000Z'))
+    audit.log(sampleEvent())
+    await audit.close()
+    expect(readdirSync(dir)).toEqual(['audit.log'])
+    expect(fileLines(file)).toHaveLength(2)
+  })
+})
+
+describe('createAuditLogger: restart from a missing, foreign or damaged active file', () => {
   it('continues from the newest rotated file when the active file is gone', async () => {
     const file = join(dir, 'audit.log')
     const key = newKey()

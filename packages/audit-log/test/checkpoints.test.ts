@@ -123,7 +123,9 @@ describe('signed checkpoints', () => {
       problem: 'edited',
     })
   })
+})
 
+describe('signed checkpoints: forged, Ed25519-signed, on an interval, shipped', () => {
   it('refuses forged or missing checkpoints', async () => {
     await writeLog()
     const text = fileLines(shipped)

@@ -107,7 +107,9 @@ describe('accessLog', () => {
     await waitFor(() => events.length === 1)
     expect(events[0]).toMatchObject({ result, details: { status } })
   })
+})
 
+describe('accessLog: aborted, masked, skipped and failing requests', () => {
   it('records a request the client abandoned as aborted', async () => {
     const { events, onEvent } = collectEvents()
     const app = express()

@@ -17,6 +17,13 @@ describe('createAuditLogger options', () => {
     [{ key, onWriteError: 'log it' }, 'GH_AUDIT_INVALID_OPTIONS', /onWriteError must be a function/],
     [{ key, logger: console.log }, 'GH_AUDIT_INVALID_OPTIONS', /logger must have error, warn, info and debug/],
     [{ key, maxsize: '1mb' }, 'GH_AUDIT_UNKNOWN_OPTION', /maxsize: unknown key \(did you mean "maxSize"\?\)/],
+    [{ key, maxFileAge: 'a while' }, 'GH_AUDIT_INVALID_OPTIONS', /maxFileAge is invalid \(got "a while"\)/],
+    [{ key, maxFileAge: -1 }, 'GH_AUDIT_INVALID_OPTIONS', /maxFileAge: must be >= 0/],
+    [{ key, retention: { maxFiles: -1 } }, 'GH_AUDIT_INVALID_OPTIONS', /retention\.maxFiles: must be >= 0/],
+    [{ key, retention: { maxFiles: 2.5 } }, 'GH_AUDIT_INVALID_OPTIONS', /retention\.maxFiles: must be integer/],
+    [{ key, retention: { maxAge: '30 days' } }, 'GH_AUDIT_INVALID_OPTIONS', /retention\.maxAge is invalid \(got "30 days"\)/],
+    [{ key, retention: { maxage: '30d' } }, 'GH_AUDIT_UNKNOWN_OPTION', /retention\.maxage: unknown key \(did you mean "maxAge"\?\)/],
+    [{ key, retention: 7 }, 'GH_AUDIT_INVALID_OPTIONS', /retention: must be object/],
   ])('rejects %j with %s', (options, code, message) => {
     let thrown: unknown
     try {

@@ -1,6 +1,7 @@
 import { GatehouseError, type Logger } from '@gatehouse/core'
 import { AuditLogErrorCodes, type AuditLogErrorCode } from '../errors'
-import type { AuditSinkConfig, AuditSinkDrop } from './options'
+import type { AuditSinkConfig } from './config'
+import type { AuditSinkDrop } from './options'
 import { LineQueue } from './queue'
 
 const PKG = '@gatehouse/audit-log'

@@ -1,6 +1,6 @@
 import { Agent, request } from 'node:https'
 import { QueuedSink, type SinkHooks } from './base'
-import type { HttpsSinkConfig } from './options'
+import type { HttpsSinkConfig } from './config'
 
 const MAX_BATCH_BYTES = 1024 * 1024
 /** Statuses that say the content itself is refused: retrying the same batch cannot help. */

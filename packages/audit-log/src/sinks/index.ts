@@ -1,6 +1,6 @@
 import type { QueuedSink, SinkHooks } from './base'
 import { HttpsSink } from './https'
-import type { AuditSinkConfig } from './options'
+import type { AuditSinkConfig } from './config'
 import { SyslogSink } from './syslog'
 
 export function createSink(cfg: AuditSinkConfig, hooks: SinkHooks): QueuedSink {

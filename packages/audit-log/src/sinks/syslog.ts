@@ -2,7 +2,7 @@ import { hostname as osHostname } from 'node:os'
 import { isIP } from 'node:net'
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls'
 import { QueuedSink, type SinkHooks } from './base'
-import type { SyslogSinkConfig } from './options'
+import type { SyslogSinkConfig } from './config'
 
 /** RFC 5424 severities by what a line records. */
 const SEVERITY: Record<string, number> = { security_violation: 4, auth_failure: 5, checkpoint: 5 }

@@ -1,42 +1,18 @@
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
-import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { createAuditLogger, type AuditLogger, type AuditSinkDrop } from '@gatehouse/audit-log'
-import { fileLines, newKey, recordingLogger, sampleEvent, tempDir, waitFor } from './helpers'
-import {
-  SyslogReceiver,
-  fast,
-  httpsSink,
-  startHttpsCollector,
-  syslogSink,
-  testCertificate,
-} from './receivers'
+import { createAuditLogger, type AuditSinkDrop } from '@gatehouse/audit-log'
+import { fileLines, recordingLogger, sampleEvent, waitFor } from './helpers'
+import { SyslogReceiver, fast, syslogSink } from './receivers'
+import { logN, sinkTestbed } from './sink-testbed'
 
 jest.setTimeout(15_000)
 
-let dir: string
-let cleanup: () => void
 let file: string
 let key: string
-const open: AuditLogger[] = []
-
-beforeAll(() => {
-  testCertificate() // the RSA key takes a moment: make it once, before the timed tests
+const { track } = sinkTestbed((f, k) => {
+  file = f
+  key = k
 })
-beforeEach(() => {
-  ;({ dir, cleanup } = tempDir())
-  file = join(dir, 'audit.log')
-  key = newKey()
-})
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((a) => a.close().catch(() => undefined)))
-  cleanup()
-})
-
-const track = (a: AuditLogger): AuditLogger => (open.push(a), a)
-const logN = (audit: AuditLogger, from: number, to: number): void => {
-  for (let i = from; i <= to; i++) audit.log(sampleEvent({ request_id: `req-${i}`, details: { n: i } }))
-}
 
 describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
   it('ships every line, exactly as the file has it, in order, with RFC 5424 headers', async () => {
@@ -143,7 +119,9 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
       await receiver.stop()
     }
   })
+})
 
+describe('syslog sink: a stalled, full or closing receiver, and its certificate', () => {
   it('never holds up log() or the local write while the receiver stalls', async () => {
     const sockets = new Set<Socket>()
     const stalled = createNetServer((s) => sockets.add(s)) // accepts, never speaks TLS
@@ -241,149 +219,6 @@ describe('syslog sink (RFC 5424 over TLS, RFC 5425 framing)', () => {
       expect(audit.sinkStats()[0]).toMatchObject({ sent: 0, queued: 2 })
     } finally {
       await receiver.stop()
-    }
-  })
-})
-
-describe('https sink', () => {
-  it('retries a collector that fails its first attempts, then delivers every line in order', async () => {
-    const collector = await startHttpsCollector({ failFirst: 2 })
-    try {
-      const audit = track(
-        createAuditLogger({
-          file,
-          key,
-          sinks: [
-            httpsSink(collector.url, {
-              headers: { authorization: 'Bearer collector-token-5678' },
-              batchSize: 50,
-              flushInterval: 20,
-            }),
-          ],
-        }),
-      )
-      logN(audit, 1, 120)
-      await audit.close()
-      const local = fileLines(file)
-      expect(local).toHaveLength(121)
-      expect(collector.lines()).toEqual(local)
-      expect(collector.requests.slice(0, 2).map((r) => r.status)).toEqual([503, 503])
-      expect(collector.requests[0]!.body).toBe(collector.requests[2]!.body) // the same batch, retried
-      expect(collector.requests[2]!.headers).toMatchObject({
-        'content-type': 'application/x-ndjson',
-        authorization: 'Bearer collector-token-5678',
-      })
-      expect(audit.sinkStats()[0]).toMatchObject({
-        type: 'https',
-        sent: 121,
-        failures: 2,
-        dropped: 0,
-        queued: 0,
-      })
-      expect(audit.sinkStats()[0]!.name).toMatch(/^https:\/\/localhost:\d+\/ingest$/) // no query: it may hold a token
-    } finally {
-      await collector.close()
-    }
-  })
-
-  it('replays what was queued while the collector was down once it is back on its port', async () => {
-    const first = await startHttpsCollector()
-    const port = Number(new URL(first.url).port)
-    await first.close()
-    const audit = track(
-      createAuditLogger({ file, key, sinks: [httpsSink(first.url, { flushInterval: 10 })] }),
-    )
-    logN(audit, 1, 30)
-    await waitFor(() => audit.sinkStats()[0]!.failures >= 2)
-    const again = await startHttpsCollector({ port })
-    try {
-      await waitFor(() => again.lines().length === 30, 5000)
-      logN(audit, 31, 40)
-      await audit.close()
-      expect(again.lines()).toEqual(fileLines(file)) // 40 events and the checkpoint, in order
-      expect(audit.sinkStats()[0]).toMatchObject({ sent: 41, dropped: 0, queued: 0 })
-    } finally {
-      await again.close()
-    }
-  })
-
-  it('drops a batch the collector refuses as content (400) and goes on', async () => {
-    const collector = await startHttpsCollector({ failFirst: 1, failStatus: 400 })
-    const drops: AuditSinkDrop[] = []
-    const logger = recordingLogger()
-    try {
-      const audit = track(
-        createAuditLogger({
-          file,
-          key,
-          logger,
-          checkpoints: { enabled: false },
-          sinks: [
-            httpsSink(collector.url, {
-              headers: { authorization: 'Bearer hdr-secret-9999' },
-              batchSize: 3,
-              flushInterval: 0,
-              onDrop: (d) => drops.push(d),
-            }),
-          ],
-        }),
-      )
-      logN(audit, 1, 3)
-      await waitFor(() => drops.length === 1)
-      logN(audit, 4, 6)
-      await audit.close()
-      expect(drops[0]).toMatchObject({ count: 3, reason: 'rejected' })
-      expect(collector.lines()).toEqual(fileLines(file).slice(3))
-      expect(logger.calls.find((c) => c.meta?.code === 'GH_AUDIT_SINK_REJECTED')).toBeDefined()
-      expect(JSON.stringify(logger.calls)).not.toMatch(/collector-secret-1234|hdr-secret-9999/)
-      expect(JSON.stringify(audit.sinkStats())).not.toMatch(/collector-secret-1234|hdr-secret-9999/)
-    } finally {
-      await collector.close()
-    }
-  })
-})
-
-describe('what crosses the wire', () => {
-  it('carries no secret unmasked: audit key, provider keys, bearer tokens', async () => {
-    const receiver = new SyslogReceiver()
-    const port = await receiver.start()
-    const collector = await startHttpsCollector()
-    const anthropic = `sk-ant-api03-${'Q'.repeat(90)}`
-    const bearer = 'Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ'
-    const clientKey = `gate_live_${'A'.repeat(43)}`
-    try {
-      const audit = track(
-        createAuditLogger({
-          file,
-          key,
-          sinks: [syslogSink(port), httpsSink(collector.url, { flushInterval: 10 })],
-        }),
-      )
-      audit.log(
-        sampleEvent({
-          details: { authorization: bearer, upstream: anthropic, note: `leaked ${key}`, client: clientKey },
-        }),
-      )
-      audit.log(sampleEvent({ result: `token ${anthropic}`, user_id: clientKey }))
-      await audit.close()
-      const wire = [receiver.plaintext, ...collector.requests.map((r) => r.body)]
-      expect(receiver.messages).toHaveLength(3)
-      expect(collector.lines()).toHaveLength(3)
-      for (const text of wire) {
-        for (const secret of [
-          anthropic,
-          bearer.slice(7),
-          clientKey,
-          key,
-          Buffer.from(key).toString('base64'),
-        ]) {
-          expect(text).not.toContain(secret)
-        }
-        expect(text).toContain('sk-ant-')
-      }
-    } finally {
-      await receiver.stop()
-      await collector.close()
     }
   })
 })
