@@ -8,18 +8,8 @@ import { gatehouseLocals, tokenCharge, type Logger } from '@gatehouse/core'
 import { TokenBucketStore } from './bucket-store'
 import { clientKey, ipKey, proxyChecker, requestIp, requestProvider } from './keys'
 import { MemoryStore } from './memory-store'
-import {
-  own,
-  resolveQuotaConfig,
-  resolveRateLimitConfig,
-  resolveTokenLimitConfig,
-  type BucketRule,
-  type QuotaOptions,
-  type RateLimitOptions,
-  type RateLimitScope,
-  type StoreErrorMode,
-  type TokenLimitOptions,
-} from './options'
+import { own, resolveQuotaConfig, resolveRateLimitConfig, resolveTokenLimitConfig, type BucketRule } from './limit-config'
+import type { QuotaOptions, RateLimitOptions, RateLimitScope, StoreErrorMode, TokenLimitOptions } from './options'
 import { periodEnd, periodStart } from './period'
 import { refuse, refuseStoreDown, setRateLimitHeaders, type LimitKind } from './refusal'
 import { isStoreUnavailable, type BucketRef, type QuotaRef, type RateLimitStore } from './store'

@@ -1,6 +1,6 @@
 import { GatehouseConfigError, noopLogger, type Logger } from '@gatehouse/core'
 import type { Redis, RedisOptions } from 'ioredis'
-import { resolveRedisStoreOptions } from './options'
+import { resolveRedisStoreOptions } from './store-options'
 import { BUCKET_SCRIPT, QUOTA_SCRIPT, RESERVE_SCRIPT, SLOT_SCRIPT, type Script } from './redis-scripts'
 import {
   describeBucket,
