@@ -53,8 +53,14 @@ export class QuotaCounters {
       this.logger.warn('@gatehouse/rate-limit: the quota file had no integrity check; accepted once and written again with one', {
         file: this.file,
       })
-      this.changed()
+      this.rewrite()
     }
+  }
+
+  /** Write the file now rather than after quotaFlushMs: it must not stay unsigned or refused. */
+  private rewrite(): void {
+    this.dirty = true
+    void this.flush()
   }
 
   /** Fail closed: this month counts as spent for every counter, until an operator resets one. */
@@ -69,7 +75,7 @@ export class QuotaCounters {
       result: 'quota_file_refused',
       details: { code: 'GH_RL_QUOTA_FILE_TAMPERED', file, ...(movedTo ? { moved_to: movedTo } : {}) },
     })
-    this.changed()
+    this.rewrite()
   }
 
   /** What a counter has used in `period` (nothing is created). */

@@ -109,8 +109,13 @@ export function loadQuotaFile(file: string, warn: (msg: string) => void, sign?: 
   }
   if (hmac !== undefined && !sign) throw invalid(file, 'is signed, but no quotaFileKey was given to check it')
   if (hmac !== undefined && sign && !macMatches(sign, JSON.stringify(content), hmac)) {
+    // Kept for inspection; where it cannot be moved, the signed file written next replaces it.
     const movedTo = `${file}.tampered-${Date.now()}`
-    renameSync(file, movedTo)
+    try {
+      renameSync(file, movedTo)
+    } catch {
+      return { quotas: new Map(), exhausted: undefined, status: 'tampered' }
+    }
     return { quotas: new Map(), exhausted: undefined, status: 'tampered', movedTo }
   }
   const out = new Map<string, QuotaEntry>()

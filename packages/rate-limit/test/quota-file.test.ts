@@ -7,7 +7,7 @@ import request from 'supertest'
 import type { SecurityEvent } from '@gatehouse/core'
 import { createTestApp } from '@gatehouse/testing'
 import { memoryStore, quota, type MemoryStore } from '@gatehouse/rate-limit'
-import { recordingLogger } from './helpers'
+import { recordingLogger, sleep } from './helpers'
 
 let dir: string
 beforeAll(async () => {
@@ -172,6 +172,9 @@ describe('quota file integrity: a file from before the key', () => {
     expect(logger.lines).toEqual([
       expect.objectContaining({ level: 'warn', meta: { file }, message: expect.stringMatching(/no integrity check/) }),
     ])
+    // Written again at once, not after quotaFlushMs.
+    for (let i = 0; i < 100 && (await readSaved(file)).hmac === undefined; i++) await sleep(10)
+    expect((await readSaved(file)).hmac).toEqual(expect.any(String))
     await store.shutdown()
     const saved = await readSaved(file)
     expect(saved.hmac).toEqual(expect.any(String))
