@@ -45,34 +45,46 @@ function raw(url: string, method: string, path: string, headers: Record<string, 
 /** A concrete path for a registry pattern. */
 const concrete = (path: string): string => path.replace(/:model(:[A-Za-z]+)?/g, (_m, verb: string | undefined) => `gemini-2.0-flash${verb ?? ''}`).replace(/:model|:id/g, 'x1')
 
-describe('gatehouseProxy alone', () => {
-  let upstream: MockUpstream
-  const keys = { openai: key('sk-proj-'), claude: key('sk-ant-api03-'), gemini: key('AIza') }
-  beforeAll(async () => {
-    upstream = await MockUpstream.start()
-  })
-  afterAll(() => upstream.close())
-  beforeEach(() => upstream.reset())
-  const providers = () => ({
-    openai: { baseUrl: upstream.url, apiKey: keys.openai },
-    claude: { baseUrl: upstream.url, apiKey: keys.claude },
-    gemini: { baseUrl: upstream.url, apiKey: keys.gemini },
-  })
+const keys = { openai: key('sk-proj-'), claude: key('sk-ant-api03-'), gemini: key('AIza') }
 
+/**
+ * A mock provider for the tests of one describe block (started before them, reset before each,
+ * closed after), and the providers option that points every provider at it with `keys`.
+ */
+function mockProvider() {
+  const mock = {
+    upstream: undefined as unknown as MockUpstream,
+    providers: () => ({
+      openai: { baseUrl: mock.upstream.url, apiKey: keys.openai },
+      claude: { baseUrl: mock.upstream.url, apiKey: keys.claude },
+      gemini: { baseUrl: mock.upstream.url, apiKey: keys.gemini },
+    }),
+  }
+  beforeAll(async () => {
+    mock.upstream = await MockUpstream.start()
+  })
+  afterAll(() => mock.upstream.close())
+  beforeEach(() => mock.upstream.reset())
+  return mock
+}
+
+describe('gatehouseProxy alone: endpoints', () => {
+  const mock = mockProvider()
+  const { providers } = mock
   it('forwards every default endpoint of every provider, and refuses every other one before the provider sees it', async () => {
     const gw = await mount({ providers: providers() })
     try {
       for (const p of Object.values(PROVIDERS)) {
         for (const e of p.endpoints) {
-          upstream.reset()
+          mock.upstream.reset()
           const headers: Record<string, string> = { 'content-type': 'application/json', ...(p.name === 'claude' ? { 'anthropic-version': '2023-06-01' } : {}) }
           const path = `/${p.name}${concrete(e.path)}`
           const status = await raw(gw.url, e.method, path, headers, e.method === 'POST' ? '{}' : undefined)
           if (e.default) {
-            expect([e.id, upstream.requests.length]).toEqual([e.id, 1])
-            expect(upstream.last!.path).toBe(concrete(e.path))
+            expect([e.id, mock.upstream.requests.length]).toEqual([e.id, 1])
+            expect(mock.upstream.last!.path).toBe(concrete(e.path))
           } else {
-            expect([e.id, status, upstream.requests.length]).toEqual([e.id, 403, 0])
+            expect([e.id, status, mock.upstream.requests.length]).toEqual([e.id, 403, 0])
           }
         }
       }
@@ -82,7 +94,7 @@ describe('gatehouseProxy alone', () => {
       expect(await raw(gw.url, 'GET', '/openai/v1/organization/users', {})).toBe(403)
       expect(await raw(gw.url, 'PUT', '/v1/chat/completions', {}, '{}')).toBe(403)
       expect(await raw(gw.url, 'GET', '/elsewhere', {})).toBe(418)
-      expect(upstream.requests).toHaveLength(0)
+      expect(mock.upstream.requests).toHaveLength(0)
     } finally {
       await gw.close()
     }
@@ -90,24 +102,28 @@ describe('gatehouseProxy alone', () => {
 
   it("narrows and widens with providers.<name>.endpoints, and per request with endpointsFor", async () => {
     const gw = await mount({
-      providers: { openai: { baseUrl: upstream.url, apiKey: keys.openai, endpoints: ['openai.embeddings', 'openai.files.list'] } },
+      providers: { openai: { baseUrl: mock.upstream.url, apiKey: keys.openai, endpoints: ['openai.embeddings', 'openai.files.list'] } },
       endpointsFor: (req) => (req.headers['x-scope'] === 'chat' ? ['openai.chat'] : undefined),
     })
     try {
       expect(await raw(gw.url, 'POST', '/v1/chat/completions', { 'content-type': 'application/json' }, JSON.stringify(chat))).toBe(403)
       expect(await raw(gw.url, 'GET', '/v1/files', {})).not.toBe(403)
-      expect(upstream.requests.map((r) => r.path)).toEqual(['/v1/files'])
+      expect(mock.upstream.requests.map((r) => r.path)).toEqual(['/v1/files'])
       expect(await raw(gw.url, 'POST', '/v1/chat/completions', { 'content-type': 'application/json', 'x-scope': 'chat' }, JSON.stringify(chat))).toBe(200)
       expect(await raw(gw.url, 'GET', '/v1/files', { 'x-scope': 'chat' })).toBe(403)
     } finally {
       await gw.close()
     }
   })
+})
+
+describe('gatehouseProxy alone: headers and masking', () => {
+  const mock = mockProvider()
 
   it('sends the allowlisted headers and the credential, and nothing else a client chose', async () => {
     const oauth = key('sk-ant-oat01-')
     const gw = await mount({
-      providers: { claude: { baseUrl: upstream.url } },
+      providers: { claude: { baseUrl: mock.upstream.url } },
       credential: () => ({ headers: { authorization: `Bearer ${oauth}`, 'anthropic-beta': 'oauth-2025-04-20' } }),
     })
     try {
@@ -136,7 +152,7 @@ describe('gatehouseProxy alone', () => {
         upgrade: 'websocket',
       }, JSON.stringify({ model: 'm', max_tokens: 5, messages: [{ role: 'user', content: 'hi' }] }))
       expect(status).toBe(200)
-      const h = upstream.last!.headers
+      const h = mock.upstream.last!.headers
       expect(h.authorization).toBe(`Bearer ${oauth}`)
       expect(h['anthropic-beta']).toBe('files-api-2025-04-14,oauth-2025-04-20')
       expect(h['anthropic-version']).toBe('2023-06-01')
@@ -149,9 +165,9 @@ describe('gatehouseProxy alone', () => {
         expect([name, h[name]]).toEqual([name, undefined])
       }
       // A listed header named in Connection is hop-by-hop for that message: dropped.
-      upstream.reset()
+      mock.upstream.reset()
       await raw(gw.url, 'POST', '/v1/messages', { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', connection: 'anthropic-version' }, '{}')
-      expect(upstream.last!.headers['anthropic-version']).toBeUndefined()
+      expect(mock.upstream.last!.headers['anthropic-version']).toBeUndefined()
     } finally {
       await gw.close()
     }
@@ -195,6 +211,10 @@ describe('gatehouseProxy alone', () => {
       await new Promise((r) => echo.close(r))
     }
   })
+})
+
+describe('gatehouseProxy alone: credentials and bodies', () => {
+  const mock = mockProvider()
 
   it('rejects the credential only on the provider invalid-key answer to a model call', async () => {
     let answer: { status: number; body: unknown } = { status: 200, body: {} }
@@ -233,12 +253,12 @@ describe('gatehouseProxy alone', () => {
   })
 
   it('sends nothing without a credential: 503 naming the provider', async () => {
-    const gw = await mount({ providers: { openai: { baseUrl: upstream.url } }, credential: () => undefined })
+    const gw = await mount({ providers: { openai: { baseUrl: mock.upstream.url } }, credential: () => undefined })
     try {
       const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) })
       expect(res.status).toBe(503)
       expect(((await res.json()) as { error: { message: string } }).error.message).toContain('"openai"')
-      expect(upstream.requests).toHaveLength(0)
+      expect(mock.upstream.requests).toHaveLength(0)
       expect(gw.events).toEqual([expect.objectContaining({ event_type: 'credential_access', result: 'unavailable' })])
     } finally {
       await gw.close()
@@ -246,10 +266,10 @@ describe('gatehouseProxy alone', () => {
   })
 
   it('joins a baseUrl path to the request path', async () => {
-    const gw = await mount({ providers: { openai: { baseUrl: `${upstream.url}/prefix/openai/`, apiKey: keys.openai } } })
+    const gw = await mount({ providers: { openai: { baseUrl: `${mock.upstream.url}/prefix/openai/`, apiKey: keys.openai } } })
     try {
       await fetch(`${gw.url}/v1/chat/completions?x=1`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) })
-      expect(upstream.last!.url).toBe('/prefix/openai/v1/chat/completions?x=1')
+      expect(mock.upstream.last!.url).toBe('/prefix/openai/v1/chat/completions?x=1')
     } finally {
       await gw.close()
     }
@@ -257,18 +277,18 @@ describe('gatehouseProxy alone', () => {
 
   it('sends the body option, a body parser’s JSON, or the stream', async () => {
     const given = Buffer.from(JSON.stringify({ ...chat, given: true }))
-    const a = await mount({ providers: { openai: { baseUrl: upstream.url, apiKey: keys.openai } }, body: () => given })
-    const b = await mount({ providers: { openai: { baseUrl: upstream.url, apiKey: keys.openai } } }, [express.json()])
-    const c = await mount({ providers: { openai: { baseUrl: upstream.url, apiKey: keys.openai } } })
+    const a = await mount({ providers: { openai: { baseUrl: mock.upstream.url, apiKey: keys.openai } }, body: () => given })
+    const b = await mount({ providers: { openai: { baseUrl: mock.upstream.url, apiKey: keys.openai } } }, [express.json()])
+    const c = await mount({ providers: { openai: { baseUrl: mock.upstream.url, apiKey: keys.openai } } })
     try {
       const send = (url: string): Promise<Response> => fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chat) })
       await send(a.url)
-      expect(upstream.last!.body.equals(given)).toBe(true)
-      expect(upstream.last!.headers['content-length']).toBe(String(given.length))
+      expect(mock.upstream.last!.body.equals(given)).toBe(true)
+      expect(mock.upstream.last!.headers['content-length']).toBe(String(given.length))
       await send(b.url)
-      expect(upstream.last!.json).toEqual(chat)
+      expect(mock.upstream.last!.json).toEqual(chat)
       await send(c.url)
-      expect(upstream.last!.body.toString()).toBe(JSON.stringify(chat))
+      expect(mock.upstream.last!.body.toString()).toBe(JSON.stringify(chat))
     } finally {
       await a.close()
       await b.close()
@@ -277,8 +297,8 @@ describe('gatehouseProxy alone', () => {
   })
 
   it('answers the same with batching on and off, JSON and SSE', async () => {
-    const off = await mount({ providers: { openai: { baseUrl: upstream.url, apiKey: keys.openai } } })
-    const on = await mount({ providers: { openai: { baseUrl: upstream.url, apiKey: keys.openai } }, batching: true })
+    const off = await mount({ providers: { openai: { baseUrl: mock.upstream.url, apiKey: keys.openai } } })
+    const on = await mount({ providers: { openai: { baseUrl: mock.upstream.url, apiKey: keys.openai } }, batching: true })
     try {
       for (const body of [chat, { ...chat, stream: true, stream_options: { include_usage: true } }]) {
         const strip = (t: string): string => t.replace(/"(id|created)":("[^"]*"|\d+)/g, '')

@@ -155,42 +155,48 @@ const settle = async (seen: Seen[], n: number): Promise<void> => {
   for (let i = 0; i < 100 && seen.length < n; i++) await sleep(10)
 }
 
-describe('usage from every answer shape', () => {
-  let upstream: MockUpstream
+/** A mock provider for the tests of one describe block: started before them, reset before each, closed after. */
+function mockUpstream(): { upstream: MockUpstream } {
+  const mock = { upstream: undefined as unknown as MockUpstream }
   beforeAll(async () => {
-    upstream = await MockUpstream.start()
+    mock.upstream = await MockUpstream.start()
   })
-  afterAll(() => upstream.close())
-  beforeEach(() => upstream.reset())
+  afterAll(() => mock.upstream.close())
+  beforeEach(() => mock.upstream.reset())
+  return mock
+}
 
-  const providers = (url: string): ProxyOptions['providers'] => ({
-    openai: { baseUrl: url, apiKey: key('sk-proj-') },
-    claude: { baseUrl: url, apiKey: key('sk-ant-api03-') },
-    gemini: { baseUrl: url, apiKey: key('AIza') },
-  })
-  const shapes: Array<[string, string, unknown, Record<string, string>, (text: string) => void]> = [
-    [
-      'OpenAI JSON',
-      '/v1/chat/completions',
-      chat,
-      {},
-      (t) => expect(JSON.parse(t)).toMatchObject({ object: 'chat.completion' }),
-    ],
-    [
-      'Anthropic SSE',
-      '/v1/messages',
-      { ...claudeBody, stream: true },
-      { 'anthropic-version': '2023-06-01' },
-      (t) => expect(t).toContain('event: message_stop'),
-    ],
-    [
-      'Gemini SSE',
-      '/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse',
-      { contents: [{ parts: [{ text: 'hi' }] }] },
-      {},
-      (t) => expect(t).toContain('"finishReason":"STOP"'),
-    ],
-  ]
+const providers = (url: string): ProxyOptions['providers'] => ({
+  openai: { baseUrl: url, apiKey: key('sk-proj-') },
+  claude: { baseUrl: url, apiKey: key('sk-ant-api03-') },
+  gemini: { baseUrl: url, apiKey: key('AIza') },
+})
+const shapes: Array<[string, string, unknown, Record<string, string>, (text: string) => void]> = [
+  [
+    'OpenAI JSON',
+    '/v1/chat/completions',
+    chat,
+    {},
+    (t) => expect(JSON.parse(t)).toMatchObject({ object: 'chat.completion' }),
+  ],
+  [
+    'Anthropic SSE',
+    '/v1/messages',
+    { ...claudeBody, stream: true },
+    { 'anthropic-version': '2023-06-01' },
+    (t) => expect(t).toContain('event: message_stop'),
+  ],
+  [
+    'Gemini SSE',
+    '/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse',
+    { contents: [{ parts: [{ text: 'hi' }] }] },
+    {},
+    (t) => expect(t).toContain('"finishReason":"STOP"'),
+  ],
+]
+
+describe('usage from every answer shape: compressed answers', () => {
+  const mock = mockUpstream()
 
   describe.each<Encoding>(['gzip', 'br', 'deflate'])(
     'an upstream that answers %s though asked for identity',
@@ -198,14 +204,14 @@ describe('usage from every answer shape', () => {
       it.each(shapes)(
         'meters %s from a decompressed copy and relays the bytes it sent',
         async (_what, path, body, headers, check) => {
-          const z = await front(upstream, compressing(encoding))
+          const z = await front(mock.upstream, compressing(encoding))
           const seen: Seen[] = []
           const gw = await mount({ providers: providers(z.url) }, [observe(seen)])
           try {
-            upstream.behave({ chunks: 5, usage: { input: 21, output: 34 } })
+            mock.upstream.behave({ chunks: 5, usage: { input: 21, output: 34 } })
             const res = await post(gw.url, path, body, headers)
             expect(res.status).toBe(200)
-            expect(upstream.last!.headers['accept-encoding']).toBe('identity')
+            expect(mock.upstream.last!.headers['accept-encoding']).toBe('identity')
             expect(res.headers['content-encoding']).toBe(encoding)
             check(decompress(encoding, res.body).toString())
             await settle(seen, 1)
@@ -227,12 +233,12 @@ describe('usage from every answer shape', () => {
   )
 
   it('reads the usage at the end of a 5 MiB answer, plain and compressed', async () => {
-    const z = await front(upstream, compressing('gzip'))
+    const z = await front(mock.upstream, compressing('gzip'))
     const seen: Seen[] = []
-    const plain = await mount({ providers: providers(upstream.url) }, [observe(seen)])
+    const plain = await mount({ providers: providers(mock.upstream.url) }, [observe(seen)])
     const gz = await mount({ providers: providers(z.url) }, [observe(seen)])
     try {
-      upstream.behave({ chunks: 700_000, usage: { input: 100_000, output: 300_000 } })
+      mock.upstream.behave({ chunks: 700_000, usage: { input: 100_000, output: 300_000 } })
       const a = await post(plain.url, '/v1/chat/completions', chat)
       expect(a.body.length).toBeGreaterThan(5 * 1024 * 1024)
       const b = await post(gz.url, '/v1/chat/completions', chat)
@@ -248,16 +254,20 @@ describe('usage from every answer shape', () => {
       await z.close()
     }
   }, 30_000)
+})
+
+describe('usage from every answer shape: streams cut short', () => {
+  const mock = mockUpstream()
 
   describe('streams that end without their final usage event: no usage, the bound is charged', () => {
     it.each([false, true])(
       'an Anthropic stream ended cleanly after message_start (batching %s)',
       async (batching) => {
-        const cut = await front(upstream, endingAfter('content_block_delta'))
+        const cut = await front(mock.upstream, endingAfter('content_block_delta'))
         const seen: Seen[] = []
         const gw = await mount({ batching, providers: providers(cut.url) }, [observe(seen)])
         try {
-          upstream.behave({ chunks: 5, usage: { input: 50, output: 70 } })
+          mock.upstream.behave({ chunks: 5, usage: { input: 50, output: 70 } })
           const res = await post(
             gw.url,
             '/v1/messages',
@@ -279,11 +289,11 @@ describe('usage from every answer shape', () => {
     )
 
     it('a Gemini stream ended before its finishReason chunk', async () => {
-      const cut = await front(upstream, endingAfter('chunk1 '))
+      const cut = await front(mock.upstream, endingAfter('chunk1 '))
       const seen: Seen[] = []
       const gw = await mount({ providers: providers(cut.url) }, [observe(seen)])
       try {
-        upstream.behave({ chunks: 5, chunkIntervalMs: 5, usage: { input: 50, output: 70 } })
+        mock.upstream.behave({ chunks: 5, chunkIntervalMs: 5, usage: { input: 50, output: 70 } })
         const res = await post(gw.url, '/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse', {
           contents: [{ parts: [{ text: 'hi' }] }],
         })
@@ -302,12 +312,12 @@ describe('usage from every answer shape', () => {
       'a stream the upstream dropped, or left idle past the idle timeout (batching %s)',
       async (batching) => {
         const seen: Seen[] = []
-        const gw = await mount({ batching, timeouts: { idle: 150 }, providers: providers(upstream.url) }, [
+        const gw = await mount({ batching, timeouts: { idle: 150 }, providers: providers(mock.upstream.url) }, [
           observe(seen),
         ])
         try {
           for (const b of [{ dropAfterChunks: 2 }, { stallAfterChunks: 2 }]) {
-            upstream.behave({ chunks: 5, usage: { input: 50, output: 70 }, ...b })
+            mock.upstream.behave({ chunks: 5, usage: { input: 50, output: 70 }, ...b })
             await post(
               gw.url,
               '/v1/messages',
@@ -328,9 +338,9 @@ describe('usage from every answer shape', () => {
 
     it('a client that left after message_start (batching on)', async () => {
       const seen: Seen[] = []
-      const gw = await mount({ batching: true, providers: providers(upstream.url) }, [observe(seen)])
+      const gw = await mount({ batching: true, providers: providers(mock.upstream.url) }, [observe(seen)])
       try {
-        upstream.behave({ chunks: 40, chunkIntervalMs: 20, usage: { input: 50, output: 70 } })
+        mock.upstream.behave({ chunks: 40, chunkIntervalMs: 20, usage: { input: 50, output: 70 } })
         const controller = new AbortController()
         const res = await fetch(`${gw.url}/v1/messages`, {
           method: 'POST',
@@ -346,23 +356,27 @@ describe('usage from every answer shape', () => {
           { upstreamReached: true, upstreamStatus: 200, usage: undefined, charged: 'estimated' },
         ])
         // The upstream request was ended too, not left to run.
-        for (let i = 0; i < 50 && upstream.aborted === 0; i++) await sleep(10)
-        expect(upstream.aborted).toBe(1)
+        for (let i = 0; i < 50 && mock.upstream.aborted === 0; i++) await sleep(10)
+        expect(mock.upstream.aborted).toBe(1)
       } finally {
         await gw.close()
       }
     })
   })
+})
+
+describe('usage from every answer shape: no answer, a client gone, an error status', () => {
+  const mock = mockUpstream()
 
   it.each([false, true])(
     'an upstream that never answers: 504, reached, no status (batching %s)',
     async (batching) => {
       const seen: Seen[] = []
-      const gw = await mount({ batching, timeouts: { firstByte: 150 }, providers: providers(upstream.url) }, [
+      const gw = await mount({ batching, timeouts: { firstByte: 150 }, providers: providers(mock.upstream.url) }, [
         observe(seen),
       ])
       try {
-        upstream.behave({ stall: true })
+        mock.upstream.behave({ stall: true })
         expect((await post(gw.url, '/v1/chat/completions', chat)).status).toBe(504)
         await settle(seen, 1)
         expect(seen).toEqual([
@@ -376,9 +390,9 @@ describe('usage from every answer shape', () => {
 
   it('a client that left before the upstream answered: reached, no status, the bound', async () => {
     const seen: Seen[] = []
-    const gw = await mount({ providers: providers(upstream.url) }, [observe(seen)])
+    const gw = await mount({ providers: providers(mock.upstream.url) }, [observe(seen)])
     try {
-      upstream.behave({ delayMs: 300 })
+      mock.upstream.behave({ delayMs: 300 })
       const controller = new AbortController()
       const pending = fetch(`${gw.url}/v1/chat/completions`, {
         method: 'POST',
@@ -386,7 +400,7 @@ describe('usage from every answer shape', () => {
         body: JSON.stringify(chat),
         signal: controller.signal,
       }).catch(() => undefined)
-      for (let i = 0; i < 50 && upstream.requests.length === 0; i++) await sleep(10)
+      for (let i = 0; i < 50 && mock.upstream.requests.length === 0; i++) await sleep(10)
       controller.abort()
       await pending
       await settle(seen, 1)
@@ -400,10 +414,10 @@ describe('usage from every answer shape', () => {
 
   it('charges nothing for an upstream error status, though its body is read', async () => {
     const seen: Seen[] = []
-    const gw = await mount({ providers: providers(upstream.url) }, [observe(seen)])
+    const gw = await mount({ providers: providers(mock.upstream.url) }, [observe(seen)])
     try {
       for (const status of [400, 429, 500]) {
-        upstream.behave({ failStatus: status })
+        mock.upstream.behave({ failStatus: status })
         expect(
           (await post(gw.url, '/v1/messages', claudeBody, { 'anthropic-version': '2023-06-01' })).status,
         ).toBe(status)
@@ -418,6 +432,10 @@ describe('usage from every answer shape', () => {
       await gw.close()
     }
   })
+})
+
+describe('usage from every answer shape: OpenAI streams', () => {
+  const mock = mockUpstream()
 
   describe('OpenAI streams without include_usage (streamUsage)', () => {
     /** What the mock sends a client, without what varies per answer. */
@@ -429,17 +447,17 @@ describe('usage from every answer shape', () => {
       const raw = Buffer.from(
         '{"model":"gpt-4o-mini", "stream": true, "max_tokens":  64, "messages":[{"role":"user","content":"hi"}]}',
       )
-      const gw = await mount({ body: () => raw, providers: providers(upstream.url) }, [observe(seen)])
+      const gw = await mount({ body: () => raw, providers: providers(mock.upstream.url) }, [observe(seen)])
       try {
-        upstream.behave({ chunks: 6, usage: { input: 12, output: 34 } })
+        mock.upstream.behave({ chunks: 6, usage: { input: 12, output: 34 } })
         const res = await post(gw.url, '/v1/chat/completions', raw.toString())
-        const sent = upstream.last!
+        const sent = mock.upstream.last!
         expect(sent.body.toString()).toBe(
           `${raw.toString().slice(0, -1)},"stream_options":{"include_usage":true}}`,
         )
         expect(sent.headers['content-length']).toBe(String(sent.body.length))
         // The same stream as a client that did not ask gets from the provider, but for "usage":null.
-        const direct = await post(upstream.url, '/v1/chat/completions', raw.toString())
+        const direct = await post(mock.upstream.url, '/v1/chat/completions', raw.toString())
         expect(stable(res.body.toString()).replaceAll(',"usage":null', '')).toBe(
           stable(direct.body.toString()),
         )
@@ -459,29 +477,29 @@ describe('usage from every answer shape', () => {
 
     it('does the same for completions and Gemini’s OpenAI-compatible chat, and nothing with streamUsage: false', async () => {
       const seen: Seen[] = []
-      const on = await mount({ providers: providers(upstream.url) }, [express.json(), observe(seen)])
-      const off = await mount({ streamUsage: false, providers: providers(upstream.url) }, [
+      const on = await mount({ providers: providers(mock.upstream.url) }, [express.json(), observe(seen)])
+      const off = await mount({ streamUsage: false, providers: providers(mock.upstream.url) }, [
         express.json(),
         observe(seen),
       ])
       try {
-        upstream.behave({ chunks: 2, usage: { input: 5, output: 6 } })
+        mock.upstream.behave({ chunks: 2, usage: { input: 5, output: 6 } })
         const completions = await post(on.url, '/v1/completions', {
           model: 'gpt-3.5-turbo-instruct',
           prompt: 'hi',
           stream: true,
         })
-        expect(upstream.last!.json).toMatchObject({ stream_options: { include_usage: true } })
+        expect(mock.upstream.last!.json).toMatchObject({ stream_options: { include_usage: true } })
         expect(completions.body.toString()).not.toContain('"choices":[]')
         await post(on.url, '/v1beta/openai/chat/completions', {
           ...chat,
           model: 'gemini-2.0-flash',
           stream: true,
         })
-        expect(upstream.last!.path).toBe('/v1beta/openai/chat/completions')
-        expect(upstream.last!.json).toMatchObject({ stream_options: { include_usage: true } })
+        expect(mock.upstream.last!.path).toBe('/v1beta/openai/chat/completions')
+        expect(mock.upstream.last!.json).toMatchObject({ stream_options: { include_usage: true } })
         const plain = await post(off.url, '/v1/chat/completions', { ...chat, stream: true })
-        expect(upstream.last!.json).toEqual({ ...chat, stream: true })
+        expect(mock.upstream.last!.json).toEqual({ ...chat, stream: true })
         expect(plain.body.toString()).not.toContain('"usage"')
         await settle(seen, 3)
         expect(seen.map((s) => [s.usage, s.charged])).toEqual([
@@ -498,7 +516,7 @@ describe('usage from every answer shape', () => {
     it('masks the injected key in a stream whose usage event it removes, the stream split anywhere', async () => {
       const secret = key('sk-proj-')
       // The upstream echoes the key in its content and sends its bytes in small, arbitrary pieces.
-      const echo = await front(upstream, (u, res) => {
+      const echo = await front(mock.upstream, (u, res) => {
         res.writeHead(u.statusCode ?? 502, headersOf(u))
         const parts: Buffer[] = []
         u.on('data', (d: Buffer) => parts.push(d))
@@ -519,7 +537,7 @@ describe('usage from every answer shape', () => {
         observe(seen),
       ])
       try {
-        upstream.behave({ chunks: 3, usage: { input: 1, output: 2 } })
+        mock.upstream.behave({ chunks: 3, usage: { input: 1, output: 2 } })
         const text = (await post(gw.url, '/v1/chat/completions', { ...chat, stream: true })).body.toString()
         expect(text).not.toContain(secret)
         expect(text).toContain('sk-proj-****')

@@ -1,11 +1,8 @@
-export { rateLimit, tokenLimit, quota } from './middleware'
-export type {
-  RateLimitHandler,
-  QuotaHandler,
-  QuotaUsage,
-  RateLimitStats,
-  RateLimitDecision,
-} from './middleware'
+export { rateLimit } from './middleware'
+export { tokenLimit } from './token-limit'
+export { quota } from './quota'
+export type { RateLimitHandler, RateLimitStats, RateLimitDecision } from './accounting'
+export type { QuotaHandler, QuotaUsage } from './quota'
 export { rateLimitOptionsSchema, tokenLimitOptionsSchema, quotaOptionsSchema } from './options'
 export type {
   RateLimitOptions,

@@ -1,7 +1,7 @@
-import type { Logger } from '@gatehouse/core'
+import type { Logger, SecurityEventHandler } from '@gatehouse/core'
 import { BoundedLru } from './lru'
+import { QuotaCounters } from './memory-quotas'
 import { periodEnd, periodOf, type QuotaPeriod } from './period'
-import { loadQuotaFile, writeQuotaFile, type QuotaEntry } from './quota-file'
 import {
   describeBucket,
   type BucketRef,
@@ -15,7 +15,7 @@ import {
   type SlotState,
   type StoreStats,
 } from './store'
-import { resolveMemoryStoreOptions } from './options'
+import { resolveMemoryStoreOptions } from './store-options'
 
 export interface MemoryStoreOptions {
   /**
@@ -31,13 +31,24 @@ export interface MemoryStoreOptions {
    */
   quotaFile?: string | undefined
   /**
+   * Key of the quota file's integrity check (HMAC-SHA256), at least 32 bytes; needs `quotaFile`.
+   * With it the file is written with an HMAC, and a file whose HMAC does not match (edited outside
+   * the gateway) is refused fail-closed: it is moved aside, every monthly quota of the month counts
+   * as spent, an error is logged naming the file (never the key) and a `security_violation` event
+   * is emitted (`GH_RL_QUOTA_FILE_TAMPERED`). A file without an HMAC (written before the key was
+   * given) is accepted once and written again with one.
+   */
+  quotaFileKey?: string | Uint8Array | undefined
+  /**
    * How long quota changes may wait before they are written to `quotaFile`, in ms. A crash loses at
    * most this much accounting; `shutdown()` always writes.
    * @default 1000
    */
   quotaFlushMs?: number | undefined
-  /** Logs quota-file writes that fail. @default a no-op logger */
+  /** Logs quota-file writes that fail, and a quota file refused. @default a no-op logger */
   logger?: Logger | undefined
+  /** Receives a `security_violation` event when the quota file fails its integrity check. */
+  onEvent?: SecurityEventHandler | undefined
   /** The clock, in epoch ms. For tests. @default Date.now */
   clock?: (() => number) | undefined
 }
@@ -51,34 +62,22 @@ const SEP = '\u0000'
 
 /**
  * Buckets and quotas in this process: every operation is synchronous JavaScript, so it is atomic.
- * Buckets sit in one bounded LRU per namespace; quota counters are never evicted (they are keyed by
- * provider or authenticated key id, not by anything a client picks) and are kept in `quotaFile`.
+ * Buckets sit in one bounded LRU per namespace; quota counters (QuotaCounters) are never evicted
+ * and are kept in `quotaFile`.
  */
 export class MemoryStore implements RateLimitStore {
   readonly kind = 'memory'
   readonly localKeys = true
   private readonly maxKeys: number
   private readonly clock: () => number
-  private readonly logger: Logger
   private readonly namespaces = new Map<string, BoundedLru<Bucket>>()
-  private readonly quotas: Map<string, QuotaEntry>
-  private readonly quotaFile: string | undefined
-  private readonly quotaFlushMs: number
-  private flushTimer: NodeJS.Timeout | undefined
-  private writing: Promise<void> = Promise.resolve()
-  private dirty = false
-  private errors = 0
+  private readonly quotas: QuotaCounters
 
   constructor(options: MemoryStoreOptions = {}) {
     const config = resolveMemoryStoreOptions(options)
     this.maxKeys = config.maxKeys
     this.clock = config.clock
-    this.logger = config.logger
-    this.quotaFile = config.quotaFile
-    this.quotaFlushMs = config.quotaFlushMs
-    this.quotas = this.quotaFile
-      ? loadQuotaFile(this.quotaFile, (msg) => this.logger.warn(`@gatehouse/rate-limit: ${msg}`))
-      : new Map()
+    this.quotas = new QuotaCounters(config)
   }
 
   /** Slot id → lease end, per slot set (a set is dropped when empty). */
@@ -118,8 +117,7 @@ export class MemoryStore implements RateLimitStore {
         all &&= ok
         results.push({ allowed: ok, bucket: describeBucket(op.ref, tokens, ok, ok ? 1 : op.amount) })
       } else if (op.kind === 'quota') {
-        const used = this.quotas.get(`${op.ref.namespace}${SEP}${op.ref.key}`)
-        const current = used && used.period === period ? used.used : 0
+        const current = this.quotas.used(op.ref, period)
         const ok = op.amount === 0 || op.ref.limit - current >= op.amount
         all &&= ok
         results.push({ allowed: ok, quota: { allowed: ok, used: current, period, msUntilReset: periodEnd(period) - now } })
@@ -140,11 +138,8 @@ export class MemoryStore implements RateLimitStore {
           this.save(op.ref, tokens, now)
           r.bucket = describeBucket(op.ref, tokens, true, 1)
         } else if (op.kind === 'quota') {
-          const entry = this.quotaEntry(op.ref, period)
-          if (op.amount !== 0) {
-            entry.used += op.amount
-            this.changed()
-          }
+          const entry = this.quotas.entry(op.ref, period)
+          this.quotas.add(entry, op.amount)
           r.quota = { allowed: true, used: entry.used, period, msUntilReset: periodEnd(period) - now }
         } else {
           void this.slotAcquire(op.ref, op.id)
@@ -226,61 +221,20 @@ export class MemoryStore implements RateLimitStore {
     return Promise.resolve()
   }
 
-  private quotaEntry(quota: QuotaRef, period: QuotaPeriod): QuotaEntry {
-    const id = `${quota.namespace}${SEP}${quota.key}`
-    let entry = this.quotas.get(id)
-    if (!entry || entry.period !== period) {
-      entry = { period, used: 0 }
-      this.quotas.set(id, entry)
-    }
-    return entry
-  }
-
   quotaReserve(quota: QuotaRef, amount: number): Promise<QuotaState> {
-    const now = this.clock()
-    const period = periodOf(now)
-    const entry = this.quotaEntry(quota, period)
-    // A request that reserves nothing (GET /v1/models) is never refused by a quota.
-    const allowed = amount === 0 || quota.limit - entry.used >= amount
-    if (allowed && amount !== 0) {
-      entry.used += amount
-      this.changed()
-    }
-    return Promise.resolve({ allowed, used: entry.used, period, msUntilReset: periodEnd(period) - now })
+    return Promise.resolve(this.quotas.reserve(quota, amount))
   }
 
   quotaSettle(quota: QuotaRef, period: QuotaPeriod, delta: number): Promise<QuotaState> {
-    const entry = this.quotas.get(`${quota.namespace}${SEP}${quota.key}`)
-    if (!entry || entry.period !== period) {
-      // The month the tokens were reserved in is over; its counter is gone.
-      return Promise.resolve({
-        allowed: false,
-        used: entry?.used ?? 0,
-        period: entry?.period ?? period,
-        msUntilReset: 0,
-      })
-    }
-    if (delta !== 0) {
-      entry.used = Math.max(0, entry.used + delta)
-      this.changed()
-    }
-    return Promise.resolve({ allowed: true, used: entry.used, period, msUntilReset: 0 })
+    return Promise.resolve(this.quotas.settle(quota, period, delta))
   }
 
   quotaGet(quota: QuotaRef): Promise<QuotaState> {
-    const now = this.clock()
-    const period = periodOf(now)
-    const entry = this.quotas.get(`${quota.namespace}${SEP}${quota.key}`)
-    return Promise.resolve({
-      allowed: true,
-      used: entry && entry.period === period ? entry.used : 0,
-      period,
-      msUntilReset: periodEnd(period) - now,
-    })
+    return Promise.resolve(this.quotas.get(quota))
   }
 
   quotaReset(namespace: string, key: string): Promise<void> {
-    if (this.quotas.delete(`${namespace}${SEP}${key}`)) this.changed()
+    this.quotas.reset(namespace, key)
     return Promise.resolve()
   }
 
@@ -289,46 +243,16 @@ export class MemoryStore implements RateLimitStore {
   }
 
   stats(): StoreStats {
-    return { errors: this.errors }
-  }
-
-  private changed(): void {
-    if (!this.quotaFile) return
-    this.dirty = true
-    if (this.flushTimer) return
-    this.flushTimer = setTimeout(() => {
-      this.flushTimer = undefined
-      void this.flush()
-    }, this.quotaFlushMs)
-    this.flushTimer.unref()
+    return { errors: this.quotas.errors }
   }
 
   /** Write the quota counters now (one write at a time; a write that fails is logged and retried on the next change). */
   flush(): Promise<void> {
-    const file = this.quotaFile
-    if (!file) return Promise.resolve()
-    this.writing = this.writing.then(async () => {
-      if (!this.dirty) return
-      this.dirty = false
-      const current = periodOf(this.clock())
-      for (const [id, entry] of this.quotas) if (entry.period < current) this.quotas.delete(id)
-      try {
-        await writeQuotaFile(file, this.quotas)
-      } catch (err) {
-        this.errors++
-        this.dirty = true
-        this.logger.error('@gatehouse/rate-limit: could not write the quota file', {
-          code: (err as NodeJS.ErrnoException).code ?? 'unknown',
-        })
-      }
-    })
-    return this.writing
+    return this.quotas.flush()
   }
 
   async shutdown(): Promise<void> {
-    if (this.flushTimer) clearTimeout(this.flushTimer)
-    this.flushTimer = undefined
-    await this.flush()
+    await this.quotas.shutdown()
     this.namespaces.clear()
   }
 }

@@ -1,10 +1,10 @@
-import { GatehouseConfigError, noopLogger, type Logger } from '@gatehouse/core'
-import type { Redis, RedisOptions } from 'ioredis'
-import { resolveRedisStoreOptions } from './options'
-import { BUCKET_SCRIPT, QUOTA_SCRIPT, RESERVE_SCRIPT, SLOT_SCRIPT, type Script } from './redis-scripts'
+import { noopLogger, type Logger } from '@gatehouse/core'
+import type { Redis } from 'ioredis'
+import { RedisConnection } from './redis-connection'
+import { BUCKET_SCRIPT, QUOTA_SCRIPT, RESERVE_SCRIPT, SLOT_SCRIPT } from './redis-scripts'
+import { resolveRedisStoreOptions } from './store-options'
 import {
   describeBucket,
-  StoreUnavailableError,
   type BucketRef,
   type BucketState,
   type QuotaRef,
@@ -43,7 +43,6 @@ export interface RedisStoreOptions {
 }
 
 const QUOTA_TTL_SECONDS = 62 * 24 * 3600
-const CONNECTING = new Set(['wait', 'connecting', 'connect'])
 
 /**
  * Buckets and quotas in Redis: one Lua script per decision (atomic across every gateway instance
@@ -56,54 +55,13 @@ export class RedisStore implements RateLimitStore {
   readonly localKeys = false
   readonly prefix: string
   readonly client: Redis
-  private readonly owned: boolean
-  private readonly timeoutMs: number
-  private readonly logger: Logger
-  private everReady: boolean
-  private failedBeforeReady = false
-  private errors = 0
-  private down = false
-  private closing = false
-  private readonly onReady = (): void => {
-    this.everReady = true
-    if (this.down) this.logger.info('@gatehouse/rate-limit: Redis is reachable again; limiting resumed')
-    this.down = false
-  }
-  private readonly onError = (err: Error): void => {
-    if (!this.everReady) this.failedBeforeReady = true
-    this.lost(err.message)
-  }
-  private readonly onClose = (): void => {
-    if (!this.everReady) this.failedBeforeReady = true
-    this.lost('connection closed')
-  }
-
-  /** Log a lost connection once per outage (the client retries every second or so). */
-  private lost(reason: string): void {
-    if (this.down || this.closing) return
-    this.down = true
-    this.logger.warn(
-      '@gatehouse/rate-limit: Redis is unreachable; the limiters apply onStoreError until it returns',
-      { error: reason },
-    )
-  }
+  private readonly conn: RedisConnection
 
   constructor(options: RedisStoreOptions) {
     const config = resolveRedisStoreOptions(options)
     this.prefix = config.prefix
-    this.timeoutMs = config.commandTimeoutMs
-    this.logger = config.logger ?? noopLogger
-    if (config.client) {
-      this.client = config.client
-      this.owned = false
-    } else {
-      this.client = createClient(config.url!, this.timeoutMs)
-      this.owned = true
-    }
-    this.everReady = this.client.status === 'ready'
-    this.client.on('ready', this.onReady)
-    this.client.on('error', this.onError)
-    this.client.on('close', this.onClose)
+    this.conn = new RedisConnection(config, config.commandTimeoutMs, config.logger ?? noopLogger)
+    this.client = this.conn.client
   }
 
   private bucketKey(namespace: string, key: string): string {
@@ -114,78 +72,12 @@ export class RedisStore implements RateLimitStore {
     return `${this.prefix}q:${namespace}:${key}`
   }
 
-  /** Wait for the first connection (bounded); afterwards, fail fast while disconnected. */
-  private async ready(): Promise<void> {
-    const c = this.client
-    if (c.status === 'ready') return
-    if (!this.everReady && !this.failedBeforeReady && CONNECTING.has(c.status)) {
-      if (c.status === 'wait') c.connect().catch(() => undefined)
-      await new Promise<void>((resolve, reject) => {
-        const done = (err?: Error): void => {
-          clearTimeout(timer)
-          c.off('ready', onReady)
-          c.off('error', onFail)
-          c.off('end', onFail)
-          if (err) reject(err)
-          else resolve()
-        }
-        const onReady = (): void => done()
-        const onFail = (): void => done(new StoreUnavailableError('Redis is not reachable'))
-        const timer = setTimeout(
-          () => done(new StoreUnavailableError('Redis did not connect in time')),
-          this.timeoutMs,
-        )
-        timer.unref()
-        c.once('ready', onReady)
-        c.once('error', onFail)
-        c.once('end', onFail)
-      })
-      return
-    }
-    throw new StoreUnavailableError(`Redis connection is ${c.status}`)
-  }
-
-  /** Run one script within the timeout; every failure becomes StoreUnavailableError and is counted. */
-  private async run(s: Script, key: string, args: (string | number)[]): Promise<unknown> {
-    let timer: NodeJS.Timeout | undefined
-    try {
-      await this.ready()
-      const call = this.evalScript(s, key, args)
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new StoreUnavailableError('Redis did not answer in time')),
-          this.timeoutMs,
-        )
-        timer.unref()
-      })
-      call.catch(() => undefined) // a late rejection after the timeout is not unhandled
-      return await Promise.race([call, timeout])
-    } catch (err) {
-      this.errors++
-      if (err instanceof StoreUnavailableError) throw err
-      throw new StoreUnavailableError('Redis command failed', { cause: err })
-    } finally {
-      if (timer) clearTimeout(timer)
-    }
-  }
-
-  private async evalScript(s: Script, key: string, args: (string | number)[]): Promise<unknown> {
-    try {
-      return await this.client.evalsha(s.sha, 1, key, ...args)
-    } catch (err) {
-      // After a Redis restart its script cache is empty: send the script itself once.
-      if (err instanceof Error && err.message.startsWith('NOSCRIPT'))
-        return this.client.eval(s.lua, 1, key, ...args)
-      throw err
-    }
-  }
-
   private async bucket(
     bucket: BucketRef,
     op: 'take' | 'adjust' | 'peek',
     amount: number,
   ): Promise<BucketState> {
-    const reply = (await this.run(BUCKET_SCRIPT, this.bucketKey(bucket.namespace, bucket.key), [
+    const reply = (await this.conn.run(BUCKET_SCRIPT, this.bucketKey(bucket.namespace, bucket.key), [
       bucket.capacity,
       (bucket.refillPerSecond / 1000).toPrecision(17),
       op,
@@ -208,47 +100,13 @@ export class RedisStore implements RateLimitStore {
     return this.bucket(bucket, 'peek', 0)
   }
 
-  private async del(key: string): Promise<void> {
-    let timer: NodeJS.Timeout | undefined
-    try {
-      await this.ready()
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new StoreUnavailableError('Redis did not answer in time')),
-          this.timeoutMs,
-        )
-        timer.unref()
-      })
-      await Promise.race([this.client.del(key), timeout])
-    } catch (err) {
-      this.errors++
-      throw err instanceof StoreUnavailableError
-        ? err
-        : new StoreUnavailableError('Redis command failed', { cause: err })
-    } finally {
-      if (timer) clearTimeout(timer)
-    }
-  }
-
   resetBucket(namespace: string, key: string): Promise<void> {
-    return this.del(this.bucketKey(namespace, key))
+    return this.conn.del(this.bucketKey(namespace, key))
   }
 
   /** Delete a namespace's buckets with SCAN (bounded batches, never KEYS or FLUSHALL). */
-  async resetNamespace(namespace: string): Promise<void> {
-    await this.ready()
-    const match = `${`${this.prefix}b:${namespace}:`.replace(/[*?[\]\\]/g, '\\$&')}*`
-    let cursor = '0'
-    try {
-      do {
-        const [next, keys] = await this.client.scan(cursor, 'MATCH', match, 'COUNT', 500)
-        cursor = next
-        if (keys.length > 0) await this.client.del(...keys)
-      } while (cursor !== '0')
-    } catch (err) {
-      this.errors++
-      throw new StoreUnavailableError('Redis command failed', { cause: err })
-    }
+  resetNamespace(namespace: string): Promise<void> {
+    return this.conn.delMatching(`${`${this.prefix}b:${namespace}:`.replace(/[*?[\]\\]/g, '\\$&')}*`)
   }
 
   private async quota(
@@ -257,7 +115,7 @@ export class RedisStore implements RateLimitStore {
     amount: number,
     settlePeriod = 0,
   ): Promise<QuotaState> {
-    const reply = (await this.run(QUOTA_SCRIPT, this.quotaKey(quota.namespace, quota.key), [
+    const reply = (await this.conn.run(QUOTA_SCRIPT, this.quotaKey(quota.namespace, quota.key), [
       op,
       quota.limit,
       amount,
@@ -282,7 +140,7 @@ export class RedisStore implements RateLimitStore {
   }
 
   quotaReset(namespace: string, key: string): Promise<void> {
-    return this.del(this.quotaKey(namespace, key))
+    return this.conn.del(this.quotaKey(namespace, key))
   }
 
   private slotKey(namespace: string, key: string): string {
@@ -290,12 +148,12 @@ export class RedisStore implements RateLimitStore {
   }
 
   async slotAcquire(slots: SlotRef, id: string): Promise<SlotState> {
-    const reply = (await this.run(SLOT_SCRIPT, this.slotKey(slots.namespace, slots.key), ['acquire', slots.limit, Math.ceil(slots.leaseMs), id])) as [number, number]
+    const reply = (await this.conn.run(SLOT_SCRIPT, this.slotKey(slots.namespace, slots.key), ['acquire', slots.limit, Math.ceil(slots.leaseMs), id])) as [number, number]
     return { allowed: Number(reply[0]) === 1, held: Number(reply[1]) }
   }
 
   async slotRelease(slots: SlotRef, id: string): Promise<void> {
-    await this.run(SLOT_SCRIPT, this.slotKey(slots.namespace, slots.key), ['release', slots.limit, 0, id])
+    await this.conn.run(SLOT_SCRIPT, this.slotKey(slots.namespace, slots.key), ['release', slots.limit, 0, id])
   }
 
   async reserveAll(ops: readonly ReserveOp[]): Promise<ReserveResult> {
@@ -313,7 +171,7 @@ export class RedisStore implements RateLimitStore {
         args.push('s', op.ref.limit, Math.ceil(op.ref.leaseMs), op.id)
       }
     }
-    const reply = (await this.runMany(RESERVE_SCRIPT, keys, args)) as (string | number)[]
+    const reply = (await this.conn.runMany(RESERVE_SCRIPT, keys, args)) as (string | number)[]
     const allowed = Number(reply[0]) === 1
     const now = Number(reply[1])
     const results: ReserveResult['results'] = ops.map((op, i) => {
@@ -327,84 +185,17 @@ export class RedisStore implements RateLimitStore {
     return { allowed, results }
   }
 
-  /** Run one script over several keys within the timeout (as `run`). */
-  private async runMany(s: Script, keys: string[], args: (string | number)[]): Promise<unknown> {
-    let timer: NodeJS.Timeout | undefined
-    try {
-      await this.ready()
-      const call = this.client.evalsha(s.sha, keys.length, ...keys, ...args).catch((err: unknown) => {
-        if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return this.client.eval(s.lua, keys.length, ...keys, ...args)
-        throw err
-      })
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new StoreUnavailableError('Redis did not answer in time')), this.timeoutMs)
-        timer.unref()
-      })
-      call.catch(() => undefined)
-      return await Promise.race([call, timeout])
-    } catch (err) {
-      this.errors++
-      if (err instanceof StoreUnavailableError) throw err
-      throw new StoreUnavailableError('Redis command failed', { cause: err })
-    } finally {
-      if (timer) clearTimeout(timer)
-    }
-  }
-
-  async ping(): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined
-    try {
-      await this.ready()
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('timeout')), this.timeoutMs)
-        timer.unref()
-      })
-      return (await Promise.race([this.client.ping(), timeout])) === 'PONG'
-    } catch {
-      return false
-    } finally {
-      if (timer) clearTimeout(timer)
-    }
+  ping(): Promise<boolean> {
+    return this.conn.ping()
   }
 
   stats(): StoreStats {
-    return { errors: this.errors }
+    return { errors: this.conn.errors }
   }
 
-  async shutdown(): Promise<void> {
-    this.closing = true
-    this.client.off('ready', this.onReady)
-    this.client.off('error', this.onError)
-    this.client.off('close', this.onClose)
-    if (!this.owned) return
-    this.client.on('error', () => undefined) // errors while closing are of no interest
-    try {
-      await this.client.quit()
-    } catch {
-      this.client.disconnect()
-    }
+  shutdown(): Promise<void> {
+    return this.conn.shutdown()
   }
-}
-
-function createClient(url: string, timeoutMs: number): Redis {
-  let RedisCtor: new (url: string, options: RedisOptions) => Redis
-  try {
-    // ioredis is an optional peer dependency: load it only when a Redis store is asked for.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    RedisCtor = (require('ioredis') as { default: typeof RedisCtor }).default
-  } catch {
-    throw new GatehouseConfigError(
-      'GH_RL_REDIS_CLIENT_MISSING',
-      '@gatehouse/rate-limit: redisStore({ url }) needs the ioredis package; run npm install ioredis',
-    )
-  }
-  return new RedisCtor(url, {
-    enableOfflineQueue: false, // fail at once while disconnected; never replay stale decisions later
-    maxRetriesPerRequest: 1,
-    connectTimeout: Math.max(timeoutMs, 1000),
-    retryStrategy: (times: number) => Math.min(100 * times, 1000),
-    enableAutoPipelining: true,
-  })
 }
 
 /** A store that keeps buckets and quotas in Redis, shared by every instance that uses the same prefix. */

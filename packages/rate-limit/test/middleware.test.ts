@@ -151,7 +151,9 @@ describe('rateLimit refusals', () => {
       '{"type":"error","error":{"type":"rate_limit_error","message":"Rate limit exceeded for this client address: 10 per second, burst 20. Retry after 1 second."}}',
     )
   })
+})
 
+describe('rateLimit scopes', () => {
   it('keeps one bucket per client address, IPv4-mapped IPv6 keyed as IPv4', async () => {
     const app = appWith(rateLimit({ requestsPerMinute: 1 }))
     await request(app).get('/').set('x-forwarded-for', '198.51.100.1').expect(200)
@@ -253,7 +255,9 @@ describe('rateLimit refusals', () => {
     await request(app).post('/v1/chat/completions').send({}).expect(429)
     await request(app).post('/v1beta/models/m:generateContent').send({}).expect(200)
   })
+})
 
+describe('rateLimit buckets and headers', () => {
   it('refills the bucket at the configured rate', async () => {
     let now = 1_700_000_000_000
     const store = memoryStore({ clock: () => now })
@@ -323,7 +327,9 @@ describe('rateLimit refusals', () => {
     expect(store.size('req:a')).toBe(1)
     expect(store.size('req:b')).toBe(1)
   })
+})
 
+describe('rateLimit logging and trust proxy', () => {
   it('logs nothing at warn or error on ordinary traffic (no express-rate-limit validation warnings)', async () => {
     const logger = recordingLogger()
     const store = memoryStore()

@@ -312,7 +312,9 @@ describe('Redis unreachable', () => {
       await store.shutdown()
     },
   )
+})
 
+describe('Redis unreachable, then back', () => {
   it('stops limiting while Redis is down and resumes without a restart when it returns', async () => {
     const port = await freePort()
     let server: ChildProcess = await startRedis(port)

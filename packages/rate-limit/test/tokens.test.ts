@@ -125,10 +125,12 @@ const PROVIDER_BODIES: [string, string, unknown][] = [
   ],
 ]
 
+/** The tokenLimit tests' request: a 117-byte body, 30 prompt tokens, 100 output tokens by default. */
+const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'y'.repeat(60) }] })
+const prompt = Math.ceil(Buffer.byteLength(body) / 4) // 117 bytes → 30 tokens
+const estimate = prompt + 100
+
 describe('tokenLimit', () => {
-  const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'y'.repeat(60) }] })
-  const prompt = Math.ceil(Buffer.byteLength(body) / 4) // 117 bytes → 30 tokens
-  const estimate = prompt + 100
 
   it.each(PROVIDER_BODIES)(
     'refuses in the %s shape with headers and an event when the bucket lacks the reservation',
@@ -175,7 +177,9 @@ describe('tokenLimit', () => {
       expect(limiter.stats().limited).toBe(1)
     },
   )
+})
 
+describe('tokenLimit settlement', () => {
   it('settles the reservation against reported usage: unused tokens come back', async () => {
     const frozen = Date.now()
     const store = memoryStore({ clock: () => frozen })
@@ -256,7 +260,9 @@ describe('tokenLimit', () => {
     now += wait * 1000
     await request(app).post('/v1/messages').set('content-type', 'application/json').send(body).expect(200)
   })
+})
 
+describe('tokenLimit reservations', () => {
   it('lets a request bigger than the bucket through when the bucket is full, reserving all of it', async () => {
     const app = createTestApp(tokenLimit({ scope: 'global', tokensPerMinute: 1000 }))
     const huge = JSON.stringify({ model: 'm', max_tokens: 1_000_000 })
