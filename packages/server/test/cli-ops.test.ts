@@ -136,7 +136,7 @@ describe('gatehouse keys scopes', () => {
       expect(r.stdout).toBe('')
     }
     expect(JSON.parse((await runCli(['keys', 'list', '--json'], { cwd: dir })).stdout)).toHaveLength(1)
-  })
+  }, 90_000)
 
   it('creates a key with its own limits and models (--rpm --tpm --monthly-tokens --concurrency --models), lists them, and refuses bad ones in the flags\' words', async () => {
     const created = await runCli(
@@ -162,5 +162,5 @@ describe('gatehouse keys scopes', () => {
       expect(r.stderr).toContain(message)
       expect(r.stdout).toBe('')
     }
-  })
+  }, 90_000)
 })

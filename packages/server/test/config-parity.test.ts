@@ -75,6 +75,8 @@ const BAD: Array<[string, string, RegExp]> = [
   ['an alert window over 7 days', 'alerts: [{ name: a, condition: "auth_failures > 5", duration: 30d, action: block_ip }]', /^ {2}alerts\.0 \("a"\): duration must be between 1s and 7d/m],
   ['a webhook that is not http(s)', 'alerts: [{ name: a, condition: "auth_failures > 5", duration: 1m, action: notify_admin }]\nnotify: { webhook_url: "ftp://hooks.example.net/T000/B000" }', /^ {2}notify\.webhook_url: must be an http\(s\) URL \(the value is a secret and is not shown\)/m],
   ['a reserved fingerprint header', 'device_fingerprint: { enabled: true, header: Host }', /^ {2}device_fingerprint\.header: "Host" is reserved/m],
+  ['an audit retention below 0 files', 'logging: { audit: { retention: { max_files: -1 } } }', /^ {2}logging\.audit\.retention\.max_files: must be >= 0/m],
+  ['an audit rotation age that is not a duration', 'logging: { audit: { max_file_age: weekly } }', /^ {2}logging\.audit\.max_file_age: must be a duration/m],
   ['a retention of 0 days', 'storage: { retention_days: 0 }', /^ {2}storage\.retention_days: must be >= 1/m],
 ]
 

@@ -23,7 +23,9 @@ export async function auditCommand(ctx: CommandContext): Promise<ExitCode> {
   if (checkpoints !== undefined && !existsSync(checkpoints)) return usage(io, `${checkpoints}: no such file`)
   const cp = loaded.config.logging.audit.checkpoints
   const signingKey = cp?.signing_key_file ? resolvePath(cp.signing_key_file) : undefined
+  // The files are the whole log: it must begin at seq 1 or where a retention record says the deleted files ended.
   const result = await verifyAuditLog(listAuditFiles(resolvePath(file)), key, {
+    whole: true,
     ...(checkpoints !== undefined ? { checkpoints: resolvePath(checkpoints) } : {}),
     // Ed25519-signed checkpoints are checked with the public half of the configured key (when it is there).
     ...(checkpoints !== undefined && signingKey && existsSync(signingKey) ? { checkpointPublicKey: createPublicKey(readFileSync(signingKey, 'utf8')) } : {}),

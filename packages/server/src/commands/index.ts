@@ -1,13 +1,5 @@
 import type { ParseArgsConfig } from 'node:util'
-import { auditCommand } from './audit'
-import { configCommand } from './config'
 import type { CommandContext, ExitCode } from './context'
-import { doctorCommand } from './doctor'
-import { fingerprintCommand } from './fingerprint'
-import { keysCommand } from './keys'
-import { startCommand } from './start'
-import { storageCommand } from './storage'
-import { vaultCommand } from './vault'
 
 export interface Command {
   /** The options this command reads besides --config and --help. */
@@ -33,9 +25,12 @@ const KEY_OPTIONS = {
   to: { type: 'string' },
 } as const
 
-/** Every `gatehouse` command, by its first word. */
+/**
+ * Every `gatehouse` command, by its first word. Each module is loaded when its command runs: `keys
+ * list` does not load the gateway, its HTTP stack or the database driver.
+ */
 export const COMMANDS: Readonly<Record<string, Command>> = {
-  start: { options: {}, usage: 'gatehouse [start] [--config FILE]              start the gateway (embedded default without --config)', run: startCommand },
+  start: { options: {}, usage: 'gatehouse [start] [--config FILE]              start the gateway (embedded default without --config)', run: (ctx) => import('./start').then((m) => m.startCommand(ctx)) },
   keys: {
     options: KEY_OPTIONS,
     usage: `gatehouse keys create --name NAME [--providers claude,openai] [--endpoints ID,ID] [--models M,M*]
@@ -47,23 +42,23 @@ gatehouse keys list [--json]
 gatehouse keys revoke ID
 gatehouse keys rotate ID [--grace 24h]   a successor with the same scope; the old key works until the grace ends
 gatehouse keys migrate --to redis        the key file's keys into the cluster's Redis, none re-issued`,
-    run: keysCommand,
+    run: (ctx) => import('./keys').then((m) => m.keysCommand(ctx)),
   },
-  config: { options: {}, usage: 'gatehouse config check                   the same checks as start; exit 1 naming each bad YAML key', run: configCommand },
-  doctor: { options: { json: { type: 'boolean' } }, usage: 'gatehouse doctor [--json]                the security posture; exit 1 on any high finding', run: doctorCommand },
+  config: { options: {}, usage: 'gatehouse config check                   the same checks as start; exit 1 naming each bad YAML key', run: (ctx) => import('./config').then((m) => m.configCommand(ctx)) },
+  doctor: { options: { json: { type: 'boolean' } }, usage: 'gatehouse doctor [--json]                the security posture; exit 1 on any high finding', run: (ctx) => import('./doctor').then((m) => m.doctorCommand(ctx)) },
   audit: {
     options: { checkpoints: { type: 'string' } },
     usage: 'gatehouse audit verify FILE [--checkpoints F]  the audit log\'s hash chain is intact (and matches the shipped checkpoints); exit 1 if not',
-    run: auditCommand,
+    run: (ctx) => import('./audit').then((m) => m.auditCommand(ctx)),
   },
   vault: {
     options: { 'dry-run': { type: 'boolean' } },
     usage: `gatehouse vault migrate [--dry-run]      encrypt plaintext credential files in the auth dir
 gatehouse vault rotate-key               re-encrypt every credential under auth.encryption.key`,
-    run: vaultCommand,
+    run: (ctx) => import('./vault').then((m) => m.vaultCommand(ctx)),
   },
-  storage: { options: {}, usage: 'gatehouse storage migrate                create or update the PostgreSQL schema (storage.url)', run: storageCommand },
-  fingerprint: { options: {}, usage: 'gatehouse fingerprint rotate             a new device fingerprint secret (used from the next start)', run: fingerprintCommand },
+  storage: { options: {}, usage: 'gatehouse storage migrate                create or update the PostgreSQL schema (storage.url)', run: (ctx) => import('./storage').then((m) => m.storageCommand(ctx)) },
+  fingerprint: { options: {}, usage: 'gatehouse fingerprint rotate             a new device fingerprint secret (used from the next start)', run: (ctx) => import('./fingerprint').then((m) => m.fingerprintCommand(ctx)) },
 }
 
 export const USAGE = `Usage:

@@ -139,16 +139,30 @@ export const jwtAdapter: LayerAdapter<JwtAuthOptions | undefined> = {
   ],
 }
 
-export const auditLogAdapter: LayerAdapter<Pick<AuditLogOptions, 'file' | 'key' | 'events' | 'aggregateInterval'> | undefined> = {
+export const auditLogAdapter: LayerAdapter<Pick<AuditLogOptions, 'file' | 'key' | 'events' | 'aggregateInterval' | 'maxSize' | 'daily' | 'maxFileAge' | 'retention'> | undefined> = {
   layer: '@gatehouse/audit-log',
   options: (c) => {
     const a = c.logging.audit
     if (!a.enabled) return undefined
-    return { file: a.file, key: a.key ?? GENERATED_KEY, events: a.events, aggregateInterval: a.aggregate_interval }
+    return {
+      file: a.file,
+      key: a.key ?? GENERATED_KEY,
+      events: a.events,
+      aggregateInterval: a.aggregate_interval,
+      ...(a.max_size !== undefined ? { maxSize: a.max_size } : {}),
+      ...(a.daily !== undefined ? { daily: a.daily } : {}),
+      ...(a.max_file_age !== undefined ? { maxFileAge: a.max_file_age } : {}),
+      ...(a.retention ? { retention: { ...(a.retention.max_files !== undefined ? { maxFiles: a.retention.max_files } : {}), ...(a.retention.max_age !== undefined ? { maxAge: a.retention.max_age } : {}) } } : {}),
+    }
   },
   resolve: (o) => (o === undefined ? undefined : resolveAuditLogConfig(o)),
   paths: [
     ['aggregateInterval', 'logging.audit.aggregate_interval'],
+    ['retention.maxFiles', 'logging.audit.retention.max_files'],
+    ['retention.maxAge', 'logging.audit.retention.max_age'],
+    ['maxFileAge', 'logging.audit.max_file_age'],
+    ['maxSize', 'logging.audit.max_size'],
+    ['daily', 'logging.audit.daily'],
     ['events', 'logging.audit.events'],
     ['file', 'logging.audit.file'],
     ['key', 'logging.audit.key'],

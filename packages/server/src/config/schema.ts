@@ -145,6 +145,11 @@ export const configSchema: SchemaObject = obj({
       key: str,
       /** Repeated refusals of one kind from one address within this interval are one line with a count; 0 writes each. */
       aggregate_interval: duration,
+      /** Rotation by size, by UTC day and by age; retention of the rotated files (count, age). */
+      max_size: size,
+      daily: bool,
+      max_file_age: duration,
+      retention: obj({ max_files: { type: 'integer', minimum: 0, maximum: 1_000_000 }, max_age: duration }),
       /** Where every audit line is also shipped as it is written: syslog over TLS, or an HTTPS collector. */
       sinks: {
         type: 'array',

@@ -78,6 +78,12 @@ export interface GatehouseConfig {
       events: SecurityEventType[]
       key?: string
       aggregate_interval: Duration
+      /** Rotation: a new file past this size, at each UTC day, past this age (0: off). */
+      max_size?: string | number
+      daily?: boolean
+      max_file_age?: Duration
+      /** Which rotated files are kept (0: no limit); older ones are deleted after a chained record names them. */
+      retention?: { max_files?: number; max_age?: Duration }
       sinks?: AuditSinkConfig[]
       checkpoints?: { enabled?: boolean; interval?: Duration; signing_key_file?: string; log_id?: string }
     }

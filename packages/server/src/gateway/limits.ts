@@ -34,6 +34,8 @@ export interface LimitsContext {
   config: GatehouseConfig
   state: SharedState
   paths: AuthPaths
+  /** HMAC key of the quota file (memory store). */
+  quotaKey: Buffer
   providers: readonly ProviderName[]
   metrics: GatehouseMetrics | undefined
   emit: SecurityEventHandler
@@ -41,12 +43,12 @@ export interface LimitsContext {
 }
 
 /** The rate-limit store (memory, Redis, or Redis with a local fallback) and every limiter the config asks for. */
-export function createLimits({ config, state, paths, providers, metrics, emit, logger }: LimitsContext): Limits {
+export function createLimits({ config, state, paths, quotaKey, providers, metrics, emit, logger }: LimitsContext): Limits {
   const onStoreError = config.store.on_error
   const shared = state.redis ? redisStore({ client: state.redis, prefix: `${state.prefix}rl:`, logger }) : undefined
   const fallback = shared && onStoreError === 'local' ? new LocalFallbackStore({ store: shared, replicas: config.store.replicas, logger }) : undefined
   if (fallback && metrics) metrics.trackRateLimitStore(fallback)
-  const store: RateLimitStore = fallback ?? shared ?? memoryStore({ quotaFile: paths.quotaFile, logger })
+  const store: RateLimitStore = fallback ?? shared ?? memoryStore({ quotaFile: paths.quotaFile, quotaFileKey: quotaKey, onEvent: emit, logger })
   // The limiters see allow or deny only: under `local` the store itself falls back to this
   // process's share of each limit, so a limiter never meets an unreachable store.
   const common = { store, onStoreError: onStoreError === 'deny' ? 'deny' : 'allow', onEvent: emit, logger } as const

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto'
 import { loadOrCreateSecretFile } from '@gatehouse/core'
 import { loadOrCreateSalt } from '@gatehouse/client-auth'
 import type { GatehouseConfig } from '../config/types'
@@ -14,15 +15,22 @@ export interface GeneratedSecrets {
   salt: string
   encryptionKey: string | undefined
   auditKey: string
+  /**
+   * The quota file's HMAC key, derived from the audit key: an edit of quota.json made outside the
+   * gateway is refused (rate-limit's quotaFileKey). A changed audit key reads as such an edit.
+   */
+  quotaKey: Buffer
 }
 
 /** Secrets the gateway keeps in files of the auth directory when the config does not give them. */
 export function resolveGeneratedSecrets(config: GatehouseConfig, paths: AuthPaths): GeneratedSecrets {
+  const auditKey = config.logging.audit.key ?? loadOrCreateSecretFile(paths.auditKeyFile)
   return {
     salt: config.auth.key_salt ?? loadOrCreateSalt(paths.dir),
     encryptionKey: config.auth.encryption.enabled
       ? (config.auth.encryption.key ?? loadOrCreateSecretFile(paths.encryptionKeyFile))
       : undefined,
-    auditKey: config.logging.audit.key ?? loadOrCreateSecretFile(paths.auditKeyFile),
+    auditKey,
+    quotaKey: createHmac('sha256', auditKey).update('gatehouse quota file').digest(),
   }
 }

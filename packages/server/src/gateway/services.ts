@@ -65,7 +65,7 @@ export function createServices(config: GatehouseConfig, options: GatewayOptions)
   for (const sink of options.eventSinks ?? []) events.add(sink)
 
   const upstream = createUpstream({ config, state, authDir: paths.dir, encryptionKey: secrets.encryptionKey, providers, knownSecrets, emit, logger })
-  const limits = createLimits({ config, state, paths, providers, metrics: events.metrics, emit, logger })
+  const limits = createLimits({ config, state, paths, quotaKey: secrets.quotaKey, providers, metrics: events.metrics, emit, logger })
   if (state.redis && events.metrics) events.metrics.trackSharedState({ degraded: () => !state.fresh() })
   if (events.metrics) events.metrics.trackKeyExpiry(state.keyStore)
   const retryAfter = Math.max(1, Math.ceil(parseDuration(config.server.retry_after) / 1000))
