@@ -3,7 +3,7 @@
 //   GATEHOUSE_AUDIT_KEY=$(openssl rand -hex 32) TS_NODE_PROJECT=tsconfig.test.json \
 //     npx ts-node --transpile-only examples/mount-audit-log/index.ts
 import express from 'express'
-import { accessLog, createAppLogger, createAuditLogger, verifyAuditLog } from '@gatehouse/audit-log'
+import { accessLog, createAuditLogger, verifyAuditLog } from '@gatehouse/audit-log'
 
 const key = process.env.GATEHOUSE_AUDIT_KEY
 if (!key) {
@@ -12,7 +12,8 @@ if (!key) {
 }
 
 const file = process.env.AUDIT_FILE ?? './logs/audit.log'
-const logger = createAppLogger({ level: 'info' })
+// Any logger with error, warn, info and debug: the audit log reports its own trouble there.
+const logger = { error: console.error, warn: console.warn, info: console.error, debug: () => undefined }
 const audit = createAuditLogger({ file, key, logger })
 
 const app = express()

@@ -11,7 +11,6 @@ export {
 export type { AuditSinkStats } from './sinks/base'
 export { findCheckpoints, type AuditCheckpoint } from './checkpoint'
 export { accessLog, maskRequestUrl } from './middleware'
-export { createAppLogger } from './app-logger'
 export {
   verifyAuditLog,
   type AuditVerifyFailure,
@@ -21,7 +20,6 @@ export {
 } from './verify'
 export { listAuditFiles } from './files'
 export { accessLogOptionsSchema, type AccessLogOptions } from './access-options'
-export { APP_LOG_LEVELS, appLoggerOptionsSchema, type AppLogLevel, type AppLoggerOptions } from './app-options'
 export {
   auditLogOptionsSchema,
   resolveAuditLogConfig,

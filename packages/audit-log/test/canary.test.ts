@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { PassThrough } from 'node:stream'
 import request from 'supertest'
 import { SECURITY_EVENT_TYPES, type SecurityEvent } from '@gatehouse/core'
 import { createTestApp } from '@gatehouse/testing'
-import { accessLog, createAppLogger, createAuditLogger, verifyAuditLog } from '@gatehouse/audit-log'
+import { accessLog, createAuditLogger, verifyAuditLog } from '@gatehouse/audit-log'
 import { newKey, tempDir, waitFor } from './helpers'
 
 /** Fresh secrets in each credential format Gatehouse handles; `find` is what must never appear. */
@@ -62,17 +61,13 @@ describe('canary sweep: no planted secret reaches the audit file or the applicat
       const c = canaries()
       const file = join(dir, 'audit.log')
       const key = newKey()
-      const appOut = new PassThrough()
+      // What the audit log reports to its logger (the application log's lines are the server's; its
+      // own canary sweep runs the whole gateway).
       let appText = ''
-      appOut.on('data', (d: Buffer) => (appText += d.toString()))
-      const appLogger = createAppLogger({ stdout: appOut, stderr: appOut, level: 'debug', knownSecrets: [c.encryption.value] })
+      const record = (m: string, meta?: unknown): void => void (appText += `${JSON.stringify({ m, meta })}\n`)
+      const appLogger = { error: record, warn: record, info: record, debug: record }
       const audit = createAuditLogger({ file, key, knownSecrets: [c.encryption.value], logger: appLogger })
-      for (const type of SECURITY_EVENT_TYPES) {
-        const event = plantedEvent(type, c)
-        audit.log(event)
-        appLogger.info(`handled ${event.details!.reason as string}`, event as unknown as Record<string, unknown>)
-        appLogger.error(`failure for ${c.bearer.value}`, { error: new Error(`refresh failed: ${c.anthropicRefresh.value}`) })
-      }
+      for (const type of SECURITY_EVENT_TYPES) audit.log(plantedEvent(type, c))
       // The access log, with keys in the path and the query string.
       const app = createTestApp(accessLog({ onEvent: audit.log }))
       await request(app).get(`/v1/models/${c.gate.value}?key=${c.queryKey.find}&api_key=${c.openai.value}&t=${c.bearer.find}`).expect(200)
@@ -82,7 +77,6 @@ describe('canary sweep: no planted secret reaches the audit file or the applicat
 
       const auditText = readFileSync(file, 'utf8')
       expect(auditText.split('\n').filter(Boolean)).toHaveLength(SECURITY_EVENT_TYPES.length + 1)
-      expect(appText.split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(SECURITY_EVENT_TYPES.length * 2)
       for (const [name, { find }] of Object.entries(c)) {
         expect({ sink: 'audit', name, leaked: auditText.includes(find) }).toEqual({ sink: 'audit', name, leaked: false })
         expect({ sink: 'app log', name, leaked: appText.includes(find) }).toEqual({ sink: 'app log', name, leaked: false })

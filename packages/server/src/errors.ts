@@ -5,6 +5,10 @@
 export const ServerErrorCodes = {
   /** The configuration (YAML, environment) is invalid: the message names every bad key. */
   GH_SERVER_CONFIG_INVALID: 'GH_SERVER_CONFIG_INVALID',
+  /** An option of the application logger (createAppLogger) has a bad type or value. */
+  GH_SERVER_INVALID_OPTIONS: 'GH_SERVER_INVALID_OPTIONS',
+  /** An option name of the application logger is not known. */
+  GH_SERVER_UNKNOWN_OPTION: 'GH_SERVER_UNKNOWN_OPTION',
 } as const
 
 export type ServerErrorCode = keyof typeof ServerErrorCodes

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream'
 import { parseDuration } from '@gatehouse/core'
-import { createAppLogger } from '@gatehouse/audit-log'
+import { createAppLogger } from '../logging/app-logger'
 import type { LoadedConfig } from '../config/load'
 import { countBySeverity, diagnose } from '../doctor'
 import { configSecrets, createGateway } from '../gateway'

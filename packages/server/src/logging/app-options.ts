@@ -1,7 +1,9 @@
-import { createOptionsResolver } from '@gatehouse/core'
-import { invalid } from './options'
+import { createOptionsResolver, GatehouseConfigError } from '@gatehouse/core'
+import { ServerErrorCodes } from '../errors'
 
-const PKG = '@gatehouse/audit-log'
+const PKG = '@gatehouse/server'
+
+const invalid = (message: string): GatehouseConfigError => new GatehouseConfigError(ServerErrorCodes.GH_SERVER_INVALID_OPTIONS, `${PKG}: ${message}`)
 
 /** winston's npm levels, most severe first. */
 export const APP_LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] as const
@@ -43,7 +45,7 @@ export const appLoggerOptionsSchema = {
 
 const resolveAppRaw = createOptionsResolver<AppLoggerOptions>({
   pkg: PKG,
-  codePrefix: 'GH_AUDIT',
+  codePrefix: 'GH_SERVER',
   schema: appLoggerOptionsSchema,
   handChecked: ['stdout', 'stderr'],
   secretKeys: ['knownSecrets'],

@@ -1,6 +1,6 @@
 import TransportStream from 'winston-transport'
 import { createLogger, format, type Logger as WinstonLogger } from 'winston'
-import { createSinkMasker, safeStringify } from './mask'
+import { createMasker, safeStringify } from '@gatehouse/core'
 import { resolveAppLoggerConfig, type AppLoggerOptions } from './app-options'
 
 /** winston's formatted-line key (triple-beam's MESSAGE). */
@@ -43,7 +43,8 @@ class StdStreamsTransport extends TransportStream {
  */
 export function createAppLogger(options: AppLoggerOptions = {}): WinstonLogger {
   const config = resolveAppLoggerConfig(options)
-  const mask = createSinkMasker(config.knownSecrets)
+  // The same masker as the audit log's: credential formats, sensitive field names, configured secrets.
+  const mask = createMasker({ knownSecrets: config.knownSecrets })
   const maskedJson = format((info) => {
     const { level, message, ...rest } = info as LogInfo
     const fields: Record<string, unknown> = {}

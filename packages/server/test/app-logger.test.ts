@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream'
-import { createAppLogger } from '@gatehouse/audit-log'
+import { createAppLogger } from '@gatehouse/server'
 
 function capture(): { stream: PassThrough; lines: () => Array<Record<string, unknown>>; raw: () => string } {
   const stream = new PassThrough()
@@ -79,7 +79,7 @@ describe('createAppLogger', () => {
   })
 
   it('rejects an unknown level and a non-stream output', () => {
-    expect(() => createAppLogger({ level: 'loud' as never })).toThrow(expect.objectContaining({ code: 'GH_AUDIT_INVALID_OPTIONS', message: expect.stringContaining('level') }))
-    expect(() => createAppLogger({ stdout: 'stdout' as never })).toThrow(expect.objectContaining({ code: 'GH_AUDIT_INVALID_OPTIONS', message: expect.stringContaining('stdout must be a writable stream') }))
+    expect(() => createAppLogger({ level: 'loud' as never })).toThrow(expect.objectContaining({ code: 'GH_SERVER_INVALID_OPTIONS', message: expect.stringContaining('level') }))
+    expect(() => createAppLogger({ stdout: 'stdout' as never })).toThrow(expect.objectContaining({ code: 'GH_SERVER_INVALID_OPTIONS', message: expect.stringContaining('stdout must be a writable stream') }))
   })
 })
