@@ -150,7 +150,8 @@ auth:
   dir: ${JSON.stringify(path.join(workdir, 'auths'))}
 logging:
   level: info
-  audit: { enabled: true, file: ${JSON.stringify(path.join(workdir, 'logs', 'audit.log'))} }
+  # aggregate_interval 0: every refusal its own line, so the lines can be counted against the responses
+  audit: { enabled: true, file: ${JSON.stringify(path.join(workdir, 'logs', 'audit.log'))}, aggregate_interval: 0 }
 metrics: { enabled: true, host: 127.0.0.1, port: 0 }
 device_fingerprint: { enabled: true }
 providers:
@@ -594,6 +595,7 @@ function rssTrend(samples) {
   return den ? num / den : undefined
 }
 
+/** The soak: start everything, warm up, take the baseline, load, then stop and check; a report and an exit code. */
 async function main() {
   if (!Number.isFinite(SOAK_SECONDS) || SOAK_SECONDS < 20 || SOAK_SECONDS > 86400)
     throw new Error(`SOAK_SECONDS must be 20..86400 (got ${process.env.SOAK_SECONDS})`)
@@ -715,10 +717,27 @@ async function main() {
     configFile,
   ])
 
-  // ------------------------------------------------------------------------------------------
-  // Report and verdict.
+  const r = { t0, warmupStart, warmupMs, loadMs, kinds, stats, state, gatewayExitedEarly, samples, startSample, baseline, after, loadSamples, heapStart, heapBase, heapEnd, audit, leakedKeys, verify, exit, shutdown, alreadyGone, gw }
   const failures = []
   const lines = []
+  reportRequests(r, lines, failures)
+  reportMemory(r, lines, failures)
+  reportAudit(r, lines, failures)
+  reportShutdown(r, lines, failures)
+  lines.push('')
+  lines.push(
+    failures.length
+      ? `FAIL (${((Date.now() - t0) / 1000).toFixed(1)} s):\n${failures.map((f) => `  - ${f}`).join('\n')}`
+      : `PASS (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
+  )
+  console.log(lines.join('\n'))
+  return failures.length ? 1 : 0
+}
+
+
+/** The requests sent, by kind, against the statuses and bodies expected. */
+function reportRequests(r, lines, failures) {
+  const { t0, warmupStart, warmupMs, loadMs, kinds, stats, state, gatewayExitedEarly } = r
   const totalSent = Object.values(stats).reduce((a, s) => a + s.sent, 0)
   const totalErrors = Object.values(stats).reduce(
     (a, s) => a + Object.values(s.errors).reduce((x, y) => x + y, 0),
@@ -757,6 +776,11 @@ async function main() {
       `the gateway exited during the load (${gatewayExitedEarly.code ?? gatewayExitedEarly.signal})`,
     )
 
+}
+
+/** RSS, open fds and the heap after GC, against their bounds. */
+function reportMemory(r, lines, failures) {
+  const { samples, startSample, baseline, after, loadSamples, heapStart, heapBase, heapEnd } = r
   const peak = samples.reduce((a, s) => Math.max(a, s.rss), 0)
   const hwm = samples.reduce((a, s) => Math.max(a, s.hwm || 0), 0)
   const endSample = samples[samples.length - 1]
@@ -794,6 +818,11 @@ async function main() {
     failures.push('no heap measurement')
   }
 
+}
+
+/** The audit log: one provider_request line per response, no key in it, the chain verified. */
+function reportAudit(r, lines, failures) {
+  const { audit, state, leakedKeys, verify } = r
   lines.push('')
   const logged = audit.byType.provider_request ?? 0
   lines.push(
@@ -819,6 +848,11 @@ async function main() {
   lines.push(`audit verify: exit ${verify.code}: ${(verify.stdout + verify.stderr).trim()}`)
   if (verify.code !== 0) failures.push('audit verify failed')
 
+}
+
+/** SIGTERM: exit 0 within the grace period; what the gateway logged. */
+function reportShutdown(r, lines, failures) {
+  const { alreadyGone, exit, shutdown, gw } = r
   lines.push(
     `shutdown: SIGTERM -> ${alreadyGone ? `none sent: the gateway had already exited (${exit.code ?? exit.signal})` : exit ? `exit ${shutdown.code ?? `signal ${shutdown.signal}`} in ${shutdown.ms} ms` : `still running after ${GRACE_S + 5} s (SIGKILLed)`} (grace ${GRACE_S} s)`,
   )
@@ -831,14 +865,6 @@ async function main() {
   )
   for (const l of gw.errorLines) lines.push(`  ${l}`)
 
-  lines.push('')
-  lines.push(
-    failures.length
-      ? `FAIL (${((Date.now() - t0) / 1000).toFixed(1)} s):\n${failures.map((f) => `  - ${f}`).join('\n')}`
-      : `PASS (${((Date.now() - t0) / 1000).toFixed(1)} s)`,
-  )
-  console.log(lines.join('\n'))
-  return failures.length ? 1 : 0
 }
 
 main()
