@@ -469,14 +469,125 @@ function startGateway(wrap, args, { cwd, env, timeoutMs = 30_000 }) {
   return { child, ready, exited, output: () => output, signal }
 }
 
+/** The workload's surroundings: certificates, the mock upstream behind a TLS front, DNS, the config file. */
+async function prepareWorkload(dir, dns, cleanups) {
+  const { MockUpstream, generateCertificate } = require(
+    path.join(ROOT, 'node_modules', '@gatehouse', 'testing'),
+  )
+  fs.mkdirSync(path.join(dir, 'tls'))
+  const ca = generateCertificate({ commonName: 'gatehouse seccomp CA', isCA: true })
+  const host = dns ? UPSTREAM_HOST : 'localhost'
+  const upstreamCert = generateCertificate({ commonName: host, altNames: [host], issuer: ca })
+  const serverCert = generateCertificate({ commonName: 'localhost' })
+  fs.writeFileSync(path.join(dir, 'tls', 'server.crt'), serverCert.cert)
+  fs.writeFileSync(path.join(dir, 'tls', 'server.key'), serverCert.key, { mode: 0o600 })
+  fs.writeFileSync(path.join(dir, 'upstream-ca.pem'), ca.cert)
+
+  const upstream = await MockUpstream.start()
+  cleanups.push(() => upstream.close())
+  const front = await startTlsFront(upstream.port, upstreamCert)
+  cleanups.push(() => front.close())
+  let dnsServer
+  if (dns) {
+    dnsServer = await startDns()
+    cleanups.push(() => dnsServer.close())
+  }
+  const metricsPort = await freePort()
+  const anthropicKey = `sk-ant-api03-${randomBytes(40).toString('base64url')}`
+  const openaiKey = `sk-proj-${randomBytes(40).toString('base64url')}`
+  const base = `https://${host}:${front.port}`
+  fs.writeFileSync(
+    path.join(dir, 'config.yaml'),
+    [
+      'server:',
+      '  host: 127.0.0.1',
+      '  port: 0',
+      '  tls: { enabled: true, cert_file: tls/server.crt, key_file: tls/server.key, min_version: "1.2" }',
+      'auth:',
+      '  dir: auths',
+      'providers:',
+      `  claude: { base_url: "${base}", api_key: "${anthropicKey}" }`,
+      `  openai: { base_url: "${base}", api_key: "${openaiKey}" }`,
+      'logging:',
+      '  audit: { file: logs/audit.log }',
+      `metrics: { enabled: true, host: 127.0.0.1, port: ${metricsPort} }`,
+      '',
+    ].join('\n'),
+  )
+  const env = { PATH: process.env.PATH, NODE_EXTRA_CA_CERTS: path.join(dir, 'upstream-ca.pem') }
+  const opts = { cwd: dir, env }
+
+  return { upstream, dnsServer, metricsPort, anthropicKey, openaiKey, serverCert, opts }
+}
+
+/** The requests a gateway under the profile must serve: health, proxied JSON and SSE, a refusal, a scrape. */
+async function exerciseGateway(url, key, { upstream, dnsServer, metricsPort, anthropicKey, serverCert }, dns, step) {
+  const ca0 = serverCert.cert
+  const health = await request(`${url}/healthz`, { ca: ca0 })
+  step('GET /healthz over TLS is 200', health.status === 200, health.status)
+  const ready = await request(`${url}/readyz`, { ca: ca0 })
+  step('GET /readyz is 200', ready.status === 200, `${ready.status} ${ready.body}`)
+  const msgBody = {
+    model: 'claude-sonnet-4-5',
+    max_tokens: 32,
+    messages: [{ role: 'user', content: 'hello' }],
+  }
+  const msg = await request(`${url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'x-api-key': key },
+    body: msgBody,
+    ca: ca0,
+  })
+  const injected = upstream.last && upstream.last.headers['x-api-key'] === anthropicKey
+  step(
+    'authenticated /v1/messages proxied to the upstream with the vault credential',
+    msg.status === 200 && injected,
+    `${msg.status} ${msg.body.slice(0, 200)}`,
+  )
+  const stream = await request(`${url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'x-api-key': key },
+    body: { ...msgBody, stream: true },
+    ca: ca0,
+  })
+  step(
+    'streamed /v1/messages ends with message_stop',
+    stream.status === 200 && stream.body.includes('event: message_stop'),
+    stream.status,
+  )
+  const chat = await request(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}` },
+    body: { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] },
+    ca: ca0,
+  })
+  step(
+    'authenticated /v1/chat/completions proxied',
+    chat.status === 200,
+    `${chat.status} ${chat.body.slice(0, 200)}`,
+  )
+  const refused = await request(`${url}/v1/messages`, { method: 'POST', body: msgBody, ca: ca0 })
+  step('request without a client key is refused with 401', refused.status === 401, refused.status)
+  const metrics = await request(`http://127.0.0.1:${metricsPort}/metrics`)
+  step(
+    'metrics scrape is 200',
+    metrics.status === 200 && metrics.body.includes('gatehouse_'),
+    metrics.status,
+  )
+  if (dns)
+    step(
+      'the upstream host name was resolved through DNS',
+      dnsServer.queries.some((q) => q.name === UPSTREAM_HOST),
+      JSON.stringify(dnsServer.queries.slice(0, 4)),
+    )
+
+}
+
 /**
  * One run of the workload. `wrap(args)` returns [file, argv] that runs `node CLI ...args` under
  * strace or the seccomp loader. Returns the steps with their outcome.
  */
 async function workload(wrap, { dns }) {
-  const { MockUpstream, generateCertificate } = require(
-    path.join(ROOT, 'node_modules', '@gatehouse', 'testing'),
-  )
   const dir = tempDir('gh-seccomp-')
   const steps = []
   const step = (name, ok, detail = '') => {
@@ -489,49 +600,8 @@ async function workload(wrap, { dns }) {
   const cleanups = []
   let gw
   try {
-    fs.mkdirSync(path.join(dir, 'tls'))
-    const ca = generateCertificate({ commonName: 'gatehouse seccomp CA', isCA: true })
-    const host = dns ? UPSTREAM_HOST : 'localhost'
-    const upstreamCert = generateCertificate({ commonName: host, altNames: [host], issuer: ca })
-    const serverCert = generateCertificate({ commonName: 'localhost' })
-    fs.writeFileSync(path.join(dir, 'tls', 'server.crt'), serverCert.cert)
-    fs.writeFileSync(path.join(dir, 'tls', 'server.key'), serverCert.key, { mode: 0o600 })
-    fs.writeFileSync(path.join(dir, 'upstream-ca.pem'), ca.cert)
-
-    const upstream = await MockUpstream.start()
-    cleanups.push(() => upstream.close())
-    const front = await startTlsFront(upstream.port, upstreamCert)
-    cleanups.push(() => front.close())
-    let dnsServer
-    if (dns) {
-      dnsServer = await startDns()
-      cleanups.push(() => dnsServer.close())
-    }
-    const metricsPort = await freePort()
-    const anthropicKey = `sk-ant-api03-${randomBytes(40).toString('base64url')}`
-    const openaiKey = `sk-proj-${randomBytes(40).toString('base64url')}`
-    const base = `https://${host}:${front.port}`
-    fs.writeFileSync(
-      path.join(dir, 'config.yaml'),
-      [
-        'server:',
-        '  host: 127.0.0.1',
-        '  port: 0',
-        '  tls: { enabled: true, cert_file: tls/server.crt, key_file: tls/server.key, min_version: "1.2" }',
-        'auth:',
-        '  dir: auths',
-        'providers:',
-        `  claude: { base_url: "${base}", api_key: "${anthropicKey}" }`,
-        `  openai: { base_url: "${base}", api_key: "${openaiKey}" }`,
-        'logging:',
-        '  audit: { file: logs/audit.log }',
-        `metrics: { enabled: true, host: 127.0.0.1, port: ${metricsPort} }`,
-        '',
-      ].join('\n'),
-    )
-    const env = { PATH: process.env.PATH, NODE_EXTRA_CA_CERTS: path.join(dir, 'upstream-ca.pem') }
-    const opts = { cwd: dir, env }
-
+    const env0 = await prepareWorkload(dir, dns, cleanups)
+    const { anthropicKey, openaiKey, opts } = env0
     const checked = await runWrapped(wrap, ['config', 'check', '--config', 'config.yaml'], opts)
     step('gatehouse config check exits 0', checked.code === 0, checked.code === 0 ? '' : checked.stderr)
     const created = await runWrapped(
@@ -549,65 +619,7 @@ async function workload(wrap, { dns }) {
     gw = startGateway(wrap, ['--config', 'config.yaml'], opts)
     const url = await gw.ready
     step('gateway listens over TLS', url.startsWith('https://'), url)
-    const ca0 = serverCert.cert
-    const health = await request(`${url}/healthz`, { ca: ca0 })
-    step('GET /healthz over TLS is 200', health.status === 200, health.status)
-    const ready = await request(`${url}/readyz`, { ca: ca0 })
-    step('GET /readyz is 200', ready.status === 200, `${ready.status} ${ready.body}`)
-    const msgBody = {
-      model: 'claude-sonnet-4-5',
-      max_tokens: 32,
-      messages: [{ role: 'user', content: 'hello' }],
-    }
-    const msg = await request(`${url}/v1/messages`, {
-      method: 'POST',
-      headers: { 'x-api-key': key },
-      body: msgBody,
-      ca: ca0,
-    })
-    const injected = upstream.last && upstream.last.headers['x-api-key'] === anthropicKey
-    step(
-      'authenticated /v1/messages proxied to the upstream with the vault credential',
-      msg.status === 200 && injected,
-      `${msg.status} ${msg.body.slice(0, 200)}`,
-    )
-    const stream = await request(`${url}/v1/messages`, {
-      method: 'POST',
-      headers: { 'x-api-key': key },
-      body: { ...msgBody, stream: true },
-      ca: ca0,
-    })
-    step(
-      'streamed /v1/messages ends with message_stop',
-      stream.status === 200 && stream.body.includes('event: message_stop'),
-      stream.status,
-    )
-    const chat = await request(`${url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}` },
-      body: { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] },
-      ca: ca0,
-    })
-    step(
-      'authenticated /v1/chat/completions proxied',
-      chat.status === 200,
-      `${chat.status} ${chat.body.slice(0, 200)}`,
-    )
-    const refused = await request(`${url}/v1/messages`, { method: 'POST', body: msgBody, ca: ca0 })
-    step('request without a client key is refused with 401', refused.status === 401, refused.status)
-    const metrics = await request(`http://127.0.0.1:${metricsPort}/metrics`)
-    step(
-      'metrics scrape is 200',
-      metrics.status === 200 && metrics.body.includes('gatehouse_'),
-      metrics.status,
-    )
-    if (dns)
-      step(
-        'the upstream host name was resolved through DNS',
-        dnsServer.queries.some((q) => q.name === UPSTREAM_HOST),
-        JSON.stringify(dnsServer.queries.slice(0, 4)),
-      )
-
+    await exerciseGateway(url, key, env0, dns, step)
     gw.signal('SIGTERM')
     const timer = setTimeout(() => gw.signal('SIGKILL'), 20_000)
     const { code, signal } = await gw.exited
