@@ -13,15 +13,15 @@ import { DASHBOARD_CSS, DASHBOARD_ICON, DASHBOARD_JS } from './assets'
 import { StorageErrorCodes } from './errors'
 import { html, type SafeHtml } from './html'
 import { maskAll } from './rows'
+import { PKG } from './options'
 import {
-  PKG,
   resolveDashboardConfig,
   type DashboardDenylistEntry,
   type DashboardFinding,
   type DashboardLimit,
   type DashboardOptions,
   type DashboardRefusals,
-} from './options'
+} from './dashboard-options'
 
 /** The dashboard's Content-Security-Policy: nothing inline, nothing from anywhere else. */
 export const DASHBOARD_CSP =

@@ -15,11 +15,10 @@ export { MONITORING_QUERIES, type MonitoringQueryName } from './queries'
 export { DASHBOARD_CSP, dashboardRouter } from './dashboard'
 export { createEventBuffer, type EventBuffer, type EventBufferOptions } from './event-buffer'
 export { resolveDatabaseUrl, type DatabaseTarget, type ResolvedDatabaseUrl } from './url'
+export { resolveStorageSinkConfig, storageSinkOptionsSchema, type StorageSinkConfig, type StorageSinkOptions } from './options'
 export {
   dashboardOptionsSchema,
   resolveDashboardConfig,
-  resolveStorageSinkConfig,
-  storageSinkOptionsSchema,
   type DashboardConfig,
   type DashboardData,
   type DashboardDenylistEntry,
@@ -27,7 +26,5 @@ export {
   type DashboardLimit,
   type DashboardOptions,
   type DashboardRefusals,
-  type StorageSinkConfig,
-  type StorageSinkOptions,
-} from './options'
+} from './dashboard-options'
 export { StorageErrorCodes, type StorageErrorCode } from './errors'

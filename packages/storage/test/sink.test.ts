@@ -20,7 +20,7 @@ afterAll(async () => {
   await db.cleanup()
 })
 
-describe('createStorageSink', () => {
+describe('createStorageSink: events into rows', () => {
   it('writes a provider_request event to api_requests, every access-log field in its column', async () => {
     const sink = open()
     sink.record(
@@ -113,6 +113,9 @@ describe('createStorageSink', () => {
     expect(sink.stats()).toMatchObject({ written: 2, dropped: 0, errors: 0 })
   })
 
+})
+
+describe('createStorageSink: what the database refuses', () => {
   it('stores a body with an escaped lone surrogate (which jsonb refuses) and an event from year 275760', async () => {
     const sink = open({ storeBodies: true })
     expect(sink.recordBody('req-s', Buffer.from('{"content":"half a pair \\ud800 here","\\udc00":1}'))).toBe(true)
@@ -160,6 +163,9 @@ describe('createStorageSink', () => {
     expect(sink.stats()).toEqual({ queued: 0, written: 0, dropped: 3, errors: 0 })
   })
 
+})
+
+describe('createStorageSink: request bodies', () => {
   it('stores no body unless storeBodies is on', async () => {
     const sink = open()
     expect(sink.recordBody('req-1', { model: 'x', messages: [] })).toBe(false)
@@ -214,6 +220,9 @@ describe('createStorageSink', () => {
     expect(sink.stats()).toMatchObject({ written: 3 })
   })
 
+})
+
+describe('createStorageSink: close, check, migrate and pools', () => {
   it('close() writes what is queued, then drops and counts whatever is recorded after it', async () => {
     const sink = open({ flushInterval: '1h' })
     for (let i = 0; i < 10; i++) sink.record(authFailure())
