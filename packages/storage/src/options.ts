@@ -110,7 +110,7 @@ export interface StorageSinkConfig {
   readonly onEvent: SecurityEventHandler | undefined
 }
 
-export const duration = { type: ['string', 'integer'], minimum: 0 } as const
+const duration = { type: ['string', 'integer'], minimum: 0 } as const
 
 /** JSON schema of the data-shaped sink options (url, pool, logger and onEvent are checked by hand). */
 export const storageSinkOptionsSchema = {

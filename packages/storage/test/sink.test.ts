@@ -66,6 +66,15 @@ describe('createStorageSink: events into rows', () => {
     expect(await count(db, 'api_requests')).toBe(0)
   })
 
+  it('stores an event whose user agent carries markup as data, under its request id', async () => {
+    const sink = open()
+    const markup = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+    sink.record(authFailure({ request_id: 'req-0007-markup', ip: '203.0.113.50', details: { user_agent: markup } }))
+    await sink.flush()
+    const { rows } = await db.admin.query(`SELECT event_type, result, ip_address, details FROM ${db.schema}.security_events WHERE request_id = $1`, ['req-0007-markup'])
+    expect(rows).toEqual([{ event_type: 'auth_failure', result: 'invalid_key', ip_address: '203.0.113.50', details: { user_agent: markup } }])
+  })
+
   it('writes in batches of batchSize without waiting for the timer', async () => {
     const sink = open({ batchSize: 50, flushInterval: '1h' })
     for (let i = 0; i < 30; i++) sink.record(providerRequest({ request_id: `r-${i}` }))

@@ -8,8 +8,15 @@ import {
   type SecurityEvent,
   type SecurityEventHandler,
 } from '@gatehouse/core'
-import { StorageErrorCodes } from './errors'
-import { PKG, convertOption, duration, invalidOption } from './options'
+import { DashboardErrorCodes } from './errors'
+
+export const PKG = '@gatehouse/dashboard'
+
+function invalidOption(message: string): GatehouseConfigError {
+  return new GatehouseConfigError(DashboardErrorCodes.GH_DASHBOARD_INVALID_OPTIONS, `${PKG}: ${message}`)
+}
+
+const duration = { type: ['string', 'integer'], minimum: 0 } as const
 
 /** Top refused addresses and keys, most refusals first. */
 export interface DashboardRefusals {
@@ -97,6 +104,7 @@ export interface DashboardOptions {
   onEvent?: SecurityEventHandler
 }
 
+/** The resolved, frozen configuration of a dashboard router. */
 export interface DashboardConfig {
   readonly secretKey: string
   readonly data: Readonly<DashboardData>
@@ -112,6 +120,7 @@ export interface DashboardConfig {
   readonly onEvent: SecurityEventHandler | undefined
 }
 
+/** JSON schema of the data-shaped dashboard options (secretKey, data, logger and onEvent are checked by hand). */
 export const dashboardOptionsSchema = {
   type: 'object',
   additionalProperties: false,
@@ -133,7 +142,7 @@ export const dashboardOptionsSchema = {
 
 const resolveDashboardRaw = createOptionsResolver<DashboardOptions>({
   pkg: PKG,
-  codePrefix: 'GH_STORAGE',
+  codePrefix: 'GH_DASHBOARD',
   schema: dashboardOptionsSchema,
   handChecked: ['secretKey', 'data', 'logger', 'onEvent'],
   secretKeys: ['secretKey', 'knownSecrets'],
@@ -147,7 +156,7 @@ export function resolveDashboardConfig(options: DashboardOptions): DashboardConf
   const raw = resolveDashboardRaw(options)
   if (typeof raw.secretKey !== 'string' || raw.secretKey.length < MIN_DASHBOARD_KEY_CHARS) {
     throw new GatehouseConfigError(
-      StorageErrorCodes.GH_STORAGE_WEAK_DASHBOARD_KEY,
+      DashboardErrorCodes.GH_DASHBOARD_WEAK_KEY,
       `${PKG}: secretKey is required and must be at least ${MIN_DASHBOARD_KEY_CHARS} characters (the management key; generate one with \`openssl rand -base64 32\`); the dashboard has no open mode`,
     )
   }
@@ -168,7 +177,12 @@ export function resolveDashboardConfig(options: DashboardOptions): DashboardConf
   }
   if (raw.onEvent !== undefined && typeof raw.onEvent !== 'function') throw invalidOption('onEvent must be a function')
   const ms = (name: 'sessionTtl' | 'dataTimeout' | 'loginFailureWindow', fallback: string): number => {
-    const v = convertOption(name, raw[name], () => parseDuration(raw[name] ?? fallback, name))
+    let v: number
+    try {
+      v = parseDuration(raw[name] ?? fallback, name)
+    } catch {
+      throw invalidOption(`${name} is invalid (got ${JSON.stringify(raw[name])})`)
+    }
     if (v < 1000) throw invalidOption(`${name} must be at least 1s (got ${JSON.stringify(raw[name])})`)
     return v
   }

@@ -1,5 +1,5 @@
 import type { SecurityEvent } from '@gatehouse/core'
-import type { DashboardRefusals } from './dashboard-options'
+import type { DashboardRefusals } from './options'
 
 /** Options of `createEventBuffer()`. */
 export interface EventBufferOptions {
