@@ -147,12 +147,12 @@ const resolveRaw = createOptionsResolver<StorageSinkOptions>({
   secretKeys: ['url', 'knownSecrets'],
 })
 
-export function invalidOption(message: string): GatehouseConfigError {
+function invalidOption(message: string): GatehouseConfigError {
   return new GatehouseConfigError(StorageErrorCodes.GH_STORAGE_INVALID_OPTIONS, `${PKG}: ${message}`)
 }
 
 /** A duration or size option → a number, with the option named in the error. */
-export function convertOption<T>(name: string, value: unknown, fn: () => T): T {
+function convertOption<T>(name: string, value: unknown, fn: () => T): T {
   try {
     return fn()
   } catch {

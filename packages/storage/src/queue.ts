@@ -66,6 +66,27 @@ function bodyItem(config: StorageSinkConfig, connection: SinkConnection, request
   return { kind: 'body', row, bytes: Buffer.byteLength(column.json) }
 }
 
+/** One bad row must not sink the batch: write the rows one by one, drop (and count) the ones refused. */
+async function writeOneByOne(
+  insert: (items: readonly Item[]) => Promise<void>,
+  batch: readonly Item[],
+  health: SinkHealth,
+  config: StorageSinkConfig,
+  connection: SinkConnection,
+): Promise<void> {
+  for (const item of batch) {
+    try {
+      await insert([item])
+      health.counts.written++
+    } catch (err) {
+      health.counts.dropped++
+      config.logger.error(`${PKG}: PostgreSQL refused a row; it is dropped: ${connection.describe(err)}`, {
+        code: StorageErrorCodes.GH_STORAGE_WRITE_FAILED,
+      })
+    }
+  }
+}
+
 /**
  * The queue. Writes are serialised (one batch at a time, in order); `ready` is awaited before the
  * first one (the start-up migration and check).
@@ -76,7 +97,7 @@ export function createQueue(
   health: SinkHealth,
   ready: () => Promise<void>,
 ): SinkQueue {
-  const { batchSize, maxQueue, logger } = config
+  const { batchSize, maxQueue } = config
   const { counts } = health
   const queue: Item[] = []
   const drops = dropReporter(config, connection, health)
@@ -93,22 +114,6 @@ export function createQueue(
     for (const item of items) if (item.kind === 'body') queuedBodyBytes -= item.bytes
   }
   const insert = (items: readonly Item[]): Promise<void> => insertBatch(connection.pool, config.schema, connection.mask, items)
-
-  /** One bad row must not sink the batch: write the rows one by one, drop the bad ones. */
-  async function writeOneByOne(batch: readonly Item[]): Promise<void> {
-    for (const item of batch) {
-      try {
-        await insert([item])
-        counts.written++
-      } catch (one) {
-        counts.dropped++
-        logger.error(`${PKG}: PostgreSQL refused a row; it is dropped: ${connection.describe(one)}`, {
-          code: StorageErrorCodes.GH_STORAGE_WRITE_FAILED,
-        })
-      }
-    }
-    forget(batch)
-  }
 
   /** The batch stays queued; the next background write waits for the backoff. */
   function requeue(batch: Item[], err: unknown): never {
@@ -140,7 +145,10 @@ export function createQueue(
         health.markHealthy()
       } catch (err) {
         counts.errors++
-        if (isDataError(err)) await writeOneByOne(batch)
+        if (isDataError(err)) {
+          await writeOneByOne(insert, batch, health, config, connection)
+          forget(batch)
+        }
         else requeue(batch, err)
       } finally {
         inflight = 0
