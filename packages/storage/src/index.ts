@@ -12,22 +12,6 @@ export {
   type RetentionResult,
 } from './migrate'
 export { MONITORING_QUERIES, type MonitoringQueryName } from './queries'
-export { DASHBOARD_CSP, dashboardRouter } from './dashboard'
-export { createEventBuffer, type EventBuffer, type EventBufferOptions } from './event-buffer'
 export { resolveDatabaseUrl, type DatabaseTarget, type ResolvedDatabaseUrl } from './url'
-export {
-  dashboardOptionsSchema,
-  resolveDashboardConfig,
-  resolveStorageSinkConfig,
-  storageSinkOptionsSchema,
-  type DashboardConfig,
-  type DashboardData,
-  type DashboardDenylistEntry,
-  type DashboardFinding,
-  type DashboardLimit,
-  type DashboardOptions,
-  type DashboardRefusals,
-  type StorageSinkConfig,
-  type StorageSinkOptions,
-} from './options'
+export { resolveStorageSinkConfig, storageSinkOptionsSchema, type StorageSinkConfig, type StorageSinkOptions } from './options'
 export { StorageErrorCodes, type StorageErrorCode } from './errors'

@@ -1,6 +1,7 @@
-import type { ClientBase, Pool, PoolClient } from 'pg'
+import type { ClientBase, Pool } from 'pg'
 import { GatehouseError, SECURITY_EVENT_TYPES, maskSecrets } from '@gatehouse/core'
 import { StorageErrorCodes } from './errors'
+import { withPoolClient } from './pool-client'
 import { assertIdentifier, ident } from './sql'
 
 const PKG = '@gatehouse/storage'
@@ -124,24 +125,8 @@ type Queryable = Pool | ClientBase
 const isPool = (db: Queryable): db is Pool =>
   typeof (db as { totalCount?: unknown }).totalCount === 'number' && typeof (db as { end?: unknown }).end === 'function'
 
-async function withClient<T>(db: Queryable, fn: (client: ClientBase) => Promise<T>): Promise<T> {
-  if (!isPool(db)) return fn(db)
-  const client: PoolClient = await db.connect()
-  let broken: Error | undefined
-  const onError = (err: Error): void => {
-    broken = err
-  }
-  client.on('error', onError)
-  try {
-    return await fn(client)
-  } catch (err) {
-    broken = err instanceof Error ? err : new Error(String(err))
-    throw err
-  } finally {
-    client.release(broken)
-    client.removeListener('error', onError)
-  }
-}
+const withClient = <T>(db: Queryable, fn: (client: ClientBase) => Promise<T>): Promise<T> =>
+  isPool(db) ? withPoolClient(db, fn) : fn(db)
 
 const messageOf = (err: unknown): string => maskSecrets(err instanceof Error ? err.message : String(err))
 

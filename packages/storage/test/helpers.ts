@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { Pool, types } from 'pg'
-import type { Logger, SecurityEvent } from '@gatehouse/core'
+import type { SecurityEvent } from '@gatehouse/core'
 import { migrate } from '@gatehouse/storage'
 
 /** The local test server: trust auth on loopback. */
@@ -49,19 +49,7 @@ export async function count(db: TestDb, table: string): Promise<number> {
   return Number(rows[0]!.n)
 }
 
-export interface RecordingLogger extends Logger {
-  calls: Array<{ level: string; message: string; meta?: Record<string, unknown> }>
-}
-
-export function recordingLogger(): RecordingLogger {
-  const calls: RecordingLogger['calls'] = []
-  const at =
-    (level: string) =>
-    (message: string, meta?: Record<string, unknown>): void => {
-      calls.push(meta === undefined ? { level, message } : { level, message, meta })
-    }
-  return { calls, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') }
-}
+export { recordingLogger, type RecordingLogger } from '@gatehouse/testing'
 
 /** Overrides where `undefined` removes a field. */
 type Overrides = { [K in keyof SecurityEvent]?: SecurityEvent[K] | undefined }

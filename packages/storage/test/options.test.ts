@@ -1,13 +1,4 @@
-import express from 'express'
-import request from 'supertest'
-import {
-  createStorageSink,
-  dashboardRouter,
-  resolveDatabaseUrl,
-  resolveStorageSinkConfig,
-  type DashboardOptions,
-  type StorageSinkOptions,
-} from '@gatehouse/storage'
+import { createStorageSink, resolveDatabaseUrl, resolveStorageSinkConfig, type StorageSinkOptions } from '@gatehouse/storage'
 import { pgUrl } from './helpers'
 
 const URL_WITH_PASSWORD = 'postgresql://gatehouse:s3cr3t-Passw0rd-value@db.internal:5432/gatehouse'
@@ -97,35 +88,5 @@ describe('storage sink options', () => {
   it('describes a host given as a query parameter and an IPv6 host', () => {
     expect(resolveDatabaseUrl('postgresql:///gatehouse?host=/var/run/postgresql').target.description).toBe('/var/run/postgresql:5432/gatehouse')
     expect(resolveDatabaseUrl('postgres://u@[::1]:6543/db').target.description).toBe('[::1]:6543/db')
-  })
-})
-
-describe('dashboard options', () => {
-  const key = 'k'.repeat(32)
-  it.each<[unknown, string, RegExp]>([
-    [{ data: {} }, 'GH_STORAGE_WEAK_DASHBOARD_KEY', /secretKey is required and must be at least 32 characters/],
-    [{ secretKey: 'short-key', data: {} }, 'GH_STORAGE_WEAK_DASHBOARD_KEY', /at least 32 characters.*no open mode/],
-    [{ secretKey: key }, 'GH_STORAGE_INVALID_OPTIONS', /data is required/],
-    [{ secretKey: key, data: { recentEvent: () => [] } }, 'GH_STORAGE_INVALID_OPTIONS', /data\.recentEvent is not a data provider/],
-    [{ secretKey: key, data: { doctor: [] } }, 'GH_STORAGE_INVALID_OPTIONS', /data\.doctor must be a function/],
-    [{ secretKey: key, data: {}, secureCookie: true }, 'GH_STORAGE_UNKNOWN_OPTION', /did you mean "secureCookies"/],
-    [{ secretKey: key, data: {}, sessionTtl: '10ms' }, 'GH_STORAGE_INVALID_OPTIONS', /sessionTtl must be at least 1s/],
-    [{ secretKey: key, data: {}, recentLimit: 0 }, 'GH_STORAGE_INVALID_OPTIONS', /recentLimit: must be >= 1/],
-    [{ secretKey: key, data: {}, logger: {} }, 'GH_STORAGE_INVALID_OPTIONS', /logger must have/],
-  ])('rejects %j with %s', (options, code, message) => {
-    expect(() => dashboardRouter(options as DashboardOptions)).toThrow(expect.objectContaining({ code, message: expect.stringMatching(message) }))
-  })
-
-  it('never quotes the key', () => {
-    const secret = 'too-short-but-secret'
-    expect(() => dashboardRouter({ secretKey: secret, data: {} })).toThrow(expect.not.objectContaining({ message: expect.stringContaining(secret) }))
-  })
-
-  it('answers every path with the login form when no data provider is configured, and still requires the key', async () => {
-    const app = express()
-    app.use('/d', dashboardRouter({ secretKey: key, data: {}, secureCookies: false }))
-    const res = await request(app).get('/d/')
-    expect(res.status).toBe(200)
-    expect(res.text).toContain('Sign in with the management key')
   })
 })

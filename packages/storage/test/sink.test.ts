@@ -20,7 +20,7 @@ afterAll(async () => {
   await db.cleanup()
 })
 
-describe('createStorageSink', () => {
+describe('createStorageSink: events into rows', () => {
   it('writes a provider_request event to api_requests, every access-log field in its column', async () => {
     const sink = open()
     sink.record(
@@ -64,6 +64,15 @@ describe('createStorageSink', () => {
     expect(rows.map((r) => r.event_type)).toEqual([...types])
     expect(rows[1]).toEqual({ event_type: 'auth_failure', key_id: 'key_3f9a12bc', ip_address: '203.0.113.7', details: { reason: 'auth_failure', n: 1 } })
     expect(await count(db, 'api_requests')).toBe(0)
+  })
+
+  it('stores an event whose user agent carries markup as data, under its request id', async () => {
+    const sink = open()
+    const markup = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+    sink.record(authFailure({ request_id: 'req-0007-markup', ip: '203.0.113.50', details: { user_agent: markup } }))
+    await sink.flush()
+    const { rows } = await db.admin.query(`SELECT event_type, result, ip_address, details FROM ${db.schema}.security_events WHERE request_id = $1`, ['req-0007-markup'])
+    expect(rows).toEqual([{ event_type: 'auth_failure', result: 'invalid_key', ip_address: '203.0.113.50', details: { user_agent: markup } }])
   })
 
   it('writes in batches of batchSize without waiting for the timer', async () => {
@@ -113,6 +122,9 @@ describe('createStorageSink', () => {
     expect(sink.stats()).toMatchObject({ written: 2, dropped: 0, errors: 0 })
   })
 
+})
+
+describe('createStorageSink: what the database refuses', () => {
   it('stores a body with an escaped lone surrogate (which jsonb refuses) and an event from year 275760', async () => {
     const sink = open({ storeBodies: true })
     expect(sink.recordBody('req-s', Buffer.from('{"content":"half a pair \\ud800 here","\\udc00":1}'))).toBe(true)
@@ -160,6 +172,9 @@ describe('createStorageSink', () => {
     expect(sink.stats()).toEqual({ queued: 0, written: 0, dropped: 3, errors: 0 })
   })
 
+})
+
+describe('createStorageSink: request bodies', () => {
   it('stores no body unless storeBodies is on', async () => {
     const sink = open()
     expect(sink.recordBody('req-1', { model: 'x', messages: [] })).toBe(false)
@@ -214,6 +229,9 @@ describe('createStorageSink', () => {
     expect(sink.stats()).toMatchObject({ written: 3 })
   })
 
+})
+
+describe('createStorageSink: close, check, migrate and pools', () => {
   it('close() writes what is queued, then drops and counts whatever is recorded after it', async () => {
     const sink = open({ flushInterval: '1h' })
     for (let i = 0; i < 10; i++) sink.record(authFailure())

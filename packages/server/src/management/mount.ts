@@ -1,6 +1,6 @@
 import type { Express } from 'express'
 import { isLoopback, normalizeIp } from '@gatehouse/core'
-import { dashboardRouter } from '@gatehouse/storage'
+import { dashboardRouter } from '@gatehouse/dashboard'
 import { diagnose } from '../doctor'
 import { providersWithoutCredential } from '../layers/credential-check'
 import type { GatewayServices } from '../gateway/services'

@@ -11,8 +11,11 @@ export class SafeHtml {
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
 
-/** Escape text for an HTML text node or a quoted attribute value. */
-export const escapeHtml = (value: unknown): string => String(value).replace(/[&<>"']/g, (c) => ESCAPES[c]!)
+// eslint-disable-next-line no-control-regex
+const NUL = /\u0000/g
+
+/** Escape text for an HTML text node or a quoted attribute value; NUL, which HTML does not allow, is removed. */
+export const escapeHtml = (value: unknown): string => String(value).replace(NUL, '').replace(/[&<>"']/g, (c) => ESCAPES[c]!)
 
 /** Trusted markup written in this package (never data). */
 export const raw = (markup: string): SafeHtml => new SafeHtml(markup)

@@ -2,9 +2,8 @@ import { randomBytes } from 'node:crypto'
 import express, { type Express } from 'express'
 import request, { type Response } from 'supertest'
 import type { SecurityEvent } from '@gatehouse/core'
-import { collectEvents } from '@gatehouse/testing'
-import { DASHBOARD_CSP, createEventBuffer, dashboardRouter, type DashboardData, type DashboardOptions } from '@gatehouse/storage'
-import { recordingLogger } from './helpers'
+import { collectEvents, recordingLogger } from '@gatehouse/testing'
+import { DASHBOARD_CSP, dashboardRouter, type DashboardData, type DashboardOptions } from '@gatehouse/dashboard'
 
 const BASE = '/v0/management/dashboard'
 const KEY = randomBytes(32).toString('base64url')
@@ -88,7 +87,7 @@ const expectSecurityHeaders = (res: Response): void => {
   expect(res.headers['referrer-policy']).toBe('same-origin')
 }
 
-describe('dashboardRouter', () => {
+describe('dashboardRouter: signing in', () => {
   it('shows only the sign-in form without a session, and calls no data provider', async () => {
     const counter = { calls: 0 }
     const res = await request(app({ data: fullData(counter) })).get(`${BASE}/`)
@@ -182,6 +181,40 @@ describe('dashboardRouter', () => {
     expect(setCookies(res)[0]).toMatch(/^__Secure-gatehouse_dashboard=[A-Za-z0-9_-]{43}; Path=\/v0\/management\/dashboard; Max-Age=3600; HttpOnly; SameSite=Strict; Secure$/)
   })
 
+  it('refuses wrong keys from an address with 429 after maxLoginFailures, and still signs in the right key', async () => {
+    const { events, onEvent } = collectEvents()
+    const a = app({ onEvent, maxLoginFailures: 3 })
+    for (let i = 0; i < 3; i++) expect((await login(a, 'wrong-key')).status).toBe(401)
+    const res = await login(a, 'wrong-key')
+    expect(res.status).toBe(429)
+    expect(Number(res.headers['retry-after'])).toBeGreaterThan(800)
+    expect(res.text).toContain('Too many wrong keys')
+    expect(cookiePair(res, 'gatehouse_dashboard')).toBeUndefined()
+    const right = await login(a)
+    expect(right.status).toBe(303)
+    expect(cookiePair(right, 'gatehouse_dashboard')).toBeDefined()
+    expect(events.map((e) => e.result)).toEqual([
+      'dashboard_invalid_key',
+      'dashboard_invalid_key',
+      'dashboard_invalid_key',
+      'dashboard_login_refused',
+      'dashboard_login',
+    ])
+  })
+
+  it('refuses a form too large to be a sign-in', async () => {
+    const page = await request(app()).get(`${BASE}/`)
+    const res = await request(app())
+      .post(`${BASE}/login`)
+      .set('Cookie', cookiePair(page, 'gatehouse_dashboard_login')!)
+      .type('form')
+      .send({ csrf: csrfOf(page.text), key: 'k'.repeat(10_000) })
+    expect(res.status).toBe(400)
+    expectNoData(res.text)
+  })
+})
+
+describe('dashboardRouter: what a session shows', () => {
   it('shows events, refusals, denylist, limits and doctor findings, every value escaped', async () => {
     const { page } = await session(app())
     expect(page.status).toBe(200)
@@ -216,6 +249,57 @@ describe('dashboardRouter', () => {
     expect(page.text).toContain('Not configured.')
   })
 
+  it('shows "not available" for a failing or slow provider, logs it masked, and still shows the rest', async () => {
+    const logger = recordingLogger()
+    const secret = `sk-ant-api03-${randomBytes(30).toString('base64url')}`
+    const data = fullData()
+    const { page } = await session(
+      app({
+        logger,
+        dataTimeout: '1s',
+        data: {
+          ...data,
+          doctor: () => {
+            throw new Error(`doctor failed with ${secret}`)
+          },
+          limits: () => new Promise(() => undefined),
+        },
+      }),
+    )
+    expect(page.status).toBe(200)
+    expect(page.text.match(/Not available right now/g)).toHaveLength(2)
+    expect(page.text).toContain('req-marker-7f3a')
+    const errors = logger.calls.filter((c) => c.meta?.code === 'GH_DASHBOARD_DATA_FAILED')
+    expect(errors.map((c) => c.message)).toEqual([
+      "@gatehouse/dashboard: the dashboard's doctor provider failed",
+      "@gatehouse/dashboard: the dashboard's limits provider failed",
+    ])
+    expect(errors[1]!.meta?.error).toBe('no answer within 1000ms')
+    expect(JSON.stringify(logger.calls)).not.toContain(secret)
+    expect(JSON.stringify(logger.calls)).toContain('sk-ant-****')
+  })
+
+  it('serves its own script and style sheet, and 404 elsewhere, with the same headers', async () => {
+    const a = app()
+    const css = await request(a).get(`${BASE}/assets/dashboard.css`)
+    expect(css.status).toBe(200)
+    expect(css.headers['content-type']).toBe('text/css; charset=utf-8')
+    expectSecurityHeaders(css)
+    const js = await request(a).get(`${BASE}/assets/dashboard.js`)
+    expect(js.status).toBe(200)
+    expect(js.headers['content-type']).toBe('text/javascript; charset=utf-8')
+    expect(js.text).not.toMatch(/innerHTML|eval\(|fetch\(|https?:\/\//)
+    const icon = await request(a).get(`${BASE}/assets/icon.svg`)
+    expect(icon.status).toBe(200)
+    expect(icon.headers['content-type']).toBe('image/svg+xml; charset=utf-8')
+    const missing = await request(a).get(`${BASE}/data.json`)
+    expect(missing.status).toBe(404)
+    expectSecurityHeaders(missing)
+    expect(DASHBOARD_CSP).toBe(missing.headers['content-security-policy'])
+  })
+})
+
+describe('dashboardRouter: sessions', () => {
   it('signs out only with the session’s CSRF token', async () => {
     const { events, onEvent } = collectEvents()
     const a = app({ onEvent })
@@ -254,133 +338,5 @@ describe('dashboardRouter', () => {
     await session(a)
     await session(a)
     expectNoData((await request(a).get(`${BASE}/`).set('Cookie', first.cookie)).text)
-  })
-
-  it('refuses wrong keys from an address with 429 after maxLoginFailures, and still signs in the right key', async () => {
-    const { events, onEvent } = collectEvents()
-    const a = app({ onEvent, maxLoginFailures: 3 })
-    for (let i = 0; i < 3; i++) expect((await login(a, 'wrong-key')).status).toBe(401)
-    const res = await login(a, 'wrong-key')
-    expect(res.status).toBe(429)
-    expect(Number(res.headers['retry-after'])).toBeGreaterThan(800)
-    expect(res.text).toContain('Too many wrong keys')
-    expect(cookiePair(res, 'gatehouse_dashboard')).toBeUndefined()
-    const right = await login(a)
-    expect(right.status).toBe(303)
-    expect(cookiePair(right, 'gatehouse_dashboard')).toBeDefined()
-    expect(events.map((e) => e.result)).toEqual([
-      'dashboard_invalid_key',
-      'dashboard_invalid_key',
-      'dashboard_invalid_key',
-      'dashboard_login_refused',
-      'dashboard_login',
-    ])
-  })
-
-  it('shows "not available" for a failing or slow provider, logs it masked, and still shows the rest', async () => {
-    const logger = recordingLogger()
-    const secret = `sk-ant-api03-${randomBytes(30).toString('base64url')}`
-    const data = fullData()
-    const { page } = await session(
-      app({
-        logger,
-        dataTimeout: '1s',
-        data: {
-          ...data,
-          doctor: () => {
-            throw new Error(`doctor failed with ${secret}`)
-          },
-          limits: () => new Promise(() => undefined),
-        },
-      }),
-    )
-    expect(page.status).toBe(200)
-    expect(page.text.match(/Not available right now/g)).toHaveLength(2)
-    expect(page.text).toContain('req-marker-7f3a')
-    const errors = logger.calls.filter((c) => c.meta?.code === 'GH_STORAGE_DASHBOARD_DATA_FAILED')
-    expect(errors.map((c) => c.message)).toEqual([
-      "@gatehouse/storage: the dashboard's doctor provider failed",
-      "@gatehouse/storage: the dashboard's limits provider failed",
-    ])
-    expect(errors[1]!.meta?.error).toBe('no answer within 1000ms')
-    expect(JSON.stringify(logger.calls)).not.toContain(secret)
-    expect(JSON.stringify(logger.calls)).toContain('sk-ant-****')
-  })
-
-  it('serves its own script and style sheet, and 404 elsewhere, with the same headers', async () => {
-    const a = app()
-    const css = await request(a).get(`${BASE}/assets/dashboard.css`)
-    expect(css.status).toBe(200)
-    expect(css.headers['content-type']).toBe('text/css; charset=utf-8')
-    expectSecurityHeaders(css)
-    const js = await request(a).get(`${BASE}/assets/dashboard.js`)
-    expect(js.status).toBe(200)
-    expect(js.headers['content-type']).toBe('text/javascript; charset=utf-8')
-    expect(js.text).not.toMatch(/innerHTML|eval\(|fetch\(|https?:\/\//)
-    const icon = await request(a).get(`${BASE}/assets/icon.svg`)
-    expect(icon.status).toBe(200)
-    expect(icon.headers['content-type']).toBe('image/svg+xml; charset=utf-8')
-    const missing = await request(a).get(`${BASE}/data.json`)
-    expect(missing.status).toBe(404)
-    expectSecurityHeaders(missing)
-    expect(DASHBOARD_CSP).toBe(missing.headers['content-security-policy'])
-  })
-
-  it('refuses a form too large to be a sign-in', async () => {
-    const page = await request(app()).get(`${BASE}/`)
-    const res = await request(app())
-      .post(`${BASE}/login`)
-      .set('Cookie', cookiePair(page, 'gatehouse_dashboard_login')!)
-      .type('form')
-      .send({ csrf: csrfOf(page.text), key: 'k'.repeat(10_000) })
-    expect(res.status).toBe(400)
-    expectNoData(res.text)
-  })
-})
-
-describe('createEventBuffer', () => {
-  const ev = (i: number, type: SecurityEvent['event_type'] = 'auth_failure', ip = `192.0.2.${i % 3}`, user_id?: string): SecurityEvent => ({
-    timestamp: new Date(1_700_000_000_000 + i).toISOString(),
-    event_type: type,
-    ip,
-    request_id: `r${i}`,
-    ...(user_id ? { user_id } : {}),
-  })
-
-  it('keeps the last `size` events, newest first', () => {
-    const b = createEventBuffer({ size: 3 })
-    for (let i = 0; i < 5; i++) b.record(ev(i))
-    expect(b.recentEvents(10).map((e) => e.request_id)).toEqual(['r4', 'r3', 'r2'])
-    expect(b.recentEvents(2).map((e) => e.request_id)).toEqual(['r4', 'r3'])
-    b.clear()
-    expect(b.recentEvents(10)).toEqual([])
-  })
-
-  it('counts refusals (auth_failure, security_violation) per address and key, most first', () => {
-    const b = createEventBuffer({ top: 2 })
-    b.record(ev(1, 'auth_failure', '203.0.113.1', 'key_aaaa0001'))
-    b.record(ev(2, 'auth_failure', '203.0.113.1', 'key_aaaa0001'))
-    b.record(ev(3, 'security_violation', '203.0.113.2'))
-    b.record(ev(4, 'provider_request', '203.0.113.3', 'key_bbbb0002'))
-    b.record(ev(5, 'auth_success', '203.0.113.4', 'key_cccc0003'))
-    b.record(ev(6, 'auth_failure', '203.0.113.5'))
-    expect(b.topRefused()).toEqual({
-      ips: [
-        { ip: '203.0.113.1', count: 2 },
-        { ip: '203.0.113.2', count: 1 },
-      ],
-      keys: [{ key_id: 'key_aaaa0001', count: 2 }],
-    })
-  })
-
-  it('bounds the number of distinct values tracked', () => {
-    const b = createEventBuffer({ maxTracked: 2 })
-    for (let i = 0; i < 10; i++) b.record(ev(i, 'auth_failure', `198.51.100.${i}`))
-    expect(b.topRefused().ips).toEqual([
-      { ip: 'other', count: 8 },
-      { ip: '198.51.100.0', count: 1 },
-      { ip: '198.51.100.1', count: 1 },
-    ])
-    expect(() => b.record(null as never)).not.toThrow()
   })
 })
