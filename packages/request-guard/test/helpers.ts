@@ -153,3 +153,19 @@ export const gemini = (extra: Record<string, unknown> = {}): Record<string, unkn
 })
 
 export const GEMINI_PATH = '/v1beta/models/gemini-2.0-flash:generateContent'
+
+/**
+ * A guarded app for one describe block: started before its tests, closed after them, its events
+ * cleared before each test. The returned object is filled in once the app listens.
+ */
+export function useGuarded(options: RequestGuardOptions = {}, ...before: RequestHandler[]): GuardedApp {
+  const app: GuardedApp = { url: '', events: [], close: () => Promise.resolve() }
+  beforeAll(async () => {
+    Object.assign(app, await startGuarded(options, ...before))
+  })
+  afterAll(() => app.close())
+  beforeEach(() => {
+    app.events.length = 0
+  })
+  return app
+}

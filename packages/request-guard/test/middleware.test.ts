@@ -13,6 +13,7 @@ import {
   send,
   startGuarded,
   type GuardedApp,
+  useGuarded,
 } from './helpers'
 
 const OPENAI_PATH = '/v1/chat/completions'
@@ -36,692 +37,690 @@ function expectGeminiError(json: unknown, code: number, status = 'INVALID_ARGUME
   expect(json).toEqual({ error: { code, message: expect.any(String), status } })
 }
 
-describe('requestGuard with default options', () => {
-  let app: GuardedApp
-  beforeAll(async () => {
-    app = await startGuarded()
-  })
-  afterAll(() => app.close())
-  beforeEach(() => {
-    app.events.length = 0
-  })
-
-  describe('accepts valid bodies', () => {
-    it.each<[string, string, Record<string, unknown>, string]>([
-      [
-        'OpenAI chat',
-        OPENAI_PATH,
-        chat({ max_tokens: 4096, temperature: 0.2, stream: true, stream_options: { include_usage: true } }),
-        'openai.chat',
-      ],
-      [
-        'OpenAI chat, content parts and tools',
-        OPENAI_PATH,
-        chat({
-          messages: [
-            { role: 'developer', content: 'be brief' },
-            {
-              role: 'user',
-              content: [
-                { type: 'text', text: 'hi' },
-                { type: 'image_url', image_url: { url: 'https://example.com/a.png' } },
-              ],
-            },
-            {
-              role: 'assistant',
-              content: null,
-              tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }],
-            },
-            { role: 'tool', tool_call_id: 'c1', content: 'ok' },
-          ],
-          tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }],
-          tool_choice: 'auto',
-          stop: ['\n'],
-          brand_new_field: { anything: true },
-        }),
-        'openai.chat',
-      ],
-      [
-        'OpenAI completions',
-        '/v1/completions',
-        { model: 'gpt-3.5-turbo-instruct', prompt: 'Once', max_tokens: 0, echo: true },
-        'openai.completions',
-      ],
-      [
-        'OpenAI embeddings',
-        '/v1/embeddings',
-        { model: 'text-embedding-3-small', input: ['a', 'b'] },
-        'openai.embeddings',
-      ],
-      [
-        'OpenAI responses',
-        '/v1/responses',
-        { model: 'gpt-4.1', input: 'hi', max_output_tokens: 100 },
-        'openai.responses',
-      ],
-      [
-        'Anthropic messages',
-        CLAUDE_PATH,
-        claude({
-          system: [{ type: 'text', text: 'be brief', cache_control: { type: 'ephemeral' } }],
-          messages: [
-            {
-              role: 'user',
-              content: [
-                { type: 'text', text: 'hi' },
-                { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AA==' } },
-              ],
-            },
-            { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'f', input: {} }] },
-            {
-              role: 'user',
-              content: [
-                { type: 'tool_result', tool_use_id: 't1', content: 'ok' },
-                { type: 'future_block_type' },
-              ],
-            },
-          ],
-          temperature: 1,
-          top_k: 5,
-          stop_sequences: ['END'],
-          metadata: { user_id: 'u1' },
-          tools: [{ name: 'f', input_schema: { type: 'object' } }],
-          tool_choice: { type: 'auto' },
-          thinking: { type: 'enabled', budget_tokens: 512 },
-        }),
-        'claude.messages',
-      ],
-      [
-        'Anthropic count_tokens',
-        '/v1/messages/count_tokens',
-        { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'x' }] },
-        'claude.count_tokens',
-      ],
-      ['Anthropic via /claude prefix', '/claude/v1/messages', claude(), 'claude.messages'],
-      [
-        'Gemini generateContent',
-        GEMINI_PATH,
-        gemini({ generationConfig: { maxOutputTokens: 2048, temperature: 1 } }),
-        'gemini.generate',
-      ],
-      [
-        'Gemini stream',
-        '/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse',
-        gemini(),
-        'gemini.generate',
-      ],
-      ['unknown provider path', '/v1/unknown', { anything: 1 }, 'generic'],
-    ])('%s', async (_name, path, body, endpoint) => {
-      const res = await postJson(app.url, path, body)
-      expect(res.status).toBe(200)
-      expect(res.json.ok).toBe(true)
-      const state = res.json.locals.requestGuard
-      expect(state.endpoint).toBe(endpoint)
-      expect(state.reserialized).toBe(false)
-      expect(Buffer.from(state.rawBody.data).toString('utf8')).toBe(JSON.stringify(body))
-      expect(app.events).toEqual([])
-    })
-
-    it('accepts application/*+json and an explicit utf-8 charset', async () => {
-      for (const type of [
-        'application/vnd.api+json',
-        'application/json; charset=UTF-8',
-        'application/json;charset="utf-8"',
-      ]) {
-        const res = await postJson(app.url, OPENAI_PATH, chat(), { 'content-type': type })
-        expect(res.status).toBe(200)
-      }
-    })
-
-    it('lets GET requests without a body through untouched', async () => {
-      const res = await send(app.url, { method: 'GET', path: '/v1/models' })
-      expect(res.status).toBe(200)
-      expect(res.json.locals).toBeNull()
-    })
-
-    it('records the largest requested max-token value for later layers', async () => {
-      const res = await postJson(app.url, OPENAI_PATH, chat({ max_tokens: 100, max_completion_tokens: 300 }))
-      expect(res.json.locals.requestGuard.maxTokens).toBe(300)
-      expect(res.json.locals.provider).toBe('openai')
-    })
-  })
-
-  describe('max_tokens over the cap (400, provider-native, names the field)', () => {
-    it.each<[string, Record<string, unknown>, string]>([
-      ['max_tokens', chat({ max_tokens: 4097 }), 'max_tokens'],
-      ['max_completion_tokens', chat({ max_completion_tokens: 100_000 }), 'max_completion_tokens'],
-      ['a huge number', chat({ max_tokens: 1e20 }), 'max_tokens'],
-    ])('OpenAI %s', async (_name, body, field) => {
-      const res = await postJson(app.url, OPENAI_PATH, body)
-      expect(res.status).toBe(400)
-      expect(res.headers['cache-control']).toBe('no-store')
-      expect(res.headers['content-type']).toMatch(/^application\/json/)
-      expectOpenAIError(res.json, field, 'integer_above_max_value')
-      expect(res.json.error.message).toContain(`${field}: must be <= 4096`)
-      expect(app.events).toEqual([
-        {
-          timestamp: expect.any(String),
-          event_type: 'security_violation',
-          provider: 'openai',
-          ip: '127.0.0.1',
-          result: 'max_tokens_exceeded',
-          details: {
-            code: 'GH_RG_MAX_TOKENS_EXCEEDED',
-            status: 400,
-            field,
-            limit: 4096,
-            method: 'POST',
-            path: OPENAI_PATH,
-            endpoint: 'openai.chat',
+describe('requestGuard with default options: accepts valid bodies', () => {
+  const app = useGuarded()
+  it.each<[string, string, Record<string, unknown>, string]>([
+    [
+      'OpenAI chat',
+      OPENAI_PATH,
+      chat({ max_tokens: 4096, temperature: 0.2, stream: true, stream_options: { include_usage: true } }),
+      'openai.chat',
+    ],
+    [
+      'OpenAI chat, content parts and tools',
+      OPENAI_PATH,
+      chat({
+        messages: [
+          { role: 'developer', content: 'be brief' },
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'hi' },
+              { type: 'image_url', image_url: { url: 'https://example.com/a.png' } },
+            ],
           },
-        },
-      ])
-    })
+          {
+            role: 'assistant',
+            content: null,
+            tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }],
+          },
+          { role: 'tool', tool_call_id: 'c1', content: 'ok' },
+        ],
+        tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }],
+        tool_choice: 'auto',
+        stop: ['\n'],
+        brand_new_field: { anything: true },
+      }),
+      'openai.chat',
+    ],
+    [
+      'OpenAI completions',
+      '/v1/completions',
+      { model: 'gpt-3.5-turbo-instruct', prompt: 'Once', max_tokens: 0, echo: true },
+      'openai.completions',
+    ],
+    [
+      'OpenAI embeddings',
+      '/v1/embeddings',
+      { model: 'text-embedding-3-small', input: ['a', 'b'] },
+      'openai.embeddings',
+    ],
+    [
+      'OpenAI responses',
+      '/v1/responses',
+      { model: 'gpt-4.1', input: 'hi', max_output_tokens: 100 },
+      'openai.responses',
+    ],
+    [
+      'Anthropic messages',
+      CLAUDE_PATH,
+      claude({
+        system: [{ type: 'text', text: 'be brief', cache_control: { type: 'ephemeral' } }],
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'hi' },
+              { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AA==' } },
+            ],
+          },
+          { role: 'assistant', content: [{ type: 'tool_use', id: 't1', name: 'f', input: {} }] },
+          {
+            role: 'user',
+            content: [
+              { type: 'tool_result', tool_use_id: 't1', content: 'ok' },
+              { type: 'future_block_type' },
+            ],
+          },
+        ],
+        temperature: 1,
+        top_k: 5,
+        stop_sequences: ['END'],
+        metadata: { user_id: 'u1' },
+        tools: [{ name: 'f', input_schema: { type: 'object' } }],
+        tool_choice: { type: 'auto' },
+        thinking: { type: 'enabled', budget_tokens: 512 },
+      }),
+      'claude.messages',
+    ],
+    [
+      'Anthropic count_tokens',
+      '/v1/messages/count_tokens',
+      { model: 'claude-sonnet-4-5', messages: [{ role: 'user', content: 'x' }] },
+      'claude.count_tokens',
+    ],
+    ['Anthropic via /claude prefix', '/claude/v1/messages', claude(), 'claude.messages'],
+    [
+      'Gemini generateContent',
+      GEMINI_PATH,
+      gemini({ generationConfig: { maxOutputTokens: 2048, temperature: 1 } }),
+      'gemini.generate',
+    ],
+    [
+      'Gemini stream',
+      '/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse',
+      gemini(),
+      'gemini.generate',
+    ],
+    ['unknown provider path', '/v1/unknown', { anything: 1 }, 'generic'],
+  ])('%s', async (_name, path, body, endpoint) => {
+    const res = await postJson(app.url, path, body)
+    expect(res.status).toBe(200)
+    expect(res.json.ok).toBe(true)
+    const state = res.json.locals.requestGuard
+    expect(state.endpoint).toBe(endpoint)
+    expect(state.reserialized).toBe(false)
+    expect(Buffer.from(state.rawBody.data).toString('utf8')).toBe(JSON.stringify(body))
+    expect(app.events).toEqual([])
+  })
 
-    it('OpenAI responses max_output_tokens', async () => {
-      const res = await postJson(app.url, '/v1/responses', {
-        model: 'gpt-4.1',
-        input: 'x',
-        max_output_tokens: 5000,
-      })
-      expect(res.status).toBe(400)
-      expectOpenAIError(res.json, 'max_output_tokens', 'integer_above_max_value')
-      expect(app.events[0]!.details).toMatchObject({
-        field: 'max_output_tokens',
-        endpoint: 'openai.responses',
-      })
-    })
+  it('accepts application/*+json and an explicit utf-8 charset', async () => {
+    for (const type of [
+      'application/vnd.api+json',
+      'application/json; charset=UTF-8',
+      'application/json;charset="utf-8"',
+    ]) {
+      const res = await postJson(app.url, OPENAI_PATH, chat(), { 'content-type': type })
+      expect(res.status).toBe(200)
+    }
+  })
 
-    it('Anthropic max_tokens', async () => {
-      const res = await postJson(app.url, CLAUDE_PATH, claude({ max_tokens: 8192 }))
-      expect(res.status).toBe(400)
-      expect(res.headers['cache-control']).toBe('no-store')
-      expectClaudeError(res.json)
-      expect(res.json.error.message).toBe('max_tokens: must be <= 4096 (got 8192)')
-      expect(app.events[0]).toMatchObject({
+  it('lets GET requests without a body through untouched', async () => {
+    const res = await send(app.url, { method: 'GET', path: '/v1/models' })
+    expect(res.status).toBe(200)
+    expect(res.json.locals).toBeNull()
+  })
+
+  it('records the largest requested max-token value for later layers', async () => {
+    const res = await postJson(app.url, OPENAI_PATH, chat({ max_tokens: 100, max_completion_tokens: 300 }))
+    expect(res.json.locals.requestGuard.maxTokens).toBe(300)
+    expect(res.json.locals.provider).toBe('openai')
+  })
+})
+
+describe('requestGuard with default options: max_tokens over the cap (400, provider-native, names the field)', () => {
+  const app = useGuarded()
+  it.each<[string, Record<string, unknown>, string]>([
+    ['max_tokens', chat({ max_tokens: 4097 }), 'max_tokens'],
+    ['max_completion_tokens', chat({ max_completion_tokens: 100_000 }), 'max_completion_tokens'],
+    ['a huge number', chat({ max_tokens: 1e20 }), 'max_tokens'],
+  ])('OpenAI %s', async (_name, body, field) => {
+    const res = await postJson(app.url, OPENAI_PATH, body)
+    expect(res.status).toBe(400)
+    expect(res.headers['cache-control']).toBe('no-store')
+    expect(res.headers['content-type']).toMatch(/^application\/json/)
+    expectOpenAIError(res.json, field, 'integer_above_max_value')
+    expect(res.json.error.message).toContain(`${field}: must be <= 4096`)
+    expect(app.events).toEqual([
+      {
+        timestamp: expect.any(String),
         event_type: 'security_violation',
-        provider: 'claude',
+        provider: 'openai',
+        ip: '127.0.0.1',
         result: 'max_tokens_exceeded',
         details: {
           code: 'GH_RG_MAX_TOKENS_EXCEEDED',
-          field: 'max_tokens',
+          status: 400,
+          field,
           limit: 4096,
-          endpoint: 'claude.messages',
+          method: 'POST',
+          path: OPENAI_PATH,
+          endpoint: 'openai.chat',
         },
-      })
-    })
+      },
+    ])
+  })
 
-    it('Anthropic message batches: every request is capped', async () => {
-      const res = await postJson(app.url, '/v1/messages/batches', {
-        requests: [
-          { custom_id: 'a', params: claude() },
-          { custom_id: 'b', params: claude({ max_tokens: 64_000 }) },
-        ],
-      })
-      expect(res.status).toBe(400)
-      expectClaudeError(res.json)
-      expect(res.json.error.message).toContain('requests[1].params.max_tokens')
-      expect(app.events[0]!.details).toMatchObject({
-        field: 'requests[1].params.max_tokens',
-        endpoint: 'claude.batches',
-      })
+  it('OpenAI responses max_output_tokens', async () => {
+    const res = await postJson(app.url, '/v1/responses', {
+      model: 'gpt-4.1',
+      input: 'x',
+      max_output_tokens: 5000,
     })
-
-    it.each<[string, Record<string, unknown>, string]>([
-      [
-        'camelCase',
-        gemini({ generationConfig: { maxOutputTokens: 8192 } }),
-        'generationConfig.maxOutputTokens',
-      ],
-      [
-        'snake_case',
-        gemini({ generation_config: { max_output_tokens: 8192 } }),
-        'generation_config.max_output_tokens',
-      ],
-      [
-        'as a proto3 string',
-        gemini({ generationConfig: { maxOutputTokens: '99999' } }),
-        'generationConfig.maxOutputTokens',
-      ],
-    ])('Gemini %s', async (_name, body, field) => {
-      const res = await postJson(app.url, GEMINI_PATH, body)
-      expect(res.status).toBe(400)
-      expectGeminiError(res.json, 400)
-      expect(res.json.error.message).toContain(`${field}: must be <= 4096`)
-      expect(app.events[0]).toMatchObject({
-        provider: 'gemini',
-        result: 'max_tokens_exceeded',
-        details: { field },
-      })
-    })
-
-    it('caps endpoints it has no schema for', async () => {
-      for (const path of ['/v1/messages/some_future_endpoint', '/claude/v1/other', '/v1/unknown']) {
-        const res = await postJson(app.url, path, { model: 'x', max_tokens: 10_000 })
-        expect(res.status).toBe(400)
-        expect(JSON.stringify(res.json)).toContain('max_tokens: must be <= 4096')
-      }
-      expect(app.events.map((e) => e.details?.endpoint)).toEqual(['generic', 'generic', 'generic'])
-    })
-
-    it('does not let stray slashes skip the schema', async () => {
-      const res = await postJson(app.url, '/v1//chat/completions/', { model: 'x', max_tokens: 10 })
-      expect(res.status).toBe(400)
-      expectOpenAIError(res.json, 'messages', 'missing_required_parameter')
-      expect(app.events[0]!.details).toMatchObject({ endpoint: 'openai.chat' })
-    })
-
-    it("uses OpenAI's shape and Gemini's caps on Gemini's OpenAI-compatible endpoint", async () => {
-      const res = await postJson(
-        app.url,
-        '/v1beta/openai/chat/completions',
-        chat({ model: 'gemini-2.0-flash', max_tokens: 5000 }),
-      )
-      expect(res.status).toBe(400)
-      expectOpenAIError(res.json, 'max_tokens', 'integer_above_max_value')
-      expect(app.events[0]).toMatchObject({ provider: 'gemini', details: { endpoint: 'openai.chat' } })
-    })
-
-    it('refuses a max-token value that is not an integer, even where no schema applies', async () => {
-      const res = await postJson(app.url, '/v1/unknown', { max_tokens: 'lots' })
-      expect(res.status).toBe(400)
-      expectOpenAIError(res.json, 'max_tokens', 'invalid_type')
-      expect(app.events[0]).toMatchObject({
-        result: 'invalid_body',
-        details: { code: 'GH_RG_INVALID_BODY', field: 'max_tokens' },
-      })
-    })
-
-    it('accepts max_tokens: null as "not set" (OpenAI documents it nullable)', async () => {
-      const res = await postJson(app.url, OPENAI_PATH, chat({ max_tokens: null }))
-      expect(res.status).toBe(200)
+    expect(res.status).toBe(400)
+    expectOpenAIError(res.json, 'max_output_tokens', 'integer_above_max_value')
+    expect(app.events[0]!.details).toMatchObject({
+      field: 'max_output_tokens',
+      endpoint: 'openai.responses',
     })
   })
 
-  describe('schema violations (400, names the field)', () => {
-    it.each<[string, string, Record<string, unknown>, string, string | null, string]>([
+  it('Anthropic max_tokens', async () => {
+    const res = await postJson(app.url, CLAUDE_PATH, claude({ max_tokens: 8192 }))
+    expect(res.status).toBe(400)
+    expect(res.headers['cache-control']).toBe('no-store')
+    expectClaudeError(res.json)
+    expect(res.json.error.message).toBe('max_tokens: must be <= 4096 (got 8192)')
+    expect(app.events[0]).toMatchObject({
+      event_type: 'security_violation',
+      provider: 'claude',
+      result: 'max_tokens_exceeded',
+      details: {
+        code: 'GH_RG_MAX_TOKENS_EXCEEDED',
+        field: 'max_tokens',
+        limit: 4096,
+        endpoint: 'claude.messages',
+      },
+    })
+  })
+
+  it('Anthropic message batches: every request is capped', async () => {
+    const res = await postJson(app.url, '/v1/messages/batches', {
+      requests: [
+        { custom_id: 'a', params: claude() },
+        { custom_id: 'b', params: claude({ max_tokens: 64_000 }) },
+      ],
+    })
+    expect(res.status).toBe(400)
+    expectClaudeError(res.json)
+    expect(res.json.error.message).toContain('requests[1].params.max_tokens')
+    expect(app.events[0]!.details).toMatchObject({
+      field: 'requests[1].params.max_tokens',
+      endpoint: 'claude.batches',
+    })
+  })
+
+  it.each<[string, Record<string, unknown>, string]>([
+    [
+      'camelCase',
+      gemini({ generationConfig: { maxOutputTokens: 8192 } }),
+      'generationConfig.maxOutputTokens',
+    ],
+    [
+      'snake_case',
+      gemini({ generation_config: { max_output_tokens: 8192 } }),
+      'generation_config.max_output_tokens',
+    ],
+    [
+      'as a proto3 string',
+      gemini({ generationConfig: { maxOutputTokens: '99999' } }),
+      'generationConfig.maxOutputTokens',
+    ],
+  ])('Gemini %s', async (_name, body, field) => {
+    const res = await postJson(app.url, GEMINI_PATH, body)
+    expect(res.status).toBe(400)
+    expectGeminiError(res.json, 400)
+    expect(res.json.error.message).toContain(`${field}: must be <= 4096`)
+    expect(app.events[0]).toMatchObject({
+      provider: 'gemini',
+      result: 'max_tokens_exceeded',
+      details: { field },
+    })
+  })
+
+  it('caps endpoints it has no schema for', async () => {
+    for (const path of ['/v1/messages/some_future_endpoint', '/claude/v1/other', '/v1/unknown']) {
+      const res = await postJson(app.url, path, { model: 'x', max_tokens: 10_000 })
+      expect(res.status).toBe(400)
+      expect(JSON.stringify(res.json)).toContain('max_tokens: must be <= 4096')
+    }
+    expect(app.events.map((e) => e.details?.endpoint)).toEqual(['generic', 'generic', 'generic'])
+  })
+
+  it('does not let stray slashes skip the schema', async () => {
+    const res = await postJson(app.url, '/v1//chat/completions/', { model: 'x', max_tokens: 10 })
+    expect(res.status).toBe(400)
+    expectOpenAIError(res.json, 'messages', 'missing_required_parameter')
+    expect(app.events[0]!.details).toMatchObject({ endpoint: 'openai.chat' })
+  })
+
+  it("uses OpenAI's shape and Gemini's caps on Gemini's OpenAI-compatible endpoint", async () => {
+    const res = await postJson(
+      app.url,
+      '/v1beta/openai/chat/completions',
+      chat({ model: 'gemini-2.0-flash', max_tokens: 5000 }),
+    )
+    expect(res.status).toBe(400)
+    expectOpenAIError(res.json, 'max_tokens', 'integer_above_max_value')
+    expect(app.events[0]).toMatchObject({ provider: 'gemini', details: { endpoint: 'openai.chat' } })
+  })
+
+  it('refuses a max-token value that is not an integer, even where no schema applies', async () => {
+    const res = await postJson(app.url, '/v1/unknown', { max_tokens: 'lots' })
+    expect(res.status).toBe(400)
+    expectOpenAIError(res.json, 'max_tokens', 'invalid_type')
+    expect(app.events[0]).toMatchObject({
+      result: 'invalid_body',
+      details: { code: 'GH_RG_INVALID_BODY', field: 'max_tokens' },
+    })
+  })
+
+  it('accepts max_tokens: null as "not set" (OpenAI documents it nullable)', async () => {
+    const res = await postJson(app.url, OPENAI_PATH, chat({ max_tokens: null }))
+    expect(res.status).toBe(200)
+  })
+})
+
+describe('requestGuard with default options: schema violations (400, names the field)', () => {
+  const app = useGuarded()
+  it.each<[string, string, Record<string, unknown>, string, string | null, string]>([
+    [
+      'missing model',
+      OPENAI_PATH,
+      { messages: [{ role: 'user', content: 'x' }] },
+      'model',
+      'missing_required_parameter',
+      'model: is required',
+    ],
+    [
+      'empty messages',
+      OPENAI_PATH,
+      chat({ messages: [] }),
+      'messages',
+      'empty_array',
+      'messages: must not be empty',
+    ],
+    [
+      'content of the wrong type',
+      OPENAI_PATH,
+      chat({ messages: [{ role: 'user', content: 42 }] }),
+      'messages[0].content',
+      'invalid_type',
+      'messages[0].content: must be a string or an array or null',
+    ],
+    [
+      'unknown role',
+      OPENAI_PATH,
+      chat({ messages: [{ role: 'wizard', content: 'x' }] }),
+      'messages[0].role',
+      'invalid_value',
+      'messages[0].role: must be one of',
+    ],
+    [
+      'text part without text',
+      OPENAI_PATH,
+      chat({ messages: [{ role: 'user', content: [{ type: 'text' }] }] }),
+      'messages[0].content[0].text',
+      'missing_required_parameter',
+      'is required',
+    ],
+    [
+      'temperature above 2',
+      OPENAI_PATH,
+      chat({ temperature: 2.5 }),
+      'temperature',
+      'decimal_above_max_value',
+      'temperature: must be <= 2',
+    ],
+    [
+      'negative max_tokens',
+      OPENAI_PATH,
+      chat({ max_tokens: -1 }),
+      'max_tokens',
+      'integer_below_min_value',
+      'max_tokens: must be >= 1',
+    ],
+    [
+      'fractional max_tokens',
+      OPENAI_PATH,
+      chat({ max_tokens: 10.5 }),
+      'max_tokens',
+      'invalid_type',
+      'max_tokens: must be an integer or null',
+    ],
+    [
+      'stream as a string',
+      OPENAI_PATH,
+      chat({ stream: 'yes' }),
+      'stream',
+      'invalid_type',
+      'stream: must be a boolean or null',
+    ],
+    [
+      'five stop sequences',
+      OPENAI_PATH,
+      chat({ stop: ['a', 'b', 'c', 'd', 'e'] }),
+      'stop',
+      'array_above_max_length',
+      'stop: must have at most 4 items',
+    ],
+    [
+      'tool without a function',
+      OPENAI_PATH,
+      chat({ tools: [{ type: 'function' }] }),
+      'tools[0].function',
+      'missing_required_parameter',
+      'is required',
+    ],
+    [
+      'embeddings without input',
+      '/v1/embeddings',
+      { model: 'e' },
+      'input',
+      'missing_required_parameter',
+      'input: is required',
+    ],
+  ])('OpenAI: %s', async (_name, path, body, param, code, message) => {
+    const res = await postJson(app.url, path, body)
+    expect(res.status).toBe(400)
+    expect(res.headers['cache-control']).toBe('no-store')
+    expectOpenAIError(res.json, param, code)
+    expect(res.json.error.message).toContain(message)
+    expect(app.events).toHaveLength(1)
+    expect(app.events[0]).toMatchObject({
+      result: 'invalid_body',
+      details: { code: 'GH_RG_INVALID_BODY', status: 400, field: param },
+    })
+  })
+})
+
+describe('requestGuard with default options: schema violations of Anthropic and Gemini bodies', () => {
+  const app = useGuarded()
+  it.each<[string, Record<string, unknown>, string]>([
+    ['missing max_tokens', { model: 'claude-sonnet-4-5', messages: [] }, 'max_tokens: is required'],
+    [
+      'system role in messages',
+      claude({ messages: [{ role: 'system', content: 'x' }] }),
+      'messages[0].role: must be one of "user", "assistant"',
+    ],
+    ['temperature above 1', claude({ temperature: 1.5 }), 'temperature: must be <= 1'],
+    [
+      'tool_use without input',
+      claude({ messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 'a', name: 'f' }] }] }),
+      'messages[0].content[0].input: is required',
+    ],
+    ['system as a number', claude({ system: 7 }), 'system: must be a string or an array'],
+  ])('Anthropic: %s', async (_name, body, message) => {
+    const res = await postJson(app.url, CLAUDE_PATH, body)
+    expect(res.status).toBe(400)
+    expectClaudeError(res.json)
+    expect(res.json.error.message).toBe(message)
+    expect(app.events[0]).toMatchObject({ provider: 'claude', result: 'invalid_body' })
+  })
+
+  it.each<[string, Record<string, unknown>, string]>([
+    ['missing contents', { generationConfig: {} }, 'contents: is required'],
+    ['content without parts', { contents: [{ role: 'user' }] }, 'contents[0].parts: is required'],
+    [
+      'maxOutputTokens not a number',
+      gemini({ generationConfig: { maxOutputTokens: 'many' } }),
+      'generationConfig.maxOutputTokens: must be an integer',
+    ],
+    [
+      'temperature above 2',
+      gemini({ generationConfig: { temperature: 3 } }),
+      'generationConfig.temperature: must be <= 2',
+    ],
+  ])('Gemini: %s', async (_name, body, message) => {
+    const res = await postJson(app.url, GEMINI_PATH, body)
+    expect(res.status).toBe(400)
+    expectGeminiError(res.json, 400)
+    expect(res.json.error.message).toBe(message)
+    expect(app.events[0]).toMatchObject({ provider: 'gemini', result: 'invalid_body' })
+  })
+
+  it('never quotes body content, in the answer or the event', async () => {
+    const secret = fakeSecret()
+    const bodies: [string, string][] = [
+      [OPENAI_PATH, JSON.stringify(chat({ messages: [{ role: secret, content: secret }] }))],
+      [OPENAI_PATH, JSON.stringify(chat({ logit_bias: { [secret]: 500 } }))],
+      [CLAUDE_PATH, JSON.stringify(claude({ model: secret, max_tokens: 99_999 }))],
+      [CLAUDE_PATH, `{"model":"x","note":"${secret}" trailing garbage`],
       [
-        'missing model',
         OPENAI_PATH,
-        { messages: [{ role: 'user', content: 'x' }] },
-        'model',
-        'missing_required_parameter',
-        'model: is required',
+        JSON.stringify({ [secret]: { [secret]: 1 }, model: 'x', [`${secret}x`]: 1, max_tokens: secret }),
       ],
-      [
-        'empty messages',
-        OPENAI_PATH,
-        chat({ messages: [] }),
-        'messages',
-        'empty_array',
-        'messages: must not be empty',
-      ],
-      [
-        'content of the wrong type',
-        OPENAI_PATH,
-        chat({ messages: [{ role: 'user', content: 42 }] }),
-        'messages[0].content',
-        'invalid_type',
-        'messages[0].content: must be a string or an array or null',
-      ],
-      [
-        'unknown role',
-        OPENAI_PATH,
-        chat({ messages: [{ role: 'wizard', content: 'x' }] }),
-        'messages[0].role',
-        'invalid_value',
-        'messages[0].role: must be one of',
-      ],
-      [
-        'text part without text',
-        OPENAI_PATH,
-        chat({ messages: [{ role: 'user', content: [{ type: 'text' }] }] }),
-        'messages[0].content[0].text',
-        'missing_required_parameter',
-        'is required',
-      ],
-      [
-        'temperature above 2',
-        OPENAI_PATH,
-        chat({ temperature: 2.5 }),
-        'temperature',
-        'decimal_above_max_value',
-        'temperature: must be <= 2',
-      ],
-      [
-        'negative max_tokens',
-        OPENAI_PATH,
-        chat({ max_tokens: -1 }),
-        'max_tokens',
-        'integer_below_min_value',
-        'max_tokens: must be >= 1',
-      ],
-      [
-        'fractional max_tokens',
-        OPENAI_PATH,
-        chat({ max_tokens: 10.5 }),
-        'max_tokens',
-        'invalid_type',
-        'max_tokens: must be an integer or null',
-      ],
-      [
-        'stream as a string',
-        OPENAI_PATH,
-        chat({ stream: 'yes' }),
-        'stream',
-        'invalid_type',
-        'stream: must be a boolean or null',
-      ],
-      [
-        'five stop sequences',
-        OPENAI_PATH,
-        chat({ stop: ['a', 'b', 'c', 'd', 'e'] }),
-        'stop',
-        'array_above_max_length',
-        'stop: must have at most 4 items',
-      ],
-      [
-        'tool without a function',
-        OPENAI_PATH,
-        chat({ tools: [{ type: 'function' }] }),
-        'tools[0].function',
-        'missing_required_parameter',
-        'is required',
-      ],
-      [
-        'embeddings without input',
-        '/v1/embeddings',
-        { model: 'e' },
-        'input',
-        'missing_required_parameter',
-        'input: is required',
-      ],
-    ])('OpenAI: %s', async (_name, path, body, param, code, message) => {
+    ]
+    for (const [path, body] of bodies) {
       const res = await postJson(app.url, path, body)
       expect(res.status).toBe(400)
-      expect(res.headers['cache-control']).toBe('no-store')
-      expectOpenAIError(res.json, param, code)
-      expect(res.json.error.message).toContain(message)
-      expect(app.events).toHaveLength(1)
-      expect(app.events[0]).toMatchObject({
-        result: 'invalid_body',
-        details: { code: 'GH_RG_INVALID_BODY', status: 400, field: param },
-      })
+      expect(res.text).not.toContain(secret)
+      expect(res.text).not.toContain(secret.slice(14, 30))
+    }
+    expect(app.events).toHaveLength(bodies.length)
+    expect(JSON.stringify(app.events)).not.toContain(secret.slice(14, 30))
+  })
+})
+
+describe('requestGuard with default options: body structure', () => {
+  const app = useGuarded()
+  it.each<[string, string, number, string, string]>([
+    [
+      '__proto__ at the top',
+      '{"__proto__":{"admin":true},"model":"x"}',
+      400,
+      'GH_RG_FORBIDDEN_KEY',
+      '__proto__',
+    ],
+    [
+      '__proto__ spelled with an escape',
+      '{"model":"x","\\u005f_proto__":{}}',
+      400,
+      'GH_RG_FORBIDDEN_KEY',
+      '__proto__',
+    ],
+    [
+      '__proto__ nested',
+      '{"model":"x","messages":[{"role":"user","content":"x","__proto__":{}}]}',
+      400,
+      'GH_RG_FORBIDDEN_KEY',
+      'messages[0].__proto__',
+    ],
+    [
+      'constructor.prototype',
+      '{"model":"x","constructor":{"prototype":{"polluted":1}}}',
+      400,
+      'GH_RG_FORBIDDEN_KEY',
+      'constructor.prototype',
+    ],
+    [
+      'a duplicate max_tokens',
+      '{"model":"x","max_tokens":10,"messages":[],"max_tokens":100000}',
+      400,
+      'GH_RG_DUPLICATE_KEY',
+      'max_tokens',
+    ],
+    [
+      'a duplicate key through an escape',
+      '{"model":"x","max_tokens":10,"max_\\u0074okens":100000}',
+      400,
+      'GH_RG_DUPLICATE_KEY',
+      'max_tokens',
+    ],
+  ])('refuses %s', async (_name, body, status, code, field) => {
+    const res = await postJson(app.url, OPENAI_PATH, body)
+    expect(res.status).toBe(status)
+    expectOpenAIError(res.json, field, null)
+    expect(app.events[0]).toMatchObject({ result: code.slice(6).toLowerCase(), details: { code, field } })
+  })
+
+  it('allows a key named constructor or prototype on its own', async () => {
+    const res = await postJson(app.url, '/v1/unknown', {
+      constructor: 1,
+      prototype: { a: 1 },
+      x: { constructor: 'y' },
+    })
+    expect(res.status).toBe(200)
+  })
+
+  it('refuses nesting deeper than maxDepth (400) and too many entries (413)', async () => {
+    const deep = `{"model":"x","input":${'['.repeat(70)}${']'.repeat(70)}}`
+    const deepRes = await postJson(app.url, '/v1/embeddings', deep)
+    expect(deepRes.status).toBe(400)
+    expectOpenAIError(deepRes.json, expect.stringMatching(/^input\[0\]\[0\]/) as unknown as string, null)
+    expect(app.events[0]).toMatchObject({
+      result: 'too_deep',
+      details: { code: 'GH_RG_TOO_DEEP', limit: 64 },
     })
 
-    it.each<[string, Record<string, unknown>, string]>([
-      ['missing max_tokens', { model: 'claude-sonnet-4-5', messages: [] }, 'max_tokens: is required'],
-      [
-        'system role in messages',
-        claude({ messages: [{ role: 'system', content: 'x' }] }),
-        'messages[0].role: must be one of "user", "assistant"',
-      ],
-      ['temperature above 1', claude({ temperature: 1.5 }), 'temperature: must be <= 1'],
-      [
-        'tool_use without input',
-        claude({ messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 'a', name: 'f' }] }] }),
-        'messages[0].content[0].input: is required',
-      ],
-      ['system as a number', claude({ system: 7 }), 'system: must be a string or an array'],
-    ])('Anthropic: %s', async (_name, body, message) => {
-      const res = await postJson(app.url, CLAUDE_PATH, body)
-      expect(res.status).toBe(400)
-      expectClaudeError(res.json)
-      expect(res.json.error.message).toBe(message)
-      expect(app.events[0]).toMatchObject({ provider: 'claude', result: 'invalid_body' })
-    })
-
-    it.each<[string, Record<string, unknown>, string]>([
-      ['missing contents', { generationConfig: {} }, 'contents: is required'],
-      ['content without parts', { contents: [{ role: 'user' }] }, 'contents[0].parts: is required'],
-      [
-        'maxOutputTokens not a number',
-        gemini({ generationConfig: { maxOutputTokens: 'many' } }),
-        'generationConfig.maxOutputTokens: must be an integer',
-      ],
-      [
-        'temperature above 2',
-        gemini({ generationConfig: { temperature: 3 } }),
-        'generationConfig.temperature: must be <= 2',
-      ],
-    ])('Gemini: %s', async (_name, body, message) => {
-      const res = await postJson(app.url, GEMINI_PATH, body)
-      expect(res.status).toBe(400)
-      expectGeminiError(res.json, 400)
-      expect(res.json.error.message).toBe(message)
-      expect(app.events[0]).toMatchObject({ provider: 'gemini', result: 'invalid_body' })
-    })
-
-    it('never quotes body content, in the answer or the event', async () => {
-      const secret = fakeSecret()
-      const bodies: [string, string][] = [
-        [OPENAI_PATH, JSON.stringify(chat({ messages: [{ role: secret, content: secret }] }))],
-        [OPENAI_PATH, JSON.stringify(chat({ logit_bias: { [secret]: 500 } }))],
-        [CLAUDE_PATH, JSON.stringify(claude({ model: secret, max_tokens: 99_999 }))],
-        [CLAUDE_PATH, `{"model":"x","note":"${secret}" trailing garbage`],
-        [
-          OPENAI_PATH,
-          JSON.stringify({ [secret]: { [secret]: 1 }, model: 'x', [`${secret}x`]: 1, max_tokens: secret }),
-        ],
-      ]
-      for (const [path, body] of bodies) {
-        const res = await postJson(app.url, path, body)
-        expect(res.status).toBe(400)
-        expect(res.text).not.toContain(secret)
-        expect(res.text).not.toContain(secret.slice(14, 30))
-      }
-      expect(app.events).toHaveLength(bodies.length)
-      expect(JSON.stringify(app.events)).not.toContain(secret.slice(14, 30))
+    const wide = `{"model":"x","input":[${Array(100_001).fill('1').join(',')}]}`
+    const wideRes = await postJson(app.url, '/v1/embeddings', wide)
+    expect(wideRes.status).toBe(413)
+    expectOpenAIError(wideRes.json, 'input', 'array_above_max_length')
+    expect(app.events[1]).toMatchObject({
+      result: 'too_many_elements',
+      details: { code: 'GH_RG_TOO_MANY_ELEMENTS', field: 'input', limit: 100_000, status: 413 },
     })
   })
 
-  describe('body structure', () => {
-    it.each<[string, string, number, string, string]>([
-      [
-        '__proto__ at the top',
-        '{"__proto__":{"admin":true},"model":"x"}',
-        400,
-        'GH_RG_FORBIDDEN_KEY',
-        '__proto__',
-      ],
-      [
-        '__proto__ spelled with an escape',
-        '{"model":"x","\\u005f_proto__":{}}',
-        400,
-        'GH_RG_FORBIDDEN_KEY',
-        '__proto__',
-      ],
-      [
-        '__proto__ nested',
-        '{"model":"x","messages":[{"role":"user","content":"x","__proto__":{}}]}',
-        400,
-        'GH_RG_FORBIDDEN_KEY',
-        'messages[0].__proto__',
-      ],
-      [
-        'constructor.prototype',
-        '{"model":"x","constructor":{"prototype":{"polluted":1}}}',
-        400,
-        'GH_RG_FORBIDDEN_KEY',
-        'constructor.prototype',
-      ],
-      [
-        'a duplicate max_tokens',
-        '{"model":"x","max_tokens":10,"messages":[],"max_tokens":100000}',
-        400,
-        'GH_RG_DUPLICATE_KEY',
-        'max_tokens',
-      ],
-      [
-        'a duplicate key through an escape',
-        '{"model":"x","max_tokens":10,"max_\\u0074okens":100000}',
-        400,
-        'GH_RG_DUPLICATE_KEY',
-        'max_tokens',
-      ],
-    ])('refuses %s', async (_name, body, status, code, field) => {
-      const res = await postJson(app.url, OPENAI_PATH, body)
-      expect(res.status).toBe(status)
-      expectOpenAIError(res.json, field, null)
-      expect(app.events[0]).toMatchObject({ result: code.slice(6).toLowerCase(), details: { code, field } })
-    })
-
-    it('allows a key named constructor or prototype on its own', async () => {
-      const res = await postJson(app.url, '/v1/unknown', {
-        constructor: 1,
-        prototype: { a: 1 },
-        x: { constructor: 'y' },
-      })
-      expect(res.status).toBe(200)
-    })
-
-    it('refuses nesting deeper than maxDepth (400) and too many entries (413)', async () => {
-      const deep = `{"model":"x","input":${'['.repeat(70)}${']'.repeat(70)}}`
-      const deepRes = await postJson(app.url, '/v1/embeddings', deep)
-      expect(deepRes.status).toBe(400)
-      expectOpenAIError(deepRes.json, expect.stringMatching(/^input\[0\]\[0\]/) as unknown as string, null)
-      expect(app.events[0]).toMatchObject({
-        result: 'too_deep',
-        details: { code: 'GH_RG_TOO_DEEP', limit: 64 },
-      })
-
-      const wide = `{"model":"x","input":[${Array(100_001).fill('1').join(',')}]}`
-      const wideRes = await postJson(app.url, '/v1/embeddings', wide)
-      expect(wideRes.status).toBe(413)
-      expectOpenAIError(wideRes.json, 'input', 'array_above_max_length')
-      expect(app.events[1]).toMatchObject({
-        result: 'too_many_elements',
-        details: { code: 'GH_RG_TOO_MANY_ELEMENTS', field: 'input', limit: 100_000, status: 413 },
-      })
-    })
-
-    it.each<[string, string]>([
-      ['an array', '[{"model":"x"}]'],
-      ['null', 'null'],
-      ['a string', '"hello"'],
-      ['a number', '4096'],
-    ])('refuses a body that is %s (400)', async (_name, body) => {
-      const res = await postJson(app.url, CLAUDE_PATH, body)
-      expect(res.status).toBe(400)
-      expectClaudeError(res.json)
-      expect(res.json.error.message).toBe('the request body must be a JSON object')
-      expect(app.events[0]).toMatchObject({
-        result: 'not_an_object',
-        details: { code: 'GH_RG_NOT_AN_OBJECT' },
-      })
-    })
-
-    it.each<[string, Buffer, string]>([
-      ['empty', Buffer.alloc(0), 'the request body is empty'],
-      [
-        'a byte order mark',
-        Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(gemini()))]),
-        'the request body starts with a byte order mark',
-      ],
-      [
-        'invalid UTF-8',
-        Buffer.concat([Buffer.from('{"contents":[],"x":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]),
-        'the request body is not valid UTF-8',
-      ],
-      [
-        'truncated JSON',
-        Buffer.from('{"contents":[{"parts":[{"text":"hi"}]}'),
-        'the request body is not valid JSON',
-      ],
-      ['a trailing comma', Buffer.from('{"contents":[],}'), 'the request body is not valid JSON'],
-    ])('refuses a body that is %s as malformed (400)', async (_name, body, message) => {
-      const res = await send(app.url, {
-        path: GEMINI_PATH,
-        headers: { 'content-type': 'application/json', 'content-length': body.length },
-        body,
-      })
-      expect(res.status).toBe(400)
-      expectGeminiError(res.json, 400)
-      expect(res.json.error.message).toBe(message)
-      expect(app.events[0]).toMatchObject({
-        provider: 'gemini',
-        result: 'malformed_json',
-        details: { code: 'GH_RG_MALFORMED_JSON' },
-      })
+  it.each<[string, string]>([
+    ['an array', '[{"model":"x"}]'],
+    ['null', 'null'],
+    ['a string', '"hello"'],
+    ['a number', '4096'],
+  ])('refuses a body that is %s (400)', async (_name, body) => {
+    const res = await postJson(app.url, CLAUDE_PATH, body)
+    expect(res.status).toBe(400)
+    expectClaudeError(res.json)
+    expect(res.json.error.message).toBe('the request body must be a JSON object')
+    expect(app.events[0]).toMatchObject({
+      result: 'not_an_object',
+      details: { code: 'GH_RG_NOT_AN_OBJECT' },
     })
   })
 
-  describe('content type and encoding (415)', () => {
-    it.each<[string, Record<string, string>, string]>([
-      ['no Content-Type', {}, 'GH_RG_UNSUPPORTED_MEDIA_TYPE'],
-      ['text/plain', { 'content-type': 'text/plain' }, 'GH_RG_UNSUPPORTED_MEDIA_TYPE'],
-      ['form data', { 'content-type': 'application/x-www-form-urlencoded' }, 'GH_RG_UNSUPPORTED_MEDIA_TYPE'],
-      [
-        'a Latin-1 charset',
-        { 'content-type': 'application/json; charset=iso-8859-1' },
-        'GH_RG_UNSUPPORTED_MEDIA_TYPE',
-      ],
-      [
-        'gzip',
-        { 'content-type': 'application/json', 'content-encoding': 'gzip' },
-        'GH_RG_UNSUPPORTED_ENCODING',
-      ],
-    ])('refuses %s', async (_name, headers, code) => {
-      const body = JSON.stringify(claude())
-      const res = await send(app.url, {
-        path: CLAUDE_PATH,
-        headers: { ...headers, 'content-length': Buffer.byteLength(body) },
-        body,
-      })
-      expect(res.status).toBe(415)
-      expect(res.headers['cache-control']).toBe('no-store')
-      expect(res.headers.connection).toBe('close')
-      expectClaudeError(res.json)
-      expect(app.events[0]).toMatchObject({
-        result: code.slice(6).toLowerCase(),
-        details: { code, status: 415 },
-      })
+  it.each<[string, Buffer, string]>([
+    ['empty', Buffer.alloc(0), 'the request body is empty'],
+    [
+      'a byte order mark',
+      Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(gemini()))]),
+      'the request body starts with a byte order mark',
+    ],
+    [
+      'invalid UTF-8',
+      Buffer.concat([Buffer.from('{"contents":[],"x":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]),
+      'the request body is not valid UTF-8',
+    ],
+    [
+      'truncated JSON',
+      Buffer.from('{"contents":[{"parts":[{"text":"hi"}]}'),
+      'the request body is not valid JSON',
+    ],
+    ['a trailing comma', Buffer.from('{"contents":[],}'), 'the request body is not valid JSON'],
+  ])('refuses a body that is %s as malformed (400)', async (_name, body, message) => {
+    const res = await send(app.url, {
+      path: GEMINI_PATH,
+      headers: { 'content-type': 'application/json', 'content-length': body.length },
+      body,
     })
+    expect(res.status).toBe(400)
+    expectGeminiError(res.json, 400)
+    expect(res.json.error.message).toBe(message)
+    expect(app.events[0]).toMatchObject({
+      provider: 'gemini',
+      result: 'malformed_json',
+      details: { code: 'GH_RG_MALFORMED_JSON' },
+    })
+  })
+})
 
-    it('answers 415 in OpenAI shape with its unsupported_media_type code', async () => {
-      const res = await send(app.url, {
-        path: OPENAI_PATH,
-        headers: { 'content-type': 'text/plain' },
-        body: 'hi',
-      })
-      expect(res.status).toBe(415)
-      expectOpenAIError(res.json, null, 'unsupported_media_type')
+describe('requestGuard with default options: content type and encoding (415)', () => {
+  const app = useGuarded()
+  it.each<[string, Record<string, string>, string]>([
+    ['no Content-Type', {}, 'GH_RG_UNSUPPORTED_MEDIA_TYPE'],
+    ['text/plain', { 'content-type': 'text/plain' }, 'GH_RG_UNSUPPORTED_MEDIA_TYPE'],
+    ['form data', { 'content-type': 'application/x-www-form-urlencoded' }, 'GH_RG_UNSUPPORTED_MEDIA_TYPE'],
+    [
+      'a Latin-1 charset',
+      { 'content-type': 'application/json; charset=iso-8859-1' },
+      'GH_RG_UNSUPPORTED_MEDIA_TYPE',
+    ],
+    [
+      'gzip',
+      { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      'GH_RG_UNSUPPORTED_ENCODING',
+    ],
+  ])('refuses %s', async (_name, headers, code) => {
+    const body = JSON.stringify(claude())
+    const res = await send(app.url, {
+      path: CLAUDE_PATH,
+      headers: { ...headers, 'content-length': Buffer.byteLength(body) },
+      body,
+    })
+    expect(res.status).toBe(415)
+    expect(res.headers['cache-control']).toBe('no-store')
+    expect(res.headers.connection).toBe('close')
+    expectClaudeError(res.json)
+    expect(app.events[0]).toMatchObject({
+      result: code.slice(6).toLowerCase(),
+      details: { code, status: 415 },
     })
   })
 
-  describe('methods', () => {
-    it('refuses a GET that carries a body (400)', async () => {
-      const res = await send(app.url, {
-        method: 'GET',
-        path: '/v1/models',
-        headers: { 'content-type': 'application/json', 'content-length': 2 },
-        body: '{}',
-      })
-      expect(res.status).toBe(400)
-      expectOpenAIError(res.json, null, null)
-      expect(res.json.error.message).toBe('a GET request must not have a body')
-      expect(app.events[0]).toMatchObject({
-        result: 'unexpected_body',
-        details: { code: 'GH_RG_UNEXPECTED_BODY', method: 'GET' },
-      })
+  it('answers 415 in OpenAI shape with its unsupported_media_type code', async () => {
+    const res = await send(app.url, {
+      path: OPENAI_PATH,
+      headers: { 'content-type': 'text/plain' },
+      body: 'hi',
     })
+    expect(res.status).toBe(415)
+    expectOpenAIError(res.json, null, 'unsupported_media_type')
+  })
+})
 
-    it('checks PUT bodies for structure and caps but not against the POST schema', async () => {
-      const ok = await send(app.url, {
-        method: 'PUT',
-        path: OPENAI_PATH,
-        headers: { 'content-type': 'application/json' },
-        body: '{"x":1}',
-      })
-      expect(ok.status).toBe(200)
-      const capped = await send(app.url, {
-        method: 'PATCH',
-        path: OPENAI_PATH,
-        headers: { 'content-type': 'application/json' },
-        body: '{"max_tokens":9000}',
-      })
-      expect(capped.status).toBe(400)
+describe('requestGuard with default options: methods', () => {
+  const app = useGuarded()
+  it('refuses a GET that carries a body (400)', async () => {
+    const res = await send(app.url, {
+      method: 'GET',
+      path: '/v1/models',
+      headers: { 'content-type': 'application/json', 'content-length': 2 },
+      body: '{}',
     })
+    expect(res.status).toBe(400)
+    expectOpenAIError(res.json, null, null)
+    expect(res.json.error.message).toBe('a GET request must not have a body')
+    expect(app.events[0]).toMatchObject({
+      result: 'unexpected_body',
+      details: { code: 'GH_RG_UNEXPECTED_BODY', method: 'GET' },
+    })
+  })
+
+  it('checks PUT bodies for structure and caps but not against the POST schema', async () => {
+    const ok = await send(app.url, {
+      method: 'PUT',
+      path: OPENAI_PATH,
+      headers: { 'content-type': 'application/json' },
+      body: '{"x":1}',
+    })
+    expect(ok.status).toBe(200)
+    const capped = await send(app.url, {
+      method: 'PATCH',
+      path: OPENAI_PATH,
+      headers: { 'content-type': 'application/json' },
+      body: '{"max_tokens":9000}',
+    })
+    expect(capped.status).toBe(400)
   })
 })
 

@@ -26,21 +26,26 @@ async function gateway(
   return { server: await listen(app), events }
 }
 
-describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
-  let upstream: MockUpstream
-  let gw: Gateway
+/** A mock upstream and the default gateway in front of it, for one describe block. */
+function useGateway(): { upstream: MockUpstream; gw: Gateway } {
+  const t = {} as { upstream: MockUpstream; gw: Gateway }
   beforeAll(async () => {
-    upstream = await MockUpstream.start()
-    gw = await gateway(upstream)
+    t.upstream = await MockUpstream.start()
+    t.gw = await gateway(t.upstream)
   })
   afterAll(async () => {
-    await gw.server.close()
-    await upstream.close()
+    await t.gw.server.close()
+    await t.upstream.close()
   })
   beforeEach(() => {
-    upstream.reset()
-    gw.events.length = 0
+    t.upstream.reset()
+    t.gw.events.length = 0
   })
+  return t
+}
+
+describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
+  const t = useGateway()
 
   it.each<[string, string, string]>([
     [
@@ -60,19 +65,19 @@ describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
     ],
   ])('forwards the validated bytes unchanged: %s', async (_name, path, text) => {
     const sent = Buffer.from(text, 'utf8')
-    const res = await send(gw.server.url, {
+    const res = await send(t.gw.server.url, {
       path,
       headers: { 'content-type': 'application/json', 'content-length': sent.length },
       body: sent,
     })
     expect(res.status).toBe(200)
-    expect(upstream.requests).toHaveLength(1)
-    const got = upstream.last!
+    expect(t.upstream.requests).toHaveLength(1)
+    const got = t.upstream.last!
     expect(got.path).toBe(path.split('?')[0])
     expect(Buffer.compare(got.body, sent)).toBe(0)
     expect(got.headers['content-length']).toBe(String(sent.length))
     expect(got.headers['transfer-encoding']).toBeUndefined()
-    expect(gw.events).toEqual([])
+    expect(t.gw.events).toEqual([])
   })
 
   it('forwards a chunked upload as one body with a Content-Length', async () => {
@@ -80,14 +85,14 @@ describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
     const sent = Buffer.from(text, 'utf8')
     // Split inside a two-byte character on purpose.
     const chunks = [sent.subarray(0, 1001), sent.subarray(1001, 4003), sent.subarray(4003)]
-    const res = await send(gw.server.url, {
+    const res = await send(t.gw.server.url, {
       path: '/v1/messages',
       headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
       chunks,
       chunkDelayMs: 5,
     })
     expect(res.status).toBe(200)
-    const got = upstream.last!
+    const got = t.upstream.last!
     expect(Buffer.compare(got.body, sent)).toBe(0)
     expect(got.headers['content-length']).toBe(String(sent.length))
     expect(got.headers['transfer-encoding']).toBeUndefined()
@@ -95,7 +100,7 @@ describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
 
   it('forwards a body sent with Expect: 100-continue', async () => {
     const sent = Buffer.from(JSON.stringify(chat()))
-    const url = new URL('/v1/chat/completions', gw.server.url)
+    const url = new URL('/v1/chat/completions', t.gw.server.url)
     const status = await new Promise<number>((resolve, reject) => {
       const req = http.request(
         {
@@ -119,15 +124,15 @@ describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
       req.on('error', reject)
     })
     expect(status).toBe(200)
-    expect(Buffer.compare(upstream.last!.body, sent)).toBe(0)
-    expect(upstream.last!.headers.expect).toBeUndefined()
+    expect(Buffer.compare(t.upstream.last!.body, sent)).toBe(0)
+    expect(t.upstream.last!.headers.expect).toBeUndefined()
   })
 
   it('lets a GET through with no body', async () => {
-    const res = await send(gw.server.url, { method: 'GET', path: '/v1/models' })
+    const res = await send(t.gw.server.url, { method: 'GET', path: '/v1/models' })
     expect(res.status).toBe(200)
     expect(res.json.object).toBe('list')
-    expect(upstream.last!.body.length).toBe(0)
+    expect(t.upstream.last!.body.length).toBe(0)
   })
 
   it.each<[string, string, string, Record<string, string>, number]>([
@@ -143,21 +148,25 @@ describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
       400,
     ],
     ['too deep', '/v1/embeddings', `{"model":"x","input":${'['.repeat(100)}${']'.repeat(100)}}`, {}, 400],
-  ])('never reaches the upstream on a refusal: %s', async (_name, path, body, headers, status) => {
-    const res = await send(gw.server.url, {
+  ])('never reaches the t.upstream on a refusal: %s', async (_name, path, body, headers, status) => {
+    const res = await send(t.gw.server.url, {
       path,
       headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
       body,
     })
     expect(res.status).toBe(status)
     expect(res.headers['cache-control']).toBe('no-store')
-    expect(upstream.requests).toEqual([])
-    expect(gw.events).toHaveLength(1)
-    expect(gw.events[0]!.event_type).toBe('security_violation')
+    expect(t.upstream.requests).toEqual([])
+    expect(t.gw.events).toHaveLength(1)
+    expect(t.gw.events[0]!.event_type).toBe('security_violation')
   })
+})
 
-  it('never reaches the upstream when a chunked body passes the limit', async () => {
-    const small = await gateway(upstream, { bodyLimit: '32kb' })
+describe('requestGuard + forwardBody: limits, clamps and the layers around the guard', () => {
+  const t = useGateway()
+
+  it('never reaches the t.upstream when a chunked body passes the limit', async () => {
+    const small = await gateway(t.upstream, { bodyLimit: '32kb' })
     try {
       const chunks = [
         Buffer.from('{"model":"x","pad":"'),
@@ -171,7 +180,7 @@ describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
       })
       expect(res.status).toBe(413)
       expect(res.chunksSent).toBeLessThan(chunks.length)
-      expect(upstream.requests).toEqual([])
+      expect(t.upstream.requests).toEqual([])
       expect(small.events[0]).toMatchObject({ result: 'body_too_large' })
     } finally {
       await small.server.close()
@@ -179,15 +188,15 @@ describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
   })
 
   it('forwards the clamped body with a correct Content-Length', async () => {
-    const clamp = await gateway(upstream, { onOverCap: 'clamp', maxTokens: 512 })
+    const clamp = await gateway(t.upstream, { onOverCap: 'clamp', maxTokens: 512 })
     try {
       const text =
         '{"model":"claude-sonnet-4-5",  "max_tokens" : 100000,"messages":[{"role":"user","content":"ẞ"}]}'
       const res = await postJson(clamp.server.url, '/v1/messages', text)
       expect(res.status).toBe(200)
       const expected = Buffer.from(text.replace('100000', '512'))
-      expect(Buffer.compare(upstream.last!.body, expected)).toBe(0)
-      expect(upstream.last!.headers['content-length']).toBe(String(expected.length))
+      expect(Buffer.compare(t.upstream.last!.body, expected)).toBe(0)
+      expect(t.upstream.last!.headers['content-length']).toBe(String(expected.length))
       expect(clamp.events[0]).toMatchObject({ result: 'max_tokens_clamped' })
     } finally {
       await clamp.server.close()
@@ -195,7 +204,7 @@ describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
   })
 
   it('writes the body once even when forwardBody is called twice', async () => {
-    const twice = await gateway(upstream, {}, [], (proxyReq, req, res) => {
+    const twice = await gateway(t.upstream, {}, [], (proxyReq, req, res) => {
       forwardBody(proxyReq, req, res)
       forwardBody(proxyReq, req, res)
     })
@@ -203,24 +212,25 @@ describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
       const sent = Buffer.from(JSON.stringify(chat()))
       const res = await postJson(twice.server.url, '/v1/chat/completions', sent.toString())
       expect(res.status).toBe(200)
-      expect(Buffer.compare(upstream.last!.body, sent)).toBe(0)
+      expect(Buffer.compare(t.upstream.last!.body, sent)).toBe(0)
     } finally {
       await twice.server.close()
     }
   })
 
   it('forwards the re-serialized body when express.json() ran first (the documented caveat)', async () => {
-    const parsed = await gateway(upstream, {}, [express.json()])
+    const parsed = await gateway(t.upstream, {}, [express.json()])
     try {
-      const text = '{ "model" : "gpt-4o", "messages" : [ {"role":"user","content":"\\u00e9"} ], "max_tokens": 9 }'
+      const text =
+        '{ "model" : "gpt-4o", "messages" : [ {"role":"user","content":"\\u00e9"} ], "max_tokens": 9 }'
       const res = await postJson(parsed.server.url, '/v1/chat/completions', text)
       expect(res.status).toBe(200)
       const expected = Buffer.from(JSON.stringify(JSON.parse(text)))
-      expect(Buffer.compare(upstream.last!.body, expected)).toBe(0)
-      expect(upstream.last!.headers['content-length']).toBe(String(expected.length))
+      expect(Buffer.compare(t.upstream.last!.body, expected)).toBe(0)
+      expect(t.upstream.last!.headers['content-length']).toBe(String(expected.length))
       const refused = await postJson(parsed.server.url, '/v1/chat/completions', chat({ max_tokens: 99_999 }))
       expect(refused.status).toBe(400)
-      expect(upstream.requests).toHaveLength(1)
+      expect(t.upstream.requests).toHaveLength(1)
     } finally {
       await parsed.server.close()
     }
@@ -229,10 +239,11 @@ describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
   it('forwards the body when an asynchronous layer before the guard resumes from a callback', async () => {
     // A rate limiter waiting on Redis resumes from a socket callback, in a microtask, with the whole
     // body parsed meanwhile. The guard must not leave the request's 'end' pending when it hands on:
-    // the proxy's pipe of the request would end the upstream request before its socket came, with
+    // the proxy's pipe of the request would end the t.upstream request before its socket came, with
     // the client's headers and without the body.
-    const later: RequestHandler = (_req, _res, next) => void setTimeout(() => void Promise.resolve().then(() => next()), 2)
-    const slow = await gateway(upstream, {}, [later])
+    const later: RequestHandler = (_req, _res, next) =>
+      void setTimeout(() => void Promise.resolve().then(() => next()), 2)
+    const slow = await gateway(t.upstream, {}, [later])
     try {
       for (const [path, body] of [
         ['/v1/chat/completions', chat()],
@@ -241,17 +252,17 @@ describe('requestGuard + forwardBody in front of http-proxy-middleware', () => {
         const sent = Buffer.from(JSON.stringify(body))
         const res = await postJson(slow.server.url, path, sent.toString())
         expect(res.status).toBe(200)
-        expect(Buffer.compare(upstream.last!.body, sent)).toBe(0)
-        expect(upstream.last!.headers['content-length']).toBe(String(sent.length))
+        expect(Buffer.compare(t.upstream.last!.body, sent)).toBe(0)
+        expect(t.upstream.last!.headers['content-length']).toBe(String(sent.length))
       }
-      expect(upstream.requests).toHaveLength(2)
+      expect(t.upstream.requests).toHaveLength(2)
     } finally {
       await slow.server.close()
     }
   })
 
   it('keeps streaming responses flowing through after the guard', async () => {
-    const res = await postJson(gw.server.url, '/v1/messages', claude({ stream: true }))
+    const res = await postJson(t.gw.server.url, '/v1/messages', claude({ stream: true }))
     expect(res.status).toBe(200)
     expect(res.headers['content-type']).toMatch(/^text\/event-stream/)
     expect(res.text).toContain('event: message_stop')
