@@ -34,6 +34,10 @@ export const RequestGuardErrorCodes = {
   GH_RG_MAX_TOKENS_EXCEEDED: 'GH_RG_MAX_TOKENS_EXCEEDED',
   GH_RG_TOO_MANY_CHOICES: 'GH_RG_TOO_MANY_CHOICES',
   GH_RG_UNMETERED: 'GH_RG_UNMETERED',
+  /** 400: the body holds a credential whose action is `block` (also the `details.code` of the mask and log events). */
+  GH_RG_SECRET_DETECTED: 'GH_RG_SECRET_DETECTED',
+  /** 500: the `secrets.policy` hook threw or returned something other than a policy; nothing is forwarded. */
+  GH_RG_SECRET_POLICY: 'GH_RG_SECRET_POLICY',
   /** 400: a GET, HEAD, DELETE or OPTIONS request carries a body. */
   GH_RG_UNEXPECTED_BODY: 'GH_RG_UNEXPECTED_BODY',
   /** 500: an earlier middleware consumed the body in a form the guard cannot check. */

@@ -37,19 +37,22 @@ const SHOWN_KEYS: ReadonlySet<string> = (() => {
   return names
 })()
 
-const MAX_SHOWN_SEGMENTS = 12
+export const MAX_SHOWN_SEGMENTS = 12
 
 /** `['messages', 0, 'content']` → `messages[0].content`; unknown keys as `?`; long paths cut with `…`. */
 export function formatField(path: readonly PathSegment[]): string {
-  let out = ''
+  const p = formatJsonPath(path).slice(1)
+  return p.charCodeAt(0) === 0x2e ? p.slice(1) : p
+}
+
+/**
+ * `['messages', 0, 'content']` → `$.messages[0].content`, shown as `formatField` shows fields;
+ * `cut` adds the `…` of a path that went deeper than it lists.
+ */
+export function formatJsonPath(path: readonly PathSegment[], cut = false): string {
+  let out = '$'
   const shown = path.length > MAX_SHOWN_SEGMENTS ? path.slice(0, MAX_SHOWN_SEGMENTS) : path
-  for (const seg of shown) {
-    if (typeof seg === 'number') out += `[${seg}]`
-    else {
-      const name = SHOWN_KEYS.has(seg) ? seg : '?'
-      out += out ? `.${name}` : name
-    }
-  }
-  if (path.length > MAX_SHOWN_SEGMENTS) out += '…'
+  for (const seg of shown) out += typeof seg === 'number' ? `[${seg}]` : `.${SHOWN_KEYS.has(seg) ? seg : '?'}`
+  if (cut || path.length > MAX_SHOWN_SEGMENTS) out += '…'
   return out
 }

@@ -9,3 +9,9 @@ export {
 } from './options'
 export { RequestGuardErrorCodes, type RequestGuardErrorCode } from './errors'
 export { requestBodySchemas } from './schemas'
+export {
+  DEFAULT_BLOCKED_RULES,
+  type SecretAction,
+  type SecretPolicy,
+  type SecretsOptions,
+} from './secrets-options'

@@ -15,6 +15,7 @@ import { BODY_METHODS, encodingRefusal, hasBody, mediaTypeRefusal, originPath } 
 import { readBody } from './read-body'
 import { FAILURES, malformed, tooLarge } from './refusal'
 import { applyEdits, rewriteBody } from './rewrite'
+import { createSecretScreen } from './secret-guard'
 
 /** What the guard leaves for the layers after it, in `res.locals.gatehouse.requestGuard`. */
 export interface RequestGuardLocals {
@@ -53,6 +54,7 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
   const validators: BodyValidators = config.validateSchema ? compileBodyValidators() : new Map()
   const answers = createAnswers(config)
   const { refuse, log, internalError } = answers
+  const screen = config.secrets ? createSecretScreen(config.secrets, answers) : undefined
 
   function accept(
     ctx: Ctx,
@@ -88,9 +90,10 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
     next()
   }
 
-  function fromRaw(ctx: Ctx, next: NextFunction, buf: Buffer): void {
+  /** `masked`: the guard's own rewrite of a body that passed (credentials masked), checked again. */
+  function fromRaw(ctx: Ctx, next: NextFunction, buf: Buffer, masked = false): void {
     if (buf.length === 0) return refuse(ctx, malformed('the request body is empty'))
-    if (buf.length > config.bodyLimit) return refuse(ctx, tooLarge(config.bodyLimit))
+    if (buf.length > config.bodyLimit && !masked) return refuse(ctx, tooLarge(config.bodyLimit))
     if (buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) {
       return refuse(ctx, malformed('the request body starts with a byte order mark'))
     }
@@ -108,6 +111,13 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
     }
     const result = checkBody(config, validators, ctx.req.method, ctx.endpoint, body)
     if ('status' in result) return refuse(ctx, result)
+    if (screen && !masked) {
+      const screened = screen(ctx, text)
+      if (screened === 'answered') return
+      if (screened && 'error' in screened) return next(screened.error)
+      // Masking changed only characters inside strings: check the new bytes like any body.
+      if (screened) return fromRaw(ctx, next, Buffer.from(screened.masked, 'utf8'), true)
+    }
     const obj = body as Record<string, unknown>
     if (result.clamps.length === 0 && result.inserts.length === 0)
       return accept(ctx, next, obj, buf, false, result)
@@ -120,10 +130,20 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
     if (walk) return refuse(ctx, FAILURES[walk.kind](formatField(walk.path), config))
     const result = checkBody(config, validators, ctx.req.method, ctx.endpoint, body)
     if ('status' in result) return refuse(ctx, result)
-    const obj = body as Record<string, unknown>
+    let obj = body as Record<string, unknown>
     applyEdits(obj, result)
-    const out = Buffer.from(JSON.stringify(obj), 'utf8')
+    const text = JSON.stringify(obj)
+    let out = Buffer.from(text, 'utf8')
     if (out.length > config.bodyLimit) return refuse(ctx, tooLarge(config.bodyLimit))
+    if (screen) {
+      const screened = screen(ctx, text)
+      if (screened === 'answered') return
+      if (screened && 'error' in screened) return next(screened.error)
+      if (screened) {
+        out = Buffer.from(screened.masked, 'utf8')
+        obj = JSON.parse(screened.masked) as Record<string, unknown>
+      }
+    }
     accept(ctx, next, obj, out, true, result)
   }
 

@@ -10,6 +10,12 @@ import {
   type SecurityEventHandler,
 } from '@gatehouse/core'
 import type { SchemaObject } from 'ajv'
+import {
+  resolveSecrets,
+  secretsOptionsSchema,
+  type SecretsConfig,
+  type SecretsOptions,
+} from './secrets-options'
 
 const PKG = '@gatehouse/request-guard'
 
@@ -94,7 +100,14 @@ export interface RequestGuardOptions {
    * @default true
    */
   validateSchema?: boolean | undefined
-  /** Receives a `security_violation` event for every refusal and every clamp. */
+  /**
+   * Outbound secret detection: credentials (the rule table of @gatehouse/core) found in a body
+   * are blocked, masked or logged, per rule, per provider and per request (`policy`). `false`
+   * turns detection off.
+   * @default block private keys and cloud credentials, log the rest
+   */
+  secrets?: SecretsOptions | false | undefined
+  /** Receives a `security_violation` event for every refusal, every clamp and every credential found. */
   onEvent?: SecurityEventHandler | undefined
   /**
    * Where refusals are logged (at `debug`) and internal failures (at `error`).
@@ -128,6 +141,8 @@ export interface RequestGuardConfig {
   readonly maxDepth: number
   readonly maxElements: number
   readonly validateSchema: boolean
+  /** Undefined when secret detection is off. */
+  readonly secrets: SecretsConfig | undefined
   readonly onEvent: SecurityEventHandler | undefined
   readonly logger: Logger
 }
@@ -173,6 +188,7 @@ export const requestGuardOptionsSchema: SchemaObject = {
     maxDepth: { type: 'integer', minimum: 1, maximum: 10_000 },
     maxElements: { type: 'integer', minimum: 1, maximum: 100_000_000 },
     validateSchema: { type: 'boolean' },
+    secrets: secretsOptionsSchema,
   },
 }
 
@@ -182,6 +198,27 @@ const resolveRaw = createOptionsResolver<RequestGuardOptions>({
   schema: requestGuardOptionsSchema,
   handChecked: ['onEvent', 'logger'],
 })
+
+/** The `secrets.policy` hook, checked by hand: ajv sees the data-shaped rest of `secrets`. */
+function policyHookOf(options: unknown): { policy?: unknown } {
+  const secrets = (options as { secrets?: unknown } | null | undefined)?.secrets
+  return secrets !== null &&
+    typeof secrets === 'object' &&
+    'policy' in secrets &&
+    secrets.policy !== undefined
+    ? { policy: secrets.policy }
+    : {}
+}
+
+/** The options ajv checks: without the policy hook, and without `secrets: false` (detection off). */
+function dataOptions(options: unknown): unknown {
+  const secrets = (options as { secrets?: unknown } | null | undefined)?.secrets
+  if (secrets !== false && !('policy' in policyHookOf(options))) return options
+  const { secrets: _secrets, ...rest } = options as { secrets: Record<string, unknown> | false }
+  if (secrets === false) return rest
+  const { policy: _policy, ...data } = secrets as Record<string, unknown>
+  return { ...rest, secrets: data }
+}
 
 /** Largest body limit accepted: one gibibyte (a Buffer of the whole body is kept). */
 const MAX_BODY_LIMIT = 1024 ** 3
@@ -203,7 +240,9 @@ function compileModels(models: Record<string, number | false> | undefined): Mode
 
 /** Validate options and build the frozen config. Throws GatehouseConfigError. */
 export function resolveRequestGuardConfig(options: unknown): RequestGuardConfig {
-  const opts = resolveRaw(options)
+  const opts = resolveRaw(dataOptions(options))
+  const off = (options as { secrets?: unknown } | null | undefined)?.secrets === false
+  const secrets = resolveSecrets(PKG, off ? false : { ...opts.secrets, ...policyHookOf(options) })
   if (opts.onEvent !== undefined && typeof opts.onEvent !== 'function') {
     throw new GatehouseConfigError('GH_RG_INVALID_OPTIONS', `${PKG}: onEvent: must be a function`)
   }
@@ -246,6 +285,7 @@ export function resolveRequestGuardConfig(options: unknown): RequestGuardConfig 
     maxDepth: opts.maxDepth ?? 64,
     maxElements: opts.maxElements ?? 100_000,
     validateSchema: opts.validateSchema ?? true,
+    secrets,
     onEvent: opts.onEvent,
     logger: opts.logger ?? noopLogger,
   })

@@ -135,6 +135,7 @@ describe('requestGuard options', () => {
         'maxTokens',
         'onOverCap',
         'providers',
+        'secrets',
         'validateSchema',
       ].sort(),
     )
@@ -155,5 +156,59 @@ describe('requestGuard options', () => {
     } finally {
       await server.close()
     }
+  })
+})
+
+describe('requestGuard secrets option', () => {
+  it.each<[unknown, string, string]>([
+    [
+      { secrets: { default: 'drop' } },
+      'GH_RG_INVALID_OPTIONS',
+      'secrets.default: must be one of "block", "mask", "log", "off" (got "drop")',
+    ],
+    [
+      { secrets: { rules: { 'github-token': 'redact' } } },
+      'GH_RG_INVALID_OPTIONS',
+      'secrets.rules.github-token: must be one of "block", "mask", "log", "off" (got "redact")',
+    ],
+    [
+      { secrets: { providers: { openai: { default: 'allow' } } } },
+      'GH_RG_INVALID_OPTIONS',
+      'secrets.providers.openai.default: must be one of "block", "mask", "log", "off" (got "allow")',
+    ],
+    [
+      { secrets: { rules: { 'aws-acess-key-id': 'block' } } },
+      'GH_RG_UNKNOWN_OPTION',
+      'secrets.rules.aws-acess-key-id: unknown key (did you mean "aws-access-key-id"?)',
+    ],
+    [
+      { secrets: { defualt: 'log' } },
+      'GH_RG_UNKNOWN_OPTION',
+      'secrets.defualt: unknown key (did you mean "default"?)',
+    ],
+    [{ secrets: { policy: 'strict' } }, 'GH_RG_INVALID_OPTIONS', 'secrets.policy: must be a function'],
+  ])('rejects %j with %s', (options, code, message) => {
+    const err = thrown(() => requestGuard(options as RequestGuardOptions))
+    expect(err.code).toBe(code)
+    expect(err.message).toBe(`@gatehouse/request-guard: ${message}`)
+  })
+
+  it('resolves the defaults: the built-in blocks, log for the rest, overrides per provider', () => {
+    const config = resolveRequestGuardConfig({
+      secrets: { default: 'mask', providers: { claude: { rules: { 'private-key': 'log' } } } },
+    })
+    const { openai, claude } = config.secrets!.providers
+    expect(openai.explicit.get('private-key')).toBe('block')
+    expect(openai.explicit.get('github-token') ?? openai.fallback).toBe('mask')
+    expect(claude.explicit.get('private-key')).toBe('log')
+    expect(resolveRequestGuardConfig({}).secrets!.providers.gemini.fallback).toBe('log')
+    expect(resolveRequestGuardConfig({ secrets: false }).secrets).toBeUndefined()
+  })
+
+  it('leaves the options object alone and accepts a policy hook', () => {
+    const policy = (): undefined => undefined
+    const options = { secrets: { policy, default: 'log' as const } }
+    expect(resolveRequestGuardConfig(options).secrets!.policy).toBe(policy)
+    expect(options).toEqual({ secrets: { policy, default: 'log' } })
   })
 })
