@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { GatehouseError, gatehouseLocals } from '@gatehouse/core'
+import { GatehouseError } from '@gatehouse/core'
 import { resolveRequestGuardConfig, type RequestGuardOptions } from './options'
 import { resolveEndpoint } from './endpoints'
 import { compileBodyValidators, type BodyValidators } from './schemas'
@@ -10,38 +10,15 @@ import { CAP_KEYS } from './caps'
 import { RequestGuardErrorCodes } from './errors'
 import type { Ctx } from './context'
 import { createAnswers } from './answers'
-import { checkBody, type Checked } from './check'
+import { checkBody } from './check'
 import { BODY_METHODS, encodingRefusal, hasBody, mediaTypeRefusal, originPath } from './headers'
 import { readBody } from './read-body'
 import { FAILURES, malformed, tooLarge } from './refusal'
 import { applyEdits, rewriteBody } from './rewrite'
+import { accept } from './accept'
 import { createSecretScreen } from './secret-guard'
 
-/** What the guard leaves for the layers after it, in `res.locals.gatehouse.requestGuard`. */
-export interface RequestGuardLocals {
-  /** The exact bytes that were validated: what `forwardBody` writes upstream. */
-  rawBody: Buffer
-  /** The endpoint the body was checked as (`openai.chat`, `claude.messages`, …, or `generic`). */
-  endpoint: string
-  /** Whose caps applied. */
-  provider: string
-  /** True when an earlier body parser had consumed the stream and `rawBody` is re-serialized JSON. */
-  reserialized: boolean
-  /** Fields lowered to their cap (`onOverCap: 'clamp'`), as `generationConfig.maxOutputTokens`. */
-  clamped: string[]
-  /** Caps written into a request that set none (`insertCaps`), as `max_completion_tokens`. */
-  inserted: string[]
-  /** The largest max-token value the forwarded body asks for, when it sets one. */
-  maxTokens?: number
-  /** Set by `forwardBody` once the bytes are written, so a second call writes nothing. */
-  forwarded?: boolean
-}
-
-declare module '@gatehouse/core' {
-  interface GatehouseLocals {
-    requestGuard?: RequestGuardLocals
-  }
-}
+export type { RequestGuardLocals } from './accept'
 
 /**
  * Validate LLM provider request bodies before they are proxied: body size, content type, JSON
@@ -55,40 +32,6 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
   const answers = createAnswers(config)
   const { refuse, log, internalError } = answers
   const screen = config.secrets ? createSecretScreen(config.secrets, answers) : undefined
-
-  function accept(
-    ctx: Ctx,
-    next: NextFunction,
-    body: Record<string, unknown>,
-    rawBody: Buffer,
-    reserialized: boolean,
-    result: Checked,
-  ): void {
-    const { req, res, endpoint } = ctx
-    const clampedFields = result.clamps.map((c) => formatField(c.path))
-    if (clampedFields.length > 0)
-      answers.emit(ctx, 'max_tokens_clamped', { code: 'GH_RG_MAX_TOKENS_EXCEEDED', fields: clampedFields })
-    const locals = gatehouseLocals(res)
-    locals.requestGuard = {
-      rawBody,
-      endpoint: endpoint.kind,
-      provider: endpoint.provider,
-      reserialized,
-      clamped: clampedFields,
-      inserted: result.inserts.map((i) => formatField(i.path)),
-      ...(result.maxTokens !== undefined ? { maxTokens: result.maxTokens } : {}),
-    }
-    // What the limits after the guard reserve: the forwarded bytes / 4, and the output bound.
-    locals.tokenEstimate = { promptTokens: Math.ceil(rawBody.length / 4), outputTokens: result.outputTokens }
-    locals.provider ??= endpoint.provider
-    ;(req as { body?: unknown }).body = body
-    // The headers now describe the validated bytes; the expectation of a 100-continue is met.
-    req.headers['content-length'] = String(rawBody.length)
-    delete req.headers['transfer-encoding']
-    delete req.headers['content-encoding']
-    delete req.headers.expect
-    next()
-  }
 
   /** `masked`: the guard's own rewrite of a body that passed (credentials masked), checked again. */
   function fromRaw(ctx: Ctx, next: NextFunction, buf: Buffer, masked = false): void {
@@ -120,8 +63,8 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
     }
     const obj = body as Record<string, unknown>
     if (result.clamps.length === 0 && result.inserts.length === 0)
-      return accept(ctx, next, obj, buf, false, result)
-    accept(ctx, next, obj, rewriteBody(text, obj, scan.spans, result), false, result)
+      return accept(answers, ctx, next, obj, buf, false, result)
+    accept(answers, ctx, next, obj, rewriteBody(text, obj, scan.spans, result), false, result)
   }
 
   function fromParsed(ctx: Ctx, next: NextFunction, body: unknown): void {
@@ -144,7 +87,7 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
         obj = JSON.parse(screened.masked) as Record<string, unknown>
       }
     }
-    accept(ctx, next, obj, out, true, result)
+    accept(answers, ctx, next, obj, out, true, result)
   }
 
   /** An earlier body parser read the stream: check what it left. */
