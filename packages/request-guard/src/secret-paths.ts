@@ -82,12 +82,12 @@ export function locate(
       const t = top()
       const isKey = t !== undefined && !t.array && t.expectKey
       if (!isKey) valueStarts()
-      const quoted = end === -1 ? undefined : text.slice(i, end + 1)
       for (; h < positions.length && positions[h]! < i; h++) out.push({ path: '$', stringEnd: -1 })
-      for (; h < positions.length && (end === -1 || positions[h]! < end); h++) {
-        out.push({ path: wantPath(h) ? pathHere(isKey ? (quoted ?? '""') : undefined) : '', stringEnd: end })
-      }
       if (end === -1) break
+      const quoted = text.slice(i, end + 1)
+      for (; h < positions.length && positions[h]! < end; h++) {
+        out.push({ path: wantPath(h) ? pathHere(isKey ? quoted : undefined) : '', stringEnd: end })
+      }
       if (isKey) {
         t.key = quoted
         t.expectKey = false
