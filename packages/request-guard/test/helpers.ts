@@ -169,3 +169,24 @@ export function useGuarded(options: RequestGuardOptions = {}, ...before: Request
   })
   return app
 }
+
+export const OPENAI_PATH = '/v1/chat/completions'
+export const CLAUDE_PATH = '/v1/messages'
+
+/** The provider-native error shapes of SPEC §3, checked exactly (no extra keys). */
+export function expectOpenAIError(json: unknown, param: string | null, code?: string | null): void {
+  expect(json).toEqual({
+    error: {
+      message: expect.any(String),
+      type: 'invalid_request_error',
+      param,
+      code: code === undefined ? expect.anything() : code,
+    },
+  })
+}
+export function expectClaudeError(json: unknown, type = 'invalid_request_error'): void {
+  expect(json).toEqual({ type: 'error', error: { type, message: expect.any(String) } })
+}
+export function expectGeminiError(json: unknown, code: number, status = 'INVALID_ARGUMENT'): void {
+  expect(json).toEqual({ error: { code, message: expect.any(String), status } })
+}
