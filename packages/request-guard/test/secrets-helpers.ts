@@ -1,15 +1,22 @@
 import express, { type RequestHandler } from 'express'
 import { createProxyMiddleware } from 'http-proxy-middleware'
-import { MockUpstream, collectEvents, listen, type RunningServer } from '@gatehouse/testing'
-import { gatehouseLocals, type Logger, type SecurityEvent } from '@gatehouse/core'
+import {
+  MockUpstream,
+  collectEvents,
+  listen,
+  recordingLogger,
+  type RecordingLogger,
+  type RunningServer,
+} from '@gatehouse/testing'
+import { gatehouseLocals, type SecurityEvent } from '@gatehouse/core'
 import { forwardBody, requestGuard, type RequestGuardOptions } from '@gatehouse/request-guard'
 
 export interface SecretGateway {
   url: string
   upstream: MockUpstream
   events: SecurityEvent[]
-  /** Every logger call, serialized: message and meta. */
-  logLines: string[]
+  /** Every logger call of the guard. */
+  logger: RecordingLogger
 }
 
 /** Sets `clientKeyId` from `x-tenant`, as client-auth does from a client key. */
@@ -28,25 +35,15 @@ export function useSecretGateway(
   options: RequestGuardOptions = {},
   before: RequestHandler[] = [],
 ): SecretGateway {
-  const gw = { url: '', events: [], logLines: [] } as unknown as SecretGateway
+  const gw = { url: '', events: [], logger: recordingLogger() } as unknown as SecretGateway
   let server: RunningServer
   beforeAll(async () => {
     gw.upstream = await MockUpstream.start()
     const { events, onEvent } = collectEvents()
     gw.events = events
-    const record =
-      (level: string) =>
-      (message: string, meta?: unknown): void =>
-        void gw.logLines.push(`${level} ${message} ${JSON.stringify(meta ?? {})}`)
-    const logger: Logger = {
-      error: record('error'),
-      warn: record('warn'),
-      info: record('info'),
-      debug: record('debug'),
-    }
     const app = express()
     for (const mw of before) app.use(mw)
-    app.use(requestGuard({ ...options, onEvent, logger }))
+    app.use(requestGuard({ ...options, onEvent, logger: gw.logger }))
     app.use(
       createProxyMiddleware({ target: gw.upstream.url, changeOrigin: true, on: { proxyReq: forwardBody } }),
     )
@@ -60,7 +57,7 @@ export function useSecretGateway(
   beforeEach(() => {
     gw.upstream.reset()
     gw.events.length = 0
-    gw.logLines.length = 0
+    gw.logger.calls.length = 0
   })
   return gw
 }
