@@ -77,6 +77,9 @@ const BAD: Array<[string, string, RegExp]> = [
   ['a reserved fingerprint header', 'device_fingerprint: { enabled: true, header: Host }', /^ {2}device_fingerprint\.header: "Host" is reserved/m],
   ['an audit retention below 0 files', 'logging: { audit: { retention: { max_files: -1 } } }', /^ {2}logging\.audit\.retention\.max_files: must be >= 0/m],
   ['an audit rotation age that is not a duration', 'logging: { audit: { max_file_age: weekly } }', /^ {2}logging\.audit\.max_file_age: must be a duration/m],
+  ['a secret rule id that does not exist', 'secret_detection: { rules: { github-tokn: block } }', /^ {2}secret_detection\.rules\.github-tokn: unknown key \(did you mean "github-token"\?\)/m],
+  ['a secret action that does not exist', 'secret_detection: { providers: { openai: { default: redact } } }', /^ {2}secret_detection\.providers\.openai\.default: must be one of/m],
+  ['an unknown rule in a key policy', 'secret_detection: { keys: { key_abc123: { rules: { bogus: block } } } }', /^ {2}secret_detection\.keys\.key_abc123\.rules\.bogus: is not a secret rule id/m],
   ['a retention of 0 days', 'storage: { retention_days: 0 }', /^ {2}storage\.retention_days: must be >= 1/m],
 ]
 

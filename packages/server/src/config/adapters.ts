@@ -1,7 +1,7 @@
 import { resolveCredentialVaultConfig, type CredentialVaultOptions } from '@gatehouse/credential-vault'
 import { resolveHstsConfig, type HstsOptions } from '@gatehouse/hsts'
 import { resolveIpFilterConfig, type IpFilterOptions } from '@gatehouse/ip-filter'
-import { resolveRequestGuardConfig } from '@gatehouse/request-guard'
+import { resolveRequestGuardConfig, type SecretsOptions } from '@gatehouse/request-guard'
 import { isProviderName, type ProviderName } from '@gatehouse/core'
 import { jwtVerifier, type JwtAuthOptions } from '@gatehouse/client-auth'
 import { resolveAuditLogConfig, type AuditLogOptions } from '@gatehouse/audit-log'
@@ -80,17 +80,33 @@ export const servedProviders = (c: GatehouseConfig): ProviderName[] =>
     .filter(([name, pc]) => pc?.enabled && isProviderName(name))
     .map(([name]) => name as ProviderName)
 
-export const requestGuardAdapter: LayerAdapter<{ bodyLimit: string | number; maxChoices: number; providers: Record<string, { maxTokens: number }> }> = {
+/** secret_detection as request-guard's `secrets` (the per-key policies are the gateway's hook, see layers). */
+function secretsOptions(c: GatehouseConfig): SecretsOptions | false {
+  const d = c.secret_detection
+  if (!d.enabled) return false
+  return {
+    ...(d.default !== undefined ? { default: d.default } : {}),
+    ...(d.rules ? { rules: d.rules } : {}),
+    ...(d.providers ? { providers: d.providers } : {}),
+  }
+}
+
+export const requestGuardAdapter: LayerAdapter<{ bodyLimit: string | number; maxChoices: number; providers: Record<string, { maxTokens: number }>; secrets: SecretsOptions | false }> = {
   layer: '@gatehouse/request-guard',
   options: (c) => ({
     bodyLimit: c.server.body_limit,
     maxChoices: c.server.max_choices,
     providers: Object.fromEntries(servedProviders(c).map((p) => [p, { maxTokens: c.providers[p]?.max_tokens ?? 4096 }])),
+    secrets: secretsOptions(c),
   }),
   resolve: (o) => resolveRequestGuardConfig(o),
   paths: [
     ['bodyLimit', 'server.body_limit'],
     ['maxChoices', 'server.max_choices'],
+    ['secrets.providers', 'secret_detection.providers'],
+    ['secrets.rules', 'secret_detection.rules'],
+    ['secrets.default', 'secret_detection.default'],
+    ['secrets', 'secret_detection'],
     // providers.<name>.maxTokens → providers.<name>.max_tokens
     ['providers', 'providers'],
     ['maxTokens', 'max_tokens'],

@@ -61,5 +61,7 @@ export function defaultConfig(): GatehouseConfig {
     management: { enabled: true, allow_remote: false },
     device_fingerprint: { enabled: true, header: 'X-Device-Fingerprint' },
     storage: { enabled: false, store_bodies: false, retention_days: 30 },
+    // Private keys and cloud credentials blocked, other credential formats logged (request-guard's defaults).
+    secret_detection: { enabled: true },
   }
 }

@@ -34,6 +34,9 @@ const size: SchemaObject = {
   description: 'must be a size such as "10mb" or "512kb"',
 }
 const ipList: SchemaObject = { type: 'array', items: nonEmpty }
+/** What outbound secret detection does with a rule's hits (rule ids are checked by request-guard). */
+const secretAction: SchemaObject = { enum: ['block', 'mask', 'log', 'off'] }
+const secretPolicy: SchemaObject = obj({ default: secretAction, rules: { type: 'object', additionalProperties: secretAction } })
 
 /** Account-selecting headers each provider takes from config (never from clients). */
 const ACCOUNT_KEYS: Record<string, Record<string, SchemaObject>> = {
@@ -190,6 +193,12 @@ export const configSchema: SchemaObject = obj({
   notify: obj({ webhook_url: str }),
   management: obj({ enabled: bool, secret_key: str, allow_remote: bool }),
   device_fingerprint: obj({ enabled: bool, header: { type: 'string', pattern: '^[A-Za-z0-9-]+$' } }),
+  secret_detection: obj({
+    enabled: bool,
+    ...secretPolicy.properties,
+    providers: { type: 'object', additionalProperties: false, properties: Object.fromEntries(PROVIDER_NAMES.map((p) => [p, secretPolicy])) },
+    keys: { type: 'object', propertyNames: { pattern: '^key_[A-Za-z0-9_-]{1,64}$' }, additionalProperties: secretPolicy, description: 'must map client key ids (key_…) to a policy' },
+  }),
   storage: obj({
     enabled: bool,
     url: { type: 'string', pattern: '^postgres(ql)?://' },

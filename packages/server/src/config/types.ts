@@ -94,6 +94,22 @@ export interface GatehouseConfig {
   management: { enabled: boolean; secret_key?: string; allow_remote: boolean }
   device_fingerprint: { enabled: boolean; header: string }
   storage: { enabled: boolean; url?: string; store_bodies: boolean; retention_days: number }
+  /** Outbound secret detection in request bodies (request-guard's `secrets`). */
+  secret_detection: SecretDetectionConfig
+}
+
+export type SecretAction = 'block' | 'mask' | 'log' | 'off'
+export interface SecretPolicyConfig {
+  /** For rules not listed (and not blocked by default). */
+  default?: SecretAction
+  /** By rule id (`gatehouse-check`'s and core's SECRET_RULES ids). */
+  rules?: Record<string, SecretAction>
+}
+export interface SecretDetectionConfig extends SecretPolicyConfig {
+  enabled: boolean
+  providers?: Partial<Record<ProviderName, SecretPolicyConfig>>
+  /** By client key id (key_…): a key's own policy, over the provider's. */
+  keys?: Record<string, SecretPolicyConfig>
 }
 
 /** One audit sink as the YAML writes it (logging.audit.sinks). */

@@ -1,8 +1,6 @@
 import type { RequestHandler } from 'express'
 import { keyModelScope } from '@gatehouse/client-auth'
 import { credentialInjection } from '@gatehouse/credential-vault'
-import { requestGuard } from '@gatehouse/request-guard'
-import { requestGuardAdapter } from '../config/adapters'
 import { accessLogLayer } from '../layers/access-log'
 import { clientAuthLayer } from '../layers/client-auth'
 import { unconfiguredProviderGuard } from '../layers/credential-check'
@@ -10,6 +8,7 @@ import { hostGuardLayer } from '../layers/host-guard'
 import { maintenanceLayer } from '../layers/maintenance'
 import { pathGuard } from '../layers/path-guard'
 import { requestId } from '../layers/request-id'
+import { requestGuardLayer } from '../layers/request-guard'
 import { routingLayer } from '../layers/routing'
 import { securityHeadersLayer } from '../layers/security-headers'
 import { shutdownLayer } from '../layers/shutdown'
@@ -53,7 +52,7 @@ export const LAYERS: readonly LayerSpec[] = [
   { name: 'endpoint-allowlist', stage: 'admission', build: (s) => s.upstream.proxy.admission },
   // The body is read and checked (caps bound the output) before any token is reserved, so a request
   // refused here, or one that never finishes its body, costs nothing.
-  { name: 'request-guard', stage: 'admission', build: (s) => requestGuard({ ...requestGuardAdapter.options(s.config), onEvent: s.events.emit, logger: s.logger }) },
+  { name: 'request-guard', stage: 'admission', build: (s) => requestGuardLayer(s.config, s.events.emit, s.logger) },
   // The key's models, wherever the request names them (body, path, nested batch entries).
   { name: 'model-scope', stage: 'admission', build: (s) => keyModelScope({ onEvent: s.events.emit, logger: s.logger }) },
   { name: 'request-limits', stage: 'admission', build: (s) => s.limits.perRequest },
