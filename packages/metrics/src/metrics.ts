@@ -1,7 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { createMasker, type SecurityEvent, type SecurityEventHandler } from '@gatehouse/core'
+import { createMasker, isSharedLimitRefusal, type SecurityEvent, type SecurityEventHandler } from '@gatehouse/core'
 import { BoundedLabel, eventTypeLabel, ipLabel, providerLabel, statusLabel } from './labels'
-import { isSharedLimitRefusal } from './options'
 import { resolveMetricsConfig, type MetricsOptions } from './options'
 
 /** One finished request, as `observeRequest` takes it. */
