@@ -5,7 +5,7 @@ import { createTestApp, rateLimitedEvent, securityEvent } from '@gatehouse/testi
 import { createMetrics, isRateLimitViolation, type MetricsOptions } from '@gatehouse/metrics'
 import { sample } from './helpers'
 
-describe('createMetrics', () => {
+describe('createMetrics: names and registry', () => {
   it('names the metrics with the default prefix, in its own registry', async () => {
     const metrics = createMetrics({ processMetrics: false })
     expect(metrics.names).toEqual({
@@ -37,6 +37,17 @@ describe('createMetrics', () => {
     expect(sample(text, 'cliproxy_security_events_total{event_type="security_violation"}')).toBe(10)
   })
 
+  it('exports the process metrics unless turned off, and two instances do not clash', async () => {
+    const a = createMetrics()
+    const b = createMetrics({ processMetrics: false })
+    expect(await a.render()).toMatch(/^process_cpu_user_seconds_total /m)
+    expect(await b.render()).not.toContain('process_cpu_user_seconds_total')
+    a.recordEvent(securityEvent())
+    expect(sample(await b.render(), 'gatehouse_auth_failures_total{provider="claude"}')).toBeUndefined()
+  })
+})
+
+describe('createMetrics: security events', () => {
   it('counts a refusal by a shared bucket under ip="shared", never under the refused caller\'s address', async () => {
     const metrics = createMetrics({ processMetrics: false })
     metrics.recordEvent(securityEvent({ event_type: 'security_violation', result: 'rate_limited', ip: '198.51.100.7', details: { own_limit: false } }))
@@ -79,6 +90,18 @@ describe('createMetrics', () => {
     expect(text).not.toContain('gpt-4o')
   })
 
+  it('counts rate-limit violations by the configured test', async () => {
+    expect(isRateLimitViolation(rateLimitedEvent('1.2.3.4'))).toBe(true)
+    expect(isRateLimitViolation(securityEvent({ event_type: 'security_violation', result: 'quota_exceeded' }))).toBe(true)
+    expect(isRateLimitViolation(securityEvent({ event_type: 'security_violation', result: 'honeytoken' }))).toBe(false)
+    const metrics = createMetrics({ processMetrics: false, isRateLimitViolation: (e) => e.result === 'slow_down' })
+    metrics.recordEvent(securityEvent({ event_type: 'security_violation', result: 'slow_down', ip: '1.2.3.4' }))
+    metrics.recordEvent(rateLimitedEvent('1.2.3.4'))
+    expect(sample(await metrics.render(), 'gatehouse_rate_limit_violations_total{ip="1.2.3.4"}')).toBe(1)
+  })
+})
+
+describe('createMetrics: bounded labels', () => {
   it('bounds the ip label: past maxLabelValues addresses count under other; non-addresses are other', async () => {
     const metrics = createMetrics({ processMetrics: false, maxLabelValues: 3 })
     for (const ip of ['10.0.0.1', '10.0.0.2', '::ffff:10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.1', 'not-an-ip']) {
@@ -104,6 +127,16 @@ describe('createMetrics', () => {
     expect(sample(await metrics.render(), 'gatehouse_rate_limit_violations_total{ip="other"}')).toBe(4950)
   })
 
+  it('labels come only from bounded sets: no path, model or free-text label exists', () => {
+    const metrics = createMetrics({ processMetrics: false })
+    const labelNames = metrics.registry
+      .getMetricsAsArray()
+      .flatMap((m) => (m as unknown as { labelNames: string[] }).labelNames)
+    expect([...new Set(labelNames)].sort()).toEqual(['action', 'direction', 'event_type', 'ip', 'provider', 'severity', 'status'])
+  })
+})
+
+describe('createMetrics: requests', () => {
   it('turns provider_request events into request, duration and token metrics', async () => {
     const metrics = createMetrics({ processMetrics: false })
     metrics.recordEvent(
@@ -140,33 +173,6 @@ describe('createMetrics', () => {
     expect(sample(text, 'gatehouse_request_duration_seconds_count{provider="gemini"}')).toBe(1)
     expect(sample(text, 'gatehouse_upstream_tokens_total{provider="gemini",direction="input"}')).toBe(5)
     expect(sample(text, 'gatehouse_security_events_total{event_type="other"}')).toBe(1)
-  })
-
-  it('labels come only from bounded sets: no path, model or free-text label exists', () => {
-    const metrics = createMetrics({ processMetrics: false })
-    const labelNames = metrics.registry
-      .getMetricsAsArray()
-      .flatMap((m) => (m as unknown as { labelNames: string[] }).labelNames)
-    expect([...new Set(labelNames)].sort()).toEqual(['action', 'direction', 'event_type', 'ip', 'provider', 'severity', 'status'])
-  })
-
-  it('exports the process metrics unless turned off, and two instances do not clash', async () => {
-    const a = createMetrics()
-    const b = createMetrics({ processMetrics: false })
-    expect(await a.render()).toMatch(/^process_cpu_user_seconds_total /m)
-    expect(await b.render()).not.toContain('process_cpu_user_seconds_total')
-    a.recordEvent(securityEvent())
-    expect(sample(await b.render(), 'gatehouse_auth_failures_total{provider="claude"}')).toBeUndefined()
-  })
-
-  it('counts rate-limit violations by the configured test', async () => {
-    expect(isRateLimitViolation(rateLimitedEvent('1.2.3.4'))).toBe(true)
-    expect(isRateLimitViolation(securityEvent({ event_type: 'security_violation', result: 'quota_exceeded' }))).toBe(true)
-    expect(isRateLimitViolation(securityEvent({ event_type: 'security_violation', result: 'honeytoken' }))).toBe(false)
-    const metrics = createMetrics({ processMetrics: false, isRateLimitViolation: (e) => e.result === 'slow_down' })
-    metrics.recordEvent(securityEvent({ event_type: 'security_violation', result: 'slow_down', ip: '1.2.3.4' }))
-    metrics.recordEvent(rateLimitedEvent('1.2.3.4'))
-    expect(sample(await metrics.render(), 'gatehouse_rate_limit_violations_total{ip="1.2.3.4"}')).toBe(1)
   })
 })
 
