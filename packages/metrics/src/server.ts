@@ -2,7 +2,8 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { GatehouseError, hostGuard, isLoopbackBind } from '@gatehouse/core'
 import { MetricsErrorCodes } from './errors'
-import { PKG, resolveMetricsServerConfig, type MetricsServerOptions } from './options'
+import { PKG } from './options'
+import { resolveMetricsServerConfig, type MetricsServerOptions } from './server-options'
 
 /** A running metrics listener. */
 export interface MetricsServer {

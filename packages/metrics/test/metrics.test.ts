@@ -1,11 +1,11 @@
 import type { RequestHandler } from 'express'
 import { register as globalRegistry } from 'prom-client'
 import request from 'supertest'
-import { createTestApp } from '@gatehouse/testing'
+import { createTestApp, rateLimitedEvent, securityEvent } from '@gatehouse/testing'
 import { createMetrics, isRateLimitViolation, type MetricsOptions } from '@gatehouse/metrics'
-import { event, rateLimited, sample } from './helpers'
+import { sample } from './helpers'
 
-describe('createMetrics', () => {
+describe('createMetrics: names and registry', () => {
   it('names the metrics with the default prefix, in its own registry', async () => {
     const metrics = createMetrics({ processMetrics: false })
     expect(metrics.names).toEqual({
@@ -19,15 +19,15 @@ describe('createMetrics', () => {
       credentialRejections: 'gatehouse_upstream_credential_rejections_total',
       unauditedChanges: 'gatehouse_unaudited_changes_total',
     })
-    metrics.recordEvent(event())
+    metrics.recordEvent(securityEvent())
     expect(await globalRegistry.metrics()).not.toContain('auth_failures')
     expect(metrics.registry).not.toBe(globalRegistry)
   })
 
   it("reproduces the seed's names and lines with prefix cliproxy_", async () => {
     const metrics = createMetrics({ prefix: 'cliproxy_', processMetrics: false })
-    for (let i = 0; i < 5; i++) metrics.recordEvent(event({ provider: 'claude' }))
-    for (let i = 0; i < 10; i++) metrics.recordEvent(rateLimited('192.168.1.100'))
+    for (let i = 0; i < 5; i++) metrics.recordEvent(securityEvent({ provider: 'claude' }))
+    for (let i = 0; i < 10; i++) metrics.recordEvent(rateLimitedEvent('192.168.1.100'))
     const text = await metrics.render()
     expect(text).toContain('# HELP cliproxy_auth_failures_total Total authentication failures\n# TYPE cliproxy_auth_failures_total counter\ncliproxy_auth_failures_total{provider="claude"} 5')
     expect(text).toContain('# HELP cliproxy_rate_limit_violations_total Total rate limit violations')
@@ -37,11 +37,22 @@ describe('createMetrics', () => {
     expect(sample(text, 'cliproxy_security_events_total{event_type="security_violation"}')).toBe(10)
   })
 
+  it('exports the process metrics unless turned off, and two instances do not clash', async () => {
+    const a = createMetrics()
+    const b = createMetrics({ processMetrics: false })
+    expect(await a.render()).toMatch(/^process_cpu_user_seconds_total /m)
+    expect(await b.render()).not.toContain('process_cpu_user_seconds_total')
+    a.recordEvent(securityEvent())
+    expect(sample(await b.render(), 'gatehouse_auth_failures_total{provider="claude"}')).toBeUndefined()
+  })
+})
+
+describe('createMetrics: security events', () => {
   it('counts a refusal by a shared bucket under ip="shared", never under the refused caller\'s address', async () => {
     const metrics = createMetrics({ processMetrics: false })
-    metrics.recordEvent(event({ event_type: 'security_violation', result: 'rate_limited', ip: '198.51.100.7', details: { own_limit: false } }))
-    metrics.recordEvent(event({ event_type: 'security_violation', result: 'quota_exceeded', ip: '198.51.100.7', details: { own_limit: false } }))
-    metrics.recordEvent(event({ event_type: 'security_violation', result: 'rate_limited', ip: '203.0.113.66', details: { own_limit: true } }))
+    metrics.recordEvent(securityEvent({ event_type: 'security_violation', result: 'rate_limited', ip: '198.51.100.7', details: { own_limit: false } }))
+    metrics.recordEvent(securityEvent({ event_type: 'security_violation', result: 'quota_exceeded', ip: '198.51.100.7', details: { own_limit: false } }))
+    metrics.recordEvent(securityEvent({ event_type: 'security_violation', result: 'rate_limited', ip: '203.0.113.66', details: { own_limit: true } }))
     const text = await metrics.render()
     expect(sample(text, 'gatehouse_rate_limit_violations_total{ip="shared"}')).toBe(2)
     expect(sample(text, 'gatehouse_rate_limit_violations_total{ip="203.0.113.66"}')).toBe(1)
@@ -50,12 +61,12 @@ describe('createMetrics', () => {
 
   it('counts credentials the provider proved bad, by what the vault did', async () => {
     const metrics = createMetrics({ processMetrics: false })
-    const rejected = (action: unknown) => event({ event_type: 'credential_access', result: 'rejected', provider: 'openai', details: { action, credential_id: 'cred_1' } })
+    const rejected = (action: unknown) => securityEvent({ event_type: 'credential_access', result: 'rejected', provider: 'openai', details: { action, credential_id: 'cred_1' } })
     metrics.recordEvent(rejected('kept_last_credential'))
     metrics.recordEvent(rejected('kept_last_credential'))
     metrics.recordEvent(rejected('cooldown'))
     metrics.recordEvent(rejected('something new'))
-    metrics.recordEvent(event({ event_type: 'credential_access', result: 'granted', provider: 'openai' }))
+    metrics.recordEvent(securityEvent({ event_type: 'credential_access', result: 'granted', provider: 'openai' }))
     const text = await metrics.render()
     expect(sample(text, 'gatehouse_upstream_credential_rejections_total{provider="openai",action="kept_last_credential"}')).toBe(2)
     expect(sample(text, 'gatehouse_upstream_credential_rejections_total{provider="openai",action="cooldown"}')).toBe(1)
@@ -65,12 +76,12 @@ describe('createMetrics', () => {
 
   it('counts auth failures by provider, unknown providers under other and absent ones as unknown', async () => {
     const metrics = createMetrics({ processMetrics: false, providers: ['mistral'] })
-    metrics.recordEvent(event({ provider: 'openai' }))
-    metrics.recordEvent(event({ provider: 'mistral' }))
-    metrics.recordEvent(event({ provider: 'gpt-4o-2024-08-06 from /v1/chat' }))
-    const { provider: _p, ...noProvider } = event()
+    metrics.recordEvent(securityEvent({ provider: 'openai' }))
+    metrics.recordEvent(securityEvent({ provider: 'mistral' }))
+    metrics.recordEvent(securityEvent({ provider: 'gpt-4o-2024-08-06 from /v1/chat' }))
+    const { provider: _p, ...noProvider } = securityEvent()
     metrics.recordEvent(noProvider)
-    metrics.recordEvent(event({ event_type: 'auth_success' }))
+    metrics.recordEvent(securityEvent({ event_type: 'auth_success' }))
     const text = await metrics.render()
     expect(sample(text, 'gatehouse_auth_failures_total{provider="openai"}')).toBe(1)
     expect(sample(text, 'gatehouse_auth_failures_total{provider="mistral"}')).toBe(1)
@@ -79,10 +90,22 @@ describe('createMetrics', () => {
     expect(text).not.toContain('gpt-4o')
   })
 
+  it('counts rate-limit violations by the configured test', async () => {
+    expect(isRateLimitViolation(rateLimitedEvent('1.2.3.4'))).toBe(true)
+    expect(isRateLimitViolation(securityEvent({ event_type: 'security_violation', result: 'quota_exceeded' }))).toBe(true)
+    expect(isRateLimitViolation(securityEvent({ event_type: 'security_violation', result: 'honeytoken' }))).toBe(false)
+    const metrics = createMetrics({ processMetrics: false, isRateLimitViolation: (e) => e.result === 'slow_down' })
+    metrics.recordEvent(securityEvent({ event_type: 'security_violation', result: 'slow_down', ip: '1.2.3.4' }))
+    metrics.recordEvent(rateLimitedEvent('1.2.3.4'))
+    expect(sample(await metrics.render(), 'gatehouse_rate_limit_violations_total{ip="1.2.3.4"}')).toBe(1)
+  })
+})
+
+describe('createMetrics: bounded labels', () => {
   it('bounds the ip label: past maxLabelValues addresses count under other; non-addresses are other', async () => {
     const metrics = createMetrics({ processMetrics: false, maxLabelValues: 3 })
     for (const ip of ['10.0.0.1', '10.0.0.2', '::ffff:10.0.0.3', '10.0.0.4', '10.0.0.5', '10.0.0.1', 'not-an-ip']) {
-      metrics.recordEvent(rateLimited(ip))
+      metrics.recordEvent(rateLimitedEvent(ip))
     }
     const text = await metrics.render()
     const series = text.split('\n').filter((l) => l.startsWith('gatehouse_rate_limit_violations_total{'))
@@ -98,23 +121,33 @@ describe('createMetrics', () => {
 
   it('keeps at most maxLabelValues + 1 ip series under a flood of addresses', async () => {
     const metrics = createMetrics({ processMetrics: false, maxLabelValues: 50 })
-    for (let i = 0; i < 5000; i++) metrics.recordEvent(rateLimited(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`))
+    for (let i = 0; i < 5000; i++) metrics.recordEvent(rateLimitedEvent(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`))
     const series = (await metrics.render()).split('\n').filter((l) => l.startsWith('gatehouse_rate_limit_violations_total{'))
     expect(series).toHaveLength(51)
     expect(sample(await metrics.render(), 'gatehouse_rate_limit_violations_total{ip="other"}')).toBe(4950)
   })
 
+  it('labels come only from bounded sets: no path, model or free-text label exists', () => {
+    const metrics = createMetrics({ processMetrics: false })
+    const labelNames = metrics.registry
+      .getMetricsAsArray()
+      .flatMap((m) => (m as unknown as { labelNames: string[] }).labelNames)
+    expect([...new Set(labelNames)].sort()).toEqual(['action', 'direction', 'event_type', 'ip', 'provider', 'severity', 'status'])
+  })
+})
+
+describe('createMetrics: requests', () => {
   it('turns provider_request events into request, duration and token metrics', async () => {
     const metrics = createMetrics({ processMetrics: false })
     metrics.recordEvent(
-      event({
+      securityEvent({
         event_type: 'provider_request',
         provider: 'claude',
         result: 'success',
         details: { method: 'POST', path: '/v1/messages', status: 200, duration_ms: 1234.5, input_tokens: 12, output_tokens: 34 },
       }),
     )
-    metrics.recordEvent(event({ event_type: 'provider_request', provider: 'openai', details: { status: 429, duration_ms: 3 } }))
+    metrics.recordEvent(securityEvent({ event_type: 'provider_request', provider: 'openai', details: { status: 429, duration_ms: 3 } }))
     const text = await metrics.render()
     expect(sample(text, 'gatehouse_requests_total{provider="claude",status="200"}')).toBe(1)
     expect(sample(text, 'gatehouse_requests_total{provider="openai",status="429"}')).toBe(1)
@@ -140,33 +173,6 @@ describe('createMetrics', () => {
     expect(sample(text, 'gatehouse_request_duration_seconds_count{provider="gemini"}')).toBe(1)
     expect(sample(text, 'gatehouse_upstream_tokens_total{provider="gemini",direction="input"}')).toBe(5)
     expect(sample(text, 'gatehouse_security_events_total{event_type="other"}')).toBe(1)
-  })
-
-  it('labels come only from bounded sets: no path, model or free-text label exists', () => {
-    const metrics = createMetrics({ processMetrics: false })
-    const labelNames = metrics.registry
-      .getMetricsAsArray()
-      .flatMap((m) => (m as unknown as { labelNames: string[] }).labelNames)
-    expect([...new Set(labelNames)].sort()).toEqual(['action', 'direction', 'event_type', 'ip', 'provider', 'severity', 'status'])
-  })
-
-  it('exports the process metrics unless turned off, and two instances do not clash', async () => {
-    const a = createMetrics()
-    const b = createMetrics({ processMetrics: false })
-    expect(await a.render()).toMatch(/^process_cpu_user_seconds_total /m)
-    expect(await b.render()).not.toContain('process_cpu_user_seconds_total')
-    a.recordEvent(event())
-    expect(sample(await b.render(), 'gatehouse_auth_failures_total{provider="claude"}')).toBeUndefined()
-  })
-
-  it('counts rate-limit violations by the configured test', async () => {
-    expect(isRateLimitViolation(rateLimited('1.2.3.4'))).toBe(true)
-    expect(isRateLimitViolation(event({ event_type: 'security_violation', result: 'quota_exceeded' }))).toBe(true)
-    expect(isRateLimitViolation(event({ event_type: 'security_violation', result: 'honeytoken' }))).toBe(false)
-    const metrics = createMetrics({ processMetrics: false, isRateLimitViolation: (e) => e.result === 'slow_down' })
-    metrics.recordEvent(event({ event_type: 'security_violation', result: 'slow_down', ip: '1.2.3.4' }))
-    metrics.recordEvent(rateLimited('1.2.3.4'))
-    expect(sample(await metrics.render(), 'gatehouse_rate_limit_violations_total{ip="1.2.3.4"}')).toBe(1)
   })
 })
 

@@ -1,5 +1,6 @@
+import { recordingLogger, securityEvent } from '@gatehouse/testing'
 import { createMetrics, startMetricsServer, type MetricsServer } from '@gatehouse/metrics'
-import { event, rawRequest, recordingLogger } from './helpers'
+import { rawRequest } from './helpers'
 
 describe('startMetricsServer', () => {
   let server: MetricsServer | undefined
@@ -10,7 +11,7 @@ describe('startMetricsServer', () => {
 
   it('serves the metrics on its own loopback listener at the path', async () => {
     const metrics = createMetrics({ processMetrics: false })
-    metrics.recordEvent(event())
+    metrics.recordEvent(securityEvent())
     server = await startMetricsServer({ metrics, port: 0 })
     expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/)
     const res = await fetch(server.url)
@@ -81,7 +82,7 @@ describe('startMetricsServer on loopback: the Host check (DNS rebinding)', () =>
 
   beforeAll(async () => {
     const metrics = createMetrics({ processMetrics: false })
-    metrics.recordEvent(event())
+    metrics.recordEvent(securityEvent())
     server = await startMetricsServer({ metrics, port: 0, allowedHosts: ['gatehouse-metrics', 'Metrics.Internal'] })
   })
   afterAll(() => server.close())

@@ -6,7 +6,7 @@ import { isProviderName, type ProviderName } from '@gatehouse/core'
 import { jwtVerifier, type JwtAuthOptions } from '@gatehouse/client-auth'
 import { resolveAuditLogConfig, type AuditLogOptions } from '@gatehouse/audit-log'
 import { resolveStorageSinkConfig, type StorageSinkOptions } from '@gatehouse/storage'
-import { createAlertEngine, type AlertEngineOptions } from '@gatehouse/metrics'
+import { createAlertEngine, type AlertEngineOptions } from '@gatehouse/alerts'
 import { resolveDeviceFingerprintConfig, type DeviceFingerprintOptions } from '@gatehouse/device-fingerprint'
 import type { GatehouseConfig } from './types'
 
@@ -206,7 +206,7 @@ export const storageAdapter: LayerAdapter<Pick<StorageSinkOptions, 'url' | 'stor
  * config's order, against a stand-in webhook in that case.
  */
 export const alertsAdapter: LayerAdapter<Pick<AlertEngineOptions, 'rules' | 'notify'>> = {
-  layer: '@gatehouse/metrics',
+  layer: '@gatehouse/alerts',
   options: (c) => ({
     rules: c.alerts.map((r) => ({ ...r })),
     notify: c.notify.webhook_url ? { webhookUrl: c.notify.webhook_url } : {},

@@ -1,7 +1,7 @@
 import { emitSecurityEvent, type Logger, type SecurityEventHandler } from '@gatehouse/core'
 import type { IpFilterMiddleware } from '@gatehouse/ip-filter'
 import type Redis from 'ioredis'
-import { createAlertEngine, RedisAlertStore } from '@gatehouse/metrics'
+import { createAlertEngine, RedisAlertStore } from '@gatehouse/alerts'
 import type { GatehouseConfig } from '../config/types'
 import { alertsAdapter } from '../config/adapters'
 

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { listen, type RunningServer } from '@gatehouse/testing'
-import { createAlertEngine } from '@gatehouse/metrics'
-import { event, recordingLogger } from './helpers'
+import { createAlertEngine } from '@gatehouse/alerts'
+import { listen, recordingLogger, securityEvent, type RunningServer } from '@gatehouse/testing'
 
 interface Received {
   method: string | undefined
@@ -35,7 +34,7 @@ describe('notify_admin webhook delivery', () => {
     const logger = recordingLogger()
     const engine = createAlertEngine({ logger, rules: [rule], notify: { webhookUrl: `${server.url}${secretPath}`, retryDelay: '20ms' } })
     try {
-      for (let i = 0; i < 3; i++) engine.recordEvent(event())
+      for (let i = 0; i < 3; i++) engine.recordEvent(securityEvent())
       await engine.idle()
       expect(received).toHaveLength(3)
       for (const r of received) {
@@ -62,11 +61,11 @@ describe('notify_admin webhook delivery', () => {
     const logger = recordingLogger()
     const engine = createAlertEngine({ logger, rules: [rule], notify: { webhookUrl: `${server.url}/hook`, retries: 2, retryDelay: '10ms' } })
     try {
-      for (let i = 0; i < 3; i++) engine.recordEvent(event())
+      for (let i = 0; i < 3; i++) engine.recordEvent(securityEvent())
       await engine.idle()
       expect(received).toHaveLength(3)
       expect(engine.stats()).toMatchObject({ delivered: 0, deliveryFailures: 1 })
-      expect(logger.calls.find((c) => c.level === 'error')!.message).toBe('@gatehouse/metrics: alert not delivered (HTTP 500)')
+      expect(logger.calls.find((c) => c.level === 'error')!.message).toBe('@gatehouse/alerts: alert not delivered (HTTP 500)')
     } finally {
       await engine.shutdown()
       await server.close()
@@ -84,7 +83,7 @@ describe('notify_admin webhook delivery', () => {
     const logger = recordingLogger()
     const engine = createAlertEngine({ logger, rules: [rule], notify: { webhookUrl: `${server.url}/hook`, retryDelay: '10ms', timeout: '300ms' } })
     try {
-      for (let i = 0; i < 3; i++) engine.recordEvent(event())
+      for (let i = 0; i < 3; i++) engine.recordEvent(securityEvent())
       await engine.idle()
       expect(calls).toBe(3)
       expect(engine.stats().delivered).toBe(1)
@@ -101,7 +100,7 @@ describe('notify_admin webhook delivery', () => {
     const { server, received } = await receiver([404])
     const engine = createAlertEngine({ rules: [rule], notify: { webhookUrl: `${server.url}/gone`, retryDelay: '10ms' } })
     try {
-      for (let i = 0; i < 3; i++) engine.recordEvent(event())
+      for (let i = 0; i < 3; i++) engine.recordEvent(securityEvent())
       await engine.idle()
       expect(received).toHaveLength(1)
       expect(engine.stats().deliveryFailures).toBe(1)
@@ -118,7 +117,7 @@ describe('notify_admin webhook delivery', () => {
     const engine = createAlertEngine({ rules: [rule], notify: { webhookUrl: `${server.url}/slow` } })
     try {
       const started = process.hrtime.bigint()
-      for (let i = 0; i < 3; i++) engine.recordEvent(event())
+      for (let i = 0; i < 3; i++) engine.recordEvent(securityEvent())
       expect(Number(process.hrtime.bigint() - started) / 1e6).toBeLessThan(50)
       await new Promise((r) => setTimeout(r, 50))
       expect(engine.stats()).toMatchObject({ fired: 1, delivered: 0 })
@@ -136,7 +135,7 @@ describe('notify_admin webhook delivery', () => {
     const { server, received } = await receiver([500, 500, 500, 500, 500])
     const engine = createAlertEngine({ rules: [rule], notify: { webhookUrl: `${server.url}/hook`, retries: 4, retryDelay: '10s' } })
     try {
-      for (let i = 0; i < 3; i++) engine.recordEvent(event())
+      for (let i = 0; i < 3; i++) engine.recordEvent(securityEvent())
       await new Promise((r) => setTimeout(r, 100))
       const started = Date.now()
       await engine.shutdown()

@@ -1,6 +1,6 @@
 import { suggest } from '@gatehouse/core'
 
-/** The metrics an alert condition can name: the counters of this package, without prefix and `_total`. */
+/** The metrics an alert condition can name: the counters of @gatehouse/metrics, without prefix and `_total`. */
 export const ALERT_METRICS = ['auth_failures', 'rate_limit_violations', 'security_events', 'credential_rejections', 'credentials_disabled'] as const
 export type AlertMetric = (typeof ALERT_METRICS)[number]
 

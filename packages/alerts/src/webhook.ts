@@ -1,5 +1,5 @@
-import type { Logger } from '@gatehouse/core'
-import { PKG } from './options'
+import { isLoopback, type Logger } from '@gatehouse/core'
+import { PKG, durationMs, invalid, type NotifyOptions } from './options'
 
 export interface WebhookTarget {
   url: string
@@ -15,6 +15,33 @@ export function webhookOrigin(url: string): string {
   } catch {
     return '(invalid URL)'
   }
+}
+
+const NOT_HTTP = 'notify.webhookUrl must be an http(s) URL (the value is a secret and is not shown)'
+
+/** The webhook of `notify:`, validated; undefined when no URL is set. The URL is never quoted in an error. */
+export function resolveWebhook(notify: NotifyOptions | undefined): WebhookTarget | undefined {
+  const url = notify?.webhookUrl
+  if (url === undefined || url === '') return undefined
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw invalid(NOT_HTTP)
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw invalid(NOT_HTTP)
+  return {
+    url,
+    retries: notify?.retries ?? 4,
+    retryDelayMs: durationMs(notify?.retryDelay ?? '500ms', 'notify.retryDelay'),
+    timeoutMs: durationMs(notify?.timeout ?? '5s', 'notify.timeout'),
+  }
+}
+
+/** Whether the webhook is reached in plain http over the network (loopback is exempt). */
+export function isPlainHttpOffLoopback(target: WebhookTarget): boolean {
+  const url = new URL(target.url)
+  return url.protocol === 'http:' && !isLoopback(url.hostname.replace(/^\[|\]$/g, ''))
 }
 
 /** A short, secret-free name for a fetch failure: TimeoutError, ECONNREFUSED, … */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
-import { createAlertEngine, RedisAlertStore, type BlockRequest } from '@gatehouse/metrics'
-import { rateLimited } from './helpers'
+import { createAlertEngine, RedisAlertStore, type BlockRequest } from '@gatehouse/alerts'
+import { rateLimitedEvent } from '@gatehouse/testing'
 
 const prefix = `gh-test-${randomBytes(6).toString('hex')}:`
 let redis: Redis
@@ -27,8 +27,8 @@ describe('RedisAlertStore', () => {
         onBlockIp: (b) => void blocks.push({ ...b, instance }),
       }),
     )
-    for (let i = 0; i < 60; i++) engines[i % 2]!.recordEvent(rateLimited('203.0.113.50'))
-    for (let i = 0; i < 40; i++) engines[i % 2]!.recordEvent(rateLimited('203.0.113.51'))
+    for (let i = 0; i < 60; i++) engines[i % 2]!.recordEvent(rateLimitedEvent('203.0.113.50'))
+    for (let i = 0; i < 40; i++) engines[i % 2]!.recordEvent(rateLimitedEvent('203.0.113.51'))
     await Promise.all(engines.map((e) => e.idle()))
     expect(blocks.map((b) => b.ip)).toEqual(['203.0.113.50'])
     expect(blocks[0]).toMatchObject({ ttlSeconds: 3600, reason: expect.stringContaining('rate_limit_violations reached 51 in 2s') })
@@ -50,7 +50,7 @@ describe('RedisAlertStore', () => {
       onBlockIp: (b) => void blocks.push(b),
     })
     const burst = async (): Promise<void> => {
-      for (let i = 0; i < 5; i++) engine.recordEvent(rateLimited('198.51.100.77'))
+      for (let i = 0; i < 5; i++) engine.recordEvent(rateLimitedEvent('198.51.100.77'))
       await engine.idle()
     }
     await burst()
