@@ -16,12 +16,22 @@ describe('client keys', () => {
   })
 })
 
-describe('FileKeyStore', () => {
-  let dir: string
+/** A fresh temporary directory per test, removed after it: `dir()` is the current one. */
+function tempDirPerTest(): () => string {
+  let dir = ''
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'gh-keys-'))
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
+  return () => dir
+}
+
+describe('FileKeyStore: the file and its salt', () => {
+  const tmp = tempDirPerTest()
+  let dir: string
+  beforeEach(() => {
+    dir = tmp()
+  })
 
   it('stores only salted hashes in a 0600 file in a 0700 dir', () => {
     const authDir = join(dir, 'auths')
@@ -59,6 +69,14 @@ describe('FileKeyStore', () => {
     const again = new FileKeyStore({ file, salt: a, reload: 'stat' })
     expect(again.verify(key)).toBeDefined()
     again.close()
+  })
+})
+
+describe('FileKeyStore: seeing changes made by other processes', () => {
+  const tmp = tempDirPerTest()
+  let dir: string
+  beforeEach(() => {
+    dir = tmp()
   })
 
   it('sees keys created and revoked by another store instance once the change notification is in (reload: watch)', async () => {
@@ -125,6 +143,14 @@ describe('FileKeyStore', () => {
     expect(store.verify(key)?.revoked_at).toBeUndefined()
     await new Promise((r) => setTimeout(r, 1100))
     expect(store.verify(key)?.revoked_at).toBeDefined()
+  })
+})
+
+describe('FileKeyStore: failing closed', () => {
+  const tmp = tempDirPerTest()
+  let dir: string
+  beforeEach(() => {
+    dir = tmp()
   })
 
   it('does not match a key under another salt', () => {
