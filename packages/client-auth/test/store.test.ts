@@ -2,17 +2,45 @@ import fs, { mkdtempSync, statSync, chmodSync, writeFileSync, readFileSync, rmSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { FileKeyStore, loadOrCreateSalt, MemoryKeyStore, isClientKeyFormat, generateClientKey } from '@gatehouse/client-auth'
+import { FileKeyStore, loadOrCreateSalt, MemoryKeyStore, isClientKeyFormat, generateClientKey, hashClientKey, keyIdFromHash } from '@gatehouse/client-auth'
+import { hasValidClientKeyChecksum } from '@gatehouse/core'
 
 const mode = (p: string) => statSync(p).mode & 0o777
 /** One turn of the event loop: change notifications queued by the kernel are handled in it. */
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
 
 describe('client keys', () => {
-  it('generates gate_live_ + 43 base64url characters, never twice', () => {
+  it('generates gate_live_ + 43 base62 characters + _ + a 6-character checksum, never twice', () => {
     const keys = new Set(Array.from({ length: 1000 }, () => generateClientKey()))
     expect(keys.size).toBe(1000)
-    for (const k of keys) expect(isClientKeyFormat(k)).toBe(true)
+    for (const k of keys) {
+      expect(k).toMatch(/^gate_live_[A-Za-z0-9]{43}_[A-Za-z0-9]{6}$/)
+      expect(isClientKeyFormat(k)).toBe(true)
+      expect(hasValidClientKeyChecksum(k)).toBe(true)
+    }
+  })
+
+  it('still authenticates a key issued before checksums (gate_live_ + 43 base64url)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gh-keys-'))
+    try {
+      const salt = randomBytes(32).toString('hex')
+      const legacy = `gate_live_${randomBytes(32).toString('base64url')}`
+      expect(isClientKeyFormat(legacy)).toBe(true)
+      const hash = hashClientKey(legacy, Buffer.from(salt, 'hex'))
+      const file = join(dir, 'keys.json')
+      // A key file as an older version wrote it: no integrity check yet, sealed on load.
+      const record = { id: keyIdFromHash(hash), name: 'old', hash, created_at: new Date().toISOString() }
+      writeFileSync(file, JSON.stringify({ version: 1, keys: [record] }), { mode: 0o600 })
+      const store = new FileKeyStore({ file, salt, reload: 'stat' })
+      expect(store.verify(legacy)?.id).toBe(record.id)
+      const { key } = store.create({ name: 'new' })
+      expect(hasValidClientKeyChecksum(key)).toBe(true)
+      expect(store.verify(key)?.name).toBe('new')
+      expect(store.verify(legacy)?.name).toBe('old')
+      store.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
