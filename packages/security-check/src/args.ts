@@ -13,8 +13,10 @@ Commands:
       --fix repairs the modes and says what it changed.
   secrets [PATH...] [--staged] [--format text|json|sarif] [--baseline FILE]
           [--write-baseline FILE] [--exclude PATTERN]... [--max-size SIZE] [--no-gitignore]
+          [--honeytokens FILE]
       Leaked credentials in files (default: the current directory, honouring .gitignore) or in
-      the lines that the staged changes add. Every finding is masked.
+      the lines that the staged changes add. Every finding is masked. --honeytokens: a file of
+      sha256 digests of decoy keys; a finding that is one is reported as a honeytoken.
   tls --cert FILE [--key FILE] [--min-days N]
       The certificate is readable, valid, not expiring within N days (default 30), not weak, and
       the key matches it.
@@ -48,6 +50,7 @@ const COMMANDS: Record<string, ParseArgsConfig['options']> = {
     staged: { type: 'boolean' },
     format: { type: 'string' },
     baseline: { type: 'string' },
+    honeytokens: { type: 'string' },
     'write-baseline': { type: 'string' },
     exclude: { type: 'string', multiple: true },
     'max-size': { type: 'string' },

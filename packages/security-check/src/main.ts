@@ -65,6 +65,7 @@ async function runSecrets(args: readonly string[], io: CliIo): Promise<number> {
   }
   const writeTo = str(values['write-baseline'])
   const baseline = str(values.baseline)
+  const honeytokens = str(values.honeytokens)
   const size = maxSize(values['max-size'])
   const result = await scanSecrets({
     paths: positionals,
@@ -75,6 +76,7 @@ async function runSecrets(args: readonly string[], io: CliIo): Promise<number> {
     // Writing a baseline records every current finding, so the old baseline does not filter.
     ...(baseline === undefined || writeTo !== undefined ? {} : { baseline }),
     ...(size === undefined ? {} : { maxFileSize: size }),
+    ...(honeytokens === undefined ? {} : { honeytokens }),
   })
   if (writeTo !== undefined) {
     const written = writeSecretsBaseline(resolve(io.cwd, writeTo), result.findings)

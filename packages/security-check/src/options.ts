@@ -32,6 +32,11 @@ export interface ScanSecretsOptions {
   maxFileSize?: number | string
   /** A baseline file written by `writeBaseline`; findings listed in it are not reported. */
   baseline?: string
+  /**
+   * A file of sha256 digests of honeytokens (decoy keys), one per line: a finding whose credential
+   * has one of these digests is reported as a honeytoken. Never the tokens themselves.
+   */
+  honeytokens?: string
   /** Skip what `.gitignore` files (and `.git/info/exclude`) ignore. @default true */
   gitignore?: boolean
   /** More paths to skip, in .gitignore syntax, relative to `cwd`. @default [] */
@@ -103,6 +108,7 @@ export interface ScanSecretsConfig {
   readonly cwd: string
   readonly maxFileSize: number
   readonly baseline: string | undefined
+  readonly honeytokens: string | undefined
   readonly gitignore: boolean
   readonly exclude: readonly string[]
 }
@@ -170,6 +176,7 @@ export function resolveScanSecretsConfig(options: unknown): ScanSecretsConfig {
     maxFileSize:
       o.maxFileSize === undefined ? DEFAULT_MAX_FILE_SIZE : parseSize(o.maxFileSize, 'maxFileSize'),
     baseline: o.baseline,
+    honeytokens: o.honeytokens,
     gitignore: o.gitignore ?? true,
     exclude: Object.freeze([...(o.exclude ?? [])]),
   })

@@ -37,6 +37,7 @@ export const scanSecretsSchema = {
     cwd: { type: 'string', minLength: 1 },
     maxFileSize: size,
     baseline: { type: 'string', minLength: 1 },
+    honeytokens: { type: 'string', minLength: 1 },
     gitignore: { type: 'boolean' },
     exclude: pathList,
   },
