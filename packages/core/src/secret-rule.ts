@@ -21,6 +21,20 @@ export interface SecretRule {
   /** Reject bodies with runs of one character or of consecutive characters. @default true */
   readonly runCheck?: boolean
   /**
+   * Reject bodies that look like filler or placeholders: a run (see `runCheck`), a placeholder
+   * word, too little entropy. @default true
+   */
+  readonly fillerCheck?: boolean
+  /**
+   * For the masker, which hides rather than reports: a looser regex source with the same
+   * convention (group 1 is hidden, what comes before it is kept), so a truncated key or a test key
+   * of one repeated letter is hidden too. It must match every credential `pattern` matches. The
+   * masker uses it instead of `pattern`, with no filler check and no `verify`; the scanner never
+   * does. Its tail is an open run of one character class with nothing after it, so a long run
+   * costs one pass.
+   */
+  readonly maskPattern?: string
+  /**
    * A check of the whole credential (`secret`) beyond its shape, such as a checksum: a candidate it
    * rejects is not a credential, and the next rule is tried. Must run in time linear in the length.
    */

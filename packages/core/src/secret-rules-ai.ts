@@ -7,6 +7,8 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'Anthropic API key',
     prefixes: ['sk-ant-'],
     pattern: `sk-ant-api\\d{2}-([A-Za-z0-9_-]{80,120})${END_URLSAFE}`,
+    // Masking: every Anthropic format, keeping only `sk-ant-`.
+    maskPattern: `sk-ant-([A-Za-z0-9_-]{8,})`,
     reference: 'https://docs.anthropic.com/en/api/getting-started',
   },
   {
@@ -28,6 +30,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'OpenAI project or user API key',
     prefixes: ['sk-'],
     pattern: `sk-(?:proj|None)-([A-Za-z0-9_-]{40,250})${END_URLSAFE}`,
+    maskPattern: `sk-(?:proj|None)-([A-Za-z0-9_-]{16,})`,
     reference: 'https://platform.openai.com/docs/api-reference/authentication',
   },
   {
@@ -35,6 +38,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'OpenAI service account key',
     prefixes: ['sk-'],
     pattern: `sk-svcacct-([A-Za-z0-9_-]{40,250})${END_URLSAFE}`,
+    maskPattern: `sk-svcacct-([A-Za-z0-9_-]{16,})`,
     reference: 'https://platform.openai.com/docs/api-reference/project-service-accounts',
   },
   {
@@ -42,6 +46,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'OpenAI admin key',
     prefixes: ['sk-'],
     pattern: `sk-admin-([A-Za-z0-9_-]{40,250})${END_URLSAFE}`,
+    maskPattern: `sk-admin-([A-Za-z0-9_-]{16,})`,
     reference: 'https://platform.openai.com/docs/api-reference/administration',
   },
   {
@@ -57,6 +62,8 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'OpenAI API key (original format: sk- and 48 letters and digits)',
     prefixes: ['sk-'],
     pattern: `sk-([A-Za-z0-9]{48})${END_URLSAFE}`,
+    // Masking: any long `sk-` token but OpenRouter's (its own rule follows).
+    maskPattern: `sk-(?!or-v1-)([A-Za-z0-9_-]{40,})`,
     reference: 'https://platform.openai.com/docs/api-reference/authentication',
   },
   {
@@ -71,6 +78,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'Google API key (Gemini, Maps, Firebase)',
     prefixes: ['AIza'],
     pattern: `AIza([A-Za-z0-9_-]{35})${END_URLSAFE}`,
+    maskPattern: `AIza([A-Za-z0-9_-]{30,})`,
     reference: 'https://cloud.google.com/docs/authentication/api-keys',
   },
   {
@@ -85,6 +93,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'Google OAuth access token',
     prefixes: ['ya29\\.'],
     pattern: `ya29\\.([A-Za-z0-9_-]{30,2048})${END_URLSAFE}`,
+    maskPattern: `ya29\\.([A-Za-z0-9_-]{10,})`,
     reference: 'https://developers.google.com/identity/protocols/oauth2',
   },
   {
@@ -92,6 +101,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'xAI API key',
     prefixes: ['xai-'],
     pattern: `xai-([A-Za-z0-9]{70,90})${END_URLSAFE}`,
+    maskPattern: `xai-([A-Za-z0-9]{20,})`,
     reference: 'https://docs.x.ai/docs/overview',
   },
   {
@@ -99,6 +109,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'Groq API key',
     prefixes: ['gsk_'],
     pattern: `gsk_([A-Za-z0-9]{52})${END_URLSAFE}`,
+    maskPattern: `gsk_([A-Za-z0-9]{20,})`,
     reference: 'https://console.groq.com/docs/quickstart',
   },
   {
@@ -106,6 +117,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'Hugging Face access token',
     prefixes: ['hf_', 'api_org_'],
     pattern: `(?:hf_|api_org_)([A-Za-z0-9]{34})${END_URLSAFE}`,
+    maskPattern: `(?:hf_|api_org_)([A-Za-z0-9]{20,})`,
     reference: 'https://huggingface.co/docs/hub/security-tokens',
   },
   {

@@ -7,6 +7,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'GitHub classic token (personal, OAuth, user-to-server, server-to-server, refresh)',
     prefixes: ['gh[pousr]_'],
     pattern: `gh[pousr]_([A-Za-z0-9]{36,251})${END_URLSAFE}`,
+    maskPattern: `gh[pousr]_([A-Za-z0-9_]{20,})`,
     reference: 'https://github.blog/2021-04-05-behind-githubs-new-authentication-token-formats/',
   },
   {
@@ -14,6 +15,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'GitHub fine-grained personal access token',
     prefixes: ['github_pat_'],
     pattern: `github_pat_([A-Za-z0-9_]{70,255})${END_URLSAFE}`,
+    maskPattern: `github_pat_([A-Za-z0-9_]{20,})`,
     reference:
       'https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/managing-your-personal-access-tokens',
   },
@@ -22,6 +24,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'GitLab token (personal, deploy, runner, pipeline trigger, OAuth)',
     prefixes: ['gl(?:pat|dt|rt|ptt|cbt|soat|oas|imt|ft|ffct)-', 'GR1348941'],
     pattern: `(?:gl(?:pat|dt|rt|ptt|cbt|soat|oas|imt|ft|ffct)-|GR1348941)([A-Za-z0-9_-]{20,300}(?:\\.[A-Za-z0-9_-]{1,64}){0,3})${END_URLSAFE}`,
+    maskPattern: `(?:gl(?:pat|dt|rt|ptt|cbt|soat|oas|imt|ft|ffct)-|GR1348941)([A-Za-z0-9_.-]{20,})`,
     reference: 'https://docs.gitlab.com/ee/security/tokens/',
   },
   {
@@ -29,6 +32,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'AWS access key id',
     prefixes: ['A(?:KIA|SIA|BIA|CCA)'],
     pattern: `A(?:KIA|SIA|BIA|CCA)([A-Z2-7]{16})${END_ALNUM}`,
+    maskPattern: `A(?:KIA|SIA|BIA|CCA)([A-Z0-9]{16})${END_ALNUM}`,
     reference: 'https://docs.aws.amazon.com/IAM/latest/UserGuide/security-creds.html',
   },
   {
@@ -46,6 +50,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'Slack bot, user, app or configuration token',
     prefixes: ['xox[abposre]', 'xapp-'],
     pattern: `(?:xox[abposr]-|xoxe\\.xox[bp]-|xoxe-|xapp-)([0-9]{1,20}-[A-Za-z0-9-]{8,250})${END_URLSAFE}`,
+    maskPattern: `(?:xox[abposr]-|xoxe\\.xox[bp]-|xoxe-|xapp-)([A-Za-z0-9-]{10,})`,
     reference: 'https://api.slack.com/authentication/token-types',
   },
   {
@@ -53,6 +58,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'Slack incoming webhook URL',
     prefixes: ['https://hooks\\.slack\\.com/'],
     pattern: `https://hooks\\.slack\\.com/(?:services|workflows|triggers)/([A-Z0-9]{8,12}/[A-Z0-9]{8,12}/(?:[0-9]{1,20}/)?[A-Za-z0-9]{20,40})${END_ALNUM}`,
+    maskPattern: `https://hooks\\.slack\\.com/(?:services|workflows|triggers)/([A-Za-z0-9/_-]{10,})`,
     reference: 'https://api.slack.com/messaging/webhooks',
   },
   {
@@ -67,6 +73,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'Stripe secret or restricted key',
     prefixes: ['[rs]k_'],
     pattern: `[rs]k_(?:live|test)_([A-Za-z0-9]{20,247})${END_ALNUM}`,
+    maskPattern: `[rs]k_(?:live|test)_([A-Za-z0-9]{10,})`,
     reference: 'https://docs.stripe.com/keys',
   },
   {
@@ -81,6 +88,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'SendGrid API key',
     prefixes: ['SG\\.'],
     pattern: `SG\\.([A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{43})${END_URLSAFE}`,
+    maskPattern: `SG\\.([A-Za-z0-9_-]{16,}\\.[A-Za-z0-9_-]{16,})`,
     reference: 'https://www.twilio.com/docs/sendgrid/ui/account-and-settings/api-keys',
   },
   {
@@ -95,6 +103,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'npm access token',
     prefixes: ['npm_'],
     pattern: `npm_([A-Za-z0-9]{36})${END_ALNUM}`,
+    maskPattern: `npm_([A-Za-z0-9]{30,})`,
     reference: 'https://docs.npmjs.com/about-access-tokens',
   },
   {
