@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose'
 import { GatehouseConfigError, isLoopback } from '@gatehouse/core'
 import { ClientAuthErrorCodes } from './errors'
-import { validateKeyScope } from './store'
+import { validateKeyScope } from './scope'
 
 /** Client identities from the company's identity provider: JWTs verified against its keys. */
 export interface JwtAuthOptions {

@@ -1,13 +1,40 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import { CLIENT_KEY_PATTERN, CLIENT_KEY_PREFIX, GatehouseConfigError } from '@gatehouse/core'
+import {
+  BASE62,
+  CLIENT_KEY_PATTERN,
+  CLIENT_KEY_PREFIX,
+  CLIENT_KEY_RANDOM_LENGTH,
+  clientKeyChecksum,
+  GatehouseConfigError,
+  LEGACY_CLIENT_KEY_PATTERN,
+} from '@gatehouse/core'
 
-/** A new client key: `gate_live_` + 43 base64url characters (256 random bits). */
-export function generateClientKey(): string {
-  return CLIENT_KEY_PREFIX + randomBytes(32).toString('base64url')
+/** `n` characters drawn uniformly from BASE62 (bytes of 248 and above are drawn again: no bias). */
+function randomBase62(n: number): string {
+  let out = ''
+  while (out.length < n) {
+    for (const b of randomBytes(n + 8)) {
+      if (b < 248 && out.length < n) out += BASE62[b % 62]
+    }
+  }
+  return out
 }
 
-/** True when the value has the exact shape of a client key. */
-export const isClientKeyFormat = (value: string): boolean => CLIENT_KEY_PATTERN.test(value)
+/**
+ * A new client key: `gate_live_`, 43 base62 characters (256 random bits), `_`, and the CRC-32 of
+ * the random part as 6 base62 characters, so secret scanners can tell a leaked key from a
+ * look-alike (see @gatehouse/security-check).
+ */
+export function generateClientKey(): string {
+  const random = randomBase62(CLIENT_KEY_RANDOM_LENGTH)
+  return `${CLIENT_KEY_PREFIX}${random}_${clientKeyChecksum(random)}`
+}
+
+/**
+ * True when the value has the exact shape of a client key: the current one (its checksum is not
+ * checked here: an issued key authenticates by its hash alone) or one issued before checksums.
+ */
+export const isClientKeyFormat = (value: string): boolean => CLIENT_KEY_PATTERN.test(value) || LEGACY_CLIENT_KEY_PATTERN.test(value)
 
 /** The salt as bytes: at least 16 bytes, given as hex, base64 or raw text. Never echoed in errors. */
 export function parseSalt(salt: string | Buffer): Buffer {

@@ -6,7 +6,8 @@ import {
   type Logger,
   type ReplicatedHashClient,
 } from '@gatehouse/core'
-import { checkStoredRecord, KeyIndex, type ClientKeyRecord, type CreatedKey, type CreateKeyInput, type ManagedKeyStore, type Rotated } from './store'
+import { checkStoredRecord, type CreateKeyInput } from './scope'
+import { KeyIndex, type ClientKeyRecord, type CreatedKey, type ManagedKeyStore, type Rotated } from './store'
 
 export interface RedisKeyStoreOptions {
   /** An ioredis client (or one with the same `eval` and `duplicate`). */

@@ -2,26 +2,64 @@ import fs, { mkdtempSync, statSync, chmodSync, writeFileSync, readFileSync, rmSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { FileKeyStore, loadOrCreateSalt, MemoryKeyStore, isClientKeyFormat, generateClientKey } from '@gatehouse/client-auth'
+import { FileKeyStore, loadOrCreateSalt, MemoryKeyStore, isClientKeyFormat, generateClientKey, hashClientKey, keyIdFromHash } from '@gatehouse/client-auth'
+import { hasValidClientKeyChecksum } from '@gatehouse/core'
 
 const mode = (p: string) => statSync(p).mode & 0o777
 /** One turn of the event loop: change notifications queued by the kernel are handled in it. */
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
 
 describe('client keys', () => {
-  it('generates gate_live_ + 43 base64url characters, never twice', () => {
+  it('generates gate_live_ + 43 base62 characters + _ + a 6-character checksum, never twice', () => {
     const keys = new Set(Array.from({ length: 1000 }, () => generateClientKey()))
     expect(keys.size).toBe(1000)
-    for (const k of keys) expect(isClientKeyFormat(k)).toBe(true)
+    for (const k of keys) {
+      expect(k).toMatch(/^gate_live_[A-Za-z0-9]{43}_[A-Za-z0-9]{6}$/)
+      expect(isClientKeyFormat(k)).toBe(true)
+      expect(hasValidClientKeyChecksum(k)).toBe(true)
+    }
+  })
+
+  it('still authenticates a key issued before checksums (gate_live_ + 43 base64url)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gh-keys-'))
+    try {
+      const salt = randomBytes(32).toString('hex')
+      const legacy = `gate_live_${randomBytes(32).toString('base64url')}`
+      expect(isClientKeyFormat(legacy)).toBe(true)
+      const hash = hashClientKey(legacy, Buffer.from(salt, 'hex'))
+      const file = join(dir, 'keys.json')
+      // A key file as an older version wrote it: no integrity check yet, sealed on load.
+      const record = { id: keyIdFromHash(hash), name: 'old', hash, created_at: new Date().toISOString() }
+      writeFileSync(file, JSON.stringify({ version: 1, keys: [record] }), { mode: 0o600 })
+      const store = new FileKeyStore({ file, salt, reload: 'stat' })
+      expect(store.verify(legacy)?.id).toBe(record.id)
+      const { key } = store.create({ name: 'new' })
+      expect(hasValidClientKeyChecksum(key)).toBe(true)
+      expect(store.verify(key)?.name).toBe('new')
+      expect(store.verify(legacy)?.name).toBe('old')
+      store.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
-describe('FileKeyStore', () => {
-  let dir: string
+/** A fresh temporary directory per test, removed after it: `dir()` is the current one. */
+function tempDirPerTest(): () => string {
+  let dir = ''
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'gh-keys-'))
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
+  return () => dir
+}
+
+describe('FileKeyStore: the file and its salt', () => {
+  const tmp = tempDirPerTest()
+  let dir: string
+  beforeEach(() => {
+    dir = tmp()
+  })
 
   it('stores only salted hashes in a 0600 file in a 0700 dir', () => {
     const authDir = join(dir, 'auths')
@@ -59,6 +97,14 @@ describe('FileKeyStore', () => {
     const again = new FileKeyStore({ file, salt: a, reload: 'stat' })
     expect(again.verify(key)).toBeDefined()
     again.close()
+  })
+})
+
+describe('FileKeyStore: seeing changes made by other processes', () => {
+  const tmp = tempDirPerTest()
+  let dir: string
+  beforeEach(() => {
+    dir = tmp()
   })
 
   it('sees keys created and revoked by another store instance once the change notification is in (reload: watch)', async () => {
@@ -125,6 +171,14 @@ describe('FileKeyStore', () => {
     expect(store.verify(key)?.revoked_at).toBeUndefined()
     await new Promise((r) => setTimeout(r, 1100))
     expect(store.verify(key)?.revoked_at).toBeDefined()
+  })
+})
+
+describe('FileKeyStore: failing closed', () => {
+  const tmp = tempDirPerTest()
+  let dir: string
+  beforeEach(() => {
+    dir = tmp()
   })
 
   it('does not match a key under another salt', () => {

@@ -214,8 +214,9 @@ export class SecretMatcher {
       if (r === null) continue
       const whole = r[0]
       const body = r[1] ?? whole
+      if (rule.verify !== undefined && !rule.verify(rule.reportBody === true ? body : whole)) continue
       if (before === SLASH && rule.boundary !== false && !SEPARATED_PREFIX.test(whole.slice(0, whole.length - body.length))) continue
-      if (inIntegrity(text, at) || looksLikeFiller(body, rule.runCheck !== false)) return whole.length
+      if (inIntegrity(text, at) || (rule.fillerCheck !== false && looksLikeFiller(body, rule.runCheck !== false))) return whole.length
       const secret = rule.reportBody === true ? body : whole
       if (this.documentedLengths.has(secret.length) && this.documented.has(sha256(secret))) return whole.length
       const start = rule.reportBody === true ? at + whole.length - body.length : at

@@ -26,10 +26,13 @@ export function formatBytes(n: number): string {
   return `${n} B`
 }
 
+/** What a honeytoken finding says: it is a decoy, and where it is found is where it leaked from. */
+export const HONEYTOKEN_NOTE = 'a decoy key that never authenticates; whoever has it got it from here, or put it here'
+
 /** One line a finding: `path:line:column  rule  masked-match  (description)`. */
 export function formatSecretsText(result: ScanSecretsResult): string {
   return result.findings
-    .map((f) => `${f.file}:${f.line}:${f.column}  ${f.rule}  ${f.match}  (${f.description})\n`)
+    .map((f) => `${f.file}:${f.line}:${f.column}  ${f.rule}  ${f.match}  (${f.honeytoken ? `HONEYTOKEN: ${HONEYTOKEN_NOTE}` : f.description})\n`)
     .join('')
 }
 
@@ -62,6 +65,7 @@ export function formatSecretsJson(result: ScanSecretsResult): string {
     column: f.column,
     rule: f.rule,
     match: f.match,
+    ...(f.honeytoken ? { honeytoken: true } : {}),
   }))
   return `${JSON.stringify({ findings }, null, 2)}\n`
 }
@@ -108,7 +112,7 @@ export function toSarif(findings: readonly SecretFinding[]): object {
           ruleId: f.rule,
           ruleIndex: index.get(f.rule) ?? 0,
           level: 'error',
-          message: { text: `${f.description} found: ${f.match}` },
+          message: { text: f.honeytoken ? `Honeytoken (${f.description}, ${HONEYTOKEN_NOTE}) found: ${f.match}` : `${f.description} found: ${f.match}` },
           locations: [
             {
               physicalLocation: {

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
-import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { GatehouseError, isGatehouseError, maskSecrets, parseDuration, parseSize } from '@gatehouse/core'
+import { isGatehouseError, maskSecrets, parseDuration } from '@gatehouse/core'
+import { maxSize, minDays, noPositionals, parse, str, USAGE, UsageError } from './args'
 import { runAll, type AllResult } from './all'
 import { PKG, SecurityCheckErrorCodes } from './errors'
 import {
@@ -32,110 +32,7 @@ export const EXIT_OK = 0
 export const EXIT_FINDINGS = 1
 export const EXIT_USAGE = 2
 
-export const USAGE = `Usage: gatehouse-check <command> [options]
-
-Commands:
-  permissions DIR... [--fix] [--owner UID]
-      Every file 0600, every directory 0700, owned by you; symlinks and special files reported.
-      --fix repairs the modes and says what it changed.
-  secrets [PATH...] [--staged] [--format text|json|sarif] [--baseline FILE]
-          [--write-baseline FILE] [--exclude PATTERN]... [--max-size SIZE] [--no-gitignore]
-      Leaked credentials in files (default: the current directory, honouring .gitignore) or in
-      the lines that the staged changes add. Every finding is masked.
-  tls --cert FILE [--key FILE] [--min-days N]
-      The certificate is readable, valid, not expiring within N days (default 30), not weak, and
-      the key matches it.
-  all [PATH...] [--auth-dir DIR] [--fix] [--cert FILE] [--key FILE] [--min-days N]
-      [--baseline FILE] [--max-size SIZE] [--no-audit] [--audit-timeout DURATION]
-      Auth directory permissions, secrets, TLS (when --cert or tls/tls.crt) and
-      npm audit --omit=dev --audit-level=high, with one summary.
-  install-hook [--force]
-      Write .git/hooks/pre-commit to run \`gatehouse-check secrets --staged\`.
-
-Silence a finding on purpose with a \`gatehouse-check:allow\` comment on its line (or
-\`gatehouse-check:allow-next-line\` on the line before), or with a baseline file.
-
-Exit codes: 0 clean, 1 findings, 2 usage error.
-`
-
-class UsageError extends GatehouseError {
-  constructor(message: string) {
-    super(SecurityCheckErrorCodes.GH_SC_USAGE, message, 400)
-  }
-}
-
-type Values = Record<string, string | boolean | string[] | undefined>
-
-const COMMON = { help: { type: 'boolean', short: 'h' } } as const
-
-const COMMANDS: Record<string, ParseArgsConfig['options']> = {
-  permissions: { ...COMMON, fix: { type: 'boolean' }, owner: { type: 'string' } },
-  secrets: {
-    ...COMMON,
-    staged: { type: 'boolean' },
-    format: { type: 'string' },
-    baseline: { type: 'string' },
-    'write-baseline': { type: 'string' },
-    exclude: { type: 'string', multiple: true },
-    'max-size': { type: 'string' },
-    'no-gitignore': { type: 'boolean' },
-  },
-  tls: { ...COMMON, cert: { type: 'string' }, key: { type: 'string' }, 'min-days': { type: 'string' } },
-  all: {
-    ...COMMON,
-    'auth-dir': { type: 'string' },
-    fix: { type: 'boolean' },
-    cert: { type: 'string' },
-    key: { type: 'string' },
-    'min-days': { type: 'string' },
-    baseline: { type: 'string' },
-    'max-size': { type: 'string' },
-    'no-audit': { type: 'boolean' },
-    'audit-timeout': { type: 'string' },
-  },
-  'install-hook': { ...COMMON, force: { type: 'boolean' } },
-}
-
-function parse(command: string, args: readonly string[]): { values: Values; positionals: string[] } {
-  try {
-    const { values, positionals } = parseArgs({
-      args: [...args],
-      options: COMMANDS[command]!,
-      allowPositionals: true,
-      strict: true,
-    })
-    return { values: values as Values, positionals }
-  } catch (err) {
-    throw new UsageError(`${command}: ${(err as Error).message.split('\n')[0] ?? 'bad arguments'}`)
-  }
-}
-
-const str = (v: Values[string]): string | undefined => (typeof v === 'string' ? v : undefined)
-
-function minDays(v: Values[string]): number | undefined {
-  const s = str(v)
-  if (s === undefined) return undefined
-  if (!/^\d+(\.\d+)?$/.test(s))
-    throw new UsageError(`--min-days must be a number of days (got ${JSON.stringify(s)})`)
-  return Number(s)
-}
-
-function maxSize(v: Values[string]): number | undefined {
-  const s = str(v)
-  if (s === undefined) return undefined
-  try {
-    const n = parseSize(s, '--max-size')
-    if (n < 1) throw new Error('zero')
-    return n
-  } catch {
-    throw new UsageError(`--max-size must be a size such as 5mb or 512kb (got ${JSON.stringify(s)})`)
-  }
-}
-
-function noPositionals(command: string, positionals: readonly string[]): void {
-  if (positionals.length > 0)
-    throw new UsageError(`${command}: unexpected argument ${JSON.stringify(positionals[0])}`)
-}
+export { USAGE } from './args'
 
 async function runPermissions(args: readonly string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse('permissions', args)
@@ -168,6 +65,7 @@ async function runSecrets(args: readonly string[], io: CliIo): Promise<number> {
   }
   const writeTo = str(values['write-baseline'])
   const baseline = str(values.baseline)
+  const honeytokens = str(values.honeytokens)
   const size = maxSize(values['max-size'])
   const result = await scanSecrets({
     paths: positionals,
@@ -178,6 +76,7 @@ async function runSecrets(args: readonly string[], io: CliIo): Promise<number> {
     // Writing a baseline records every current finding, so the old baseline does not filter.
     ...(baseline === undefined || writeTo !== undefined ? {} : { baseline }),
     ...(size === undefined ? {} : { maxFileSize: size }),
+    ...(honeytokens === undefined ? {} : { honeytokens }),
   })
   if (writeTo !== undefined) {
     const written = writeSecretsBaseline(resolve(io.cwd, writeTo), result.findings)

@@ -1,11 +1,8 @@
-import {
-  createOptionsResolver,
-  GatehouseConfigError,
-  isGatehouseError,
-  parseDuration,
-  parseSize,
-} from '@gatehouse/core'
+import { GatehouseConfigError, parseDuration, parseSize } from '@gatehouse/core'
 import { PKG, SecurityCheckErrorCodes } from './errors'
+import { checkPermissionsSchema, checkTlsSchema, installHookSchema, resolver, runAllSchema, scanSecretsSchema } from './schemas'
+
+export { checkPermissionsSchema, checkTlsSchema, installHookSchema, runAllSchema, scanSecretsSchema } from './schemas'
 
 /** Options of {@link checkPermissions}. */
 export interface CheckPermissionsOptions {
@@ -35,6 +32,11 @@ export interface ScanSecretsOptions {
   maxFileSize?: number | string
   /** A baseline file written by `writeBaseline`; findings listed in it are not reported. */
   baseline?: string
+  /**
+   * A file of sha256 digests of honeytokens (decoy keys), one per line: a finding whose credential
+   * has one of these digests is reported as a honeytoken. Never the tokens themselves.
+   */
+  honeytokens?: string
   /** Skip what `.gitignore` files (and `.git/info/exclude`) ignore. @default true */
   gitignore?: boolean
   /** More paths to skip, in .gitignore syntax, relative to `cwd`. @default [] */
@@ -106,6 +108,7 @@ export interface ScanSecretsConfig {
   readonly cwd: string
   readonly maxFileSize: number
   readonly baseline: string | undefined
+  readonly honeytokens: string | undefined
   readonly gitignore: boolean
   readonly exclude: readonly string[]
 }
@@ -143,123 +146,6 @@ export const DEFAULT_MAX_FILE_SIZE = 5 * 1024 * 1024
 export const DEFAULT_MIN_DAYS = 30
 export const DEFAULT_AUDIT_TIMEOUT_MS = 120_000
 
-const pathList = { type: 'array', items: { type: 'string', minLength: 1 } } as const
-const size = {
-  description: 'must be a number of bytes or a size such as "5mb"',
-  anyOf: [
-    { type: 'integer', minimum: 1 },
-    { type: 'string', pattern: '^\\s*\\d+(\\.\\d+)?\\s*(b|kb|mb|gb)?\\s*$' },
-  ],
-} as const
-const mode = { type: 'integer', minimum: 0, maximum: 0o7777 } as const
-
-export const checkPermissionsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['paths'],
-  properties: {
-    paths: { ...pathList, minItems: 1 },
-    fix: { type: 'boolean' },
-    fileMode: mode,
-    dirMode: mode,
-    owner: { type: 'integer', minimum: 0 },
-    cwd: { type: 'string', minLength: 1 },
-  },
-} as const
-
-export const scanSecretsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    paths: pathList,
-    staged: { type: 'boolean' },
-    cwd: { type: 'string', minLength: 1 },
-    maxFileSize: size,
-    baseline: { type: 'string', minLength: 1 },
-    gitignore: { type: 'boolean' },
-    exclude: pathList,
-  },
-} as const
-
-export const checkTlsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['cert'],
-  properties: {
-    cert: { type: 'string', minLength: 1 },
-    key: { type: 'string', minLength: 1 },
-    minDays: { type: 'number', minimum: 0 },
-    cwd: { type: 'string', minLength: 1 },
-  },
-} as const
-
-export const runAllSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    cwd: { type: 'string', minLength: 1 },
-    authDir: { type: 'string', minLength: 1 },
-    fix: { type: 'boolean' },
-    paths: pathList,
-    baseline: { type: 'string', minLength: 1 },
-    maxFileSize: size,
-    cert: { type: 'string', minLength: 1 },
-    key: { type: 'string', minLength: 1 },
-    minDays: { type: 'number', minimum: 0 },
-    audit: { type: 'boolean' },
-    auditTimeout: {
-      description: 'must be a number of milliseconds or a duration such as "2m"',
-      anyOf: [
-        { type: 'integer', minimum: 1 },
-        { type: 'string', pattern: '^\\s*\\d+(\\.\\d+)?\\s*(ms|s|m|h)\\s*$' },
-      ],
-    },
-  },
-} as const
-
-export const installHookSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    cwd: { type: 'string', minLength: 1 },
-    force: { type: 'boolean' },
-    cliPath: { type: 'string', minLength: 1 },
-  },
-} as const
-
-function resolver<T extends object>(
-  fn: string,
-  schema: object,
-  handChecked: readonly string[] = [],
-): (options: unknown) => T {
-  const resolve = createOptionsResolver<T>({
-    pkg: `${PKG}: ${fn}()`,
-    codePrefix: 'GH_SC',
-    schema,
-    handChecked,
-  })
-  return (options: unknown): T => {
-    if (typeof options === 'function') {
-      throw new GatehouseConfigError(
-        SecurityCheckErrorCodes.GH_SC_INVALID_OPTIONS,
-        `${PKG}: ${fn}() takes an options object, not a function`,
-      )
-    }
-    try {
-      return resolve(options)
-    } catch (err) {
-      // core's "passed to app.use() uncalled" check does not apply to a function call.
-      if (isGatehouseError(err) && err.code === SecurityCheckErrorCodes.GH_SC_NOT_CALLED) {
-        throw new GatehouseConfigError(
-          SecurityCheckErrorCodes.GH_SC_INVALID_OPTIONS,
-          `${PKG}: ${fn}() takes an options object`,
-        )
-      }
-      throw err
-    }
-  }
-}
-
 const resolvePermissions = resolver<CheckPermissionsOptions>('checkPermissions', checkPermissionsSchema)
 const resolveScan = resolver<ScanSecretsOptions>('scanSecrets', scanSecretsSchema)
 const resolveTls = resolver<CheckTlsOptions>('checkTls', checkTlsSchema)
@@ -290,6 +176,7 @@ export function resolveScanSecretsConfig(options: unknown): ScanSecretsConfig {
     maxFileSize:
       o.maxFileSize === undefined ? DEFAULT_MAX_FILE_SIZE : parseSize(o.maxFileSize, 'maxFileSize'),
     baseline: o.baseline,
+    honeytokens: o.honeytokens,
     gitignore: o.gitignore ?? true,
     exclude: Object.freeze([...(o.exclude ?? [])]),
   })

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { generateCertificate } from '@gatehouse/testing'
 import { runAll, SecurityCheckErrorCodes } from '../src'
 import { interpretAudit } from '../src/audit'
-import { FAKE_KEYS, expectMasked, runCli, tempDir } from './helpers'
+import { FAKE_KEYS, expectMasked, runCli, tempDir, tempDirPerTest } from './helpers'
 
 /** A project that passes every check: 0700/0600 auths, no secrets, a fresh certificate and key. */
 function cleanProject(dir: string, withTls = true): void {
@@ -63,9 +63,10 @@ function npmEnv(registry: string): NodeJS.ProcessEnv {
 
 describe('gatehouse-check all', () => {
   let dir: string
-  let cleanup: () => void
-  beforeEach(() => ({ dir, cleanup } = tempDir()))
-  afterEach(() => cleanup())
+  const tmp = tempDirPerTest()
+  beforeEach(() => {
+    dir = tmp()
+  })
 
   it('passes a clean project with one summary and exit 0 (TLS found at tls/tls.crt)', async () => {
     cleanProject(dir)
@@ -148,85 +149,99 @@ describe('gatehouse-check all', () => {
     expect(r.stdout).toMatch(/npm audit +WARNING +npm audit could not reach the registry/)
     expect(r.stdout).toContain('result: ok, 1 warning')
   }, 60_000)
+})
 
-  describe('with an advisory service on loopback', () => {
-    let server: Server
-    let registry: string
-    let severity = 'high'
+describe('gatehouse-check all with an advisory service on loopback', () => {
+  let dir: string
+  const tmp = tempDirPerTest()
+  beforeEach(() => {
+    dir = tmp()
+  })
 
-    beforeAll(async () => {
-      // Stands in for the registry's bulk-advisory and packument endpoints, so a real npm audit runs offline.
-      server = createServer((req, res) => {
-        req.resume()
-        req.on('end', () => {
-          res.setHeader('content-type', 'application/json')
-          if (req.method === 'POST' && req.url?.startsWith('/-/npm/v1/security/advisories/bulk')) {
-            res.end(
-              JSON.stringify({
-                'gh-audit-fixture': [
-                  {
-                    id: 1,
-                    url: 'http://127.0.0.1/advisories/1',
-                    title: 'Prototype pollution',
-                    severity,
-                    vulnerable_versions: '<2.0.0',
-                    cwe: [],
-                    cvss: { score: 7.5, vectorString: null },
-                  },
-                ],
-              }),
-            )
-            return
-          }
-          if (req.method === 'GET' && req.url === '/gh-audit-fixture') {
-            const v = (version: string): object => ({
+  let server: Server
+  let registry: string
+  let severity = 'high'
+
+  beforeAll(async () => {
+    // Stands in for the registry's bulk-advisory and packument endpoints, so a real npm audit runs offline.
+    server = createServer((req, res) => {
+      req.resume()
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json')
+        if (req.method === 'POST' && req.url?.startsWith('/-/npm/v1/security/advisories/bulk')) {
+          res.end(
+            JSON.stringify({
+              'gh-audit-fixture': [
+                {
+                  id: 1,
+                  url: 'http://127.0.0.1/advisories/1',
+                  title: 'Prototype pollution',
+                  severity,
+                  vulnerable_versions: '<2.0.0',
+                  cwe: [],
+                  cvss: { score: 7.5, vectorString: null },
+                },
+              ],
+            }),
+          )
+          return
+        }
+        if (req.method === 'GET' && req.url === '/gh-audit-fixture') {
+          const v = (version: string): object => ({
+            name: 'gh-audit-fixture',
+            version,
+            dist: { tarball: `${registry}gh-audit-fixture-${version}.tgz` },
+          })
+          res.end(
+            JSON.stringify({
               name: 'gh-audit-fixture',
-              version,
-              dist: { tarball: `${registry}gh-audit-fixture-${version}.tgz` },
-            })
-            res.end(
-              JSON.stringify({
-                name: 'gh-audit-fixture',
-                'dist-tags': { latest: '2.0.0' },
-                versions: { '1.0.0': v('1.0.0'), '2.0.0': v('2.0.0') },
-              }),
-            )
-            return
-          }
-          res.statusCode = 404
-          res.end('{}')
-        })
+              'dist-tags': { latest: '2.0.0' },
+              versions: { '1.0.0': v('1.0.0'), '2.0.0': v('2.0.0') },
+            }),
+          )
+          return
+        }
+        res.statusCode = 404
+        res.end('{}')
       })
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-      registry = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
     })
-    afterAll(async () => {
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    registry = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`
+  })
+  afterAll(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+
+  it('fails on a high advisory in a production dependency (exit 1)', async () => {
+    severity = 'high'
+    cleanProject(dir, false)
+    npmProject(dir)
+    const r = await runCli(['all'], { cwd: dir, env: npmEnv(registry) })
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain(
+      'npm audit: 1 high or critical advisories in production dependencies (gh-audit-fixture: high)',
+    )
+    expect(r.stdout).toContain('result: 1 check with findings')
+  }, 60_000)
+
+  it('passes with only a moderate advisory (the audit level is high)', async () => {
+    severity = 'moderate'
+    cleanProject(dir, false)
+    npmProject(dir)
+    const result = await runAll({ cwd: dir, env: npmEnv(registry) })
+    expect(result.audit).toMatchObject({
+      status: 'ok',
+      vulnerabilities: { moderate: 1, high: 0, critical: 0 },
     })
+    expect(result.ok).toBe(true)
+  }, 60_000)
+})
 
-    it('fails on a high advisory in a production dependency (exit 1)', async () => {
-      severity = 'high'
-      cleanProject(dir, false)
-      npmProject(dir)
-      const r = await runCli(['all'], { cwd: dir, env: npmEnv(registry) })
-      expect(r.code).toBe(1)
-      expect(r.stdout).toContain(
-        'npm audit: 1 high or critical advisories in production dependencies (gh-audit-fixture: high)',
-      )
-      expect(r.stdout).toContain('result: 1 check with findings')
-    }, 60_000)
-
-    it('passes with only a moderate advisory (the audit level is high)', async () => {
-      severity = 'moderate'
-      cleanProject(dir, false)
-      npmProject(dir)
-      const result = await runAll({ cwd: dir, env: npmEnv(registry) })
-      expect(result.audit).toMatchObject({
-        status: 'ok',
-        vulnerabilities: { moderate: 1, high: 0, critical: 0 },
-      })
-      expect(result.ok).toBe(true)
-    }, 60_000)
+describe('gatehouse-check all: other audit outcomes, bad options', () => {
+  let dir: string
+  const tmp = tempDirPerTest()
+  beforeEach(() => {
+    dir = tmp()
   })
 
   it('reads the other npm audit outcomes without crashing', () => {

@@ -12,6 +12,16 @@ export function tempDir(prefix = 'gh-sc-'): { dir: string; cleanup: () => void }
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
 }
 
+/** A fresh temporary directory per test (made before each, removed after): call the getter in a test or hook. */
+export function tempDirPerTest(prefix = 'gh-sc-'): () => string {
+  let current: { dir: string; cleanup: () => void } | undefined
+  beforeEach(() => {
+    current = tempDir(prefix)
+  })
+  afterEach(() => current?.cleanup())
+  return () => current!.dir
+}
+
 export interface CliRun {
   code: number
   stdout: string

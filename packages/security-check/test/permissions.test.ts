@@ -16,14 +16,13 @@ const hasMkfifo = (() => {
   }
 })()
 
-describe('checkPermissions', () => {
-  let dir: string
-  let cleanup: () => void
-  let auths: string
-
+/** Per test: a project directory holding a correct auths tree (0700 directories, 0600 files). */
+function authTreePerTest(): () => { dir: string; auths: string } {
+  let dir = ''
+  let cleanup = (): void => undefined
   beforeEach(() => {
     ;({ dir, cleanup } = tempDir())
-    auths = join(dir, 'auths')
+    const auths = join(dir, 'auths')
     mkdirSync(join(auths, 'claude'), { recursive: true, mode: 0o700 })
     chmodSync(auths, 0o700)
     chmodSync(join(auths, 'claude'), 0o700)
@@ -31,6 +30,16 @@ describe('checkPermissions', () => {
     writeFileSync(join(auths, 'claude', 'oauth.json'), '{}', { mode: 0o600 })
   })
   afterEach(() => cleanup())
+  return () => ({ dir, auths: join(dir, 'auths') })
+}
+
+describe('checkPermissions: modes and fixes', () => {
+  let dir: string
+  let auths: string
+  const tree = authTreePerTest()
+  beforeEach(() => {
+    ;({ dir, auths } = tree())
+  })
 
   it('passes a tree of 0600 files and 0700 directories', async () => {
     const result = await checkPermissions({ paths: ['auths'], cwd: dir })
@@ -96,6 +105,15 @@ describe('checkPermissions', () => {
     const cli = await runCli(['permissions', 'auths', '--fix'], { cwd: dir })
     expect(cli.code).toBe(1)
     expect(cli.stdout).toContain('auths/linked.json is a symbolic link')
+  })
+})
+
+describe('checkPermissions: links and races', () => {
+  let dir: string
+  let auths: string
+  const tree = authTreePerTest()
+  beforeEach(() => {
+    ;({ dir, auths } = tree())
   })
 
   it('never changes a link target when a file is swapped for a link between the check and the fix', async () => {
@@ -184,6 +202,15 @@ describe('checkPermissions', () => {
     execFileSync('mkfifo', ['-m', '600', join(auths, 'pipe')])
     const result = await checkPermissions({ paths: ['auths'], cwd: dir })
     expect(result.findings.map((f) => [f.path, f.kind])).toEqual([['auths/pipe', 'special-file']])
+  })
+})
+
+describe('checkPermissions: named paths and usage errors', () => {
+  let dir: string
+  let auths: string
+  const tree = authTreePerTest()
+  beforeEach(() => {
+    ;({ dir, auths } = tree())
   })
 
   it('checks a single named file', async () => {

@@ -20,6 +20,8 @@ export interface TextHit {
   readonly fingerprint: string
   /** True when a `gatehouse-check:allow` comment silences it. */
   readonly allowed: boolean
+  /** True when the credential's sha256 is one of the honeytoken digests the scanner was given. */
+  readonly honeytoken: boolean
 }
 
 export interface ScanTextOptions {
@@ -57,7 +59,11 @@ export function maskFinding(secret: string, body: string): string {
 export class SecretScanner {
   private readonly matcher: SecretMatcher
 
-  constructor(rules: readonly SecretRule[] = SECRET_RULES) {
+  /** `honeytokens`: sha256 digests (hex) of decoy credentials; a hit on one says so. */
+  constructor(
+    rules: readonly SecretRule[] = SECRET_RULES,
+    private readonly honeytokens: ReadonlySet<string> = new Set(),
+  ) {
     this.matcher = new SecretMatcher(rules)
   }
 
@@ -96,6 +102,7 @@ export class SecretScanner {
         match: maskFinding(secret, rule.reportBody === true ? secret : body),
         fingerprint: sha256(`${rule.id}\0${secret}`),
         allowed: allowedOnLine(lineStart, lineEnd),
+        honeytoken: this.honeytokens.size > 0 && this.honeytokens.has(sha256(secret)),
       })
     })
     return hits

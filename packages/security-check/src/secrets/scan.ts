@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path'
 import { resolveScanSecretsConfig, type ScanSecretsOptions } from '../options'
 import { baselineKey, readBaseline, writeBaseline, type Baseline } from './baseline'
 import { SecretScanner, type TextHit } from './engine'
+import { readHoneytokenDigests } from './honeytokens'
 import { collectFiles, displayPath, emptySkipped, type SkippedCounts } from './files'
 import { SECRET_RULES } from './rules'
 import { readStaged } from './staged'
@@ -25,6 +26,8 @@ export interface SecretFinding {
   readonly match: string
   /** sha256 of the rule id and the credential; what a baseline records. */
   readonly fingerprint: string
+  /** Present and true when the credential is one of the honeytokens given (`honeytokens`). */
+  readonly honeytoken?: true
 }
 
 export interface ScanSecretsResult {
@@ -54,6 +57,7 @@ const toFinding = (file: string, h: TextHit): SecretFinding => ({
   description: DESCRIPTIONS.get(h.rule) ?? h.rule,
   match: h.match,
   fingerprint: h.fingerprint,
+  ...(h.honeytoken ? { honeytoken: true as const } : {}),
 })
 
 /**
@@ -107,7 +111,11 @@ export async function scanSecrets(options: ScanSecretsOptions = {}): Promise<Sca
     config.baseline === undefined
       ? undefined
       : readBaseline(resolve(config.cwd, config.baseline), config.baseline)
-  const scanner = new SecretScanner()
+  const honeytokens =
+    config.honeytokens === undefined
+      ? undefined
+      : readHoneytokenDigests(resolve(config.cwd, config.honeytokens), config.honeytokens)
+  const scanner = new SecretScanner(SECRET_RULES, honeytokens)
   const skipped = emptySkipped()
   const findings: SecretFinding[] = []
   const suppressed = { inline: 0, baseline: 0 }
