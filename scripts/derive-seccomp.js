@@ -612,7 +612,7 @@ async function workload(wrap, { dns }) {
     const key = created.stdout.trim()
     step(
       'gatehouse keys create prints the key alone',
-      created.code === 0 && /^gate_live_[A-Za-z0-9_-]{43}$/.test(key),
+      created.code === 0 && /^gate_live_[A-Za-z0-9]{43}_[A-Za-z0-9]{6}$/.test(key),
       created.code === 0 ? '' : created.stderr,
     )
 

@@ -53,7 +53,7 @@ describe('gatehouse CLI', () => {
   it('keys create prints the key alone on stdout, once; list and revoke use the id', async () => {
     const created = await runCli(['keys', 'create', '--name', 'ci'], { cwd: dir })
     expect(created.code).toBe(0)
-    expect(created.stdout).toMatch(/^gate_live_[A-Za-z0-9_-]{43}\n$/)
+    expect(created.stdout).toMatch(/^gate_live_[A-Za-z0-9]{43}_[A-Za-z0-9]{6}\n$/)
     const key = created.stdout.trim()
     const id = /created (key_[0-9a-f]{8})/.exec(created.stderr)![1]!
     expect(statSync(join(dir, 'auths', 'client-keys.json')).mode & 0o777).toBe(0o600)

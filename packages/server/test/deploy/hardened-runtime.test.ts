@@ -283,7 +283,7 @@ describeSim('the image layout: what is staged, and the gateway run as 65534 on a
     expect(r.stderr).toContain('created key_')
     expect(r.code).toBe(0)
     key = r.stdout.trim()
-    expect(key).toMatch(/^gate_live_[A-Za-z0-9_-]{43}$/)
+    expect(key).toMatch(/^gate_live_[A-Za-z0-9]{43}_[A-Za-z0-9]{6}$/)
   })
 
   it(`starts with the image's ENTRYPOINT and CMD and serves over TLS from /tls${withSeccomp ? ', under the seccomp profile' : ''}`, async () => {
