@@ -13,6 +13,7 @@ export interface MetricNames {
   readonly postureFindings: string
   readonly credentialRejections: string
   readonly unauditedChanges: string
+  readonly outboundSecrets: string
 }
 
 export function metricNames(p: string): MetricNames {
@@ -26,6 +27,7 @@ export function metricNames(p: string): MetricNames {
     postureFindings: `${p}security_posture_findings`,
     credentialRejections: `${p}upstream_credential_rejections_total`,
     unauditedChanges: `${p}unaudited_changes_total`,
+    outboundSecrets: `${p}outbound_secrets_total`,
   })
 }
 
@@ -39,6 +41,7 @@ export interface Instruments {
   readonly tokens: PendingCounts<'provider' | 'direction'>
   readonly credentialRejections: Counter<'provider' | 'action'>
   readonly unauditedChanges: Counter<'action'>
+  readonly outboundSecrets: Counter<'provider' | 'rule' | 'action'>
   readonly posture: Gauge<'severity'>
 }
 
@@ -78,6 +81,12 @@ export function createInstruments(registry: Registry, names: MetricNames, config
       name: names.unauditedChanges,
       help: 'Defensive management changes made while the audit log could not be written (config_change unaudited_change), by action',
       labelNames: ['action'] as const,
+      registers,
+    }),
+    outboundSecrets: new Counter({
+      name: names.outboundSecrets,
+      help: 'Credentials found in request bodies on their way to a provider (request-guard secret detection), by provider, rule and what was done (block, mask, log)',
+      labelNames: ['provider', 'rule', 'action'] as const,
       registers,
     }),
     posture: new Gauge({

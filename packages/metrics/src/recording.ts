@@ -1,4 +1,4 @@
-import { isSharedLimitRefusal, type SecurityEvent } from '@gatehouse/core'
+import { isSharedLimitRefusal, SECRET_RULE_IDS, type SecurityEvent } from '@gatehouse/core'
 import type { Instruments } from './instruments'
 import { BoundedLabel, eventTypeLabel, ipLabel, providerLabel, statusLabel } from './labels'
 import type { MetricsConfig } from './options'
@@ -49,6 +49,24 @@ function observationOf(event: SecurityEvent): RequestObservation {
   }
 }
 
+/** request-guard's outbound secret detection: the body refused, masked, or forwarded with a credential in it. */
+const SECRET_RESULTS = new Set(['secret_detected', 'secret_masked', 'secret_forwarded'])
+const SECRET_ACTIONS = new Set(['block', 'mask', 'log'])
+/** Rule ids are the shared table's (a bounded set); anything else is `other`. */
+const RULE_IDS = new Set(SECRET_RULE_IDS)
+
+/** One count per credential the event lists (`details.secrets`: rule, action), labelled from bounded sets only. */
+function countSecrets(event: SecurityEvent, m: Instruments, config: MetricsConfig): void {
+  const hits = detail(event, 'secrets')
+  if (!Array.isArray(hits)) return
+  const provider = providerLabel(event.provider, config.providers)
+  for (const hit of hits as Array<{ rule?: unknown; action?: unknown }>) {
+    const rule = typeof hit?.rule === 'string' && RULE_IDS.has(hit.rule) ? hit.rule : 'other'
+    const action = typeof hit?.action === 'string' && SECRET_ACTIONS.has(hit.action) ? hit.action : 'other'
+    m.outboundSecrets.inc({ provider, rule, action })
+  }
+}
+
 /** `recordEvent`: count a security event; `provider_request` events also feed the request metrics. Never throws. */
 export function eventRecorder(config: MetricsConfig, m: Instruments, observeRequest: (o: RequestObservation) => void): (event: SecurityEvent) => void {
   const ips = new BoundedLabel(config.maxLabelValues)
@@ -72,6 +90,7 @@ export function eventRecorder(config: MetricsConfig, m: Instruments, observeRequ
         const action = detail(event, 'action')
         m.unauditedChanges.inc({ action: typeof action === 'string' && UNAUDITED_ACTIONS.has(action) ? action : 'other' })
       }
+      if (event.event_type === 'security_violation' && SECRET_RESULTS.has(String(event.result))) countSecrets(event, m, config)
       if (event.event_type === 'provider_request') observeRequest(observationOf(event))
     } catch {
       // a metric must never break the request that produced it

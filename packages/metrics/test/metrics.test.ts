@@ -18,6 +18,7 @@ describe('createMetrics: names and registry', () => {
       postureFindings: 'gatehouse_security_posture_findings',
       credentialRejections: 'gatehouse_upstream_credential_rejections_total',
       unauditedChanges: 'gatehouse_unaudited_changes_total',
+      outboundSecrets: 'gatehouse_outbound_secrets_total',
     })
     metrics.recordEvent(securityEvent())
     expect(await globalRegistry.metrics()).not.toContain('auth_failures')
@@ -57,6 +58,26 @@ describe('createMetrics: security events', () => {
     expect(sample(text, 'gatehouse_rate_limit_violations_total{ip="shared"}')).toBe(2)
     expect(sample(text, 'gatehouse_rate_limit_violations_total{ip="203.0.113.66"}')).toBe(1)
     expect(text).not.toContain('198.51.100.7')
+  })
+
+  it('counts credentials found in request bodies by provider, rule and action, from bounded sets only', async () => {
+    const metrics = createMetrics({ processMetrics: false })
+    const found = (result: string, secrets: unknown) => securityEvent({ event_type: 'security_violation', result, provider: 'openai', details: { code: 'GH_RG_SECRET_DETECTED', count: 2, secrets } })
+    metrics.recordEvent(found('secret_detected', [{ rule: 'private-key', json_path: '$.messages[0].content', action: 'block' }, { rule: 'github-token', json_path: '$.x', action: 'log' }]))
+    metrics.recordEvent(found('secret_masked', [{ rule: 'github-token', json_path: '$.y', action: 'mask' }]))
+    // A rule or action outside the shared table is counted as other: a client cannot mint label values.
+    metrics.recordEvent(found('secret_forwarded', [{ rule: 'made-up-rule-1', action: 'log' }, { rule: 'github-token', action: 'shout' }]))
+    metrics.recordEvent(found('secret_forwarded', 'not a list'))
+    metrics.recordEvent(securityEvent({ event_type: 'security_violation', result: 'rate_limited', provider: 'openai', details: { secrets: [{ rule: 'github-token', action: 'log' }] } }))
+    const text = await metrics.render()
+    const at = (rule: string, action: string) => sample(text, `gatehouse_outbound_secrets_total{provider="openai",rule="${rule}",action="${action}"}`)
+    expect(at('private-key', 'block')).toBe(1)
+    expect(at('github-token', 'log')).toBe(1)
+    expect(at('github-token', 'mask')).toBe(1)
+    expect(at('other', 'log')).toBe(1)
+    expect(at('github-token', 'other')).toBe(1)
+    expect(text).not.toContain('made-up-rule-1')
+    expect(text).not.toContain('json_path')
   })
 
   it('counts credentials the provider proved bad, by what the vault did', async () => {
@@ -132,7 +153,7 @@ describe('createMetrics: bounded labels', () => {
     const labelNames = metrics.registry
       .getMetricsAsArray()
       .flatMap((m) => (m as unknown as { labelNames: string[] }).labelNames)
-    expect([...new Set(labelNames)].sort()).toEqual(['action', 'direction', 'event_type', 'ip', 'provider', 'severity', 'status'])
+    expect([...new Set(labelNames)].sort()).toEqual(['action', 'direction', 'event_type', 'ip', 'provider', 'rule', 'severity', 'status'])
   })
 })
 
