@@ -1,3 +1,8 @@
+import { GatehouseConfigError } from '@gatehouse/core'
+
+/** The prefix of every message this package writes. */
+export const PKG = '@gatehouse/credential-vault'
+
 /**
  * The codes @gatehouse/credential-vault raises. Each one is documented in the README's Errors
  * table (a test checks that). No message built with these codes ever contains a secret: keys,
@@ -45,3 +50,8 @@ export const CredentialVaultErrorCodes = {
 } as const
 
 export type CredentialVaultErrorCode = keyof typeof CredentialVaultErrorCodes
+
+/** A bad option, named (never its value when it is a secret). */
+export function configError(message: string, code: CredentialVaultErrorCode = 'GH_VAULT_INVALID_OPTIONS'): GatehouseConfigError {
+  return new GatehouseConfigError(CredentialVaultErrorCodes[code], `${PKG}: ${message}`)
+}

@@ -11,9 +11,9 @@ import {
   type ProviderName,
 } from '@gatehouse/core'
 import { CredentialVaultErrorCodes } from './errors'
-import { resolveCredentialInjectionConfig, type CredentialInjectionOptions } from './options'
+import { resolveCredentialInjectionConfig, type CredentialInjectionOptions } from './injection-options'
 import type { CredentialType } from './record'
-import type { CredentialLease } from './vault'
+import type { CredentialLease } from './types'
 
 declare module '@gatehouse/core' {
   interface GatehouseLocals {
