@@ -1,4 +1,4 @@
-import { GatehouseConfigError } from '@gatehouse/core'
+import { GatehouseConfigError, GatehouseError } from '@gatehouse/core'
 
 /** The prefix of every message this package writes. */
 export const PKG = '@gatehouse/credential-vault'
@@ -54,4 +54,19 @@ export type CredentialVaultErrorCode = keyof typeof CredentialVaultErrorCodes
 /** A bad option, named (never its value when it is a secret). */
 export function configError(message: string, code: CredentialVaultErrorCode = 'GH_VAULT_INVALID_OPTIONS'): GatehouseConfigError {
   return new GatehouseConfigError(CredentialVaultErrorCodes[code], `${PKG}: ${message}`)
+}
+
+/** A management call named a credential or provider the vault does not hold (HTTP 404). */
+export function notFound(message: string): GatehouseError {
+  return new GatehouseError(CredentialVaultErrorCodes.GH_VAULT_NOT_FOUND, `${PKG}: ${message}`, 404)
+}
+
+/** Writing or removing a credential file failed; the message names the errno code, never a path's content. */
+export function writeFailed(what: string, err: unknown): GatehouseError {
+  return new GatehouseError(
+    CredentialVaultErrorCodes.GH_VAULT_WRITE_FAILED,
+    `${PKG}: ${what} failed (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    500,
+    { cause: err },
+  )
 }
