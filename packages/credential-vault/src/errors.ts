@@ -1,3 +1,8 @@
+import { GatehouseConfigError, GatehouseError } from '@gatehouse/core'
+
+/** The prefix of every message this package writes. */
+export const PKG = '@gatehouse/credential-vault'
+
 /**
  * The codes @gatehouse/credential-vault raises. Each one is documented in the README's Errors
  * table (a test checks that). No message built with these codes ever contains a secret: keys,
@@ -45,3 +50,23 @@ export const CredentialVaultErrorCodes = {
 } as const
 
 export type CredentialVaultErrorCode = keyof typeof CredentialVaultErrorCodes
+
+/** A bad option, named (never its value when it is a secret). */
+export function configError(message: string, code: CredentialVaultErrorCode = 'GH_VAULT_INVALID_OPTIONS'): GatehouseConfigError {
+  return new GatehouseConfigError(CredentialVaultErrorCodes[code], `${PKG}: ${message}`)
+}
+
+/** A management call named a credential or provider the vault does not hold (HTTP 404). */
+export function notFound(message: string): GatehouseError {
+  return new GatehouseError(CredentialVaultErrorCodes.GH_VAULT_NOT_FOUND, `${PKG}: ${message}`, 404)
+}
+
+/** Writing or removing a credential file failed; the message names the errno code, never a path's content. */
+export function writeFailed(what: string, err: unknown): GatehouseError {
+  return new GatehouseError(
+    CredentialVaultErrorCodes.GH_VAULT_WRITE_FAILED,
+    `${PKG}: ${what} failed (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    500,
+    { cause: err },
+  )
+}

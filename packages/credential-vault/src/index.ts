@@ -1,17 +1,18 @@
 export { CredentialVaultErrorCodes, type CredentialVaultErrorCode } from './errors'
 export {
-  CLIENT_CREDENTIAL_HEADERS,
-  credentialInjectionOptionsSchema,
   credentialVaultOptionsSchema,
-  resolveCredentialInjectionConfig,
   resolveCredentialVaultConfig,
-  type CredentialInjectionConfig,
-  type CredentialInjectionOptions,
-  type CredentialSource,
   type CredentialVaultConfig,
   type CredentialVaultOptions,
   type VaultEncryptionOptions,
 } from './options'
+export {
+  CLIENT_CREDENTIAL_HEADERS,
+  credentialInjectionOptionsSchema,
+  resolveCredentialInjectionConfig,
+  type CredentialInjectionConfig,
+  type CredentialInjectionOptions,
+} from './injection-options'
 export { Keyring, generateEncryptionKey, keyIdOf, parseEncryptionKey, type EncryptionKeyInput } from './keyring'
 export { ENVELOPE_ALG, type Envelope } from './envelope'
 export {
@@ -25,19 +26,17 @@ export {
   type OAuthTokens,
 } from './record'
 export { TokenRefreshError, requestTokenRefresh, type TokenRefreshRequest, type TokenRefreshResult } from './oauth'
-export {
-  CredentialVault,
-  createCredentialVault,
-  migrate,
-  rotateKey,
-  type CredentialExport,
-  type CredentialLease,
-  type CredentialSummary,
-  type EventContext,
-  type ExportedCredential,
-  type MigrateResult,
-  type ReencryptResult,
-  type VaultStatus,
-} from './vault'
+export { CredentialVault, createCredentialVault, migrate, rotateKey } from './vault'
+export type {
+  CredentialExport,
+  CredentialLease,
+  CredentialSource,
+  CredentialSummary,
+  EventContext,
+  ExportedCredential,
+  MigrateResult,
+  ReencryptResult,
+  VaultStatus,
+} from './types'
 export { plaintextCredentialFiles } from './inspect'
 export { applyUpstreamCredential, credentialInjection, reportUpstreamStatus, upstreamCredentialOf } from './middleware'

@@ -1,9 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
 import { GatehouseConfigError } from '@gatehouse/core'
-import { CredentialVaultErrorCodes } from './errors'
+import { CredentialVaultErrorCodes, PKG } from './errors'
 
-const PKG = '@gatehouse/credential-vault'
 const HEX_64 = /^[0-9a-fA-F]{64}$/
 const BASE64_32 = /^[A-Za-z0-9+/]{43}=?$/
 const BASE64URL_32 = /^[A-Za-z0-9_-]{43}=?$/

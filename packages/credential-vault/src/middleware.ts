@@ -10,10 +10,10 @@ import {
   sendProviderError,
   type ProviderName,
 } from '@gatehouse/core'
-import { CredentialVaultErrorCodes } from './errors'
-import { resolveCredentialInjectionConfig, type CredentialInjectionOptions } from './options'
+import { CredentialVaultErrorCodes, PKG } from './errors'
+import { resolveCredentialInjectionConfig, type CredentialInjectionOptions } from './injection-options'
 import type { CredentialType } from './record'
-import type { CredentialLease } from './vault'
+import type { CredentialLease } from './types'
 
 declare module '@gatehouse/core' {
   interface GatehouseLocals {
@@ -91,7 +91,7 @@ export function credentialInjection(options: CredentialInjectionOptions): Reques
     const onLease = (lease: CredentialLease | undefined): void => {
       if (!lease) {
         const retryAfter = vault.retryAfterSeconds(provider)
-        config.logger.warn('@gatehouse/credential-vault: no upstream credential available', { provider })
+        config.logger.warn(`${PKG}: no upstream credential available`, { provider })
         emitSecurityEvent(config.onEvent, {
           ...context,
           event_type: 'credential_access',

@@ -12,7 +12,7 @@ import {
   type CredentialInjectionOptions,
   type CredentialVault,
 } from '@gatehouse/credential-vault'
-import { anthropicKey, cleanupDirs, expectNoSecrets, geminiKey, newKey, oauthToken, openaiKey, sleep, tmpDir } from './helpers'
+import { advanceClock, anthropicKey, cleanupDirs, expectNoSecrets, geminiKey, newKey, oauthToken, openaiKey, sleep, tmpDir, useFakeClock } from './helpers'
 
 let upstream: MockUpstream
 const vaults: CredentialVault[] = []
@@ -20,6 +20,7 @@ beforeAll(async () => {
   upstream = await MockUpstream.start()
 })
 afterEach(async () => {
+  jest.useRealTimers()
   upstream.reset()
   await Promise.all(vaults.splice(0).map((v) => v.shutdown()))
 })
@@ -94,90 +95,6 @@ describe('credential injection through http-proxy-middleware', () => {
     expect(upstream.last!.headers['anthropic-beta']).toBe('prompt-caching-2024-07-31,oauth-2025-04-20')
   })
 
-  it('rotates across the pool (round robin), static key included', async () => {
-    const keys = [openaiKey(), openaiKey()]
-    const staticKey = openaiKey()
-    const { vault } = newVault({ staticCredentials: { openai: staticKey } })
-    for (const token of keys) await vault.add({ provider: 'openai', type: 'api_key', token })
-    const app = gateway(vault)
-    for (let i = 0; i < 6; i++) await request(app).post('/v1/chat/completions').send(openaiBody).expect(200)
-    const used = upstream.requests.map((r) => r.headers.authorization)
-    for (const k of [...keys, staticKey]) expect(used.filter((u) => u === `Bearer ${k}`)).toHaveLength(2)
-  })
-
-  it('a 401 or 403 reported alone never takes a credential out of service', async () => {
-    const { vault } = newVault({ unhealthyCooldown: '60s' })
-    const { id } = await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })
-    await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })
-    const app = gateway(vault)
-    for (const status of [401, 403, 401, 403]) {
-      upstream.behave({ failStatus: status })
-      await request(app).post('/v1/chat/completions').send(openaiBody).expect(status)
-    }
-    upstream.reset()
-    expect(vault.get(id)?.status).toBe('active')
-    expect(vault.status().credentials.unhealthy).toBe(0)
-  })
-
-  it('skips a credential rejected with proof and brings it back after the cool-down', async () => {
-    const [bad, good] = [openaiKey(), openaiKey()]
-    const { vault, events } = newVault({ unhealthyCooldown: '400ms' })
-    const badId = (await vault.add({ provider: 'openai', type: 'api_key', token: bad })).id
-    await vault.add({ provider: 'openai', type: 'api_key', token: good })
-    const app = gateway(vault)
-    // Find the turn of the bad key, and make the upstream refuse it.
-    while ((await vault.acquire('openai'))?.credentialId === badId) {
-      /* advance the rotation until the next pick is the bad key */
-    }
-    const lease = await vault.acquire('openai')
-    expect(lease?.credentialId).toBe(badId)
-    lease!.reject('invalid_credential')
-    lease!.reject('invalid_credential') // the first call counts
-    expect(vault.get(badId)).toMatchObject({ status: 'unhealthy', unhealthy_reason: 'rejected:invalid_credential' })
-    for (let i = 0; i < 4; i++) await request(app).post('/v1/chat/completions').send(openaiBody).expect(200)
-    expect(new Set(upstream.requests.map((r) => r.headers.authorization))).toEqual(new Set([`Bearer ${good}`]))
-    expect(events.filter((e) => e.result === 'rejected')).toEqual([
-      expect.objectContaining({ event_type: 'credential_access', provider: 'openai', details: expect.objectContaining({ credential_id: badId, reason: 'invalid_credential', action: 'cooldown' }) }),
-    ])
-    await sleep(450)
-    upstream.reset()
-    for (let i = 0; i < 2; i++) await request(app).post('/v1/chat/completions').send(openaiBody).expect(200)
-    expect(upstream.requests.map((r) => r.headers.authorization)).toContain(`Bearer ${bad}`)
-    expectNoSecrets(events, [bad, good])
-  })
-
-  it.each<['claude' | 'openai' | 'gemini', string, object, (b: Record<string, Record<string, unknown>>) => unknown]>([
-    ['claude', '/v1/messages', claudeBody, () => ({ type: 'error', error: { type: 'overloaded_error', message: expect.stringContaining('"claude"') } })],
-    ['openai', '/v1/chat/completions', openaiBody, () => ({ error: { message: expect.stringContaining('"openai"'), type: 'server_error', param: null, code: 'service_unavailable' } })],
-    ['gemini', '/v1beta/models/gemini-2.0-flash:generateContent', geminiBody, () => ({ error: { code: 503, message: expect.stringContaining('"gemini"'), status: 'UNAVAILABLE' } })],
-  ])('answers 503 in the %s shape naming the provider when no credential is available', async (provider, path, body, shape) => {
-    const { vault, events } = newVault()
-    const res = await request(gateway(vault)).post(path).set(CLIENT_HEADERS).send(body)
-    expect(res.status).toBe(503)
-    expect(res.headers['cache-control']).toBe('no-store')
-    expect(res.body).toEqual(shape(res.body))
-    expect(upstream.requests).toHaveLength(0)
-    expect(events.find((e) => e.result === 'unavailable')).toMatchObject({
-      event_type: 'credential_access',
-      provider,
-      details: { code: 'GH_VAULT_NO_CREDENTIAL' },
-    })
-    expect(res.text).not.toContain('gate_live_')
-  })
-
-  it("keeps a provider's last usable credential in service when it is rejected, loudly", async () => {
-    const { vault, events } = newVault({ unhealthyCooldown: '30s' })
-    const first = (await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })).id
-    const second = (await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })).id
-    vault.reject(first, 'invalid_credential')
-    vault.reject(second, 'invalid_credential')
-    expect(vault.get(first)?.status).toBe('unhealthy')
-    expect(vault.get(second)?.status).toBe('active')
-    expect(vault.status().providers.openai).toEqual({ usable: 1, kept_last_rejections: 1 })
-    expect(events.filter((e) => e.result === 'rejected').map((e) => e.details?.action)).toEqual(['cooldown', 'kept_last_credential'])
-    await request(gateway(vault)).post('/v1/chat/completions').send(openaiBody).expect(200)
-  })
-
   it('applies the headers in on.proxyReq when setRequestHeaders is off, leaving none in req.headers', async () => {
     const { vault } = newVault()
     const secret = anthropicKey()
@@ -224,6 +141,97 @@ describe('credential injection through http-proxy-middleware', () => {
     await request(gateway(vault, {}, {}, [setProvider])).post('/v1/chat/completions').send(openaiBody).expect(200)
     expect(upstream.last!.headers['x-goog-api-key']).toBe(key)
     expect(upstream.last!.headers.authorization).toBeUndefined()
+  })
+})
+
+describe('credential injection: the pool behind it (rotation, rejection, 503)', () => {
+  it('rotates across the pool (round robin), static key included', async () => {
+    const keys = [openaiKey(), openaiKey()]
+    const staticKey = openaiKey()
+    const { vault } = newVault({ staticCredentials: { openai: staticKey } })
+    for (const token of keys) await vault.add({ provider: 'openai', type: 'api_key', token })
+    const app = gateway(vault)
+    for (let i = 0; i < 6; i++) await request(app).post('/v1/chat/completions').send(openaiBody).expect(200)
+    const used = upstream.requests.map((r) => r.headers.authorization)
+    for (const k of [...keys, staticKey]) expect(used.filter((u) => u === `Bearer ${k}`)).toHaveLength(2)
+  })
+
+  it('a 401 or 403 reported alone never takes a credential out of service', async () => {
+    const { vault } = newVault({ unhealthyCooldown: '60s' })
+    const { id } = await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })
+    await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })
+    const app = gateway(vault)
+    for (const status of [401, 403, 401, 403]) {
+      upstream.behave({ failStatus: status })
+      await request(app).post('/v1/chat/completions').send(openaiBody).expect(status)
+    }
+    upstream.reset()
+    expect(vault.get(id)?.status).toBe('active')
+    expect(vault.status().credentials.unhealthy).toBe(0)
+  })
+
+  it('skips a credential rejected with proof and brings it back after the cool-down', async () => {
+    useFakeClock()
+    const [bad, good] = [openaiKey(), openaiKey()]
+    const { vault, events } = newVault({ unhealthyCooldown: '60s' })
+    const badId = (await vault.add({ provider: 'openai', type: 'api_key', token: bad })).id
+    await vault.add({ provider: 'openai', type: 'api_key', token: good })
+    const app = gateway(vault)
+    // Find the turn of the bad key, and make the upstream refuse it.
+    while ((await vault.acquire('openai'))?.credentialId === badId) {
+      /* advance the rotation until the next pick is the bad key */
+    }
+    const lease = await vault.acquire('openai')
+    expect(lease?.credentialId).toBe(badId)
+    lease!.reject('invalid_credential')
+    lease!.reject('invalid_credential') // the first call counts
+    expect(vault.get(badId)).toMatchObject({ status: 'unhealthy', unhealthy_reason: 'rejected:invalid_credential' })
+    for (let i = 0; i < 4; i++) await request(app).post('/v1/chat/completions').send(openaiBody).expect(200)
+    expect(new Set(upstream.requests.map((r) => r.headers.authorization))).toEqual(new Set([`Bearer ${good}`]))
+    expect(events.filter((e) => e.result === 'rejected')).toEqual([
+      expect.objectContaining({ event_type: 'credential_access', provider: 'openai', details: expect.objectContaining({ credential_id: badId, reason: 'invalid_credential', action: 'cooldown' }) }),
+    ])
+    // Skipped until the last millisecond of the cool-down, served again once it is over.
+    advanceClock(59_999)
+    expect(vault.get(badId)?.status).toBe('unhealthy')
+    advanceClock(1)
+    expect(vault.get(badId)?.status).toBe('active')
+    upstream.reset()
+    for (let i = 0; i < 2; i++) await request(app).post('/v1/chat/completions').send(openaiBody).expect(200)
+    expect(upstream.requests.map((r) => r.headers.authorization)).toContain(`Bearer ${bad}`)
+    expectNoSecrets(events, [bad, good])
+  })
+
+  it.each<['claude' | 'openai' | 'gemini', string, object, (b: Record<string, Record<string, unknown>>) => unknown]>([
+    ['claude', '/v1/messages', claudeBody, () => ({ type: 'error', error: { type: 'overloaded_error', message: expect.stringContaining('"claude"') } })],
+    ['openai', '/v1/chat/completions', openaiBody, () => ({ error: { message: expect.stringContaining('"openai"'), type: 'server_error', param: null, code: 'service_unavailable' } })],
+    ['gemini', '/v1beta/models/gemini-2.0-flash:generateContent', geminiBody, () => ({ error: { code: 503, message: expect.stringContaining('"gemini"'), status: 'UNAVAILABLE' } })],
+  ])('answers 503 in the %s shape naming the provider when no credential is available', async (provider, path, body, shape) => {
+    const { vault, events } = newVault()
+    const res = await request(gateway(vault)).post(path).set(CLIENT_HEADERS).send(body)
+    expect(res.status).toBe(503)
+    expect(res.headers['cache-control']).toBe('no-store')
+    expect(res.body).toEqual(shape(res.body))
+    expect(upstream.requests).toHaveLength(0)
+    expect(events.find((e) => e.result === 'unavailable')).toMatchObject({
+      event_type: 'credential_access',
+      provider,
+      details: { code: 'GH_VAULT_NO_CREDENTIAL' },
+    })
+    expect(res.text).not.toContain('gate_live_')
+  })
+
+  it("keeps a provider's last usable credential in service when it is rejected, loudly", async () => {
+    const { vault, events } = newVault({ unhealthyCooldown: '30s' })
+    const first = (await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })).id
+    const second = (await vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })).id
+    vault.reject(first, 'invalid_credential')
+    vault.reject(second, 'invalid_credential')
+    expect(vault.get(first)?.status).toBe('unhealthy')
+    expect(vault.get(second)?.status).toBe('active')
+    expect(vault.status().providers.openai).toEqual({ usable: 1, kept_last_rejections: 1 })
+    expect(events.filter((e) => e.result === 'rejected').map((e) => e.details?.action)).toEqual(['cooldown', 'kept_last_credential'])
+    await request(gateway(vault)).post('/v1/chat/completions').send(openaiBody).expect(200)
   })
 })
 

@@ -3,6 +3,7 @@ import * as path from 'node:path'
 import { collectEvents } from '@gatehouse/testing'
 import { createCredentialVault, requestTokenRefresh, TokenRefreshError, type CredentialVault } from '@gatehouse/credential-vault'
 import {
+  advanceClock,
   cleanupDirs,
   expectNoSecrets,
   newKey,
@@ -13,12 +14,14 @@ import {
   startTokenEndpoint,
   tmpDir,
   waitFor,
+  useFakeClock,
   type TokenEndpoint,
 } from './helpers'
 
 const vaults: CredentialVault[] = []
 const endpoints: TokenEndpoint[] = []
 afterEach(async () => {
+  jest.useRealTimers()
   await Promise.all(vaults.splice(0).map((v) => v.shutdown()))
   await Promise.all(endpoints.splice(0).map((e) => e.close()))
 })
@@ -132,8 +135,11 @@ describe('OAuth refresh', () => {
     ])
     expect(vault.retryAfterSeconds('claude')).toBe(10)
   })
+})
 
+describe('OAuth refresh failures: backoff, isolation and rejection', () => {
   it('marks a credential unhealthy on invalid_grant and backs off instead of retrying on every request', async () => {
+    useFakeClock()
     const { vault, endpoint, events, logger } = await setup({ refreshBackoff: '200ms', refreshBackoffMax: '10s' })
     endpoint.behaviour = 'invalid_grant'
     const old = await addOAuth(vault, endpoint.url, Date.now() - 1)
@@ -143,7 +149,11 @@ describe('OAuth refresh', () => {
     expect(endpoint.calls).toHaveLength(1)
     expect(vault.get(old.id)).toMatchObject({ status: 'unhealthy', unhealthy_reason: 'refresh_failed:invalid_grant' })
 
-    await sleep(250)
+    // No new call until the backoff is over, then one.
+    advanceClock(199)
+    expect(await vault.acquire('claude')).toBeUndefined()
+    expect(endpoint.calls).toHaveLength(1)
+    advanceClock(1)
     expect(await vault.acquire('claude')).toBeUndefined()
     expect(endpoint.calls).toHaveLength(2)
     const failures = events.filter((e) => e.event_type === 'token_refresh' && e.result === 'failure')
@@ -153,7 +163,10 @@ describe('OAuth refresh', () => {
     expectNoSecrets([events, logger.lines, vault.list()], [old.refresh, old.access])
 
     endpoint.behaviour = 'ok'
-    await sleep(450)
+    advanceClock(399)
+    expect(await vault.acquire('claude')).toBeUndefined()
+    expect(endpoint.calls).toHaveLength(2)
+    advanceClock(1)
     expect((await vault.acquire('claude'))?.headers.authorization).toBe(`Bearer ${endpoint.issued[0]!.access_token}`)
     expect(vault.get(old.id)?.status).toBe('active')
   })
@@ -204,7 +217,9 @@ describe('OAuth refresh', () => {
     expect(vault.get(old.id)).toMatchObject({ status: 'unhealthy', unhealthy_reason: 'rejected:invalid_credential' })
     expect(vault.get(other.id)?.status).toBe('active')
   })
+})
 
+describe('OAuth refresh racing a management change', () => {
   it('drops a refresh result for a credential revoked meanwhile (nothing re-created on disk)', async () => {
     const { vault, endpoint, dir } = await setup()
     endpoint.delayMs = 200
@@ -216,6 +231,7 @@ describe('OAuth refresh', () => {
     await sleep(50)
     expect(fs.readdirSync(dir)).toEqual([])
   })
+
   it('keeps tokens an operator replaced while a refresh was running (the stale result is dropped)', async () => {
     const { vault, endpoint } = await setup()
     endpoint.delayMs = 200

@@ -19,7 +19,7 @@ function open(dir: string, key: string, extra: Partial<Parameters<typeof createC
 const fileOf = (dir: string, id: string): string => path.join(dir, `${id}.json`)
 const envelopeOf = (dir: string, id: string): Record<string, string | number> => JSON.parse(fs.readFileSync(fileOf(dir, id), 'utf8'))
 
-describe('encryption at rest', () => {
+describe('encryption at rest: the file format', () => {
   it('writes a versioned AES-256-GCM envelope: key id, 96-bit nonce, 128-bit tag, no plaintext', async () => {
     const dir = tmpDir()
     const key = newKey()
@@ -63,6 +63,35 @@ describe('encryption at rest', () => {
     expect(new Set(nonces).size).toBe(1000)
   }, 20_000)
 
+  it('decrypts with any configured key and writes with the current one', async () => {
+    const dir = tmpDir()
+    const oldKey = newKey()
+    const newK = newKey()
+    const old = open(dir, oldKey)
+    const token = openaiKey()
+    const { id } = await old.add({ provider: 'openai', type: 'api_key', token })
+    const both = createCredentialVault({ dir, encryption: { key: newK, previousKeys: [oldKey] }, watch: false, rescanInterval: 0 })
+    vaults.push(both)
+    expect(both.get(id)).toMatchObject({ status: 'active', key_id: keyIdOf(parseEncryptionKey(oldKey)) })
+    await both.update(id, { label: 'touched' })
+    expect(envelopeOf(dir, id).kid).toBe(keyIdOf(parseEncryptionKey(newK)))
+    expect((await both.acquire('openai'))?.headers.authorization).toBe(`Bearer ${token}`)
+  })
+
+  it('stores plaintext JSON (still 0600) when encryption is disabled', async () => {
+    const dir = tmpDir()
+    const vault = createCredentialVault({ dir, encryption: { enabled: false }, watch: false, rescanInterval: 0 })
+    vaults.push(vault)
+    const token = openaiKey()
+    const { id } = await vault.add({ provider: 'openai', type: 'api_key', token })
+    expect(JSON.parse(fs.readFileSync(fileOf(dir, id), 'utf8'))).toMatchObject({ v: 1, id, provider: 'openai', token })
+    expect(modeOf(fileOf(dir, id))).toBe(0o600)
+    expect(vault.get(id)).toMatchObject({ encrypted: false })
+    expect(vault.status().encryption).toEqual({ enabled: false, key_ids: [] })
+  })
+})
+
+describe('encryption at rest: altered, swapped or foreign files', () => {
   it('binds the credential id: two ciphertexts swapped between files both fail, others keep serving', async () => {
     const dir = tmpDir()
     const key = newKey()
@@ -159,32 +188,5 @@ describe('encryption at rest', () => {
     const lease = await reader.acquire('openai')
     expect(lease).toMatchObject({ credentialId: 'static_openai', source: 'static' })
     expectNoSecrets([events, logger.lines, reader.list(), reader.status(), reader.config], [t1, staticKey, wrongKey, Buffer.from(wrongKey, 'base64').toString('hex')])
-  })
-
-  it('decrypts with any configured key and writes with the current one', async () => {
-    const dir = tmpDir()
-    const oldKey = newKey()
-    const newK = newKey()
-    const old = open(dir, oldKey)
-    const token = openaiKey()
-    const { id } = await old.add({ provider: 'openai', type: 'api_key', token })
-    const both = createCredentialVault({ dir, encryption: { key: newK, previousKeys: [oldKey] }, watch: false, rescanInterval: 0 })
-    vaults.push(both)
-    expect(both.get(id)).toMatchObject({ status: 'active', key_id: keyIdOf(parseEncryptionKey(oldKey)) })
-    await both.update(id, { label: 'touched' })
-    expect(envelopeOf(dir, id).kid).toBe(keyIdOf(parseEncryptionKey(newK)))
-    expect((await both.acquire('openai'))?.headers.authorization).toBe(`Bearer ${token}`)
-  })
-
-  it('stores plaintext JSON (still 0600) when encryption is disabled', async () => {
-    const dir = tmpDir()
-    const vault = createCredentialVault({ dir, encryption: { enabled: false }, watch: false, rescanInterval: 0 })
-    vaults.push(vault)
-    const token = openaiKey()
-    const { id } = await vault.add({ provider: 'openai', type: 'api_key', token })
-    expect(JSON.parse(fs.readFileSync(fileOf(dir, id), 'utf8'))).toMatchObject({ v: 1, id, provider: 'openai', token })
-    expect(modeOf(fileOf(dir, id))).toBe(0o600)
-    expect(vault.get(id)).toMatchObject({ encrypted: false })
-    expect(vault.status().encryption).toEqual({ enabled: false, key_ids: [] })
   })
 })
