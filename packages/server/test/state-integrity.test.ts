@@ -56,6 +56,33 @@ describe('the quota file, integrity-protected by the gateway', () => {
   })
 })
 
+describe('the client key file, integrity-protected by the gateway', () => {
+  it('refuses a client-keys.json edited outside the gateway: the running gateway authenticates no key (401, /readyz 503), and a restart refuses the file', async () => {
+    const h = await startHarness()
+    try {
+      const narrow = await h.gateway.keyStore.create({ name: 'narrow', providers: ['claude'] })
+      expect((await chat(h, narrow.key)).status).toBe(403)
+      expect((await chat(h)).status).toBe(200)
+      // Someone with the file widens the narrow key to every provider, keeping the MAC.
+      const file = join(h.gateway.config.auth.dir, 'client-keys.json')
+      const body = JSON.parse(readFileSync(file, 'utf8')) as { keys: Array<Record<string, unknown>>; mac?: string }
+      expect(body.mac).toMatch(/^[0-9a-f]{64}$/)
+      for (const k of body.keys) if (k.id === narrow.record.id) delete k.providers
+      writeFileSync(file, JSON.stringify(body, null, 2))
+      // Fails closed: no key at all, the widened one included, and the gateway says it is not ready.
+      expect((await chat(h, narrow.key)).status).toBe(401)
+      expect((await chat(h)).status).toBe(401)
+      expect((await fetch(`${h.url}/readyz`)).status).toBe(503)
+      expect(h.logs.join('\n')).toMatch(/changed outside Gatehouse/)
+      // A new gateway on the same directory does not start on it.
+      const dir = h.gateway.config.auth.dir
+      await expect(startHarness((c) => void (c.auth.dir = dir))).rejects.toMatchObject({ code: 'GH_AUTH_KEYFILE_TAMPERED' })
+    } finally {
+      await h.close()
+    }
+  })
+})
+
 describe('the audit log under logging.audit rotation and retention', () => {
   it('rotates by size, keeps the newest files, and the retained set verifies as the whole log', async () => {
     const h = await startHarness((c) => {
