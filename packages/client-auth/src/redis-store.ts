@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from 'node:crypto'
 import {
   GatehouseConfigError,
   ReplicatedHash,
@@ -6,7 +7,11 @@ import {
   type Logger,
   type ReplicatedHashClient,
 } from '@gatehouse/core'
+import { hashClientKey } from './keys'
 import { checkStoredRecord, type CreateKeyInput } from './scope'
+
+/** What the per-record MAC key is derived from the salt with (every replica holds the salt). */
+const MAC_KEY_LABEL = 'gatehouse shared client-key integrity'
 import { KeyIndex, type ClientKeyRecord, type CreatedKey, type ManagedKeyStore, type Rotated } from './store'
 
 export interface RedisKeyStoreOptions {
@@ -30,7 +35,9 @@ export interface RedisKeyStoreOptions {
  * field = the key's salted hash, value = its record as JSON; never a key itself), copied into each
  * replica and served from that copy, so a lookup never waits on Redis. A key created or revoked on
  * one replica is in every replica's copy within milliseconds (a notification), and within
- * `resyncMs` should the notification be lost. While Redis is unreachable, lookups use the last copy
+ * `resyncMs` should the notification be lost. Each record carries an HMAC under a key derived from
+ * the salt, which Redis never holds: an entry written or edited in Redis by anyone but a gateway
+ * (a scope widened, a key added) is refused and logged. While Redis is unreachable, lookups use the last copy
  * for up to `maxStaleMs`, and create and revoke fail with GH_CORE_SHARED_STATE_UNAVAILABLE (503),
  * never applied to one replica only.
  */
@@ -40,6 +47,7 @@ export class RedisKeyStore extends KeyIndex implements ManagedKeyStore {
   private readonly logger: Logger
   private started: Promise<void> | undefined
   private staleLogged = false
+  private readonly macKey: Buffer
 
   constructor(options: RedisKeyStoreOptions) {
     super(options.salt)
@@ -55,6 +63,7 @@ export class RedisKeyStore extends KeyIndex implements ManagedKeyStore {
       throw new GatehouseConfigError('GH_AUTH_STORE_INVALID', '@gatehouse/client-auth: RedisKeyStore logger must have error, warn, info and debug methods')
     }
     this.maxStaleMs = maxStaleMs
+    this.macKey = Buffer.from(hashClientKey(MAC_KEY_LABEL, this.salt), 'hex')
     this.logger = options.logger ?? noopLogger
     this.shared = new ReplicatedHash({
       client: options.client,
@@ -93,7 +102,7 @@ export class RedisKeyStore extends KeyIndex implements ManagedKeyStore {
 
   async create(input: CreateKeyInput): Promise<CreatedKey> {
     const created = this.draw(input)
-    await this.shared.update({ [created.record.hash]: JSON.stringify(created.record) })
+    await this.shared.update({ [created.record.hash]: this.seal(created.record) })
     return { key: created.key, record: { ...created.record } }
   }
 
@@ -101,13 +110,13 @@ export class RedisKeyStore extends KeyIndex implements ManagedKeyStore {
     const found = this.find(id)
     if (found.revoked_at) return { ...found }
     const updated = { ...found, revoked_at: new Date().toISOString() }
-    await this.shared.update({ [found.hash]: JSON.stringify(updated) })
+    await this.shared.update({ [found.hash]: this.seal(updated) })
     return { ...updated }
   }
 
   async rotate(id: string, graceMs: number): Promise<Rotated> {
     const { created, old } = this.successor(id, graceMs)
-    await this.shared.update({ [old.hash]: JSON.stringify(old), [created.record.hash]: JSON.stringify(created.record) })
+    await this.shared.update({ [old.hash]: this.seal(old), [created.record.hash]: this.seal(created.record) })
     return { key: created.key, record: { ...created.record }, previous: { ...old } }
   }
 
@@ -115,7 +124,7 @@ export class RedisKeyStore extends KeyIndex implements ManagedKeyStore {
   async importRecords(records: readonly ClientKeyRecord[]): Promise<number> {
     for (const r of records) checkStoredRecord(r, 'an imported record')
     if (records.length === 0) return 0
-    await this.shared.update(Object.fromEntries(records.map((r) => [r.hash, JSON.stringify(r)])))
+    await this.shared.update(Object.fromEntries(records.map((r) => [r.hash, this.seal(r)])))
     return records.length
   }
 
@@ -136,17 +145,30 @@ export class RedisKeyStore extends KeyIndex implements ManagedKeyStore {
     this.shared.version = -1
   }
 
+  /** A record as stored in Redis: its JSON with an HMAC of that JSON. */
+  private seal(r: ClientKeyRecord): string {
+    return JSON.stringify({ ...r, mac: this.macOf(r) })
+  }
+
+  private macOf(r: ClientKeyRecord): string {
+    return createHmac('sha256', this.macKey).update(JSON.stringify(r)).digest('hex')
+  }
+
   private load(entries: ReadonlyMap<string, string>): void {
     const records: ClientKeyRecord[] = []
     for (const [hash, raw] of entries) {
       try {
-        const r = JSON.parse(raw) as ClientKeyRecord
-        checkStoredRecord(r, 'the shared key store')
+        const { mac, ...r } = JSON.parse(raw) as ClientKeyRecord & { mac?: unknown }
+        const expected = this.macOf(r as ClientKeyRecord)
+        if (typeof mac !== 'string' || mac.length !== expected.length || !timingSafeEqual(Buffer.from(mac), Buffer.from(expected))) {
+          throw new Error('its integrity check fails: changed outside Gatehouse (or written without the salt)')
+        }
+        checkStoredRecord(r as ClientKeyRecord, 'the shared key store')
         if (r.hash !== hash) throw new Error('stored under another hash')
-        records.push(r)
+        records.push(r as ClientKeyRecord)
       } catch (err) {
         // One bad entry fails closed for that entry alone.
-        this.logger.error('@gatehouse/client-auth: ignoring a malformed entry in the shared key store', {
+        this.logger.error('@gatehouse/client-auth: ignoring an entry of the shared key store', {
           error: err instanceof Error ? err.message : String(err),
         })
       }
