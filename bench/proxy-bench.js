@@ -10,7 +10,8 @@
 // Usage: npm run bench   (env: BENCH_ROUNDS, BENCH_DURATION, BENCH_CONNECTIONS; for the gateway:
 // BENCH_OFF=audit,metrics,alerts,ratelimit,headers,fingerprint,auth,keylimits turns layers off,
 // BENCH_STORE_URL=redis://127.0.0.1:6379 puts the rate limiter's state in Redis; BENCH_CLUSTER=redis://…
-// adds the gateway in cluster mode as a fourth target; BENCH_PIN=1 pins targets and load to CPUs)
+// adds the gateway in cluster mode as a fourth target; BENCH_SECRETS=1 adds it with outbound secret
+// detection off, to price the detection; BENCH_PIN=1 pins targets and load to CPUs)
 const { mkdtempSync, rmSync } = require('node:fs')
 const { tmpdir } = require('node:os')
 const path = require('node:path')
@@ -113,12 +114,14 @@ async function main() {
     // BENCH_CLUSTER=redis://…: a fourth target, the same gateway in cluster mode (limits, keys and
     // runtime state in that Redis), so that Redis mode is compared with memory mode in one run.
     if (process.env.BENCH_CLUSTER) targets.d = await startServer(['gateway-redis', upstream.url, `${workdir}-redis`], pin ? '0' : undefined)
-    const names = { a: 'express + hpm', b: 'node:http + hpm', c: 'gatehouse', d: 'gatehouse, cluster mode (redis)' }
+    // BENCH_SECRETS=1: a fifth target, the gateway with outbound secret detection off, to price the detection.
+    if (process.env.BENCH_SECRETS === '1') targets.e = await startServer(['gateway-nosecrets', upstream.url, `${workdir}-nosecrets`], pin ? '0' : undefined)
+    const names = { a: 'express + hpm', b: 'node:http + hpm', c: 'gatehouse', d: 'gatehouse, cluster mode (redis)', e: 'gatehouse, secret detection off' }
     const payloads = {
       json: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] }),
       sse: JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'hello' }] }),
     }
-    const order = targets.d ? ['a', 'b', 'c', 'd'] : ['a', 'b', 'c']
+    const order = ['a', 'b', 'c', ...(targets.d ? ['d'] : []), ...(targets.e ? ['e'] : [])]
     const results = { json: Object.fromEntries(order.map((t) => [t, []])), sse: Object.fromEntries(order.map((t) => [t, []])) }
     // Warm-up: JIT and connection pools.
     for (const t of order) await run(`${targets[t].url}/v1/chat/completions`, { 'x-api-key': targets[t].key ?? '' }, payloads.json).catch(() => undefined)
@@ -155,6 +158,10 @@ async function main() {
       const cb = paired('c', 'b')
       const list = (xs) => xs.map((x) => x.toFixed(2)).join(' ')
       lines.push(`${kind}: c/a = ${median(ca).toFixed(2)}x (rounds: ${list(ca)}), c/b = ${median(cb).toFixed(2)}x (rounds: ${list(cb)})`)
+      if (targets.e) {
+        const ce = paired('c', 'e')
+        lines.push(`${kind}: secret detection on/off c/e = ${median(ce).toFixed(2)}x (rounds: ${list(ce)})`)
+      }
       if (targets.d) {
         const dc = paired('d', 'c')
         const da = paired('d', 'a')

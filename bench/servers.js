@@ -37,7 +37,7 @@ async function main() {
     server.listen(0, '127.0.0.1', () => ready({ url: `http://127.0.0.1:${server.address().port}` }))
     return
   }
-  if (mode === 'gateway' || mode === 'gateway-redis') {
+  if (mode === 'gateway' || mode === 'gateway-redis' || mode === 'gateway-nosecrets') {
     // (c) the Gatehouse gateway with every layer this build has, configured as an operator would.
     const { createGateway, defaultConfig } = require(path.join(root, 'packages/server/dist'))
     const config = defaultConfig()
@@ -62,6 +62,8 @@ async function main() {
     if (off.has('fingerprint')) config.device_fingerprint.enabled = false
     if (off.has('auth')) config.auth.client_auth.enabled = false
     if (off.has('keylimits')) config.auth.key_limits = {}
+    // gateway-nosecrets: the same gateway with outbound secret detection off, to price the detection.
+    if (off.has('secrets') || mode === 'gateway-nosecrets') config.secret_detection.enabled = false
     // BENCH_STORE_URL=redis://… puts rate limits, quotas and the runtime denylist in Redis (keys under a
     // prefix of this process's own, so runs never share state).
     if (process.env.BENCH_STORE_URL) config.store = { ...config.store, type: 'redis', url: process.env.BENCH_STORE_URL, on_error: 'deny', replicas: 1, key_prefix: `gatehouse-bench-${process.pid}:` }
