@@ -147,7 +147,9 @@ export class ReplicatedHash {
     } catch (err) {
       throw this.unavailable(err)
     }
-    if (version > this.version) await this.sync(true)
+    // A snapshot already in flight may have been read before this change: joining it is not enough.
+    // Sync until this copy holds the change's version (a few rounds at most; each reads the latest).
+    for (let round = 0; version > this.version && round < 5; round++) await this.sync(true)
   }
 
   async close(): Promise<void> {

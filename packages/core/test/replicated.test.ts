@@ -110,3 +110,31 @@ describe('ReplicatedHash', () => {
     expect(live.latest().get('k')).toBe('v')
   })
 })
+
+describe('ReplicatedHash: an update racing a snapshot', () => {
+  it("holds its own change when update() resolves, even when a snapshot read before the change was still in flight", async () => {
+    const key = `gh-test-rep-${randomBytes(4).toString('hex')}`
+    const real = client()
+    // Every snapshot this replica reads is held back 150 ms after Redis answered: one read before
+    // the update lands after it.
+    const slow = new Proxy(real, {
+      get(target, prop, receiver) {
+        if (prop !== 'eval') return Reflect.get(target, prop, receiver) as unknown
+        return async (...args: unknown[]) => {
+          const result = await (target.eval as (...a: unknown[]) => Promise<unknown>)(...args)
+          if (String(args[0]).includes('HGETALL')) await new Promise((r) => setTimeout(r, 150))
+          return result
+        }
+      },
+    }) as unknown as ReplicatedHashClient
+    const a = replica(key, slow, 50)
+    const b = replica(key)
+    await Promise.all([a.hash.start(), b.hash.start()])
+    await new Promise((r) => setTimeout(r, 100)) // subscriptions in place
+    // B's change starts a snapshot on A (its notification); A's own update lands while it reads.
+    await b.hash.update({ other: '1' })
+    await new Promise((r) => setTimeout(r, 20))
+    await a.hash.update({ mine: '1' })
+    expect(a.latest().get('mine')).toBe('1')
+  })
+})
