@@ -1,6 +1,8 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { generateClientKey } from '@gatehouse/client-auth'
+import { scanSecrets } from '@gatehouse/security-check'
 import { LAYERS } from '../src/gateway'
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, main } from '../src/main'
 
@@ -93,6 +95,31 @@ describe('the CLI as a table of commands', () => {
       const r = await run(['config', 'check', '--config', file])
       expect(r.code).toBe(EXIT_FAILURE)
       expect(r.err).toMatch(/server\.port/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('gatehouse keys honeytokens', () => {
+  it('prints the digests of auth.honeytokens, never a token, and gatehouse-check reports a leaked decoy as a honeytoken', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gh-honey-'))
+    try {
+      const decoy = generateClientKey()
+      const real = generateClientKey()
+      writeFileSync(join(dir, 'c.yaml'), `auth: { dir: ${JSON.stringify(join(dir, 'auths'))}, honeytokens: ["${decoy}"] }\nmetrics: { enabled: false }\n`)
+      let out = ''
+      let err = ''
+      const code = await main(['keys', 'honeytokens', '--config', join(dir, 'c.yaml')], { out: (s) => void (out += s), err: (s) => void (err += s) }, {})
+      expect(code).toBe(EXIT_OK)
+      expect(out + err).not.toContain(decoy)
+      writeFileSync(join(dir, 'honeytokens.txt'), out)
+      // A repository that leaked the decoy and a real key: the decoy is named as such.
+      mkdirSync(join(dir, 'repo'))
+      writeFileSync(join(dir, 'repo', 'settings.env'), `GATEHOUSE_KEY=${decoy}\nOTHER_KEY=${real}\n`)
+      const result = await scanSecrets({ paths: [join(dir, 'repo')], honeytokens: join(dir, 'honeytokens.txt'), gitignore: false })
+      const byFile = result.findings.map((f) => ({ line: f.line, honeytoken: Boolean((f as { honeytoken?: boolean }).honeytoken) }))
+      expect(byFile).toEqual([{ line: 1, honeytoken: true }, { line: 2, honeytoken: false }])
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

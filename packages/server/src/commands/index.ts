@@ -41,7 +41,8 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
 gatehouse keys list [--json]
 gatehouse keys revoke ID
 gatehouse keys rotate ID [--grace 24h]   a successor with the same scope; the old key works until the grace ends
-gatehouse keys migrate --to redis        the key file's keys into the cluster's Redis, none re-issued`,
+gatehouse keys migrate --to redis        the key file's keys into the cluster's Redis, none re-issued
+gatehouse keys honeytokens               sha256 digests of auth.honeytokens, for gatehouse-check secrets --honeytokens`,
     run: (ctx) => import('./keys').then((m) => m.keysCommand(ctx)),
   },
   config: { options: {}, usage: 'gatehouse config check                   the same checks as start; exit 1 naming each bad YAML key', run: (ctx) => import('./config').then((m) => m.configCommand(ctx)) },

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { parseDuration } from '@gatehouse/core'
 import { FileKeyStore, loadOrCreateSalt, validateKeyScope, type ManagedKeyStore, type RedisKeyStore } from '@gatehouse/client-auth'
 import { authPaths } from '../auth-paths'
@@ -16,6 +17,8 @@ interface KeyStores {
 export async function keysCommand(ctx: CommandContext): Promise<ExitCode> {
   const loaded = ctx.load()
   if (typeof loaded === 'number') return loaded
+  // The decoys need no key store: their digests only, for `gatehouse-check secrets --honeytokens FILE`.
+  if (ctx.sub === 'honeytokens') return honeytokenDigests(ctx.io, loaded.config.auth.honeytokens)
   const paths = authPaths(loaded.config)
   const salt = loaded.config.auth.key_salt ?? loadOrCreateSalt(paths.dir)
   const file = (): FileKeyStore => new FileKeyStore({ file: paths.keyFile, salt, reload: 'stat' })
@@ -31,7 +34,7 @@ export async function keysCommand(ctx: CommandContext): Promise<ExitCode> {
   try {
     const run = KEY_COMMANDS[ctx.sub ?? '']
     if (!run) {
-      ctx.io.err(`gatehouse: keys needs one of: ${Object.keys(KEY_COMMANDS).join(', ')}\n`)
+      ctx.io.err(`gatehouse: keys needs one of: ${[...Object.keys(KEY_COMMANDS), 'honeytokens'].join(', ')}\n`)
       return EXIT_USAGE
     }
     return await run(ctx, stores)
@@ -75,6 +78,18 @@ const KEY_COMMANDS: Record<string, (ctx: CommandContext, stores: KeyStores) => P
     ctx.io.out(`migrated ${moved} key${moved === 1 ? '' : 's'} to Redis (${records.length - moved} already there); the key file is left as it was\n`)
     return EXIT_OK
   },
+}
+
+/**
+ * The sha256 digest of each auth.honeytokens entry, one per line: the file `gatehouse-check secrets
+ * --honeytokens FILE` reads to report a decoy key found in a repository as a honeytoken. The tokens
+ * themselves are never printed.
+ */
+function honeytokenDigests(io: Io, tokens: readonly string[]): ExitCode {
+  io.out(`# sha256 digests of auth.honeytokens (${tokens.length}), for gatehouse-check secrets --honeytokens\n`)
+  for (const t of tokens) io.out(`${createHash('sha256').update(t).digest('hex')}\n`)
+  if (tokens.length === 0) io.err('no honeytokens in the config: add decoy keys to auth.honeytokens\n')
+  return EXIT_OK
 }
 
 function usage(io: Io, message: string): ExitCode {
