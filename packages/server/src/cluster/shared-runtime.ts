@@ -1,5 +1,5 @@
 import { isProviderName, ReplicatedHash, type Logger, type ProviderName, type ReplicatedHashClient } from '@gatehouse/core'
-import type { GatewayRuntime } from '../gateway/types'
+import type { GatewayRuntime } from '../runtime'
 
 /**
  * How the management API changes the state an operator flips at run time (maintenance mode, the

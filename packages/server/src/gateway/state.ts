@@ -4,7 +4,7 @@ import { FileKeyStore, RedisKeyStore, type ManagedKeyStore } from '@gatehouse/cl
 import type { GatehouseConfig } from '../config/types'
 import { createRedisClient } from '../cluster/redis'
 import { localRuntimeControl, sharedRuntimeControl, type RuntimeControl } from '../cluster/shared-runtime'
-import type { GatewayRuntime } from './types'
+import type { GatewayRuntime } from '../runtime'
 import type { GeneratedSecrets } from './secrets'
 import type { AuthPaths } from '../auth-paths'
 

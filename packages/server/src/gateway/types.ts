@@ -2,6 +2,7 @@ import type http from 'node:http'
 import type https from 'node:https'
 import type { Express, Router } from 'express'
 import type { Logger, Masker, ProviderName, SecurityEventHandler } from '@gatehouse/core'
+import type { GatewayRuntime } from '../runtime'
 import type { ManagedKeyStore } from '@gatehouse/client-auth'
 import type { IpFilterMiddleware } from '@gatehouse/ip-filter'
 import type { CredentialVault } from '@gatehouse/credential-vault'
@@ -9,16 +10,10 @@ import type { AuditLogger } from '@gatehouse/audit-log'
 import type { GatehouseMetrics } from '@gatehouse/metrics'
 import type { StorageSink } from '@gatehouse/storage'
 import type { GatehouseConfig } from '../config/types'
-import type { ManagementContext } from '../management/router'
+import type { ManagementContext } from '../management/context'
 import type { RuntimeControl } from '../cluster/shared-runtime'
 
-/** State an operator can change at run time (management API). */
-export interface GatewayRuntime {
-  maintenance: { enabled: boolean; message: string }
-  /** Providers switched off, with the message to answer. */
-  disabledProviders: Map<ProviderName, string>
-  shuttingDown: boolean
-}
+export type { GatewayRuntime } from '../runtime'
 
 export interface GatewayOptions {
   logger: Logger

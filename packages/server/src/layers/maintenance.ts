@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express'
 import { detectProvider, sendProviderError } from '@gatehouse/core'
-import type { GatewayRuntime } from '../gateway/types'
+import type { GatewayRuntime } from '../runtime'
 
 /** Maintenance mode: every provider request gets the provider's own 503 with Retry-After. */
 export function maintenanceLayer(runtime: GatewayRuntime, retryAfter: number): RequestHandler {

@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express'
 import { detectProvider, gatehouseLocals, resolveProviderRoute, sendProviderError, type ProviderName } from '@gatehouse/core'
-import type { GatewayRuntime } from '../gateway/types'
+import type { GatewayRuntime } from '../runtime'
 
 /**
  * Routing and the per-provider kill switch. The route is resolved once here and kept in the

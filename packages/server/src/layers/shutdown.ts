@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express'
-import type { GatewayRuntime } from '../gateway/types'
+import type { GatewayRuntime } from '../runtime'
 
 /** While the gateway drains, every response asks its client to close the connection. */
 export function shutdownLayer(runtime: GatewayRuntime): RequestHandler {

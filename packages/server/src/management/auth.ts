@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { isLoopback, normalizeIp, type createFailureGuard, type SecurityEventInput } from '@gatehouse/core'
-import type { ManagementOptions } from './router'
+import type { ManagementOptions } from './context'
 
 export const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest()
 

@@ -1,7 +1,7 @@
 import type { Router } from 'express'
 import { isGatehouseError, parseDuration, type KeyLimitScope } from '@gatehouse/core'
 import { validateKeyScope, type ManagedKeyStore } from '@gatehouse/client-auth'
-import type { ManagementContext } from './router'
+import type { ManagementContext } from './context'
 
 /** `/keys`: list, create, rotate and revoke client keys (the key is shown once, never stored). */
 export function mountKeyRoutes(router: Router, ctx: ManagementContext, keyStore: ManagedKeyStore): void {

@@ -2,7 +2,7 @@ import type { Request, Response, Router } from 'express'
 import { isGatehouseError } from '@gatehouse/core'
 import type { IpFilterMiddleware } from '@gatehouse/ip-filter'
 import type { CredentialVault } from '@gatehouse/credential-vault'
-import type { ManagementContext } from './router'
+import type { ManagementContext } from './context'
 
 /** Run a handler; a GatehouseError becomes its status and message, anything else a 500. */
 function guarded(ctx: ManagementContext, fn: (req: Request, res: Response) => Promise<void> | void) {

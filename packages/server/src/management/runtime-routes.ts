@@ -1,6 +1,6 @@
 import type { Router } from 'express'
 import { isProviderName } from '@gatehouse/core'
-import type { ManagementContext, ManagementOptions } from './router'
+import type { ManagementContext, ManagementOptions } from './context'
 
 /** `/maintenance` and `/providers/:name`: maintenance mode and the per-provider kill switch, through the runtime control. */
 export function mountRuntimeRoutes(router: Router, ctx: ManagementContext, options: Pick<ManagementOptions, 'control' | 'runtime'>): void {
