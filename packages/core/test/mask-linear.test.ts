@@ -52,23 +52,18 @@ function best(input: string, runs = 5): number {
 }
 
 describe('masking in linear time', () => {
-  // Relative measures only (the machine may be busy): against ordinary text of the same size, and
-  // against itself at four times the size, where a linear rule takes about 4x and a quadratic 16x.
-  const plain = flat(fill('The quick brown fox jumps over the lazy dog. ', 256 * KIB))
-  it.each(Object.entries(FAMILIES))('%s: 256 KiB within 25x ordinary text of the same size, and four times the input in under 8x the time', (_name, unit) => {
-    const small = flat(fill(unit, 256 * KIB))
-    const large = flat(fill(unit, 1024 * KIB))
-    // Alternated, the best of each kept: a busy machine slows all three alike, and a pause of the
-    // scheduler or the collector lands on one run, not on every run of one size.
-    let [base, t256, t1024] = [Infinity, Infinity, Infinity]
-    for (let round = 0; round < 3; round++) {
-      base = Math.min(base, best(plain, 3))
-      t256 = Math.min(t256, best(small, 3))
-      t1024 = Math.min(t1024, best(large, 3))
+  // Absolute budgets with a wide margin, not ratios: V8 may run one regex on its backtracking engine
+  // and then on its linear one, so the same input takes 1 ms or 60 ms from run to run, which no
+  // ratio of small timings survives. A super-linear rule does not fit at all: one that rescans even
+  // 1,000 characters per candidate needs billions of steps for 4 MiB of candidates.
+  it.each(Object.entries(FAMILIES))('%s: 1 MiB masks within 1 s and 4 MiB within 4 s', (_name, unit) => {
+    for (const [size, budgetMs] of [
+      [1024 * KIB, 1000],
+      [4096 * KIB, 4000],
+    ] as const) {
+      const ms = best(flat(fill(unit, size)), 2)
+      expect({ size, ms: Math.round(ms), within: ms < budgetMs }).toEqual({ size, ms: Math.round(ms), within: true })
     }
-    // Noise on a tiny base is floored at 1 ms.
-    expect(t256 / Math.max(base, 1)).toBeLessThan(25)
-    expect(t1024 / Math.max(t256, 1)).toBeLessThan(8)
   })
 
   it.each(Object.entries(FAMILIES))('%s: a real secret after the adversarial prefix is still masked', (_name, unit) => {
