@@ -8,7 +8,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     prefixes: ['sk-ant-'],
     pattern: `sk-ant-api\\d{2}-([A-Za-z0-9_-]{80,120})${END_URLSAFE}`,
     // Masking: every Anthropic format, keeping only `sk-ant-`.
-    maskPattern: `sk-ant-([A-Za-z0-9_-]{8,})`,
+    maskPattern: `sk-ant-([A-Za-z0-9_-]{8,4096})`,
     reference: 'https://docs.anthropic.com/en/api/getting-started',
   },
   {
@@ -30,7 +30,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'OpenAI project or user API key',
     prefixes: ['sk-'],
     pattern: `sk-(?:proj|None)-([A-Za-z0-9_-]{40,250})${END_URLSAFE}`,
-    maskPattern: `sk-(?:proj|None)-([A-Za-z0-9_-]{16,})`,
+    maskPattern: `sk-(?:proj|None)-([A-Za-z0-9_-]{16,4096})`,
     reference: 'https://platform.openai.com/docs/api-reference/authentication',
   },
   {
@@ -38,7 +38,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'OpenAI service account key',
     prefixes: ['sk-'],
     pattern: `sk-svcacct-([A-Za-z0-9_-]{40,250})${END_URLSAFE}`,
-    maskPattern: `sk-svcacct-([A-Za-z0-9_-]{16,})`,
+    maskPattern: `sk-svcacct-([A-Za-z0-9_-]{16,4096})`,
     reference: 'https://platform.openai.com/docs/api-reference/project-service-accounts',
   },
   {
@@ -46,7 +46,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'OpenAI admin key',
     prefixes: ['sk-'],
     pattern: `sk-admin-([A-Za-z0-9_-]{40,250})${END_URLSAFE}`,
-    maskPattern: `sk-admin-([A-Za-z0-9_-]{16,})`,
+    maskPattern: `sk-admin-([A-Za-z0-9_-]{16,4096})`,
     reference: 'https://platform.openai.com/docs/api-reference/administration',
   },
   {
@@ -63,7 +63,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     prefixes: ['sk-'],
     pattern: `sk-([A-Za-z0-9]{48})${END_URLSAFE}`,
     // Masking: any long `sk-` token but OpenRouter's (its own rule follows).
-    maskPattern: `sk-(?!or-v1-)([A-Za-z0-9_-]{40,})`,
+    maskPattern: `sk-(?!or-v1-)([A-Za-z0-9_-]{40,4096})`,
     reference: 'https://platform.openai.com/docs/api-reference/authentication',
   },
   {
@@ -78,7 +78,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'Google API key (Gemini, Maps, Firebase)',
     prefixes: ['AIza'],
     pattern: `AIza([A-Za-z0-9_-]{35})${END_URLSAFE}`,
-    maskPattern: `AIza([A-Za-z0-9_-]{30,})`,
+    maskPattern: `AIza([A-Za-z0-9_-]{30,4096})`,
     reference: 'https://cloud.google.com/docs/authentication/api-keys',
   },
   {
@@ -93,7 +93,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'Google OAuth access token',
     prefixes: ['ya29\\.'],
     pattern: `ya29\\.([A-Za-z0-9_-]{30,2048})${END_URLSAFE}`,
-    maskPattern: `ya29\\.([A-Za-z0-9_-]{10,})`,
+    maskPattern: `ya29\\.([A-Za-z0-9_-]{10,4096})`,
     reference: 'https://developers.google.com/identity/protocols/oauth2',
   },
   {
@@ -101,7 +101,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'xAI API key',
     prefixes: ['xai-'],
     pattern: `xai-([A-Za-z0-9]{70,90})${END_URLSAFE}`,
-    maskPattern: `xai-([A-Za-z0-9]{20,})`,
+    maskPattern: `xai-([A-Za-z0-9]{20,4096})`,
     reference: 'https://docs.x.ai/docs/overview',
   },
   {
@@ -109,7 +109,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'Groq API key',
     prefixes: ['gsk_'],
     pattern: `gsk_([A-Za-z0-9]{52})${END_URLSAFE}`,
-    maskPattern: `gsk_([A-Za-z0-9]{20,})`,
+    maskPattern: `gsk_([A-Za-z0-9]{20,4096})`,
     reference: 'https://console.groq.com/docs/quickstart',
   },
   {
@@ -117,7 +117,7 @@ export const AI_PROVIDER_RULES: readonly SecretRule[] = [
     description: 'Hugging Face access token',
     prefixes: ['hf_', 'api_org_'],
     pattern: `(?:hf_|api_org_)([A-Za-z0-9]{34})${END_URLSAFE}`,
-    maskPattern: `(?:hf_|api_org_)([A-Za-z0-9]{20,})`,
+    maskPattern: `(?:hf_|api_org_)([A-Za-z0-9]{20,4096})`,
     reference: 'https://huggingface.co/docs/hub/security-tokens',
   },
   {

@@ -7,7 +7,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'GitHub classic token (personal, OAuth, user-to-server, server-to-server, refresh)',
     prefixes: ['gh[pousr]_'],
     pattern: `gh[pousr]_([A-Za-z0-9]{36,251})${END_URLSAFE}`,
-    maskPattern: `gh[pousr]_([A-Za-z0-9_]{20,})`,
+    maskPattern: `gh[pousr]_([A-Za-z0-9_]{20,4096})`,
     reference: 'https://github.blog/2021-04-05-behind-githubs-new-authentication-token-formats/',
   },
   {
@@ -15,7 +15,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'GitHub fine-grained personal access token',
     prefixes: ['github_pat_'],
     pattern: `github_pat_([A-Za-z0-9_]{70,255})${END_URLSAFE}`,
-    maskPattern: `github_pat_([A-Za-z0-9_]{20,})`,
+    maskPattern: `github_pat_([A-Za-z0-9_]{20,4096})`,
     reference:
       'https://docs.github.com/en/authentication/keeping-your-account-and-data-secure/managing-your-personal-access-tokens',
   },
@@ -24,7 +24,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'GitLab token (personal, deploy, runner, pipeline trigger, OAuth)',
     prefixes: ['gl(?:pat|dt|rt|ptt|cbt|soat|oas|imt|ft|ffct)-', 'GR1348941'],
     pattern: `(?:gl(?:pat|dt|rt|ptt|cbt|soat|oas|imt|ft|ffct)-|GR1348941)([A-Za-z0-9_-]{20,300}(?:\\.[A-Za-z0-9_-]{1,64}){0,3})${END_URLSAFE}`,
-    maskPattern: `(?:gl(?:pat|dt|rt|ptt|cbt|soat|oas|imt|ft|ffct)-|GR1348941)([A-Za-z0-9_.-]{20,})`,
+    maskPattern: `(?:gl(?:pat|dt|rt|ptt|cbt|soat|oas|imt|ft|ffct)-|GR1348941)([A-Za-z0-9_.-]{20,4096})`,
     reference: 'https://docs.gitlab.com/ee/security/tokens/',
   },
   {
@@ -50,7 +50,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'Slack bot, user, app or configuration token',
     prefixes: ['xox[abposre]', 'xapp-'],
     pattern: `(?:xox[abposr]-|xoxe\\.xox[bp]-|xoxe-|xapp-)([0-9]{1,20}-[A-Za-z0-9-]{8,250})${END_URLSAFE}`,
-    maskPattern: `(?:xox[abposr]-|xoxe\\.xox[bp]-|xoxe-|xapp-)([A-Za-z0-9-]{10,})`,
+    maskPattern: `(?:xox[abposr]-|xoxe\\.xox[bp]-|xoxe-|xapp-)([A-Za-z0-9-]{10,4096})`,
     reference: 'https://api.slack.com/authentication/token-types',
   },
   {
@@ -58,7 +58,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'Slack incoming webhook URL',
     prefixes: ['https://hooks\\.slack\\.com/'],
     pattern: `https://hooks\\.slack\\.com/(?:services|workflows|triggers)/([A-Z0-9]{8,12}/[A-Z0-9]{8,12}/(?:[0-9]{1,20}/)?[A-Za-z0-9]{20,40})${END_ALNUM}`,
-    maskPattern: `https://hooks\\.slack\\.com/(?:services|workflows|triggers)/([A-Za-z0-9/_-]{10,})`,
+    maskPattern: `https://hooks\\.slack\\.com/(?:services|workflows|triggers)/([A-Za-z0-9/_-]{10,4096})`,
     reference: 'https://api.slack.com/messaging/webhooks',
   },
   {
@@ -73,7 +73,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'Stripe secret or restricted key',
     prefixes: ['[rs]k_'],
     pattern: `[rs]k_(?:live|test)_([A-Za-z0-9]{20,247})${END_ALNUM}`,
-    maskPattern: `[rs]k_(?:live|test)_([A-Za-z0-9]{10,})`,
+    maskPattern: `[rs]k_(?:live|test)_([A-Za-z0-9]{10,4096})`,
     reference: 'https://docs.stripe.com/keys',
   },
   {
@@ -88,7 +88,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'SendGrid API key',
     prefixes: ['SG\\.'],
     pattern: `SG\\.([A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{43})${END_URLSAFE}`,
-    maskPattern: `SG\\.([A-Za-z0-9_-]{16,}\\.[A-Za-z0-9_-]{16,})`,
+    maskPattern: `SG\\.([A-Za-z0-9_-]{16,4096}\\.[A-Za-z0-9_-]{16,4096})`,
     reference: 'https://www.twilio.com/docs/sendgrid/ui/account-and-settings/api-keys',
   },
   {
@@ -103,7 +103,7 @@ export const PLATFORM_RULES: readonly SecretRule[] = [
     description: 'npm access token',
     prefixes: ['npm_'],
     pattern: `npm_([A-Za-z0-9]{36})${END_ALNUM}`,
-    maskPattern: `npm_([A-Za-z0-9]{30,})`,
+    maskPattern: `npm_([A-Za-z0-9]{30,4096})`,
     reference: 'https://docs.npmjs.com/about-access-tokens',
   },
   {

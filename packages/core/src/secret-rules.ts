@@ -34,7 +34,7 @@ const GATEHOUSE_RULES: readonly SecretRule[] = [
     // reported), or a key issued before checksums (43 base64url: reported when it looks random).
     pattern: `gate_(?:live|test)_([A-Za-z0-9]{43}_[A-Za-z0-9]{6}|[A-Za-z0-9_-]{43})${END_URLSAFE}`,
     verify: (secret) => secret.length === LEGACY_KEY_LENGTH || hasValidClientKeyChecksum(secret),
-    maskPattern: `gate_(?:live|test)_([A-Za-z0-9_-]{8,})`,
+    maskPattern: `gate_(?:live|test)_([A-Za-z0-9_-]{8,4096})`,
     reference: 'https://github.com/gatehouse-dev/gatehouse/tree/main/packages/client-auth',
   },
 ]
