@@ -12,7 +12,7 @@ describe('secret rule table', () => {
 
   // The masker's looser forms (maskPattern) too: an open-ended quantifier there made V8's regex
   // engine overflow its stack on a 4 MiB run of a prefix.
-  it.each(SECRET_RULES.flatMap((r) => [[r.id, r.pattern, r.flags ?? ''], ...(r.maskPattern ? [[`${r.id} (masking form)`, r.maskPattern, r.flags ?? '']] : [])]))(
+  it.each(SECRET_RULES.flatMap((r): Array<[string, string, string]> => [[r.id, r.pattern, r.flags ?? ''], ...(r.maskPattern ? [[`${r.id} (masking form)`, r.maskPattern, r.flags ?? ''] as [string, string, string]] : [])]))(
     '%s compiles and bounds every quantifier (no *, + or {n,}: linear time on hostile input)',
     (_id, pattern, flags) => {
       expect(() => new RegExp(pattern, `y${flags}`)).not.toThrow()
