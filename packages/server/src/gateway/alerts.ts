@@ -4,6 +4,7 @@ import type Redis from 'ioredis'
 import { createAlertEngine, RedisAlertStore } from '@gatehouse/alerts'
 import type { GatehouseConfig } from '../config/types'
 import { alertsAdapter } from '../config/adapters'
+import { trustedProxyAddresses } from '../config/trust-proxy'
 
 export type AlertEngine = ReturnType<typeof createAlertEngine>
 
@@ -30,17 +31,4 @@ export function createAlerts(config: GatehouseConfig, ipf: IpFilterMiddleware, e
     ...(redis ? { store: new RedisAlertStore({ client: redis, prefix: `${config.store.key_prefix}alerts:` }) } : {}),
     logger,
   })
-}
-
-/** Private and link-local ranges Express names in `trust proxy`. */
-const TRUST_PROXY_NAMES: Record<string, string[]> = {
-  loopback: ['127.0.0.0/8', '::1/128'],
-  linklocal: ['169.254.0.0/16', 'fe80::/10'],
-  uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'],
-}
-
-/** The addresses `server.trust_proxy` names (a list or a comma-separated string), never blocked by an alert. */
-function trustedProxyAddresses(trust: GatehouseConfig['server']['trust_proxy']): string[] {
-  const entries = Array.isArray(trust) ? trust : typeof trust === 'string' ? trust.split(',') : []
-  return entries.map((e) => e.trim()).flatMap((e) => TRUST_PROXY_NAMES[e] ?? (e === '' ? [] : [e]))
 }
