@@ -57,7 +57,7 @@ describe('outbound secret detection in the gateway, with the defaults', () => {
 
   it('passes look-alikes untouched, with no event', async () => {
     const before = h.events.length
-    const r = await chat(h, h.key, 'placeholders: sk-ant-api03-xxxxxxxxxxxxxxxxxxxx and AKIAEXAMPLEEXAMPLE12 and ghp_short')
+    const r = await chat(h, h.key, `placeholders: sk-ant-api03-${'x'.repeat(20)} and AKIA${'EXAMPLE'.repeat(2)}12 and ghp_short`)
     expect(r.status).toBe(200)
     expect(h.events.slice(before).filter((e) => String(e.result).startsWith('secret_'))).toEqual([])
   })
