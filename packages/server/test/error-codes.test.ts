@@ -26,19 +26,30 @@ function declared(pkg: string): Set<string> {
 
 const core = declared('core')
 
+/** The prefix table of CONTRIBUTING.md: package name → its one error-code prefix. */
+const PREFIXES = new Map(
+  [...readFileSync(join(root, 'CONTRIBUTING.md'), 'utf8').matchAll(/^\| `(@gatehouse\/[a-z-]+)` \| `(GH_[A-Z]+_)` \|$/gm)].map((m) => [m[1]!, m[2]!] as const),
+)
+
 describe('error codes across the repository', () => {
   it('finds the packages and their declarations', () => {
     expect(packages.length).toBeGreaterThan(10)
     expect(core.size).toBeGreaterThan(3)
   })
 
+  it('gives each prefix of the style guide to exactly one package', () => {
+    expect(PREFIXES.size).toBe(packages.filter((p) => p !== 'testing').length)
+    expect(new Set(PREFIXES.values()).size).toBe(PREFIXES.size)
+  })
+
   it.each(packages.filter((p) => p !== 'testing'))('%s: every code its source uses is declared, under one prefix', (pkg) => {
     const own = declared(pkg)
     if (own.size === 0) return expect(pkg).toBe('testing')
-    // The prefix every declared code shares: GH_RL_, GH_AUTH_, GH_PROXY_…
-    const first = [...own][0]!
-    const prefix = first.slice(0, first.indexOf('_', 3) + 1)
-    for (const code of own) expect(code.startsWith(prefix)).toBe(true)
+    // The prefix the style guide gives the package: GH_RL_, GH_AUTH_, GH_PROXY_…
+    const name = (JSON.parse(readFileSync(join(root, 'packages', pkg, 'package.json'), 'utf8')) as { name: string }).name
+    const prefix = PREFIXES.get(name)
+    expect([name, prefix]).toEqual([name, expect.stringMatching(/^GH_[A-Z]+_$/)])
+    for (const code of own) expect([code, code.startsWith(String(prefix))]).toEqual([code, true])
     const used = new Set<string>()
     for (const file of sources(join(root, 'packages', pkg, 'src'))) {
       for (const m of readFileSync(file, 'utf8').matchAll(/['"`](GH_[A-Z0-9]+_[A-Z0-9_]*[A-Z0-9])['"`]/g)) used.add(m[1]!)
