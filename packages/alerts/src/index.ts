@@ -1,4 +1,5 @@
 export { createAlertEngine, type AlertEngine } from './engine'
+export { resolveAlertEngineConfig } from './config'
 export type { AlertEngineStats } from './actions'
 export { resolveAlertRules, type ResolvedAlertRule } from './rules'
 export { MemoryAlertStore, RedisAlertStore, type RedisEvalClient } from './stores'

@@ -6,7 +6,7 @@ import { isProviderName, type ProviderName } from '@gatehouse/core'
 import { jwtVerifier, type JwtAuthOptions } from '@gatehouse/client-auth'
 import { resolveAuditLogConfig, type AuditLogOptions } from '@gatehouse/audit-log'
 import { resolveStorageSinkConfig, type StorageSinkOptions } from '@gatehouse/storage'
-import { createAlertEngine, type AlertEngineOptions } from '@gatehouse/alerts'
+import { resolveAlertEngineConfig, type AlertEngineOptions } from '@gatehouse/alerts'
 import { resolveDeviceFingerprintConfig, type DeviceFingerprintOptions } from '@gatehouse/device-fingerprint'
 import type { GatehouseConfig } from './types'
 
@@ -213,7 +213,8 @@ export const alertsAdapter: LayerAdapter<Pick<AlertEngineOptions, 'rules' | 'not
   }),
   resolve: (o) => {
     const notify = o.notify?.webhookUrl ? o.notify : { webhookUrl: 'https://webhook.invalid/' }
-    void createAlertEngine({ ...o, notify, onBlockIp: () => undefined }).shutdown()
+    // The engine's own validation, without building an engine (no store, no timers).
+    resolveAlertEngineConfig({ ...o, notify, onBlockIp: () => undefined })
   },
   paths: [
     ['notify.webhookUrl', 'notify.webhook_url'],
