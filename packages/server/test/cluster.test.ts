@@ -76,7 +76,9 @@ providers:
 
   it('admits exactly 100 of a concurrent burst of 300 against a per-key concurrency of 100, and about 100 against 100 requests per minute', async () => {
     const held = await key('--concurrency', '100')
-    upstream.behave({ delayMs: 1500 })
+    // Held long enough that all 300 are in flight at once even on a loaded machine (1.5 s let the
+    // first ones finish before the last arrived there, and admitted 210).
+    upstream.behave({ delayMs: 6000 })
     const statuses = await Promise.all(Array.from({ length: 300 }, () => call(lb.url, held, '/v1/chat/completions', chat)))
     upstream.behave({})
     expect(statuses.filter((s) => s === 200)).toHaveLength(100)
