@@ -20,6 +20,9 @@ const config: Config = {
     setupFiles: [],
   })),
   testTimeout: 30_000,
+  // Fails the run, naming them, when test files leave listeners, sockets, processes or timers open
+  // (in band, as on a 2-core machine, they would keep jest from exiting).
+  globalTeardown: '<rootDir>/scripts/jest-open-handles.js',
 }
 
 export default config

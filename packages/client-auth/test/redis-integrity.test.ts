@@ -22,9 +22,13 @@ describe('RedisKeyStore integrity', () => {
   const salt = randomBytes(32).toString('hex')
   let redis: Redis
   const stores: RedisKeyStore[] = []
+  // The store leaves the client it is given open (it is the caller's): the test closes each.
+  const clients: Redis[] = []
   const open = async (): Promise<{ store: RedisKeyStore; log: ReturnType<typeof recordingLogger> }> => {
     const log = recordingLogger()
-    const store = new RedisKeyStore({ client: new Redis('redis://127.0.0.1:6379'), salt, prefix, resyncMs: 100, logger: log })
+    const client = new Redis('redis://127.0.0.1:6379')
+    clients.push(client)
+    const store = new RedisKeyStore({ client, salt, prefix, resyncMs: 100, logger: log })
     stores.push(store)
     await store.start()
     return { store, log }
@@ -34,6 +38,7 @@ describe('RedisKeyStore integrity', () => {
   })
   afterAll(async () => {
     for (const s of stores) await s.close()
+    for (const c of clients) c.disconnect()
     const keys = await redis.keys(`${prefix}*`)
     if (keys.length) await redis.del(...keys)
     redis.disconnect()
