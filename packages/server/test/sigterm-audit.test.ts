@@ -37,7 +37,10 @@ providers:
     })
   try {
     const inFlight = Array.from({ length: 150 }, () => one())
-    await new Promise((r) => setTimeout(r, 100))
+    // SIGTERM once requests are at the provider (a fixed 100 ms was too short on a loaded machine:
+    // none had arrived, and none was answered).
+    const until = Date.now() + 10_000
+    while (upstream.requests.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
     gw.child.kill('SIGTERM')
     const statuses = await Promise.all(inFlight)
     expect(await gw.exited).toBe(0)
