@@ -14,10 +14,14 @@ type Schema = { type?: string; properties?: Record<string, Schema>; items?: Sche
 /** Keys handed on whole to a package (spread), which reads them there. */
 const PASSED_WHOLE: Record<string, string> = {
   'alerts[].duration': 'each alert rule is given to the alert engine as written (alertsAdapter)',
+  'alerts[].ttl': 'each alert rule is given to the alert engine as written (alertsAdapter)',
 }
 
+/** Objects whose keys are data (secret rule ids from core's rule table), not config keys: one leaf each. */
+const isMap = (path: string): boolean => /(^|\.)rules$/.test(path) && path.startsWith('secret_detection')
+
 function leaves(schema: Schema, path: string, out: Array<{ path: string; schema: Schema }>): typeof out {
-  if (schema.type === 'object' && schema.properties) {
+  if (schema.type === 'object' && schema.properties && !isMap(path)) {
     for (const [k, v] of Object.entries(schema.properties)) leaves(v, path ? `${path}.${k}` : k, out)
   } else if (schema.type === 'array' && schema.items?.type === 'object' && schema.items.properties) {
     for (const [k, v] of Object.entries(schema.items.properties)) leaves(v, `${path}[].${k}`, out)

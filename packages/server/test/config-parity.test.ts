@@ -79,8 +79,12 @@ const BAD: Array<[string, string, RegExp]> = [
   ['an audit rotation age that is not a duration', 'logging: { audit: { max_file_age: weekly } }', /^ {2}logging\.audit\.max_file_age: must be a duration/m],
   ['a secret rule id that does not exist', 'secret_detection: { rules: { github-tokn: block } }', /^ {2}secret_detection\.rules\.github-tokn: unknown key \(did you mean "github-token"\?\)/m],
   ['a secret action that does not exist', 'secret_detection: { providers: { openai: { default: redact } } }', /^ {2}secret_detection\.providers\.openai\.default: must be one of/m],
-  ['an unknown rule in a key policy', 'secret_detection: { keys: { key_abc123: { rules: { bogus: block } } } }', /^ {2}secret_detection\.keys\.key_abc123\.rules\.bogus: is not a secret rule id/m],
+  ['an unknown rule in a key policy', 'secret_detection: { keys: { key_abc123: { rules: { bogus: block } } } }', /^ {2}secret_detection\.keys\.key_abc123\.rules\.bogus: unknown key/m],
   ['a retention of 0 days', 'storage: { retention_days: 0 }', /^ {2}storage\.retention_days: must be >= 1/m],
+  // Bounds the YAML takes from the packages' own option schemas.
+  ['a metrics path with a space (metrics package bound)', 'metrics: { enabled: true, port: 0, path: "/me trics" }', /^ {2}metrics\.path: must match pattern/m],
+  ['an alert block ttl that is not a duration', 'alerts: [{ name: a, condition: "auth_failures > 1", duration: 1m, action: block_ip, ttl: soon }]', /^ {2}alerts\.0\.ttl: must be a duration/m],
+  ['an alert name over 200 characters (alerts package bound)', `alerts: [{ name: "${'n'.repeat(201)}", condition: "auth_failures > 1", duration: 1m, action: block_ip }]`, /^ {2}alerts\.0\.name: must NOT have more than 200 characters/m],
 ]
 
 /** Values the operator wrote that no message may echo. */

@@ -6,10 +6,13 @@ import { configSchema, loadConfig } from '@gatehouse/server'
 const root = join(__dirname, '..', '..', '..')
 const examplePath = join(root, 'config.example.yaml')
 
-/** Every leaf path the schema defines (objects walked, arrays and unions as leaves). */
+/**
+ * Every leaf path the schema defines (objects walked, arrays and unions as leaves; a map keyed by
+ * data, secret_detection's rule ids, is one leaf).
+ */
 function schemaPaths(schema: Record<string, unknown>, prefix = ''): string[] {
   const props = schema.properties as Record<string, Record<string, unknown>> | undefined
-  if (!props || schema.type !== 'object') return [prefix]
+  if (!props || schema.type !== 'object' || (prefix.startsWith('secret_detection') && /(^|\.)rules$/.test(prefix))) return [prefix]
   return Object.entries(props).flatMap(([k, v]) => schemaPaths(v, prefix ? `${prefix}.${k}` : k))
 }
 

@@ -5,7 +5,7 @@ import { resolve as resolvePath } from 'node:path'
 import Ajv from 'ajv'
 import dotenv from 'dotenv'
 import YAML from 'yaml'
-import { describeAjvErrors, parseDuration, parseSize, type ProviderName, PROVIDER_NAMES, SECRET_RULE_IDS } from '@gatehouse/core'
+import { describeAjvErrors, parseDuration, parseSize, type ProviderName, PROVIDER_NAMES } from '@gatehouse/core'
 import { parseCondition } from '@gatehouse/alerts'
 import { defaultConfig } from './defaults'
 import { mapCipherSuites } from '../tls'
@@ -140,12 +140,6 @@ function semanticErrors(c: GatehouseConfig, cwd: string): string[] {
   for (const name of unknown) {
     const i = c.server.tls.cipher_suites!.indexOf(name)
     errors.push(`server.tls.cipher_suites.${i}: unknown cipher suite ${JSON.stringify(name)}; use IANA names such as "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"`)
-  }
-  // A key's own secret policy is applied per request: its rule ids are checked here, as request-guard checks the others.
-  for (const [id, policy] of Object.entries(c.secret_detection.keys ?? {})) {
-    for (const rule of Object.keys(policy.rules ?? {})) {
-      if (!SECRET_RULE_IDS.includes(rule)) errors.push(`secret_detection.keys.${id}.rules.${rule}: is not a secret rule id (see gatehouse-check secrets --help or the security-check README)`)
-    }
   }
   if (c.store.type === 'redis' && !c.store.url) errors.push('store.url: is required when store.type is "redis"')
   if (c.storage.enabled && !c.storage.url) errors.push('storage.url: is required when storage.enabled is true')

@@ -1,16 +1,28 @@
-import { ENDPOINT_IDS, HOST_NAME_PATTERN, PROVIDER_NAMES, SECURITY_EVENT_TYPES } from '@gatehouse/core'
+import { ENDPOINT_IDS, HOST_NAME_PATTERN, PROVIDER_NAMES } from '@gatehouse/core'
+import { alertRuleSchema } from '@gatehouse/alerts'
+import { auditLogOptionsSchema } from '@gatehouse/audit-log'
+import { clientAuthOptionsSchema } from '@gatehouse/client-auth'
+import { deviceFingerprintOptionsSchema } from '@gatehouse/device-fingerprint'
+import { ipFilterOptionsSchema } from '@gatehouse/ip-filter'
+import { metricsOptionsSchema, metricsServerOptionsSchema } from '@gatehouse/metrics'
+import { quotaOptionsSchema, rateLimitOptionsSchema, tokenLimitOptionsSchema } from '@gatehouse/rate-limit'
+import { requestGuardOptionsSchema } from '@gatehouse/request-guard'
+import { storageSinkOptionsSchema } from '@gatehouse/storage'
 import type { SchemaObject } from 'ajv'
+import { optionKeys, snakeCased } from './compose'
 
 /**
  * The JSON schema of a config file (SPEC §3). Every object refuses unknown keys, so a misspelled
  * key is an error with a did-you-mean hint, never silently ignored. Values are checked after
  * `${ENV}` interpolation; numbers may arrive as strings from the environment and are coerced.
+ * A layer's keys come from the schema its package exports (`optionKeys`, in snake_case), narrowed
+ * where the YAML takes a stricter form; the keys below are the server's own.
  */
-const obj = (properties: Record<string, SchemaObject>, required: string[] = []): SchemaObject => ({
+const obj = (properties: Record<string, SchemaObject>, required: readonly string[] = []): SchemaObject => ({
   type: 'object',
   additionalProperties: false,
   properties,
-  ...(required.length ? { required } : {}),
+  ...(required.length ? { required: [...required] } : {}),
 })
 
 const bool: SchemaObject = { type: 'boolean' }
@@ -34,9 +46,10 @@ const size: SchemaObject = {
   description: 'must be a size such as "10mb" or "512kb"',
 }
 const ipList: SchemaObject = { type: 'array', items: nonEmpty }
+const secrets = requestGuardOptionsSchema.properties!.secrets as { properties: Record<string, unknown> }
 /** What outbound secret detection does with a rule's hits (rule ids are checked by request-guard). */
-const secretAction: SchemaObject = { enum: ['block', 'mask', 'log', 'off'] }
-const secretPolicy: SchemaObject = obj({ default: secretAction, rules: { type: 'object', additionalProperties: secretAction } })
+const secretPolicy: SchemaObject = obj(optionKeys(secrets, ['default', 'rules']))
+const ipFilter = ipFilterOptionsSchema.properties
 
 /** Account-selecting headers each provider takes from config (never from clients). */
 const ACCOUNT_KEYS: Record<string, Record<string, SchemaObject>> = {
@@ -59,8 +72,11 @@ const provider = (name: string): SchemaObject =>
     },
     ...ACCOUNT_KEYS[name],
     max_tokens: positiveInt,
-    rate_limit: obj({ requests_per_minute: positiveInt, tokens_per_minute: positiveInt }),
-    quota: obj({ limit: positiveInt, reset: { enum: ['monthly'] } }, ['limit']),
+    rate_limit: obj({
+      ...optionKeys(rateLimitOptionsSchema, ['requestsPerMinute'], { requests_per_minute: positiveInt }),
+      ...optionKeys(tokenLimitOptionsSchema, ['tokensPerMinute']),
+    }),
+    quota: obj(optionKeys(quotaOptionsSchema, ['limit', 'reset'], { limit: positiveInt }), ['limit']),
   })
 
 export const configSchema: SchemaObject = obj({
@@ -85,8 +101,8 @@ export const configSchema: SchemaObject = obj({
       cipher_suites: { type: 'array', items: nonEmpty },
     }),
     security: obj({
-      ip_allowlist: obj({ enabled: bool, allowed_ips: ipList, deny_all: bool }),
-      ip_denylist: { anyOf: [obj({ enabled: bool, denied_ips: ipList }), ipList] },
+      ip_allowlist: snakeCased(ipFilter.allowlist),
+      ip_denylist: snakeCased(ipFilter.denylist),
       rate_limiting: obj({ enabled: bool, requests_per_second: positive, burst: positiveInt, per_ip: bool }),
       /** Addresses and CIDRs block_ip alerts never block (loopback and trust_proxy entries never are either). */
       never_block: ipList,
@@ -109,7 +125,7 @@ export const configSchema: SchemaObject = obj({
     client_auth: obj({ enabled: bool }),
     dir: nonEmpty,
     key_salt: str,
-    honeytokens: { type: 'array', items: { type: 'string', minLength: 8 } },
+    ...optionKeys(clientAuthOptionsSchema, ['honeytokens']),
     encryption: obj({ enabled: bool, key: str, previous_keys: { type: 'array', items: str } }),
     /** Limits of every client key that does not carry its own (gatehouse keys create --rpm …). */
     key_limits: obj({ requests_per_minute: positiveInt, tokens_per_minute: positiveInt, monthly_tokens: positiveInt, concurrency: positiveInt }),
@@ -144,15 +160,18 @@ export const configSchema: SchemaObject = obj({
       enabled: bool,
       file: nonEmpty,
       format: { enum: ['json'] },
-      events: { type: 'array', items: { enum: [...SECURITY_EVENT_TYPES] }, uniqueItems: true },
       key: str,
-      /** Repeated refusals of one kind from one address within this interval are one line with a count; 0 writes each. */
-      aggregate_interval: duration,
-      /** Rotation by size, by UTC day and by age; retention of the rotated files (count, age). */
-      max_size: size,
-      daily: bool,
-      max_file_age: duration,
-      retention: obj({ max_files: { type: 'integer', minimum: 0, maximum: 1_000_000 }, max_age: duration }),
+      /**
+       * events; aggregate_interval (repeated refusals of one kind from one address within it are one
+       * line with a count; 0 writes each); rotation by size, UTC day and age; retention of the
+       * rotated files (count, age).
+       */
+      ...optionKeys(auditLogOptionsSchema, ['events', 'aggregateInterval', 'maxSize', 'daily', 'maxFileAge', 'retention'], {
+        aggregate_interval: duration,
+        max_size: size,
+        max_file_age: duration,
+        retention: { type: 'object', properties: { max_age: duration } },
+      }),
       /** Where every audit line is also shipped as it is written: syslog over TLS, or an HTTPS collector. */
       sinks: {
         type: 'array',
@@ -179,31 +198,25 @@ export const configSchema: SchemaObject = obj({
     enabled: bool,
     host: nonEmpty,
     allowed_hosts: { type: 'array', items: { type: 'string', maxLength: 253, pattern: HOST_NAME_PATTERN }, description: 'must be a list of host names (no port, no scheme, no trailing dot)' },
-    port,
-    path: { type: 'string', pattern: '^/' },
-    prefix: { type: 'string', pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' },
+    ...optionKeys(metricsServerOptionsSchema, ['port', 'path']),
+    ...optionKeys(metricsOptionsSchema, ['prefix']),
   }),
   alerts: {
     type: 'array',
-    items: obj(
-      { name: nonEmpty, condition: nonEmpty, duration, action: { enum: ['notify_admin', 'block_ip'] } },
-      ['name', 'condition', 'duration', 'action'],
-    ),
+    items: obj(optionKeys(alertRuleSchema, ['name', 'condition', 'duration', 'action', 'ttl'], { duration, ttl: duration }), alertRuleSchema.required),
   },
   notify: obj({ webhook_url: str }),
   management: obj({ enabled: bool, secret_key: str, allow_remote: bool }),
-  device_fingerprint: obj({ enabled: bool, header: { type: 'string', pattern: '^[A-Za-z0-9-]+$' } }),
+  device_fingerprint: obj({ enabled: bool, ...optionKeys(deviceFingerprintOptionsSchema, ['header']) }),
   secret_detection: obj({
     enabled: bool,
-    ...secretPolicy.properties,
-    providers: { type: 'object', additionalProperties: false, properties: Object.fromEntries(PROVIDER_NAMES.map((p) => [p, secretPolicy])) },
+    ...optionKeys(secrets, ['default', 'rules', 'providers']),
     keys: { type: 'object', propertyNames: { pattern: '^key_[A-Za-z0-9_-]{1,64}$' }, additionalProperties: secretPolicy, description: 'must map client key ids (key_…) to a policy' },
   }),
   storage: obj({
     enabled: bool,
     url: { type: 'string', pattern: '^postgres(ql)?://' },
-    store_bodies: bool,
-    retention_days: positiveInt,
+    ...optionKeys(storageSinkOptionsSchema, ['storeBodies', 'retentionDays'], { retention_days: positiveInt }),
   }),
 })
 

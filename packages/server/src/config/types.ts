@@ -24,6 +24,8 @@ export interface AlertRule {
   condition: string
   duration: Duration
   action: 'notify_admin' | 'block_ip'
+  /** How long a block_ip entry lasts. @default '1h' */
+  ttl?: Duration
 }
 
 /** The whole configuration, after defaults are applied (SPEC §3). */
