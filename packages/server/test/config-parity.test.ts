@@ -88,9 +88,12 @@ const BAD: Array<[string, string, RegExp]> = [
 ]
 
 /** Values the operator wrote that no message may echo. */
+// A provider key pasted into a value the error quotes back (core's masker takes it out).
+const pasted = `sk-proj-${randomBytes(36).toString('base64url')}`
 const SECRETS_IN_BAD = [
+  ['a provider key pasted as a cipher suite', `server: { tls: { cipher_suites: ["${pasted}"] } }`, /^ {2}server\.tls\.cipher_suites\.0: unknown cipher suite /m, pasted],
   ['a base_url with a password in it', 'providers: { openai: { base_url: "https://gateway:s3cr3t-pa55word@api.openai.com/v1" } }', /^ {2}providers\.openai\.base_url: must match pattern .*\(got "https:\/\/\*\*\*\*@api\.openai\.com\/v1"\)$/m, 's3cr3t-pa55word'],
-] as const
+] as const satisfies ReadonlyArray<readonly [string, string, RegExp, string]>
 
 describe('config check and start agree', () => {
   it.each(BAD)('both refuse %s, naming the YAML key', async (_what, yaml, line) => {

@@ -5,7 +5,7 @@ import { resolve as resolvePath } from 'node:path'
 import Ajv from 'ajv'
 import dotenv from 'dotenv'
 import YAML from 'yaml'
-import { describeAjvErrors, parseDuration, parseSize, type ProviderName, PROVIDER_NAMES } from '@gatehouse/core'
+import { describeAjvErrors, maskSecrets, parseDuration, parseSize, type ProviderName, PROVIDER_NAMES } from '@gatehouse/core'
 import { parseCondition } from '@gatehouse/alerts'
 import { defaultConfig } from './defaults'
 import { mapCipherSuites } from '../tls'
@@ -14,8 +14,12 @@ import { configSchema, SECRET_CONFIG_KEYS } from './schema'
 import type { GatehouseConfig } from './types'
 
 /** A config that cannot be used: `errors` names every bad key by its path. */
-/** `scheme://user:password@host` → `scheme://****@host`, wherever it appears in a message. */
-export const maskUserinfo = (text: string): string => text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"]+@/gi, '$1****@')
+/**
+ * `scheme://user:password@host` → `scheme://****@host`, wherever it appears in a message. Stricter
+ * than core's masker, which keeps the user name (useful in logs): in a config a bare userinfo is
+ * often the token itself (`https://TOKEN@host`). Core's masker then takes whatever else it knows.
+ */
+export const maskUserinfo = (text: string): string => maskSecrets(text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"]+@/gi, '$1****@'))
 
 export class ConfigError extends Error {
   override name = 'ConfigError'
