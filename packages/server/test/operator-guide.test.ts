@@ -1,124 +1,56 @@
 import { spawnSync } from 'node:child_process'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { CommandRun, ShellSession } from '@gatehouse/testing'
+import { holdDocumentedPort, root, runCli, startCli, type Started } from './cli-helpers'
+import { freePort, startRedis } from './cluster-helpers'
 import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  symlinkSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs'
-import http from 'node:http'
-import net from 'node:net'
-import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
-import { commandsOf, MockUpstream, ShellSession, shBlocks, type CommandRun } from '@gatehouse/testing'
-import { ensureBuilt, holdDocumentedPort, root, runCli, startCli, type Started } from './cli-helpers'
-import { anthropicBody, fakeKey, openaiBody } from './helpers'
-import { startRedis } from './cluster-helpers'
+  ask as askOn,
+  auditLines as auditLinesOf,
+  expectNoSecretIn,
+  GUIDE_SECTIONS,
+  guideBlocks,
+  openGuideCheckout,
+  portIsFree,
+  ran,
+  runBlocks,
+  sectionBlocks,
+  send as sendTo,
+  sessionEnv,
+  within,
+  type AuditLine,
+  type GuideCheckout,
+  type Reply,
+} from './guide-helpers'
+import { fakeKey } from './helpers'
 
-// docs/operator-guide.md, executed: every ```sh block of the guide, read from the guide at run time,
-// runs in order in one bash session (so `export`s and variables carry over, as they would in an
+// docs/operator-guide.md, executed: every ```sh block of sections 1-5 of the guide (GUIDE_SECTIONS;
+// the others are operator-guide-features.test.ts's), read from the guide at run time, runs in order in one bash session (so `export`s and variables carry over, as they would in an
 // operator's terminal), in a temporary directory that looks like a checkout after
 // `npm ci && npm run build`: a copy of config.example.yaml and a node_modules/.bin through which
 // `npx gatehouse` and `npx --no-install gatehouse-check` reach this repository's built CLIs. Between
 // "Deploy" and "Respond to an incident" the real gateway runs from that directory, and the test checks
 // with real HTTP requests that each step does what the guide says it does.
 
-const GUIDE = join(root, 'docs', 'operator-guide.md')
 const GUIDE_PORT = 8317
-
-const portIsFree = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const probe = net.createServer()
-    probe.once('error', () => resolve(false))
-    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)))
-  })
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const probe = net.createServer()
-    probe.once('error', reject)
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo
-      probe.close(() => resolve(port))
-    })
-  })
-
-/** `promise`'s value, or `fallback` after `ms`. */
-async function within<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([promise, new Promise<F>((r) => (timer = setTimeout(() => r(fallback), ms)))])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-interface Reply {
-  status: number
-  body: string
-}
 
 let port = GUIDE_PORT
 
-/** One request to the gateway on its own connection, answered within 5 s. */
-function send(method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body)
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        method,
-        agent: false,
-        timeout: 5000,
-        headers: {
-          ...headers,
-          ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}),
-        },
-      },
-      (res) => {
-        let text = ''
-        res.setEncoding('utf8')
-        res.on('data', (d: string) => (text += d))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
-        res.on('error', reject)
-      },
-    )
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 5 s`)))
-    req.on('error', reject)
-    req.end(data)
-  })
-}
+/** One request to the gateway under test. */
+const send = (method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<Reply> =>
+  sendTo(port, method, path, headers, body)
+/** A model request to one provider through the gateway under test, with a client key. */
+const ask = (provider: string, key: string): Promise<Reply> => askOn(port, provider, key)
 
-/** A model request to one provider through the gateway, with a client key. */
-function ask(provider: string, key: string): Promise<Reply> {
-  if (provider === 'claude') return send('POST', '/v1/messages', { 'x-api-key': key }, anthropicBody())
-  if (provider === 'openai')
-    return send('POST', '/v1/chat/completions', { authorization: `Bearer ${key}` }, openaiBody())
-  throw new Error(`the test has no request for provider ${JSON.stringify(provider)}: add one to ask()`)
-}
+/** The sections this file runs (the guide's others are another test's: GUIDE_SECTIONS). */
+const SECTIONS = Object.keys(GUIDE_SECTIONS).filter((s) => GUIDE_SECTIONS[s] === 'operator-guide.test.ts')
+type Section = string
 
-interface AuditLine {
-  event_type: string
-  user_id?: string
-  request_id?: string
-  result?: string
-  details?: Record<string, unknown>
-}
-
-const blocks = shBlocks(readFileSync(GUIDE, 'utf8'), GUIDE)
-const SECTIONS = ['1. Deploy', '2. Harden', '3. Monitor', '4. Respond to an incident', '5. Run several gateways'] as const
-type Section = (typeof SECTIONS)[number]
-
+let guide: GuideCheckout | undefined
 let dir: string | undefined
 /** The directory the guide works in (it makes one of its own in "Deploy"). */
 let work: string | undefined
-let upstream: MockUpstream | undefined
+let upstream: GuideCheckout['upstream'] | undefined
 let session: ShellSession | undefined
 let gateway: Started | undefined
 /** Releases the documented port (see holdDocumentedPort). */
@@ -126,55 +58,22 @@ let releasePort: (() => void) | undefined
 /** The session's environment after "Deploy" (what the guide exported). */
 let env: Record<string, string> = {}
 /** Every command of the guide that ran, with its output. */
-const runs: CommandRun[] = []
-const providerKeys = { ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '', GEMINI_API_KEY: '' }
+let runs: CommandRun[] = []
+let providerKeys: GuideCheckout['providerKeys'] = { ANTHROPIC_API_KEY: '', OPENAI_API_KEY: '', GEMINI_API_KEY: '' }
 const client = { ciKey: '', ciId: '', probeKey: '' }
 /** What section 4 was seen to do, in order. */
 const effects: { action: string; details: Record<string, unknown> }[] = []
 
 /** Run every block of a section, command by command; each must exit 0, as the guide implies. */
-async function runSection(
-  section: Section,
-  after?: (run: CommandRun) => Promise<void>,
-): Promise<CommandRun[]> {
-  const mine = blocks.filter((b) => b.section === section)
-  expect(mine.length).toBeGreaterThan(0)
-  const done: CommandRun[] = []
-  for (const block of mine) {
-    // The guide assumes the gateway on 127.0.0.1:8317; only when that port was taken does the test
-    // run on another one, and then the guide's commands are run with that port in place of 8317.
-    const text =
-      port === GUIDE_PORT ? block.text : block.text.replaceAll(`127.0.0.1:${GUIDE_PORT}`, `127.0.0.1:${port}`)
-    for (const command of commandsOf({ section, text })) {
-      const run = { section, ...(await session!.run(command)) }
-      runs.push(run)
-      done.push(run)
-      if (run.code !== 0)
-        throw new Error(`"${command}" exited ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`)
-      if (/\bnpx\s/.test(command) && `${run.stdout}${run.stderr}`.trim() === '') {
-        throw new Error(
-          `"${command}" printed nothing: every gatehouse command reports what it did, so it did not run`,
-        )
-      }
-      await after?.(run)
-    }
-  }
-  return done
+function runSection(section: Section, after?: (run: CommandRun) => Promise<void>): Promise<CommandRun[]> {
+  // The guide assumes the gateway on 127.0.0.1:8317; only when that port was taken does the test
+  // run on another one, and then the guide's commands are run with that port in place of 8317.
+  const rewrite = (text: string): string =>
+    port === GUIDE_PORT ? text : text.replaceAll(`127.0.0.1:${GUIDE_PORT}`, `127.0.0.1:${port}`)
+  return runBlocks(guide!, sectionBlocks(section), { rewrite, ...(after ? { after } : {}) })
 }
 
-/** The last command of `runs` matching `pattern`; fails when the guide no longer has one. */
-function ran(runsOf: CommandRun[], pattern: RegExp): CommandRun {
-  const run = runsOf.filter((r) => pattern.test(r.command)).pop()
-  if (!run) throw new Error(`the guide no longer runs a command matching ${pattern}; update this test`)
-  return run
-}
-
-function auditLines(): AuditLine[] {
-  return readFileSync(join(work!, 'logs', 'audit.log'), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as AuditLine)
-}
+const auditLines = (): AuditLine[] => auditLinesOf(work!)
 
 const errorMessage = (reply: Reply): string => {
   const body = JSON.parse(reply.body) as { error?: { message?: string } }
@@ -182,73 +81,24 @@ const errorMessage = (reply: Reply): string => {
 }
 
 beforeAll(async () => {
-  ensureBuilt()
-  for (const [tool, args] of [
-    ['bash', ['--version']],
-    ['openssl', ['version']],
-    ['curl', ['--version']],
-    ['npx', ['--version']],
-  ] as const) {
-    if (spawnSync(tool, args, { timeout: 10_000 }).status !== 0) {
-      throw new Error(
-        `docs/operator-guide.md runs \`${tool}\`, which is not on PATH: install it to run this test`,
-      )
-    }
-  }
-  upstream = await MockUpstream.start()
-  dir = mkdtempSync(join(tmpdir(), 'gh-guide-'))
-
-  // The checkout's example config, its providers pointed at the mock upstream so that no request
-  // leaves this machine (and, only if 9090 is taken, its metrics on a free port).
-  let example = readFileSync(join(root, 'config.example.yaml'), 'utf8')
-  if (example.match(/^(\s+base_url:\s*)https:\/\/\S+/gm)?.length !== 3) {
-    throw new Error('config.example.yaml no longer has one https base_url per provider: update this test')
-  }
-  example = example.replace(/^(\s+base_url:\s*)https:\/\/\S+/gm, `$1${upstream.url}`)
-  if (!(await portIsFree(9090))) example = example.replace(/^(\s+port:\s*)9090\b/m, `$1${await freePort()}`)
-  writeFileSync(join(dir, 'config.example.yaml'), example)
-  // `npx` looks for a command in ./node_modules/.bin: link the repository's, where npm ci put
-  // `gatehouse` and `gatehouse-check`.
-  mkdirSync(join(dir, 'node_modules'))
-  symlinkSync(join(root, 'node_modules', '.bin'), join(dir, 'node_modules', '.bin'))
-  mkdirSync(join(dir, 'home'))
-
-  // Provider keys are generated per run; nothing real is ever used.
-  providerKeys.ANTHROPIC_API_KEY = fakeKey('sk-ant-api03-', 60)
-  providerKeys.OPENAI_API_KEY = fakeKey('sk-proj-', 60)
-  providerKeys.GEMINI_API_KEY = fakeKey('AIza', 35)
-  session = new ShellSession(dir, {
-    PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
-    HOME: join(dir, 'home'),
-    TMPDIR: tmpdir(),
-    LANG: 'C.UTF-8',
-    // npx must run what is installed and never reach for the registry.
-    npm_config_offline: 'true',
-    npm_config_yes: 'false',
-    npm_config_update_notifier: 'false',
-    npm_config_cache: join(dir, 'home', '.npm'),
-    ...providerKeys,
-  })
+  guide = await openGuideCheckout('gh-guide-')
+  ;({ dir, session, upstream, providerKeys, runs } = guide)
 }, 45_000)
 
 afterAll(async () => {
-  await session?.close()
   if (gateway && gateway.child.exitCode === null && gateway.child.signalCode === null) {
     gateway.child.kill('SIGKILL')
     await within(gateway.exited, 5000, undefined)
   }
   releasePort?.()
-  await upstream?.close()
-  if (dir) {
-    if (existsSync(join(dir, 'node_modules', '.bin'))) unlinkSync(join(dir, 'node_modules', '.bin'))
-    rmSync(dir, { recursive: true, force: true })
-  }
+  await guide?.close()
 }, 20_000)
 
 describe('docs/operator-guide.md, executed end to end: deploy, harden, monitor', () => {
   it('has its sh blocks in the sections this test drives', () => {
-    expect(blocks.length).toBeGreaterThan(0)
-    expect([...new Set(blocks.map((b) => b.section))]).toEqual([...SECTIONS])
+    // Every section is some test's, in the guide's order; this file's come first.
+    expect([...new Set(guideBlocks().map((b) => b.section))]).toEqual(Object.keys(GUIDE_SECTIONS))
+    expect(Object.keys(GUIDE_SECTIONS).slice(0, SECTIONS.length)).toEqual(SECTIONS)
   })
 
   it('1. Deploy: config check passes; keys create writes a 0600 key file that keys list lists', async () => {
@@ -273,8 +123,7 @@ describe('docs/operator-guide.md, executed end to end: deploy, harden, monitor',
     expect(list.stdout).toMatch(new RegExp(`^${client.ciId}\\t${name}\\t\\S+\\tactive\\b`, 'm'))
 
     // What the guide exported, for the gateway and the checks that follow.
-    const dump = await session!.run(`node -e 'process.stdout.write(JSON.stringify(process.env))'`)
-    env = JSON.parse(dump.stdout) as Record<string, string>
+    env = await sessionEnv(guide!)
     expect(env.GATEHOUSE_ENCRYPTION_KEY).toMatch(/^[0-9a-f]{64}$/)
     expect(env.GATEHOUSE_AUDIT_KEY).toMatch(/^[0-9a-f]{64}$/)
     expect(env.GATEHOUSE_KEY_SALT).toMatch(/^[0-9a-f]{64}$/)
@@ -464,26 +313,23 @@ describe('docs/operator-guide.md, executed end to end: stop, what was written, s
     expect(verify.stdout).toMatch(/^audit log intact: /)
     expect(verify.code).toBe(0)
 
-    const secrets = {
-      GATEHOUSE_MANAGEMENT_KEY: env.GATEHOUSE_MANAGEMENT_KEY,
-      GATEHOUSE_ENCRYPTION_KEY: env.GATEHOUSE_ENCRYPTION_KEY,
-      GATEHOUSE_AUDIT_KEY: env.GATEHOUSE_AUDIT_KEY,
-      GATEHOUSE_KEY_SALT: env.GATEHOUSE_KEY_SALT,
-      ...providerKeys,
-      'the ci-pipeline client key': client.ciKey,
-      'the probe client key': client.probeKey,
-    }
-    const outputs: [string, string][] = [
-      ...runs.map((r): [string, string] => [`"${r.command}"`, r.stdout + r.stderr]),
-      ['the gateway', gateway!.output().stdout + gateway!.output().stderr],
-      ['the audit log', readFileSync(join(work!, 'logs', 'audit.log'), 'utf8')],
-      ['audit verify', verify.stdout + verify.stderr],
-    ]
-    for (const [name, secret] of Object.entries(secrets)) {
-      expect(secret).toMatch(/^.{16,}$/)
-      for (const [where, text] of outputs)
-        if (text.includes(secret!)) throw new Error(`${name} appears in the output of ${where}`)
-    }
+    expectNoSecretIn(
+      {
+        GATEHOUSE_MANAGEMENT_KEY: env.GATEHOUSE_MANAGEMENT_KEY,
+        GATEHOUSE_ENCRYPTION_KEY: env.GATEHOUSE_ENCRYPTION_KEY,
+        GATEHOUSE_AUDIT_KEY: env.GATEHOUSE_AUDIT_KEY,
+        GATEHOUSE_KEY_SALT: env.GATEHOUSE_KEY_SALT,
+        ...providerKeys,
+        'the ci-pipeline client key': client.ciKey,
+        'the probe client key': client.probeKey,
+      },
+      [
+        ...runs.map((r): [string, string] => [`"${r.command}"`, r.stdout + r.stderr]),
+        ['the gateway', gateway!.output().stdout + gateway!.output().stderr],
+        ['the audit log', readFileSync(join(work!, 'logs', 'audit.log'), 'utf8')],
+        ['audit verify', verify.stdout + verify.stderr],
+      ],
+    )
   }, 45_000)
 
   it("the repository's .gitignore covers every file the guide and the gateway wrote", () => {
