@@ -1,7 +1,7 @@
 // Mount the Gatehouse access log and audit log in an Express app, then check the chain.
 // Run from the repository root after `npm run build`:
 //   GATEHOUSE_AUDIT_KEY=$(openssl rand -hex 32) TS_NODE_PROJECT=tsconfig.test.json \
-//     npx ts-node --transpile-only examples/mount-audit-log/index.ts
+//     node -r ts-node/register/transpile-only examples/mount-audit-log/index.ts
 import express from 'express'
 import { accessLog, createAuditLogger, verifyAuditLog } from '@gatehouse/audit-log'
 
@@ -32,7 +32,8 @@ app.post('/login', express.json(), (req, res) => {
   res.status(ok ? 200 : 401).json({ ok })
 })
 
-const server = app.listen(3000, '127.0.0.1', () => logger.info('listening', { url: 'http://127.0.0.1:3000' }))
+const port = Number(process.env.PORT ?? 3000)
+const server = app.listen(port, '127.0.0.1', () => logger.info('listening', { url: `http://127.0.0.1:${port}` }))
 
 process.on('SIGINT', () => {
   server.close()

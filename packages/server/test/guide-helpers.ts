@@ -123,6 +123,22 @@ export function ran(runsOf: CommandRun[], pattern: RegExp): CommandRun {
   return run
 }
 
+/**
+ * The environment of a bash session that runs docs as a reader would, from a scratch directory:
+ * this node first on PATH, `home` as HOME (npm's cache in it), and npx that runs what is installed
+ * and never reaches for the registry.
+ */
+export const docShellEnv = (home: string): NodeJS.ProcessEnv => ({
+  PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+  HOME: home,
+  TMPDIR: tmpdir(),
+  LANG: 'C.UTF-8',
+  npm_config_offline: 'true',
+  npm_config_yes: 'false',
+  npm_config_update_notifier: 'false',
+  npm_config_cache: join(home, '.npm'),
+})
+
 /** A scratch checkout for the guide, with the bash session that runs it. */
 export interface GuideCheckout {
   /** The scratch directory (the guide makes its own working directory inside). */
@@ -173,18 +189,7 @@ export async function openGuideCheckout(prefix: string): Promise<GuideCheckout> 
     OPENAI_API_KEY: fakeKey('sk-proj-', 60),
     GEMINI_API_KEY: fakeKey('AIza', 35),
   }
-  const session = new ShellSession(dir, {
-    PATH: `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
-    HOME: join(dir, 'home'),
-    TMPDIR: tmpdir(),
-    LANG: 'C.UTF-8',
-    // npx must run what is installed and never reach for the registry.
-    npm_config_offline: 'true',
-    npm_config_yes: 'false',
-    npm_config_update_notifier: 'false',
-    npm_config_cache: join(dir, 'home', '.npm'),
-    ...providerKeys,
-  })
+  const session = new ShellSession(dir, { ...docShellEnv(join(dir, 'home')), ...providerKeys })
   return {
     dir,
     session,

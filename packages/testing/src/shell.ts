@@ -149,5 +149,12 @@ export class ShellSession {
     }, 2000)
     await closed
     clearTimeout(timer)
+    // What the session left running in the background (a server started with `&`) is in its
+    // process group: end it too.
+    try {
+      process.kill(-this.child.pid!, 'SIGTERM')
+    } catch {
+      // nothing left
+    }
   }
 }
