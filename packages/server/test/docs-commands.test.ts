@@ -71,6 +71,39 @@ const executedBy = (b: (typeof blocks)[number]): string | undefined => {
   return walked && Number(b.id.split('#')[1]) >= walked.from ? walked.test : EXECUTED[b.id]
 }
 
+/** GitHub's anchor of a heading. */
+const anchorOf = (heading: string): string =>
+  heading
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N} _-]/gu, '')
+    .replace(/ /g, '-')
+
+describe('the README points at the operator guide', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  const headings = readFileSync(join(root, GUIDE_FILE), 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('## '))
+    .map((l) => l.slice(3).trim())
+
+  it('links the guide section of each feature the guide walks through after the basics (networks, rotation, JWT, syslog)', () => {
+    const features = Object.keys(GUIDE_SECTIONS).filter((s) => GUIDE_SECTIONS[s] === 'operator-guide-features.test.ts')
+    expect(features.length).toBeGreaterThanOrEqual(4)
+    for (const section of features) expect(readme).toContain(`(${GUIDE_FILE}#${anchorOf(section)})`)
+  })
+
+  it('every link into the guide names a heading it has', () => {
+    const anchors = [...readme.matchAll(/\(docs\/operator-guide\.md#([^)]+)\)/g)].map((m) => m[1]!)
+    expect(anchors.length).toBeGreaterThan(0)
+    expect(anchors.filter((a) => !headings.map(anchorOf).includes(a))).toEqual([])
+  })
+
+  it('keeps the two newcomer commands (install and start, test) on its first screen', () => {
+    const firstScreen = readme.split('\n').slice(0, 25).join('\n')
+    expect(firstScreen).toMatch(/^npm ci && npm start\b/m)
+    expect(firstScreen).toMatch(/^npm test\b/m)
+  })
+})
+
 describe('shell commands in the docs', () => {
   it('are each executed as written by a named test, or listed with the reason they are not', () => {
     const unaccounted = blocks
