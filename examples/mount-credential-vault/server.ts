@@ -84,12 +84,13 @@ if (require.main === module) {
     dir: process.env.AUTH_DIR ?? './auths',
     key,
     baseUrls: {
-      claude: 'https://api.anthropic.com',
-      openai: 'https://api.openai.com',
-      gemini: 'https://generativelanguage.googleapis.com',
+      claude: process.env.ANTHROPIC_BASE_URL ?? 'https://api.anthropic.com',
+      openai: process.env.OPENAI_BASE_URL ?? 'https://api.openai.com',
+      gemini: process.env.GEMINI_BASE_URL ?? 'https://generativelanguage.googleapis.com',
     },
   })
-  const server: Server = app.listen(8317, '127.0.0.1', () => console.log('listening on http://127.0.0.1:8317'))
+  const port = Number(process.env.PORT ?? 8317)
+  const server: Server = app.listen(port, '127.0.0.1', () => console.log(`listening on http://127.0.0.1:${port}`))
   process.on('SIGTERM', () => {
     server.close()
     void vault.shutdown()

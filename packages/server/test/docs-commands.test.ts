@@ -33,6 +33,7 @@ const EXECUTED: Record<string, string> = {
 const WALKED: Record<string, { test: string; from: number }> = {
   'examples/mount-audit-log/README.md': { test: 'readme-walkthroughs.test.ts', from: 0 },
   'examples/mount-client-auth/README.md': { test: 'readme-walkthroughs.test.ts', from: 0 },
+  'examples/mount-credential-vault/README.md': { test: 'readme-walkthroughs.test.ts', from: 0 },
   'examples/mount-hsts/README.md': { test: 'readme-walkthroughs.test.ts', from: 0 },
   'examples/mount-ip-filter/README.md': { test: 'readme-walkthroughs.test.ts', from: 0 },
   'examples/mount-proxy/README.md': { test: 'readme-walkthroughs.test.ts', from: 0 },
@@ -47,10 +48,6 @@ const NOT_EXECUTED: [RegExp, string][] = [
   [/^README\.md#[03]$/, 'npm ci, npm start, npm test, lint, bench and .ci/run themselves: what CI runs'],
   [/^README\.md#1$/, 'needs a real Anthropic key; examples/quickstart runs the same steps against the mock provider'],
   [/^docs\/deployment\.md#\d+$/, 'needs a Docker engine, root or a published release; the image runtime tree runs in packages/server/test/deploy/'],
-  [
-    /^examples\/mount-credential-vault\/README\.md#0$/,
-    'sends the reader’s Anthropic key (a file of it) to api.anthropic.com: the example has no provider address to point at a mock; packages/credential-vault/test covers the vault',
-  ],
 ]
 
 /**

@@ -104,7 +104,9 @@ async function walk(w: Walkthrough): Promise<CommandRun[]> {
             await waitForPort(ports.PORT!, false)
           }
           await session.run(`${command.replace(/\s+#.*$/, '')} > .server-${servers++}.log 2>&1 &`)
-          await waitForPort(ports.PORT!, true)
+          await waitForPort(ports.PORT!, true).catch((e: unknown) => {
+            throw new Error(`${String(e)}: "${command}" printed\n${state.serverOutput()}`)
+          })
           await w.started?.(state)
           continue
         }
@@ -137,6 +139,7 @@ const output = (runs: CommandRun[], pattern: RegExp): string => {
 
 let upstream: MockUpstream | undefined
 const proxyKey = fakeKey('sk-proj-', 48)
+const vaultKey = fakeKey('sk-ant-api03-', 93) + 'AA'
 beforeAll(async () => {
   ensureBuilt()
   upstream = await MockUpstream.start()
@@ -166,6 +169,21 @@ const WALKTHROUGHS: Walkthrough[] = [
     check: (runs) => {
       expect(JSON.parse(output(runs, /whoami"? +# \{/))).toEqual({ key_id: expect.stringMatching(/^key_[0-9a-f]+$/) as unknown })
       expect(output(runs, /# 401/)).toMatch(/^www-authenticate: Bearer/im)
+    },
+  },
+  {
+    readme: 'examples/mount-credential-vault/README.md',
+    // The reader's key (one made up here) in anthropic-key.txt, and a provider address: the mock.
+    prepare: async (w) => {
+      writeFileSync(join(w.dir, 'anthropic-key.txt'), `${vaultKey}\n`, { mode: 0o600 })
+      await w.session.run(`export ANTHROPIC_BASE_URL=${upstream!.url}`)
+    },
+    check: (runs, w) => {
+      expect(JSON.parse(output(runs, /^curl /))).toMatchObject({ type: 'message' })
+      expect(upstream!.requests.find((r) => r.path.startsWith('/v1/messages'))?.headers['x-api-key']).toBe(vaultKey)
+      // Stored encrypted: the key is in no file of the vault.
+      expect(output(runs, /add-credential/).trim()).toMatch(/^cred_\w+$/)
+      expect(w.serverOutput()).not.toContain(vaultKey)
     },
   },
   {
