@@ -82,12 +82,12 @@ export async function runAll(options: RunAllOptions = {}): Promise<AllResult> {
     const scan = await scanSecrets({
       paths: config.paths,
       cwd,
-      maxFileSize: config.maxFileSize,
+      ...(Number.isFinite(config.maxFileSize) ? { maxFileSize: config.maxFileSize } : {}),
       ...(config.baseline === undefined ? {} : { baseline: config.baseline }),
     })
     const secrets: AllResult['secrets'] = {
       status: scan.ok ? 'ok' : 'findings',
-      message: `${plural(scan.findings.length, 'finding')} in ${plural(scan.files, 'file')}${scan.skipped.tooLarge > 0 ? `, ${scan.skipped.tooLarge} too large to scan` : ''}`,
+      message: `${plural(scan.findings.length, 'finding')} in ${plural(scan.files, 'file')}${scan.skipped.tooLarge > 0 ? `, ${scan.skipped.tooLarge} over --max-size, not scanned` : ''}`,
       result: scan,
     }
 

@@ -17,6 +17,8 @@ Commands:
       Leaked credentials in files (default: the current directory, honouring .gitignore) or in
       the lines that the staged changes add. Every finding is masked. --honeytokens: a file of
       sha256 digests of decoy keys; a finding that is one is reported as a honeytoken.
+      Files of any size are read (large ones in chunks); --max-size sets a hard limit, and a
+      file over it fails the scan (exit 1).
   tls --cert FILE [--key FILE] [--min-days N]
       The certificate is readable, valid, not expiring within N days (default 30), not weak, and
       the key matches it.

@@ -42,7 +42,7 @@ export function secretsSummary(result: ScanSecretsResult): string {
   const skippedParts = [
     s.ignored && `${s.ignored} ignored`,
     s.binary && `${s.binary} binary`,
-    s.tooLarge && `${s.tooLarge} too large (not scanned: raise --max-size)`,
+    s.tooLarge && `${s.tooLarge} over --max-size (not scanned: raise or drop --max-size)`,
     s.symlink && `${plural(s.symlink, 'symlink')}`,
     s.special && `${s.special} special`,
     s.unreadable && `${s.unreadable} unreadable`,

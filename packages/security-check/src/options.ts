@@ -28,7 +28,11 @@ export interface ScanSecretsOptions {
   staged?: boolean
   /** Relative paths are resolved against this directory, and reported relative to it. @default process.cwd() */
   cwd?: string
-  /** Files larger than this are skipped and counted: bytes or a size such as `"5mb"`. @default '5mb' */
+  /**
+   * A hard limit: files larger than this are not read, are counted as skipped, and make the scan
+   * fail (`ok: false`). Bytes or a size such as `"5mb"`. Without it every file is read, a large one
+   * in chunks of 1 MiB. @default none
+   */
   maxFileSize?: number | string
   /** A baseline file written by `writeBaseline`; findings listed in it are not reported. */
   baseline?: string
@@ -67,7 +71,7 @@ export interface RunAllOptions {
   paths?: readonly string[]
   /** A secrets baseline file. */
   baseline?: string
-  /** Maximum size of a scanned file. @default '5mb' */
+  /** A hard limit on the size of a scanned file, as `scanSecrets`'s. @default none */
   maxFileSize?: number | string
   /** The TLS certificate; when absent, `tls/tls.crt` is checked if it exists, else TLS is skipped. */
   cert?: string
@@ -142,7 +146,8 @@ export interface InstallHookConfig {
   readonly cliPath: string | undefined
 }
 
-export const DEFAULT_MAX_FILE_SIZE = 5 * 1024 * 1024
+/** No size limit by default: a large file is read in chunks, in bounded memory. */
+export const DEFAULT_MAX_FILE_SIZE = Infinity
 export const DEFAULT_MIN_DAYS = 30
 export const DEFAULT_AUDIT_TIMEOUT_MS = 120_000
 

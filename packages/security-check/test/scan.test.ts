@@ -137,7 +137,7 @@ describe('what scanSecrets skips', () => {
     expect(result.findings.map((f) => f.file)).toEqual(['small.txt'])
     expect(result.skipped).toMatchObject({ binary: 1, tooLarge: 1, symlink: 1 })
     const { stdout } = await runCli(['secrets', '--max-size', '1kb'], { cwd: dir })
-    expect(stdout).toMatch(/skipped .*1 binary, 1 too large \(not scanned: raise --max-size\), 1 symlink/)
+    expect(stdout).toMatch(/skipped .*1 binary, 1 over --max-size \(not scanned: raise or drop --max-size\), 1 symlink/)
   })
 
   it('fails (exit 1, not ok) when a file over the size limit was not read, even with no finding', async () => {

@@ -27,7 +27,16 @@ export interface TextHit {
 export interface ScanTextOptions {
   /** Line number of the text's first line. @default 1 */
   firstLine?: number
+  /** Column of the text's first character, when the text starts inside a line. @default 1 */
+  firstColumn?: number
+  /** Report only credentials that start at or after this index (the rest is context). @default 0 */
+  from?: number
+  /** Report only credentials that start before this index. @default text.length */
+  to?: number
 }
+
+/** How much of a line, from its start, is searched for an allow marker. */
+export const ALLOW_SEARCH_LIMIT = 100_000
 
 /** Marker comment that silences a finding on its own line. */
 export const ALLOW_MARKER = 'gatehouse-check:allow'
@@ -71,6 +80,9 @@ export class SecretScanner {
   scanText(text: string, options: ScanTextOptions = {}): TextHit[] {
     const hits: TextHit[] = []
     let lineNo = options.firstLine ?? 1
+    const firstColumn = options.firstColumn ?? 1
+    const from = options.from ?? 0
+    const to = options.to ?? text.length
     let lineCountedTo = 0
     let nextNl = -2 // position of the next newline at or after lineCountedTo; -2 = not looked yet
     // One allow-comment decision per line: a long line with many hits is read once, not per hit.
@@ -91,9 +103,10 @@ export class SecretScanner {
         lineCountedTo = nextNl + 1
         nextNl = text.indexOf('\n', lineCountedTo)
       }
+      if (start < from || start >= to) return
       const lineStart = lineCountedTo
       const lineEnd = nextNl === -1 ? text.length : nextNl
-      const column = start - lineStart + 1
+      const column = start - lineStart + (lineStart === 0 ? firstColumn : 1)
       hits.push({
         rule: rule.id,
         line: lineNo,
@@ -110,7 +123,7 @@ export class SecretScanner {
 }
 
 function isAllowed(text: string, lineStart: number, lineEnd: number): boolean {
-  const line = text.slice(lineStart, Math.min(lineEnd, lineStart + 100_000))
+  const line = text.slice(lineStart, Math.min(lineEnd, lineStart + ALLOW_SEARCH_LIMIT))
   if (line.includes(ALLOW_MARKER)) return true
   if (lineStart === 0) return false
   const prevStart = text.lastIndexOf('\n', lineStart - 2) + 1

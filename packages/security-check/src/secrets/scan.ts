@@ -1,6 +1,6 @@
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { resolveScanSecretsConfig, type ScanSecretsOptions } from '../options'
+import { CHUNK_BYTES, scanFile } from './chunked'
 import { baselineKey, readBaseline, writeBaseline, type Baseline } from './baseline'
 import { SecretScanner, type TextHit } from './engine'
 import { readHoneytokenDigests } from './honeytokens'
@@ -46,7 +46,6 @@ export interface ScanSecretsResult {
 }
 
 const DESCRIPTIONS: ReadonlyMap<string, string> = new Map(SECRET_RULES.map((r) => [r.id, r.description]))
-const BINARY_PROBE = 8000
 
 const toFinding = (file: string, h: TextHit): SecretFinding => ({
   file,
@@ -68,35 +67,6 @@ export function scanText(text: string, options: { file?: string; firstLine?: num
   const scanner = new SecretScanner()
   const hits = scanner.scanText(text, options.firstLine === undefined ? {} : { firstLine: options.firstLine })
   return hits.filter((h) => !h.allowed).map((h) => toFinding(options.file ?? '-', h))
-}
-
-type ReadResult =
-  { kind: 'text'; text: string; bytes: number } | { kind: 'binary' | 'tooLarge' | 'unreadable' }
-
-// Non-blocking open: a file swapped for a FIFO after the walk must not hang the scan.
-const OPEN_FLAGS =
-  process.platform === 'win32' ? constants.O_RDONLY : constants.O_RDONLY | constants.O_NONBLOCK
-
-/**
- * Read one file. Synchronous on purpose: the scan is CPU-bound, and for many small files a
- * blocking read is several times cheaper than a round trip through the libuv thread pool.
- */
-function readCandidate(abs: string, maxFileSize: number): ReadResult {
-  let fd: number | undefined
-  try {
-    fd = openSync(abs, OPEN_FLAGS)
-    const st = fstatSync(fd)
-    if (!st.isFile()) return { kind: 'unreadable' }
-    if (st.size > maxFileSize) return { kind: 'tooLarge' }
-    const buf = readFileSync(fd)
-    if (buf.length > maxFileSize) return { kind: 'tooLarge' }
-    if (buf.subarray(0, BINARY_PROBE).includes(0)) return { kind: 'binary' }
-    return { kind: 'text', text: buf.toString('utf8'), bytes: buf.length }
-  } catch {
-    return { kind: 'unreadable' }
-  } finally {
-    if (fd !== undefined) closeSync(fd)
-  }
 }
 
 /**
@@ -163,15 +133,17 @@ export async function scanSecrets(options: ScanSecretsOptions = {}): Promise<Sca
       { cwd: config.cwd, gitignore: config.gitignore, exclude: config.exclude },
       skipped,
     )
+    // One read buffer for the whole scan: a file of any size is read through it in chunks.
+    const buffer = Buffer.allocUnsafe(CHUNK_BYTES)
     for (const abs of paths) {
-      const result = readCandidate(abs, config.maxFileSize)
+      const result = scanFile(abs, scanner, { maxFileSize: config.maxFileSize, buffer })
       if (result.kind !== 'text') {
         skipped[result.kind]++
         continue
       }
       files++
       bytes += result.bytes
-      accept(displayPath(config.cwd, abs), scanner.scanText(result.text))
+      accept(displayPath(config.cwd, abs), result.hits)
     }
   }
 

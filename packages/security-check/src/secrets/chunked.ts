@@ -1,0 +1,115 @@
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs'
+import { StringDecoder } from 'node:string_decoder'
+import { maxRuleReach } from './bounds'
+import { ALLOW_SEARCH_LIMIT, type SecretScanner, type TextHit } from './engine'
+import { SECRET_RULES } from './rules'
+
+/**
+ * Reading a file in chunks, so a file of any size is scanned in bounded memory.
+ *
+ * The file is read CHUNK_BYTES at a time and decoded (a UTF-8 character cut by a read waits for
+ * the next one). Each window of text is the tail of the previous window plus the new chunk, and
+ * each window *owns* the credentials that start in one range of it: the ranges of successive
+ * windows tile the file, so a credential is reported once, by the window its first character
+ * belongs to. A window's range ends RULE_REACH characters before the window does, RULE_REACH being
+ * the longest text any rule can match plus its lookahead, worked out from the rule table (see
+ * bounds.ts): so every credential a window owns lies whole inside it. The next window starts at
+ * least RULE_REACH + LOOKBEHIND before its range, so a keyword rule whose reported value starts in
+ * the range (`secret_access_key = …`) has its keyword in the window too, and the matcher sees the
+ * characters it checks before a candidate.
+ */
+
+/** Bytes read at a time; files up to this size are read in one go. */
+export const CHUNK_BYTES = 1024 * 1024
+/** The most characters any rule's match and lookahead span: the overlap of successive windows. */
+export const RULE_REACH = maxRuleReach(SECRET_RULES)
+/**
+ * Characters before a candidate that core's matcher reads: 2 for the token boundary (`\n` escapes)
+ * and 7 for a package integrity prefix (`sha512-`); 16 leaves room.
+ */
+export const LOOKBEHIND = 16
+/** A window starts early enough to hold the start of a credential's line and the line before it (for allow comments), up to this many characters back. */
+export const LINE_CONTEXT = ALLOW_SEARCH_LIMIT
+
+const BINARY_PROBE = 8000
+
+// Non-blocking open: a file swapped for a FIFO after the walk must not hang the scan.
+const OPEN_FLAGS =
+  process.platform === 'win32' ? constants.O_RDONLY : constants.O_RDONLY | constants.O_NONBLOCK
+
+export type FileScan =
+  { kind: 'text'; hits: TextHit[]; bytes: number } | { kind: 'binary' | 'tooLarge' | 'unreadable' }
+
+export interface FileScanOptions {
+  /** A file larger than this is not read (`tooLarge`). @default Infinity */
+  readonly maxFileSize?: number
+  /** A buffer to read into, reused between files; its length is the chunk size. */
+  readonly buffer?: Buffer
+}
+
+function countNewlines(text: string, end: number): number {
+  let n = 0
+  for (let i = text.indexOf('\n'); i !== -1 && i < end; i = text.indexOf('\n', i + 1)) n++
+  return n
+}
+
+/** Where the next window starts, given that this one owns up to `to`. */
+function nextWindowStart(text: string, to: number): number {
+  const lineStart = text.lastIndexOf('\n', to - 1) + 1
+  const prevLineStart = lineStart >= 2 ? text.lastIndexOf('\n', lineStart - 2) + 1 : 0
+  const wanted = Math.max(prevLineStart, to - LINE_CONTEXT)
+  return Math.max(0, Math.min(wanted, to - RULE_REACH - LOOKBEHIND))
+}
+
+/**
+ * Scan one file for credentials, chunk by chunk. Synchronous on purpose: the scan is CPU-bound,
+ * and for many small files a blocking read is several times cheaper than a round trip through
+ * the libuv thread pool. Memory stays within about two chunks and LINE_CONTEXT, whatever the
+ * file's size.
+ */
+export function scanFile(abs: string, scanner: SecretScanner, options: FileScanOptions = {}): FileScan {
+  const maxFileSize = options.maxFileSize ?? Infinity
+  const buffer = options.buffer ?? Buffer.allocUnsafe(CHUNK_BYTES)
+  let fd: number | undefined
+  try {
+    fd = openSync(abs, OPEN_FLAGS)
+    const st = fstatSync(fd)
+    if (!st.isFile()) return { kind: 'unreadable' }
+    if (st.size > maxFileSize) return { kind: 'tooLarge' }
+    const decoder = new StringDecoder('utf8')
+    const hits: TextHit[] = []
+    let bytes = 0
+    let carry = ''
+    let firstLine = 1
+    let firstColumn = 1
+    let from = 0
+    for (;;) {
+      const n = readSync(fd, buffer, 0, buffer.length, null)
+      if (bytes === 0 && buffer.subarray(0, Math.min(n, BINARY_PROBE)).includes(0)) return { kind: 'binary' }
+      bytes += n
+      // The file grew after fstat.
+      if (bytes > maxFileSize) return { kind: 'tooLarge' }
+      const final = n === 0
+      const text = carry + (final ? decoder.end() : decoder.write(buffer.subarray(0, n)))
+      const to = final ? text.length : text.length - RULE_REACH
+      if (!final && to <= from) {
+        carry = text
+        continue
+      }
+      for (const h of scanner.scanText(text, { firstLine, firstColumn, from, to })) hits.push(h)
+      if (final) return { kind: 'text', hits, bytes }
+      const start = nextWindowStart(text, to)
+      if (start > 0) {
+        const lastNl = text.lastIndexOf('\n', start - 1)
+        firstColumn = lastNl === -1 ? firstColumn + start : start - lastNl
+        firstLine += countNewlines(text, start)
+      }
+      carry = text.slice(start)
+      from = to - start
+    }
+  } catch {
+    return { kind: 'unreadable' }
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+}
