@@ -84,13 +84,25 @@ export function scanFile(abs: string, scanner: SecretScanner, options: FileScanO
     let firstColumn = 1
     let from = 0
     for (;;) {
-      const n = readSync(fd, buffer, 0, buffer.length, null)
-      if (bytes === 0 && buffer.subarray(0, Math.min(n, BINARY_PROBE)).includes(0)) return { kind: 'binary' }
-      bytes += n
+      // Fill the buffer, so a file that fits in one chunk is read (and scanned) in one go.
+      let filled = 0
+      let final = false
+      while (filled < buffer.length) {
+        const n = readSync(fd, buffer, filled, buffer.length - filled, null)
+        if (n === 0) {
+          final = true
+          break
+        }
+        filled += n
+      }
+      if (bytes === 0 && buffer.subarray(0, Math.min(filled, BINARY_PROBE)).includes(0)) return { kind: 'binary' }
+      bytes += filled
       // The file grew after fstat.
       if (bytes > maxFileSize) return { kind: 'tooLarge' }
-      const final = n === 0
-      const text = carry + (final ? decoder.end() : decoder.write(buffer.subarray(0, n)))
+      const text =
+        bytes === filled && final
+          ? buffer.toString('utf8', 0, filled)
+          : carry + decoder.write(buffer.subarray(0, filled)) + (final ? decoder.end() : '')
       const to = final ? text.length : text.length - RULE_REACH
       if (!final && to <= from) {
         carry = text
