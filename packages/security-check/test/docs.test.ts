@@ -64,7 +64,11 @@ describe('documented commands and configuration', () => {
       mkdirSync(join(dir, 'tls'))
       writeFileSync(join(dir, 'tls', 'tls.crt'), cert)
       writeFileSync(join(dir, 'tls', 'tls.key'), key, { mode: 0o600 })
-      writeFileSync(join(dir, '.gitignore'), 'tls/\n')
+      writeFileSync(join(dir, '.gitignore'), 'tls/\nnode_modules/\n')
+      // The dependency scan's example: an installed package, and the directory its baseline goes in.
+      mkdirSync(join(dir, 'node_modules', 'pkg'), { recursive: true })
+      writeFileSync(join(dir, 'node_modules', 'pkg', 'index.js'), 'module.exports = 1\n')
+      mkdirSync(join(dir, 'ci'))
       const commands = sources.flatMap((s) => invocations(s.text).map((argv) => ({ from: s.name, argv })))
       expect(commands.length).toBeGreaterThanOrEqual(12)
       for (const { from, argv } of commands) {
