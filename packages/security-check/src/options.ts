@@ -31,7 +31,7 @@ export interface ScanSecretsOptions {
   /**
    * A hard limit: files larger than this are not read, are counted as skipped, and make the scan
    * fail (`ok: false`). Bytes or a size such as `"5mb"`. Without it every file is read, a large one
-   * in chunks of 1 MiB. @default none
+   * in chunks of 96 KiB. @default none
    */
   maxFileSize?: number | string
   /** A baseline file written by `writeBaseline`; findings listed in it are not reported. */
