@@ -63,6 +63,21 @@ function countNewlines(text: string, end: number): number {
   return n
 }
 
+/** Read until `buffer` is full or the file ends; undefined when the read fails. */
+function fill(fd: number, buffer: Buffer): { filled: number; final: boolean } | undefined {
+  let filled = 0
+  try {
+    while (filled < buffer.length) {
+      const n = readSync(fd, buffer, filled, buffer.length - filled, null)
+      if (n === 0) return { filled, final: true }
+      filled += n
+    }
+  } catch {
+    return undefined
+  }
+  return { filled, final: false }
+}
+
 /** Where the next window starts, given that this one owns up to `to`. */
 function nextWindowStart(text: string, to: number): number {
   const lineStart = text.lastIndexOf('\n', to - 1) + 1
@@ -80,10 +95,21 @@ function nextWindowStart(text: string, to: number): number {
 export function scanFile(abs: string, scanner: SecretScanner, options: FileScanOptions = {}): FileScan {
   const maxFileSize = options.maxFileSize ?? Infinity
   const buffer = options.buffer ?? Buffer.allocUnsafe(CHUNK_BYTES)
-  let fd: number | undefined
+  let fd: number
   try {
     fd = openSync(abs, OPEN_FLAGS)
-    const st = fstatSync(fd)
+  } catch {
+    return { kind: 'unreadable' }
+  }
+  // Only reading counts as unreadable; an error in the scan itself is thrown, never taken for a
+  // file that could not be read.
+  try {
+    let st
+    try {
+      st = fstatSync(fd)
+    } catch {
+      return { kind: 'unreadable' }
+    }
     if (!st.isFile()) return { kind: 'unreadable' }
     if (st.size > maxFileSize) return { kind: 'tooLarge' }
     const decoder = new StringDecoder('utf8')
@@ -95,16 +121,9 @@ export function scanFile(abs: string, scanner: SecretScanner, options: FileScanO
     let from = 0
     for (;;) {
       // Fill the buffer, so a file that fits in one chunk is read (and scanned) in one go.
-      let filled = 0
-      let final = false
-      while (filled < buffer.length) {
-        const n = readSync(fd, buffer, filled, buffer.length - filled, null)
-        if (n === 0) {
-          final = true
-          break
-        }
-        filled += n
-      }
+      const read = fill(fd, buffer)
+      if (read === undefined) return { kind: 'unreadable' }
+      const { filled, final } = read
       if (bytes === 0 && buffer.subarray(0, Math.min(filled, BINARY_PROBE)).includes(0)) return { kind: 'binary' }
       bytes += filled
       // The file grew after fstat.
@@ -129,9 +148,7 @@ export function scanFile(abs: string, scanner: SecretScanner, options: FileScanO
       carry = text.slice(start)
       from = to - start
     }
-  } catch {
-    return { kind: 'unreadable' }
   } finally {
-    if (fd !== undefined) closeSync(fd)
+    closeSync(fd)
   }
 }
