@@ -119,6 +119,25 @@ describe('what scanSecrets skips', () => {
     expect(all.findings.some((f) => f.file.startsWith('.git/'))).toBe(false)
   })
 
+  it('scans a directory named on purpose even when an ignore file above it ignores it', async () => {
+    mkdirSync(join(dir, '.git'))
+    write(dir, '.gitignore', 'node_modules/\n')
+    write(dir, 'node_modules/pkg/index.js', `module.exports = '${FAKE_KEYS['npm-token']!()}'\n`)
+    write(dir, 'node_modules/pkg/.gitignore', 'local.txt\n')
+    write(dir, 'node_modules/pkg/local.txt', `${FAKE_KEYS['npm-token']!()}\n`)
+    // The tree scan leaves it out, as git does.
+    expect(await scanSecrets({ cwd: dir })).toMatchObject({ findings: [], skipped: { ignored: 1 } })
+    // Named, it is read, and the ignore files inside it still apply; the same from a subdirectory.
+    for (const [cwd, path, shown] of [
+      [dir, 'node_modules', 'node_modules/pkg/index.js'],
+      [join(dir, 'node_modules'), 'pkg', 'pkg/index.js'],
+    ] as const) {
+      const named = await scanSecrets({ cwd, paths: [path] })
+      expect(named.findings.map((f) => f.file)).toEqual([shown])
+      expect(named.skipped.ignored).toBe(1)
+    }
+  })
+
   it('skips paths matched by exclude patterns', async () => {
     write(dir, 'fixtures/a.txt', `${FAKE_KEYS['npm-token']!()}\n`)
     write(dir, 'src/a.txt', `${FAKE_KEYS['npm-token']!()}\n`)

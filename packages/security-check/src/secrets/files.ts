@@ -85,7 +85,8 @@ export interface CollectOptions {
 /**
  * The regular files under `paths` that a scan should read: .gitignore'd entries, `.git/` and
  * symbolic links inside the walked trees are left out (and counted). A path named explicitly is
- * always included; a name that does not exist is a usage error.
+ * always included, a directory with everything in it that the ignore files inside it do not
+ * ignore; a name that does not exist is a usage error.
  */
 export async function collectFiles(
   paths: readonly string[],
@@ -138,7 +139,11 @@ export async function collectFiles(
         }
       }
     }
-    await walk(abs, chain, excludeMatcher, options.gitignore, files, skipped)
+    // A directory named on purpose is scanned even when an ignore file above it ignores it (a
+    // `node_modules` or `dist` named on the command line): otherwise its scan would read nothing
+    // and pass. The ignore files inside it still apply.
+    const named = isIgnored(chain, abs, true) ? [] : chain
+    await walk(abs, named, excludeMatcher, options.gitignore, files, skipped)
   }
   return [...files]
 }
