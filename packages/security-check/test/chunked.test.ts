@@ -194,9 +194,9 @@ describe('a 50 MB file', () => {
     const tail = Buffer.from(`\nstripe = "${key}"\n`)
     tail.copy(buf, size - tail.length)
     writeFileSync(join(dir(), 'huge.txt'), buf)
-    // A child process, so the peak resident size is this scan's alone, with a heap capped at 32 MB:
-    // V8 must collect spent windows before it grows past that (under load, uncapped, it let up to
-    // 50 MB of them wait), and a scan that held the file's text whole would die of it.
+    // A child process, so the peak resident size is this scan's alone, with its heap capped at
+    // 16 MB (about 8 MB is in use once the package is loaded): a scan that held the file's text
+    // whole dies of it, whatever the machine's load.
     const script = `
       const { scanSecrets } = require(${JSON.stringify(join(CLI, '..', 'index.js'))})
       const before = process.memoryUsage().rss
@@ -204,7 +204,7 @@ describe('a 50 MB file', () => {
         const peak = process.resourceUsage().maxRSS * 1024
         process.stdout.write(JSON.stringify({ growth: peak - before, bytes: r.bytes, findings: r.findings.map((f) => [f.line, f.rule]), skipped: r.skipped.tooLarge }))
       })`
-    const out = JSON.parse(execFileSync(process.execPath, ['--max-semi-space-size=1', '--max-old-space-size=32', '-e', script], { encoding: 'utf8', timeout: 60_000 })) as {
+    const out = JSON.parse(execFileSync(process.execPath, ['--max-semi-space-size=1', '--max-old-space-size=16', '-e', script], { encoding: 'utf8', timeout: 60_000 })) as {
       growth: number
       bytes: number
       findings: Array<[number, string]>
@@ -213,8 +213,10 @@ describe('a 50 MB file', () => {
     let lines = 2 // the tail's own newline, and 1-based
     for (let i = buf.indexOf(10); i !== -1 && i < size - tail.length; i = buf.indexOf(10, i + 1)) lines++
     expect(out).toMatchObject({ bytes: size, skipped: 0, findings: [[lines, 'stripe-secret-key']] })
-    // Reading it whole holds 50 MB for the bytes and 50 MB for the text (100 MB measured); in
-    // chunks it measured 1 to 3 MB. The bound is generous, and below the bytes alone.
-    expect(out.growth).toBeLessThan(48 * 1024 * 1024)
+    // Reading it whole holds 50 MB for the bytes and 50 MB for the text (100 MB measured). In
+    // chunks the peak grew by 1 to 3 MB on an idle machine, but by 26 to 53 MB during a full test
+    // run (memory freed by the collector and not yet returned while the cores are busy: the RSS is
+    // back at its start when the scan ends). Hence a generous bound.
+    expect(out.growth).toBeLessThan(80 * 1024 * 1024)
   })
 })
