@@ -268,6 +268,14 @@ describe('inline allow comments', () => {
     expect(findings.map((f) => f.line)).toEqual([3])
   })
 
+  it('takes the short forms gatehouse:allow and gatehouse:allow-next-line, as gitleaks users write gitleaks:allow', () => {
+    const key = FAKE_KEYS['github-token']!()
+    expect(scanText(`token = "${key}" # gatehouse:allow test fixture`)).toEqual([])
+    expect(scanText(`// gatehouse:allow-next-line\ntoken = "${key}"\nother = "${key}"\n`).map((f) => f.line)).toEqual([3])
+    // Another tool's marker silences nothing here.
+    expect(scanText(`token = "${key}" # gitleaks:allow`)).toHaveLength(1)
+  })
+
   it('counts allowed findings separately from findings', () => {
     const key = FAKE_KEYS['npm-token']!()
     const hits = new SecretScanner().scanText(`${key} gatehouse-check:allow\n${key}\n`)

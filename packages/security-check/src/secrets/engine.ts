@@ -42,6 +42,9 @@ export const ALLOW_SEARCH_LIMIT = 100_000
 export const ALLOW_MARKER = 'gatehouse-check:allow'
 /** Marker comment that silences a finding on the line after it. */
 export const ALLOW_NEXT_LINE_MARKER = 'gatehouse-check:allow-next-line'
+/** The short forms, as gitleaks users write `gitleaks:allow`: `gatehouse:allow`, `gatehouse:allow-next-line`. */
+const SHORT_ALLOW = 'gatehouse:allow'
+const SHORT_ALLOW_NEXT_LINE = 'gatehouse:allow-next-line'
 
 /** Mask a credential for output. Prefers core's masking; never returns more than the rule's prefix. */
 export function maskFinding(secret: string, body: string): string {
@@ -124,8 +127,9 @@ export class SecretScanner {
 
 function isAllowed(text: string, lineStart: number, lineEnd: number): boolean {
   const line = text.slice(lineStart, Math.min(lineEnd, lineStart + ALLOW_SEARCH_LIMIT))
-  if (line.includes(ALLOW_MARKER)) return true
+  if (line.includes(ALLOW_MARKER) || line.includes(SHORT_ALLOW)) return true
   if (lineStart === 0) return false
   const prevStart = text.lastIndexOf('\n', lineStart - 2) + 1
-  return text.slice(prevStart, lineStart).includes(ALLOW_NEXT_LINE_MARKER)
+  const prev = text.slice(prevStart, lineStart)
+  return prev.includes(ALLOW_NEXT_LINE_MARKER) || prev.includes(SHORT_ALLOW_NEXT_LINE)
 }
