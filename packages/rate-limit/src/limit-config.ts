@@ -164,17 +164,31 @@ function rules<R>(
   return Object.freeze(Object.fromEntries(out)) // own data properties only, "__proto__" included
 }
 
-export function resolveRateLimitConfig(options: unknown, createStore: () => RateLimitStore): RateLimitConfig {
-  const o = parseRateLimit(options)
-  const scope = o.scope ?? 'ip'
-  const rule = requestRule(o, '')
-  const providers = rules(o.providers, scope, requestRule)
+/**
+ * The top-level rule and the per-provider rules of a request or token limit; refuses options where
+ * none of them sets a rate (`rateFields` names the fields that would, for the message).
+ */
+function bucketRules<R>(
+  o: R & { providers?: Record<string, R> | undefined },
+  scope: string,
+  toRule: (rate: R, where: string) => BucketRule | undefined,
+  rateFields: string,
+): { rule: BucketRule | undefined; providers: Readonly<Record<string, BucketRule>> } {
+  const rule = toRule(o, '')
+  const providers = rules(o.providers, scope, toRule)
   if (!rule && Object.keys(providers).length === 0) {
     throw new GatehouseConfigError(
       'GH_RL_NO_LIMIT',
-      `${PKG}: set requestsPerSecond or requestsPerMinute${scope === 'provider' ? ', or providers' : ''}`,
+      `${PKG}: set ${rateFields}${scope === 'provider' ? ', or providers' : ''}`,
     )
   }
+  return { rule, providers }
+}
+
+export function resolveRateLimitConfig(options: unknown, createStore: () => RateLimitStore): RateLimitConfig {
+  const o = parseRateLimit(options)
+  const scope = o.scope ?? 'ip'
+  const { rule, providers } = bucketRules(o, scope, requestRule, 'requestsPerSecond or requestsPerMinute')
   return Object.freeze({
     ...commonConfig(o, scope, createStore),
     scope,
@@ -191,14 +205,7 @@ export function resolveTokenLimitConfig(
 ): TokenLimitConfig {
   const o = parseTokenLimit(options)
   const scope = o.scope ?? 'provider'
-  const rule = tokenRule(o, '')
-  const providers = rules(o.providers, scope, tokenRule)
-  if (!rule && Object.keys(providers).length === 0) {
-    throw new GatehouseConfigError(
-      'GH_RL_NO_LIMIT',
-      `${PKG}: set tokensPerMinute${scope === 'provider' ? ', or providers' : ''}`,
-    )
-  }
+  const { rule, providers } = bucketRules(o, scope, tokenRule, 'tokensPerMinute')
   return Object.freeze({
     ...commonConfig(o, scope, createStore),
     scope,
