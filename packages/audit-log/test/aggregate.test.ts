@@ -2,7 +2,8 @@ import { join } from 'node:path'
 import type { SecurityEvent } from '@gatehouse/core'
 import { createAuditLogger, verifyAuditLog } from '@gatehouse/audit-log'
 import { createRefusalAggregator } from '../src/aggregate'
-import { newKey, parsedLines, sampleEvent, tempDir } from './helpers'
+import { newKey, parsedLines, sampleEvent } from './helpers'
+import { tempDir } from '@gatehouse/testing'
 
 const refusal = (ip: string, extra: Partial<SecurityEvent> = {}): SecurityEvent => {
   const { user_id: _user, ...rest } = sampleEvent({ ip, result: 'missing_key', ...extra })

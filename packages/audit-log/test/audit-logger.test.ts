@@ -2,7 +2,8 @@ import { appendFileSync, readFileSync, readdirSync, renameSync, statSync, writeF
 import { join } from 'node:path'
 import { SECURITY_EVENT_TYPES, type SecurityEvent } from '@gatehouse/core'
 import { createAuditLogger, listAuditFiles, verifyAuditLog } from '@gatehouse/audit-log'
-import { fileLines, newKey, parsedLines, recordingLogger, sampleEvent, tempDir } from './helpers'
+import { fileLines, newKey, parsedLines, sampleEvent } from './helpers'
+import { recordingLogger, tempDir } from '@gatehouse/testing'
 
 let dir: string
 let cleanup: () => void

@@ -3,9 +3,9 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import request from 'supertest'
 import { SECURITY_EVENT_TYPES, type SecurityEvent } from '@gatehouse/core'
-import { createTestApp } from '@gatehouse/testing'
+import { createTestApp, nextTurn, tempDir, waitFor } from '@gatehouse/testing'
 import { accessLog, createAuditLogger, verifyAuditLog } from '@gatehouse/audit-log'
-import { newKey, tempDir, waitFor } from './helpers'
+import { newKey } from './helpers'
 
 /** Fresh secrets in each credential format Gatehouse handles; `find` is what must never appear. */
 type CanaryName = 'anthropic' | 'openai' | 'gate' | 'bearer' | 'oauthRefresh' | 'anthropicRefresh' | 'queryKey' | 'encryption'
@@ -73,7 +73,7 @@ describe('canary sweep: no planted secret reaches the audit file or the applicat
       await request(app).get(`/v1/models/${c.gate.value}?key=${c.queryKey.find}&api_key=${c.openai.value}&t=${c.bearer.find}`).expect(200)
       await waitFor(() => audit.stats().accepted === SECURITY_EVENT_TYPES.length + 1)
       await audit.close()
-      await new Promise((r) => setImmediate(r))
+      await nextTurn()
 
       const auditText = readFileSync(file, 'utf8')
       expect(auditText.split('\n').filter(Boolean)).toHaveLength(SECURITY_EVENT_TYPES.length + 1)

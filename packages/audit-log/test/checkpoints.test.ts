@@ -8,8 +8,9 @@ import {
   type AuditLogOptions,
 } from '@gatehouse/audit-log'
 import { lineVerifies, parseChainedLine, sealLine } from '../src/chain'
-import { fileLines, newKey, sampleEvent, tempDir, waitFor } from './helpers'
+import { fileLines, newKey, sampleEvent } from './helpers'
 import { SyslogReceiver, syslogSink } from './receivers'
+import { tempDir, waitFor } from '@gatehouse/testing'
 
 jest.setTimeout(15_000)
 

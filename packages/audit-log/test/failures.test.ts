@@ -1,9 +1,9 @@
 import { chmodSync, mkdirSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import request from 'supertest'
-import { createTestApp } from '@gatehouse/testing'
+import { createTestApp, recordingLogger, tempDir, waitFor } from '@gatehouse/testing'
 import { accessLog, createAuditLogger } from '@gatehouse/audit-log'
-import { fileLines, newKey, recordingLogger, runChild, sampleEvent, tempDir, waitFor } from './helpers'
+import { fileLines, newKey, runChild, sampleEvent } from './helpers'
 
 let dir: string
 let cleanup: () => void

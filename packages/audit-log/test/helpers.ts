@@ -1,17 +1,10 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Logger, SecurityEvent } from '@gatehouse/core'
+import type { SecurityEvent } from '@gatehouse/core'
 
 export const newKey = (): string => randomBytes(32).toString('hex')
-
-/** A fresh directory under the system temp dir; remove it with `cleanup()`. */
-export function tempDir(): { dir: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'gh-audit-'))
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
-}
 
 export const fileLines = (path: string): string[] => {
   const text = readFileSync(path, 'utf8')
@@ -20,20 +13,6 @@ export const fileLines = (path: string): string[] => {
 
 export const parsedLines = (path: string): Array<Record<string, unknown>> =>
   fileLines(path).map((l) => JSON.parse(l) as Record<string, unknown>)
-
-export interface RecordingLogger extends Logger {
-  calls: Array<{ level: string; message: string; meta?: Record<string, unknown> }>
-}
-
-export function recordingLogger(): RecordingLogger {
-  const calls: RecordingLogger['calls'] = []
-  const at =
-    (level: string) =>
-    (message: string, meta?: Record<string, unknown>): void => {
-      calls.push(meta === undefined ? { level, message } : { level, message, meta })
-    }
-  return { calls, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') }
-}
 
 export const sampleEvent = (overrides: Partial<SecurityEvent> = {}): SecurityEvent => ({
   timestamp: '2026-02-19T23:00:00.000Z',
@@ -46,15 +25,6 @@ export const sampleEvent = (overrides: Partial<SecurityEvent> = {}): SecurityEve
   details: { reason: 'Token expired' },
   ...overrides,
 })
-
-/** Poll until `check()` is true, every 10 ms, for at most `ms`. */
-export async function waitFor(check: () => boolean, ms = 3000): Promise<void> {
-  const until = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > until) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 const repoRoot = join(__dirname, '..', '..', '..')
 

@@ -1,7 +1,8 @@
 import { createAuditLogger, type AuditSinkDrop } from '@gatehouse/audit-log'
-import { fileLines, recordingLogger, sampleEvent, waitFor } from './helpers'
+import { fileLines, sampleEvent } from './helpers'
 import { SyslogReceiver, httpsSink, startHttpsCollector, syslogSink } from './receivers'
 import { logN, sinkTestbed } from './sink-testbed'
+import { recordingLogger, waitFor } from '@gatehouse/testing'
 
 jest.setTimeout(15_000)
 

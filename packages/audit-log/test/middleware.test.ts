@@ -3,9 +3,9 @@ import { join } from 'node:path'
 import express, { type RequestHandler } from 'express'
 import request from 'supertest'
 import { gatehouseLocals } from '@gatehouse/core'
-import { collectEvents, createTestApp, listen } from '@gatehouse/testing'
+import { collectEvents, createTestApp, listen, recordingLogger, tempDir, waitFor } from '@gatehouse/testing'
 import { accessLog, createAuditLogger, maskRequestUrl, verifyAuditLog } from '@gatehouse/audit-log'
-import { newKey, parsedLines, recordingLogger, tempDir, waitFor } from './helpers'
+import { newKey, parsedLines } from './helpers'
 
 // What the server's earlier layers put in res.locals (request id, client auth, proxy usage).
 const upstreamLayers: RequestHandler = (_req, res, next) => {

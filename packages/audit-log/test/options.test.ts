@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { createAuditLogger, type AuditLogOptions } from '@gatehouse/audit-log'
-import { newKey, tempDir } from './helpers'
+import { newKey } from './helpers'
+import { tempDir } from '@gatehouse/testing'
 
 describe('createAuditLogger options', () => {
   const key = newKey()

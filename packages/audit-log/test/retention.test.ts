@@ -1,7 +1,8 @@
 import { readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { createAuditLogger, listAuditFiles, verifyAuditLog, type AuditLogOptions } from '@gatehouse/audit-log'
-import { fileLines, newKey, parsedLines, recordingLogger, sampleEvent, tempDir } from './helpers'
+import { fileLines, newKey, parsedLines, sampleEvent } from './helpers'
+import { nextTurn, recordingLogger, tempDir } from '@gatehouse/testing'
 
 let dir: string
 let cleanup: () => void
@@ -29,9 +30,6 @@ async function writeLog(options: AuditLogOptions, count: number, burst = 25): Pr
   await audit.close()
   return audit
 }
-
-/** One turn of the event loop: the writer's scheduled write (or retention check) runs. */
-const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 const retentionLines = (files: string[]): Array<Record<string, unknown>> =>
   files.flatMap((f) => parsedLines(f)).filter((l) => l.retention !== undefined)
@@ -196,12 +194,12 @@ describe('audit rotation by age (fake clock)', () => {
     expect(rotated).toBeGreaterThan(2)
     jest.setSystemTime(start + 12 * 3_600_000)
     jest.advanceTimersByTime(3_600_000) // the hourly check: nothing is a day old yet
-    await turn()
+    await nextTurn()
     await audit.flush()
     expect(listAuditFiles(file)).toHaveLength(rotated + 1)
     jest.setSystemTime(start + 2 * 86_400_000)
     jest.advanceTimersByTime(3_600_000)
-    await turn()
+    await nextTurn()
     await audit.flush()
     await audit.close()
     expect(listAuditFiles(file)).toEqual([file])

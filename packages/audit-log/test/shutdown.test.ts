@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { verifyAuditLog } from '@gatehouse/audit-log'
-import { fileLines, newKey, runChild, tempDir } from './helpers'
+import { fileLines, newKey, runChild } from './helpers'
+import { tempDir } from '@gatehouse/testing'
 
 let dir: string
 let cleanup: () => void

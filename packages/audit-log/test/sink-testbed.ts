@@ -1,7 +1,8 @@
 import { join } from 'node:path'
 import type { AuditLogger } from '@gatehouse/audit-log'
-import { newKey, sampleEvent, tempDir } from './helpers'
+import { newKey, sampleEvent } from './helpers'
 import { testCertificate } from './receivers'
+import { tempDir } from '@gatehouse/testing'
 
 /**
  * The setup the sink tests share: a fresh directory, audit file and key for each test (handed to

@@ -1,9 +1,10 @@
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { createAuditLogger, type AuditSinkDrop } from '@gatehouse/audit-log'
-import { fileLines, recordingLogger, sampleEvent, waitFor } from './helpers'
+import { fileLines, sampleEvent } from './helpers'
 import { SyslogReceiver, fast, syslogSink } from './receivers'
 import { logN, sinkTestbed } from './sink-testbed'
+import { recordingLogger, waitFor } from '@gatehouse/testing'
 
 jest.setTimeout(15_000)
 

@@ -1,7 +1,8 @@
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createAuditLogger, verifyAuditLog } from '@gatehouse/audit-log'
-import { fileLines, newKey, sampleEvent, tempDir } from './helpers'
+import { fileLines, newKey, sampleEvent } from './helpers'
+import { tempDir } from '@gatehouse/testing'
 
 let dir: string
 let cleanup: () => void

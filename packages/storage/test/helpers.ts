@@ -49,8 +49,6 @@ export async function count(db: TestDb, table: string): Promise<number> {
   return Number(rows[0]!.n)
 }
 
-export { recordingLogger, type RecordingLogger } from '@gatehouse/testing'
-
 /** Overrides where `undefined` removes a field. */
 type Overrides = { [K in keyof SecurityEvent]?: SecurityEvent[K] | undefined }
 
@@ -91,24 +89,6 @@ export const authFailure = (overrides: Overrides = {}): SecurityEvent =>
     },
     overrides,
   )
-
-/** Poll until `check()` is true, every 20 ms, for at most `ms`. */
-export async function waitFor(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
-  const until = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error('condition not met in time')
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
-
-/** A loopback port that refuses connections (a listener opened and closed again). */
-export async function refusedPort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise<void>((r) => server.close(() => r()))
-  return port
-}
 
 /**
  * A TCP proxy in front of the real PostgreSQL that can be stopped (connections cut, new ones

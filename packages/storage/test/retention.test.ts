@@ -1,5 +1,6 @@
 import { createStorageSink, runRetention, type StorageSink } from '@gatehouse/storage'
-import { authFailure, count, pgUrl, providerRequest, recordingLogger, testDb, waitFor, type TestDb } from './helpers'
+import { authFailure, count, pgUrl, providerRequest, testDb, type TestDb } from './helpers'
+import { recordingLogger, waitFor } from '@gatehouse/testing'
 
 let db: TestDb
 const sinks: StorageSink[] = []

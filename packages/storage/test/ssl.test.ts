@@ -1,5 +1,6 @@
 import { createStorageSink } from '@gatehouse/storage'
-import { authFailure, count, pgUrl, recordingLogger, testDb, type TestDb } from './helpers'
+import { authFailure, count, pgUrl, testDb, type TestDb } from './helpers'
+import { recordingLogger } from '@gatehouse/testing'
 
 let db: TestDb
 

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
-import { collectEvents } from '@gatehouse/testing'
+import { collectEvents, freePort, recordingLogger, waitFor } from '@gatehouse/testing'
 import { createStorageSink, type StorageSink } from '@gatehouse/storage'
-import { authFailure, count, pgProxy, providerRequest, recordingLogger, refusedPort, testDb, waitFor, type TestDb } from './helpers'
+import { authFailure, count, pgProxy, providerRequest, testDb, type TestDb } from './helpers'
 
 let db: TestDb
 const sinks: StorageSink[] = []
@@ -26,7 +26,7 @@ function record10k(sink: StorageSink): number {
 
 describe('a database that cannot be reached', () => {
   it('never slows record(): 10,000 calls against a refused port finish well under a second and drop beyond maxQueue', async () => {
-    const port = await refusedPort()
+    const port = await freePort()
     const logger = recordingLogger()
     const { events, onEvent } = collectEvents()
     const sink = createStorageSink({

@@ -1,5 +1,5 @@
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express'
 import { isGatehouseError, type SecurityEvent, type SecurityEventHandler } from '@gatehouse/core'
 
@@ -32,17 +32,25 @@ export function collectEvents(): { events: SecurityEvent[]; onEvent: SecurityEve
   return { events, onEvent: (e) => void events.push(e) }
 }
 
-export interface RunningServer {
-  server: http.Server
+export interface RunningServer<S extends net.Server = http.Server> {
+  server: S
   port: number
   /** `http://127.0.0.1:<port>` */
   url: string
   close(): Promise<void>
 }
 
-/** Listen on 127.0.0.1 and an ephemeral port; `close()` also ends kept-alive connections. */
-export async function listen(handler: http.RequestListener | http.Server, host = '127.0.0.1'): Promise<RunningServer> {
-  const server = handler instanceof http.Server ? handler : http.createServer(handler)
+/**
+ * Listen on 127.0.0.1 (or `host`) and an ephemeral port: a request handler (served over HTTP) or a
+ * server of any kind (https, net); `close()` also ends the kept-alive connections of http(s) servers.
+ */
+export function listen(handler: http.RequestListener | http.Server, host?: string): Promise<RunningServer>
+export function listen<S extends net.Server>(server: S, host?: string): Promise<RunningServer<S>>
+export async function listen(
+  handler: http.RequestListener | net.Server,
+  host = '127.0.0.1',
+): Promise<RunningServer<net.Server>> {
+  const server = handler instanceof net.Server ? handler : http.createServer(handler)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(0, host, () => resolve())
@@ -55,7 +63,7 @@ export async function listen(handler: http.RequestListener | http.Server, host =
     url: `http://${hostPart}:${port}`,
     close: () =>
       new Promise<void>((resolve) => {
-        server.closeAllConnections?.()
+        ;(server as Partial<Pick<http.Server, 'closeAllConnections'>>).closeAllConnections?.()
         server.close(() => resolve())
       }),
   }
