@@ -1,74 +1,45 @@
 import http from 'node:http'
 import https from 'node:https'
-import os from 'node:os'
-import type { AddressInfo } from 'node:net'
 import type { Express } from 'express'
-import { collectEvents, createTestApp, generateCertificate, type GeneratedCertificate } from '@gatehouse/testing'
+import {
+  collectEvents,
+  createTestApp,
+  generateCertificate,
+  hasIpv6Loopback,
+  httpRequest,
+  listen,
+  type GeneratedCertificate,
+  type HttpReply,
+  type RunningServer,
+} from '@gatehouse/testing'
 import { hsts, httpsOnly, type HttpsOnlyOptions } from '@gatehouse/hsts'
-
-const hasIpv6Loopback = Object.values(os.networkInterfaces()).some((l) => (l ?? []).some((a) => a.family === 'IPv6' && a.address === '::1'))
 
 let tls: GeneratedCertificate
 beforeAll(() => {
   tls = generateCertificate({ commonName: 'localhost', altNames: ['localhost', '127.0.0.1', '::1'] })
 })
 
-const servers: (http.Server | https.Server)[] = []
+const running: RunningServer<http.Server | https.Server>[] = []
 afterEach(async () => {
-  await Promise.all(
-    servers.splice(0).map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          s.closeAllConnections()
-          s.close(() => resolve())
-        }),
-    ),
-  )
+  await Promise.all(running.splice(0).map((s) => s.close()))
 })
 
 async function start(server: http.Server | https.Server, host: string): Promise<number> {
-  servers.push(server)
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, host, () => resolve())
-  })
-  return (server.address() as AddressInfo).port
+  const s = await listen(server, host)
+  running.push(s)
+  return s.port
 }
 
-interface Reply {
-  status: number
-  headers: http.IncomingHttpHeaders
-  body: string
-  json: unknown
-}
-
+/** One request over http or https (trusting the test CA) to `host`:`port`, the path sent as written. */
 function request(
   secure: boolean,
   host: string,
   port: number,
   path = '/',
   headers: Record<string, string> = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const options = { host, port, path, headers, agent: false as const, ...(secure ? { ca: tls.cert, servername: 'localhost' } : {}) }
-    const onResponse = (res: http.IncomingMessage): void => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const body = Buffer.concat(chunks).toString('utf8')
-        let json: unknown
-        try {
-          json = JSON.parse(body)
-        } catch {
-          json = undefined
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json })
-      })
-    }
-    const req = secure ? https.request(options, onResponse) : http.request(options, onResponse)
-    req.on('error', reject)
-    req.end()
-  })
+): Promise<HttpReply> {
+  const origin = `${secure ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`
+  return httpRequest(origin, { path, headers, ...(secure ? { ca: tls.cert, servername: 'localhost' } : {}) })
 }
 
 function app(options: HttpsOnlyOptions = {}, trustProxy: unknown = false) {

@@ -1,12 +1,8 @@
-import http from 'node:http'
-import os from 'node:os'
 import express, { type ErrorRequestHandler, type Express } from 'express'
 import { createProxyMiddleware } from 'http-proxy-middleware'
 import { GatehouseError, sendProviderError } from '@gatehouse/core'
-import { createTestApp, listen, MockUpstream, type RunningServer } from '@gatehouse/testing'
+import { createTestApp, hasIpv6Loopback, httpRequest, listen, MockUpstream, type HttpReply, type RunningServer } from '@gatehouse/testing'
 import { hsts, SECURITY_HEADER_NAMES, type HstsOptions } from '@gatehouse/hsts'
-
-const hasIpv6Loopback = Object.values(os.networkInterfaces()).some((l) => (l ?? []).some((a) => a.family === 'IPv6' && a.address === '::1'))
 
 const running: RunningServer[] = []
 let upstream: MockUpstream | undefined
@@ -22,23 +18,8 @@ async function serve(app: Express, host = '127.0.0.1'): Promise<string> {
   return s.url
 }
 
-interface Reply {
-  status: number
-  headers: http.IncomingHttpHeaders
-  body: string
-}
-
-function send(url: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string | undefined } = {}): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(new URL(path, url), { method: init.method ?? 'GET', headers: init.headers ?? {}, agent: false }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }))
-    })
-    req.on('error', reject)
-    req.end(init.body)
-  })
-}
+const send = (url: string, path: string, init: { method?: string; headers?: Record<string, string>; body?: string | undefined } = {}): Promise<HttpReply> =>
+  httpRequest(url, { path, method: init.method ?? 'GET', ...(init.headers ? { headers: init.headers } : {}), ...(init.body !== undefined ? { body: init.body } : {}) })
 
 /** The header set the seed asks for, with Gatehouse's defaults (see the README for each difference). */
 const EXPECTED: Record<string, string> = {
@@ -57,7 +38,7 @@ const EXPECTED: Record<string, string> = {
   'cache-control': 'no-store',
 }
 
-function expectSecurityHeaders(r: Reply, csp = EXPECTED['content-security-policy']): void {
+function expectSecurityHeaders(r: HttpReply, csp = EXPECTED['content-security-policy']): void {
   for (const [name, value] of Object.entries(EXPECTED)) {
     expect([name, r.headers[name]]).toEqual([name, name === 'content-security-policy' ? csp : value])
   }

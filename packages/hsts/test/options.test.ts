@@ -1,5 +1,4 @@
-import { isGatehouseError } from '@gatehouse/core'
-import { createTestApp, listen } from '@gatehouse/testing'
+import { createTestApp, listen, thrownGatehouseError } from '@gatehouse/testing'
 import { hsts, httpsOnly, resolveHstsConfig, parseHstsHeader, type HstsOptions, type HttpsOnlyOptions } from '@gatehouse/hsts'
 
 async function headersOf(mw: ReturnType<typeof hsts>): Promise<Headers> {
@@ -11,16 +10,6 @@ async function headersOf(mw: ReturnType<typeof hsts>): Promise<Headers> {
   } finally {
     await server.close()
   }
-}
-
-function thrown(fn: () => unknown): Error & { code?: string } {
-  try {
-    fn()
-  } catch (err) {
-    expect(isGatehouseError(err)).toBe(true)
-    return err as Error & { code: string }
-  }
-  throw new Error('expected a throw')
 }
 
 describe('hsts options', () => {
@@ -70,7 +59,7 @@ describe('hsts options', () => {
     [{ logger: {} }, 'GH_HSTS_INVALID_OPTIONS', 'logger must have error, warn, info and debug'],
     [{ headers: {}, method: 'GET', url: '/' }, 'GH_HSTS_NOT_CALLED', 'without being called'],
   ])('rejects %j with %s', (options, code, message) => {
-    const err = thrown(() => hsts(options as HstsOptions))
+    const err = thrownGatehouseError(() => hsts(options as HstsOptions))
     expect(err.code).toBe(code)
     expect(err.message.startsWith('@gatehouse/hsts: ')).toBe(true)
     expect(err.message).toContain(message)
@@ -133,7 +122,7 @@ describe('httpsOnly options', () => {
     [{ logger: 1 }, 'GH_HSTS_INVALID_OPTIONS', 'httpsOnly: logger must have'],
     [{ headers: {}, method: 'GET', url: '/' }, 'GH_HSTS_NOT_CALLED', '@gatehouse/hsts: httpsOnly: the factory was passed to app.use() without being called'],
   ])('rejects %j with %s', (options, code, message) => {
-    const err = thrown(() => httpsOnly(options as HttpsOnlyOptions))
+    const err = thrownGatehouseError(() => httpsOnly(options as HttpsOnlyOptions))
     expect(err.code).toBe(code)
     expect(err.message).toContain(message)
   })

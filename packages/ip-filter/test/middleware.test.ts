@@ -1,6 +1,6 @@
-import { collectEvents, createTestApp } from '@gatehouse/testing'
+import { collectEvents, createTestApp, hasIpv6Loopback } from '@gatehouse/testing'
 import { ipFilter, type IpFilterMiddleware, type IpFilterOptions } from '@gatehouse/ip-filter'
-import { fakeLogger, hasIpv6Loopback, send, servers } from './helpers'
+import { fakeLogger, send, servers } from './helpers'
 
 const srv = servers()
 const filters: IpFilterMiddleware[] = []

@@ -1,19 +1,9 @@
-import { isGatehouseError } from '@gatehouse/core'
 import { ipFilter, MemoryDenylistStore, resolveIpFilterConfig, type IpFilterOptions } from '@gatehouse/ip-filter'
+import { thrownGatehouseError } from '@gatehouse/testing'
 
 function fakeLogger(): { logger: { error: jest.Mock; warn: jest.Mock; info: jest.Mock; debug: jest.Mock }; warned: () => string[] } {
   const logger = { error: jest.fn(), warn: jest.fn(), info: jest.fn(), debug: jest.fn() }
   return { logger, warned: () => logger.warn.mock.calls.map((c) => String(c[0])) }
-}
-
-function thrown(fn: () => unknown): Error & { code?: string } {
-  try {
-    fn()
-  } catch (err) {
-    expect(isGatehouseError(err)).toBe(true)
-    return err as Error & { code: string }
-  }
-  throw new Error('expected a throw')
 }
 
 describe('ipFilter options', () => {
@@ -33,7 +23,7 @@ describe('ipFilter options', () => {
     [{ allowlist: { enabled: true } }, 'GH_IPF_EMPTY_ALLOWLIST', 'allowlist.allowedIps is empty'],
     [{ headers: {}, method: 'GET', url: '/' }, 'GH_IPF_NOT_CALLED', 'without being called'],
   ])('rejects %j with %s', (options, code, message) => {
-    const err = thrown(() => ipFilter(options as IpFilterOptions))
+    const err = thrownGatehouseError(() => ipFilter(options as IpFilterOptions))
     expect(err.code).toBe(code)
     expect(err.message.startsWith('@gatehouse/ip-filter: ')).toBe(true)
     expect(err.message).toContain(message)
@@ -44,7 +34,7 @@ describe('ipFilter options', () => {
     ['::/0 in the bare-list form', ['::/0']],
     ['::ffff:0:0/96 (all of IPv4, written as IPv6)', ['::ffff:0:0/96']],
   ])('refuses an everything-denylist (%s) next to an enabled allowlist, pointing at denyAll', (_name, denylist) => {
-    const err = thrown(() => ipFilter({ allowlist: { allowedIps: ['10.0.0.0/8'] }, denylist }))
+    const err = thrownGatehouseError(() => ipFilter({ allowlist: { allowedIps: ['10.0.0.0/8'] }, denylist }))
     expect(err.code).toBe('GH_IPF_DENY_EVERYTHING')
     expect(err.message).toMatch(/denies every IPv[46] address/)
     expect(err.message).toContain('deny rules always win')

@@ -1,8 +1,7 @@
-import net from 'node:net'
 import { randomBytes } from 'node:crypto'
 import Redis, { type RedisOptions } from 'ioredis'
 import { isGatehouseError } from '@gatehouse/core'
-import { collectEvents, createTestApp } from '@gatehouse/testing'
+import { collectEvents, createTestApp, freePort, sleep, waitFor } from '@gatehouse/testing'
 import { ipFilter, RedisDenylistStore, type IpFilterMiddleware, type IpFilterOptions } from '@gatehouse/ip-filter'
 import { fakeLogger, send, servers } from './helpers'
 
@@ -34,16 +33,6 @@ async function gateway(options: IpFilterOptions) {
   const { url } = await srv.serve(app)
   return { url, filter, events }
 }
-
-async function closedPort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  const { port } = s.address() as net.AddressInfo
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 afterEach(async () => {
   await srv.closeAll()
@@ -120,15 +109,7 @@ describe('RedisDenylistStore', () => {
     await Promise.all([a.filter.ready(), b.filter.ready()])
     await sleep(50)
     await a.filter.add('203.0.113.77', { reason: 'fail-fast clients' })
-    let refusedAfter = -1
-    const started = Date.now()
-    while (Date.now() - started < 1000) {
-      if (!b.filter.check('203.0.113.77').allowed) {
-        refusedAfter = Date.now() - started
-        break
-      }
-      await sleep(2)
-    }
+    const refusedAfter = await waitFor(() => !b.filter.check('203.0.113.77').allowed, 1000, { every: 2 })
     expect(refusedAfter).toBeGreaterThanOrEqual(0)
     await a.filter.remove('203.0.113.77')
   })
@@ -156,7 +137,7 @@ describe('RedisDenylistStore', () => {
     expect((await send(b.url, '/', { 'x-forwarded-for': '2001:db8:dead::1' })).status).toBe(200)
     expect(await c.exists(key)).toBe(0)
     expect(await b.filter.list()).toEqual([])
-    for (let i = 0; i < 100 && (await c.sismember(`${PREFIX}denylist:index`, '2001:db8:dead::/48')) === 1; i++) await sleep(5)
+    await waitFor(async () => (await c.sismember(`${PREFIX}denylist:index`, '2001:db8:dead::/48')) !== 1, 2000, { every: 5 })
     expect(await c.sismember(`${PREFIX}denylist:index`, '2001:db8:dead::/48')).toBe(0)
   })
 
@@ -168,7 +149,7 @@ describe('RedisDenylistStore', () => {
     const c = client()
     await c.set(`${PREFIX}denylist:entry:198.51.100.200`, JSON.stringify({ reason: 'direct', addedAt: Date.now(), expiresAt: null }))
     await c.sadd(`${PREFIX}denylist:index`, '198.51.100.200')
-    for (let i = 0; i < 100 && g.filter.check('198.51.100.200').allowed; i++) await sleep(10)
+    await waitFor(() => !g.filter.check('198.51.100.200').allowed, 2000)
     expect(g.filter.check('198.51.100.200')).toMatchObject({ allowed: false, reason: 'direct' })
     await c.del(`${PREFIX}denylist:entry:198.51.100.200`)
     await c.srem(`${PREFIX}denylist:index`, '198.51.100.200')
@@ -210,7 +191,7 @@ describe('RedisDenylistStore', () => {
 
 describe('Redis unreachable (a closed port)', () => {
   async function downGateway(onStoreError: 'allow' | 'deny') {
-    const port = await closedPort()
+    const port = await freePort()
     const logger = fakeLogger()
     const c = client({ port, retryStrategy: () => 100, maxRetriesPerRequest: 1 })
     const s = store(c, { timeoutMs: 200 })

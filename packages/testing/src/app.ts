@@ -1,7 +1,7 @@
 import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express'
-import { isGatehouseError, type SecurityEvent, type SecurityEventHandler } from '@gatehouse/core'
+import { isGatehouseError, type GatehouseError, type SecurityEvent, type SecurityEventHandler } from '@gatehouse/core'
 
 /**
  * A real Express app with the given middlewares, then a handler that answers
@@ -67,4 +67,15 @@ export async function listen(
         server.close(() => resolve())
       }),
   }
+}
+
+/** The GatehouseError that `fn` throws; throws itself when `fn` returns or throws anything else. */
+export function thrownGatehouseError(fn: () => unknown): GatehouseError {
+  try {
+    fn()
+  } catch (err) {
+    if (isGatehouseError(err)) return err
+    throw new Error(`expected a GatehouseError, got ${String(err)}`, { cause: err })
+  }
+  throw new Error('expected a throw')
 }
