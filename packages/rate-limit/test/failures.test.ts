@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express'
 import request from 'supertest'
 import { gatehouseLocals, type SecurityEventHandler } from '@gatehouse/core'
-import { collectEvents, createTestApp } from '@gatehouse/testing'
+import { collectEvents, createTestApp, recordingLogger, sleep } from '@gatehouse/testing'
 import {
   memoryStore,
   quota,
@@ -11,7 +11,6 @@ import {
   type RateLimitHandler,
   type RateLimitStore,
 } from '@gatehouse/rate-limit'
-import { recordingLogger, sleep } from './helpers'
 
 /** A real memory store whose named operations fail with `error`. */
 function failing(
@@ -49,7 +48,7 @@ describe('store failures after admission', () => {
     await request(createTestApp(limiter, reportUsage)).post('/v1/messages').send('{}').expect(200)
     await sleep(20)
     expect(limiter.stats()).toEqual({ limited: 0, storeErrors: 1, failedOpen: 0, failedClosed: 0 })
-    expect(logger.lines).toEqual([
+    expect(logger.calls).toEqual([
       {
         level: 'error',
         message:
@@ -113,7 +112,7 @@ describe('store error logging', () => {
     const limiter = rateLimit({ requestsPerMinute: 5, store, logger })
     const app = createTestApp(limiter)
     for (let i = 0; i < 4; i++) await request(app).get('/').expect(200)
-    expect(logger.lines).toHaveLength(1)
+    expect(logger.calls).toHaveLength(1)
     jest.useFakeTimers({
       now: Date.now() + 6000,
       doNotFake: [
@@ -131,8 +130,8 @@ describe('store error logging', () => {
     } finally {
       jest.useRealTimers()
     }
-    expect(logger.lines).toHaveLength(2)
-    expect(logger.lines[1]!.meta).toMatchObject({
+    expect(logger.calls).toHaveLength(2)
+    expect(logger.calls[1]!.meta).toMatchObject({
       suppressed: 3,
       error: '@gatehouse/rate-limit: Redis connection is reconnecting',
     })

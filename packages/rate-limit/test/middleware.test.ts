@@ -3,9 +3,8 @@ import express, { type RequestHandler } from 'express'
 import { rateLimit as expressRateLimit } from 'express-rate-limit'
 import request from 'supertest'
 import { gatehouseLocals } from '@gatehouse/core'
-import { collectEvents, createTestApp } from '@gatehouse/testing'
+import { collectEvents, createTestApp, recordingLogger } from '@gatehouse/testing'
 import { memoryStore, rateLimit, TokenBucketStore, type RateLimitOptions } from '@gatehouse/rate-limit'
-import { recordingLogger } from './helpers'
 
 /** A test app that trusts X-Forwarded-For from loopback only, so a test can speak for any client address. */
 function appWith(...mws: RequestHandler[]): express.Express {
@@ -359,7 +358,7 @@ describe('rateLimit logging and trust proxy', () => {
         .send({})
         .expect(429)
     }
-    expect(logger.lines.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([])
+    expect(logger.calls.filter((l) => l.level === 'warn' || l.level === 'error')).toEqual([])
   })
 
   it("warns once when 'trust proxy' is true, since clients could pick their own address", async () => {
@@ -368,7 +367,7 @@ describe('rateLimit logging and trust proxy', () => {
     app.set('trust proxy', true)
     await request(app).get('/').set('x-forwarded-for', '192.0.2.44').expect(200)
     await request(app).get('/').set('x-forwarded-for', '192.0.2.45').expect(200)
-    expect(logger.lines).toEqual([
+    expect(logger.calls).toEqual([
       {
         level: 'warn',
         message: expect.stringMatching(/'trust proxy' is true/),
@@ -382,7 +381,7 @@ describe('rateLimit logging and trust proxy', () => {
     const app = createTestApp(rateLimit({ requestsPerMinute: 5, logger }))
     await request(app).get('/').set('x-forwarded-for', '192.0.2.44').expect(200)
     await request(app).get('/').set('x-forwarded-for', '192.0.2.44').expect(200)
-    expect(logger.lines).toEqual([
+    expect(logger.calls).toEqual([
       {
         level: 'warn',
         message: expect.stringMatching(/X-Forwarded-For but Express 'trust proxy' is off/),

@@ -1,8 +1,7 @@
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import request from 'supertest'
-import { createTestApp } from '@gatehouse/testing'
+import { createTestApp, tempDirs } from '@gatehouse/testing'
 import {
   memoryStore,
   quota,
@@ -252,13 +251,12 @@ describe('store options', () => {
   })
 
   describe('quotaFile', () => {
+    const tmp = tempDirs('rl-opts')
     let dir: string
-    beforeEach(async () => {
-      dir = await mkdtemp(join(tmpdir(), 'gh-rl-opts-'))
+    beforeEach(() => {
+      dir = tmp.make()
     })
-    afterEach(async () => {
-      await rm(dir, { recursive: true, force: true })
-    })
+    afterEach(tmp.cleanup)
 
     it('refuses a quota file that others can write', async () => {
       const file = join(dir, 'quota.json')

@@ -1,21 +1,18 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Express, RequestHandler } from 'express'
 import request from 'supertest'
 import type { SecurityEvent } from '@gatehouse/core'
-import { createTestApp } from '@gatehouse/testing'
+import { createTestApp, recordingLogger, sleep, tempDirs } from '@gatehouse/testing'
 import { memoryStore, quota, type MemoryStore } from '@gatehouse/rate-limit'
-import { recordingLogger, sleep } from './helpers'
 
+const tmp = tempDirs('rl-quota-file')
 let dir: string
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'gh-rl-quota-file-'))
+beforeAll(() => {
+  dir = tmp.make()
 })
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true })
-})
+afterAll(tmp.cleanup)
 
 /** A fresh key for each test, made at run time. */
 const newKey = (): Buffer => randomBytes(32)
@@ -64,7 +61,7 @@ describe('quota file integrity: a signed file', () => {
     const again = memoryStore({ quotaFile: file, quotaFileKey: key, logger, onEvent: (e) => events.push(e) })
     expect(await usedBy(again, 'key_a')).toBe(700)
     expect(await usedBy(again, 'key_b')).toBe(0)
-    expect(logger.lines).toEqual([])
+    expect(logger.calls).toEqual([])
     expect(events).toEqual([])
     await again.shutdown()
   })
@@ -110,12 +107,12 @@ describe('quota file integrity: an edited file', () => {
 
     const moved = (await readdir(dir)).filter((f) => f.startsWith('tampered.json.tampered-'))
     expect(moved).toHaveLength(1)
-    expect(logger.lines).toHaveLength(1)
-    expect(logger.lines[0]).toMatchObject({
+    expect(logger.calls).toHaveLength(1)
+    expect(logger.calls[0]).toMatchObject({
       level: 'error',
       meta: { code: 'GH_RL_QUOTA_FILE_TAMPERED', file, moved_to: join(dir, moved[0]!) },
     })
-    expect(JSON.stringify(logger.lines)).not.toContain(key.toString('hex'))
+    expect(JSON.stringify(logger.calls)).not.toContain(key.toString('hex'))
     expect(events).toEqual([
       expect.objectContaining({
         event_type: 'security_violation',
@@ -137,7 +134,7 @@ describe('quota file integrity: an edited file', () => {
 
     const logger = recordingLogger()
     const restarted = memoryStore({ quotaFile: file, quotaFileKey: key, logger })
-    expect(logger.lines).toEqual([]) // the file the gateway wrote is a good one
+    expect(logger.calls).toEqual([]) // the file the gateway wrote is a good one
     expect(await usedBy(restarted, 'key_c')).toBe(1000)
     await restarted.quotaReset(NS, 'key_c')
     expect(await usedBy(restarted, 'key_c')).toBe(0)
@@ -153,7 +150,7 @@ describe('quota file integrity: an edited file', () => {
     const logger = recordingLogger()
     const store = memoryStore({ quotaFile: file, quotaFileKey: newKey(), logger })
     expect(await usedBy(store, 'key_a')).toBe(1000)
-    expect(logger.lines[0]?.meta?.code).toBe('GH_RL_QUOTA_FILE_TAMPERED')
+    expect(logger.calls[0]?.meta?.code).toBe('GH_RL_QUOTA_FILE_TAMPERED')
     await store.shutdown()
   })
 })
@@ -169,7 +166,7 @@ describe('quota file integrity: a file from before the key', () => {
     const logger = recordingLogger()
     const store = memoryStore({ quotaFile: file, quotaFileKey: key, logger, quotaFlushMs: 60_000 })
     expect(await usedBy(store, 'key_a')).toBe(321)
-    expect(logger.lines).toEqual([
+    expect(logger.calls).toEqual([
       expect.objectContaining({ level: 'warn', meta: { file }, message: expect.stringMatching(/no integrity check/) }),
     ])
     // Written again at once, not after quotaFlushMs.
@@ -183,7 +180,7 @@ describe('quota file integrity: a file from before the key', () => {
     const quiet = recordingLogger()
     const again = memoryStore({ quotaFile: file, quotaFileKey: key, logger: quiet })
     expect(await usedBy(again, 'key_a')).toBe(321)
-    expect(quiet.lines).toEqual([])
+    expect(quiet.calls).toEqual([])
     await again.shutdown()
   })
 

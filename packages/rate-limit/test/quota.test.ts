@@ -1,28 +1,28 @@
 import http from 'node:http'
-import { readdir, readFile, rm, mkdtemp, stat, writeFile, chmod } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readdir, readFile, mkdtemp, stat, writeFile, chmod } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { RequestHandler } from 'express'
 import Redis from 'ioredis'
 import request from 'supertest'
 import { gatehouseLocals } from '@gatehouse/core'
-import { collectEvents, createTestApp, listen, MockUpstream, type RunningServer } from '@gatehouse/testing'
+import { collectEvents, createTestApp, listen, MockUpstream, recordingLogger, type RunningServer, sleep, tempDirs } from '@gatehouse/testing'
 import { memoryStore, quota, redisStore, type RateLimitStore } from '@gatehouse/rate-limit'
-import { deletePrefix, recordingLogger, REDIS_URL, send, sleep, testPrefix } from './helpers'
+import { deletePrefix, REDIS_URL, send, testPrefix } from './helpers'
 import { proxyTo } from './proxy'
 
 const prefix = testPrefix()
 let admin: Redis
 let dir: string
+const tmp = tempDirs('rl-quota')
 
 beforeAll(async () => {
   admin = new Redis(REDIS_URL)
-  dir = await mkdtemp(join(tmpdir(), 'gh-rl-quota-'))
+  dir = tmp.make()
 })
 afterAll(async () => {
   await deletePrefix(admin, prefix)
   admin.disconnect()
-  await rm(dir, { recursive: true, force: true })
+  tmp.cleanup()
 })
 
 const reportUsage: RequestHandler = (req, res, next) => {
@@ -247,7 +247,7 @@ describe('quota counters in memory, kept in a file', () => {
     const logger = recordingLogger()
     const store = memoryStore({ quotaFile: file, logger })
     expect((await stat(file)).mode & 0o777).toBe(0o600)
-    expect(logger.lines).toEqual([
+    expect(logger.calls).toEqual([
       { level: 'warn', message: '@gatehouse/rate-limit: quota file mode 644 tightened to 600' },
     ])
     await store.shutdown()
@@ -268,7 +268,7 @@ describe('quota counters in memory, kept in a file', () => {
         expect(store.stats().errors).toBe(0)
       } else {
         expect(store.stats().errors).toBeGreaterThanOrEqual(1)
-        expect(logger.lines[0]).toMatchObject({
+        expect(logger.calls[0]).toMatchObject({
           level: 'error',
           message: '@gatehouse/rate-limit: could not write the quota file',
           meta: { code: 'EACCES' },

@@ -4,20 +4,10 @@ import { rm } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import Redis from 'ioredis'
 import request from 'supertest'
-import { collectEvents, createTestApp, listen, type RunningServer } from '@gatehouse/testing'
+import { collectEvents, createTestApp, freePort, listen, recordingLogger, type RunningServer, sleep, waitFor } from '@gatehouse/testing'
 import { periodOf, quota, rateLimit, redisStore, tokenLimit, type RedisStore } from '@gatehouse/rate-limit'
 import { buildForChild } from './child'
-import {
-  deletePrefix,
-  freePort,
-  recordingLogger,
-  REDIS_URL,
-  send,
-  sleep,
-  startRedis,
-  stopRedis,
-  testPrefix,
-} from './helpers'
+import { deletePrefix, REDIS_URL, send, startRedis, stopRedis, testPrefix } from './helpers'
 
 const prefix = testPrefix()
 let admin: Redis
@@ -229,7 +219,7 @@ describe('Redis unreachable', () => {
     expect(Date.now() - started).toBeLessThan(2000)
     expect(limiter.stats()).toEqual({ limited: 0, storeErrors: 5, failedOpen: 5, failedClosed: 0 })
     expect(store.stats().errors).toBe(5)
-    const errors = logger.lines.filter((l) => l.level === 'error')
+    const errors = logger.calls.filter((l) => l.level === 'error')
     expect(errors).toHaveLength(1) // throttled
     expect(errors[0]).toMatchObject({
       message: '@gatehouse/rate-limit: store unavailable; serving without this limit (onStoreError allow)',
@@ -356,13 +346,12 @@ describe('Redis unreachable, then back', () => {
       expect(events.map((e) => e.result)).toEqual(['store_unavailable'])
 
       server = await startRedis(port) // empty: no buckets, no cached scripts
-      const deadline = Date.now() + 10_000
-      while (!(await store.ping()) && Date.now() < deadline) await sleep(50)
+      await waitFor(() => store.ping(), 10_000, { every: 50 })
       expect(await store.ping()).toBe(true)
       expect(await statuses(3)).toEqual([200, 200, 429]) // limiting again, same store, same process
       expect((await request(denyApp).get('/')).status).toBe(200)
       expect(allow.stats().failedOpen).toBe(4)
-      expect(logger.lines.some((l) => l.level === 'info' && /reachable again/.test(l.message))).toBe(true)
+      expect(logger.calls.some((l) => l.level === 'info' && /reachable again/.test(l.message))).toBe(true)
     } finally {
       await running?.close()
       await store.shutdown()

@@ -2,10 +2,10 @@ import http from 'node:http'
 import express, { type RequestHandler } from 'express'
 import request from 'supertest'
 import { gatehouseLocals } from '@gatehouse/core'
-import { collectEvents, createTestApp, listen, MockUpstream, type RunningServer } from '@gatehouse/testing'
+import { collectEvents, createTestApp, listen, MockUpstream, type RunningServer, sleep } from '@gatehouse/testing'
 import { estimateTokens, memoryStore, quota, tokenLimit } from '@gatehouse/rate-limit'
 import { proxyTo } from './proxy'
-import { send, sleep } from './helpers'
+import { send } from './helpers'
 
 /** Echo what estimateTokens sees. */
 const echoEstimate =
