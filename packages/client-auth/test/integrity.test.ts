@@ -1,16 +1,17 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { FileKeyStore } from '@gatehouse/client-auth'
+import { tempDirs } from '@gatehouse/testing'
 
 /** The key file carries an HMAC of its keys: an edit made outside Gatehouse is refused, fail closed. */
 
+const tmp = tempDirs('keyfile-mac')
 let dir: string
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'gh-keyfile-mac-'))
+  dir = tmp.make()
 })
-afterEach(() => rmSync(dir, { recursive: true, force: true }))
+afterEach(tmp.cleanup)
 
 const salt = randomBytes(32).toString('hex')
 const logger = () => {

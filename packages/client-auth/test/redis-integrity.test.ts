@@ -1,21 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
 import { RedisKeyStore } from '@gatehouse/client-auth'
-import { recordingLogger } from '@gatehouse/testing'
+import { recordingLogger, waitFor } from '@gatehouse/testing'
 
 /**
  * The shared key store in Redis is the gateways', not Redis's: each record carries an HMAC under a
  * key derived from the salt (which Redis never holds). Whoever can write to Redis cannot widen a
  * key's scope or add a key of their own: the entry is refused and logged, and the others still work.
  */
-
-const until = async (check: () => boolean, ms = 5000): Promise<void> => {
-  const end = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 describe('RedisKeyStore integrity', () => {
   const prefix = `gh-auth-int-${randomBytes(4).toString('hex')}:`
@@ -60,7 +52,7 @@ describe('RedisKeyStore integrity', () => {
     await redis.hset(hashKey, narrow.record.hash, JSON.stringify(stored), planted.hash, JSON.stringify({ ...planted, mac: 'f'.repeat(64) }))
     // An editor who also bumps the version, so that every replica reloads (the periodic check sees it).
     await redis.incr(`${hashKey}:version`)
-    await until(() => reader.verify(narrow.key) === undefined)
+    await waitFor(() => reader.verify(narrow.key) === undefined)
     expect(reader.list().map((r) => r.id)).toEqual([other.record.id])
     expect(reader.verify(other.key)?.id).toBe(other.record.id)
     expect(log.calls.some((c) => c.level === 'error' && JSON.stringify(c).includes('changed outside Gatehouse'))).toBe(true)

@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import request from 'supertest'
 import express from 'express'
-import { collectEvents, createTestApp } from '@gatehouse/testing'
+import { collectEvents, createTestApp, tempDir } from '@gatehouse/testing'
 import { clientAuth, FileKeyStore, keyModelScope, MemoryKeyStore, validateKeyScope } from '@gatehouse/client-auth'
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const salt = randomBytes(32).toString('hex')
@@ -80,7 +79,7 @@ describe('key scopes', () => {
   })
 
   it('fails closed on a key file whose scope was edited into nonsense, naming the key', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gh-scope-'))
+    const { dir, cleanup } = tempDir('scope')
     try {
       const file = join(dir, 'keys.json')
       const store = new FileKeyStore({ file, salt, reload: 'stat' })
@@ -94,7 +93,7 @@ describe('key scopes', () => {
       expect(store.lastError).toContain(`key ${k.record.id}: limits.requests_per_minute must be a whole number`)
       store.close()
     } finally {
-      rmSync(dir, { recursive: true, force: true })
+      cleanup()
     }
   })
 })

@@ -1,13 +1,11 @@
-import fs, { mkdtempSync, statSync, chmodSync, writeFileSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import fs, { statSync, chmodSync, writeFileSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { FileKeyStore, loadOrCreateSalt, MemoryKeyStore, isClientKeyFormat, generateClientKey, hashClientKey, keyIdFromHash } from '@gatehouse/client-auth'
 import { hasValidClientKeyChecksum } from '@gatehouse/core'
+import { nextTurn, tempDir, tempDirs } from '@gatehouse/testing'
 
 const mode = (p: string) => statSync(p).mode & 0o777
-/** One turn of the event loop: change notifications queued by the kernel are handled in it. */
-const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
 
 describe('client keys', () => {
   it('generates gate_live_ + 43 base62 characters + _ + a 6-character checksum, never twice', () => {
@@ -21,7 +19,7 @@ describe('client keys', () => {
   })
 
   it('still authenticates a key issued before checksums (gate_live_ + 43 base64url)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gh-keys-'))
+    const { dir, cleanup } = tempDir('keys')
     try {
       const salt = randomBytes(32).toString('hex')
       const legacy = `gate_live_${randomBytes(32).toString('base64url')}`
@@ -39,18 +37,19 @@ describe('client keys', () => {
       expect(store.verify(legacy)?.name).toBe('old')
       store.close()
     } finally {
-      rmSync(dir, { recursive: true, force: true })
+      cleanup()
     }
   })
 })
 
 /** A fresh temporary directory per test, removed after it: `dir()` is the current one. */
 function tempDirPerTest(): () => string {
+  const tmp = tempDirs('keys')
   let dir = ''
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'gh-keys-'))
+    dir = tmp.make()
   })
-  afterEach(() => rmSync(dir, { recursive: true, force: true }))
+  afterEach(tmp.cleanup)
   return () => dir
 }
 

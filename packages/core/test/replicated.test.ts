@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
 import { ReplicatedHash, type ReplicatedHashClient } from '@gatehouse/core'
+import { sleep, waitFor } from '@gatehouse/testing'
 
 /** Replicated state on the machine's Redis, each test under a key of its own. */
 
@@ -34,14 +35,6 @@ function replica(key: string, c: ReplicatedHashClient = client(), resyncMs = 100
   return { hash, copies, latest: () => copies[copies.length - 1]?.entries ?? new Map<string, string>() }
 }
 
-const until = async (check: () => boolean, ms: number): Promise<number> => {
-  const started = Date.now()
-  while (!check()) {
-    if (Date.now() - started > ms) throw new Error(`not within ${ms} ms`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
-  return Date.now() - started
-}
 
 
 describe('ReplicatedHash', () => {
@@ -51,17 +44,17 @@ describe('ReplicatedHash', () => {
     const b = replica(key)
     const c = replica(key)
     await Promise.all([a.hash.start(), b.hash.start(), c.hash.start()])
-    await new Promise((r) => setTimeout(r, 100)) // subscriptions in place
+    await sleep(100) // subscriptions in place
     const sent = Date.now()
     await a.hash.update({ one: '1', two: '2' })
     // The updating replica holds the change when update() resolves.
     expect(a.latest().get('one')).toBe('1')
     for (const r of [b, c]) {
-      const ms = await until(() => r.latest().get('two') === '2', 1000)
+      const ms = await waitFor(() => r.latest().get('two') === '2', 1000, { every: 5 })
       expect(ms).toBeLessThan(500)
     }
     await b.hash.update({ one: null })
-    await until(() => !a.latest().has('one') && !c.latest().has('one'), 1000)
+    await waitFor(() => !a.latest().has('one') && !c.latest().has('one'), 1000, { every: 5 })
     expect(a.hash.version).toBe(b.hash.version)
     expect(Date.now() - sent).toBeLessThan(1000)
   })
@@ -74,7 +67,7 @@ describe('ReplicatedHash', () => {
     const raw = client()
     await ready(raw)
     await raw.multi().hset(key, 'quiet', 'yes').incr(`${key}:version`).exec()
-    const ms = await until(() => a.latest().get('quiet') === 'yes', 2000)
+    const ms = await waitFor(() => a.latest().get('quiet') === 'yes', 2000, { every: 5 })
     expect(ms).toBeLessThan(1000)
   })
 
@@ -89,7 +82,7 @@ describe('ReplicatedHash', () => {
     // Redis restarted empty, then someone wrote one field (version 1, below the replica's 2).
     await raw.del(key, `${key}:version`)
     await raw.multi().hset(key, 'new', 'field').incr(`${key}:version`).exec()
-    await until(() => a.latest().get('new') === 'field' && a.latest().get('keep') === 'me', 3000)
+    await waitFor(() => a.latest().get('new') === 'field' && a.latest().get('keep') === 'me', 3000, { every: 5 })
     expect(a.latest().get('and')).toBe('changed')
     expect(Number(await raw.get(`${key}:version`))).toBeGreaterThan(2)
     expect(await raw.hget(key, 'keep')).toBe('me')
@@ -122,7 +115,7 @@ describe('ReplicatedHash: an update racing a snapshot', () => {
         if (prop !== 'eval') return Reflect.get(target, prop, receiver) as unknown
         return async (...args: unknown[]) => {
           const result = await (target.eval as (...a: unknown[]) => Promise<unknown>)(...args)
-          if (String(args[0]).includes('HGETALL')) await new Promise((r) => setTimeout(r, 150))
+          if (String(args[0]).includes('HGETALL')) await sleep(150)
           return result
         }
       },
@@ -130,10 +123,10 @@ describe('ReplicatedHash: an update racing a snapshot', () => {
     const a = replica(key, slow, 50)
     const b = replica(key)
     await Promise.all([a.hash.start(), b.hash.start()])
-    await new Promise((r) => setTimeout(r, 100)) // subscriptions in place
+    await sleep(100) // subscriptions in place
     // B's change starts a snapshot on A (its notification); A's own update lands while it reads.
     await b.hash.update({ other: '1' })
-    await new Promise((r) => setTimeout(r, 20))
+    await sleep(20)
     await a.hash.update({ mine: '1' })
     expect(a.latest().get('mine')).toBe('1')
   })
