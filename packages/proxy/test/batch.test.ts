@@ -1,6 +1,5 @@
+import { nextTurn } from '@gatehouse/testing'
 import { batchedStage } from '../src/batch'
-
-const nextTurn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve))
 
 describe('batchedStage', () => {
   it('runs everything queued in one event-loop turn together, in order, in the next turn', async () => {

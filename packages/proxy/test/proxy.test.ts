@@ -3,7 +3,7 @@ import net, { type AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import express, { type RequestHandler } from 'express'
 import { defaultEndpointIds, PROVIDERS, type SecurityEvent } from '@gatehouse/core'
-import { listen, MockUpstream } from '@gatehouse/testing'
+import { listen, MockUpstream, rawHttp } from '@gatehouse/testing'
 import { gatehouseProxy, type ProxyOptions } from '@gatehouse/proxy'
 
 /** The proxy mounted alone in an Express app, as a developer would, in front of a mock provider. */
@@ -22,24 +22,12 @@ async function mount(options: Partial<ProxyOptions> & { providers: ProxyOptions[
   return { url: server.url, events, close: async () => (await server.close(), proxy.close()) }
 }
 
-/** A raw request with exactly these headers. */
-function raw(url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url)
-    const socket = net.connect(Number(u.port), u.hostname)
-    let got = ''
-    socket.setEncoding('latin1')
-    socket.on('data', (d: string) => (got += d))
-    socket.on('error', reject)
-    socket.on('close', () => {
-      while (/^HTTP\/1\.1 1\d\d /.test(got)) got = got.slice(got.indexOf('\r\n\r\n') + 4)
-      resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1] ?? 0))
-    })
-    const all: Record<string, string> = { host: u.host, ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) }
-    all.connection = [headers.connection, 'close'].filter(Boolean).join(', ')
-    socket.write(`${method} ${path} HTTP/1.1\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`)
-    if (body !== undefined) socket.write(body)
-  })
+/** A raw request with exactly these headers (plus Host, Content-Length, Connection: close); its final status. */
+async function raw(url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<number> {
+  const all: Record<string, string> = { host: new URL(url).host, ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) }
+  all.connection = [headers.connection, 'close'].filter(Boolean).join(', ')
+  const head = `${method} ${path} HTTP/1.1\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`
+  return (await rawHttp(url, head + Buffer.from(body ?? '', 'utf8').toString('latin1'))).status
 }
 
 /** A concrete path for a registry pattern. */

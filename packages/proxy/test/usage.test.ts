@@ -4,7 +4,7 @@ import zlib from 'node:zlib'
 import { randomBytes } from 'node:crypto'
 import express, { type RequestHandler } from 'express'
 import { gatehouseLocals, tokenCharge } from '@gatehouse/core'
-import { listen, MockUpstream } from '@gatehouse/testing'
+import { listen, MockUpstream, sleep } from '@gatehouse/testing'
 import { gatehouseProxy, type ProxyOptions } from '@gatehouse/proxy'
 
 /**
@@ -20,7 +20,6 @@ const claudeBody = {
   max_tokens: 100,
   messages: [{ role: 'user', content: 'hi' }],
 }
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 interface Seen {
   upstreamReached: unknown
