@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
 import { createAlertEngine, RedisAlertStore, type BlockRequest } from '@gatehouse/alerts'
-import { rateLimitedEvent } from '@gatehouse/testing'
+import { rateLimitedEvent, sleep } from '@gatehouse/testing'
 
 const prefix = `gh-test-${randomBytes(6).toString('hex')}:`
 let redis: Redis
@@ -56,7 +56,7 @@ describe('RedisAlertStore', () => {
     await burst()
     await burst()
     expect(blocks).toHaveLength(1)
-    await new Promise((r) => setTimeout(r, 1100))
+    await sleep(1100)
     await burst()
     expect(blocks).toHaveLength(2)
     await engine.shutdown()

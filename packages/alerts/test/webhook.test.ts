@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createAlertEngine } from '@gatehouse/alerts'
-import { listen, recordingLogger, securityEvent, type RunningServer } from '@gatehouse/testing'
+import { listen, recordingLogger, type RunningServer, securityEvent, sleep } from '@gatehouse/testing'
 
 interface Received {
   method: string | undefined
@@ -119,7 +119,7 @@ describe('notify_admin webhook delivery', () => {
       const started = process.hrtime.bigint()
       for (let i = 0; i < 3; i++) engine.recordEvent(securityEvent())
       expect(Number(process.hrtime.bigint() - started) / 1e6).toBeLessThan(50)
-      await new Promise((r) => setTimeout(r, 50))
+      await sleep(50)
       expect(engine.stats()).toMatchObject({ fired: 1, delivered: 0 })
       release()
       await engine.idle()
@@ -136,7 +136,7 @@ describe('notify_admin webhook delivery', () => {
     const engine = createAlertEngine({ rules: [rule], notify: { webhookUrl: `${server.url}/hook`, retries: 4, retryDelay: '10s' } })
     try {
       for (let i = 0; i < 3; i++) engine.recordEvent(securityEvent())
-      await new Promise((r) => setTimeout(r, 100))
+      await sleep(100)
       const started = Date.now()
       await engine.shutdown()
       expect(Date.now() - started).toBeLessThan(2000)

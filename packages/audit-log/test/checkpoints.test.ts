@@ -10,7 +10,7 @@ import {
 import { lineVerifies, parseChainedLine, sealLine } from '../src/chain'
 import { fileLines, newKey, sampleEvent } from './helpers'
 import { SyslogReceiver, syslogSink } from './receivers'
-import { tempDir, waitFor } from '@gatehouse/testing'
+import { sleep, tempDir, waitFor } from '@gatehouse/testing'
 
 jest.setTimeout(15_000)
 
@@ -178,7 +178,7 @@ describe('signed checkpoints: forged, Ed25519-signed, on an interval, shipped', 
     const audit = createAuditLogger({ file, key, checkpoints: { enabled: true, interval: 30 } })
     audit.log(sampleEvent())
     await waitFor(() => fileLines(file).some((l) => l.includes('"checkpoint"')), 3000)
-    await new Promise((r) => setTimeout(r, 150)) // several more intervals with nothing new
+    await sleep(150) // several more intervals with nothing new
     await audit.close()
     const lines = fileLines(file)
     expect(lines).toHaveLength(2)

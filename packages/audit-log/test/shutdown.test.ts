@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { verifyAuditLog } from '@gatehouse/audit-log'
 import { fileLines, newKey, runChild } from './helpers'
-import { tempDir } from '@gatehouse/testing'
+import { sleep, tempDir } from '@gatehouse/testing'
 
 let dir: string
 let cleanup: () => void
@@ -28,7 +28,7 @@ describe('SIGTERM with events in flight', () => {
     const key = newKey()
     const child = runChild(['stream', file, key])
     await child.waitForLine(/^started$/)
-    await new Promise((r) => setTimeout(r, 150))
+    await sleep(150)
     child.kill('SIGTERM')
     const { code, stdout } = await child.exited
     expect(code).toBe(0)

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { createHmac, randomBytes } from 'node:crypto'
 import request from 'supertest'
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose'
-import { collectEvents, createTestApp } from '@gatehouse/testing'
+import { collectEvents, createTestApp, sleep } from '@gatehouse/testing'
 import { clientAuth, MemoryKeyStore } from '@gatehouse/client-auth'
 
 /**
@@ -70,7 +70,7 @@ describe('JWT client authentication', () => {
     // Rotation: the issuer publishes k2 beside k1, then signs with k2 only.
     const k2 = await signer('k2', 'ES256')
     jwks = [k1.jwk, k2.jwk]
-    await new Promise((r) => setTimeout(r, 1100)) // the refetch cool-down
+    await sleep(1100) // the refetch cool-down
     const t2 = await token(k2.pair, 'k2', {}, { alg: 'ES256' })
     expect((await request(a).post('/v1/chat/completions').set('authorization', `Bearer ${t2}`).send({})).status).toBe(200)
     expect((await request(a).post('/v1/chat/completions').set('authorization', `Bearer ${t1}`).send({})).status).toBe(200)

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { FileKeyStore, loadOrCreateSalt, MemoryKeyStore, isClientKeyFormat, generateClientKey, hashClientKey, keyIdFromHash } from '@gatehouse/client-auth'
 import { hasValidClientKeyChecksum } from '@gatehouse/core'
-import { nextTurn, tempDir, tempDirs } from '@gatehouse/testing'
+import { nextTurn, sleep, tempDir, tempDirs } from '@gatehouse/testing'
 
 const mode = (p: string) => statSync(p).mode & 0o777
 
@@ -168,7 +168,7 @@ describe('FileKeyStore: seeing changes made by other processes', () => {
     ;(store as unknown as { watcher: object }).watcher = { close() {} }
     other.revoke(record.id)
     expect(store.verify(key)?.revoked_at).toBeUndefined()
-    await new Promise((r) => setTimeout(r, 1100))
+    await sleep(1100)
     expect(store.verify(key)?.revoked_at).toBeDefined()
   })
 })

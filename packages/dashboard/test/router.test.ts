@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import express, { type Express } from 'express'
 import request, { type Response } from 'supertest'
 import type { SecurityEvent } from '@gatehouse/core'
-import { collectEvents, recordingLogger } from '@gatehouse/testing'
+import { collectEvents, recordingLogger, sleep } from '@gatehouse/testing'
 import { DASHBOARD_CSP, dashboardRouter, type DashboardData, type DashboardOptions } from '@gatehouse/dashboard'
 
 const BASE = '/v0/management/dashboard'
@@ -327,7 +327,7 @@ describe('dashboardRouter: sessions', () => {
     const a = app({ sessionTtl: '1s' })
     const { cookie, page } = await session(a)
     expect(page.text).toContain('req-marker-7f3a')
-    await new Promise((r) => setTimeout(r, 1100))
+    await sleep(1100)
     const later = await request(a).get(`${BASE}/`).set('Cookie', cookie)
     expectNoData(later.text)
   })

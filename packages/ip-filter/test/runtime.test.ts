@@ -1,5 +1,5 @@
 import { isGatehouseError } from '@gatehouse/core'
-import { collectEvents, createTestApp } from '@gatehouse/testing'
+import { collectEvents, createTestApp, sleep } from '@gatehouse/testing'
 import { ipFilter, MemoryDenylistStore, type IpFilterMiddleware } from '@gatehouse/ip-filter'
 import { fakeLogger, send, servers } from './helpers'
 
@@ -175,7 +175,7 @@ describe('the runtime denylist (memory store)', () => {
     }
     const { url, filter } = await setup({ store: slow })
     const pending = send(url, '/', { 'x-forwarded-for': '192.0.2.77' })
-    await new Promise((r) => setTimeout(r, 50))
+    await sleep(50)
     release()
     expect((await pending).status).toBe(403)
     await filter.ready()

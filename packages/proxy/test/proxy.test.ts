@@ -3,7 +3,7 @@ import net, { type AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import express, { type RequestHandler } from 'express'
 import { defaultEndpointIds, PROVIDERS, type SecurityEvent } from '@gatehouse/core'
-import { listen, MockUpstream, rawHttp } from '@gatehouse/testing'
+import { listen, MockUpstream, rawHttp, sleep } from '@gatehouse/testing'
 import { gatehouseProxy, type ProxyOptions } from '@gatehouse/proxy'
 
 /** The proxy mounted alone in an Express app, as a developer would, in front of a mock provider. */
@@ -331,7 +331,7 @@ describe('what the proxy tells the limits: upstreamReached, upstreamStatus, usag
       expect(await post(ok.url)).toBe(400)
       expect(await post(down.url)).toBe(502)
       expect(await post(none.url)).toBe(503)
-      await new Promise((r) => setTimeout(r, 50))
+      await sleep(50)
       expect(seen).toEqual([
         { upstreamReached: true, upstreamStatus: 200, usage: { inputTokens: 3, outputTokens: 4 } },
         { upstreamReached: true, upstreamStatus: 400, usage: undefined },
@@ -363,7 +363,7 @@ describe('what the proxy tells the limits: upstreamReached, upstreamStatus, usag
       const first = await reader.read()
       expect(Buffer.from(first.value!).toString()).toContain('message_start')
       controller.abort()
-      await new Promise((r) => setTimeout(r, 100))
+      await sleep(100)
       expect(seen).toEqual([{ upstreamReached: true, upstreamStatus: 200, usage: undefined }])
     } finally {
       await m.close()
@@ -398,7 +398,7 @@ describe('usage from every answer shape', () => {
       // A client that asked for usage gets it, untouched.
       const asked = await stream({ stream_options: { include_usage: true } })
       expect(asked).toContain('"usage":{')
-      await new Promise((r) => setTimeout(r, 50))
+      await sleep(50)
       expect(seen).toEqual([{ inputTokens: 12, outputTokens: 34 }, { inputTokens: 12, outputTokens: 34 }])
     } finally {
       await m.close()
@@ -429,7 +429,7 @@ describe('usage from every answer shape', () => {
         req.end(JSON.stringify(chat))
       })
       expect(gunzipSync(got).toString()).toBe(answer)
-      await new Promise((r) => setTimeout(r, 50))
+      await sleep(50)
       expect(seen).toEqual([{ inputTokens: 5, outputTokens: 6 }])
     } finally {
       await m.close()

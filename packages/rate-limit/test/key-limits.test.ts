@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import express, { type RequestHandler } from 'express'
 import Redis from 'ioredis'
 import { gatehouseLocals, type KeyLimitScope } from '@gatehouse/core'
-import { collectEvents } from '@gatehouse/testing'
+import { collectEvents, sleep } from '@gatehouse/testing'
 import { keyLimits, LocalFallbackStore, memoryStore, redisStore, StoreUnavailableError, type RateLimitStore } from '@gatehouse/rate-limit'
 import { deletePrefix, REDIS_URL, testPrefix } from './helpers'
 
@@ -139,24 +139,24 @@ describe('keyLimits', () => {
       try {
         const a = call(s.url, 'key_c', { 'x-hold': '300' })
         const b = call(s.url, 'key_c', { 'x-hold': '300' })
-        await new Promise((r) => setTimeout(r, 100))
+        await sleep(100)
         const third = await call(s.url, 'key_c')
         expect(third.status).toBe(429)
         expect(((await third.json()) as { error: { message: string } }).error.message).toContain('2 concurrent requests')
         expect((await a).status).toBe(200)
         expect((await b).status).toBe(200)
-        await new Promise((r) => setTimeout(r, 30))
+        await sleep(30)
         expect((await call(s.url, 'key_c', { 'x-refuse': '1' })).status).toBe(400)
         expect((await call(s.url, 'key_c', { 'x-fail': '1' })).status).toBe(500)
         // A client that leaves mid-request gives its slot back too.
         const req = http.request(`${s.url}/v1/chat/completions`, { method: 'POST', headers: { 'x-key': 'key_c', 'x-hold': '5000' } })
         req.on('error', () => undefined)
         req.end('{}')
-        await new Promise((r) => setTimeout(r, 100))
+        await sleep(100)
         expect(await slotsHeld('key_c')).toBe(1)
         await store.slotRelease({ namespace: 'key-concurrency:key:*', key: 'key_c', limit: 1000, leaseMs: 60_000 }, 'probe')
         req.destroy()
-        await new Promise((r) => setTimeout(r, 100))
+        await sleep(100)
         expect(await slotsHeld('key_c')).toBe(0)
       } finally {
         await s.close()
@@ -236,7 +236,7 @@ describe('LocalFallbackStore (store.on_error: local)', () => {
       expect(store.fallbackCount()).toBeGreaterThanOrEqual(15)
       expect(logger.lines.filter((l) => l.startsWith('error'))).toHaveLength(1)
       shared.down = false
-      await new Promise((r) => setTimeout(r, 150))
+      await sleep(150)
       // Back on the shared bucket: 29 left there.
       expect((await call(s.url, 'key_l')).status).toBe(200)
       expect(store.degraded()).toBe(false)

@@ -3,7 +3,7 @@ import express, { type RequestHandler } from 'express'
 import { rateLimit as expressRateLimit } from 'express-rate-limit'
 import request from 'supertest'
 import { gatehouseLocals } from '@gatehouse/core'
-import { collectEvents, createTestApp, recordingLogger } from '@gatehouse/testing'
+import { collectEvents, createTestApp, recordingLogger, sleep } from '@gatehouse/testing'
 import { memoryStore, rateLimit, TokenBucketStore, type RateLimitOptions } from '@gatehouse/rate-limit'
 
 /** A test app that trusts X-Forwarded-For from loopback only, so a test can speak for any client address. */
@@ -444,7 +444,7 @@ describe('TokenBucketStore with express-rate-limit directly', () => {
     app.get('/fail', (_req, res) => void res.status(500).send('no'))
     app.get('/ok', (_req, res) => void res.send('ok'))
     for (let i = 0; i < 3; i++) await request(app).get('/fail').expect(500)
-    await new Promise((r) => setTimeout(r, 20))
+    await sleep(20)
     await request(app).get('/ok').expect(200)
     await request(app).get('/ok').expect(429)
   })

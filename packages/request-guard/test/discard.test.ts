@@ -1,6 +1,7 @@
 import http from 'node:http'
 import net from 'node:net'
 import { chat, startGuarded, type GuardedApp } from './helpers'
+import { waitFor } from '@gatehouse/testing'
 
 // A refused body is read and thrown away (bounded) rather than closing the socket under a client
 // that is still uploading: the client gets its answer, and the keep-alive connection stays usable.
@@ -57,12 +58,16 @@ describe('request-guard: the rest of a refused body', () => {
     socket.setEncoding('utf8').on('data', (d: string) => (got += d))
     const head = (length: number): string =>
       `POST /v1/chat/completions HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`
-    const until = async (pattern: RegExp): Promise<void> => {
-      for (let waited = 0; !pattern.test(got); waited += 10) {
-        if (waited > 5000 || socket.destroyed) throw new Error(`no ${pattern} on the connection; got: ${got.slice(0, 300)}`)
-        await new Promise((r) => setTimeout(r, 10))
-      }
-    }
+    const until = (pattern: RegExp): Promise<number> =>
+      waitFor(
+        () => {
+          if (pattern.test(got)) return true
+          if (socket.destroyed) throw new Error(`the connection closed without ${pattern}; got: ${got.slice(0, 300)}`)
+          return false
+        },
+        5000,
+        { what: `${pattern} on the connection` },
+      )
     try {
       await new Promise<void>((r) => socket.write(head(big.length) + big.toString('latin1'), 'latin1', () => r()))
       await until(/^HTTP\/1\.1 413/)

@@ -1,7 +1,7 @@
 import http from 'node:http'
 import express, { type RequestHandler } from 'express'
 import { gatehouseLocals, type Logger } from '@gatehouse/core'
-import { collectEvents, createTestApp, listen } from '@gatehouse/testing'
+import { collectEvents, createTestApp, listen, sleep } from '@gatehouse/testing'
 import { requestGuard } from '@gatehouse/request-guard'
 import {
   CLAUDE_PATH,
@@ -261,7 +261,7 @@ describe('requestGuard failure handling', () => {
           resolve()
         }, 50).unref()
       })
-      await new Promise((r) => setTimeout(r, 50))
+      await sleep(50)
       expect((await postJson(app.url, OPENAI_PATH, chat())).status).toBe(200)
       expect(app.events).toEqual([])
     } finally {

@@ -1,6 +1,6 @@
 import http from 'node:http'
 import express, { type RequestHandler } from 'express'
-import { listen } from '@gatehouse/testing'
+import { listen, sleep } from '@gatehouse/testing'
 import { forwardBody, requestGuard } from '@gatehouse/request-guard'
 import { GEMINI_PATH, chat, claude, gemini, postJson, send } from './helpers'
 import { useGateway } from './proxy-helpers'
@@ -158,7 +158,7 @@ describe('forwardBody', () => {
     try {
       const res = await postJson(gw.url, '/v1/chat/completions', chat())
       expect(res.json).toEqual({ destroyed: true, forwarded: true })
-      await new Promise((r) => setTimeout(r, 50))
+      await sleep(50)
       expect(received.filter((n) => n > 0)).toEqual([])
     } finally {
       await gw.close()

@@ -1,6 +1,6 @@
 import { createStorageSink, type StorageSink } from '@gatehouse/storage'
 import { authFailure, count, pgUrl, providerRequest, testDb, type TestDb } from './helpers'
-import { recordingLogger, waitFor } from '@gatehouse/testing'
+import { recordingLogger, sleep, waitFor } from '@gatehouse/testing'
 
 let db: TestDb
 const sinks: StorageSink[] = []
@@ -80,7 +80,7 @@ describe('createStorageSink: events into rows', () => {
     const sink = open({ batchSize: 50, flushInterval: '1h' })
     for (let i = 0; i < 30; i++) sink.record(providerRequest({ request_id: `r-${i}` }))
     // Less than a batch waits for the timer (an hour here) or flush().
-    await new Promise((r) => setTimeout(r, 100))
+    await sleep(100)
     expect(sink.stats()).toMatchObject({ queued: 30, written: 0 })
     // A full batch starts a write at once, which takes everything queued.
     for (let i = 30; i < 120; i++) sink.record(providerRequest({ request_id: `r-${i}` }))
