@@ -165,15 +165,17 @@ function rules<R>(
 }
 
 /**
- * The top-level rule and the per-provider rules of a request or token limit; refuses options where
- * none of them sets a rate (`rateFields` names the fields that would, for the message).
+ * What a request limit and a token limit resolve alike: the common fields, the top-level rule and the
+ * per-provider rules. Refuses options where no rule sets a rate (`rateFields` names the fields that
+ * would, for the message).
  */
-function bucketRules<R>(
-  o: R & { providers?: Record<string, R> | undefined },
-  scope: string,
+function bucketConfig<R, S extends RateLimitScope>(
+  o: R & CommonLimitOptions & { providers?: Record<string, R> | undefined; ipv6Subnet?: number | false | undefined },
+  scope: S,
   toRule: (rate: R, where: string) => BucketRule | undefined,
   rateFields: string,
-): { rule: BucketRule | undefined; providers: Readonly<Record<string, BucketRule>> } {
+  createStore: () => RateLimitStore,
+) {
   const rule = toRule(o, '')
   const providers = rules(o.providers, scope, toRule)
   if (!rule && Object.keys(providers).length === 0) {
@@ -182,19 +184,14 @@ function bucketRules<R>(
       `${PKG}: set ${rateFields}${scope === 'provider' ? ', or providers' : ''}`,
     )
   }
-  return { rule, providers }
+  return { ...commonConfig(o, scope, createStore), scope, rule, providers, ipv6Subnet: o.ipv6Subnet ?? 56 }
 }
 
 export function resolveRateLimitConfig(options: unknown, createStore: () => RateLimitStore): RateLimitConfig {
   const o = parseRateLimit(options)
   const scope = o.scope ?? 'ip'
-  const { rule, providers } = bucketRules(o, scope, requestRule, 'requestsPerSecond or requestsPerMinute')
   return Object.freeze({
-    ...commonConfig(o, scope, createStore),
-    scope,
-    rule,
-    providers,
-    ipv6Subnet: o.ipv6Subnet ?? 56,
+    ...bucketConfig(o, scope, requestRule, 'requestsPerSecond or requestsPerMinute', createStore),
     legacyHeaders: o.legacyHeaders ?? false,
   })
 }
@@ -205,13 +202,8 @@ export function resolveTokenLimitConfig(
 ): TokenLimitConfig {
   const o = parseTokenLimit(options)
   const scope = o.scope ?? 'provider'
-  const { rule, providers } = bucketRules(o, scope, tokenRule, 'tokensPerMinute')
   return Object.freeze({
-    ...commonConfig(o, scope, createStore),
-    scope,
-    rule,
-    providers,
-    ipv6Subnet: o.ipv6Subnet ?? 56,
+    ...bucketConfig(o, scope, tokenRule, 'tokensPerMinute', createStore),
     defaultMaxTokens: o.defaultMaxTokens ?? 4096,
   })
 }
