@@ -257,6 +257,7 @@ const WALKTHROUGHS: Walkthrough[] = [
       writeFileSync(join(w.dir, 'tls', 'tls.key'), cert.key, { mode: 0o600 })
       writeFileSync(join(w.dir, '.gitignore'), 'node_modules\nhome/\ntls/\n.server-*.log\n')
       writeFileSync(join(w.dir, 'app.js'), 'console.log("hello")\n')
+      mkdirSync(join(w.dir, 'ci'))
       const git = await w.session.run(
         'git init -q && git config user.email reader@example.com && git config user.name Reader && git add .gitignore app.js',
       )
@@ -270,6 +271,9 @@ const WALKTHROUGHS: Walkthrough[] = [
       expect(output(runs, /^npx gatehouse-check tls/)).toMatch(/^gatehouse-check tls: ok$/m)
       expect(output(runs, /all --no-audit/)).toMatch(/^ {2}tls +ok /m)
       expect(output(runs, /install-hook/)).toMatch(/^gatehouse-check install-hook: created .*pre-commit/m)
+      // The dependencies' baseline: written once for review, then 0 new findings against it.
+      expect(output(runs, /--write-baseline/)).toMatch(/^gatehouse-check secrets: wrote \d+ findings? to ci\/node-modules-baseline\.json/m)
+      expect(output(runs, /secrets node_modules --baseline/)).toMatch(/^gatehouse-check secrets: 0 findings .*silenced 0 inline, \d+ by baseline/m)
     },
     // The hook at work: a staged credential stops the commit, a clean change goes in.
     after: async (w) => {
