@@ -17,7 +17,10 @@ function describe(h) {
   if (Array.isArray(h.spawnargs)) return `${type} pid ${h.pid}: ${h.spawnargs.slice(0, 4).join(' ')}`
   if (typeof h.address === 'function' && h.listening !== undefined) {
     const a = h.address()
-    return `${type} listening on ${a && typeof a === 'object' ? `${a.address}:${a.port}` : String(a)}`
+    // The start of its handler's source: which test made it.
+    const handler = ['request', 'connection', 'secureConnection'].map((e) => h.listeners(e)[0]).find(Boolean)
+    const source = handler ? ` (${String(handler).replace(/\s+/g, ' ').slice(0, 160)})` : ''
+    return `${type} listening on ${a && typeof a === 'object' ? `${a.address}:${a.port}` : String(a)}${source}`
   }
   if (h.remotePort !== undefined || h.localPort !== undefined) return `${type} ${h.localAddress}:${h.localPort} -> ${h.remoteAddress}:${h.remotePort}`
   return type

@@ -49,9 +49,19 @@ export async function startHarness(tweak: (c: GatehouseConfig) => void = () => u
     debug: (m: string, meta?: object) => logs.push(JSON.stringify({ level: 'debug', m, ...meta })),
   }
   const events: SecurityEvent[] = []
-  const gateway = createGateway(config, { logger, cwd: dir, eventSinks: [(e) => events.push(e)] })
-  const { url } = await gateway.listen()
-  const { key, record } = await gateway.keyStore.create({ name: 'test' })
+  let gateway: ReturnType<typeof createGateway> | undefined
+  let url: string, key: string, record: { id: string }
+  try {
+    gateway = createGateway(config, { logger, cwd: dir, eventSinks: [(e) => events.push(e)] })
+    ;({ url } = await gateway.listen())
+    ;({ key, record } = await gateway.keyStore.create({ name: 'test' }))
+  } catch (err) {
+    // A gateway that refuses to start (what some tests expect) leaves no mock provider listening.
+    await gateway?.close(1000).catch(() => undefined)
+    await upstream.close()
+    rmSync(dir, { recursive: true, force: true })
+    throw err
+  }
   return {
     gateway,
     upstream,
