@@ -1,4 +1,4 @@
-import Ajv, { type ErrorObject, type SchemaObject } from 'ajv'
+import Ajv, { type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv'
 import { GatehouseConfigError, type GatehouseErrorCode } from './errors'
 
 /** Levenshtein distance, for did-you-mean hints on misspelled keys. */
@@ -154,6 +154,12 @@ export interface OptionsResolverSpec {
   secretKeys?: readonly string[]
 }
 
+let ajvInstance: Ajv | undefined
+/** One Ajv for every package's resolver: each instance compiles JSON Schema's meta-schema again. */
+function sharedAjv(): Ajv {
+  return (ajvInstance ??= new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true }))
+}
+
 const looksLikeRequest = (v: unknown): boolean =>
   typeof v === 'object' &&
   v !== null &&
@@ -167,10 +173,12 @@ const looksLikeRequest = (v: unknown): boolean =>
  * GatehouseConfigError naming the option and the bad value.
  */
 export function createOptionsResolver<T extends object>(spec: OptionsResolverSpec): (options: unknown) => T {
-  const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true })
-  const validate = ajv.compile(spec.schema)
+  // Compiled on first use: importing a package costs no schema compilation (a CLI command that
+  // never builds a layer starts in a fraction of the time).
+  let compiled: ValidateFunction | undefined
   const hand = new Set(spec.handChecked ?? [])
   return (options: unknown): T => {
+    const validate = (compiled ??= sharedAjv().compile(spec.schema))
     if (looksLikeRequest(options) || typeof options === 'function') {
       throw new GatehouseConfigError(
         `${spec.codePrefix}_NOT_CALLED` as GatehouseErrorCode,

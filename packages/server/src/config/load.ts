@@ -2,7 +2,7 @@ import { ServerErrorCodes } from '../errors'
 import { layerErrors } from './adapters'
 import { existsSync, readFileSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
-import Ajv from 'ajv'
+import Ajv, { type ValidateFunction } from 'ajv'
 import dotenv from 'dotenv'
 import YAML from 'yaml'
 import { describeAjvErrors, maskSecrets, parseDuration, parseSize, type ProviderName, PROVIDER_NAMES } from '@gatehouse/core'
@@ -55,8 +55,10 @@ export interface LoadOptions {
   cwd?: string
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, coerceTypes: true, verbose: true })
-const validate = ajv.compile(configSchema)
+let compiled: ValidateFunction | undefined
+/** The config schema's validator, compiled on first use (commands that read no config skip it). */
+const validateConfig = (): ValidateFunction =>
+  (compiled ??= new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, coerceTypes: true, verbose: true }).compile(configSchema))
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g
 
@@ -226,6 +228,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const trust = server && 'trust_proxy' in server ? readTrustProxy(server.trust_proxy) : undefined
   if (server) delete server.trust_proxy
 
+  const validate = validateConfig()
   const schemaErrors = validate(interpolated) ? [] : describeAjvErrors(validate.errors ?? [], configSchema, { style: 'dotted', data: interpolated, secretKeys: SECRET_CONFIG_KEYS })
   if (trust && 'error' in trust) schemaErrors.push(trust.error)
   if (schemaErrors.length) throw new ConfigError(schemaErrors, source)
