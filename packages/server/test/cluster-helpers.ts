@@ -128,3 +128,14 @@ export async function stopCluster(c: {
   await c.upstream?.close()
   if (c.dir) rmSync(c.dir, { recursive: true, force: true })
 }
+
+/**
+ * Start `n` gateways at once into `into`: those that did start are there even when another did not
+ * (then this rejects), so the test's afterAll stops them instead of leaving them running.
+ */
+export async function startGateways<T>(n: number, start: () => Promise<T>, into: T[]): Promise<void> {
+  const settled = await Promise.allSettled(Array.from({ length: n }, start))
+  for (const s of settled) if (s.status === 'fulfilled') into.push(s.value)
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
+  if (failed) throw failed.reason
+}

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
 import { MockUpstream } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
-import { freePort, redisContents, request, startBalancer, startRedis, stopCluster, within, type Reply } from './cluster-helpers'
+import { freePort, redisContents, request, startBalancer, startGateways, startRedis, stopCluster, within, type Reply } from './cluster-helpers'
 
 beforeAll(() => ensureBuilt())
 
@@ -24,7 +24,7 @@ let dir: string
 let upstream: MockUpstream
 let redisPort: number
 let redis: ChildProcess
-let gateways: Started[] = []
+const gateways: Started[] = []
 let lb: { url: string; close(): Promise<void> }
 const prefix = `gh-state-${randomBytes(4).toString('hex')}:`
 const managementKey = randomBytes(32).toString('base64url')
@@ -69,7 +69,7 @@ providers:
   )
   // The salt is made once, before three processes read it.
   expect((await runCli(['keys', 'list', '--config', 'c.yaml'], { cwd: dir })).code).toBe(0)
-  gateways = await Promise.all([0, 1, 2].map(() => startCli(['--config', 'c.yaml'], { cwd: dir })))
+  await startGateways(3, () => startCli(['--config', 'c.yaml'], { cwd: dir }), gateways)
   // The round-robin balancer in front of them: each new connection goes to the next gateway.
   lb = await startBalancer(() => gateways.map((g) => Number(new URL(g.url).port)))
 }, 60_000)

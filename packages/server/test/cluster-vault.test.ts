@@ -9,7 +9,7 @@ import Redis from 'ioredis'
 import { MockUpstream } from '@gatehouse/testing'
 import { createCredentialVault } from '@gatehouse/credential-vault'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
-import { freePort, redisContents, request, startBalancer, startRedis, stopCluster, within, type Reply } from './cluster-helpers'
+import { freePort, redisContents, request, startBalancer, startGateways, startRedis, stopCluster, within, type Reply } from './cluster-helpers'
 
 beforeAll(() => ensureBuilt())
 
@@ -28,7 +28,7 @@ let base: string
 let upstream: MockUpstream
 let redisPort: number
 let redis: ChildProcess
-let gateways: Started[] = []
+const gateways: Started[] = []
 let lb: { url: string; close(): Promise<void> }
 let clientKey: string
 /** The OAuth credentials the tests added (their shared tokens are in Redis, encrypted). */
@@ -111,7 +111,7 @@ beforeAll(async () => {
   upstream = await MockUpstream.start()
   redisPort = await freePort()
   redis = await startRedis(redisPort)
-  gateways = await Promise.all([0, 1, 2].map(() => replica()))
+  await startGateways(3, () => replica(), gateways)
   lb = await startBalancer(() => gateways.map((g) => Number(new URL(g.url).port)))
   const made = await manage(gateways[0]!, 'POST', '/keys', { name: 'vault tests' })
   expect(made.status).toBe(201)

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
 import { MockUpstream } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
-import { freePort, startBalancer, startRedis, stopCluster } from './cluster-helpers'
+import { freePort, startBalancer, startGateways, startRedis, stopCluster } from './cluster-helpers'
 
 beforeAll(() => ensureBuilt())
 
@@ -36,7 +36,7 @@ describe('cluster mode: three gateway processes on one Redis behind a round-robi
   let upstream: MockUpstream
   let redisPort: number
   let redis: ChildProcess
-  let gateways: Started[] = []
+  const gateways: Started[] = []
   let lb: { url: string; close(): Promise<void> }
   const prefix = `gh-cluster-${randomBytes(4).toString('hex')}:`
 
@@ -61,7 +61,7 @@ providers:
 `,
     )
     await key() // the auth dir and its salt exist before three processes read them
-    gateways = await Promise.all([0, 1, 2].map(() => startCli(['--config', 'c.yaml'], { cwd: dir })))
+    await startGateways(3, () => startCli(['--config', 'c.yaml'], { cwd: dir }), gateways)
     lb = await startBalancer(() => gateways.map((g) => Number(new URL(g.url).port)))
   }, 60_000)
 
