@@ -131,6 +131,14 @@ export class ReplicatedHash {
     await this.sync(true)
   }
 
+  /**
+   * Read the current copy once (onChange is called with it) without following changes: what a
+   * one-shot command needs, with no subscription to tear down. Rejects (503) when Redis cannot be read.
+   */
+  readOnce(): Promise<void> {
+    return this.sync(true)
+  }
+
   /** Whether the copy was confirmed current within `maxAgeMs`. */
   freshWithin(maxAgeMs: number): boolean {
     return this.lastSyncAt > 0 && Date.now() - this.lastSyncAt <= maxAgeMs

@@ -38,6 +38,23 @@ function replica(key: string, c: ReplicatedHashClient = client(), resyncMs = 100
 
 
 describe('ReplicatedHash', () => {
+  it('readOnce reads the current copy without following changes (no subscription for a one-shot command)', async () => {
+    const key = `gh-test-rep-${randomBytes(4).toString('hex')}`
+    const writer = replica(key)
+    await writer.hash.start()
+    await writer.hash.update({ one: '1' })
+    const c = client()
+    await ready(c)
+    const duplicate = jest.spyOn(c, 'duplicate')
+    const once = replica(key, c)
+    await once.hash.readOnce()
+    expect(once.latest().get('one')).toBe('1')
+    expect(duplicate).not.toHaveBeenCalled()
+    await writer.hash.update({ two: '2' })
+    await new Promise((r) => setTimeout(r, 200))
+    expect(once.copies).toHaveLength(1)
+  })
+
   it('gives every replica a change made through one of them, at once by notification', async () => {
     const key = `gh-test-rep-${randomBytes(4).toString('hex')}`
     const a = replica(key)

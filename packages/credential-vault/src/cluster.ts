@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto'
+import type { ReplicatedHashClient } from '@gatehouse/core'
 import { open, seal, isEnvelopeShaped } from './envelope'
 import type { Keyring } from './keyring'
 import { TokenRefreshError } from './oauth'
 
-/** The commands the refresh coordination needs of a Redis client (an ioredis client fits). */
-export interface VaultClusterClient {
+/** The commands the refresh coordination and the shared records need of a Redis client (an ioredis client fits). */
+export interface VaultClusterClient extends ReplicatedHashClient {
   get(key: string): Promise<string | null>
   set(key: string, value: string): Promise<unknown>
   set(key: string, value: string, px: 'PX', milliseconds: number, nx: 'NX'): Promise<unknown>
@@ -21,6 +22,14 @@ export interface VaultClusterOptions {
    * longer than this. @default refreshTimeout + 5 s
    */
   leaseMs?: number
+  /**
+   * Keep the credential records in Redis (hash `<prefix>vault:records`, each value the envelope a
+   * file would hold) instead of the directory: every gateway serves what any of them added,
+   * changed or revoked, within a second. Call `start()` before serving. @default false
+   */
+  records?: boolean
+  /** With `records`: how often each gateway checks the shared version itself (heals a lost notification). @default 1000 */
+  resyncMs?: number
 }
 
 /** An OAuth credential's current tokens, as every process of the cluster should use them. */

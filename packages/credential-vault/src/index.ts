@@ -39,4 +39,6 @@ export type {
   VaultStatus,
 } from './types'
 export { plaintextCredentialFiles } from './inspect'
+export type { VaultClusterOptions } from './cluster'
+export { moveRecordsToRedis, type MoveToRedisResult } from './records-migrate'
 export { applyUpstreamCredential, credentialInjection, reportUpstreamStatus, upstreamCredentialOf } from './middleware'

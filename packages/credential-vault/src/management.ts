@@ -159,7 +159,8 @@ export class CredentialManagement {
     if (entry.source === 'vault') {
       s.encrypted = entry.encrypted
       if (entry.kid) s.key_id = entry.kid
-      s.file = entry.file!
+      // A record kept in Redis (cluster mode) has no file.
+      if (entry.file !== undefined) s.file = entry.file
     }
     if (r.type === 'api_key') s.token = maskSecret(r.token!)
     else {

@@ -84,7 +84,8 @@ export interface CredentialVaultOptions {
    * Several gateways with the same credentials (cluster mode): OAuth refresh is single-flight
    * across all of them through this Redis, and the refreshed tokens are shared there, encrypted
    * under the vault's key (so encryption must be on). Credentials are matched by id: the gateways
-   * hold the same credential files.
+   * hold the same credential files, or, with `cluster.records`, the records themselves are kept in
+   * Redis (encrypted the same way) and the directory is not read.
    */
   cluster?: VaultClusterOptions | undefined
   /** Receives `credential_access`, `token_refresh`, `config_change` and `security_violation` events. */
@@ -216,8 +217,11 @@ function resolveCluster(raw: unknown, keyring: Keyring | undefined): VaultCluste
   }
   if (c!.prefix !== undefined && (typeof c!.prefix !== 'string' || c!.prefix.length > 200)) throw configError('cluster.prefix: must be a string of at most 200 characters')
   if (c!.leaseMs !== undefined && (!Number.isSafeInteger(c!.leaseMs) || c!.leaseMs < 1000)) throw configError('cluster.leaseMs: must be a whole number of ms, at least 1000')
-  // Refreshed tokens go to Redis encrypted under the vault's key, or not at all.
-  if (!keyring) throw configError('cluster: needs encryption on (the shared tokens are encrypted under the vault key)')
+  if (c!.records !== undefined && typeof c!.records !== 'boolean') throw configError('cluster.records: must be a boolean')
+  if (c!.resyncMs !== undefined && (!Number.isSafeInteger(c!.resyncMs) || c!.resyncMs < 50)) throw configError('cluster.resyncMs: must be a whole number of ms, at least 50')
+  if (c!.records && typeof client.duplicate !== 'function') throw configError('cluster.records: needs a client that can duplicate() its connection (an ioredis client)')
+  // Refreshed tokens and records go to Redis encrypted under the vault's key, or not at all.
+  if (!keyring) throw configError('cluster: needs encryption on (the shared tokens and records are encrypted under the vault key)')
   return c as VaultClusterOptions
 }
 

@@ -91,7 +91,10 @@ export class OAuthRefresher {
   private apply(entry: Entry, oauth: OAuthTokens, result: SharedTokens, source: TokenSource, started: number): boolean {
     const now = Date.now()
     // Revoked, or its tokens replaced (on disk or by update()) while this refresh ran: drop the result.
-    if (this.state.entries.get(entry.id) !== entry || this.state.closed || entry.record.oauth?.refresh_token !== oauth.refresh_token) return false
+    if (this.state.entries.get(entry.id) !== entry || this.state.closed) return false
+    // The refreshing gateway's record reached this one through the shared records first: already in use.
+    if (entry.record.oauth?.access_token === result.access_token) return true
+    if (entry.record.oauth?.refresh_token !== oauth.refresh_token) return false
     const next: CredentialRecord = {
       ...entry.record,
       oauth: {

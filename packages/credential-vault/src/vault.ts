@@ -1,11 +1,13 @@
 import { inspect } from 'node:util'
-import type { Logger, ProviderName, SecurityEventHandler } from '@gatehouse/core'
+import { GatehouseError, type Logger, type ProviderName, type SecurityEventHandler } from '@gatehouse/core'
+import { CredentialVaultErrorCodes, PKG } from './errors'
 import { VaultMaintenance } from './maintenance'
 import { CredentialManagement } from './management'
 import { resolveCredentialVaultConfig, type CredentialVaultConfig, type CredentialVaultOptions } from './options'
 import { PermissionGuard } from './permissions'
 import { CredentialPool } from './pool'
 import type { CredentialInput, CredentialPatch } from './record'
+import { RedisRecordStore } from './records'
 import { OAuthRefresher } from './refresh'
 import { VaultState } from './state'
 import { CredentialStore } from './store'
@@ -32,7 +34,9 @@ export class CredentialVault {
   private readonly refresher: OAuthRefresher
   private readonly management: CredentialManagement
   private readonly maintenance: VaultMaintenance
-  private readonly watcher: DirectoryWatcher
+  private readonly watcher: DirectoryWatcher | undefined
+  /** Cluster mode with `cluster.records`: the records live in Redis, not in the directory. */
+  private readonly records: RedisRecordStore | undefined
 
   constructor(options: CredentialVaultOptions) {
     const config = resolveCredentialVaultConfig(options)
@@ -41,11 +45,13 @@ export class CredentialVault {
     const guard = new PermissionGuard(state)
     this.writer = new CredentialWriter(state, guard)
     this.store = new CredentialStore(state, guard, this.writer)
-    this.refresher = new OAuthRefresher(state, this.writer)
+    const records = (this.records = config.cluster?.records ? new RedisRecordStore(state, config.cluster) : undefined)
+    const writer = records ?? this.writer
+    this.refresher = new OAuthRefresher(state, writer)
     this.pool = new CredentialPool(state, this.refresher)
-    this.management = new CredentialManagement(state, this.writer, this.pool, guard)
+    this.management = new CredentialManagement(state, writer, this.pool, records ? { readable: () => records.ready && !state.closed } : guard)
     this.maintenance = new VaultMaintenance(state, this.store, this.writer)
-    this.store.open()
+    if (!records) this.store.open()
     state.emit({
       event_type: 'config_change',
       result: 'vault_loaded',
@@ -58,10 +64,26 @@ export class CredentialVault {
         key_id: config.keyring?.current.kid,
       },
     })
-    this.watcher = new DirectoryWatcher(
-      { dir: config.dir, watch: config.watch, debounceMs: config.reloadDebounceMs, intervalMs: config.rescanIntervalMs, logger: config.logger },
-      () => this.store.rescan(false),
-    )
+    this.watcher = records
+      ? undefined
+      : new DirectoryWatcher(
+          { dir: config.dir, watch: config.watch, debounceMs: config.reloadDebounceMs, intervalMs: config.rescanIntervalMs, logger: config.logger },
+          () => this.store.rescan(false),
+        )
+  }
+
+  /**
+   * Cluster mode with `cluster.records`: read the shared records and follow their changes. Until
+   * it resolves no vault credential is served; it rejects (GH_CORE_SHARED_STATE_UNAVAILABLE) while
+   * Redis cannot be read, and keeps trying. Resolves at once in file mode.
+   */
+  async start(): Promise<void> {
+    await this.records?.start()
+  }
+
+  /** With `cluster.records`: the shared records' version in this gateway's copy (undefined in file mode). */
+  recordsVersion(): number | undefined {
+    return this.records?.version
   }
 
   /** The event handler given in the options (the injection middleware uses it by default). */
@@ -77,7 +99,7 @@ export class CredentialVault {
 
   /** Rescan the directory now (what fs.watch and the timer trigger). */
   reload(): void {
-    this.store.rescan(false)
+    if (!this.records) this.store.rescan(false)
   }
 
   // ---------------------------------------------------------------- management
@@ -148,6 +170,7 @@ export class CredentialVault {
    * This is what `gatehouse vault rotate-key` runs.
    */
   reencryptAll(options: { force?: boolean } = {}): Promise<ReencryptResult> {
+    if (this.records) return Promise.reject(filesOnly('re-encryption'))
     return this.maintenance.reencryptAll(options)
   }
 
@@ -161,6 +184,7 @@ export class CredentialVault {
    * reported. With `dryRun`, nothing is written.
    */
   migrate(options: { dryRun?: boolean } = {}): Promise<MigrateResult> {
+    if (this.records) return Promise.reject(filesOnly('migration of plaintext files'))
     return this.maintenance.migrate(options)
   }
 
@@ -220,10 +244,14 @@ export class CredentialVault {
   async shutdown(): Promise<void> {
     if (this.state.closed) return
     this.state.closed = true
-    this.watcher.close()
+    this.watcher?.close()
     await this.writer.drain()
+    await this.records?.close()
   }
 }
+
+const filesOnly = (what: string): GatehouseError =>
+  new GatehouseError(CredentialVaultErrorCodes.GH_VAULT_INVALID_OPTIONS, `${PKG}: ${what} works on the credential directory; with cluster.records the records are in Redis`, 400)
 
 /** Create a vault: validates options (throws GatehouseConfigError), secures the directory, loads every file, starts hot reload. */
 export function createCredentialVault(options: CredentialVaultOptions): CredentialVault {

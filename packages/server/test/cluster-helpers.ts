@@ -1,8 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import http from 'node:http'
+import { rmSync } from 'node:fs'
 import net, { type AddressInfo } from 'node:net'
 import Redis from 'ioredis'
 
-/** What the cluster tests share: a port, a Redis of their own, a round-robin TCP balancer. */
+/** What the cluster tests share: a port, a Redis of their own, a round-robin TCP balancer, a request, a wait. */
 
 export async function freePort(): Promise<number> {
   const s = net.createServer()
@@ -56,3 +58,84 @@ export async function startBalancer(targets: () => number[]): Promise<{ url: str
   }
 }
 
+export interface Reply {
+  status: number
+  body: string
+}
+
+/** One HTTP request, its status and body (no agent unless given: a new connection each time). */
+export function request(url: string, method: string, path: string, headers: Record<string, string>, body?: unknown, agent: http.Agent | false = false): Promise<Reply> {
+  const u = new URL(url)
+  const text = body === undefined ? undefined : JSON.stringify(body)
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: u.hostname, port: u.port, path, method, agent, headers: { ...(text !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } : {}), ...headers } },
+      (res) => {
+        let data = ''
+        res.setEncoding('utf8')
+        res.on('data', (d: string) => (data += d))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }))
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end(text)
+  })
+}
+
+/** The time until `check` holds, polling every 20 ms; throws past `ms`. */
+export async function within(ms: number, check: () => Promise<boolean>): Promise<number> {
+  const started = Date.now()
+  for (;;) {
+    if (await check()) return Date.now() - started
+    if (Date.now() - started > ms) throw new Error(`not within ${ms} ms`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** Every key and value in a Redis, as one text: what a test scans for secrets that must not be there. */
+export async function redisContents(port: number): Promise<{ keys: string[]; text: string }> {
+  const client = new Redis({ port, host: '127.0.0.1' })
+  try {
+    const keys = await client.keys('*')
+    let text = keys.join('\n')
+    for (const k of keys) {
+      const type = await client.type(k)
+      if (type === 'string') text += await client.get(k)
+      else if (type === 'hash') text += JSON.stringify(await client.hgetall(k))
+      else if (type === 'set') text += (await client.smembers(k)).join('\n')
+      else if (type === 'zset') text += (await client.zrange(k, 0, -1)).join('\n')
+      else if (type === 'list') text += (await client.lrange(k, 0, -1)).join('\n')
+    }
+    return { keys, text }
+  } finally {
+    client.disconnect()
+  }
+}
+
+/** Stop what a cluster test started: the balancer, the gateways (SIGTERM, waited for), its Redis, the mock upstream, its directory. */
+export async function stopCluster(c: {
+  lb: { close(): Promise<void> } | undefined
+  gateways: ReadonlyArray<{ child: ChildProcess; exited: Promise<unknown> }>
+  redis: ChildProcess | undefined
+  upstream: { close(): Promise<void> } | undefined
+  dir: string | undefined
+}): Promise<void> {
+  await c.lb?.close()
+  for (const g of c.gateways) g.child.kill('SIGTERM')
+  await Promise.all(c.gateways.map((g) => g.exited))
+  c.redis?.kill('SIGKILL')
+  await c.upstream?.close()
+  if (c.dir) rmSync(c.dir, { recursive: true, force: true })
+}
+
+/**
+ * Start `n` gateways at once into `into`: those that did start are there even when another did not
+ * (then this rejects), so the test's afterAll stops them instead of leaving them running.
+ */
+export async function startGateways<T>(n: number, start: () => Promise<T>, into: T[]): Promise<void> {
+  const settled = await Promise.allSettled(Array.from({ length: n }, start))
+  for (const s of settled) if (s.status === 'fulfilled') into.push(s.value)
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
+  if (failed) throw failed.reason
+}

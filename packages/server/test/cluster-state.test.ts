@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
 import { MockUpstream } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
-import { freePort, startBalancer, startRedis } from './cluster-helpers'
+import { freePort, redisContents, request, startBalancer, startGateways, startRedis, stopCluster, within, type Reply } from './cluster-helpers'
 
 beforeAll(() => ensureBuilt())
 
@@ -17,48 +17,14 @@ beforeAll(() => ensureBuilt())
  * through one replica's management API seen by the others within a second.
  */
 
-interface Reply {
-  status: number
-  body: string
-}
-
-function request(url: string, method: string, path: string, headers: Record<string, string>, body?: unknown, agent: http.Agent | false = false): Promise<Reply> {
-  const u = new URL(url)
-  const text = body === undefined ? undefined : JSON.stringify(body)
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: u.hostname, port: u.port, path, method, agent, headers: { ...(text !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } : {}), ...headers } },
-      (res) => {
-        let data = ''
-        res.setEncoding('utf8')
-        res.on('data', (d: string) => (data += d))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }))
-        res.on('error', reject)
-      },
-    )
-    req.on('error', reject)
-    req.end(text)
-  })
-}
-
 const chat = { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }
 const claude = { model: 'claude-sonnet-4-5', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }
-
-/** The time until `check` holds, polling every 20 ms; throws past `ms`. */
-async function within(ms: number, check: () => Promise<boolean>): Promise<number> {
-  const started = Date.now()
-  for (;;) {
-    if (await check()) return Date.now() - started
-    if (Date.now() - started > ms) throw new Error(`not within ${ms} ms`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 let dir: string
 let upstream: MockUpstream
 let redisPort: number
 let redis: ChildProcess
-let gateways: Started[] = []
+const gateways: Started[] = []
 let lb: { url: string; close(): Promise<void> }
 const prefix = `gh-state-${randomBytes(4).toString('hex')}:`
 const managementKey = randomBytes(32).toString('base64url')
@@ -103,19 +69,12 @@ providers:
   )
   // The salt is made once, before three processes read it.
   expect((await runCli(['keys', 'list', '--config', 'c.yaml'], { cwd: dir })).code).toBe(0)
-  gateways = await Promise.all([0, 1, 2].map(() => startCli(['--config', 'c.yaml'], { cwd: dir })))
+  await startGateways(3, () => startCli(['--config', 'c.yaml'], { cwd: dir }), gateways)
   // The round-robin balancer in front of them: each new connection goes to the next gateway.
   lb = await startBalancer(() => gateways.map((g) => Number(new URL(g.url).port)))
 }, 60_000)
 
-afterAll(async () => {
-  await lb?.close()
-  for (const g of gateways) g.child.kill('SIGTERM')
-  await Promise.all(gateways.map((g) => g.exited))
-  redis?.kill('SIGKILL')
-  await upstream?.close()
-  rmSync(dir, { recursive: true, force: true })
-})
+afterAll(() => stopCluster({ lb, gateways, redis, upstream, dir: dir }))
 
 describe('cluster mode: keys created, revoked and rotated on one replica apply on all', () => {
   it('a key created through replica A works on B and C within 1 s', async () => {
@@ -229,7 +188,7 @@ describe('cluster mode: OAuth refresh once for all replicas, and nothing in plai
       otherSecrets.push(expired)
       const added = await manage(0, 'POST', '/auths', { provider: 'claude', type: 'oauth', oauth: { access_token: expired, refresh_token: `sk-ant-ort01-${randomBytes(30).toString('base64url')}`, expires_at: Date.now() - 1000, token_url: tokenUrl } })
       expect(added.status).toBe(201)
-      // The credential file is in the auth directory the three share: each replica loads it.
+      // The credential record is shared through Redis: each replica serves it.
       await within(5000, async () => {
         const lists = await Promise.all([0, 1, 2].map((i) => manage(i, 'GET', '/auths')))
         return lists.every((l) => l.body.includes('"type":"oauth"'))
@@ -262,25 +221,12 @@ describe('cluster mode: OAuth refresh once for all replicas, and nothing in plai
   })
 
   it('keeps no key, token or credential in plaintext in Redis', async () => {
-    const client = new Redis({ port: redisPort, host: '127.0.0.1' })
-    try {
-      const keys = await client.keys('*')
-      expect(keys.some((k) => k.startsWith(`${prefix}client-keys`))).toBe(true)
-      let all = keys.join('\n')
-      for (const k of keys) {
-        const type = await client.type(k)
-        if (type === 'string') all += await client.get(k)
-        else if (type === 'hash') all += JSON.stringify(await client.hgetall(k))
-        else if (type === 'set') all += (await client.smembers(k)).join('\n')
-        else if (type === 'zset') all += (await client.zrange(k, 0, -1)).join('\n')
-        else if (type === 'list') all += (await client.lrange(k, 0, -1)).join('\n')
-      }
-      expect(keysIssued.length).toBeGreaterThanOrEqual(3)
-      expect(otherSecrets.length).toBeGreaterThanOrEqual(2)
-      for (const secret of [...keysIssued, ...otherSecrets, providerKeys.openai, providerKeys.claude, managementKey]) expect(all).not.toContain(secret)
-    } finally {
-      client.disconnect()
-    }
+    const { keys, text } = await redisContents(redisPort)
+    expect(keys.some((k) => k.startsWith(`${prefix}client-keys`))).toBe(true)
+    expect(keys).toContain(`${prefix}vault:records`)
+    expect(keysIssued.length).toBeGreaterThanOrEqual(3)
+    expect(otherSecrets.length).toBeGreaterThanOrEqual(2)
+    for (const secret of [...keysIssued, ...otherSecrets, providerKeys.openai, providerKeys.claude, managementKey]) expect(text).not.toContain(secret)
   })
 })
 

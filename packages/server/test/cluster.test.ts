@@ -1,13 +1,13 @@
 import type { ChildProcess } from 'node:child_process'
 import http from 'node:http'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
 import { MockUpstream } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
-import { freePort, startBalancer, startRedis } from './cluster-helpers'
+import { freePort, startBalancer, startGateways, startRedis, stopCluster } from './cluster-helpers'
 
 beforeAll(() => ensureBuilt())
 
@@ -36,7 +36,7 @@ describe('cluster mode: three gateway processes on one Redis behind a round-robi
   let upstream: MockUpstream
   let redisPort: number
   let redis: ChildProcess
-  let gateways: Started[] = []
+  const gateways: Started[] = []
   let lb: { url: string; close(): Promise<void> }
   const prefix = `gh-cluster-${randomBytes(4).toString('hex')}:`
 
@@ -61,18 +61,11 @@ providers:
 `,
     )
     await key() // the auth dir and its salt exist before three processes read them
-    gateways = await Promise.all([0, 1, 2].map(() => startCli(['--config', 'c.yaml'], { cwd: dir })))
+    await startGateways(3, () => startCli(['--config', 'c.yaml'], { cwd: dir }), gateways)
     lb = await startBalancer(() => gateways.map((g) => Number(new URL(g.url).port)))
   }, 60_000)
 
-  afterAll(async () => {
-    await lb?.close()
-    for (const g of gateways) g.child.kill('SIGTERM')
-    await Promise.all(gateways.map((g) => g.exited))
-    redis?.kill('SIGKILL')
-    await upstream?.close()
-    rmSync(dir, { recursive: true, force: true })
-  })
+  afterAll(() => stopCluster({ lb, gateways, redis, upstream, dir }))
 
   it('admits exactly 100 of a concurrent burst of 300 against a per-key concurrency of 100, and about 100 against 100 requests per minute', async () => {
     const held = await key('--concurrency', '100')

@@ -366,6 +366,9 @@ describe('docs/operator-guide.md, executed end to end: stop, what was written, s
       expect(ran(done, /gatehouse config check/).stdout).toMatch(/^configuration OK/m)
       const listedBefore = (JSON.parse((await runCli(['keys', 'list', '--json', '--config', 'config.yaml'], { cwd: work!, env })).stdout) as Array<{ id: string }>).map((k) => k.id)
       expect(ran(done, /keys migrate/).stdout).toMatch(new RegExp(`^migrated ${listedBefore.length} keys? to Redis`, 'm'))
+      // The upstream credentials too: the dry run writes nothing, the run reports what it moved.
+      expect(ran(done, /vault migrate --to redis --dry-run/).stdout).toMatch(/^\d+ would be moved to Redis, 0 already there, 0 conflicting, 0 failed/m)
+      expect(ran(done, /vault migrate --to redis --config/).stdout).toMatch(/^\d+ moved to Redis, 0 already there, 0 conflicting, 0 failed/m)
       // Two gateways on the cluster config: the probe key issued in section 1 works on both.
       for (let i = 0; i < 2; i++) started.push(await startCli(['--config', 'config.yaml'], { cwd: work!, env: { ...env, GATEHOUSE_PORT: '0', GATEHOUSE_METRICS_PORT: '0' } }))
       const saved = port

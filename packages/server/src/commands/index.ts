@@ -53,8 +53,9 @@ gatehouse keys honeytokens               sha256 digests of auth.honeytokens, for
     run: (ctx) => import('./audit').then((m) => m.auditCommand(ctx)),
   },
   vault: {
-    options: { 'dry-run': { type: 'boolean' } },
+    options: { 'dry-run': { type: 'boolean' }, to: { type: 'string' } },
     usage: `gatehouse vault migrate [--dry-run]      encrypt plaintext credential files in the auth dir
+gatehouse vault migrate --to redis [--dry-run]  the auth dir's credentials into the cluster's Redis (store.type redis)
 gatehouse vault rotate-key               re-encrypt every credential under auth.encryption.key`,
     run: (ctx) => import('./vault').then((m) => m.vaultCommand(ctx)),
   },

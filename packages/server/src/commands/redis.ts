@@ -12,20 +12,36 @@ function cliRedis(url: string): Redis {
 }
 
 /**
+ * A command's connection to the cluster's Redis (store.type redis), connected; undefined without
+ * one in the config. Rejects when Redis cannot be reached: a command never falls back to files the
+ * gateways do not read.
+ */
+export async function connectCliRedis(config: GatehouseConfig): Promise<Redis | undefined> {
+  if (config.store.type !== 'redis' || !config.store.url) return undefined
+  const client = cliRedis(config.store.url)
+  try {
+    await client.connect()
+  } catch (e) {
+    client.disconnect()
+    throw new Error(`the cluster's Redis (store.url) cannot be reached: ${(e as Error).message}`)
+  }
+  return client
+}
+
+/**
  * The cluster's key store when the config puts state in Redis (store.type redis), read once;
  * undefined otherwise. Rejects when Redis cannot be read: a key command never falls back to a
  * file the gateways do not read.
  */
 export async function openSharedKeyStore(config: GatehouseConfig, salt: string): Promise<{ store: RedisKeyStore; close(): Promise<void> } | undefined> {
-  if (config.store.type !== 'redis' || !config.store.url) return undefined
-  const client = cliRedis(config.store.url)
+  const client = await connectCliRedis(config)
+  if (!client) return undefined
   const store = new RedisKeyStore({ client, salt, prefix: config.store.key_prefix })
   const close = async (): Promise<void> => {
     await store.close()
     client.disconnect()
   }
   try {
-    await client.connect()
     await store.start()
   } catch (e) {
     await close()

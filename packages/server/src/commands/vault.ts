@@ -1,13 +1,20 @@
-import { migrate, rotateKey } from '@gatehouse/credential-vault'
+import { migrate, moveRecordsToRedis, rotateKey, type CredentialVaultOptions } from '@gatehouse/credential-vault'
+import type { GatehouseConfig } from '../config/types'
 import { authPaths } from '../auth-paths'
 import { resolveGeneratedSecrets } from '../gateway'
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, reportRefusal, type CommandContext, type ExitCode } from './context'
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, flag, reportRefusal, type CommandContext, type ExitCode, type Io } from './context'
+import { connectCliRedis } from './redis'
 
-/** `gatehouse vault migrate [--dry-run]` and `vault rotate-key`: the credential files of the auth directory. */
+/** `gatehouse vault migrate [--to redis] [--dry-run]` and `vault rotate-key`: the credential files of the auth directory. */
 export async function vaultCommand(ctx: CommandContext): Promise<ExitCode> {
   const { io, sub } = ctx
   if (sub !== 'migrate' && sub !== 'rotate-key') {
     io.err('gatehouse: vault needs one of: migrate, rotate-key\n')
+    return EXIT_USAGE
+  }
+  const to = flag(ctx.flags, 'to')
+  if (to !== undefined && (sub !== 'migrate' || to !== 'redis')) {
+    io.err('gatehouse: --to takes one value, redis, and only with vault migrate\n')
     return EXIT_USAGE
   }
   const loaded = ctx.load()
@@ -25,6 +32,7 @@ export async function vaultCommand(ctx: CommandContext): Promise<ExitCode> {
   }
   const dryRun = ctx.flags['dry-run'] === true
   try {
+    if (to === 'redis') return await toRedis(io, config, options, dryRun)
     if (sub === 'migrate') {
       const r = await migrate({ ...options, ...(dryRun ? { dryRun: true } : {}) })
       for (const m of r.migrated) io.out(`${dryRun ? 'would encrypt' : 'encrypted'} ${m.file} -> ${m.id} (${m.provider})\n`)
@@ -39,5 +47,37 @@ export async function vaultCommand(ctx: CommandContext): Promise<ExitCode> {
     return r.failed.length ? EXIT_FAILURE : EXIT_OK
   } catch (e) {
     return reportRefusal(io, e)
+  }
+}
+
+/**
+ * `vault migrate --to redis`: the auth directory's encrypted credential files into the cluster's
+ * records (what the gateways serve with store.type redis), by id and provider only: no secret is
+ * printed. A record Redis already holds is skipped; a different one under the same id is left as it
+ * is and reported (exit 1). The files are left as they were.
+ */
+async function toRedis(io: Io, config: GatehouseConfig, options: Pick<CredentialVaultOptions, 'dir' | 'encryption'>, dryRun: boolean): Promise<ExitCode> {
+  let client: Awaited<ReturnType<typeof connectCliRedis>>
+  try {
+    client = await connectCliRedis(config)
+  } catch (e) {
+    io.err(`gatehouse: ${(e as Error).message}\n`)
+    return EXIT_FAILURE
+  }
+  if (!client) {
+    io.err('gatehouse: vault migrate --to redis needs store.type redis and store.url in the config\n')
+    return EXIT_USAGE
+  }
+  try {
+    const r = await moveRecordsToRedis({ ...options, cluster: { client, prefix: config.store.key_prefix }, dryRun })
+    for (const m of r.moved) io.out(`${dryRun ? 'would move' : 'moved'} ${m.id} (${m.provider}, ${m.type})\n`)
+    for (const x of r.present) io.out(`already in Redis: ${x.id}\n`)
+    for (const x of r.conflicts) io.err(`CONFLICT ${x.id}: ${x.reason}; left as it is\n`)
+    for (const x of r.failed) io.err(`FAILED ${x.file}: ${x.message}\n`)
+    const verb = dryRun ? 'would be moved' : 'moved'
+    io.out(`${r.moved.length} ${verb} to Redis, ${r.present.length} already there, ${r.conflicts.length} conflicting, ${r.failed.length} failed; the files are left as they were\n`)
+    return r.conflicts.length || r.failed.length ? EXIT_FAILURE : EXIT_OK
+  } finally {
+    client.disconnect()
   }
 }

@@ -148,6 +148,16 @@ function semanticErrors(c: GatehouseConfig, cwd: string): string[] {
     errors.push(`server.tls.cipher_suites.${i}: unknown cipher suite ${JSON.stringify(name)}; use IANA names such as "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"`)
   }
   if (c.store.type === 'redis' && !c.store.url) errors.push('store.url: is required when store.type is "redis"')
+  // Cluster mode keeps the vault's credential records in Redis, encrypted under this key. Refused rather
+  // than warned: off, they would sit in Redis in plaintext, and keeping them in files instead would let
+  // the replicas serve different credentials with nothing to show it.
+  if (c.store.type === 'redis' && !c.auth.encryption.enabled) errors.push('auth.encryption.enabled: must be true when store.type is "redis" (cluster mode keeps the credential records in Redis, encrypted under auth.encryption.key)')
+  const lease = c.auth.oauth?.refresh_lease
+  try {
+    if (lease !== undefined && parseDuration(lease, 'auth.oauth.refresh_lease') < 1000) errors.push('auth.oauth.refresh_lease: must be at least 1s')
+  } catch (e) {
+    errors.push((e as Error).message)
+  }
   if (c.storage.enabled && !c.storage.url) errors.push('storage.url: is required when storage.enabled is true')
   for (const [path, value] of [
     ['server.retry_after', c.server.retry_after],

@@ -127,6 +127,8 @@ export const configSchema: SchemaObject = obj({
     key_salt: str,
     ...optionKeys(clientAuthOptionsSchema, ['honeytokens']),
     encryption: obj({ enabled: bool, key: str, previous_keys: { type: 'array', items: str } }),
+    /** OAuth credentials of the vault: in cluster mode, how long one gateway may hold a token's refresh lock (then another may refresh). */
+    oauth: obj({ refresh_lease: duration }),
     /** Limits of every client key that does not carry its own (gatehouse keys create --rpm …). */
     key_limits: obj({ requests_per_minute: positiveInt, tokens_per_minute: positiveInt, monthly_tokens: positiveInt, concurrency: positiveInt }),
     /** Clients may also present a JWT of this OIDC issuer (client-auth's jwt option). */

@@ -65,6 +65,8 @@ export interface GatehouseConfig {
     key_salt?: string
     honeytokens: string[]
     encryption: { enabled: boolean; key?: string; previous_keys?: string[] }
+    /** refresh_lease: the cluster's OAuth refresh lock lease (default: the refresh timeout + 5 s). */
+    oauth?: { refresh_lease?: Duration }
     /** Limits of every client key without its own. */
     key_limits: KeyLimits
     jwt?: { enabled?: boolean; issuer: string; audience: string | string[]; jwks_uri?: string; algorithms?: string[]; scope_claims?: { providers?: string; endpoints?: string; models?: string } }

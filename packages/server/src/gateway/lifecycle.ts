@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { parseDuration } from '@gatehouse/core'
 import { FileKeyStore, RedisKeyStore } from '@gatehouse/client-auth'
@@ -40,6 +40,11 @@ export function createLifecycle(s: GatewayServices, http: GatewayHttpServer): Li
       warnUnmigratedKeys(s, keyStore)
     }
     await control.start().catch((err: unknown) => logger.error('the shared maintenance state cannot be read yet; this config applies until it can', { error: errorText(err) }))
+    if (redis) {
+      // Until the first copy is read no vault credential is served (static keys are); it keeps trying.
+      await s.upstream.vault.start().catch((err: unknown) => logger.error('the shared credential records cannot be read yet; no vault credential is served until they can', { error: errorText(err) }))
+      warnUnmigratedCredentials(s)
+    }
     if (redis && keyStore instanceof RedisKeyStore && !heartbeat) {
       heartbeat = startReplicaHeartbeat({
         client: redis,
@@ -127,6 +132,18 @@ function warnUnmigratedKeys(s: GatewayServices, keyStore: RedisKeyStore): void {
   if (holdsKeys) {
     s.logger.warn(`the shared key store in Redis is empty, but ${file} holds client keys, which cluster mode does not read: run \`gatehouse keys migrate --to redis\` to move them (none is re-issued)`)
   }
+}
+
+/** An install moving into cluster mode: its credential files are not read any more; say so when Redis holds no records. */
+function warnUnmigratedCredentials(s: GatewayServices): void {
+  if (s.upstream.vault.recordsVersion() !== 0) return
+  let files = 0
+  try {
+    files = readdirSync(s.paths.dir).filter((name) => /^cred_[0-9a-f]{24}\.json$/.test(name)).length
+  } catch {
+    return
+  }
+  if (files > 0) s.logger.warn(`the shared credential records in Redis are empty, but ${s.paths.dir} holds ${files} credential file${files === 1 ? '' : 's'}, which cluster mode does not read: run \`gatehouse vault migrate --to redis\` to move them`)
 }
 
 /** A listener that could not bind, named by the config key that chose its port. */

@@ -1,5 +1,5 @@
 import type { Response } from 'express'
-import { gatehouseLocals, type Logger, type ProviderName, type SecurityEventHandler } from '@gatehouse/core'
+import { gatehouseLocals, parseDuration, type Logger, type ProviderName, type SecurityEventHandler } from '@gatehouse/core'
 import { createCredentialVault, upstreamCredentialOf, type CredentialVault } from '@gatehouse/credential-vault'
 import { deviceFingerprint } from '@gatehouse/device-fingerprint'
 import { gatehouseProxy } from '@gatehouse/proxy'
@@ -40,12 +40,13 @@ export function createUpstream({ config, state, authDir, encryptionKey, provider
       openai: { 'openai-organization': config.providers.openai?.organization ?? '', 'openai-project': config.providers.openai?.project ?? '' },
       gemini: { 'x-goog-user-project': config.providers.gemini?.user_project ?? '' },
     },
-    // Cluster mode: one gateway refreshes an OAuth token, the others use its tokens (encrypted in Redis).
-    ...(redis && config.auth.encryption.enabled ? { cluster: { client: redis, prefix } } : {}),
+    // Cluster mode: the credential records are kept in Redis (encrypted, as the files would be) and
+    // one gateway refreshes an OAuth token while the others use its tokens. The config check refuses
+    // store.type redis with encryption off, so nothing of the vault reaches Redis in plaintext.
+    ...(redis && config.auth.encryption.enabled ? { cluster: { client: redis, prefix, records: true, ...refreshLease(config) } } : {}),
     onEvent: emit,
     logger,
   })
-  if (redis && !config.auth.encryption.enabled) logger.warn('cluster mode with auth.encryption off: OAuth refreshes are not coordinated between gateways (the shared tokens would be plaintext in Redis); turn encryption on')
   const fingerprintOptions = fingerprintAdapter.options(config)
   const fingerprint = fingerprintOptions ? deviceFingerprint({ ...fingerprintOptions, dir: authDir, onEvent: emit, logger }) : undefined
   const proxy = gatehouseProxy({
@@ -65,4 +66,10 @@ export function createUpstream({ config, state, authDir, encryptionKey, provider
     logger,
   })
   return { vault, fingerprint, proxy }
+}
+
+/** auth.oauth.refresh_lease as the vault's leaseMs (unset: the vault's default, the refresh timeout + 5 s). */
+function refreshLease(config: GatehouseConfig): { leaseMs?: number } {
+  const lease = config.auth.oauth?.refresh_lease
+  return lease === undefined ? {} : { leaseMs: parseDuration(lease, 'auth.oauth.refresh_lease') }
 }
