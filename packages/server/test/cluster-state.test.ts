@@ -151,7 +151,8 @@ describe('cluster mode: maintenance, the kill switch and doctor', () => {
   })
 
   it('gatehouse doctor says which replica holds which version of the shared state', async () => {
-    type Doctor = { cluster: { shared: { keys_version: number; runtime_version: number }; replicas: Array<{ pid: number; keys_version: number; runtime_version: number; state: string }> } }
+    type Versions = { keys_version: number; runtime_version: number; credentials_version: number }
+    type Doctor = { cluster: { shared: Versions; replicas: Array<Versions & { pid: number; state: string }> } }
     let report: Doctor | undefined
     await within(8000, async () => {
       const run = await runCli(['doctor', '--json', '--config', 'c.yaml'], { cwd: dir })
@@ -161,9 +162,9 @@ describe('cluster mode: maintenance, the kill switch and doctor', () => {
     const { shared, replicas } = report!.cluster
     expect(shared.keys_version).toBeGreaterThan(0)
     expect(replicas.map((r) => r.pid).sort()).toEqual(gateways.map((g) => g.child.pid).sort())
-    for (const r of replicas) expect([r.keys_version, r.runtime_version]).toEqual([shared.keys_version, shared.runtime_version])
+    for (const r of replicas) expect([r.keys_version, r.runtime_version, r.credentials_version]).toEqual([shared.keys_version, shared.runtime_version, shared.credentials_version])
     const text = await runCli(['doctor', '--config', 'c.yaml'], { cwd: dir })
-    expect(text.stdout).toMatch(/cluster: keys version \d+, runtime version \d+, 3 replicas reporting/)
+    expect(text.stdout).toMatch(/cluster: keys version \d+, runtime version \d+, credentials version \d+, 3 replicas reporting/)
   }, 30_000)
 })
 

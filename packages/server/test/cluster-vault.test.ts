@@ -140,6 +140,14 @@ describe('cluster mode: the vault\u2019s credentials in Redis, no shared auth di
       expect(listed).toContain(id)
       expect(listed).not.toContain(token)
     }
+    // gatehouse doctor: every replica holds the shared records' version (heartbeats every 2 s).
+    const probe = mkdtempSync(join(base, 'doctor-'))
+    writeFileSync(join(probe, 'c.yaml'), clusterYaml(prefix, ''))
+    type Versions = { credentials_version: number }
+    await within(8000, async () => {
+      const { cluster } = JSON.parse((await runCli(['doctor', '--json', '--config', 'c.yaml'], { cwd: probe, env })).stdout) as { cluster: { shared: Versions; replicas: Versions[] } }
+      return cluster.shared.credentials_version > 0 && cluster.replicas.length >= 3 && cluster.replicas.every((r) => r.credentials_version === cluster.shared.credentials_version)
+    })
 
     expect((await manage(b, 'DELETE', `/auths/claude/${id}`)).status).toBe(200)
     expect(await statusOn(b)).toBe(NONE)

@@ -9,9 +9,10 @@ export interface ReplicaReport {
   host: string
   pid: number
   started_at: string
-  /** The versions of the shared key store and runtime state in this replica's copy. */
+  /** The versions of the shared key store, runtime state and vault records in this replica's copy. */
   keys_version: number
   runtime_version: number
+  credentials_version: number
   /** The copy could not be confirmed current lately (Redis unreachable from this replica). */
   degraded: boolean
   at: number
@@ -30,7 +31,7 @@ const replicaKey = (prefix: string, id: string): string => `${prefix}replicas:${
 export function startReplicaHeartbeat(options: {
   client: Redis
   prefix: string
-  status: () => Pick<ReplicaReport, 'keys_version' | 'runtime_version' | 'degraded'>
+  status: () => Pick<ReplicaReport, 'keys_version' | 'runtime_version' | 'credentials_version' | 'degraded'>
 }): { id: string; stop(): Promise<void> } {
   const id = randomBytes(6).toString('hex')
   const started = new Date().toISOString()
@@ -52,7 +53,7 @@ export function startReplicaHeartbeat(options: {
 
 export interface ClusterStatus {
   /** The shared state's versions in Redis. */
-  shared: { keys_version: number; runtime_version: number }
+  shared: { keys_version: number; runtime_version: number; credentials_version: number }
   replicas: Array<ReplicaReport & { state: 'in step' | 'behind' | 'degraded' }>
   /** What needs attention (none when every replica is in step). */
   findings: PostureFinding[]
@@ -63,11 +64,12 @@ export interface ClusterStatus {
  * holds and whether it is in step, behind, or degraded (cannot reach Redis).
  */
 export async function clusterStatus(client: Redis, prefix: string): Promise<ClusterStatus> {
-  const status: ClusterStatus = { shared: { keys_version: 0, runtime_version: 0 }, replicas: [], findings: [] }
+  const status: ClusterStatus = { shared: { keys_version: 0, runtime_version: 0, credentials_version: 0 }, replicas: [], findings: [] }
   let reports: ReplicaReport[]
   try {
     status.shared.keys_version = Number((await client.get(`${prefix}client-keys:version`)) ?? 0)
     status.shared.runtime_version = Number((await client.get(`${prefix}runtime:version`)) ?? 0)
+    status.shared.credentials_version = Number((await client.get(`${prefix}vault:records:version`)) ?? 0)
     const ids: string[] = []
     let cursor = '0'
     do {
@@ -98,10 +100,12 @@ export async function clusterStatus(client: Redis, prefix: string): Promise<Clus
   }
   reports.sort((a, b) => a.started_at.localeCompare(b.started_at))
   for (const r of reports) {
-    const behind = r.keys_version < status.shared.keys_version || r.runtime_version < status.shared.runtime_version
+    // A report from before the records were shared has no credentials_version: as in step.
+    const credentials = r.credentials_version ?? status.shared.credentials_version
+    const behind = r.keys_version < status.shared.keys_version || r.runtime_version < status.shared.runtime_version || credentials < status.shared.credentials_version
     const state = r.degraded ? 'degraded' : behind ? 'behind' : 'in step'
     status.replicas.push({ ...r, state })
-    const where = `Replica ${r.id} (${r.host}, pid ${r.pid}) holds keys version ${r.keys_version} of ${status.shared.keys_version} and runtime version ${r.runtime_version} of ${status.shared.runtime_version}`
+    const where = `Replica ${r.id} (${r.host}, pid ${r.pid}) holds keys version ${r.keys_version} of ${status.shared.keys_version}, runtime version ${r.runtime_version} of ${status.shared.runtime_version} and credentials version ${credentials} of ${status.shared.credentials_version}`
     if (state === 'degraded') status.findings.push({ id: 'cluster-replica-degraded', severity: 'medium', message: `${where} and cannot confirm it is current (Redis unreachable from it)`, fix: 'Check that replica\u2019s connection to Redis; it serves keys from its last copy until store.max_staleness' })
     else if (state === 'behind') status.findings.push({ id: 'cluster-replica-behind', severity: 'medium', message: `${where}: behind the shared state`, fix: 'A replica catches up within a second; if this one does not, check its Redis connection and restart it' })
   }

@@ -15,8 +15,8 @@ export async function doctorCommand(ctx: CommandContext): Promise<ExitCode> {
     io.out(`${JSON.stringify({ findings, ...(cluster ? { cluster: { shared: cluster.shared, replicas: cluster.replicas } } : {}) }, null, 2)}\n`)
   } else {
     if (cluster) {
-      io.out(`cluster: keys version ${cluster.shared.keys_version}, runtime version ${cluster.shared.runtime_version}, ${cluster.replicas.length} replica${cluster.replicas.length === 1 ? '' : 's'} reporting\n`)
-      for (const r of cluster.replicas) io.out(`  ${r.id} ${r.host} pid ${r.pid}: keys ${r.keys_version}, runtime ${r.runtime_version}, ${r.state}\n`)
+      io.out(`cluster: keys version ${cluster.shared.keys_version}, runtime version ${cluster.shared.runtime_version}, credentials version ${cluster.shared.credentials_version}, ${cluster.replicas.length} replica${cluster.replicas.length === 1 ? '' : 's'} reporting\n`)
+      for (const r of cluster.replicas) io.out(`  ${r.id} ${r.host} pid ${r.pid}: keys ${r.keys_version}, runtime ${r.runtime_version}, credentials ${r.credentials_version ?? '?'}, ${r.state}\n`)
     }
     for (const x of findings) io.out(`${x.severity.toUpperCase().padEnd(6)} ${x.message}\n       fix: ${x.fix}\n`)
     const c = countBySeverity(findings)

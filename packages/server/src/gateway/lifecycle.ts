@@ -49,7 +49,12 @@ export function createLifecycle(s: GatewayServices, http: GatewayHttpServer): Li
       heartbeat = startReplicaHeartbeat({
         client: redis,
         prefix: s.state.prefix,
-        status: () => ({ keys_version: keyStore.version, runtime_version: control.version() ?? 0, degraded: !s.state.fresh() }),
+        status: () => ({
+          keys_version: keyStore.version,
+          runtime_version: control.version() ?? 0,
+          credentials_version: s.upstream.vault.recordsVersion() ?? 0,
+          degraded: !s.state.fresh(),
+        }),
       })
     }
   }
