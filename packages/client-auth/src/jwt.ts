@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose'
-import { GatehouseConfigError, isLoopback } from '@gatehouse/core'
+import { GatehouseConfigError, isLoopback, type KeyLimitScope } from '@gatehouse/core'
 import { ClientAuthErrorCodes } from './errors'
 import { validateKeyScope } from './scope'
 
@@ -13,8 +13,12 @@ export interface JwtAuthOptions {
   jwksUri?: string
   /** Accepted signature algorithms: asymmetric only (never `none`, never HMAC). @default RS256, PS256, ES256, EdDSA */
   algorithms?: string[]
-  /** Claims holding the identity's scope (lists, as a key's `providers`, `endpoints`, `models`). */
-  scopeClaims?: { providers?: string; endpoints?: string; models?: string }
+  /**
+   * Claims holding the identity's scope: lists, as a key's `providers`, `endpoints`, `models`; and
+   * `limits`, an object as a key's own limits (`{ requests_per_minute, tokens_per_minute,
+   * monthly_tokens, concurrency, providers: { name: {…} } }`).
+   */
+  scopeClaims?: { providers?: string; endpoints?: string; models?: string; limits?: string }
   /** Seconds of clock skew allowed on `exp` and `nbf`. @default 30 */
   clockTolerance?: number
   /** Least seconds between two fetches of the key set (a token naming an unknown key refetches it). @default 30 */
@@ -30,6 +34,7 @@ export interface JwtIdentity {
   providers?: string[]
   endpoints?: string[]
   models?: string[]
+  limits?: KeyLimitScope
 }
 
 const invalid = (message: string): GatehouseConfigError => new GatehouseConfigError(ClientAuthErrorCodes.GH_AUTH_INVALID_OPTIONS, `@gatehouse/client-auth: ${message}`)
@@ -101,11 +106,13 @@ export function jwtVerifier(options: JwtAuthOptions): (token: string) => Promise
     const providers = list(payload, options.scopeClaims?.providers)
     const endpoints = list(payload, options.scopeClaims?.endpoints)
     const models = list(payload, options.scopeClaims?.models)
-    // The scope claims are checked as a key's scope is: an empty or unknown one refuses the token.
-    validateKeyScope({ providers, endpoints, models })
+    const limits = options.scopeClaims?.limits ? (payload[options.scopeClaims.limits] as KeyLimitScope | undefined) : undefined
+    // The scope claims are checked as a key's scope is: an empty, unknown or malformed one refuses the token.
+    validateKeyScope({ providers, endpoints, models, ...(limits !== undefined ? { limits } : {}) })
     if (providers) identity.providers = providers
     if (endpoints) identity.endpoints = endpoints
     if (models) identity.models = models
+    if (limits !== undefined) identity.limits = structuredClone(limits)
     return identity
   }
 }

@@ -158,7 +158,7 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
       (id) => {
         if (res.headersSent || res.destroyed) return
         const who = `jwt:${id.subject}`
-        admit(req, res, next, { id: who, name: id.subject, ...(id.providers ? { providers: id.providers } : {}), ...(id.endpoints ? { endpoints: id.endpoints } : {}), ...(id.models ? { models: id.models } : {}) })
+        admit(req, res, next, { id: who, name: id.subject, ...(id.providers ? { providers: id.providers } : {}), ...(id.endpoints ? { endpoints: id.endpoints } : {}), ...(id.models ? { models: id.models } : {}), ...(id.limits ? { limits: id.limits } : {}) })
       },
       (err: unknown) => {
         if (res.headersSent || res.destroyed) return

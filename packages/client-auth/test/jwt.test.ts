@@ -51,7 +51,7 @@ function app() {
   const store = new MemoryKeyStore(randomBytes(32).toString('hex'))
   const { key } = store.create({ name: 'static' })
   const { events, onEvent } = collectEvents()
-  const a = createTestApp(clientAuth({ store, onEvent, jwt: { issuer, audience: 'gatehouse', jwksCooldown: 1, scopeClaims: { providers: 'gh_providers' } } }))
+  const a = createTestApp(clientAuth({ store, onEvent, jwt: { issuer, audience: 'gatehouse', jwksCooldown: 1, scopeClaims: { providers: 'gh_providers', limits: 'gh_limits' } } }))
   return { app: a, events, staticKey: key }
 }
 
@@ -77,6 +77,22 @@ describe('JWT client authentication', () => {
     const successes = events.filter((e) => e.event_type === 'auth_success').map((e) => e.user_id)
     expect(successes).toContain('jwt:alice@example.com')
     expect(JSON.stringify(events)).not.toContain(t1)
+  })
+
+  it("takes the identity's own limits from the limits claim, checked as a key's; a malformed one refuses the token", async () => {
+    const k1 = await signer('k1')
+    jwks = [k1.jwk]
+    const { app: a, events } = app()
+    const limits = { requests_per_minute: 5, providers: { openai: { tokens_per_minute: 1000 } } }
+    const ok = await request(a).post('/v1/chat/completions').set('authorization', `Bearer ${await token(k1.pair, 'k1', { gh_limits: limits })}`).send({})
+    expect(ok.status).toBe(200)
+    expect(ok.body.locals.clientKeyLimits).toEqual(limits)
+    for (const bad of [{ requests_per_minute: -1 }, { requests_per_minute: 'lots' }, ['requests_per_minute', 5]]) {
+      const res = await request(a).post('/v1/chat/completions').set('authorization', `Bearer ${await token(k1.pair, 'k1', { gh_limits: bad })}`).send({})
+      expect([res.status, res.body.locals]).toEqual([401, undefined])
+    }
+    const reasons = events.filter((e) => e.event_type === 'auth_failure').map((e) => e.details?.reason)
+    expect(reasons).toEqual(['GH_AUTH_INVALID_SCOPE', 'GH_AUTH_INVALID_SCOPE', 'GH_AUTH_INVALID_SCOPE'])
   })
 
   it.each([

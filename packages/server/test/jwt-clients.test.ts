@@ -22,14 +22,14 @@ beforeAll(async () => {
 })
 afterAll(() => new Promise((r) => idp.close(r)))
 
-const token = (exp: string | number = '5m', claims: Record<string, unknown> = {}) =>
-  new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'gw-test' }).setSubject('svc-reporting').setIssuer(issuer).setAudience('gatehouse').setExpirationTime(exp).sign(keys.privateKey)
+const token = (exp: string | number = '5m', claims: Record<string, unknown> = {}, subject = 'svc-reporting') =>
+  new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'gw-test' }).setSubject(subject).setIssuer(issuer).setAudience('gatehouse').setExpirationTime(exp).sign(keys.privateKey)
 
 describe('JWT clients through the gateway (auth.jwt)', () => {
   let h: Harness
   beforeAll(async () => {
     h = await startHarness((c) => {
-      c.auth.jwt = { enabled: true, issuer, audience: 'gatehouse', scope_claims: { models: 'gh_models' } }
+      c.auth.jwt = { enabled: true, issuer, audience: 'gatehouse', scope_claims: { models: 'gh_models', limits: 'gh_limits' } }
     })
   })
   afterAll(() => h.close())
@@ -59,5 +59,19 @@ describe('JWT clients through the gateway (auth.jwt)', () => {
     expect((await chat(scoped, 'gpt-4o-mini')).status).toBe(200)
     expect((await chat(scoped, 'gpt-4.1')).status).toBe(403)
     expect(h.upstream.requests).toHaveLength(1)
+  })
+
+  it("holds a token to the limits its claim names, per subject: the third request in a minute is refused, another subject's token is not", async () => {
+    const limited = await token('5m', { gh_limits: { requests_per_minute: 2 } }, 'svc-batch')
+    const statuses: number[] = []
+    for (let i = 0; i < 3; i++) {
+      const res = await chat(limited)
+      statuses.push(res.status)
+      await res.text()
+    }
+    expect(statuses).toEqual([200, 200, 429])
+    const other = await chat(await token())
+    expect(other.status).toBe(200)
+    await other.text()
   })
 })

@@ -138,7 +138,7 @@ export const configSchema: SchemaObject = obj({
       audience: { anyOf: [nonEmpty, { type: 'array', items: nonEmpty, minItems: 1 }] },
       jwks_uri: nonEmpty,
       algorithms: { type: 'array', items: nonEmpty, minItems: 1 },
-      scope_claims: obj({ providers: nonEmpty, endpoints: nonEmpty, models: nonEmpty }),
+      scope_claims: obj({ providers: nonEmpty, endpoints: nonEmpty, models: nonEmpty, limits: nonEmpty }),
     }),
   }),
   providers: {

@@ -69,7 +69,7 @@ export interface GatehouseConfig {
     oauth?: { refresh_lease?: Duration }
     /** Limits of every client key without its own. */
     key_limits: KeyLimits
-    jwt?: { enabled?: boolean; issuer: string; audience: string | string[]; jwks_uri?: string; algorithms?: string[]; scope_claims?: { providers?: string; endpoints?: string; models?: string } }
+    jwt?: { enabled?: boolean; issuer: string; audience: string | string[]; jwks_uri?: string; algorithms?: string[]; scope_claims?: { providers?: string; endpoints?: string; models?: string; limits?: string } }
   }
   providers: Partial<Record<ProviderName, ProviderConfig>>
   store: { type: 'memory' | 'redis'; url?: string; on_error: 'local' | 'allow' | 'deny'; replicas: number; key_prefix: string; max_staleness: Duration }
