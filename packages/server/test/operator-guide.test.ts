@@ -361,7 +361,7 @@ describe('docs/operator-guide.md, executed end to end: stop, what was written, s
       const config = join(work!, 'config.yaml')
       writeFileSync(config, readFileSync(config, 'utf8').replace('redis://127.0.0.1:6379', `redis://127.0.0.1:${redisPort}`))
       const done = await runSection('5. Run several gateways', async (run) => {
-        if (/doctor/.test(run.command)) expect(run.stdout).toMatch(/^cluster: keys version \d+, runtime version \d+, \d+ replicas? reporting$/m)
+        if (/doctor/.test(run.command)) expect(run.stdout).toMatch(/^cluster: keys version \d+, runtime version \d+, credentials version \d+, \d+ replicas? reporting$/m)
       })
       expect(ran(done, /gatehouse config check/).stdout).toMatch(/^configuration OK/m)
       const listedBefore = (JSON.parse((await runCli(['keys', 'list', '--json', '--config', 'config.yaml'], { cwd: work!, env })).stdout) as Array<{ id: string }>).map((k) => k.id)
