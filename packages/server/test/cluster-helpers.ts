@@ -1,18 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import http from 'node:http'
+import type http from 'node:http'
 import { rmSync } from 'node:fs'
 import net, { type AddressInfo } from 'node:net'
 import Redis from 'ioredis'
+import { httpRequest } from '@gatehouse/testing'
 
 /** What the cluster tests share: a port, a Redis of their own, a round-robin TCP balancer, a request, a wait. */
 
-export async function freePort(): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const { port } = s.address() as AddressInfo
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
+export { freePort } from '@gatehouse/testing'
 
 /** A Redis of this test's own, so that killing it touches no other test. */
 export async function startRedis(port: number): Promise<ChildProcess> {
@@ -64,23 +59,10 @@ export interface Reply {
 }
 
 /** One HTTP request, its status and body (no agent unless given: a new connection each time). */
-export function request(url: string, method: string, path: string, headers: Record<string, string>, body?: unknown, agent: http.Agent | false = false): Promise<Reply> {
-  const u = new URL(url)
+export async function request(url: string, method: string, path: string, headers: Record<string, string>, body?: unknown, agent: http.Agent | false = false): Promise<Reply> {
   const text = body === undefined ? undefined : JSON.stringify(body)
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: u.hostname, port: u.port, path, method, agent, headers: { ...(text !== undefined ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } : {}), ...headers } },
-      (res) => {
-        let data = ''
-        res.setEncoding('utf8')
-        res.on('data', (d: string) => (data += d))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data }))
-        res.on('error', reject)
-      },
-    )
-    req.on('error', reject)
-    req.end(text)
-  })
+  const reply = await httpRequest(url, { method, path, agent, headers: { ...(text !== undefined ? { 'content-type': 'application/json' } : {}), ...headers }, ...(text !== undefined ? { body: text } : {}) })
+  return { status: reply.status, body: reply.body }
 }
 
 /** The time until `check` holds, polling every 20 ms; throws past `ms`. */

@@ -1,10 +1,9 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs'
-import http from 'node:http'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { commandsOf, MockUpstream, ShellSession, shBlocks, type Block, type CommandRun } from '@gatehouse/testing'
+import { commandsOf, httpRequest, MockUpstream, ShellSession, shBlocks, type Block, type CommandRun } from '@gatehouse/testing'
 import { ensureBuilt, root } from './cli-helpers'
 import { freePort } from './cluster-helpers'
 import { anthropicBody, fakeKey, openaiBody } from './helpers'
@@ -62,34 +61,10 @@ export interface Reply {
 }
 
 /** One request to the gateway on `port`, on its own connection, answered within 5 s. */
-export function send(port: number, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body)
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        method,
-        agent: false,
-        timeout: 5000,
-        headers: {
-          ...headers,
-          ...(data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {}),
-        },
-      },
-      (res) => {
-        let text = ''
-        res.setEncoding('utf8')
-        res.on('data', (d: string) => (text += d))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
-        res.on('error', reject)
-      },
-    )
-    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 5 s`)))
-    req.on('error', reject)
-    req.end(data)
-  })
+export async function send(port: number, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<Reply> {
+  const data = body === undefined ? undefined : JSON.stringify(body)
+  const reply = await httpRequest(`http://127.0.0.1:${port}`, { method, path, timeoutMs: 5000, headers: { ...headers, ...(data !== undefined ? { 'content-type': 'application/json' } : {}) }, ...(data !== undefined ? { body: data } : {}) })
+  return { status: reply.status, body: reply.body }
 }
 
 /** A model request to one provider through the gateway on `port`, with a client key (or token). */
