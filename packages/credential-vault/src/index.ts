@@ -38,7 +38,7 @@ export type {
   ReencryptResult,
   VaultStatus,
 } from './types'
-export { plaintextCredentialFiles } from './inspect'
+export { credentialFiles, plaintextCredentialFiles } from './inspect'
 export type { VaultClusterOptions } from './cluster'
 export { moveRecordsToRedis, type MoveToRedisResult } from './records-migrate'
 export { applyUpstreamCredential, credentialInjection, reportUpstreamStatus, upstreamCredentialOf } from './middleware'

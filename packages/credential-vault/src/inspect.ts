@@ -3,19 +3,22 @@ import { join } from 'node:path'
 import { isEnvelopeShaped } from './envelope'
 import { FILE_PATTERN } from './record'
 
+/** The names of the vault's credential files in `dir` (none when it cannot be read), sorted. */
+export function credentialFiles(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir).filter((n) => FILE_PATTERN.test(n)).sort()
+  } catch {
+    return []
+  }
+}
+
 /**
  * The vault files in `dir` that are plaintext (not an encrypted envelope). With encryption on the
  * vault refuses each of them (`GH_VAULT_PLAINTEXT_REFUSED`); `gatehouse doctor` lists them. Reads
  * names and shapes only, never follows a link, and says nothing of the contents.
  */
 export function plaintextCredentialFiles(dir: string): string[] {
-  let names: string[]
-  try {
-    names = fs.readdirSync(dir).filter((n) => FILE_PATTERN.test(n)).sort()
-  } catch {
-    return []
-  }
-  return names.filter((name) => {
+  return credentialFiles(dir).filter((name) => {
     try {
       const fd = fs.openSync(join(dir, name), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK)
       try {

@@ -1,7 +1,8 @@
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { parseDuration } from '@gatehouse/core'
 import { FileKeyStore, RedisKeyStore } from '@gatehouse/client-auth'
+import { credentialFiles } from '@gatehouse/credential-vault'
 import { startMetricsServer, type MetricsServer } from '@gatehouse/metrics'
 import { startReplicaHeartbeat } from '../cluster/replicas'
 import type { GatewayHttpServer } from './http-server'
@@ -142,12 +143,7 @@ function warnUnmigratedKeys(s: GatewayServices, keyStore: RedisKeyStore): void {
 /** An install moving into cluster mode: its credential files are not read any more; say so when Redis holds no records. */
 function warnUnmigratedCredentials(s: GatewayServices): void {
   if (s.upstream.vault.recordsVersion() !== 0) return
-  let files = 0
-  try {
-    files = readdirSync(s.paths.dir).filter((name) => /^cred_[0-9a-f]{24}\.json$/.test(name)).length
-  } catch {
-    return
-  }
+  const files = credentialFiles(s.paths.dir).length
   if (files > 0) s.logger.warn(`the shared credential records in Redis are empty, but ${s.paths.dir} holds ${files} credential file${files === 1 ? '' : 's'}, which cluster mode does not read: run \`gatehouse vault migrate --to redis\` to move them`)
 }
 
