@@ -210,14 +210,22 @@ export function relayBody(
   // Relayed by hand rather than with pipe(): one 'data' listener does the relay, the meter and the
   // idle timer. A client that goes away ends the upstream response through the 'close' handler.
   const resume = (): void => void proxyRes.resume()
-  proxyRes.on('data', (chunk: Buffer) => {
+  // The parser hands over a chunked body one chunk at a time: an upstream that wrote ten SSE events
+  // at once gives ten 'data' events in one go. The chunks of one go are relayed together at the end
+  // of the turn (process.nextTick, before the stream's own 'end'), so that the meter, the usage
+  // filter, the masker and the client's chunk framing run once per read rather than once per event.
+  // Nothing waits for a later read: what arrived is relayed before the event loop moves on.
+  let queued: Buffer[] = []
+  let scheduled = false
+  const relayQueued = (): void => {
+    scheduled = false
+    if (queued.length === 0) return
+    const chunk = queued.length === 1 ? queued[0]! : Buffer.concat(queued)
+    queued = []
+    if (res.destroyed) return
     idleTimer.refresh()
     if (!head.encoded) meter.push(chunk)
     else inflate?.push(chunk)
-    if (whole) {
-      whole.push(chunk)
-      return
-    }
     const kept = strip ? strip.push(chunk) : chunk
     const out = masker ? masker.push(kept) : kept
     if (out.length === 0) return
@@ -231,8 +239,23 @@ export function relayBody(
       proxyRes.pause()
       res.once('drain', resume)
     }
+  }
+  proxyRes.on('data', (chunk: Buffer) => {
+    if (whole) {
+      idleTimer.refresh()
+      if (!head.encoded) meter.push(chunk)
+      else inflate?.push(chunk)
+      whole.push(chunk)
+      return
+    }
+    queued.push(chunk)
+    if (!scheduled) {
+      scheduled = true
+      process.nextTick(relayQueued)
+    }
   })
   proxyRes.on('end', () => {
+    relayQueued()
     f.done = true
     clearTimers(f)
     const finish = (): void => {

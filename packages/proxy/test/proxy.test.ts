@@ -199,6 +199,55 @@ describe('gatehouseProxy alone: headers and masking', () => {
       await new Promise((r) => echo.close(r))
     }
   })
+
+  it.each([false, true])('relays a stream whole and in order: events written in one turn go out together, later ones as they come, the key masked across writes (batching %s)', async (batching) => {
+    const secret = key('sk-proj-')
+    const ev = (i: number): string => `data: {"choices":[{"delta":{"content":"e${i}"}}]}\n\n`
+    const arrivals: number[] = []
+    const sse = http.createServer((req, res) => {
+      req.resume()
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' })
+        // One turn: ten events, then the key written in two halves (one event), then more events.
+        for (let i = 0; i < 10; i++) res.write(ev(i))
+        res.write(`data: {"echo":"${secret.slice(0, 12)}`)
+        res.write(`${secret.slice(12)}"}\n\n`)
+        res.write(ev(10))
+        // Later turns: each event on its own.
+        setTimeout(() => {
+          res.write(ev(11))
+          setTimeout(() => res.end('data: [DONE]\n\n'), 60)
+        }, 60)
+      })
+    })
+    await new Promise<void>((r) => sse.listen(0, '127.0.0.1', r))
+    const gw = await mount({ providers: { openai: { baseUrl: `http://127.0.0.1:${(sse.address() as AddressInfo).port}`, apiKey: secret } }, batching })
+    try {
+      const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...chat, stream: true }) })
+      const reader = res.body!.getReader()
+      const decoder = new TextDecoder()
+      let text = ''
+      for (;;) {
+        const { done, value } = await reader.read()
+        if (done) break
+        const part = decoder.decode(value, { stream: true })
+        if (part.includes('"e11"') || part.includes('[DONE]')) arrivals.push(Date.now())
+        text += part
+      }
+      const expected = Array.from({ length: 10 }, (_v, i) => ev(i)).join('') + 'data: {"echo":"'
+      expect(text.startsWith(expected)).toBe(true)
+      expect(text).not.toContain(secret)
+      expect(text).not.toContain(secret.slice(12))
+      expect(text).toMatch(/data: \{"echo":"[^"]*\*{4}[^"]*"\}\n\n/)
+      expect(text.endsWith(`${ev(10)}${ev(11)}data: [DONE]\n\n`)).toBe(true)
+      // The later events were not held for the end: [DONE] came about 60 ms after e11.
+      expect(arrivals.length).toBe(2)
+      expect(arrivals[1]! - arrivals[0]!).toBeGreaterThanOrEqual(40)
+    } finally {
+      await gw.close()
+      await new Promise((r) => sse.close(r))
+    }
+  })
 })
 
 describe('gatehouseProxy alone: credentials and bodies', () => {
