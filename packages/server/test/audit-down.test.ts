@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import http from 'node:http'
+import { waitFor } from '@gatehouse/testing'
 import { anthropicBody, fakeKey, openaiBody, startHarness, type Harness } from './helpers'
 
 const mgmtKey = randomBytes(24).toString('base64url')
@@ -31,8 +32,7 @@ describe('management while the audit log cannot be written (audit file on /dev/f
     await h.gateway.vault.add({ provider: 'claude', type: 'api_key', token: vaultToken })
     // Any event makes the audit log try to write, and fail (ENOSPC).
     await fetch(`${h.url}/v1/models`)
-    const deadline = Date.now() + 5000
-    while (h.gateway.audit!.healthy && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    await waitFor(() => !h.gateway.audit!.healthy, 5000, { every: 20, what: 'the audit log to turn unhealthy' })
     expect(h.gateway.audit!.healthy).toBe(false)
   })
   afterAll(() => h.close())

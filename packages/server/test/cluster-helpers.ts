@@ -3,7 +3,7 @@ import type http from 'node:http'
 import { rmSync } from 'node:fs'
 import net, { type AddressInfo } from 'node:net'
 import Redis from 'ioredis'
-import { httpRequest } from '@gatehouse/testing'
+import { httpRequest, sleep } from '@gatehouse/testing'
 
 /** What the cluster tests share: a port, a Redis of their own, a round-robin TCP balancer, a request, a wait. */
 
@@ -21,7 +21,7 @@ export async function startRedis(port: number): Promise<ChildProcess> {
       probe.disconnect()
       return child
     } catch {
-      await new Promise((r) => setTimeout(r, 50))
+      await sleep(50)
     }
   }
   throw new Error('redis-server did not start')

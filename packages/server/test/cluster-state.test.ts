@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
-import { MockUpstream } from '@gatehouse/testing'
+import { MockUpstream, sleep } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
 import { freePort, redisContents, request, startBalancer, startGateways, startRedis, stopCluster, within, type Reply } from './cluster-helpers'
 
@@ -122,7 +122,7 @@ describe('cluster mode: keys created, revoked and rotated on one replica apply o
     expect((await manage(1, 'POST', `/keys/${id}/rotate`, {})).status).toBe(409)
     expect((await manage(1, 'POST', '/keys/key_00000000/rotate', {})).status).toBe(404)
     expect((await manage(1, 'POST', `/keys/${body.id}/rotate`, { grace: 'soon' })).status).toBe(400)
-    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(body.previous.valid_until) - Date.now() + 200)))
+    await sleep(Math.max(0, Date.parse(body.previous.valid_until) - Date.now() + 200))
     for (const i of [0, 1, 2]) {
       expect(await chatOn(i, key)).toBe(401)
       expect(await chatOn(i, body.key)).toBe(200)
@@ -208,7 +208,7 @@ describe('cluster mode: OAuth refresh once for all replicas, and nothing in plai
         }
         return true
       })
-      await new Promise((r) => setTimeout(r, 500))
+      await sleep(500)
       expect(issued).toHaveLength(1)
       for (const i of [0, 1, 2]) {
         upstream.reset()

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
-import { MockUpstream } from '@gatehouse/testing'
+import { MockUpstream, sleep, waitFor } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
 import { freePort, startBalancer, startGateways, startRedis, stopCluster } from './cluster-helpers'
 
@@ -100,7 +100,7 @@ providers:
     const admitted = statuses.filter((s) => s === 200).length
     expect(admitted).toBeGreaterThan(0)
     expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([])
-    await new Promise((r) => setTimeout(r, 300))
+    await sleep(300)
     const client = new Redis({ port: redisPort, host: '127.0.0.1' })
     try {
       const keys = await client.keys(`${prefix}rl:q:quota:provider-quota:claude`)
@@ -131,13 +131,13 @@ providers:
     // Back on the shared bucket (Redis came back empty: a fresh key gets its whole 3 across the cluster, not 1 per gateway).
     const k2 = await key('--rpm', '3')
     let shared: number[] = []
-    const deadline = Date.now() + 10_000
-    for (;;) {
-      shared = []
-      for (let i = 0; i < 6; i++) shared.push(await call(lb.url, k2, '/v1/chat/completions', chat))
-      if (shared.filter((s) => s === 200).length === 3 || Date.now() > deadline) break
-      await new Promise((r) => setTimeout(r, 500))
+    const sixShared = async (): Promise<boolean> => {
+      const statuses: number[] = []
+      for (let i = 0; i < 6; i++) statuses.push(await call(lb.url, k2, '/v1/chat/completions', chat))
+      shared = statuses
+      return statuses.filter((s) => s === 200).length === 3
     }
+    await waitFor(sixShared, 15_000, { every: 500, what: 'the shared bucket back' })
     expect(shared.filter((s) => s === 200)).toHaveLength(3)
     for (const g of gateways) expect(g.child.exitCode).toBeNull()
   }, 60_000)

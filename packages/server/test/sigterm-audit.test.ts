@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import http from 'node:http'
-import { MockUpstream } from '@gatehouse/testing'
+import { MockUpstream, waitFor } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli } from './cli-helpers'
 
 beforeAll(() => ensureBuilt())
@@ -39,8 +39,7 @@ providers:
     const inFlight = Array.from({ length: 150 }, () => one())
     // SIGTERM once requests are at the provider (a fixed 100 ms was too short on a loaded machine:
     // none had arrived, and none was answered).
-    const until = Date.now() + 10_000
-    while (upstream.requests.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
+    await waitFor(() => upstream.requests.length > 0, 10_000, { what: 'a request at the provider' })
     gw.child.kill('SIGTERM')
     const statuses = await Promise.all(inFlight)
     expect(await gw.exited).toBe(0)
