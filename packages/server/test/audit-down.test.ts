@@ -1,23 +1,12 @@
 import { randomBytes } from 'node:crypto'
-import http from 'node:http'
-import { waitFor } from '@gatehouse/testing'
+import { httpRequest, waitFor } from '@gatehouse/testing'
 import { anthropicBody, fakeKey, openaiBody, startHarness, type Harness } from './helpers'
 
 const mgmtKey = randomBytes(24).toString('base64url')
 
 /** A request from another loopback address (Linux routes all of 127/8 to lo). */
-const from = (h: Harness, localAddress: string): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port: Number(new URL(h.url).port), path: '/v1/models', localAddress, agent: false, headers: { authorization: `Bearer ${h.key}` } },
-      (res) => {
-        res.resume()
-        res.on('end', () => resolve(res.statusCode!))
-      },
-    )
-    req.on('error', reject)
-    req.end()
-  })
+const from = async (h: Harness, localAddress: string): Promise<number> =>
+  (await httpRequest(h.url, { path: '/v1/models', localAddress, headers: { authorization: `Bearer ${h.key}` } })).status
 
 describe('management while the audit log cannot be written (audit file on /dev/full)', () => {
   let h: Harness

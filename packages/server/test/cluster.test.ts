@@ -1,32 +1,22 @@
 import type { ChildProcess } from 'node:child_process'
-import http from 'node:http'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
-import { MockUpstream, sleep, waitFor } from '@gatehouse/testing'
+import { httpRequest, MockUpstream, sleep, waitFor } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
 import { freePort, startBalancer, startGateways, startRedis, stopCluster } from './cluster-helpers'
 
 beforeAll(() => ensureBuilt())
 
-/** One request on a connection of its own (so the balancer sends it to the next gateway). */
-function call(url: string, key: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<number> {
-  const u = new URL(url)
-  const text = JSON.stringify(body)
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: u.hostname, port: u.port, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), authorization: `Bearer ${key}`, ...headers } },
-      (res) => {
-        res.resume()
-        res.on('end', () => resolve(res.statusCode ?? 0))
-        res.on('error', reject)
-      },
-    )
-    req.on('error', reject)
-    req.end(text)
-  })
+/**
+ * One request on a connection of its own (so the balancer sends it to the next gateway), bounded
+ * longer than httpRequest's default: the held answers take 6 s, more on a loaded machine.
+ */
+async function call(url: string, key: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<number> {
+  const reply = await httpRequest(url, { path, headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, ...headers }, body: JSON.stringify(body), timeoutMs: 60_000 })
+  return reply.status
 }
 
 const chat = { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import express from 'express'
-import { listen, sleep, waitFor } from '@gatehouse/testing'
+import { httpRequest, listen, sleep, waitFor } from '@gatehouse/testing'
 import { gatehouseProxy } from '@gatehouse/proxy'
 import { loadConfig } from '@gatehouse/server'
 import { anthropicBody, deleteRedisKeys, openaiBody, startHarness, type Harness } from './helpers'
@@ -149,22 +149,11 @@ describe('gateway proxy: paths, bodies, pinning and upstream errors', () => {
   })
 
   it('keeps the target pinned: absolute-form URIs, Host headers and body fields change nothing', async () => {
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = http.request(
-        {
-          host: '127.0.0.1',
-          port: new URL(h.url).port,
-          method: 'POST',
-          path: 'http://169.254.169.254/v1/chat/completions',
-          headers: { host: '169.254.169.254', 'content-type': 'application/json', 'x-api-key': h.key },
-        },
-        (res) => {
-          res.resume()
-          resolve(res.statusCode ?? 0)
-        },
-      )
-      req.on('error', reject)
-      req.end(JSON.stringify(openaiBody({ api_base: 'http://169.254.169.254', base_url: 'http://evil.example' })))
+    const { status } = await httpRequest(h.url, {
+      method: 'POST',
+      path: 'http://169.254.169.254/v1/chat/completions',
+      headers: { host: '169.254.169.254', 'content-type': 'application/json', 'x-api-key': h.key },
+      body: JSON.stringify(openaiBody({ api_base: 'http://169.254.169.254', base_url: 'http://evil.example' })),
     })
     expect(status).toBe(200)
     expect(h.upstream.requests).toHaveLength(1)
