@@ -1,12 +1,11 @@
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
-import { httpRequest, MockUpstream, sleep, waitFor } from '@gatehouse/testing'
+import { httpRequest, sleep, waitFor, type MockUpstream } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
-import { freePort, startBalancer, startGateways, startRedis, stopCluster } from './cluster-helpers'
+import { clusterBase, clusterYaml, startBalancer, startGateways, startRedis, stopCluster } from './cluster-helpers'
 
 beforeAll(() => ensureBuilt())
 
@@ -33,22 +32,17 @@ describe('cluster mode: three gateway processes on one Redis behind a round-robi
   const key = async (...flags: string[]): Promise<string> => (await runCli(['keys', 'create', '--name', `k${randomBytes(3).toString('hex')}`, ...flags, '--config', 'c.yaml'], { cwd: dir })).stdout.trim()
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gh-cluster-'))
-    upstream = await MockUpstream.start()
-    redisPort = await freePort()
-    redis = await startRedis(redisPort)
+    ;({ dir, upstream, redisPort, redis } = await clusterBase('cluster'))
     writeFileSync(
       join(dir, 'c.yaml'),
-      `server:
-  port: 0
-  security: { rate_limiting: { enabled: false } }
-store: { type: redis, url: "redis://127.0.0.1:${redisPort}", key_prefix: "${prefix}", on_error: local, replicas: 3 }
-metrics: { enabled: false }
-alerts: []
-providers:
+      clusterYaml(
+        redisPort,
+        prefix,
+        `providers:
   openai: { base_url: "${upstream.url}", api_key: "sk-proj-${randomBytes(30).toString('base64url')}" }
   claude: { base_url: "${upstream.url}", api_key: "sk-ant-api03-${randomBytes(40).toString('base64url')}", quota: { limit: 20000, reset: monthly } }
 `,
+      ),
     )
     await key() // the auth dir and its salt exist before three processes read them
     await startGateways(3, () => startCli(['--config', 'c.yaml'], { cwd: dir }), gateways)
