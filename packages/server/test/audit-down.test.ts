@@ -1,22 +1,12 @@
 import { randomBytes } from 'node:crypto'
-import http from 'node:http'
+import { httpRequest, waitFor } from '@gatehouse/testing'
 import { anthropicBody, fakeKey, openaiBody, startHarness, type Harness } from './helpers'
 
 const mgmtKey = randomBytes(24).toString('base64url')
 
 /** A request from another loopback address (Linux routes all of 127/8 to lo). */
-const from = (h: Harness, localAddress: string): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: '127.0.0.1', port: Number(new URL(h.url).port), path: '/v1/models', localAddress, agent: false, headers: { authorization: `Bearer ${h.key}` } },
-      (res) => {
-        res.resume()
-        res.on('end', () => resolve(res.statusCode!))
-      },
-    )
-    req.on('error', reject)
-    req.end()
-  })
+const from = async (h: Harness, localAddress: string): Promise<number> =>
+  (await httpRequest(h.url, { path: '/v1/models', localAddress, headers: { authorization: `Bearer ${h.key}` } })).status
 
 describe('management while the audit log cannot be written (audit file on /dev/full)', () => {
   let h: Harness
@@ -31,8 +21,7 @@ describe('management while the audit log cannot be written (audit file on /dev/f
     await h.gateway.vault.add({ provider: 'claude', type: 'api_key', token: vaultToken })
     // Any event makes the audit log try to write, and fail (ENOSPC).
     await fetch(`${h.url}/v1/models`)
-    const deadline = Date.now() + 5000
-    while (h.gateway.audit!.healthy && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    await waitFor(() => !h.gateway.audit!.healthy, 5000, { every: 20, what: 'the audit log to turn unhealthy' })
     expect(h.gateway.audit!.healthy).toBe(false)
   })
   afterAll(() => h.close())

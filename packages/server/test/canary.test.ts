@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { MockUpstream } from '@gatehouse/testing'
+import { MockUpstream, sleep } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli } from './cli-helpers'
 import { fakeKey } from './helpers'
 
@@ -78,7 +78,7 @@ providers:
     statuses.push(await call('/v1/messages', post({ 'x-api-key': clientKey })))
     // Last: a honeytoken, after which the caller is denied.
     statuses.push(await call('/v1/messages', post({ 'x-api-key': 'gate_live_EXAMPLE0do0not0use0this0key0it0never0works0' })))
-    await new Promise((r) => setTimeout(r, 100))
+    await sleep(100)
     statuses.push(await call('/v1/messages', post({ 'x-api-key': clientKey })))
     expect(statuses).toEqual([401, 401, 401, 400, 400, 400, 401, 401, 500, 504, 502, 502, 200, 401, 403])
   } finally {

@@ -2,6 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { sleep } from '@gatehouse/testing'
 
 export const root = join(__dirname, '..', '..', '..')
 export const cliPath = join(root, 'packages', 'server', 'dist', 'cli.js')
@@ -28,7 +29,7 @@ export async function holdDocumentedPort(timeoutMs = 120_000): Promise<() => voi
       const st = statSync(lock, { throwIfNoEntry: false })
       if (st && Date.now() - st.mtimeMs > 300_000) rmSync(lock, { recursive: true, force: true })
       if (Date.now() > deadline) throw new Error(`port 8317 stayed held by another test for ${timeoutMs} ms (${lock})`)
-      await new Promise((r) => setTimeout(r, 200))
+      await sleep(200)
     }
   }
 }

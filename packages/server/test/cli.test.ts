@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import net, { type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { MockUpstream } from '@gatehouse/testing'
+import { MockUpstream, sleep } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli } from './cli-helpers'
 
 let dir: string
@@ -134,7 +134,7 @@ describe('gatehouse CLI', () => {
       })
       expect(res.status).toBe(200)
       const reading = res.text()
-      await new Promise((r) => setTimeout(r, 150))
+      await sleep(150)
       gw2.child.kill('SIGTERM')
       const text = await reading
       expect(text).toContain('event: message_stop')

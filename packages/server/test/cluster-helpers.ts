@@ -1,13 +1,42 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import type http from 'node:http'
-import { rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import net, { type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import Redis from 'ioredis'
-import { httpRequest } from '@gatehouse/testing'
+import { freePort, httpRequest, MockUpstream, sleep } from '@gatehouse/testing'
 
-/** What the cluster tests share: a port, a Redis of their own, a round-robin TCP balancer, a request, a wait. */
+/** What the cluster tests share: a port, a Redis of their own, their config, a round-robin TCP balancer, a request, a wait. */
 
 export { freePort } from '@gatehouse/testing'
+
+/**
+ * The config every cluster test's gateways start from: port 0, no per-address limiting, three
+ * replicas on the test's Redis under `keyPrefix`, no metrics, no alerts; `rest` adds the test's own
+ * sections (providers, management, auth).
+ */
+export const clusterYaml = (redisPort: number, keyPrefix: string, rest: string): string => `server:
+  port: 0
+  security: { rate_limiting: { enabled: false } }
+store: { type: redis, url: "redis://127.0.0.1:${redisPort}", key_prefix: "${keyPrefix}", on_error: local, replicas: 3 }
+metrics: { enabled: false }
+alerts: []
+${rest}`
+
+/** What a cluster test starts before its gateways: a directory `gh-<label>-*`, the mock provider, a Redis of its own. */
+export async function clusterBase(label: string): Promise<{ dir: string; upstream: MockUpstream; redisPort: number; redis: ChildProcess }> {
+  const dir = mkdtempSync(join(tmpdir(), `gh-${label}-`))
+  const upstream = await MockUpstream.start()
+  try {
+    const redisPort = await freePort()
+    return { dir, upstream, redisPort, redis: await startRedis(redisPort) }
+  } catch (err) {
+    await upstream.close()
+    rmSync(dir, { recursive: true, force: true })
+    throw err
+  }
+}
 
 /** A Redis of this test's own, so that killing it touches no other test. */
 export async function startRedis(port: number): Promise<ChildProcess> {
@@ -21,7 +50,7 @@ export async function startRedis(port: number): Promise<ChildProcess> {
       probe.disconnect()
       return child
     } catch {
-      await new Promise((r) => setTimeout(r, 50))
+      await sleep(50)
     }
   }
   throw new Error('redis-server did not start')

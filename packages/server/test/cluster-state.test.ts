@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
-import { MockUpstream } from '@gatehouse/testing'
+import { sleep, type MockUpstream } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
-import { freePort, redisContents, request, startBalancer, startGateways, startRedis, stopCluster, within, type Reply } from './cluster-helpers'
+import { clusterBase, clusterYaml, redisContents, request, startBalancer, startGateways, startRedis, stopCluster, within, type Reply } from './cluster-helpers'
 
 beforeAll(() => ensureBuilt())
 
@@ -49,23 +49,18 @@ const createKey = async (i: number, name: string): Promise<{ id: string; key: st
 }
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'gh-state-'))
-  upstream = await MockUpstream.start()
-  redisPort = await freePort()
-  redis = await startRedis(redisPort)
+  ;({ dir, upstream, redisPort, redis } = await clusterBase('state'))
   writeFileSync(
     join(dir, 'c.yaml'),
-    `server:
-  port: 0
-  security: { rate_limiting: { enabled: false } }
-store: { type: redis, url: "redis://127.0.0.1:${redisPort}", key_prefix: "${prefix}", on_error: local, replicas: 3 }
-management: { enabled: true, secret_key: "${managementKey}" }
-metrics: { enabled: false }
-alerts: []
+    clusterYaml(
+      redisPort,
+      prefix,
+      `management: { enabled: true, secret_key: "${managementKey}" }
 providers:
   openai: { base_url: "${upstream.url}", api_key: "${providerKeys.openai}" }
   claude: { base_url: "${upstream.url}", api_key: "${providerKeys.claude}" }
 `,
+    ),
   )
   // The salt is made once, before three processes read it.
   expect((await runCli(['keys', 'list', '--config', 'c.yaml'], { cwd: dir })).code).toBe(0)
@@ -122,7 +117,7 @@ describe('cluster mode: keys created, revoked and rotated on one replica apply o
     expect((await manage(1, 'POST', `/keys/${id}/rotate`, {})).status).toBe(409)
     expect((await manage(1, 'POST', '/keys/key_00000000/rotate', {})).status).toBe(404)
     expect((await manage(1, 'POST', `/keys/${body.id}/rotate`, { grace: 'soon' })).status).toBe(400)
-    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(body.previous.valid_until) - Date.now() + 200)))
+    await sleep(Math.max(0, Date.parse(body.previous.valid_until) - Date.now() + 200))
     for (const i of [0, 1, 2]) {
       expect(await chatOn(i, key)).toBe(401)
       expect(await chatOn(i, body.key)).toBe(200)
@@ -208,7 +203,7 @@ describe('cluster mode: OAuth refresh once for all replicas, and nothing in plai
         }
         return true
       })
-      await new Promise((r) => setTimeout(r, 500))
+      await sleep(500)
       expect(issued).toHaveLength(1)
       for (const i of [0, 1, 2]) {
         upstream.reset()

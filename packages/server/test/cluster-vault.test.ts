@@ -2,14 +2,13 @@ import type { ChildProcess } from 'node:child_process'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
-import { MockUpstream } from '@gatehouse/testing'
+import type { MockUpstream } from '@gatehouse/testing'
 import { createCredentialVault } from '@gatehouse/credential-vault'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
-import { freePort, redisContents, request, startBalancer, startGateways, startRedis, stopCluster, within, type Reply } from './cluster-helpers'
+import { clusterBase, clusterYaml, redisContents, request, startBalancer, startGateways, startRedis, stopCluster, within, type Reply } from './cluster-helpers'
 
 beforeAll(() => ensureBuilt())
 
@@ -41,21 +40,20 @@ const secrets: string[] = [managementKey, env.GATEHOUSE_ENCRYPTION_KEY, env.GATE
 const apiKey = (): string => `sk-ant-api03-${randomBytes(40).toString('base64url')}`
 const oauthToken = (kind: 'oat' | 'ort'): string => `sk-ant-${kind}01-${randomBytes(30).toString('base64url')}`
 
-const clusterYaml = (keyPrefix: string, extra = ''): string => `server:
-  port: 0
-  security: { rate_limiting: { enabled: false } }
-auth: { oauth: { refresh_lease: ${LEASE_MS}ms } }
-store: { type: redis, url: "redis://127.0.0.1:${redisPort}", key_prefix: "${keyPrefix}", on_error: local, replicas: 3 }
-metrics: { enabled: false }
-alerts: []
+const vaultYaml = (keyPrefix: string, extra = ''): string =>
+  clusterYaml(
+    redisPort,
+    keyPrefix,
+    `auth: { oauth: { refresh_lease: ${LEASE_MS}ms } }
 providers:
   claude: { base_url: "${upstream.url}" }
-${extra}`
+${extra}`,
+  )
 
 /** A gateway in a directory of its own (its own auth dir). */
 async function replica(keyPrefix = prefix): Promise<Started> {
   const dir = mkdtempSync(join(base, 'replica-'))
-  writeFileSync(join(dir, 'c.yaml'), clusterYaml(keyPrefix, `management: { enabled: true, secret_key: "${managementKey}" }\n`))
+  writeFileSync(join(dir, 'c.yaml'), vaultYaml(keyPrefix, `management: { enabled: true, secret_key: "${managementKey}" }\n`))
   return startCli(['--config', 'c.yaml'], { cwd: dir, env })
 }
 
@@ -107,10 +105,7 @@ const expiredOAuth = (tokenUrl: string): unknown => {
 }
 
 beforeAll(async () => {
-  base = mkdtempSync(join(tmpdir(), 'gh-cluster-vault-'))
-  upstream = await MockUpstream.start()
-  redisPort = await freePort()
-  redis = await startRedis(redisPort)
+  ;({ dir: base, upstream, redisPort, redis } = await clusterBase('cluster-vault'))
   await startGateways(3, () => replica(), gateways)
   lb = await startBalancer(() => gateways.map((g) => Number(new URL(g.url).port)))
   const made = await manage(gateways[0]!, 'POST', '/keys', { name: 'vault tests' })
@@ -142,7 +137,7 @@ describe('cluster mode: the vault\u2019s credentials in Redis, no shared auth di
     }
     // gatehouse doctor: every replica holds the shared records' version (heartbeats every 2 s).
     const probe = mkdtempSync(join(base, 'doctor-'))
-    writeFileSync(join(probe, 'c.yaml'), clusterYaml(prefix, ''))
+    writeFileSync(join(probe, 'c.yaml'), vaultYaml(prefix, ''))
     type Versions = { credentials_version: number }
     await within(8000, async () => {
       const { cluster } = JSON.parse((await runCli(['doctor', '--json', '--config', 'c.yaml'], { cwd: probe, env })).stdout) as { cluster: { shared: Versions; replicas: Versions[] } }
@@ -245,7 +240,7 @@ describe('gatehouse vault migrate --to redis', () => {
     const files = createCredentialVault({ dir: join(single, 'auths'), encryption: { key: env.GATEHOUSE_ENCRYPTION_KEY }, watch: false, rescanInterval: 0 })
     const { id } = await files.add({ provider: 'claude', type: 'api_key', token })
     await files.shutdown()
-    writeFileSync(join(single, 'c.yaml'), clusterYaml(movedPrefix))
+    writeFileSync(join(single, 'c.yaml'), vaultYaml(movedPrefix))
     const cli = (args: string[]) => runCli(['vault', 'migrate', '--to', 'redis', ...args, '--config', 'c.yaml'], { cwd: single, env })
     const client = new Redis({ port: redisPort, host: '127.0.0.1' })
     try {
@@ -266,7 +261,7 @@ describe('gatehouse vault migrate --to redis', () => {
     // A replica of that cluster in an empty directory: the credential serves from Redis.
     const empty = mkdtempSync(join(base, 'empty-'))
     mkdirSync(join(empty, 'auths'), { mode: 0o700 })
-    writeFileSync(join(empty, 'c.yaml'), clusterYaml(movedPrefix))
+    writeFileSync(join(empty, 'c.yaml'), vaultYaml(movedPrefix))
     const made = await runCli(['keys', 'create', '--name', 'moved', '--config', 'c.yaml'], { cwd: empty, env })
     expect(made.code).toBe(0)
     const key = made.stdout.trim()

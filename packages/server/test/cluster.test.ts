@@ -1,32 +1,21 @@
 import type { ChildProcess } from 'node:child_process'
-import http from 'node:http'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
-import { MockUpstream } from '@gatehouse/testing'
+import { httpRequest, sleep, waitFor, type MockUpstream } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
-import { freePort, startBalancer, startGateways, startRedis, stopCluster } from './cluster-helpers'
+import { clusterBase, clusterYaml, startBalancer, startGateways, startRedis, stopCluster } from './cluster-helpers'
 
 beforeAll(() => ensureBuilt())
 
-/** One request on a connection of its own (so the balancer sends it to the next gateway). */
-function call(url: string, key: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<number> {
-  const u = new URL(url)
-  const text = JSON.stringify(body)
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { host: u.hostname, port: u.port, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), authorization: `Bearer ${key}`, ...headers } },
-      (res) => {
-        res.resume()
-        res.on('end', () => resolve(res.statusCode ?? 0))
-        res.on('error', reject)
-      },
-    )
-    req.on('error', reject)
-    req.end(text)
-  })
+/**
+ * One request on a connection of its own (so the balancer sends it to the next gateway), bounded
+ * longer than httpRequest's default: the held answers take 6 s, more on a loaded machine.
+ */
+async function call(url: string, key: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<number> {
+  const reply = await httpRequest(url, { path, headers: { 'content-type': 'application/json', authorization: `Bearer ${key}`, ...headers }, body: JSON.stringify(body), timeoutMs: 60_000 })
+  return reply.status
 }
 
 const chat = { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }
@@ -43,22 +32,17 @@ describe('cluster mode: three gateway processes on one Redis behind a round-robi
   const key = async (...flags: string[]): Promise<string> => (await runCli(['keys', 'create', '--name', `k${randomBytes(3).toString('hex')}`, ...flags, '--config', 'c.yaml'], { cwd: dir })).stdout.trim()
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gh-cluster-'))
-    upstream = await MockUpstream.start()
-    redisPort = await freePort()
-    redis = await startRedis(redisPort)
+    ;({ dir, upstream, redisPort, redis } = await clusterBase('cluster'))
     writeFileSync(
       join(dir, 'c.yaml'),
-      `server:
-  port: 0
-  security: { rate_limiting: { enabled: false } }
-store: { type: redis, url: "redis://127.0.0.1:${redisPort}", key_prefix: "${prefix}", on_error: local, replicas: 3 }
-metrics: { enabled: false }
-alerts: []
-providers:
+      clusterYaml(
+        redisPort,
+        prefix,
+        `providers:
   openai: { base_url: "${upstream.url}", api_key: "sk-proj-${randomBytes(30).toString('base64url')}" }
   claude: { base_url: "${upstream.url}", api_key: "sk-ant-api03-${randomBytes(40).toString('base64url')}", quota: { limit: 20000, reset: monthly } }
 `,
+      ),
     )
     await key() // the auth dir and its salt exist before three processes read them
     await startGateways(3, () => startCli(['--config', 'c.yaml'], { cwd: dir }), gateways)
@@ -100,7 +84,7 @@ providers:
     const admitted = statuses.filter((s) => s === 200).length
     expect(admitted).toBeGreaterThan(0)
     expect(statuses.filter((s) => s !== 200 && s !== 429)).toEqual([])
-    await new Promise((r) => setTimeout(r, 300))
+    await sleep(300)
     const client = new Redis({ port: redisPort, host: '127.0.0.1' })
     try {
       const keys = await client.keys(`${prefix}rl:q:quota:provider-quota:claude`)
@@ -131,13 +115,13 @@ providers:
     // Back on the shared bucket (Redis came back empty: a fresh key gets its whole 3 across the cluster, not 1 per gateway).
     const k2 = await key('--rpm', '3')
     let shared: number[] = []
-    const deadline = Date.now() + 10_000
-    for (;;) {
-      shared = []
-      for (let i = 0; i < 6; i++) shared.push(await call(lb.url, k2, '/v1/chat/completions', chat))
-      if (shared.filter((s) => s === 200).length === 3 || Date.now() > deadline) break
-      await new Promise((r) => setTimeout(r, 500))
+    const sixShared = async (): Promise<boolean> => {
+      const statuses: number[] = []
+      for (let i = 0; i < 6; i++) statuses.push(await call(lb.url, k2, '/v1/chat/completions', chat))
+      shared = statuses
+      return statuses.filter((s) => s === 200).length === 3
     }
+    await waitFor(sixShared, 15_000, { every: 500, what: 'the shared bucket back' })
     expect(shared.filter((s) => s === 200)).toHaveLength(3)
     for (const g of gateways) expect(g.child.exitCode).toBeNull()
   }, 60_000)

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { MockUpstream } from '@gatehouse/testing'
+import { MockUpstream, waitFor } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli, type Started } from './cli-helpers'
 import { deleteRedisKeys } from './helpers'
 
@@ -65,15 +65,14 @@ providers:
       body: JSON.stringify({ ip: '127.0.0.1', reason: 'test', ttl_seconds: 60 }),
     })
     expect(added.status).toBe(201)
-    const started = Date.now()
     let status = 0
-    while (Date.now() - started < 1000) {
+    const refused = async (): Promise<boolean> => {
       const r = await fetch(`${b.url}/v1/models`, { headers: { 'x-api-key': key } })
       await r.arrayBuffer()
       status = r.status
-      if (status === 403) break
-      await new Promise((r) => setTimeout(r, 20))
+      return status === 403
     }
+    await waitFor(refused, 1000, { every: 20, what: 'B to refuse the address A banned' })
     expect(status).toBe(403)
   })
 })

@@ -1,8 +1,7 @@
-import net from 'node:net'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { MockUpstream } from '@gatehouse/testing'
+import { MockUpstream, rawHttp } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli } from './cli-helpers'
 import { fakeKey } from './helpers'
 
@@ -31,34 +30,16 @@ const VALUES = ['', 'x'.repeat(6000), 'close, x-api-key, authorization', '100-co
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD']
 const PATHS = ['/v1/chat/completions', '/v1/messages', '/v1/models', '/v1/files']
 
-/** One raw HTTP/1.1 exchange on its own connection: the status, or 0 when the gateway closed it. */
-function raw(port: number, request: string, body = ''): Promise<number> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1')
-    let got = ''
-    const done = (): void => {
-      socket.destroy()
-      const m = /^HTTP\/1\.1 (\d{3})/.exec(got)
-      resolve(m ? Number(m[1]) : 0)
-    }
-    const timer = setTimeout(done, 3000)
-    socket.on('data', (d: Buffer) => {
-      got += d.toString('latin1')
-      // The head is enough; a stream or a kept-alive connection is not waited for.
-      if (got.includes('\r\n\r\n')) {
-        clearTimeout(timer)
-        done()
-      }
-    })
-    socket.on('error', () => undefined)
-    socket.on('close', () => {
-      clearTimeout(timer)
-      done()
-    })
-    socket.write(Buffer.from(request, 'latin1'))
-    if (body) socket.write(body)
-  })
-}
+/**
+ * One raw HTTP/1.1 exchange on its own connection: the final status, or 0 when the gateway closed it
+ * (or neither answered nor closed within 3 s). The head is enough; a stream or a kept-alive
+ * connection is not waited for.
+ */
+const raw = (url: string, request: string): Promise<number> =>
+  rawHttp(url, request, { headOnly: true, timeoutMs: 3000 }).then(
+    (r) => r.status,
+    () => 0,
+  )
 
 beforeAll(() => ensureBuilt())
 
@@ -83,7 +64,6 @@ providers:
     rmSync(dir, { recursive: true, force: true })
     throw err
   })
-  const port = Number(new URL(gw.url).port)
   let exited: number | null | undefined
   void gw.exited.then((c) => (exited = c))
   const body = '{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}'
@@ -104,7 +84,7 @@ providers:
           `${name}: ${value}\r\n${name}: ${value}\r\n` +
           (withBody && name !== 'content-length' && name !== 'transfer-encoding' ? `content-type: application/json\r\ncontent-length: ${body.length}\r\n` : '') +
           'connection: close\r\n\r\n'
-        const status = await raw(port, head, withBody ? body : '')
+        const status = await raw(gw.url, head + (withBody ? body : ''))
         statuses.set(status, (statuses.get(status) ?? 0) + 1)
         sent++
         expect(exited).toBeUndefined()

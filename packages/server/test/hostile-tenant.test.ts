@@ -1,7 +1,6 @@
 import http from 'node:http'
-import net from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { MockUpstream } from '@gatehouse/testing'
+import { MockUpstream, rawHttp, type RawReply } from '@gatehouse/testing'
 import { fakeKey, openaiBody, anthropicBody, startHarness, type Harness } from './helpers'
 
 /**
@@ -18,41 +17,12 @@ const post = (key: string, body: object, headers: Record<string, string> = {}): 
 
 /**
  * A raw HTTP/1.1 request with exactly the headers given (Node's client and fetch refuse or rewrite
- * some of them), answered on a connection the gateway closes.
+ * some of them), answered on a connection the gateway closes. Head and body go as UTF-8.
  */
-function rawRequest(url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url)
-    const socket = net.connect(Number(u.port), u.hostname)
-    let got = ''
-    socket.setEncoding('latin1')
-    socket.on('data', (d: string) => (got += d))
-    socket.on('error', reject)
-    socket.on('close', () => {
-      // Interim answers (100 Continue) come first: the final one is what counts.
-      while (/^HTTP\/1\.1 1\d\d /.test(got)) got = got.slice(got.indexOf('\r\n\r\n') + 4)
-      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1] ?? 0)
-      const sep = got.indexOf('\r\n\r\n')
-      let text = sep === -1 ? '' : got.slice(sep + 4)
-      // A chunked body: join the chunks.
-      if (/\r\ntransfer-encoding: chunked/i.test(got.slice(0, sep))) {
-        let out = ''
-        let rest = text
-        for (;;) {
-          const nl = rest.indexOf('\r\n')
-          const size = parseInt(rest.slice(0, nl), 16)
-          if (!size) break
-          out += rest.slice(nl + 2, nl + 2 + size)
-          rest = rest.slice(nl + 2 + size + 2)
-        }
-        text = out
-      }
-      resolve({ status, text: Buffer.from(text, 'latin1').toString('utf8') })
-    })
-    const lines = Object.entries({ host: u.host, ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}), connection: [headers.connection, 'close'].filter(Boolean).join(', ') })
-    socket.write(`${method} ${path} HTTP/1.1\r\n${lines.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`)
-    if (body !== undefined) socket.write(body)
-  })
+function rawRequest(url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<RawReply> {
+  const lines = Object.entries({ host: new URL(url).host, ...headers, ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}), connection: [headers.connection, 'close'].filter(Boolean).join(', ') })
+  const request = `${method} ${path} HTTP/1.1\r\n${lines.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${body ?? ''}`
+  return rawHttp(url, Buffer.from(request, 'utf8').toString('latin1'))
 }
 
 describe('a hostile tenant against the data plane', () => {

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { MockUpstream } from '@gatehouse/testing'
+import { MockUpstream, sleep } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli } from './cli-helpers'
 
 /** gatehouse keys rotate ID --grace: a successor with the same scope, both valid until the grace ends. */
@@ -46,7 +46,7 @@ describe('key rotation with grace', () => {
         expect(await call(oldKey)).toBe(200)
         expect(await call(newKey)).toBe(200)
         // After it, only the successor.
-        await new Promise((r) => setTimeout(r, Math.max(0, GRACE_S * 1000 + 200 - (Date.now() - rotatedAt))))
+        await sleep(Math.max(0, GRACE_S * 1000 + 200 - (Date.now() - rotatedAt)))
         expect(await call(oldKey)).toBe(401)
         expect(await call(newKey)).toBe(200)
         // A rotated key cannot be rotated again.

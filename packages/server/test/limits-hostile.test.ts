@@ -1,7 +1,7 @@
-import net from 'node:net'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { SecurityEvent } from '@gatehouse/core'
+import { rawHttp, sleep, waitFor } from '@gatehouse/testing'
 import { anthropicBody, openaiBody, startHarness, type Harness } from './helpers'
 
 /** The monthly quota the provider limiter has used, read from the quota file the gateway keeps. */
@@ -16,11 +16,6 @@ const post = (h: Harness, path: string, body: unknown, headers: Record<string, s
 
 const accessLines = (h: Harness): SecurityEvent[] => h.events.filter((e) => e.event_type === 'provider_request')
 
-async function until(check: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms
-  while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
-}
-
 describe('limits against a hostile tenant: what a request costs', () => {
   it('charges nothing for a request that only declares a huge Content-Length and hangs up, nor for refused ones', async () => {
     const h = await startHarness((c) => {
@@ -30,11 +25,11 @@ describe('limits against a hostile tenant: what a request costs', () => {
       // 9 MB declared (under the 10 MB body limit), a few bytes sent, then gone.
       for (let i = 0; i < 3; i++) {
         const u = new URL(h.url)
-        const socket = net.connect(Number(u.port), u.hostname)
-        await new Promise<void>((r) => socket.once('connect', () => r()))
-        socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${h.key}\r\nContent-Type: application/json\r\nContent-Length: 9000000\r\n\r\n{"model":"gpt-4o","messages":[`)
-        await new Promise((r) => setTimeout(r, 50))
-        socket.destroy()
+        await rawHttp(
+          h.url,
+          `POST /v1/chat/completions HTTP/1.1\r\nHost: ${u.host}\r\nAuthorization: Bearer ${h.key}\r\nContent-Type: application/json\r\nContent-Length: 9000000\r\n\r\n{"model":"gpt-4o","messages":[`,
+          { hangUpAfterMs: 50 },
+        )
       }
       // Refused by request-guard: too many choices, a cap over the limit, a broken body.
       for (const body of [openaiBody({ n: 8 }), openaiBody({ max_tokens: 1_000_000 }), { model: 'gpt-4o', messages: 'x' }]) {
@@ -47,7 +42,7 @@ describe('limits against a hostile tenant: what a request costs', () => {
       const ok = await post(h, '/v1/chat/completions', openaiBody())
       expect(ok.status).toBe(200)
       await ok.arrayBuffer()
-      await until(() => accessLines(h).length >= 7)
+      await waitFor(() => accessLines(h).length >= 7, 3000)
       // The three that hung up and the three refused were charged nothing; the real one its usage.
       expect(accessLines(h).map((e) => e.details?.usage)).toEqual([undefined, undefined, undefined, undefined, undefined, undefined, 'reported'])
       expect(accessLines(h).at(-1)!.details).toMatchObject({ input_tokens: 11, output_tokens: 22, usage: 'reported' })
@@ -89,7 +84,7 @@ describe('limits against a hostile tenant: what a request costs', () => {
       const gz = await post(h, '/v1/messages', anthropicBody(), { 'accept-encoding': 'gzip', 'anthropic-version': '2023-06-01' })
       expect(gz.status).toBe(200)
       await gz.arrayBuffer()
-      await until(() => accessLines(h).length >= 1)
+      await waitFor(() => accessLines(h).length >= 1, 3000)
       expect(accessLines(h)[0]!.details).toMatchObject({ input_tokens: 40, output_tokens: 60, usage: 'reported' })
 
       // A stream the client leaves after the first events: the provider's final usage never came.
@@ -105,7 +100,7 @@ describe('limits against a hostile tenant: what a request costs', () => {
       const reader = res.body!.getReader()
       await reader.read()
       controller.abort()
-      await until(() => accessLines(h).length >= 2)
+      await waitFor(() => accessLines(h).length >= 2, 3000)
       const cut = accessLines(h)[1]!.details as Record<string, unknown>
       // Charged the prompt estimate plus the whole output bound, never message_start's partial figures.
       expect(cut).toMatchObject({ usage: 'estimated', output_tokens: 500 })
@@ -123,7 +118,7 @@ describe('limits against a hostile tenant: what a request costs', () => {
       const r = await post(h, '/v1/chat/completions', openaiBody({ stream: true, max_tokens: 123 }))
       expect(r.status).toBe(200)
       await r.text()
-      await until(() => accessLines(h).length >= 1)
+      await waitFor(() => accessLines(h).length >= 1, 3000)
       const d = accessLines(h)[0]!.details as Record<string, unknown>
       if (d.usage === 'reported') expect(d).toMatchObject({ input_tokens: 7, output_tokens: 9 })
       else expect(d).toMatchObject({ usage: 'estimated', output_tokens: 123 })
@@ -141,7 +136,7 @@ describe('usage from a large answer', () => {
       const r = await post(h, '/v1/chat/completions', openaiBody({ max_tokens: 4000 }))
       expect(r.status).toBe(200)
       expect((await r.arrayBuffer()).byteLength).toBeGreaterThan(4 * 1024 * 1024)
-      await until(() => accessLines(h).length >= 1)
+      await waitFor(() => accessLines(h).length >= 1, 3000)
       expect(accessLines(h)[0]!.details).toMatchObject({ input_tokens: 100_000, output_tokens: 300_000, usage: 'reported' })
     } finally {
       await h.close()
@@ -194,7 +189,7 @@ describe('per-key limits and the alert that blocks', () => {
       for (let i = 0; i < 8; i++) {
         const r = await post(h, '/v1/chat/completions', openaiBody({ max_tokens: 5 }), from('203.0.113.66'), attacker.key)
         await r.arrayBuffer()
-        await new Promise((res) => setTimeout(res, 20))
+        await sleep(20)
       }
       // The victim, within its own limit, is refused by the drained provider bucket again and again.
       const victimStatuses: number[] = []
@@ -204,7 +199,7 @@ describe('per-key limits and the alert that blocks', () => {
         await r.arrayBuffer()
       }
       expect(victimStatuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(8)
-      await new Promise((r) => setTimeout(r, 200))
+      await sleep(200)
       const blocked = h.events.filter((e) => e.event_type === 'config_change' && e.result === 'ip_blocked').map((e) => e.ip)
       expect(blocked).toEqual(['203.0.113.66'])
       const victimRefusals = h.events.filter((e) => e.ip === '198.51.100.7' && e.result === 'rate_limited')

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import http from 'node:http'
 import type { SecurityEvent } from '@gatehouse/core'
+import { httpRequest } from '@gatehouse/testing'
 import { anthropicBody, startHarness, type Harness } from './helpers'
 
 const mgmtKey = randomBytes(24).toString('base64url')
@@ -137,18 +137,8 @@ describe('management API', () => {
     '/V0/MANAGEMENT/keys',
     '/v0/Management/keys',
   ])('never lets %s past the management key', async (path) => {
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: new URL(h.url).port, path, method: 'GET' }, (res) => {
-        let body = ''
-        res.on('data', (d) => (body += d))
-        res.on('end', () => {
-          expect(body).not.toContain('"keys"')
-          resolve(res.statusCode!)
-        })
-      })
-      req.on('error', reject)
-      req.end()
-    })
+    const { status, body } = await httpRequest(h.url, { path, method: 'GET' })
+    expect(body).not.toContain('"keys"')
     expect([400, 401, 404]).toContain(status)
   })
 })
@@ -225,19 +215,8 @@ describe('management API brute force', () => {
   it('keeps an address banned while 10,001 other 127/8 addresses guess', async () => {
     const wrong = randomBytes(24).toString('base64url')
     for (let i = 0; i < 5; i++) expect((await api('/keys', wrong)).status).toBe(401)
-    const port = Number(new URL(h.url).port)
-    const from = (localAddress: string, key: string): Promise<number> =>
-      new Promise((resolve, reject) => {
-        const req = http.request(
-          { host: '127.0.0.1', port, path: '/v0/management/keys', localAddress, agent: false, headers: { authorization: `Bearer ${key}` } },
-          (res) => {
-            res.resume()
-            res.on('end', () => resolve(res.statusCode!))
-          },
-        )
-        req.on('error', reject)
-        req.end()
-      })
+    const from = async (localAddress: string, key: string): Promise<number> =>
+      (await httpRequest(h.url, { path: '/v0/management/keys', localAddress, headers: { authorization: `Bearer ${key}` } })).status
     const N = 10_001
     const seen = new Map<number, number>()
     let next = 0

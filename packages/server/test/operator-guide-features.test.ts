@@ -4,7 +4,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose'
-import { generateCertificate, SyslogReceiver, type CommandRun } from '@gatehouse/testing'
+import { generateCertificate, sleep, SyslogReceiver, waitFor, type CommandRun } from '@gatehouse/testing'
 import { startCli, type Started } from './cli-helpers'
 import { freePort } from './cluster-helpers'
 import {
@@ -134,7 +134,7 @@ describe('docs/operator-guide.md, executed: client access and audit shipping (se
     // The successor has the old key's networks: refused from elsewhere.
     expect((await ask(port, 'openai', secrets['the successor key'], { 'x-forwarded-for': '203.0.113.9' })).status).toBe(401)
 
-    await new Promise((r) => setTimeout(r, Math.min(15_000, Math.max(0, graceEnds + 300 - Date.now()))))
+    await sleep(Math.min(15_000, Math.max(0, graceEnds + 300 - Date.now())))
     const expired = await runChecked([after!])
     expect(lastJson(ran(expired, /expired_key/))).toMatchObject({ event_type: 'auth_failure', user_id: oldId, result: 'expired_key' })
     // `mv`: office-batch.key is the successor now, and works.
@@ -205,12 +205,9 @@ describe('docs/operator-guide.md, executed: client access and audit shipping (se
       }
       const lastSeq = (): number => auditLines(work).at(-1)!.seq!
       const received = (seq: number): boolean => receiver.lines().some((l) => (JSON.parse(l) as { seq: number }).seq === seq)
-      const waitFor = async (seq: number): Promise<void> => {
-        for (let i = 0; i < 150 && !received(seq); i++) await new Promise((r) => setTimeout(r, 100))
-        expect(received(seq)).toBe(true)
-      }
+      const arrived = (seq: number): Promise<number> => waitFor(() => received(seq), 15_000, { every: 100, what: `line ${seq} at the receiver` })
       await traffic(6)
-      await waitFor(lastSeq())
+      await arrived(lastSeq())
 
       // The receiver goes away; the gateway keeps serving and queues what it writes.
       await receiver.stop()
@@ -219,7 +216,7 @@ describe('docs/operator-guide.md, executed: client access and audit shipping (se
       expect(received(writtenWhileAway)).toBe(false)
       // It comes back on the same address: the queue is sent.
       await receiver.start(receiverPort)
-      await waitFor(writtenWhileAway)
+      await arrived(writtenWhileAway)
       await traffic(3)
       await stopGateway()
 

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import express from 'express'
-import { listen } from '@gatehouse/testing'
+import { httpRequest, listen, sleep, waitFor } from '@gatehouse/testing'
 import { gatehouseProxy } from '@gatehouse/proxy'
 import { loadConfig } from '@gatehouse/server'
 import { anthropicBody, deleteRedisKeys, openaiBody, startHarness, type Harness } from './helpers'
@@ -149,22 +149,11 @@ describe('gateway proxy: paths, bodies, pinning and upstream errors', () => {
   })
 
   it('keeps the target pinned: absolute-form URIs, Host headers and body fields change nothing', async () => {
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = http.request(
-        {
-          host: '127.0.0.1',
-          port: new URL(h.url).port,
-          method: 'POST',
-          path: 'http://169.254.169.254/v1/chat/completions',
-          headers: { host: '169.254.169.254', 'content-type': 'application/json', 'x-api-key': h.key },
-        },
-        (res) => {
-          res.resume()
-          resolve(res.statusCode ?? 0)
-        },
-      )
-      req.on('error', reject)
-      req.end(JSON.stringify(openaiBody({ api_base: 'http://169.254.169.254', base_url: 'http://evil.example' })))
+    const { status } = await httpRequest(h.url, {
+      method: 'POST',
+      path: 'http://169.254.169.254/v1/chat/completions',
+      headers: { host: '169.254.169.254', 'content-type': 'application/json', 'x-api-key': h.key },
+      body: JSON.stringify(openaiBody({ api_base: 'http://169.254.169.254', base_url: 'http://evil.example' })),
     })
     expect(status).toBe(200)
     expect(h.upstream.requests).toHaveLength(1)
@@ -254,10 +243,7 @@ describe('gateway refusals', () => {
     expect(res.status).toBe(401)
     expect(h.events.some((e) => e.event_type === 'security_violation' && e.result === 'honeytoken')).toBe(true)
     let entries = await h.gateway.ipFilter.list()
-    for (let i = 0; i < 50 && entries.length === 0; i++) {
-      await new Promise((r) => setTimeout(r, 10))
-      entries = await h.gateway.ipFilter.list()
-    }
+    await waitFor(async () => (entries = await h.gateway.ipFilter.list()).length > 0, 1000, { what: 'the honeytoken ban' })
     expect(entries).toEqual([expect.objectContaining({ ip: '127.0.0.1', reason: 'honeytoken presented' })])
     const next = await fetch(`${h.url}/v1/models`, { headers: { 'x-api-key': h.key } })
     expect(next.status).toBe(403)
@@ -373,7 +359,7 @@ describe('the upstream request and the request stream', () => {
           .filter((x): x is net.Socket => x instanceof net.Socket && x.remotePort === 6379)
           .map((x) => x.localPort ?? 0)
       // QUIT is answered before the socket closes: give them a moment.
-      for (let i = 0; i < 50 && redisSockets().length > 0; i++) await new Promise((r) => setTimeout(r, 20))
+      await waitFor(() => redisSockets().length === 0, 1000, { every: 20, what: 'the Redis sockets to close' })
       expect(redisSockets()).toEqual([])
     } finally {
       if (!closed) await h.close()
@@ -413,7 +399,7 @@ describe('the upstream request and the request stream', () => {
       const text = await res.text()
       expect(JSON.parse(text)).toMatchObject({ error: { type: expect.any(String), message: expect.stringContaining('openai') } })
       expect(text).not.toContain(clientKey)
-      await new Promise((r) => setTimeout(r, 100))
+      await sleep(100)
       expect(received).toBe(0)
       expect(logs.join('\n')).toContain('GH_PROXY_REQUEST_ENDED')
       expect(logs.join('\n')).not.toContain(clientKey)

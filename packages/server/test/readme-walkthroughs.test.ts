@@ -1,8 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { commandsOf, generateCertificate, MockUpstream, ShellSession, shBlocks, type CommandRun } from '@gatehouse/testing'
+import { commandsOf, generateCertificate, MockUpstream, portOpen, ShellSession, shBlocks, waitFor, type CommandRun } from '@gatehouse/testing'
 import { ensureBuilt, root } from './cli-helpers'
 import { freePort } from './cluster-helpers'
 import { docShellEnv } from './guide-helpers'
@@ -46,19 +45,8 @@ interface Walkthrough {
   after?: (w: Walk) => Promise<void>
 }
 
-const waitForPort = async (port: number, open: boolean): Promise<void> => {
-  const probe = (): Promise<boolean> =>
-    new Promise((resolve) => {
-      const socket = net.connect(port, '127.0.0.1')
-      socket.once('connect', () => socket.destroy() && resolve(true))
-      socket.once('error', () => resolve(false))
-    })
-  for (let i = 0; i < 300; i++) {
-    if ((await probe()) === open) return
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  throw new Error(`port ${port} did not ${open ? 'open' : 'close'} within 30 s`)
-}
+const waitForPort = (port: number, open: boolean): Promise<number> =>
+  waitFor(async () => (await portOpen(port)) === open, 30_000, { every: 100, what: `port ${port} to ${open ? 'open' : 'close'}` })
 
 /** Each `… # NNN` command that printed a status line printed that status. */
 function expectPromisedStatuses(runs: CommandRun[]): void {

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import http from 'node:http'
-import { MockUpstream } from '@gatehouse/testing'
+import { httpRequest, MockUpstream, waitFor } from '@gatehouse/testing'
 import { ensureBuilt, runCli, startCli } from './cli-helpers'
 
 beforeAll(() => ensureBuilt())
@@ -21,26 +21,17 @@ providers:
   const key = (await runCli(['keys', 'create', '--name', 'load', '--config', 'c.yaml'], { cwd: dir })).stdout.trim()
   const gw = await startCli(['--config', 'c.yaml'], { cwd: dir })
   const agent = new http.Agent({ keepAlive: true, maxSockets: 200 })
-  const url = new URL(gw.url)
+  // An answer the shutdown cut counts as none (0).
   const one = (): Promise<number> =>
-    new Promise((resolve) => {
-      const req = http.request(
-        { host: url.hostname, port: url.port, path: '/v1/models', agent, headers: { 'x-api-key': key } },
-        (res) => {
-          res.resume()
-          res.on('end', () => resolve(res.statusCode ?? 0))
-          res.on('error', () => resolve(0))
-        },
-      )
-      req.on('error', () => resolve(0))
-      req.end()
-    })
+    httpRequest(gw.url, { path: '/v1/models', agent, headers: { 'x-api-key': key }, timeoutMs: 60_000 }).then(
+      (r) => r.status,
+      () => 0,
+    )
   try {
     const inFlight = Array.from({ length: 150 }, () => one())
     // SIGTERM once requests are at the provider (a fixed 100 ms was too short on a loaded machine:
     // none had arrived, and none was answered).
-    const until = Date.now() + 10_000
-    while (upstream.requests.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10))
+    await waitFor(() => upstream.requests.length > 0, 10_000, { what: 'a request at the provider' })
     gw.child.kill('SIGTERM')
     const statuses = await Promise.all(inFlight)
     expect(await gw.exited).toBe(0)

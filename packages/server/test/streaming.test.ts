@@ -1,4 +1,5 @@
 import http from 'node:http'
+import { waitFor } from '@gatehouse/testing'
 import { anthropicBody, openaiBody, startHarness, type Harness } from './helpers'
 
 /** Read an SSE response, noting when each chunk arrived. */
@@ -131,8 +132,7 @@ describe('streaming', () => {
       req.end(JSON.stringify(anthropicBody({ stream: true })))
       setTimeout(() => reject(new Error('no data')), 3000).unref()
     })
-    const deadline = Date.now() + 2000
-    while (h.upstream.aborted === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    await waitFor(() => h.upstream.aborted > 0, 2000, { every: 20, what: 'the upstream request to be aborted' })
     expect(h.upstream.aborted).toBe(1)
   })
 })

@@ -4,7 +4,7 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { X509Certificate } from 'node:crypto'
-import { generateCertificate } from '@gatehouse/testing'
+import { generateCertificate, waitFor } from '@gatehouse/testing'
 import type { ConfigError} from '@gatehouse/server';
 import { loadConfig } from '@gatehouse/server'
 import { startHarness, type Harness } from './helpers'
@@ -83,13 +83,9 @@ describe('TLS', () => {
     renameSync(join(dir, 'server.key.new'), join(dir, 'server.key'))
     renameSync(join(dir, 'server.crt.new'), join(dir, 'server.crt'))
     const want = new X509Certificate(second.cert).fingerprint256
-    const deadline = Date.now() + 5000
-    let now = await handshake(port(), {})
-    while (now.fingerprint !== want && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100))
-      now = await handshake(port(), {})
-    }
-    expect(now.fingerprint).toBe(want)
+    let now = ''
+    await waitFor(async () => (now = (await handshake(port(), {})).fingerprint) === want, 5000, { every: 100, what: 'the renewed certificate' })
+    expect(now).toBe(want)
     const again = await get() // the kept-alive connection from before still works
     expect(again.status).toBe(200)
     expect(before.fingerprint).toBe(new X509Certificate(first.cert).fingerprint256)

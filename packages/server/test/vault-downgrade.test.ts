@@ -3,16 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createCredentialVault } from '@gatehouse/credential-vault'
 import { diagnose } from '@gatehouse/server'
-import { listen } from '@gatehouse/testing'
+import { listen, waitFor } from '@gatehouse/testing'
 import { fakeKey, openaiBody, startHarness } from './helpers'
-
-const waitFor = async (check: () => boolean, what: string, ms = 5000): Promise<void> => {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 describe('a planted plaintext credential file (encryption on)', () => {
   it('is never used for a request, raises credential_disabled and an alert, and doctor names it', async () => {
@@ -40,7 +32,7 @@ describe('a planted plaintext credential file (encryption on)', () => {
       const authDir = h.gateway.config.auth.dir
       copyFileSync(join(staging, `${id}.json`), join(authDir, `${id}.json`))
       chmodSync(join(authDir, `${id}.json`), 0o600)
-      await waitFor(() => h.events.some((e) => e.result === 'credential_disabled'), 'the refusal')
+      await waitFor(() => h.events.some((e) => e.result === 'credential_disabled'), 5000, { every: 20, what: 'the refusal' })
       expect(h.events.find((e) => e.result === 'credential_disabled')).toMatchObject({
         event_type: 'security_violation',
         details: { credential_id: id, code: 'GH_VAULT_PLAINTEXT_REFUSED' },
@@ -58,7 +50,7 @@ describe('a planted plaintext credential file (encryption on)', () => {
       const sent = h.upstream.requests.map((r) => r.headers.authorization)
       expect(sent).toEqual(Array(6).fill(`Bearer ${h.providerKeys.openai}`))
 
-      await waitFor(() => hooks.length > 0, 'the alert')
+      await waitFor(() => hooks.length > 0, 5000, { every: 20, what: 'the alert' })
       expect(JSON.parse(hooks[0]!)).toEqual({ text: expect.stringContaining('Alert "Credential file refused": credentials_disabled reached 1') })
 
       const findings = await diagnose(h.gateway.config, h.dir)

@@ -1,5 +1,5 @@
 import net from 'node:net'
-import { generateCertificate, httpRequest, listen, rawHttp } from '@gatehouse/testing'
+import { generateCertificate, httpRequest, listen, rawHttp, waitFor } from '@gatehouse/testing'
 import https from 'node:https'
 
 describe('httpRequest', () => {
@@ -55,6 +55,15 @@ describe('httpRequest', () => {
     }
   })
 
+  it('sends from the local address given', async () => {
+    const server = await listen((req, res) => res.end(req.socket.remoteAddress))
+    try {
+      expect((await httpRequest(server.url, { localAddress: '127.0.0.2' })).body).toBe('127.0.0.2')
+    } finally {
+      await server.close()
+    }
+  })
+
   it('fails after its timeout when no answer comes', async () => {
     const server = await listen(() => undefined)
     try {
@@ -81,7 +90,13 @@ describe('rawHttp', () => {
     try {
       const r = await rawHttp(running.url, 'GET / HTTP/1.1\r\n\r\n')
       expect(seen).toBe('GET / HTTP/1.1\r\n\r\n')
-      expect(r).toEqual({ status: 418, headers: { 'x-kind': 'Tea', 'content-length': '2' }, body: 'ok' })
+      expect(r).toEqual({
+        status: 418,
+        headers: { 'x-kind': 'Tea', 'content-length': '2' },
+        body: 'ok',
+        text: 'ok',
+        statuses: [100, 418],
+      })
     } finally {
       await running.close()
     }
@@ -97,6 +112,79 @@ describe('rawHttp', () => {
       )
     } finally {
       for (const s of sockets) s.destroy()
+      await running.close()
+    }
+  })
+})
+
+describe('rawHttp, when to stop', () => {
+  it('de-chunks and decodes the final body as text', async () => {
+    const server = await listen((_req, res) => {
+      res.write('h\u00e9')
+      res.end('llo')
+    })
+    try {
+      const r = await rawHttp(server.url, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+      expect(r.headers['transfer-encoding']).toBe('chunked')
+      expect(r.body).toMatch(/^[0-9a-f]+\r\nh/)
+      expect(r.text).toBe('h\u00e9llo')
+    } finally {
+      await server.close()
+    }
+  })
+
+  it('with headOnly, resolves on the final head of an answer that never ends', async () => {
+    const server = await listen((_req, res) => {
+      res.writeHead(200, { 'x-a': 'b' })
+      res.write('first')
+    })
+    try {
+      const r = await rawHttp(server.url, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n', { headOnly: true, timeoutMs: 2000 })
+      expect(r.status).toBe(200)
+      expect(r.headers['x-a']).toBe('b')
+    } finally {
+      await server.close()
+    }
+  })
+
+  it('with answers, reads pipelined answers and fails when the connection closes before all came', async () => {
+    let seen = 0
+    const server = await listen((req, res) => {
+      seen++
+      res.statusCode = req.url === '/teapot' ? 418 : 200
+      if (req.url === '/bye') res.setHeader('connection', 'close')
+      res.end('x')
+    })
+    const get = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`
+    try {
+      const r = await rawHttp(server.url, get('/') + get('/teapot') + get('/'), { answers: 3 })
+      expect(r.statuses).toEqual([200, 418, 200])
+      expect(seen).toBe(3)
+      await expect(rawHttp(server.url, get('/bye') + get('/'), { answers: 2 })).rejects.toThrow(
+        'the connection closed after 1 of 2 answers',
+      )
+    } finally {
+      await server.close()
+    }
+  })
+
+  it('with hangUpAfterMs, sends the bytes, hangs up and resolves with what came', async () => {
+    let got = ''
+    let closed = false
+    const server = net.createServer((socket) => {
+      socket.setEncoding('latin1')
+      socket.on('data', (d: string) => (got += d))
+      socket.on('error', () => undefined)
+      socket.on('close', () => (closed = true))
+    })
+    const running = await listen(server)
+    try {
+      const text = 'POST / HTTP/1.1\r\nContent-Length: 900\r\n\r\n{"a":'
+      const r = await rawHttp(running.url, text, { hangUpAfterMs: 20 })
+      expect(r).toMatchObject({ status: 0, body: '', statuses: [] })
+      await waitFor(() => closed, 2000)
+      expect(got).toBe(text)
+    } finally {
       await running.close()
     }
   })

@@ -1,6 +1,6 @@
 import net from 'node:net'
 import https from 'node:https'
-import { freePort, generateCertificate, listen } from '@gatehouse/testing'
+import { freePort, generateCertificate, listen, portOpen } from '@gatehouse/testing'
 
 describe('freePort', () => {
   it('gives a loopback port that refuses connections', async () => {
@@ -11,6 +11,15 @@ describe('freePort', () => {
       s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'))
     })
     expect(refused).toBe('ECONNREFUSED')
+  })
+})
+
+describe('portOpen', () => {
+  it('is true while something listens on the port and false once nothing does', async () => {
+    const running = await listen(net.createServer((s) => s.destroy()))
+    expect(await portOpen(running.port)).toBe(true)
+    await running.close()
+    expect(await portOpen(running.port)).toBe(false)
   })
 })
 

@@ -1,9 +1,8 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
-import http from 'node:http'
-import https from 'node:https'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
+import { httpRequest, type HttpReply } from '@gatehouse/testing'
 
 export const root = join(__dirname, '..', '..', '..', '..')
 export const scriptsDir = join(root, 'scripts')
@@ -67,48 +66,23 @@ export function run(
   })
 }
 
-export interface Reply {
-  status: number
-  headers: http.IncomingHttpHeaders
-  body: string
-}
+export type Reply = Omit<HttpReply, 'json'>
 
-/** One HTTP(S) request without keep-alive; `ca` trusts a test certificate. */
-export function request(
+/** One HTTP(S) request without keep-alive; `ca` trusts a test certificate (for the name localhost). */
+export async function request(
   url: string,
   opts: { method?: string; headers?: Record<string, string>; body?: unknown; ca?: string } = {},
 ): Promise<Reply> {
   const u = new URL(url)
-  const mod = u.protocol === 'https:' ? https : http
-  const headers: Record<string, string> = { ...(opts.headers ?? {}) }
-  if (opts.body !== undefined) headers['content-type'] = 'application/json'
-  return new Promise((resolve, reject) => {
-    const req = mod.request(
-      u,
-      {
-        method: opts.method ?? 'GET',
-        headers,
-        agent: false,
-        timeout: 10_000,
-        ...(opts.ca ? { ca: opts.ca, servername: 'localhost' } : {}),
-      },
-      (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        )
-        res.on('error', reject)
-      },
-    )
-    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)))
-    req.on('error', reject)
-    req.end(opts.body !== undefined ? JSON.stringify(opts.body) : undefined)
+  const text = opts.body !== undefined ? JSON.stringify(opts.body) : undefined
+  const { status, headers, body } = await httpRequest(u.origin, {
+    method: opts.method ?? 'GET',
+    path: `${u.pathname}${u.search}`,
+    headers: { ...(opts.headers ?? {}), ...(text !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(text !== undefined ? { body: text } : {}),
+    ...(opts.ca ? { ca: opts.ca, servername: 'localhost' } : {}),
   })
+  return { status, headers, body }
 }
 
 // ---------------------------------------------------------------- Dockerfile
