@@ -4,6 +4,7 @@ import { auditLogOptionsSchema } from '@gatehouse/audit-log'
 import { clientAuthOptionsSchema } from '@gatehouse/client-auth'
 import { deviceFingerprintOptionsSchema } from '@gatehouse/device-fingerprint'
 import { ipFilterOptionsSchema } from '@gatehouse/ip-filter'
+import { proxyOptionsSchema } from '@gatehouse/proxy'
 import { metricsOptionsSchema, metricsServerOptionsSchema } from '@gatehouse/metrics'
 import { quotaOptionsSchema, rateLimitOptionsSchema, tokenLimitOptionsSchema } from '@gatehouse/rate-limit'
 import { requestGuardOptionsSchema } from '@gatehouse/request-guard'
@@ -50,6 +51,7 @@ const secrets = requestGuardOptionsSchema.properties!.secrets as { properties: R
 /** What outbound secret detection does with a rule's hits (rule ids are checked by request-guard). */
 const secretPolicy: SchemaObject = obj(optionKeys(secrets, ['default', 'rules']))
 const ipFilter = ipFilterOptionsSchema.properties
+const proxyTimeouts = proxyOptionsSchema.properties.timeouts
 
 /** Account-selecting headers each provider takes from config (never from clients). */
 const ACCOUNT_KEYS: Record<string, Record<string, SchemaObject>> = {
@@ -92,7 +94,11 @@ export const configSchema: SchemaObject = obj({
     body_limit: size,
     /** Most completions one request may ask for (n, best_of, candidateCount). */
     max_choices: { type: 'integer', minimum: 1, maximum: 128 },
-    timeouts: obj({ connect: duration, first_byte: duration, idle: duration, shutdown_grace: duration }),
+    /** The proxy's upstream timeouts, and how long a stop waits for requests in flight (the server's own). */
+    timeouts: obj({
+      ...optionKeys(proxyTimeouts, ['connect', 'firstByte', 'idle'], { connect: duration, first_byte: duration, idle: duration }),
+      shutdown_grace: duration,
+    }),
     tls: obj({
       enabled: bool,
       cert_file: nonEmpty,
