@@ -1,8 +1,9 @@
-import { ENDPOINT_IDS, HOST_NAME_PATTERN, PROVIDER_NAMES } from '@gatehouse/core'
-import { alertRuleSchema } from '@gatehouse/alerts'
-import { auditLogOptionsSchema } from '@gatehouse/audit-log'
+import { ENDPOINT_IDS, KEY_LIMIT_NAMES, PROVIDER_NAMES } from '@gatehouse/core'
+import { alertEngineOptionsSchema, alertRuleSchema } from '@gatehouse/alerts'
+import { auditLogOptionsSchema, auditSinkOptionsSchema, httpsSinkOptionsSchema, syslogSinkOptionsSchema } from '@gatehouse/audit-log'
 import { clientAuthOptionsSchema } from '@gatehouse/client-auth'
 import { deviceFingerprintOptionsSchema } from '@gatehouse/device-fingerprint'
+import { hstsOptionsSchema } from '@gatehouse/hsts'
 import { ipFilterOptionsSchema } from '@gatehouse/ip-filter'
 import { proxyOptionsSchema } from '@gatehouse/proxy'
 import { metricsOptionsSchema, metricsServerOptionsSchema } from '@gatehouse/metrics'
@@ -30,7 +31,6 @@ const bool: SchemaObject = { type: 'boolean' }
 const str: SchemaObject = { type: 'string' }
 const nonEmpty: SchemaObject = { type: 'string', minLength: 1 }
 const port: SchemaObject = { type: 'integer', minimum: 0, maximum: 65535 }
-const positive: SchemaObject = { type: 'number', exclusiveMinimum: 0 }
 const positiveInt: SchemaObject = { type: 'integer', minimum: 1 }
 const duration: SchemaObject = {
   anyOf: [
@@ -52,6 +52,35 @@ const secrets = requestGuardOptionsSchema.properties!.secrets as { properties: R
 const secretPolicy: SchemaObject = obj(optionKeys(secrets, ['default', 'rules']))
 const ipFilter = ipFilterOptionsSchema.properties
 const proxyTimeouts = proxyOptionsSchema.properties.timeouts
+/** The host names a loopback listener answers besides IP literals and localhost (the metrics server's option, also the gateway's). */
+const allowedHosts = optionKeys(metricsServerOptionsSchema, ['allowedHosts'])
+/** Requests per second and burst of a rate limiter (rate-limit's own bounds). */
+const requestRate = optionKeys(rateLimitOptionsSchema, ['requestsPerSecond', 'burst'])
+/** The security headers as hsts takes them; the YAML writes each as a header value (never false). */
+const headerValues = optionKeys(hstsOptionsSchema, ['strictTransportSecurity', 'contentTypeOptions', 'frameOptions', 'xssProtection', 'contentSecurityPolicy'], {
+  strict_transport_security: str,
+  content_type_options: str,
+  frame_options: str,
+  xss_protection: str,
+  content_security_policy: str,
+})
+/**
+ * One audit sink: the syslog and HTTPS sinks' own options; the YAML names certificate and key
+ * files (read by the server) where the package takes PEM text, and only https:// collectors.
+ */
+const auditSink = obj({
+  ...optionKeys(auditSinkOptionsSchema, ['type']),
+  ...optionKeys(syslogSinkOptionsSchema, ['name', 'host', 'port', 'servername', 'maxQueue', 'overflow']),
+  ...optionKeys(httpsSinkOptionsSchema, ['url', 'headers'], { url: { type: 'string', pattern: '^https://' } }),
+  ca_file: nonEmpty,
+  cert_file: nonEmpty,
+  key_file: nonEmpty,
+})
+/** Signed checkpoints: the audit log's own options, with the signing key as a file the server reads. */
+const checkpoints = obj({
+  ...optionKeys(auditLogOptionsSchema.properties.checkpoints, ['enabled', 'interval', 'logId'], { interval: duration }),
+  signing_key_file: nonEmpty,
+})
 
 /** Account-selecting headers each provider takes from config (never from clients). */
 const ACCOUNT_KEYS: Record<string, Record<string, SchemaObject>> = {
@@ -85,7 +114,7 @@ export const configSchema: SchemaObject = obj({
   server: obj({
     host: nonEmpty,
     /** On a loopback address, the Host names answered besides IP literals and localhost (DNS rebinding). */
-    allowed_hosts: { type: 'array', items: { type: 'string', maxLength: 253, pattern: HOST_NAME_PATTERN }, description: 'must be a list of host names (no port, no scheme, no trailing dot)' },
+    ...allowedHosts,
     port,
     trust_proxy: {
       anyOf: [{ type: 'boolean' }, { type: 'integer', minimum: 0 }, nonEmpty, { type: 'array', items: nonEmpty }],
@@ -109,19 +138,12 @@ export const configSchema: SchemaObject = obj({
     security: obj({
       ip_allowlist: snakeCased(ipFilter.allowlist),
       ip_denylist: snakeCased(ipFilter.denylist),
-      rate_limiting: obj({ enabled: bool, requests_per_second: positive, burst: positiveInt, per_ip: bool }),
+      rate_limiting: obj({ enabled: bool, ...requestRate, per_ip: bool }),
       /** Addresses and CIDRs block_ip alerts never block (loopback and trust_proxy entries never are either). */
       never_block: ipList,
-      headers: obj({
-        enabled: bool,
-        strict_transport_security: str,
-        content_type_options: str,
-        frame_options: str,
-        xss_protection: str,
-        content_security_policy: str,
-      }),
+      headers: obj({ enabled: bool, ...headerValues }),
     }),
-    rate_limit: obj({ enabled: bool, requests_per_second: positive, burst: positiveInt }),
+    rate_limit: obj({ enabled: bool, ...requestRate }),
     maintenance_mode: bool,
     /** What maintenance and a provider's kill switch tell clients to wait (Retry-After); SDKs obey it. */
     retry_after: duration,
@@ -136,7 +158,7 @@ export const configSchema: SchemaObject = obj({
     /** OAuth credentials of the vault: in cluster mode, how long one gateway may hold a token's refresh lock (then another may refresh). */
     oauth: obj({ refresh_lease: duration }),
     /** Limits of every client key that does not carry its own (gatehouse keys create --rpm …). */
-    key_limits: obj({ requests_per_minute: positiveInt, tokens_per_minute: positiveInt, monthly_tokens: positiveInt, concurrency: positiveInt }),
+    key_limits: obj(Object.fromEntries(KEY_LIMIT_NAMES.map((name) => [name, positiveInt]))),
     /** Clients may also present a JWT of this OIDC issuer (client-auth's jwt option). */
     jwt: obj({
       enabled: bool,
@@ -181,31 +203,14 @@ export const configSchema: SchemaObject = obj({
         retention: { type: 'object', properties: { max_age: duration } },
       }),
       /** Where every audit line is also shipped as it is written: syslog over TLS, or an HTTPS collector. */
-      sinks: {
-        type: 'array',
-        items: obj({
-          type: { enum: ['syslog', 'https'] },
-          name: nonEmpty,
-          host: nonEmpty,
-          port: { type: 'integer', minimum: 1, maximum: 65535 },
-          servername: nonEmpty,
-          url: { type: 'string', pattern: '^https://' },
-          headers: { type: 'object', additionalProperties: { type: 'string' } },
-          ca_file: nonEmpty,
-          cert_file: nonEmpty,
-          key_file: nonEmpty,
-          max_queue: positiveInt,
-          overflow: { enum: ['drop-oldest', 'drop-newest'] },
-        }),
-      },
-      /** Signed checkpoints (seq, head hash, time) in the log and to every sink, so a cut tail shows. */
-      checkpoints: obj({ enabled: bool, interval: duration, signing_key_file: nonEmpty, log_id: nonEmpty }),
+      sinks: { type: 'array', items: auditSink },
+      checkpoints,
     }),
   }),
   metrics: obj({
     enabled: bool,
     host: nonEmpty,
-    allowed_hosts: { type: 'array', items: { type: 'string', maxLength: 253, pattern: HOST_NAME_PATTERN }, description: 'must be a list of host names (no port, no scheme, no trailing dot)' },
+    ...allowedHosts,
     ...optionKeys(metricsServerOptionsSchema, ['port', 'path']),
     ...optionKeys(metricsOptionsSchema, ['prefix']),
   }),
@@ -213,7 +218,7 @@ export const configSchema: SchemaObject = obj({
     type: 'array',
     items: obj(optionKeys(alertRuleSchema, ['name', 'condition', 'duration', 'action', 'ttl'], { duration, ttl: duration }), alertRuleSchema.required),
   },
-  notify: obj({ webhook_url: str }),
+  notify: obj(optionKeys(alertEngineOptionsSchema.properties.notify, ['webhookUrl'])),
   management: obj({ enabled: bool, secret_key: str, allow_remote: bool }),
   device_fingerprint: obj({ enabled: bool, ...optionKeys(deviceFingerprintOptionsSchema, ['header']) }),
   secret_detection: obj({
