@@ -1,7 +1,7 @@
 import { ENDPOINT_IDS, KEY_LIMIT_NAMES, PROVIDER_NAMES } from '@gatehouse/core'
 import { alertEngineOptionsSchema, alertRuleSchema } from '@gatehouse/alerts'
 import { auditLogOptionsSchema, auditSinkOptionsSchema, httpsSinkOptionsSchema, syslogSinkOptionsSchema } from '@gatehouse/audit-log'
-import { clientAuthOptionsSchema } from '@gatehouse/client-auth'
+import { clientAuthOptionsSchema, jwtAuthOptionsSchema } from '@gatehouse/client-auth'
 import { deviceFingerprintOptionsSchema } from '@gatehouse/device-fingerprint'
 import { hstsOptionsSchema } from '@gatehouse/hsts'
 import { ipFilterOptionsSchema } from '@gatehouse/ip-filter'
@@ -160,14 +160,7 @@ export const configSchema: SchemaObject = obj({
     /** Limits of every client key that does not carry its own (gatehouse keys create --rpm …). */
     key_limits: obj(Object.fromEntries(KEY_LIMIT_NAMES.map((name) => [name, positiveInt]))),
     /** Clients may also present a JWT of this OIDC issuer (client-auth's jwt option). */
-    jwt: obj({
-      enabled: bool,
-      issuer: nonEmpty,
-      audience: { anyOf: [nonEmpty, { type: 'array', items: nonEmpty, minItems: 1 }] },
-      jwks_uri: nonEmpty,
-      algorithms: { type: 'array', items: nonEmpty, minItems: 1 },
-      scope_claims: obj({ providers: nonEmpty, endpoints: nonEmpty, models: nonEmpty, limits: nonEmpty }),
-    }),
+    jwt: obj({ enabled: bool, ...optionKeys(jwtAuthOptionsSchema, ['issuer', 'audience', 'jwksUri', 'algorithms', 'scopeClaims']) }),
   }),
   providers: {
     type: 'object',
