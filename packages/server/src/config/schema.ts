@@ -46,11 +46,12 @@ const size: SchemaObject = {
   ],
   description: 'must be a size such as "10mb" or "512kb"',
 }
-const ipList: SchemaObject = { type: 'array', items: nonEmpty }
 const secrets = requestGuardOptionsSchema.properties!.secrets as { properties: Record<string, unknown> }
 /** What outbound secret detection does with a rule's hits (rule ids are checked by request-guard). */
 const secretPolicy: SchemaObject = obj(optionKeys(secrets, ['default', 'rules']))
 const ipFilter = ipFilterOptionsSchema.properties
+const guard = requestGuardOptionsSchema as { properties: Record<string, unknown> }
+const guardProviders = guard.properties.providers as { properties: Record<string, { properties: Record<string, unknown> }> }
 const proxyTimeouts = proxyOptionsSchema.properties.timeouts
 /** The host names a loopback listener answers besides IP literals and localhost (the metrics server's option, also the gateway's). */
 const allowedHosts = optionKeys(metricsServerOptionsSchema, ['allowedHosts'])
@@ -102,7 +103,7 @@ const provider = (name: string): SchemaObject =>
       description: `must be a non-empty list of ${name} endpoint ids (see the proxy README)`,
     },
     ...ACCOUNT_KEYS[name],
-    max_tokens: positiveInt,
+    ...optionKeys(guardProviders.properties[name]!, ['maxTokens'], { max_tokens: positiveInt }),
     rate_limit: obj({
       ...optionKeys(rateLimitOptionsSchema, ['requestsPerMinute'], { requests_per_minute: positiveInt }),
       ...optionKeys(tokenLimitOptionsSchema, ['tokensPerMinute']),
@@ -120,9 +121,8 @@ export const configSchema: SchemaObject = obj({
       anyOf: [{ type: 'boolean' }, { type: 'integer', minimum: 0 }, nonEmpty, { type: 'array', items: nonEmpty }],
       description: 'must be false, a hop count, or a list of proxy addresses or CIDRs',
     },
-    body_limit: size,
-    /** Most completions one request may ask for (n, best_of, candidateCount). */
-    max_choices: { type: 'integer', minimum: 1, maximum: 128 },
+    /** The largest body, and the most completions one request may ask for (n, best_of, candidateCount). */
+    ...optionKeys(guard, ['bodyLimit', 'maxChoices'], { body_limit: size }),
     /** The proxy's upstream timeouts, and how long a stop waits for requests in flight (the server's own). */
     timeouts: obj({
       ...optionKeys(proxyTimeouts, ['connect', 'firstByte', 'idle'], { connect: duration, first_byte: duration, idle: duration }),
@@ -140,7 +140,7 @@ export const configSchema: SchemaObject = obj({
       ip_denylist: snakeCased(ipFilter.denylist),
       rate_limiting: obj({ enabled: bool, ...requestRate, per_ip: bool }),
       /** Addresses and CIDRs block_ip alerts never block (loopback and trust_proxy entries never are either). */
-      never_block: ipList,
+      ...optionKeys(alertEngineOptionsSchema, ['neverBlock']),
       headers: obj({ enabled: bool, ...headerValues }),
     }),
     rate_limit: obj({ enabled: bool, ...requestRate }),
@@ -181,15 +181,14 @@ export const configSchema: SchemaObject = obj({
     level: { enum: ['error', 'warn', 'info', 'debug'] },
     audit: obj({
       enabled: bool,
-      file: nonEmpty,
       format: { enum: ['json'] },
-      key: str,
       /**
-       * events; aggregate_interval (repeated refusals of one kind from one address within it are one
+       * file, key (a string in the YAML); events; aggregate_interval (repeated refusals of one kind from one address within it are one
        * line with a count; 0 writes each); rotation by size, UTC day and age; retention of the
        * rotated files (count, age).
        */
-      ...optionKeys(auditLogOptionsSchema, ['events', 'aggregateInterval', 'maxSize', 'daily', 'maxFileAge', 'retention'], {
+      ...optionKeys(auditLogOptionsSchema, ['file', 'key', 'events', 'aggregateInterval', 'maxSize', 'daily', 'maxFileAge', 'retention'], {
+        key: str,
         aggregate_interval: duration,
         max_size: size,
         max_file_age: duration,
@@ -202,9 +201,8 @@ export const configSchema: SchemaObject = obj({
   }),
   metrics: obj({
     enabled: bool,
-    host: nonEmpty,
     ...allowedHosts,
-    ...optionKeys(metricsServerOptionsSchema, ['port', 'path']),
+    ...optionKeys(metricsServerOptionsSchema, ['host', 'port', 'path']),
     ...optionKeys(metricsOptionsSchema, ['prefix']),
   }),
   alerts: {
@@ -221,8 +219,7 @@ export const configSchema: SchemaObject = obj({
   }),
   storage: obj({
     enabled: bool,
-    url: { type: 'string', pattern: '^postgres(ql)?://' },
-    ...optionKeys(storageSinkOptionsSchema, ['storeBodies', 'retentionDays'], { retention_days: positiveInt }),
+    ...optionKeys(storageSinkOptionsSchema, ['url', 'storeBodies', 'retentionDays'], { url: { type: 'string', pattern: '^postgres(ql)?://' }, retention_days: positiveInt }),
   }),
 })
 
