@@ -102,7 +102,7 @@ const BAD = {
   'providers.*.rate_limit.requests_per_minute': { value: 0 },
   'providers.*.rate_limit.tokens_per_minute': { value: 0 },
   'providers.*.quota.limit': { value: 0 },
-  'providers.*.quota.reset': { value: 'weekly', with: { providers: { openai: { quota: { limit: 1 } } } } },
+  'providers.*.quota.reset': { value: 'weekly', with: { providers: { claude: { quota: { limit: 1 } } } } },
   'store.type': { value: 'etcd' },
   'store.url': { value: 'http://127.0.0.1:6379' },
   'store.on_error': { value: 'ignore' },
