@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose'
-import { GatehouseConfigError, isLoopback, type KeyLimitScope } from '@gatehouse/core'
+import { createOptionsResolver, GatehouseConfigError, isLoopback, type KeyLimitScope } from '@gatehouse/core'
 import { ClientAuthErrorCodes } from './errors'
 import { validateKeyScope } from './scope'
 
@@ -37,6 +37,26 @@ export interface JwtIdentity {
   limits?: KeyLimitScope
 }
 
+const text = { type: 'string', minLength: 1 } as const
+
+/** JSON schema of the `jwt` option (the server composes its `auth.jwt` keys from it); URLs and algorithms are checked by hand. */
+export const jwtAuthOptionsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['issuer', 'audience'],
+  properties: {
+    issuer: text,
+    audience: { anyOf: [text, { type: 'array', items: text, minItems: 1 }] },
+    jwksUri: text,
+    algorithms: { type: 'array', items: text, minItems: 1 },
+    scopeClaims: { type: 'object', additionalProperties: false, properties: { providers: text, endpoints: text, models: text, limits: text } },
+    clockTolerance: { type: 'integer', minimum: 0, maximum: 300 },
+    jwksCooldown: { type: 'integer', minimum: 1, maximum: 3600 },
+  },
+} as const
+
+const resolveJwtOptions = createOptionsResolver<JwtAuthOptions>({ pkg: '@gatehouse/client-auth: jwt', codePrefix: 'GH_AUTH', schema: jwtAuthOptionsSchema })
+
 const invalid = (message: string): GatehouseConfigError => new GatehouseConfigError(ClientAuthErrorCodes.GH_AUTH_INVALID_OPTIONS, `@gatehouse/client-auth: ${message}`)
 
 /** https, or http to loopback (a test's or a sidecar's identity provider). */
@@ -62,17 +82,14 @@ function checkUrl(name: string, value: string): URL {
  */
 export function jwtVerifier(options: JwtAuthOptions): (token: string) => Promise<JwtIdentity> {
   if (options === null || typeof options !== 'object') throw invalid('jwt must be an object')
-  if (typeof options.issuer !== 'string' || options.issuer === '') throw invalid('jwt.issuer must be the issuer URL')
+  resolveJwtOptions(options)
   checkUrl('jwt.issuer', options.issuer)
   const audience = Array.isArray(options.audience) ? options.audience : [options.audience]
-  if (audience.length === 0 || audience.some((a) => typeof a !== 'string' || a === '')) throw invalid('jwt.audience must name the accepted audience(s)')
   const algorithms = options.algorithms ?? ['RS256', 'PS256', 'ES256', 'EdDSA']
   for (const alg of algorithms) if (!ASYMMETRIC.has(alg)) throw invalid(`jwt.algorithms: ${JSON.stringify(alg)} is not an asymmetric signature algorithm (${[...ASYMMETRIC].join(', ')})`)
   const clockTolerance = options.clockTolerance ?? 30
-  if (!Number.isInteger(clockTolerance) || clockTolerance < 0 || clockTolerance > 300) throw invalid('jwt.clockTolerance must be 0-300 seconds')
   if (options.jwksUri !== undefined) checkUrl('jwt.jwksUri', options.jwksUri)
   const cooldown = options.jwksCooldown ?? 30
-  if (!Number.isInteger(cooldown) || cooldown < 1 || cooldown > 3600) throw invalid('jwt.jwksCooldown must be 1-3600 seconds')
 
   let keys: ReturnType<typeof createRemoteJWKSet> | undefined
   let discovering: Promise<ReturnType<typeof createRemoteJWKSet>> | undefined

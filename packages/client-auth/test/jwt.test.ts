@@ -160,4 +160,14 @@ describe('JWT client authentication', () => {
       expect(() => clientAuth({ store, jwt: jwt as never })).toThrow(expect.objectContaining({ code: 'GH_AUTH_INVALID_OPTIONS' }))
     }
   })
+
+  it('checks the jwt option against its exported schema: an unknown key, a tolerance out of range', () => {
+    const store = new MemoryKeyStore(randomBytes(32).toString('hex'))
+    expect(() => clientAuth({ store, jwt: { issuer, audience: 'gatehouse', jwksUrl: `${issuer}/jwks` } as never })).toThrow(
+      expect.objectContaining({ code: 'GH_AUTH_UNKNOWN_OPTION', message: expect.stringContaining('did you mean "jwksUri"') }),
+    )
+    expect(() => clientAuth({ store, jwt: { issuer, audience: 'gatehouse', clockTolerance: 301 } })).toThrow(
+      expect.objectContaining({ code: 'GH_AUTH_INVALID_OPTIONS', message: expect.stringContaining('clockTolerance: must be <= 300') }),
+    )
+  })
 })

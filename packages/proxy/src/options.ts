@@ -100,23 +100,26 @@ const HAND_CHECKED = [
   'extraHeaders',
 ] as const
 
+/** JSON schema of the proxy's data-shaped options (the server composes its config schema from it). */
+export const proxyOptionsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    timeouts: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { connect: duration, firstByte: duration, idle: duration },
+    },
+    knownSecrets: { type: 'array', items: { type: 'string' } },
+    batching: { type: 'boolean' },
+    streamUsage: { type: 'boolean' },
+  },
+} as const
+
 const resolveData = createOptionsResolver<Omit<ProxyOptions, (typeof HAND_CHECKED)[number]>>({
   pkg: PKG,
   codePrefix: 'GH_PROXY',
-  schema: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      timeouts: {
-        type: 'object',
-        additionalProperties: false,
-        properties: { connect: duration, firstByte: duration, idle: duration },
-      },
-      knownSecrets: { type: 'array', items: { type: 'string' } },
-      batching: { type: 'boolean' },
-      streamUsage: { type: 'boolean' },
-    },
-  },
+  schema: proxyOptionsSchema,
   handChecked: HAND_CHECKED,
   secretKeys: ['knownSecrets'],
 })

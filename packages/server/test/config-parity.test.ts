@@ -61,6 +61,12 @@ const BAD: Array<[string, string, RegExp]> = [
   ['trust_proxy true', 'server: { trust_proxy: true }', /^ {2}server\.trust_proxy: true trusts every hop/m],
   ['a port out of range', 'server: { port: 70000 }', /^ {2}server\.port: must be <= 65535/m],
   ['a timeout that is not a duration', 'server: { timeouts: { connect: soon } }', /^ {2}server\.timeouts\.connect: must be a duration/m],
+  // config check once accepted this and start refused it, naming the proxy's option (timeouts.firstByte).
+  ['an upstream timeout of 0', 'server: { timeouts: { first_byte: 0 } }', /^ {2}server\.timeouts\.first_byte: must be a positive duration \(got 0\)$/m],
+  // Accepted by config check, refused at start by audit-log until the YAML took these from its schema.
+  ['a checkpoint log id with a space (audit-log bound)', 'logging: { audit: { checkpoints: { enabled: true, log_id: "a b" } } }', /^ {2}logging\.audit\.checkpoints\.log_id: must match pattern/m],
+  ['a sink name over 200 characters (audit-log bound)', `logging: { audit: { sinks: [{ type: syslog, host: logs.example.net, name: "${'n'.repeat(201)}" }] } }`, /^ {2}logging\.audit\.sinks\.0\.name: must NOT have more than 200 characters/m],
+  ['an X-Frame-Options hsts does not know', 'server: { security: { headers: { frame_options: ALLOWALL } } }', /^ {2}server\.security\.headers\.frame_options: must match pattern/m],
   ['a TLS version below 1.2', 'server: { tls: { min_version: "1.0" } }', /^ {2}server\.tls\.min_version: must be one of/m],
   ['a per-IP burst below 1', 'server: { security: { rate_limiting: { burst: 0 } } }', /^ {2}server\.security\.rate_limiting\.burst: must be >= 1/m],
   ['a key limit below 1', 'auth: { key_limits: { concurrency: 0 } }', /^ {2}auth\.key_limits\.concurrency: must be >= 1/m],
@@ -105,7 +111,7 @@ describe('config check and start agree', () => {
       expect(run.code).toBe(1)
       expect(run.stderr).toMatch(line)
       // Never a camelCase option path the operator did not write.
-      expect(run.stderr).not.toMatch(/\b(allowlist\.allowedIps|denylist\.deniedIps|encryption\.previousKeys|strictTransportSecurity|bodyLimit|maxChoices|webhookUrl|retentionDays|aggregateInterval)\b/)
+      expect(run.stderr).not.toMatch(/\b(allowlist\.allowedIps|denylist\.deniedIps|encryption\.previousKeys|strictTransportSecurity|bodyLimit|maxChoices|webhookUrl|retentionDays|aggregateInterval|firstByte)\b/)
     }
     expect(start.stdout).not.toContain('gatehouse listening')
   })

@@ -7,6 +7,7 @@ import { jwtVerifier, type JwtAuthOptions } from '@gatehouse/client-auth'
 import { resolveAuditLogConfig, type AuditLogOptions } from '@gatehouse/audit-log'
 import { resolveStorageSinkConfig, type StorageSinkOptions } from '@gatehouse/storage'
 import { resolveAlertEngineConfig, type AlertEngineOptions } from '@gatehouse/alerts'
+import { resolveProxyConfig, type ProxyOptions } from '@gatehouse/proxy'
 import { resolveDeviceFingerprintConfig, type DeviceFingerprintOptions } from '@gatehouse/device-fingerprint'
 import type { GatehouseConfig } from './types'
 
@@ -229,7 +230,23 @@ export const fingerprintAdapter: LayerAdapter<Pick<DeviceFingerprintOptions, 'di
   paths: [['header', 'device_fingerprint.header']],
 }
 
-const ADAPTERS: ReadonlyArray<LayerAdapter<never>> = [ipFilterAdapter, hstsAdapter, requestGuardAdapter, vaultAdapter, jwtAdapter, auditLogAdapter, storageAdapter, alertsAdapter, fingerprintAdapter] as never
+/**
+ * The upstream timeouts. The proxy refuses a timeout of 0 (it would never wait), which the YAML's
+ * duration form allows: resolved here, `config check` refuses it as start does, by its YAML key.
+ * The providers are the gateway's to give; the check resolves the timeouts against a stand-in.
+ */
+export const proxyAdapter: LayerAdapter<Required<Pick<ProxyOptions, 'timeouts'>>> = {
+  layer: '@gatehouse/proxy',
+  options: (c) => ({ timeouts: { connect: c.server.timeouts.connect, firstByte: c.server.timeouts.first_byte, idle: c.server.timeouts.idle } }),
+  resolve: (o) => resolveProxyConfig({ ...o, providers: { openai: { baseUrl: 'https://upstream.invalid' } } }),
+  paths: [
+    ['timeouts.connect', 'server.timeouts.connect'],
+    ['timeouts.firstByte', 'server.timeouts.first_byte'],
+    ['timeouts.idle', 'server.timeouts.idle'],
+  ],
+}
+
+const ADAPTERS: ReadonlyArray<LayerAdapter<never>> = [ipFilterAdapter, proxyAdapter, hstsAdapter, requestGuardAdapter, vaultAdapter, jwtAdapter, auditLogAdapter, storageAdapter, alertsAdapter, fingerprintAdapter] as never
 
 /** A package's message with its option path put as the YAML key (`allowlist.allowedIps[0]` → `server.security.ip_allowlist.allowed_ips.0`). */
 function inYamlTerms(adapter: LayerAdapter<never>, c: GatehouseConfig, message: string): string {

@@ -28,7 +28,8 @@ export function snakeCased(schema: unknown): SchemaObject {
 /**
  * YAML keys for the options `names` of a package's schema, each under its snake_case name. Where the
  * YAML accepts a narrower form than the package (a duration written "10s", a URL scheme), `narrow`
- * adds it: both must hold.
+ * adds it: both must hold. The narrowing is checked first, so the YAML's coercion applies before the
+ * package's check (`xss_protection: 0` is the header value "0", which hsts's enum holds).
  */
 export function optionKeys(schema: PackageSchema, names: readonly string[], narrow: Readonly<Record<string, SchemaObject>> = {}): Record<string, SchemaObject> {
   const out: Record<string, SchemaObject> = {}
@@ -37,7 +38,7 @@ export function optionKeys(schema: PackageSchema, names: readonly string[], narr
     if (!(name in properties)) throw new Error(`the package schema has no option ${name}`)
     const own = snakeCased(properties[name])
     const extra = narrow[snake(name)]
-    out[snake(name)] = extra ? { allOf: [own, extra] } : own
+    out[snake(name)] = extra ? { allOf: [extra, own] } : own
   }
   for (const key of Object.keys(narrow)) if (!(key in out)) throw new Error(`narrow names ${key}, not one of the options taken`)
   return out

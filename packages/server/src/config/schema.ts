@@ -1,9 +1,11 @@
-import { ENDPOINT_IDS, HOST_NAME_PATTERN, PROVIDER_NAMES } from '@gatehouse/core'
-import { alertRuleSchema } from '@gatehouse/alerts'
-import { auditLogOptionsSchema } from '@gatehouse/audit-log'
-import { clientAuthOptionsSchema } from '@gatehouse/client-auth'
+import { ENDPOINT_IDS, KEY_LIMIT_NAMES, PROVIDER_NAMES } from '@gatehouse/core'
+import { alertEngineOptionsSchema, alertRuleSchema } from '@gatehouse/alerts'
+import { auditLogOptionsSchema, auditSinkOptionsSchema, httpsSinkOptionsSchema, syslogSinkOptionsSchema } from '@gatehouse/audit-log'
+import { clientAuthOptionsSchema, jwtAuthOptionsSchema } from '@gatehouse/client-auth'
 import { deviceFingerprintOptionsSchema } from '@gatehouse/device-fingerprint'
+import { hstsOptionsSchema } from '@gatehouse/hsts'
 import { ipFilterOptionsSchema } from '@gatehouse/ip-filter'
+import { proxyOptionsSchema } from '@gatehouse/proxy'
 import { metricsOptionsSchema, metricsServerOptionsSchema } from '@gatehouse/metrics'
 import { quotaOptionsSchema, rateLimitOptionsSchema, tokenLimitOptionsSchema } from '@gatehouse/rate-limit'
 import { requestGuardOptionsSchema } from '@gatehouse/request-guard'
@@ -29,7 +31,6 @@ const bool: SchemaObject = { type: 'boolean' }
 const str: SchemaObject = { type: 'string' }
 const nonEmpty: SchemaObject = { type: 'string', minLength: 1 }
 const port: SchemaObject = { type: 'integer', minimum: 0, maximum: 65535 }
-const positive: SchemaObject = { type: 'number', exclusiveMinimum: 0 }
 const positiveInt: SchemaObject = { type: 'integer', minimum: 1 }
 const duration: SchemaObject = {
   anyOf: [
@@ -45,11 +46,42 @@ const size: SchemaObject = {
   ],
   description: 'must be a size such as "10mb" or "512kb"',
 }
-const ipList: SchemaObject = { type: 'array', items: nonEmpty }
 const secrets = requestGuardOptionsSchema.properties!.secrets as { properties: Record<string, unknown> }
 /** What outbound secret detection does with a rule's hits (rule ids are checked by request-guard). */
 const secretPolicy: SchemaObject = obj(optionKeys(secrets, ['default', 'rules']))
 const ipFilter = ipFilterOptionsSchema.properties
+const guard = requestGuardOptionsSchema as { properties: Record<string, unknown> }
+const guardProviders = guard.properties.providers as { properties: Record<string, { properties: Record<string, unknown> }> }
+const proxyTimeouts = proxyOptionsSchema.properties.timeouts
+/** The host names a loopback listener answers besides IP literals and localhost (the metrics server's option, also the gateway's). */
+const allowedHosts = optionKeys(metricsServerOptionsSchema, ['allowedHosts'])
+/** Requests per second and burst of a rate limiter (rate-limit's own bounds). */
+const requestRate = optionKeys(rateLimitOptionsSchema, ['requestsPerSecond', 'burst'])
+/** The security headers as hsts takes them; the YAML writes each as a header value (never false). */
+const headerValues = optionKeys(hstsOptionsSchema, ['strictTransportSecurity', 'contentTypeOptions', 'frameOptions', 'xssProtection', 'contentSecurityPolicy'], {
+  strict_transport_security: str,
+  content_type_options: str,
+  frame_options: str,
+  xss_protection: str,
+  content_security_policy: str,
+})
+/**
+ * One audit sink: the syslog and HTTPS sinks' own options; the YAML names certificate and key
+ * files (read by the server) where the package takes PEM text, and only https:// collectors.
+ */
+const auditSink = obj({
+  ...optionKeys(auditSinkOptionsSchema, ['type']),
+  ...optionKeys(syslogSinkOptionsSchema, ['name', 'host', 'port', 'servername', 'maxQueue', 'overflow']),
+  ...optionKeys(httpsSinkOptionsSchema, ['url', 'headers'], { url: { type: 'string', pattern: '^https://' } }),
+  ca_file: nonEmpty,
+  cert_file: nonEmpty,
+  key_file: nonEmpty,
+})
+/** Signed checkpoints: the audit log's own options, with the signing key as a file the server reads. */
+const checkpoints = obj({
+  ...optionKeys(auditLogOptionsSchema.properties.checkpoints, ['enabled', 'interval', 'logId'], { interval: duration }),
+  signing_key_file: nonEmpty,
+})
 
 /** Account-selecting headers each provider takes from config (never from clients). */
 const ACCOUNT_KEYS: Record<string, Record<string, SchemaObject>> = {
@@ -71,7 +103,7 @@ const provider = (name: string): SchemaObject =>
       description: `must be a non-empty list of ${name} endpoint ids (see the proxy README)`,
     },
     ...ACCOUNT_KEYS[name],
-    max_tokens: positiveInt,
+    ...optionKeys(guardProviders.properties[name]!, ['maxTokens'], { max_tokens: positiveInt }),
     rate_limit: obj({
       ...optionKeys(rateLimitOptionsSchema, ['requestsPerMinute'], { requests_per_minute: positiveInt }),
       ...optionKeys(tokenLimitOptionsSchema, ['tokensPerMinute']),
@@ -83,16 +115,19 @@ export const configSchema: SchemaObject = obj({
   server: obj({
     host: nonEmpty,
     /** On a loopback address, the Host names answered besides IP literals and localhost (DNS rebinding). */
-    allowed_hosts: { type: 'array', items: { type: 'string', maxLength: 253, pattern: HOST_NAME_PATTERN }, description: 'must be a list of host names (no port, no scheme, no trailing dot)' },
+    ...allowedHosts,
     port,
     trust_proxy: {
       anyOf: [{ type: 'boolean' }, { type: 'integer', minimum: 0 }, nonEmpty, { type: 'array', items: nonEmpty }],
       description: 'must be false, a hop count, or a list of proxy addresses or CIDRs',
     },
-    body_limit: size,
-    /** Most completions one request may ask for (n, best_of, candidateCount). */
-    max_choices: { type: 'integer', minimum: 1, maximum: 128 },
-    timeouts: obj({ connect: duration, first_byte: duration, idle: duration, shutdown_grace: duration }),
+    /** The largest body, and the most completions one request may ask for (n, best_of, candidateCount). */
+    ...optionKeys(guard, ['bodyLimit', 'maxChoices'], { body_limit: size }),
+    /** The proxy's upstream timeouts, and how long a stop waits for requests in flight (the server's own). */
+    timeouts: obj({
+      ...optionKeys(proxyTimeouts, ['connect', 'firstByte', 'idle'], { connect: duration, first_byte: duration, idle: duration }),
+      shutdown_grace: duration,
+    }),
     tls: obj({
       enabled: bool,
       cert_file: nonEmpty,
@@ -103,19 +138,12 @@ export const configSchema: SchemaObject = obj({
     security: obj({
       ip_allowlist: snakeCased(ipFilter.allowlist),
       ip_denylist: snakeCased(ipFilter.denylist),
-      rate_limiting: obj({ enabled: bool, requests_per_second: positive, burst: positiveInt, per_ip: bool }),
+      rate_limiting: obj({ enabled: bool, ...requestRate, per_ip: bool }),
       /** Addresses and CIDRs block_ip alerts never block (loopback and trust_proxy entries never are either). */
-      never_block: ipList,
-      headers: obj({
-        enabled: bool,
-        strict_transport_security: str,
-        content_type_options: str,
-        frame_options: str,
-        xss_protection: str,
-        content_security_policy: str,
-      }),
+      ...optionKeys(alertEngineOptionsSchema, ['neverBlock']),
+      headers: obj({ enabled: bool, ...headerValues }),
     }),
-    rate_limit: obj({ enabled: bool, requests_per_second: positive, burst: positiveInt }),
+    rate_limit: obj({ enabled: bool, ...requestRate }),
     maintenance_mode: bool,
     /** What maintenance and a provider's kill switch tell clients to wait (Retry-After); SDKs obey it. */
     retry_after: duration,
@@ -130,16 +158,9 @@ export const configSchema: SchemaObject = obj({
     /** OAuth credentials of the vault: in cluster mode, how long one gateway may hold a token's refresh lock (then another may refresh). */
     oauth: obj({ refresh_lease: duration }),
     /** Limits of every client key that does not carry its own (gatehouse keys create --rpm …). */
-    key_limits: obj({ requests_per_minute: positiveInt, tokens_per_minute: positiveInt, monthly_tokens: positiveInt, concurrency: positiveInt }),
+    key_limits: obj(Object.fromEntries(KEY_LIMIT_NAMES.map((name) => [name, positiveInt]))),
     /** Clients may also present a JWT of this OIDC issuer (client-auth's jwt option). */
-    jwt: obj({
-      enabled: bool,
-      issuer: nonEmpty,
-      audience: { anyOf: [nonEmpty, { type: 'array', items: nonEmpty, minItems: 1 }] },
-      jwks_uri: nonEmpty,
-      algorithms: { type: 'array', items: nonEmpty, minItems: 1 },
-      scope_claims: obj({ providers: nonEmpty, endpoints: nonEmpty, models: nonEmpty, limits: nonEmpty }),
-    }),
+    jwt: obj({ enabled: bool, ...optionKeys(jwtAuthOptionsSchema, ['issuer', 'audience', 'jwksUri', 'algorithms', 'scopeClaims']) }),
   }),
   providers: {
     type: 'object',
@@ -160,54 +181,35 @@ export const configSchema: SchemaObject = obj({
     level: { enum: ['error', 'warn', 'info', 'debug'] },
     audit: obj({
       enabled: bool,
-      file: nonEmpty,
       format: { enum: ['json'] },
-      key: str,
       /**
-       * events; aggregate_interval (repeated refusals of one kind from one address within it are one
+       * file, key (a string in the YAML); events; aggregate_interval (repeated refusals of one kind from one address within it are one
        * line with a count; 0 writes each); rotation by size, UTC day and age; retention of the
        * rotated files (count, age).
        */
-      ...optionKeys(auditLogOptionsSchema, ['events', 'aggregateInterval', 'maxSize', 'daily', 'maxFileAge', 'retention'], {
+      ...optionKeys(auditLogOptionsSchema, ['file', 'key', 'events', 'aggregateInterval', 'maxSize', 'daily', 'maxFileAge', 'retention'], {
+        key: str,
         aggregate_interval: duration,
         max_size: size,
         max_file_age: duration,
         retention: { type: 'object', properties: { max_age: duration } },
       }),
       /** Where every audit line is also shipped as it is written: syslog over TLS, or an HTTPS collector. */
-      sinks: {
-        type: 'array',
-        items: obj({
-          type: { enum: ['syslog', 'https'] },
-          name: nonEmpty,
-          host: nonEmpty,
-          port: { type: 'integer', minimum: 1, maximum: 65535 },
-          servername: nonEmpty,
-          url: { type: 'string', pattern: '^https://' },
-          headers: { type: 'object', additionalProperties: { type: 'string' } },
-          ca_file: nonEmpty,
-          cert_file: nonEmpty,
-          key_file: nonEmpty,
-          max_queue: positiveInt,
-          overflow: { enum: ['drop-oldest', 'drop-newest'] },
-        }),
-      },
-      /** Signed checkpoints (seq, head hash, time) in the log and to every sink, so a cut tail shows. */
-      checkpoints: obj({ enabled: bool, interval: duration, signing_key_file: nonEmpty, log_id: nonEmpty }),
+      sinks: { type: 'array', items: auditSink },
+      checkpoints,
     }),
   }),
   metrics: obj({
     enabled: bool,
-    host: nonEmpty,
-    allowed_hosts: { type: 'array', items: { type: 'string', maxLength: 253, pattern: HOST_NAME_PATTERN }, description: 'must be a list of host names (no port, no scheme, no trailing dot)' },
-    ...optionKeys(metricsServerOptionsSchema, ['port', 'path']),
+    ...allowedHosts,
+    ...optionKeys(metricsServerOptionsSchema, ['host', 'port', 'path']),
     ...optionKeys(metricsOptionsSchema, ['prefix']),
   }),
   alerts: {
     type: 'array',
     items: obj(optionKeys(alertRuleSchema, ['name', 'condition', 'duration', 'action', 'ttl'], { duration, ttl: duration }), alertRuleSchema.required),
   },
-  notify: obj({ webhook_url: str }),
+  notify: obj(optionKeys(alertEngineOptionsSchema.properties.notify, ['webhookUrl'])),
   management: obj({ enabled: bool, secret_key: str, allow_remote: bool }),
   device_fingerprint: obj({ enabled: bool, ...optionKeys(deviceFingerprintOptionsSchema, ['header']) }),
   secret_detection: obj({
@@ -217,8 +219,7 @@ export const configSchema: SchemaObject = obj({
   }),
   storage: obj({
     enabled: bool,
-    url: { type: 'string', pattern: '^postgres(ql)?://' },
-    ...optionKeys(storageSinkOptionsSchema, ['storeBodies', 'retentionDays'], { retention_days: positiveInt }),
+    ...optionKeys(storageSinkOptionsSchema, ['url', 'storeBodies', 'retentionDays'], { url: { type: 'string', pattern: '^postgres(ql)?://' }, retention_days: positiveInt }),
   }),
 })
 

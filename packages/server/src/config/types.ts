@@ -131,3 +131,30 @@ export interface AuditSinkConfig {
   max_queue?: number
   overflow?: 'drop-oldest' | 'drop-newest'
 }
+
+/**
+ * Every YAML key of the config, as a path: `server.tls.min_version`; a list's items as
+ * `alerts[].ttl`; a provider's keys as `providers.*.base_url` (the provider names are data); a map
+ * whose keys are data (`secret_detection.keys`, a sink's `headers`) is one key.
+ *
+ * This is what ties the type to the schema. The schema cannot be typed `JSONSchemaType<…>`: it is
+ * composed at start from the packages' schemas (snake-cased, so ajv's types cannot follow), the YAML
+ * has every key optional while this type is the config after defaults, and the narrowings are
+ * `allOf`s JSONSchemaType does not express; deriving the type instead needs json-schema-to-ts, which
+ * cannot follow the composition either. So the keys are tied, both ways: `config-keys.test.ts` keeps
+ * one bad value per `ConfigPath` (the compiler refuses a missing or extra one) and checks that the
+ * schema's keys are exactly those and that each bad value is refused under its path.
+ */
+export type ConfigPath = KeyPaths<GatehouseConfig>
+
+type Scalar = string | number | boolean
+type Join<P extends string, K extends string> = P extends '' ? K : `${P}.${K}`
+type KeyPaths<T, P extends string = ''> = T extends Scalar
+  ? P
+  : T extends ReadonlyArray<infer E>
+    ? E extends Scalar
+      ? P
+      : KeyPaths<E, `${P}[]`>
+    : string extends keyof T
+      ? P
+      : { [K in keyof T & string]-?: KeyPaths<NonNullable<T[K]>, Join<P, K extends ProviderName ? '*' : K>> }[keyof T & string]

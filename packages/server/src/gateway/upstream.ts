@@ -4,7 +4,7 @@ import { createCredentialVault, upstreamCredentialOf, type CredentialVault } fro
 import { deviceFingerprint } from '@gatehouse/device-fingerprint'
 import { gatehouseProxy } from '@gatehouse/proxy'
 import type { GatehouseConfig } from '../config/types'
-import { fingerprintAdapter } from '../config/adapters'
+import { fingerprintAdapter, proxyAdapter } from '../config/adapters'
 import type { SharedState } from './state'
 
 export interface UpstreamContext {
@@ -59,7 +59,7 @@ export function createUpstream({ config, state, authDir, encryptionKey, provider
     credential: (_req, res) => upstreamCredentialOf(res),
     body: (_req, res) => gatehouseLocals(res as Response).requestGuard?.rawBody,
     ...(fingerprint ? { extraHeaders: { [fingerprint.header.toLowerCase()]: fingerprint.fingerprint } } : {}),
-    timeouts: { connect: config.server.timeouts.connect, firstByte: config.server.timeouts.first_byte, idle: config.server.timeouts.idle },
+    ...proxyAdapter.options(config),
     knownSecrets,
     batching: true,
     onEvent: emit,
