@@ -29,6 +29,12 @@ export interface FakeClock {
    * queued and the promises waiting on them run before the test looks.
    */
   advance(ms: number): Promise<void>
+  /**
+   * Wait on real event-loop turns, without moving the clock, until `check` is true: for the I/O a
+   * timer started (a Redis or PostgreSQL round trip, a file written). `waitFor` cannot, its own
+   * timers being fake. Bounded by `ms` of real time, after which it rejects naming `what`.
+   */
+  until(check: () => boolean | Promise<boolean>, ms?: number, what?: string): Promise<void>
   /** Jump to `time` without running the timers due in between, as a changed host clock would. */
   set(time: Date | number): void
   /** Put the real timers back (idempotent). Call it in `afterEach`, so a failed test does not leave the clock fake. */
@@ -58,6 +64,13 @@ export function fakeClock(options: FakeClockOptions = {}): FakeClock {
       if (!(ms >= 0)) throw new RangeError(`fakeClock: advance(${ms}): the clock only moves forward`)
       await jest.advanceTimersByTimeAsync(ms)
       await realTurn()
+    },
+    until: async (check, ms = 5000, what = check.toString()) => {
+      const deadline = jest.getRealSystemTime() + ms
+      while (!(await check())) {
+        if (jest.getRealSystemTime() > deadline) throw new Error(`fakeClock.until: ${what} still not true after ${ms} ms`)
+        await realTurn()
+      }
     },
     set: (time) => jest.setSystemTime(time),
     restore: () => jest.useRealTimers(),

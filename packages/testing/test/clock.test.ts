@@ -29,13 +29,12 @@ describe('fakeClock', () => {
     clearInterval(interval)
   })
 
-  it('lets a timer callback that does real I/O finish before advance() resolves', async () => {
+  it('runs a timer that starts real I/O, whose end until() then waits for', async () => {
     clock = fakeClock()
     let read = ''
     setTimeout(() => void readFile(__filename, 'utf8').then((text) => (read = text.slice(0, 6))), 60_000)
     await clock.advance(60_000)
-    // One real turn may not be enough for a file read; poll the next few without faking anything.
-    for (let i = 0; i < 100 && read === ''; i++) await clock.advance(0)
+    await clock.until(() => read !== '')
     expect(read).toBe('import')
   })
 
@@ -49,6 +48,17 @@ describe('fakeClock', () => {
     } finally {
       await server.close()
     }
+  })
+
+  it('until() waits for I/O on real turns without moving the clock, and is bounded in real time', async () => {
+    clock = fakeClock()
+    let read = ''
+    void readFile(__filename, 'utf8').then((text) => (read = text.slice(0, 6)))
+    await clock.until(() => read !== '', 5000, 'the file read')
+    expect(read).toBe('import')
+    expect(Date.now()).toBe(FAKE_CLOCK_START.getTime())
+    await expect(clock.until(async () => false, 20, 'nothing')).rejects.toThrow('fakeClock.until: nothing still not true after 20 ms')
+    expect(Date.now()).toBe(FAKE_CLOCK_START.getTime())
   })
 
   it('with timers: false fakes only Date: timers run on real time', async () => {
