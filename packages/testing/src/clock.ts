@@ -26,7 +26,9 @@ export interface FakeClock {
   /**
    * Move the clock forward `ms`, running each timer that falls due on the way (letting the promises
    * it starts settle before the next), then one real turn of the event loop, so I/O callbacks already
-   * queued and the promises waiting on them run before the test looks.
+   * queued and the promises waiting on them run before the test looks. Libraries' timers are fake
+   * too (pg's connection timeout, ioredis's commandTimeout): let the I/O in flight finish first
+   * (`until()`), or a long step fires them.
    */
   advance(ms: number): Promise<void>
   /**
