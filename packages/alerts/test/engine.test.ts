@@ -1,12 +1,13 @@
 import { createAlertEngine, type BlockRequest } from '@gatehouse/alerts'
-import { rateLimitedEvent, recordingLogger, securityEvent } from '@gatehouse/testing'
-import { blockEngine, fakeClock } from './helpers'
+import { fakeClock, rateLimitedEvent, recordingLogger, securityEvent, type FakeClock } from '@gatehouse/testing'
+import { blockEngine } from './helpers'
 
-afterEach(() => jest.useRealTimers())
+let clock: FakeClock | undefined
+afterEach(() => clock?.restore())
 
 describe('block_ip windows (memory store, fake clock)', () => {
   it('fires block_ip once when one address passes the threshold, with address, TTL and reason', async () => {
-    fakeClock()
+    clock = fakeClock()
     const { engine, blocks } = blockEngine('rate_limit_violations > 3', '1m', '2h')
     for (let i = 0; i < 3; i++) engine.recordEvent(rateLimitedEvent('203.0.113.7'))
     await engine.idle()
@@ -26,7 +27,7 @@ describe('block_ip windows (memory store, fake clock)', () => {
   })
 
   it('keeps one window per address: others below the threshold are not blocked', async () => {
-    fakeClock()
+    clock = fakeClock()
     const { engine, blocks } = blockEngine('rate_limit_violations > 2')
     for (const ip of ['10.0.0.1', '10.0.0.2', '10.0.0.1', '10.0.0.2', '10.0.0.1', '10.0.0.3']) engine.recordEvent(rateLimitedEvent(ip))
     engine.recordEvent(rateLimitedEvent('not-an-address'))
@@ -37,22 +38,22 @@ describe('block_ip windows (memory store, fake clock)', () => {
   })
 
   it('slides the window: old events fall out, and the rule fires again only after its window', async () => {
-    fakeClock()
+    clock = fakeClock()
     const { engine, blocks } = blockEngine('rate_limit_violations > 3')
     const hit = async (n: number): Promise<void> => {
       for (let i = 0; i < n; i++) engine.recordEvent(rateLimitedEvent('198.51.100.9'))
       await engine.idle()
     }
     await hit(2) // t=0: 2
-    jest.advanceTimersByTime(50_000)
+    await clock.advance(50_000)
     await hit(2) // t=50s: 4 in window -> fires
     expect(blocks).toHaveLength(1)
-    jest.advanceTimersByTime(20_000)
+    await clock.advance(20_000)
     await hit(1) // t=70s: window (10s,70s] holds 3 -> no
-    jest.advanceTimersByTime(5_000)
+    await clock.advance(5_000)
     await hit(5) // t=75s: 8 in window, but fired 25s ago -> quiet
     expect(blocks).toHaveLength(1)
-    jest.advanceTimersByTime(40_000)
+    await clock.advance(40_000)
     await hit(4) // t=115s: fired 65s ago, 4+ in window -> fires again
     expect(blocks).toHaveLength(2)
     await engine.shutdown()
@@ -61,7 +62,7 @@ describe('block_ip windows (memory store, fake clock)', () => {
 
 describe('notify_admin windows (fake clock)', () => {
   it('counts notify_admin rules globally and ignores events after shutdown', async () => {
-    fakeClock()
+    clock = fakeClock()
     const logger = recordingLogger()
     const engine = createAlertEngine({
       logger,
@@ -82,7 +83,7 @@ describe('notify_admin windows (fake clock)', () => {
 
 describe('what block_ip counts, and whom it spares', () => {
   it('never counts a refusal by a shared bucket towards block_ip: a victim draining nothing of its own is not blocked', async () => {
-    fakeClock()
+    clock = fakeClock()
     const { engine, blocks } = blockEngine('rate_limit_violations > 2')
     // The victim's 429s come from a provider bucket or quota somebody else drained.
     for (let i = 0; i < 20; i++) engine.recordEvent(rateLimitedEvent('198.51.100.20', false))
@@ -99,7 +100,7 @@ describe('what block_ip counts, and whom it spares', () => {
   })
 
   it('counts only the caller\'s own events for a security_events block_ip rule (access lines and credential verdicts are not)', async () => {
-    fakeClock()
+    clock = fakeClock()
     const { engine, blocks } = blockEngine('security_events > 2')
     for (let i = 0; i < 10; i++) {
       engine.recordEvent(securityEvent({ event_type: 'provider_request', result: 'success', ip: '198.51.100.30' }))
@@ -113,7 +114,7 @@ describe('what block_ip counts, and whom it spares', () => {
   })
 
   it('never blocks loopback or a neverBlock address or range: it logs the alert instead', async () => {
-    fakeClock()
+    clock = fakeClock()
     const logger = recordingLogger()
     const blocks: BlockRequest[] = []
     const engine = createAlertEngine({

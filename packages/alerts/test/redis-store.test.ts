@@ -56,7 +56,7 @@ describe('RedisAlertStore', () => {
     await burst()
     await burst()
     expect(blocks).toHaveLength(1)
-    await sleep(1100)
+    await sleep(1100) // real time: the fired marker and the window are Redis keys that Redis expires (PX/PEXPIRE)
     await burst()
     expect(blocks).toHaveLength(2)
     await engine.shutdown()

@@ -136,7 +136,7 @@ describe('notify_admin webhook delivery', () => {
     const engine = createAlertEngine({ rules: [rule], notify: { webhookUrl: `${server.url}/hook`, retries: 4, retryDelay: '10s' } })
     try {
       for (let i = 0; i < 3; i++) engine.recordEvent(securityEvent())
-      await sleep(100)
+      await sleep(100) // real time: for the first attempt's HTTP round trip to the receiver, not for a retry delay
       const started = Date.now()
       await engine.shutdown()
       expect(Date.now() - started).toBeLessThan(2000)

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { SECURITY_EVENT_TYPES, type SecurityEvent } from '@gatehouse/core'
 import { createAuditLogger, listAuditFiles, verifyAuditLog } from '@gatehouse/audit-log'
 import { fileLines, newKey, parsedLines, sampleEvent } from './helpers'
-import { recordingLogger, tempDir } from '@gatehouse/testing'
+import { fakeClock, recordingLogger, tempDir, type FakeClock } from '@gatehouse/testing'
 
 let dir: string
 let cleanup: () => void
@@ -176,31 +176,18 @@ describe('createAuditLogger: the hash chain across restarts and size rotation', 
 })
 
 describe('createAuditLogger: daily rotation', () => {
-  afterEach(() => jest.useRealTimers())
+  let clock: FakeClock | undefined
+  afterEach(() => clock?.restore())
 
   it('rotates when the UTC day changes, naming the old file by its day', async () => {
-    jest.useFakeTimers({
-      now: new Date('2026-02-19T23:59:00.000Z'),
-      doNotFake: [
-        'nextTick',
-        'setImmediate',
-        'clearImmediate',
-        'setTimeout',
-        'clearTimeout',
-        'setInterval',
-        'clearInterval',
-        'queueMicrotask',
-        'hrtime',
-        'performance',
-      ],
-    })
+    clock = fakeClock({ now: new Date('2026-02-19T23:59:00.000Z'), timers: false })
     const file = join(dir, 'audit.log')
     const key = newKey()
     const audit = createAuditLogger({ file, key })
     audit.log(sampleEvent({ request_id: 'day1-a' }))
     audit.log(sampleEvent({ request_id: 'day1-b' }))
     await audit.flush()
-    jest.setSystemTime(new Date('2026-02-20T00:00:05.000Z'))
+    clock.set(new Date('2026-02-20T00:00:05.000Z'))
     audit.log(sampleEvent({ request_id: 'day2-a' }))
     await audit.close()
     const rotated = join(dir, 'audit.2026-02-19.1.log')
@@ -210,12 +197,12 @@ describe('createAuditLogger: daily rotation', () => {
   })
 
   it('does not rotate on a day change when daily is false', async () => {
-    jest.useFakeTimers({ now: new Date('2026-02-19T23:59:00.000Z'), doNotFake: ['nextTick', 'setImmediate', 'setTimeout', 'clearTimeout', 'queueMicrotask'] })
+    clock = fakeClock({ now: new Date('2026-02-19T23:59:00.000Z') })
     const file = join(dir, 'audit.log')
     const audit = createAuditLogger({ file, key: newKey(), daily: false })
     audit.log(sampleEvent())
     await audit.flush()
-    jest.setSystemTime(new Date('2026-02-21T00:00:00.000Z'))
+    clock.set(new Date('2026-02-21T00:00:00.000Z'))
     audit.log(sampleEvent())
     await audit.close()
     expect(readdirSync(dir)).toEqual(['audit.log'])

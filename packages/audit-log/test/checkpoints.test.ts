@@ -10,7 +10,7 @@ import {
 import { lineVerifies, parseChainedLine, sealLine } from '../src/chain'
 import { fileLines, newKey, sampleEvent } from './helpers'
 import { SyslogReceiver, syslogSink } from './receivers'
-import { sleep, tempDir, waitFor } from '@gatehouse/testing'
+import { fakeClock, tempDir, type FakeClock } from '@gatehouse/testing'
 
 jest.setTimeout(15_000)
 
@@ -19,6 +19,7 @@ let cleanup: () => void
 let file: string
 let shipped: string
 let key: string
+let clock: FakeClock | undefined
 
 beforeEach(() => {
   ;({ dir, cleanup } = tempDir())
@@ -26,7 +27,10 @@ beforeEach(() => {
   shipped = join(dir, 'collector.log')
   key = newKey()
 })
-afterEach(() => cleanup())
+afterEach(() => {
+  clock?.restore()
+  cleanup()
+})
 
 const rewrite = (lines: string[]): void => writeFileSync(file, `${lines.join('\n')}\n`)
 
@@ -175,10 +179,17 @@ describe('signed checkpoints: forged, Ed25519-signed, on an interval, shipped', 
   })
 
   it('writes one at each interval, and none when nothing was written since the last', async () => {
+    clock = fakeClock()
     const audit = createAuditLogger({ file, key, checkpoints: { enabled: true, interval: 30 } })
     audit.log(sampleEvent())
-    await waitFor(() => fileLines(file).some((l) => l.includes('"checkpoint"')), 3000)
-    await sleep(150) // several more intervals with nothing new
+    await audit.flush()
+    await clock.advance(29)
+    await audit.flush()
+    expect(fileLines(file)).toHaveLength(1)
+    await clock.advance(1)
+    await clock.until(() => fileLines(file).some((l) => l.includes('"checkpoint"')), 3000, 'the checkpoint')
+    await clock.advance(150) // several more intervals with nothing new
+    await audit.flush()
     await audit.close()
     const lines = fileLines(file)
     expect(lines).toHaveLength(2)

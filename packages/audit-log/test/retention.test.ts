@@ -2,23 +2,16 @@ import { readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { createAuditLogger, listAuditFiles, verifyAuditLog, type AuditLogOptions } from '@gatehouse/audit-log'
 import { fileLines, newKey, parsedLines, sampleEvent } from './helpers'
-import { nextTurn, recordingLogger, tempDir } from '@gatehouse/testing'
+import { fakeClock, recordingLogger, tempDir, type FakeClock } from '@gatehouse/testing'
 
 let dir: string
 let cleanup: () => void
+let clock: FakeClock | undefined
 beforeEach(() => ({ dir, cleanup } = tempDir()))
 afterEach(() => {
-  jest.useRealTimers()
+  clock?.restore()
   cleanup()
 })
-
-/** Only Date and setInterval are faked: the writer's setImmediate turns and fdatasync stay real. */
-const fakeClock = (now: number | Date): void => {
-  jest.useFakeTimers({
-    now,
-    doNotFake: ['nextTick', 'setImmediate', 'clearImmediate', 'setTimeout', 'clearTimeout', 'queueMicrotask', 'hrtime', 'performance'],
-  })
-}
 
 /** Log `count` events in bursts of `burst` (one event-loop turn each), then close. */
 async function writeLog(options: AuditLogOptions, count: number, burst = 25): Promise<ReturnType<typeof createAuditLogger>> {
@@ -149,20 +142,20 @@ describe('audit rotation with retention: verify over the kept set', () => {
 
 describe('audit rotation by age (fake clock)', () => {
   it('rotates the active file once its first line is maxFileAge old', async () => {
-    fakeClock(new Date('2026-03-01T10:00:00.000Z'))
+    clock = fakeClock({ now: new Date('2026-03-01T10:00:00.000Z') })
     const file = join(dir, 'audit.log')
     const key = newKey()
     const audit = createAuditLogger({ file, key, maxFileAge: '1h', daily: false })
     audit.log(sampleEvent({ request_id: 'a' }))
     await audit.flush()
-    jest.setSystemTime(new Date('2026-03-01T10:59:00.000Z'))
+    clock.set(new Date('2026-03-01T10:59:00.000Z'))
     audit.log(sampleEvent({ request_id: 'b' }))
     await audit.flush()
     expect(audit.stats().rotations).toBe(0)
-    jest.setSystemTime(new Date('2026-03-01T11:00:00.000Z'))
+    clock.set(new Date('2026-03-01T11:00:00.000Z'))
     audit.log(sampleEvent({ request_id: 'c' }))
     await audit.flush()
-    jest.setSystemTime(new Date('2026-03-01T11:30:00.000Z'))
+    clock.set(new Date('2026-03-01T11:30:00.000Z'))
     audit.log(sampleEvent({ request_id: 'd' }))
     await audit.close()
     const rotated = join(dir, 'audit.2026-03-01.1.log')
@@ -173,18 +166,19 @@ describe('audit rotation by age (fake clock)', () => {
   })
 
   it('does not rotate an empty file, whatever its age', async () => {
-    fakeClock(new Date('2026-03-01T10:00:00.000Z'))
+    clock = fakeClock({ now: new Date('2026-03-01T10:00:00.000Z') })
     const file = join(dir, 'audit.log')
     const audit = createAuditLogger({ file, key: newKey(), maxFileAge: '1h', daily: false })
-    jest.setSystemTime(new Date('2026-03-01T15:00:00.000Z'))
+    clock.set(new Date('2026-03-01T15:00:00.000Z'))
     audit.log(sampleEvent())
     await audit.close()
     expect(readdirSync(dir)).toEqual(['audit.log'])
   })
 
   it('deletes rotated files older than retention.maxAge on its timer, even while nothing rotates', async () => {
+    // From the real now: retention compares the fake clock with the rotated files' real mtimes.
     const start = Date.now()
-    fakeClock(start)
+    clock = fakeClock({ now: start })
     const file = join(dir, 'audit.log')
     const key = newKey()
     const audit = createAuditLogger({ file, key, maxSize: 3000, daily: false, retention: { maxAge: '1d' } })
@@ -192,14 +186,12 @@ describe('audit rotation by age (fake clock)', () => {
     await audit.flush()
     const rotated = listAuditFiles(file).length - 1
     expect(rotated).toBeGreaterThan(2)
-    jest.setSystemTime(start + 12 * 3_600_000)
-    jest.advanceTimersByTime(3_600_000) // the hourly check: nothing is a day old yet
-    await nextTurn()
+    clock.set(start + 12 * 3_600_000)
+    await clock.advance(3_600_000) // the hourly check: nothing is a day old yet
     await audit.flush()
     expect(listAuditFiles(file)).toHaveLength(rotated + 1)
-    jest.setSystemTime(start + 2 * 86_400_000)
-    jest.advanceTimersByTime(3_600_000)
-    await nextTurn()
+    clock.set(start + 2 * 86_400_000)
+    await clock.advance(3_600_000)
     await audit.flush()
     await audit.close()
     expect(listAuditFiles(file)).toEqual([file])

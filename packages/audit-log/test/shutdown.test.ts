@@ -28,7 +28,7 @@ describe('SIGTERM with events in flight', () => {
     const key = newKey()
     const child = runChild(['stream', file, key])
     await child.waitForLine(/^started$/)
-    await sleep(150)
+    await sleep(150) // real time: the events come from a child process, whose clock cannot be faked
     child.kill('SIGTERM')
     const { code, stdout } = await child.exited
     expect(code).toBe(0)

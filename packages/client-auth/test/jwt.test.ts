@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { createHmac, randomBytes } from 'node:crypto'
 import request from 'supertest'
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose'
-import { collectEvents, createTestApp, sleep } from '@gatehouse/testing'
+import { collectEvents, createTestApp, fakeClock, type FakeClock } from '@gatehouse/testing'
 import { clientAuth, MemoryKeyStore } from '@gatehouse/client-auth'
 
 /**
@@ -30,6 +30,8 @@ beforeAll(async () => {
   issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 })
 afterAll(() => new Promise((r) => server.close(r)))
+let clock: FakeClock | undefined
+afterEach(() => clock?.restore())
 
 async function signer(kid: string, alg = 'RS256'): Promise<{ pair: Pair; jwk: JWK }> {
   const pair = await generateKeyPair(alg, { extractable: true })
@@ -59,6 +61,8 @@ const b64 = (o: unknown): string => Buffer.from(JSON.stringify(o)).toString('bas
 
 describe('JWT client authentication', () => {
   it('admits a token of the issuer as jwt:<sub>, beside a static key, and keeps working while the issuer rotates its keys', async () => {
+    // Only Date is fake (jose's cool-down and the tokens' iat/exp read it): the JWKS fetches are real.
+    clock = fakeClock({ timers: false })
     const k1 = await signer('k1')
     jwks = [k1.jwk]
     const { app: a, events, staticKey } = app()
@@ -70,7 +74,7 @@ describe('JWT client authentication', () => {
     // Rotation: the issuer publishes k2 beside k1, then signs with k2 only.
     const k2 = await signer('k2', 'ES256')
     jwks = [k1.jwk, k2.jwk]
-    await sleep(1100) // the refetch cool-down
+    await clock.advance(1000) // the refetch cool-down
     const t2 = await token(k2.pair, 'k2', {}, { alg: 'ES256' })
     expect((await request(a).post('/v1/chat/completions').set('authorization', `Bearer ${t2}`).send({})).status).toBe(200)
     expect((await request(a).post('/v1/chat/completions').set('authorization', `Bearer ${t1}`).send({})).status).toBe(200)
@@ -139,6 +143,7 @@ describe('JWT client authentication', () => {
   })
 
   it('fetches the key set at most once per cool-down however many unknown kids are tried', async () => {
+    clock = fakeClock({ timers: false }) // however long the 20 requests take, they are within one cool-down
     const k1 = await signer('k1')
     jwks = [k1.jwk]
     const { app: a } = app()

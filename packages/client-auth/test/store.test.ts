@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { FileKeyStore, loadOrCreateSalt, MemoryKeyStore, isClientKeyFormat, generateClientKey, hashClientKey, keyIdFromHash } from '@gatehouse/client-auth'
 import { hasValidClientKeyChecksum } from '@gatehouse/core'
-import { nextTurn, sleep, tempDir, tempDirs } from '@gatehouse/testing'
+import { fakeClock, nextTurn, tempDir, tempDirs, type FakeClock } from '@gatehouse/testing'
 
 const mode = (p: string) => statSync(p).mode & 0o777
 
@@ -102,9 +102,11 @@ describe('FileKeyStore: the file and its salt', () => {
 describe('FileKeyStore: seeing changes made by other processes', () => {
   const tmp = tempDirPerTest()
   let dir: string
+  let clock: FakeClock | undefined
   beforeEach(() => {
     dir = tmp()
   })
+  afterEach(() => clock?.restore())
 
   it('sees keys created and revoked by another store instance once the change notification is in (reload: watch)', async () => {
     const salt = randomBytes(32).toString('hex')
@@ -157,6 +159,7 @@ describe('FileKeyStore: seeing changes made by other processes', () => {
   })
 
   it('still checks a watched file once a second, should a notification be lost', async () => {
+    clock = fakeClock({ timers: false }) // the backstop is a time check on lookups
     const salt = randomBytes(32).toString('hex')
     const file = join(dir, 'client-keys.json')
     const store = new FileKeyStore({ file, salt })
@@ -168,7 +171,7 @@ describe('FileKeyStore: seeing changes made by other processes', () => {
     ;(store as unknown as { watcher: object }).watcher = { close() {} }
     other.revoke(record.id)
     expect(store.verify(key)?.revoked_at).toBeUndefined()
-    await sleep(1100)
+    await clock.advance(1000)
     expect(store.verify(key)?.revoked_at).toBeDefined()
   })
 })

@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
 import { ReplicatedHash, type ReplicatedHashClient } from '@gatehouse/core'
-import { sleep, waitFor } from '@gatehouse/testing'
+import { fakeClock, sleep, waitFor, type FakeClock } from '@gatehouse/testing'
 
 /** Replicated state on the machine's Redis, each test under a key of its own. */
 
 const clients: Redis[] = []
 const hashes: ReplicatedHash[] = []
+let clock: FakeClock | undefined
 afterEach(async () => {
+  clock?.restore()
   for (const h of hashes.splice(0)) await h.close()
   for (const c of clients.splice(0)) c.disconnect()
 })
@@ -18,6 +20,10 @@ function client(port = 6379): Redis {
   clients.push(c)
   return c
 }
+
+/** Until a replica of `key` has subscribed (its read on subscribing went out with the SUBSCRIBE): a change made after that reaches it only by the resync. */
+const subscribed = async (raw: Redis, key: string, fake: FakeClock, n = 1): Promise<void> =>
+  fake.until(async () => (await raw.pubsub('NUMSUB', `${key}:changed`))[1] === n, 2000, 'the subscription')
 
 const ready = (c: Redis): Promise<void> => (c.status === 'ready' ? Promise.resolve() : new Promise((r) => c.once('ready', () => r())))
 
@@ -51,6 +57,7 @@ describe('ReplicatedHash', () => {
     expect(once.latest().get('one')).toBe('1')
     expect(duplicate).not.toHaveBeenCalled()
     await writer.hash.update({ two: '2' })
+    // Real time: what must not come is a notification over Redis pub/sub.
     await new Promise((r) => setTimeout(r, 200))
     expect(once.copies).toHaveLength(1)
   })
@@ -61,7 +68,7 @@ describe('ReplicatedHash', () => {
     const b = replica(key)
     const c = replica(key)
     await Promise.all([a.hash.start(), b.hash.start(), c.hash.start()])
-    await sleep(100) // subscriptions in place
+    await sleep(100) // subscriptions in place (real time: Redis's SUBSCRIBE)
     const sent = Date.now()
     await a.hash.update({ one: '1', two: '2' })
     // The updating replica holds the change when update() resolves.
@@ -77,18 +84,23 @@ describe('ReplicatedHash', () => {
   })
 
   it('heals a lost notification within resyncMs (a change written behind its back)', async () => {
+    clock = fakeClock()
     const key = `gh-test-rep-${randomBytes(4).toString('hex')}`
     const a = replica(key, client(), 300)
     await a.hash.start()
     // A change whose notification nobody hears: the fields and version written directly.
     const raw = client()
     await ready(raw)
+    await subscribed(raw, key, clock)
     await raw.multi().hset(key, 'quiet', 'yes').incr(`${key}:version`).exec()
-    const ms = await waitFor(() => a.latest().get('quiet') === 'yes', 2000, { every: 5 })
-    expect(ms).toBeLessThan(1000)
+    await clock.advance(299)
+    expect(a.latest().get('quiet')).toBeUndefined()
+    await clock.advance(1)
+    await clock.until(() => a.latest().get('quiet') === 'yes', 2000, 'the resync')
   })
 
   it('puts its copy back when Redis lost the hash, without undoing what was written since', async () => {
+    clock = fakeClock()
     const key = `gh-test-rep-${randomBytes(4).toString('hex')}`
     const a = replica(key, client(), 200)
     await a.hash.start()
@@ -96,10 +108,12 @@ describe('ReplicatedHash', () => {
     await a.hash.update({ and: 'changed' })
     const raw = client()
     await ready(raw)
+    await subscribed(raw, key, clock)
     // Redis restarted empty, then someone wrote one field (version 1, below the replica's 2).
     await raw.del(key, `${key}:version`)
     await raw.multi().hset(key, 'new', 'field').incr(`${key}:version`).exec()
-    await waitFor(() => a.latest().get('new') === 'field' && a.latest().get('keep') === 'me', 3000, { every: 5 })
+    await clock.advance(200)
+    await clock.until(() => a.latest().get('new') === 'field' && a.latest().get('keep') === 'me', 3000, 'the resync')
     expect(a.latest().get('and')).toBe('changed')
     expect(Number(await raw.get(`${key}:version`))).toBeGreaterThan(2)
     expect(await raw.hget(key, 'keep')).toBe('me')
@@ -140,7 +154,7 @@ describe('ReplicatedHash: an update racing a snapshot', () => {
     const a = replica(key, slow, 50)
     const b = replica(key)
     await Promise.all([a.hash.start(), b.hash.start()])
-    await sleep(100) // subscriptions in place
+    await sleep(100) // subscriptions in place (real time: Redis's SUBSCRIBE)
     // B's change starts a snapshot on A (its notification); A's own update lands while it reads.
     await b.hash.update({ other: '1' })
     await sleep(20)

@@ -38,20 +38,6 @@ export async function waitFor(check: () => boolean, timeoutMs = 5000, what = 'co
   }
 }
 
-/**
- * Fake only the clock (`Date`): timers, ticks and I/O keep running for real, so a test over real
- * sockets and files steps over a cool-down or a backoff instead of sleeping through it. Undo with
- * `jest.useRealTimers()`.
- */
-export function useFakeClock(): void {
-  jest.useFakeTimers({
-    doNotFake: ['nextTick', 'setImmediate', 'clearImmediate', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'queueMicrotask', 'hrtime', 'performance'],
-  })
-}
-
-/** Move the fake clock forward by `ms`. */
-export const advanceClock = (ms: number): void => jest.setSystemTime(Date.now() + ms)
-
 export const modeOf = (p: string): number => fs.statSync(p).mode & 0o777
 
 /** A logger that records every line, to check that nothing secret is logged. */

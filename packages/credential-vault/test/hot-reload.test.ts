@@ -1,11 +1,13 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { collectEvents } from '@gatehouse/testing'
+import { collectEvents, fakeClock, type FakeClock } from '@gatehouse/testing'
 import { createCredentialVault, type CredentialVault } from '@gatehouse/credential-vault'
 import { anthropicKey, cleanupDirs, newKey, openaiKey, sleep, tmpDir, waitFor } from './helpers'
 
 const vaults: CredentialVault[] = []
+let clock: FakeClock | undefined
 afterEach(async () => {
+  clock?.restore()
   await Promise.all(vaults.splice(0).map((v) => v.shutdown()))
 })
 afterAll(cleanupDirs)
@@ -84,7 +86,7 @@ describe('hot reload (fs.watch)', () => {
     const server = open(dir, newKey(), { onEvent, rescanInterval: 0, reloadDebounce: '20ms' })
     const { id } = await server.add({ provider: 'openai', type: 'api_key', token: openaiKey() })
     await server.update(id, { label: 'x' })
-    await sleep(200)
+    await sleep(200) // real time: what must not come is an fs.watch event
     expect(events.filter((e) => e.details?.source === 'disk')).toEqual([])
   })
 
@@ -102,7 +104,7 @@ describe('hot reload (fs.watch)', () => {
       await cli.update(id, { token: last })
     }
     await waitFor(() => server.get(id) !== undefined && events.some((e) => e.result === 'credential_changed'), 3000)
-    await sleep(400)
+    await sleep(400) // real time: the reloads follow fs.watch events, which come when the OS sends them
     expect(await tokenFor(server)).toBe(`Bearer ${last}`)
     expect(events.filter((e) => e.result === 'credential_changed').length).toBeLessThanOrEqual(3)
   })
@@ -110,15 +112,20 @@ describe('hot reload (fs.watch)', () => {
 
 describe('periodic rescan (the fs.watch fallback)', () => {
   it('picks up changes with watching off', async () => {
+    clock = fakeClock()
     const dir = tmpDir()
     const key = newKey()
     const server = open(dir, key, { watch: false, rescanInterval: '100ms' })
     const cli = open(dir, key, { watch: false, rescanInterval: 0 })
     const token = openaiKey()
     const { id } = await cli.add({ provider: 'openai', type: 'api_key', token })
-    await waitFor(() => server.get(id) !== undefined, 2000, 'the periodic rescan')
+    await clock.advance(99)
+    expect(server.get(id)).toBeUndefined()
+    await clock.advance(1)
+    await clock.until(() => server.get(id) !== undefined, 2000, 'the periodic rescan')
     expect(await tokenFor(server)).toBe(`Bearer ${token}`)
     await cli.revoke('openai', id)
-    await waitFor(() => server.get(id) === undefined, 2000, 'the periodic rescan to drop it')
+    await clock.advance(100)
+    await clock.until(() => server.get(id) === undefined, 2000, 'the periodic rescan to drop it')
   })
 })

@@ -2,7 +2,7 @@ import express, { type RequestHandler } from 'express'
 import { createProxyMiddleware, type Options } from 'http-proxy-middleware'
 import request from 'supertest'
 import { gatehouseLocals } from '@gatehouse/core'
-import { MockUpstream, collectEvents, createTestApp } from '@gatehouse/testing'
+import { MockUpstream, collectEvents, createTestApp, fakeClock, type FakeClock } from '@gatehouse/testing'
 import {
   applyUpstreamCredential,
   createCredentialVault,
@@ -12,15 +12,16 @@ import {
   type CredentialInjectionOptions,
   type CredentialVault,
 } from '@gatehouse/credential-vault'
-import { advanceClock, anthropicKey, cleanupDirs, expectNoSecrets, geminiKey, newKey, oauthToken, openaiKey, sleep, tmpDir, useFakeClock } from './helpers'
+import { anthropicKey, cleanupDirs, expectNoSecrets, geminiKey, newKey, oauthToken, openaiKey, sleep, tmpDir } from './helpers'
 
 let upstream: MockUpstream
 const vaults: CredentialVault[] = []
 beforeAll(async () => {
   upstream = await MockUpstream.start()
 })
+let clock: FakeClock | undefined
 afterEach(async () => {
-  jest.useRealTimers()
+  clock?.restore()
   upstream.reset()
   await Promise.all(vaults.splice(0).map((v) => v.shutdown()))
 })
@@ -171,7 +172,8 @@ describe('credential injection: the pool behind it (rotation, rejection, 503)', 
   })
 
   it('skips a credential rejected with proof and brings it back after the cool-down', async () => {
-    useFakeClock()
+    // Only Date is fake: the requests below are real round trips to the mock upstream.
+    clock = fakeClock({ timers: false })
     const [bad, good] = [openaiKey(), openaiKey()]
     const { vault, events } = newVault({ unhealthyCooldown: '60s' })
     const badId = (await vault.add({ provider: 'openai', type: 'api_key', token: bad })).id
@@ -192,9 +194,9 @@ describe('credential injection: the pool behind it (rotation, rejection, 503)', 
       expect.objectContaining({ event_type: 'credential_access', provider: 'openai', details: expect.objectContaining({ credential_id: badId, reason: 'invalid_credential', action: 'cooldown' }) }),
     ])
     // Skipped until the last millisecond of the cool-down, served again once it is over.
-    advanceClock(59_999)
+    await clock.advance(59_999)
     expect(vault.get(badId)?.status).toBe('unhealthy')
-    advanceClock(1)
+    await clock.advance(1)
     expect(vault.get(badId)?.status).toBe('active')
     upstream.reset()
     for (let i = 0; i < 2; i++) await request(app).post('/v1/chat/completions').send(openaiBody).expect(200)

@@ -1,9 +1,8 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { collectEvents } from '@gatehouse/testing'
+import { collectEvents, fakeClock, type FakeClock } from '@gatehouse/testing'
 import { createCredentialVault, requestTokenRefresh, TokenRefreshError, type CredentialVault } from '@gatehouse/credential-vault'
 import {
-  advanceClock,
   cleanupDirs,
   expectNoSecrets,
   newKey,
@@ -14,14 +13,14 @@ import {
   startTokenEndpoint,
   tmpDir,
   waitFor,
-  useFakeClock,
   type TokenEndpoint,
 } from './helpers'
 
 const vaults: CredentialVault[] = []
 const endpoints: TokenEndpoint[] = []
+let clock: FakeClock | undefined
 afterEach(async () => {
-  jest.useRealTimers()
+  clock?.restore()
   await Promise.all(vaults.splice(0).map((v) => v.shutdown()))
   await Promise.all(endpoints.splice(0).map((e) => e.close()))
 })
@@ -139,7 +138,8 @@ describe('OAuth refresh', () => {
 
 describe('OAuth refresh failures: backoff, isolation and rejection', () => {
   it('marks a credential unhealthy on invalid_grant and backs off instead of retrying on every request', async () => {
-    useFakeClock()
+    // Only Date is fake: the refreshes are real round trips to the token endpoint.
+    clock = fakeClock({ timers: false })
     const { vault, endpoint, events, logger } = await setup({ refreshBackoff: '200ms', refreshBackoffMax: '10s' })
     endpoint.behaviour = 'invalid_grant'
     const old = await addOAuth(vault, endpoint.url, Date.now() - 1)
@@ -150,10 +150,10 @@ describe('OAuth refresh failures: backoff, isolation and rejection', () => {
     expect(vault.get(old.id)).toMatchObject({ status: 'unhealthy', unhealthy_reason: 'refresh_failed:invalid_grant' })
 
     // No new call until the backoff is over, then one.
-    advanceClock(199)
+    await clock.advance(199)
     expect(await vault.acquire('claude')).toBeUndefined()
     expect(endpoint.calls).toHaveLength(1)
-    advanceClock(1)
+    await clock.advance(1)
     expect(await vault.acquire('claude')).toBeUndefined()
     expect(endpoint.calls).toHaveLength(2)
     const failures = events.filter((e) => e.event_type === 'token_refresh' && e.result === 'failure')
@@ -163,10 +163,10 @@ describe('OAuth refresh failures: backoff, isolation and rejection', () => {
     expectNoSecrets([events, logger.lines, vault.list()], [old.refresh, old.access])
 
     endpoint.behaviour = 'ok'
-    advanceClock(399)
+    await clock.advance(399)
     expect(await vault.acquire('claude')).toBeUndefined()
     expect(endpoint.calls).toHaveLength(2)
-    advanceClock(1)
+    await clock.advance(1)
     expect((await vault.acquire('claude'))?.headers.authorization).toBe(`Bearer ${endpoint.issued[0]!.access_token}`)
     expect(vault.get(old.id)?.status).toBe('active')
   })

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import express, { type Express } from 'express'
 import request, { type Response } from 'supertest'
 import type { SecurityEvent } from '@gatehouse/core'
-import { collectEvents, recordingLogger, sleep } from '@gatehouse/testing'
+import { collectEvents, fakeClock, recordingLogger, type FakeClock } from '@gatehouse/testing'
 import { DASHBOARD_CSP, dashboardRouter, type DashboardData, type DashboardOptions } from '@gatehouse/dashboard'
 
 const BASE = '/v0/management/dashboard'
@@ -300,6 +300,9 @@ describe('dashboardRouter: what a session shows', () => {
 })
 
 describe('dashboardRouter: sessions', () => {
+  let clock: FakeClock | undefined
+  afterEach(() => clock?.restore())
+
   it('signs out only with the session’s CSRF token', async () => {
     const { events, onEvent } = collectEvents()
     const a = app({ onEvent })
@@ -324,10 +327,11 @@ describe('dashboardRouter: sessions', () => {
   })
 
   it('ends a session after sessionTtl', async () => {
+    clock = fakeClock({ timers: false }) // the TTL is a time check on each request
     const a = app({ sessionTtl: '1s' })
     const { cookie, page } = await session(a)
     expect(page.text).toContain('req-marker-7f3a')
-    await sleep(1100)
+    await clock.advance(1000)
     const later = await request(a).get(`${BASE}/`).set('Cookie', cookie)
     expectNoData(later.text)
   })

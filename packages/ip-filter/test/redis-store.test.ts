@@ -132,6 +132,7 @@ describe('RedisDenylistStore', () => {
     expect(listed).toMatchObject({ ip: '2001:db8:dead::/48', reason: 'short' })
     expect(listed!.expiresAt?.getTime()).toBe(entry.expiresAt!.getTime())
 
+    // Real time: the entry's key expires in Redis (PEXPIRE), which no fake clock of ours moves.
     await sleep(Math.max(0, entry.expiresAt!.getTime() - Date.now()) + 50)
     expect((await send(a.url, '/', { 'x-forwarded-for': '2001:db8:dead::1' })).status).toBe(200)
     expect((await send(b.url, '/', { 'x-forwarded-for': '2001:db8:dead::1' })).status).toBe(200)

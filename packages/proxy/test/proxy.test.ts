@@ -412,7 +412,7 @@ describe('what the proxy tells the limits: upstreamReached, upstreamStatus, usag
       const first = await reader.read()
       expect(Buffer.from(first.value!).toString()).toContain('message_start')
       controller.abort()
-      await sleep(100)
+      await sleep(100) // real time: for the client's abort to reach the gateway over the socket
       expect(seen).toEqual([{ upstreamReached: true, upstreamStatus: 200, usage: undefined }])
     } finally {
       await m.close()

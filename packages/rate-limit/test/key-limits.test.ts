@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import express, { type RequestHandler } from 'express'
 import Redis from 'ioredis'
 import { gatehouseLocals, type KeyLimitScope } from '@gatehouse/core'
-import { collectEvents, sleep } from '@gatehouse/testing'
+import { collectEvents, fakeClock, sleep, type FakeClock } from '@gatehouse/testing'
 import { keyLimits, LocalFallbackStore, memoryStore, redisStore, StoreUnavailableError, type RateLimitStore } from '@gatehouse/rate-limit'
 import { deletePrefix, REDIS_URL, testPrefix } from './helpers'
 
@@ -137,6 +137,7 @@ describe('keyLimits', () => {
     it('holds one slot per request in flight and gives it back on finish, refusal later, error later and a client gone', async () => {
       const s = await start(authed({ key_c: { concurrency: 2 } }), keyLimits({ store }))
       try {
+        // Real time: the sleeps wait for requests to reach and leave the server over real sockets, not for a lease.
         const a = call(s.url, 'key_c', { 'x-hold': '300' })
         const b = call(s.url, 'key_c', { 'x-hold': '300' })
         await sleep(100)
@@ -220,7 +221,12 @@ function flakyStore(inner: RateLimitStore): RateLimitStore & { down: boolean } {
 }
 
 describe('LocalFallbackStore (store.on_error: local)', () => {
+  let clock: FakeClock | undefined
+  afterEach(() => clock?.restore())
+
   it('enforces limit ÷ replicas locally while the shared store is down, says so, and shares again once it answers', async () => {
+    // Only Date is fake (the retry is a time check): the requests are real round trips.
+    clock = fakeClock({ timers: false })
     const shared = flakyStore(memoryStore())
     const logger = { lines: [] as string[], error: (m: string) => void logger.lines.push(`error ${m}`), warn: () => undefined, info: (m: string) => void logger.lines.push(`info ${m}`), debug: () => undefined }
     const store = new LocalFallbackStore({ store: shared, replicas: 3, retryMs: 100, logger })
@@ -236,7 +242,7 @@ describe('LocalFallbackStore (store.on_error: local)', () => {
       expect(store.fallbackCount()).toBeGreaterThanOrEqual(15)
       expect(logger.lines.filter((l) => l.startsWith('error'))).toHaveLength(1)
       shared.down = false
-      await sleep(150)
+      await clock.advance(100)
       // Back on the shared bucket: 29 left there.
       expect((await call(s.url, 'key_l')).status).toBe(200)
       expect(store.degraded()).toBe(false)

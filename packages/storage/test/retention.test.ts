@@ -1,15 +1,17 @@
 import { createStorageSink, runRetention, type StorageSink } from '@gatehouse/storage'
 import { authFailure, count, pgUrl, providerRequest, testDb, type TestDb } from './helpers'
-import { recordingLogger, waitFor } from '@gatehouse/testing'
+import { fakeClock, recordingLogger, type FakeClock } from '@gatehouse/testing'
 
 let db: TestDb
 const sinks: StorageSink[] = []
+let clock: FakeClock | undefined
 const daysAgo = (n: number): string => new Date(Date.now() - n * 86_400_000).toISOString()
 
 beforeAll(async () => {
   db = await testDb()
 })
 afterEach(async () => {
+  clock?.restore()
   await Promise.allSettled(sinks.splice(0).map((s) => s.close()))
   await db.admin.query(`TRUNCATE ${db.schema}.api_requests, ${db.schema}.security_events, ${db.schema}.request_bodies`)
 })
@@ -60,12 +62,14 @@ describe('retention', () => {
 
   it('runs on its own after start and then every retentionInterval', async () => {
     await seed()
+    clock = fakeClock()
     const sink = createStorageSink({ url: pgUrl(), schema: db.schema, retentionDays: 30, retentionInterval: '1s' })
     sinks.push(sink)
-    await waitFor(async () => (await remaining()).length === 3, 3000)
+    await clock.until(async () => (await remaining()).length === 3, 3000, 'the run at start')
     // A row that turns old later goes on the next scheduled run.
     await db.admin.query(`UPDATE ${db.schema}.security_events SET timestamp = now() - interval '60 days'`)
-    await waitFor(async () => (await count(db, 'security_events')) === 0, 3000)
+    await clock.advance(1000)
+    await clock.until(async () => (await count(db, 'security_events')) === 0, 3000, 'the run at the interval')
     expect(await remaining()).toEqual(['b:recent', 'r:recent'])
   })
 

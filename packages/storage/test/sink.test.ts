@@ -1,6 +1,7 @@
+import { Pool } from 'pg'
 import { createStorageSink, type StorageSink } from '@gatehouse/storage'
 import { authFailure, count, pgUrl, providerRequest, testDb, type TestDb } from './helpers'
-import { recordingLogger, sleep, waitFor } from '@gatehouse/testing'
+import { fakeClock, recordingLogger, type FakeClock } from '@gatehouse/testing'
 
 let db: TestDb
 const sinks: StorageSink[] = []
@@ -13,7 +14,9 @@ const open = (options: Omit<Parameters<typeof createStorageSink>[0], 'url' | 'sc
 beforeAll(async () => {
   db = await testDb()
 })
+let clock: FakeClock | undefined
 afterEach(async () => {
+  clock?.restore()
   await Promise.allSettled(sinks.splice(0).map((s) => s.close()))
   await db.admin.query(`TRUNCATE ${db.schema}.api_requests, ${db.schema}.security_events, ${db.schema}.request_bodies`)
 })
@@ -77,22 +80,39 @@ describe('createStorageSink: events into rows', () => {
   })
 
   it('writes in batches of batchSize without waiting for the timer', async () => {
-    const sink = open({ batchSize: 50, flushInterval: '1h' })
-    for (let i = 0; i < 30; i++) sink.record(providerRequest({ request_id: `r-${i}` }))
-    // Less than a batch waits for the timer (an hour here) or flush().
-    await sleep(100)
-    expect(sink.stats()).toMatchObject({ queued: 30, written: 0 })
-    // A full batch starts a write at once, which takes everything queued.
-    for (let i = 30; i < 120; i++) sink.record(providerRequest({ request_id: `r-${i}` }))
-    await waitFor(async () => (await count(db, 'api_requests')) === 120)
-    expect(sink.stats()).toMatchObject({ queued: 0, written: 120, dropped: 0 })
+    clock = fakeClock()
+    // One connection: check() below queues behind any write the sink has started, so it is a barrier.
+    const pool = new Pool({ connectionString: pgUrl(), max: 1 })
+    try {
+      const sink = createStorageSink({ pool, schema: db.schema, batchSize: 50, flushInterval: '1h' })
+      sinks.push(sink)
+      // Connected first: pg's connection timeout is a fake timer too, which the hour below would fire.
+      await clock.until(() => sink.healthy, 5000, 'the sink to start')
+      for (let i = 0; i < 30; i++) sink.record(providerRequest({ request_id: `r-${i}` }))
+      // Less than a batch waits for the timer (an hour here) or flush().
+      await clock.advance(3_599_999)
+      await sink.check()
+      expect(sink.stats()).toMatchObject({ queued: 30, written: 0 })
+      expect(await count(db, 'api_requests')).toBe(0)
+      // A full batch starts a write at once, which takes everything queued.
+      for (let i = 30; i < 120; i++) sink.record(providerRequest({ request_id: `r-${i}` }))
+      await clock.until(() => sink.stats().written === 120, 5000, 'the batches')
+      expect(await count(db, 'api_requests')).toBe(120)
+      expect(sink.stats()).toMatchObject({ queued: 0, written: 120, dropped: 0 })
+      await sink.close()
+    } finally {
+      await pool.end()
+    }
   })
 
   it('writes on the flush interval', async () => {
+    clock = fakeClock()
     const sink = open({ flushInterval: '50ms' })
+    await clock.until(() => sink.healthy, 5000, 'the sink to start')
     sink.record(authFailure())
-    await waitFor(async () => (await count(db, 'security_events')) === 1, 2000)
-    expect(sink.stats().written).toBe(1)
+    await clock.advance(50)
+    await clock.until(() => sink.stats().written === 1, 2000, 'the write on the interval')
+    expect(await count(db, 'security_events')).toBe(1)
   })
 
   it('keeps what cannot be stored as a value out: bad address, NUL bytes, odd numbers, bad timestamp', async () => {
