@@ -217,15 +217,19 @@ export function relayBody(
   // Nothing waits for a later read: what arrived is relayed before the event loop moves on.
   let queued: Buffer[] = []
   let scheduled = false
+  /** What every chunk goes through, relayed or kept whole: the idle timer and the meter. */
+  const observe = (chunk: Buffer): void => {
+    idleTimer.refresh()
+    if (!head.encoded) meter.push(chunk)
+    else inflate?.push(chunk)
+  }
   const relayQueued = (): void => {
     scheduled = false
     if (queued.length === 0) return
     const chunk = queued.length === 1 ? queued[0]! : Buffer.concat(queued)
     queued = []
+    observe(chunk)
     if (res.destroyed) return
-    idleTimer.refresh()
-    if (!head.encoded) meter.push(chunk)
-    else inflate?.push(chunk)
     const kept = strip ? strip.push(chunk) : chunk
     const out = masker ? masker.push(kept) : kept
     if (out.length === 0) return
@@ -242,9 +246,7 @@ export function relayBody(
   }
   proxyRes.on('data', (chunk: Buffer) => {
     if (whole) {
-      idleTimer.refresh()
-      if (!head.encoded) meter.push(chunk)
-      else inflate?.push(chunk)
+      observe(chunk)
       whole.push(chunk)
       return
     }
