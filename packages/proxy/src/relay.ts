@@ -74,6 +74,9 @@ function forEachHeader(
  * Copy the upstream's status and allowed headers to the client, masked against what was injected
  * (on every status: a provider may echo an account or key in any header). The provider's
  * `x-request-id` is relayed as it is; the gateway's own id is `x-gatehouse-request-id`.
+ * A header the gateway's layers already set is the gateway's policy and stays: the upstream's
+ * `Cache-Control: no-cache` never replaces `no-store`, and an account-wide `x-ratelimit-*` never
+ * replaces the figures of the client key's own limits.
  */
 export function relayHead(
   config: ProxyConfig,
@@ -90,7 +93,7 @@ export function relayHead(
     else if (name === 'content-encoding') {
       encoded = String(value) !== 'identity'
       encoding = String(value).trim().toLowerCase()
-    }
+    } else if (name !== 'content-length' && res.hasHeader(name)) return // the body's own headers are always the upstream's
     res.setHeader(
       name,
       Array.isArray(value) ? value.map((v) => maskRelayed(config, f, v)) : maskRelayed(config, f, value),
