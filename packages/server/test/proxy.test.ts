@@ -321,6 +321,33 @@ describe('no upstream credential', () => {
   })
 })
 
+describe('rate-limit fields of an admitted request', () => {
+  it('names every limit in one draft-8 RateLimit and RateLimit-Policy list, with no draft-6 fields mixed in', async () => {
+    const h = await startHarness((c) => {
+      c.server.security.rate_limiting = { enabled: true, requests_per_second: 50, burst: 100, per_ip: true }
+      c.auth.key_limits = { requests_per_minute: 600, tokens_per_minute: 1_000_000 }
+    })
+    try {
+      const res = await fetch(`${h.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': h.key },
+        body: JSON.stringify(openaiBody()),
+      })
+      expect(res.status).toBe(200)
+      // One structured-field list each (RFC 8941): `"name"; q=…; w=…; pk=:…:` and `"name"; r=…; t=…`.
+      const policy = res.headers.get('ratelimit-policy')!.split(', ')
+      expect(policy.map((p) => /^"([a-z-]+)"; q=\d+; w=\d+; pk=:[A-Za-z0-9+/=]+:$/.exec(p)?.[1])).toEqual(['ip', 'key-rpm', 'key-tpm'])
+      expect(policy[0]).toContain('q=100; w=2;')
+      const fields = res.headers.get('ratelimit')!.split(', ')
+      expect(fields.map((f) => /^"([a-z-]+)"; r=\d+; t=\d+$/.exec(f)?.[1])).toEqual(['ip', 'key-rpm', 'key-tpm'])
+      for (const name of ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset']) expect([name, res.headers.get(name)]).toEqual([name, null])
+      expect(res.headers.get('x-ratelimit-limit-requests')).toBe('600')
+    } finally {
+      await h.close()
+    }
+  })
+})
+
 describe('the upstream request and the request stream', () => {
   it('forwards bodies with the rate limiter on Redis (its decision resumes from a socket callback)', async () => {
     const prefix = `gh-test-${randomBytes(4).toString('hex')}:`

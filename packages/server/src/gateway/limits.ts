@@ -51,7 +51,9 @@ export function createLimits({ config, state, paths, quotaKey, providers, metric
   const store: RateLimitStore = fallback ?? shared ?? memoryStore({ quotaFile: paths.quotaFile, quotaFileKey: quotaKey, onEvent: emit, logger })
   // The limiters see allow or deny only: under `local` the store itself falls back to this
   // process's share of each limit, so a limiter never meets an unreachable store.
-  const common = { store, onStoreError: onStoreError === 'deny' ? 'deny' : 'allow', onEvent: emit, logger } as const
+  // Every limiter writes the IETF draft-8 fields, as the key limits do: one `RateLimit` and one
+  // `RateLimit-Policy` list naming each limit ("ip", "key-rpm"…), never draft-6 fields mixed in.
+  const common = { store, onStoreError: onStoreError === 'deny' ? 'deny' : 'allow', onEvent: emit, logger, standardHeaders: 'draft-8' } as const
 
   const perAddress: Limiter[] = []
   if (config.server.rate_limit.enabled) {
