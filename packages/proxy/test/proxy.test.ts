@@ -200,46 +200,6 @@ describe('gatehouseProxy alone: headers and masking', () => {
     }
   })
 
-  it.each([false, true])('keeps the headers the layers before it set: the upstream never downgrades Cache-Control or replaces a key\'s own rate-limit figures (batching %s)', async (batching) => {
-    const up = http.createServer((req, res) => {
-      let body = ''
-      req.on('data', (c: Buffer) => (body += c.toString()))
-      req.on('end', () => {
-        const stream = body.includes('"stream":true')
-        res.setHeader('cache-control', 'no-cache')
-        res.setHeader('x-ratelimit-remaining-requests', '4999')
-        res.setHeader('x-ratelimit-limit-tokens', '2000000')
-        res.setHeader('x-request-id', 'req_upstream')
-        res.setHeader('content-type', stream ? 'text/event-stream' : 'application/json')
-        res.end(stream ? 'data: {"choices":[]}\n\ndata: [DONE]\n\n' : '{"ok":true}')
-      })
-    })
-    await new Promise<void>((r) => up.listen(0, '127.0.0.1', r))
-    // What the gateway's own layers set before the proxy: its cache policy and the key's own limits.
-    const layer: RequestHandler = (_req, res, next) => {
-      res.setHeader('Cache-Control', 'no-store')
-      res.setHeader('x-ratelimit-remaining-requests', '7')
-      next()
-    }
-    const gw = await mount({ providers: { openai: { baseUrl: `http://127.0.0.1:${(up.address() as AddressInfo).port}`, apiKey: key('sk-proj-') } }, batching }, [layer])
-    try {
-      for (const stream of [false, true]) {
-        const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...chat, stream }) })
-        expect(res.status).toBe(200)
-        await res.text()
-        expect(res.headers.get('cache-control')).toBe('no-store')
-        expect(res.headers.get('x-ratelimit-remaining-requests')).toBe('7')
-        // What the layers did not set is relayed as the allowlist says, and the body's own headers are the upstream's.
-        expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('2000000')
-        expect(res.headers.get('x-request-id')).toBe('req_upstream')
-        expect(res.headers.get('content-type')).toBe(stream ? 'text/event-stream' : 'application/json')
-      }
-    } finally {
-      await gw.close()
-      await new Promise((r) => up.close(r))
-    }
-  })
-
   it.each([false, true])('relays a stream whole and in order: events written in one turn go out together, later ones as they come, the key masked across writes (batching %s)', async (batching) => {
     const secret = key('sk-proj-')
     const ev = (i: number): string => `data: {"choices":[{"delta":{"content":"e${i}"}}]}\n\n`
@@ -286,6 +246,48 @@ describe('gatehouseProxy alone: headers and masking', () => {
     } finally {
       await gw.close()
       await new Promise((r) => sse.close(r))
+    }
+  })
+})
+
+describe('gatehouseProxy alone: the headers of the layers before it', () => {
+  it.each([false, true])('keeps the headers the layers before it set: the upstream never downgrades Cache-Control or replaces a key\'s own rate-limit figures (batching %s)', async (batching) => {
+    const up = http.createServer((req, res) => {
+      let body = ''
+      req.on('data', (c: Buffer) => (body += c.toString()))
+      req.on('end', () => {
+        const stream = body.includes('"stream":true')
+        res.setHeader('cache-control', 'no-cache')
+        res.setHeader('x-ratelimit-remaining-requests', '4999')
+        res.setHeader('x-ratelimit-limit-tokens', '2000000')
+        res.setHeader('x-request-id', 'req_upstream')
+        res.setHeader('content-type', stream ? 'text/event-stream' : 'application/json')
+        res.end(stream ? 'data: {"choices":[]}\n\ndata: [DONE]\n\n' : '{"ok":true}')
+      })
+    })
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', r))
+    // What the gateway's own layers set before the proxy: its cache policy and the key's own limits.
+    const layer: RequestHandler = (_req, res, next) => {
+      res.setHeader('Cache-Control', 'no-store')
+      res.setHeader('x-ratelimit-remaining-requests', '7')
+      next()
+    }
+    const gw = await mount({ providers: { openai: { baseUrl: `http://127.0.0.1:${(up.address() as AddressInfo).port}`, apiKey: key('sk-proj-') } }, batching }, [layer])
+    try {
+      for (const stream of [false, true]) {
+        const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...chat, stream }) })
+        expect(res.status).toBe(200)
+        await res.text()
+        expect(res.headers.get('cache-control')).toBe('no-store')
+        expect(res.headers.get('x-ratelimit-remaining-requests')).toBe('7')
+        // What the layers did not set is relayed as the allowlist says, and the body's own headers are the upstream's.
+        expect(res.headers.get('x-ratelimit-limit-tokens')).toBe('2000000')
+        expect(res.headers.get('x-request-id')).toBe('req_upstream')
+        expect(res.headers.get('content-type')).toBe(stream ? 'text/event-stream' : 'application/json')
+      }
+    } finally {
+      await gw.close()
+      await new Promise((r) => up.close(r))
     }
   })
 })
