@@ -11,7 +11,7 @@ import { proxyChecker, requestProvider } from './keys'
 import { resolveRateLimitConfig, type BucketRule } from './limit-config'
 import { MemoryStore } from './memory-store'
 import type { RateLimitOptions } from './options'
-import { refuse } from './refusal'
+import { refuse, setRateLimitHeaders } from './refusal'
 import { isStoreUnavailable } from './store'
 
 function erlLogger(logger: Logger): {
@@ -41,11 +41,27 @@ export function rateLimit(options: RateLimitOptions): RateLimitHandler {
   const namespace = `req:${config.name}`
   const accounting = new Accounting(config.logger, config.onStoreError, config.scope, config.name)
 
+  /**
+   * The `RateLimit-*` fields of a decision, in the configured draft. Written here rather than by
+   * express-rate-limit (whose `standardHeaders` is off): the same text it writes for each draft,
+   * from the one writer the token, quota and key limits use too, which keeps the draft-8 partition
+   * key of a bucket hashed once rather than once per request.
+   */
+  const writeHeaders = (res: Response, rule: BucketRule, info: RateLimitInfo): void =>
+    setRateLimitHeaders(res, config.standardHeaders, {
+      limit: info.limit,
+      remaining: info.remaining,
+      resetSeconds: info.resetTime ? (info.resetTime.getTime() - Date.now()) / 1000 : rule.capacity / rule.refillPerSecond,
+      windowSeconds: rule.capacity / rule.refillPerSecond,
+      name: config.name,
+      key: info.key,
+    })
+
   const build = (rule: BucketRule): RateLimitRequestHandler =>
     expressRateLimit({
       windowMs: (rule.capacity / rule.refillPerSecond) * 1000,
       limit: rule.capacity,
-      standardHeaders: config.standardHeaders,
+      standardHeaders: false,
       legacyHeaders: config.legacyHeaders,
       identifier: config.name,
       store: new TokenBucketStore({
@@ -60,6 +76,7 @@ export function rateLimit(options: RateLimitOptions): RateLimitHandler {
       handler: (req, res) => {
         accounting.counts.limited++
         const info = (req as Request & { rateLimit?: RateLimitInfo }).rateLimit
+        if (info) writeHeaders(res, rule, info)
         const retryAfter = info?.resetTime ? (info.resetTime.getTime() - Date.now()) / 1000 : 1
         const per =
           rule.refillPerSecond >= 1
@@ -83,6 +100,9 @@ export function rateLimit(options: RateLimitOptions): RateLimitHandler {
   // still one per provider because the key is the provider's name.
   const single = config.rule ? build(config.rule) : undefined
   const perProvider = new Map(Object.entries(config.providers).map(([name, rule]) => [name, build(rule)]))
+  const ruleOf = new Map<RateLimitRequestHandler, BucketRule>()
+  if (single && config.rule) ruleOf.set(single, config.rule)
+  for (const [name, limiter] of perProvider) ruleOf.set(limiter, config.providers[name]!)
 
   const pick = (req: Request, res: Response): RateLimitRequestHandler | undefined => {
     if (config.scope !== 'provider') return single
@@ -106,6 +126,7 @@ export function rateLimit(options: RateLimitOptions): RateLimitHandler {
     void limiter(req, res, (err?: unknown) => {
       if (err === undefined || err === null) {
         const info = (req as Request & { rateLimit?: RateLimitInfo }).rateLimit
+        if (info) writeHeaders(res, ruleOf.get(limiter)!, info)
         if (info)
           record(res, 'requests', config.name, {
             kind: 'requests',
