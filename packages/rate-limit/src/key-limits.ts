@@ -164,16 +164,9 @@ export function keyLimits(options: KeyLimitsOptions = {}): KeyLimitsHandler {
     }
     setAdmittedHeaders(res, outcomes, keyId, isOpenAI)
     if (held.length > 0) {
-      let done = false
-      const settle = (): void => {
-        if (done) return
-        done = true
-        res.off('finish', settle)
-        res.off('close', settle)
-        settleHeld(store, held, tokenChargeOf(res, amount), countStoreError)
-      }
-      res.once('finish', settle)
-      res.once('close', settle)
+      // 'close' follows 'finish' on every response, and comes alone when the connection closed
+      // first: one listener settles every way a response ends.
+      res.once('close', () => settleHeld(store, held, tokenChargeOf(res, amount), countStoreError))
     }
     next()
   }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { Response } from 'express'
 import { gatehouseLocals, KEY_LIMIT_NAMES, type KeyLimits } from '@gatehouse/core'
 import { periodEnd, periodStart, type QuotaPeriod } from './period'
-import { setRateLimitHeaders, type LimitKind, type RefusalInfo } from './refusal'
+import { appendDraft8, draft8PolicyItem, setRateLimitHeaders, type LimitKind, type RefusalInfo } from './refusal'
 import type { BucketRef, QuotaRef, RateLimitStore, ReserveOp, ReserveResult, SlotRef } from './store'
 
 /** One limit that applies to a request: the key's overall figure or its figure for this provider. */
@@ -163,19 +163,31 @@ export function settleHeld(store: RateLimitStore, held: Held[], charge: number, 
   }
 }
 
-/** The headers of an admitted request: the key's overall per-minute buckets (and OpenAI's own). */
+/**
+ * The headers of an admitted request: the key's overall per-minute buckets as draft-8 fields (one
+ * `RateLimit` and one `RateLimit-Policy` write for all of them), and OpenAI's own on OpenAI routes.
+ */
 export function setAdmittedHeaders(res: Response, outcomes: Outcome[], keyId: string, isOpenAI: boolean): void {
+  if (res.headersSent) return
+  let fields = ''
+  let policies = ''
   for (const o of outcomes) {
     if (o.a.scope !== '*' || o.tokens === undefined) continue
     const tokens = o.a.limit === 'tokens_per_minute'
-    setRateLimitHeaders(res, 'draft-8', { limit: o.a.value, remaining: o.tokens, resetSeconds: (o.msUntilFull ?? 0) / 1000, windowSeconds: 60, name: `key-${tokens ? 'tpm' : 'rpm'}`, key: keyId })
+    const name = tokens ? 'key-tpm' : 'key-rpm'
+    const remaining = Math.max(0, Math.floor(o.tokens))
+    const reset = Math.max(0, Math.ceil((o.msUntilFull ?? 0) / 1000))
+    const sep = fields === '' ? '' : ', '
+    fields += `${sep}"${name}"; r=${remaining}; t=${reset}`
+    policies += `${sep}${draft8PolicyItem(name, o.a.value, 60, keyId)}`
     if (isOpenAI) {
       const which = tokens ? 'tokens' : 'requests'
       res.setHeader(`x-ratelimit-limit-${which}`, String(o.a.value))
-      res.setHeader(`x-ratelimit-remaining-${which}`, String(Math.max(0, Math.floor(o.tokens))))
+      res.setHeader(`x-ratelimit-remaining-${which}`, String(remaining))
       res.setHeader(`x-ratelimit-reset-${which}`, openaiDuration((o.msUntilFull ?? 0) / 1000))
     }
   }
+  appendDraft8(res, fields, policies)
 }
 
 /** A refusal's headers, and what `refuse` says about it. */

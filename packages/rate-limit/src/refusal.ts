@@ -50,6 +50,21 @@ function appendListValue(res: Response, name: string, value: string): void {
   res.setHeader(name, prev === undefined ? value : `${Array.isArray(prev) ? prev.join(', ') : String(prev)}, ${value}`)
 }
 
+/** One draft-8 `RateLimit-Policy` member: the same text for a bucket on every request but its partition key's lookup. */
+export function draft8PolicyItem(name: string, limit: number, windowSeconds: number, key: string): string {
+  return `"${name}"; q=${limit}; w=${Math.max(1, Math.ceil(windowSeconds))}; pk=:${partitionKey(key)}:`
+}
+
+/**
+ * Add draft-8 `RateLimit` and `RateLimit-Policy` members (each one or more items already joined
+ * with ", "), one header write each however many limits they name.
+ */
+export function appendDraft8(res: Response, fields: string, policies: string): void {
+  if (res.headersSent || fields === '') return
+  appendListValue(res, 'RateLimit', fields)
+  appendListValue(res, 'RateLimit-Policy', policies)
+}
+
 /**
  * Write the `RateLimit-*` headers the way express-rate-limit does for the same draft, so a limit
  * enforced outside express-rate-limit (tokens, quotas) looks the same to clients.
@@ -70,12 +85,9 @@ export function setRateLimitHeaders(res: Response, draft: HeadersDraft, info: He
       res.setHeader('RateLimit-Policy', `${info.limit};w=${w}`)
       res.setHeader('RateLimit', `limit=${info.limit}, remaining=${remaining}, reset=${reset}`)
       break
-    case 'draft-8': {
-      const pk = partitionKey(info.key)
-      appendListValue(res, 'RateLimit', `"${info.name}"; r=${remaining}; t=${reset}`)
-      appendListValue(res, 'RateLimit-Policy', `"${info.name}"; q=${info.limit}; w=${w}; pk=:${pk}:`)
+    case 'draft-8':
+      appendDraft8(res, `"${info.name}"; r=${remaining}; t=${reset}`, draft8PolicyItem(info.name, info.limit, w, info.key))
       break
-    }
   }
 }
 
