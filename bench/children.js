@@ -12,13 +12,15 @@ function killChildren() {
 process.on('exit', killChildren)
 
 /**
- * Start `node bench/servers.js ...args`; resolves with the JSON it prints on its first line.
- * `cpus` (a taskset list such as "0") pins the child to those CPUs.
+ * Start `node bench/servers.js ...args`; resolves with the JSON it prints on its first line, and
+ * the child's `pid` (taskset execs node in place, so it is node's). `cpus` (a taskset list such as
+ * "0") pins the child to those CPUs; `env` is added to this process's environment.
  */
-function startServer(args, cpus) {
+function startServer(args, cpus, env = {}) {
   return new Promise((resolve, reject) => {
     const argv = [path.join(__dirname, 'servers.js'), ...args]
-    const child = cpus ? spawn('taskset', ['-c', cpus, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'inherit'] }) : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] })
+    const options = { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } }
+    const child = cpus ? spawn('taskset', ['-c', cpus, process.execPath, ...argv], options) : spawn(process.execPath, argv, options)
     children.add(child)
     let buf = ''
     const timer = setTimeout(() => reject(new Error(`${args[0]} did not start`)), 15000)
@@ -27,7 +29,7 @@ function startServer(args, cpus) {
       const nl = buf.indexOf('\n')
       if (nl !== -1) {
         clearTimeout(timer)
-        resolve(JSON.parse(buf.slice(0, nl)))
+        resolve({ ...JSON.parse(buf.slice(0, nl)), pid: child.pid })
       }
     })
     child.on('exit', (code) => code && reject(new Error(`${args[0]} exited ${code}`)))
