@@ -49,11 +49,7 @@ async function main() {
   if (pin) execFileSync('taskset', ['-p', '-c', '1', String(process.pid)], { stdio: 'ignore' })
   const upstream = await startServer(['upstream'], pin ? '1' : undefined)
   const start = (mode, off, i) => startServer([mode, upstream.url, path.join(workdir, String(i))], pin ? '0' : undefined, { BENCH_OFF: off })
-  const variants = [
-    { name: 'every layer on', ...(await start('gateway', '', 0)) },
-    { name: 'express + hpm', ...(await start('express', '', 1)) },
-  ]
-  for (const [i, layer] of LAYERS.entries()) variants.push({ name: `${layer} off`, ...(await start('gateway', layer, i + 2)) })
+  const on = { name: 'every layer on', ...(await start('gateway', '', 0)) }
   const body = JSON.stringify({ model: 'gpt-4o-mini', ...(KIND === 'sse' ? { stream: true } : {}), messages: [{ role: 'user', content: 'hello' }] })
   const run = async (v, amount) => {
     const before = cpuMicros(v.pid)
@@ -61,12 +57,17 @@ async function main() {
     if (r.non2xx > 0 || r.errors > 0) throw new Error(`${v.name}: ${r.non2xx} non-2xx, ${r.errors} errors`)
     return (cpuMicros(v.pid) - before) / amount
   }
-  for (const v of variants) await run(v, Math.min(AMOUNT, 2000)) // warm-up: JIT and connection pools
-  const on = variants[0]
-  const cost = new Map(variants.slice(1).map((v) => [v, { ratios: [], micros: [] }]))
+  await run(on, Math.min(AMOUNT, 2000)) // warm-up: JIT and connection pools
+  const cost = new Map()
   const onMicros = []
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const v of variants.slice(1)) {
+  // One variant at a time beside the all-on gateway (and nothing else on its CPU): ten idle
+  // gateways sharing the CPU skewed what each one was charged.
+  const specs = [['express + hpm', 'express', ''], ...LAYERS.map((layer) => [`${layer} off`, 'gateway', layer])]
+  for (const [i, [name, mode, off]] of specs.entries()) {
+    const v = { name, ...(await start(mode, off, i + 1)) }
+    await run(v, Math.min(AMOUNT, 2000))
+    const c = { ratios: [], micros: [] }
+    for (let round = 0; round < ROUNDS; round++) {
       // Paired: the all-on gateway and the variant back to back, which goes first alternating.
       let b, x
       if (round % 2 === 0) {
@@ -77,10 +78,12 @@ async function main() {
         b = await run(on, AMOUNT)
       }
       onMicros.push(b)
-      cost.get(v).ratios.push(x / b)
-      cost.get(v).micros.push(x)
+      c.ratios.push(x / b)
+      c.micros.push(x)
     }
-    process.stderr.write(`round ${round + 1}/${ROUNDS}\n`)
+    cost.set(v, c)
+    process.kill(v.pid, 'SIGKILL')
+    process.stderr.write(`${name}: done\n`)
   }
   const lines = [
     `Gatehouse layer cost: ${KIND}, ${ROUNDS} rounds x ${AMOUNT} requests a target, 32 connections, ${pin ? 'targets on CPU 0, upstream and load on CPU 1' : 'not pinned'}, node ${process.version}`,
