@@ -8,7 +8,7 @@ import express from 'express'
 import { httpRequest, listen, sleep, waitFor } from '@gatehouse/testing'
 import { gatehouseProxy } from '@gatehouse/proxy'
 import { loadConfig } from '@gatehouse/server'
-import { anthropicBody, deleteRedisKeys, openaiBody, startHarness, type Harness } from './helpers'
+import { anthropicBody, deleteRedisKeys, openaiBody, postChat, startHarness, type Harness } from './helpers'
 
 let h: Harness
 beforeAll(async () => {
@@ -180,11 +180,7 @@ describe('gateway proxy: paths, bodies, pinning and upstream errors', () => {
 
   it('masks an upstream error body that echoes the credential', async () => {
     h.upstream.behave({ failStatus: 401, failMessage: 'Incorrect API key provided: {key}' })
-    const res = await fetch(`${h.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': h.key },
-      body: JSON.stringify(openaiBody()),
-    })
+    const res = await postChat(h)
     const text = await res.text()
     expect(res.status).toBe(401)
     expect(text).not.toContain(h.providerKeys.openai)
@@ -328,11 +324,7 @@ describe('rate-limit fields of an admitted request', () => {
       c.auth.key_limits = { requests_per_minute: 600, tokens_per_minute: 1_000_000 }
     })
     try {
-      const res = await fetch(`${h.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-api-key': h.key },
-        body: JSON.stringify(openaiBody()),
-      })
+      const res = await postChat(h)
       expect(res.status).toBe(200)
       // One structured-field list each (RFC 8941): `"name"; q=…; w=…; pk=:…:` and `"name"; r=…; t=…`.
       const policy = res.headers.get('ratelimit-policy')!.split(', ')

@@ -1,6 +1,6 @@
 import http from 'node:http'
 import { waitFor } from '@gatehouse/testing'
-import { anthropicBody, openaiBody, startHarness, type Harness } from './helpers'
+import { anthropicBody, openaiBody, postChat, startHarness, type Harness } from './helpers'
 
 /** Read an SSE response, noting when each chunk arrived. */
 async function readChunks(res: Response): Promise<{ text: string; arrivals: { at: number; text: string }[] }> {
@@ -80,11 +80,7 @@ describe('streaming', () => {
 
   it('answers 504 in the provider shape when the upstream sends nothing before first_byte', async () => {
     h.upstream.behave({ stall: true })
-    const res = await fetch(`${h.url}/v1/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': h.key },
-      body: JSON.stringify(openaiBody()),
-    })
+    const res = await postChat(h)
     expect(res.status).toBe(504)
     const body = (await res.json()) as { error: { message: string; type: string } }
     expect(body.error.type).toBe('server_error')
@@ -143,11 +139,7 @@ describe('upstream unreachable', () => {
       c.providers.openai!.base_url = 'http://127.0.0.1:1'
     })
     try {
-      const res = await fetch(`${h.url}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-api-key': h.key },
-        body: JSON.stringify(openaiBody()),
-      })
+      const res = await postChat(h)
       expect(res.status).toBe(502)
       const text = await res.text()
       expect(text).not.toMatch(/ECONNREFUSED|127\.0\.0\.1:1/)
