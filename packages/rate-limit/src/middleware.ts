@@ -14,6 +14,12 @@ import type { RateLimitOptions } from './options'
 import { refuse, setRateLimitHeaders } from './refusal'
 import { isStoreUnavailable } from './store'
 
+/** One express-rate-limit instance and the bucket it enforces (its headers need the window). */
+interface Limiter {
+  limiter: RateLimitRequestHandler
+  rule: BucketRule
+}
+
 function erlLogger(logger: Logger): {
   error: (e: unknown, m?: string) => void
   warn: (e: unknown, m?: string) => void
@@ -98,13 +104,11 @@ export function rateLimit(options: RateLimitOptions): RateLimitHandler {
   // Every limiter is built here, at construction (express-rate-limit warns about limiters made
   // inside a request). Providers without a rate of their own share one limiter, whose buckets are
   // still one per provider because the key is the provider's name.
-  const single = config.rule ? build(config.rule) : undefined
-  const perProvider = new Map(Object.entries(config.providers).map(([name, rule]) => [name, build(rule)]))
-  const ruleOf = new Map<RateLimitRequestHandler, BucketRule>()
-  if (single && config.rule) ruleOf.set(single, config.rule)
-  for (const [name, limiter] of perProvider) ruleOf.set(limiter, config.providers[name]!)
+  const limiterOf = (rule: BucketRule): Limiter => ({ limiter: build(rule), rule })
+  const single = config.rule ? limiterOf(config.rule) : undefined
+  const perProvider = new Map(Object.entries(config.providers).map(([name, rule]) => [name, limiterOf(rule)]))
 
-  const pick = (req: Request, res: Response): RateLimitRequestHandler | undefined => {
+  const pick = (req: Request, res: Response): Limiter | undefined => {
     if (config.scope !== 'provider') return single
     const provider = requestProvider(req, res)
     if (provider === undefined) return undefined
@@ -118,22 +122,23 @@ export function rateLimit(options: RateLimitOptions): RateLimitHandler {
 
   const handler = function rateLimitMiddleware(req: Request, res: Response, next: NextFunction): void {
     checkProxy?.(req)
-    const limiter = pick(req, res)
-    if (!limiter) {
+    const picked = pick(req, res)
+    if (!picked) {
       next()
       return
     }
-    void limiter(req, res, (err?: unknown) => {
+    void picked.limiter(req, res, (err?: unknown) => {
       if (err === undefined || err === null) {
         const info = (req as Request & { rateLimit?: RateLimitInfo }).rateLimit
-        if (info) writeHeaders(res, ruleOf.get(limiter)!, info)
-        if (info)
+        if (info) {
+          writeHeaders(res, picked.rule, info)
           record(res, 'requests', config.name, {
             kind: 'requests',
             scope: config.scope,
             limit: info.limit,
             remaining: info.remaining,
           })
+        }
         next()
         return
       }
