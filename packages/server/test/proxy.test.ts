@@ -318,12 +318,14 @@ describe('no upstream credential', () => {
 })
 
 describe('rate-limit fields of an admitted request', () => {
-  it('names every limit in one draft-8 RateLimit and RateLimit-Policy list, with no draft-6 fields mixed in', async () => {
+  it('names every limit in one draft-8 RateLimit and RateLimit-Policy list, with no draft-6 fields mixed in, and the provider\'s account-wide figures never replace the key\'s', async () => {
     const h = await startHarness((c) => {
       c.server.security.rate_limiting = { enabled: true, requests_per_second: 50, burst: 100, per_ip: true }
       c.auth.key_limits = { requests_per_minute: 600, tokens_per_minute: 1_000_000 }
     })
     try {
+      // The provider's own, account-wide figures and cache policy: the gateway's stay.
+      h.upstream.behave({ headers: { 'x-ratelimit-limit-requests': '10000', 'x-ratelimit-remaining-tokens': '5', 'cache-control': 'no-cache' } })
       const res = await postChat(h)
       expect(res.status).toBe(200)
       // One structured-field list each (RFC 8941): `"name"; q=…; w=…; pk=:…:` and `"name"; r=…; t=…`.
@@ -334,6 +336,8 @@ describe('rate-limit fields of an admitted request', () => {
       expect(fields.map((f) => /^"([a-z-]+)"; r=\d+; t=\d+$/.exec(f)?.[1])).toEqual(['ip', 'key-rpm', 'key-tpm'])
       for (const name of ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset']) expect([name, res.headers.get(name)]).toEqual([name, null])
       expect(res.headers.get('x-ratelimit-limit-requests')).toBe('600')
+      expect(Number(res.headers.get('x-ratelimit-remaining-tokens'))).toBeGreaterThan(900_000)
+      expect(res.headers.get('cache-control')).toBe('no-store')
     } finally {
       await h.close()
     }
