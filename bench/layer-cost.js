@@ -4,7 +4,8 @@
 // http-proxy-middleware, measured from the processes' own CPU counters (/proc/<pid>/stat, Linux).
 // Requests/s move with the machine; CPU per request of two processes measured a second apart moves
 // much less, so each variant is paired with the all-on gateway round by round, and the median of
-// those ratios is what a layer costs. Bounded: ROUNDS x (2 + layers) x AMOUNT requests.
+// those ratios is what a layer costs. Bounded: 8000 warm-up requests a process, then ROUNDS x 2 x
+// AMOUNT requests for express and for each layer.
 // Usage: npm run bench:layers   (env: BENCH_ROUNDS [11], BENCH_AMOUNT [1500], BENCH_KIND json|sse,
 // BENCH_LAYERS=audit,keylimits,… to choose the layers)
 const { mkdtempSync, readFileSync, rmSync } = require('node:fs')
