@@ -39,8 +39,12 @@ export interface ProviderSpec {
   readonly requestHeaders: readonly string[]
   /** Response headers that may cross back to the client (lower case). */
   readonly responseHeaders: readonly string[]
-  /** Response header prefixes that may cross back (rate-limit families). */
-  readonly responseHeaderPrefixes: readonly string[]
+  /**
+   * The provider's account-wide rate-limit header families. They describe the shared upstream
+   * account, so every tenant's use: a tenant reading them sees the others' traffic. The proxy
+   * relays them only when the operator says so for that provider.
+   */
+  readonly rateLimitHeaderPrefixes: readonly string[]
   /**
    * Headers that choose the account billed or read (organization, project). They come only from
    * the credential's config; a client's are dropped, and the provider's are never relayed back.
@@ -83,6 +87,8 @@ export const COMMON_RESPONSE_HEADERS: readonly string[] = Object.freeze([
   'cache-control',
   'retry-after',
   'retry-after-ms',
+  // Whether the client should retry this answer: the official SDKs obey it before their own rule.
+  'x-should-retry',
   'location',
   'x-request-id',
   'request-id',
@@ -103,7 +109,7 @@ const OPENAI: ProviderSpec = {
   defaultBaseUrl: 'https://api.openai.com',
   requestHeaders: ['openai-beta'],
   responseHeaders: ['openai-processing-ms', 'openai-version'],
-  responseHeaderPrefixes: ['x-ratelimit-'],
+  rateLimitHeaderPrefixes: ['x-ratelimit-'],
   accountHeaders: ['openai-organization', 'openai-project'],
   endpoints: [
     ep('openai.chat', 'POST', '/v1/chat/completions', 'Chat completions', on),
@@ -143,7 +149,7 @@ const CLAUDE: ProviderSpec = {
   defaultBaseUrl: 'https://api.anthropic.com',
   requestHeaders: ['anthropic-version', 'anthropic-beta'],
   responseHeaders: [],
-  responseHeaderPrefixes: ['anthropic-ratelimit-'],
+  rateLimitHeaderPrefixes: ['anthropic-ratelimit-'],
   accountHeaders: [],
   endpoints: [
     ep('claude.messages', 'POST', '/v1/messages', 'Messages', on),
@@ -172,7 +178,7 @@ const GEMINI: ProviderSpec = {
   defaultBaseUrl: 'https://generativelanguage.googleapis.com',
   requestHeaders: ['x-goog-api-client'],
   responseHeaders: [],
-  responseHeaderPrefixes: [],
+  rateLimitHeaderPrefixes: [],
   accountHeaders: ['x-goog-user-project'],
   endpoints: [
     ...(['v1beta', 'v1'] as const).flatMap((v) => [

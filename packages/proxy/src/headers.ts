@@ -36,12 +36,17 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
   return set
 }
 
-export function headerPolicy(provider: ProviderName): HeaderPolicy {
+/**
+ * The header policy of one provider. `relayRateLimits` lets the provider's account-wide rate-limit
+ * families (`x-ratelimit-*`, `anthropic-ratelimit-*`) reach the client: off unless the operator
+ * turns it on, because they show every tenant's use of the shared upstream account.
+ */
+export function headerPolicy(provider: ProviderName, relayRateLimits = false): HeaderPolicy {
   const spec = PROVIDERS[provider]
   const requestNames: ReadonlySet<string> = new Set([...COMMON_REQUEST_HEADERS, ...spec.requestHeaders])
   const requestPrefixes = [...COMMON_REQUEST_HEADER_PREFIXES]
   const responseNames: ReadonlySet<string> = new Set([...COMMON_RESPONSE_HEADERS, ...spec.responseHeaders])
-  const responsePrefixes = spec.responseHeaderPrefixes
+  const responsePrefixes = relayRateLimits ? spec.rateLimitHeaderPrefixes : []
   const account: ReadonlySet<string> = new Set(spec.accountHeaders)
 
   const allowedRequest = (name: string): boolean => {

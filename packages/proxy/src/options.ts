@@ -39,6 +39,12 @@ export interface ProxyProviderOptions {
   apiKey?: string | undefined
   /** Account-selecting headers sent with the static key (`openai-organization`, `openai-project`, `x-goog-user-project`). */
   accountHeaders?: Readonly<Record<string, string>> | undefined
+  /**
+   * Relay the provider's account-wide rate-limit headers (`x-ratelimit-*`, `anthropic-ratelimit-*`).
+   * They describe the shared upstream account, so every client's use of it: leave off when the
+   * gateway serves more than one tenant. @default false
+   */
+  relayRateLimitHeaders?: boolean | undefined
 }
 
 export interface ProxyOptions {
@@ -73,6 +79,7 @@ export interface ResolvedProvider {
   readonly target: URL
   readonly allowed: ReadonlySet<string>
   readonly staticCredential: UpstreamCredential | undefined
+  readonly relayRateLimits: boolean
 }
 
 export interface ProxyConfig {
@@ -159,6 +166,8 @@ function checkHeaders(
   return out
 }
 
+const PROVIDER_KEYS = ['baseUrl', 'endpoints', 'apiKey', 'accountHeaders', 'relayRateLimitHeaders']
+
 function resolveProvider(name: string, raw: unknown): ResolvedProvider {
   const where = `providers.${name}`
   if (!isProviderName(name))
@@ -169,8 +178,8 @@ function resolveProvider(name: string, raw: unknown): ResolvedProvider {
   if (raw === null || typeof raw !== 'object') fail('GH_PROXY_INVALID_OPTIONS', `${where} must be an object`)
   const p = raw as Record<string, unknown>
   for (const key of Object.keys(p)) {
-    if (!['baseUrl', 'endpoints', 'apiKey', 'accountHeaders'].includes(key) && p[key] !== undefined) {
-      const hint = suggest(key, ['baseUrl', 'endpoints', 'apiKey', 'accountHeaders'])
+    if (!PROVIDER_KEYS.includes(key) && p[key] !== undefined) {
+      const hint = suggest(key, PROVIDER_KEYS)
       fail(
         'GH_PROXY_UNKNOWN_OPTION',
         `${where}.${key} is not an option${hint ? ` (did you mean ${hint}?)` : ''}`,
@@ -215,9 +224,11 @@ function resolveProvider(name: string, raw: unknown): ResolvedProvider {
       headers: Object.freeze({ ...upstreamCredentialHeaders(name, 'api_key', p.apiKey), ...account }),
     }
   }
+  if (p.relayRateLimitHeaders !== undefined && typeof p.relayRateLimitHeaders !== 'boolean')
+    fail('GH_PROXY_INVALID_OPTIONS', `${where}.relayRateLimitHeaders must be true or false (got ${JSON.stringify(p.relayRateLimitHeaders)})`)
   // Keep the base path without its trailing slash: `/openai/` + `/v1/…` must not become `//v1`.
   target.pathname = target.pathname.replace(/\/+$/, '')
-  return { name, target, allowed: new Set(endpoints), staticCredential }
+  return { name, target, allowed: new Set(endpoints), staticCredential, relayRateLimits: p.relayRateLimitHeaders === true }
 }
 
 /** The secret values in a credential's headers: each value, and the token of an auth scheme. */

@@ -55,7 +55,7 @@ export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
   const fail = upstreamFailure(config)
   const build = upstreamProxies(config, agents, fail, flushLater)
   for (const p of config.providers.values()) {
-    policies.set(p.name, headerPolicy(p.name))
+    policies.set(p.name, headerPolicy(p.name, p.relayRateLimits))
     proxies.set(p.name, build(p))
   }
   const send = sender(config, policies, proxies, injectedOf, fail)

@@ -169,6 +169,7 @@ describe('gatehouseProxy alone: headers and masking', () => {
       req.on('end', () => {
         res.setHeader('x-request-id', got)
         res.setHeader('x-ratelimit-remaining-requests', '9')
+        res.setHeader('x-should-retry', 'false')
         res.setHeader('openai-organization', 'org-operator')
         res.setHeader('set-cookie', 'a=1')
         res.setHeader('x-internal', 'pod-1')
@@ -191,8 +192,9 @@ describe('gatehouseProxy alone: headers and masking', () => {
         expect(res.headers.get('content-length')).toBe(String(Buffer.byteLength(text)))
         expect(res.headers.get('transfer-encoding')).toBeNull()
         expect(res.headers.get('x-request-id')).not.toContain(secret)
-        expect(res.headers.get('x-ratelimit-remaining-requests')).toBe('9')
-        for (const name of ['openai-organization', 'set-cookie', 'x-internal']) expect(res.headers.get(name)).toBeNull()
+        expect(res.headers.get('x-should-retry')).toBe('false')
+        // The provider's account-wide figures stay behind unless the operator relays them (below).
+        for (const name of ['x-ratelimit-remaining-requests', 'openai-organization', 'set-cookie', 'x-internal']) expect(res.headers.get(name)).toBeNull()
       }
     } finally {
       await gw.close()
@@ -250,6 +252,81 @@ describe('gatehouseProxy alone: headers and masking', () => {
   })
 })
 
+describe("gatehouseProxy alone: the provider's account-wide rate-limit headers", () => {
+  /** A provider that answers with its account's rate-limit families, on a 200 (JSON or SSE) or a 429. */
+  async function accountLimitsUpstream(secret: string) {
+    const up = http.createServer((req, res) => {
+      let body = ''
+      req.on('data', (c: Buffer) => (body += c.toString()))
+      req.on('end', () => {
+        const stream = body.includes('"stream":true')
+        res.setHeader('x-ratelimit-remaining-tokens', '1234')
+        res.setHeader('anthropic-ratelimit-tokens-remaining', '5678')
+        // A provider that echoes the key it was sent in a header: masked even when relayed.
+        res.setHeader('anthropic-ratelimit-requests-reset', `2026-12-04T00:00:00Z ${secret}`)
+        res.statusCode = body.includes('"limited"') ? 429 : 200
+        res.setHeader('content-type', stream && res.statusCode === 200 ? 'text/event-stream' : 'application/json')
+        res.end(stream && res.statusCode === 200 ? 'data: {"choices":[]}\n\ndata: [DONE]\n\n' : '{"error":{"message":"limited"}}')
+      })
+    })
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', r))
+    return { url: `http://127.0.0.1:${(up.address() as AddressInfo).port}`, close: () => new Promise((r) => up.close(r)) }
+  }
+  const asks = [
+    { path: '/v1/chat/completions', body: { ...chat } },
+    { path: '/v1/chat/completions', body: { ...chat, stream: true } },
+    { path: '/v1/chat/completions', body: { ...chat, user: 'limited' } },
+    { path: '/v1/messages', body: { model: 'claude-sonnet-4-5', max_tokens: 8, messages: chat.messages } },
+    { path: '/v1/messages', body: { model: 'claude-sonnet-4-5', max_tokens: 8, stream: true, messages: chat.messages } },
+  ]
+
+  it.each([false, true])('keeps them from the client by default: they show every tenant\'s use of the shared account (batching %s)', async (batching) => {
+    const secret = key('sk-ant-api03-')
+    const up = await accountLimitsUpstream(secret)
+    const gw = await mount({ providers: { openai: { baseUrl: up.url, apiKey: key('sk-proj-') }, claude: { baseUrl: up.url, apiKey: secret } }, batching })
+    try {
+      for (const ask of asks) {
+        const res = await fetch(`${gw.url}${ask.path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ask.body) })
+        expect([ask.path, res.status]).toEqual([ask.path, ask.body.model === 'gpt-4o-mini' && 'user' in ask.body ? 429 : 200])
+        await res.text()
+        const relayed = [...res.headers.keys()].filter((name) => name.includes('ratelimit'))
+        expect([ask.path, relayed]).toEqual([ask.path, []])
+      }
+    } finally {
+      await gw.close()
+      await up.close()
+    }
+  })
+
+  it.each([false, true])('relays them, masked, for a provider whose operator sets relayRateLimitHeaders (batching %s)', async (batching) => {
+    const secret = key('sk-ant-api03-')
+    const up = await accountLimitsUpstream(secret)
+    const gw = await mount({
+      providers: { openai: { baseUrl: up.url, apiKey: key('sk-proj-') }, claude: { baseUrl: up.url, apiKey: secret, relayRateLimitHeaders: true } },
+      batching,
+    })
+    try {
+      for (const ask of asks) {
+        const res = await fetch(`${gw.url}${ask.path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ask.body) })
+        await res.text()
+        if (ask.path === '/v1/messages') {
+          // Each provider's own family only, and the echoed key masked.
+          expect(res.headers.get('anthropic-ratelimit-tokens-remaining')).toBe('5678')
+          expect(res.headers.get('anthropic-ratelimit-requests-reset')).toMatch(/^2026-12-04T00:00:00Z \S*\*\*\*\*/)
+          expect(res.headers.get('anthropic-ratelimit-requests-reset')).not.toContain(secret)
+          expect(res.headers.get('x-ratelimit-remaining-tokens')).toBeNull()
+        } else {
+          // OpenAI's operator did not turn it on.
+          expect([...res.headers.keys()].filter((name) => name.includes('ratelimit'))).toEqual([])
+        }
+      }
+    } finally {
+      await gw.close()
+      await up.close()
+    }
+  })
+})
+
 describe('gatehouseProxy alone: the headers of the layers before it', () => {
   it.each([false, true])('keeps the headers the layers before it set: the upstream never downgrades Cache-Control or replaces a key\'s own rate-limit figures (batching %s)', async (batching) => {
     const up = http.createServer((req, res) => {
@@ -272,7 +349,8 @@ describe('gatehouseProxy alone: the headers of the layers before it', () => {
       res.setHeader('x-ratelimit-remaining-requests', '7')
       next()
     }
-    const gw = await mount({ providers: { openai: { baseUrl: `http://127.0.0.1:${(up.address() as AddressInfo).port}`, apiKey: key('sk-proj-') } }, batching }, [layer])
+    // An operator who relays the provider's account figures: the key's own still win.
+    const gw = await mount({ providers: { openai: { baseUrl: `http://127.0.0.1:${(up.address() as AddressInfo).port}`, apiKey: key('sk-proj-'), relayRateLimitHeaders: true } }, batching }, [layer])
     try {
       for (const stream of [false, true]) {
         const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ...chat, stream }) })
@@ -541,6 +619,8 @@ describe('options', () => {
     ["another provider's account header", { providers: { claude: { baseUrl: 'https://x', accountHeaders: { 'openai-organization': 'org-1' } } } }, /not an account header of this provider/],
     ['CR/LF in a header value', { providers: { openai: { baseUrl: 'https://x' } }, extraHeaders: { 'x-fp': `${secret}\r\nx-evil: 1` } }, /extraHeaders\.x-fp must be a string without CR, LF or NUL/],
     ['an unknown option', { providers: { openai: { baseUrl: 'https://x' } }, batchin: true }, /batchin/],
+    ['a relayRateLimitHeaders that is not a boolean', { providers: { claude: { baseUrl: 'https://x', relayRateLimitHeaders: 'yes' } } }, /providers\.claude\.relayRateLimitHeaders must be true or false \(got "yes"\)/],
+    ['a misspelt provider option', { providers: { claude: { baseUrl: 'https://x', relayRateLimitHeader: true } } }, /relayRateLimitHeader is not an option \(did you mean relayRateLimitHeaders\?\)/],
     ['a bad timeout', { providers: { openai: { baseUrl: 'https://x' } }, timeouts: { idle: -1 } }, /timeouts\.idle/],
   ])('refuses %s, naming it and never a secret', (_what, options, message) => {
     let caught: (Error & { code?: string }) | undefined

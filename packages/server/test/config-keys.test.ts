@@ -98,6 +98,7 @@ const BAD = {
   'providers.*.organization': { value: [1] },
   'providers.*.project': { value: [1] },
   'providers.*.user_project': { value: [1] },
+  'providers.*.relay_rate_limit_headers': { value: 'yes' },
   'providers.*.max_tokens': { value: 0 },
   'providers.*.rate_limit.requests_per_minute': { value: 0 },
   'providers.*.rate_limit.tokens_per_minute': { value: 0 },

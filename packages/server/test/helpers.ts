@@ -102,6 +102,14 @@ export const postChat = (h: Pick<Harness, 'url' | 'key'>): Promise<Response> =>
     body: JSON.stringify(openaiBody()),
   })
 
+/** An Anthropic message through the harness's gateway, sent with its client key. */
+export const postMessages = (h: Pick<Harness, 'url' | 'key'>): Promise<Response> =>
+  fetch(`${h.url}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': h.key },
+    body: JSON.stringify(anthropicBody()),
+  })
+
 /** Delete every key a test wrote to the local Redis under its own prefix. */
 export async function deleteRedisKeys(prefix: string): Promise<void> {
   const redis = new Redis('redis://127.0.0.1:6379')

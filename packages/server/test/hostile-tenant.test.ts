@@ -200,6 +200,8 @@ describe('no injected secret comes back', () => {
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r))
     const h = await startHarness((c) => {
       c.providers.openai!.base_url = `http://127.0.0.1:${(echo.address() as AddressInfo).port}`
+      // Relayed, so the echo in x-ratelimit-* is masked rather than dropped.
+      c.providers.openai!.relay_rate_limit_headers = true
     })
     try {
       const runtime = fakeKey('sk-proj-', 64)

@@ -8,7 +8,7 @@ import express from 'express'
 import { httpRequest, listen, sleep, waitFor } from '@gatehouse/testing'
 import { gatehouseProxy } from '@gatehouse/proxy'
 import { loadConfig } from '@gatehouse/server'
-import { anthropicBody, deleteRedisKeys, openaiBody, postChat, startHarness, type Harness } from './helpers'
+import { anthropicBody, deleteRedisKeys, openaiBody, postChat, postMessages, startHarness, type Harness } from './helpers'
 
 let h: Harness
 beforeAll(async () => {
@@ -108,6 +108,7 @@ describe('gateway proxy: forwarding and the answer', () => {
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
     const once = await startHarness((c) => {
       c.providers.openai!.base_url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
+      c.providers.openai!.relay_rate_limit_headers = true
     })
     try {
       const res = await fetch(`${once.url}/v1/models`, { headers: { 'x-api-key': once.key } })
@@ -160,14 +161,37 @@ describe('gateway proxy: paths, bodies, pinning and upstream errors', () => {
     expect(h.upstream.last!.path).toBe('/v1/chat/completions')
   })
 
-  it('strips Set-Cookie and hop-by-hop headers from upstream responses', async () => {
-    h.upstream.behave({ headers: { 'set-cookie': ['a=1', 'b=2'], 'x-ratelimit-limit-requests': '100', 'x-internal-route': 'pod-7', 'alt-svc': 'h3=":443"' } })
-    const res = await fetch(`${h.url}/v1/models`, { headers: { 'x-api-key': h.key } })
-    expect(res.status).toBe(200)
-    expect(res.headers.get('set-cookie')).toBeNull()
-    expect(res.headers.get('x-internal-route')).toBeNull()
-    expect(res.headers.get('alt-svc')).toBeNull()
-    expect(res.headers.get('x-ratelimit-limit-requests')).toBe('100')
+  it('strips Set-Cookie, hop-by-hop headers and the shared account\'s rate-limit figures from upstream responses', async () => {
+    h.upstream.behave({ headers: { 'set-cookie': ['a=1', 'b=2'], 'x-ratelimit-limit-requests': '100', 'anthropic-ratelimit-tokens-remaining': '5', 'x-internal-route': 'pod-7', 'alt-svc': 'h3=":443"', 'x-should-retry': 'true' } })
+    for (const path of ['/v1/models', '/v1/messages']) {
+      const res = path === '/v1/models' ? await fetch(`${h.url}${path}`, { headers: { 'x-api-key': h.key } }) : await postMessages(h)
+      expect([path, res.status]).toEqual([path, 200])
+      expect(res.headers.get('set-cookie')).toBeNull()
+      expect(res.headers.get('x-internal-route')).toBeNull()
+      expect(res.headers.get('alt-svc')).toBeNull()
+      // The provider's figures are the whole account's, moved by every tenant: not relayed by default.
+      expect(res.headers.get('x-ratelimit-limit-requests')).toBeNull()
+      expect(res.headers.get('anthropic-ratelimit-tokens-remaining')).toBeNull()
+      expect(res.headers.get('x-should-retry')).toBe('true')
+    }
+  })
+
+  it('relays a provider\'s account rate-limit figures only where providers.<name>.relay_rate_limit_headers says so', async () => {
+    const once = await startHarness((c) => {
+      c.providers.claude!.relay_rate_limit_headers = true
+    })
+    try {
+      once.upstream.behave({ headers: { 'x-ratelimit-limit-requests': '100', 'anthropic-ratelimit-tokens-remaining': '5' } })
+      const claude = await postMessages(once)
+      expect(claude.status).toBe(200)
+      expect(claude.headers.get('anthropic-ratelimit-tokens-remaining')).toBe('5')
+      expect(claude.headers.get('x-ratelimit-limit-requests')).toBeNull()
+      const openai = await fetch(`${once.url}/v1/models`, { headers: { 'x-api-key': once.key } })
+      expect(openai.status).toBe(200)
+      expect(openai.headers.get('x-ratelimit-limit-requests')).toBeNull()
+    } finally {
+      await once.close()
+    }
   })
 
   it('passes upstream redirects back without following them', async () => {
@@ -322,6 +346,8 @@ describe('rate-limit fields of an admitted request', () => {
     const h = await startHarness((c) => {
       c.server.security.rate_limiting = { enabled: true, requests_per_second: 50, burst: 100, per_ip: true }
       c.auth.key_limits = { requests_per_minute: 600, tokens_per_minute: 1_000_000 }
+      // An operator who relays the provider's account figures: the key's own still win.
+      c.providers.openai!.relay_rate_limit_headers = true
     })
     try {
       // The provider's own, account-wide figures and cache policy: the gateway's stay.

@@ -103,6 +103,8 @@ const provider = (name: string): SchemaObject =>
       description: `must be a non-empty list of ${name} endpoint ids (see the proxy README)`,
     },
     ...ACCOUNT_KEYS[name],
+    /** Relay the provider's account-wide rate-limit headers: they show every tenant's use of the account. */
+    relay_rate_limit_headers: bool,
     ...optionKeys(guardProviders.properties[name]!, ['maxTokens'], { max_tokens: positiveInt }),
     rate_limit: obj({
       ...optionKeys(rateLimitOptionsSchema, ['requestsPerMinute'], { requests_per_minute: positiveInt }),

@@ -14,6 +14,11 @@ export interface ProviderConfig {
   project?: string
   /** Gemini `x-goog-user-project` sent with `api_key`. */
   user_project?: string
+  /**
+   * Relay the provider's account-wide `x-ratelimit-*` / `anthropic-ratelimit-*` headers. They show
+   * the shared upstream account, so every tenant's use of it. @default false
+   */
+  relay_rate_limit_headers?: boolean
   max_tokens: number
   rate_limit?: { requests_per_minute?: number; tokens_per_minute?: number }
   quota?: { limit: number; reset: 'monthly' }

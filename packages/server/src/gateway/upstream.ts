@@ -53,7 +53,14 @@ export function createUpstream({ config, state, authDir, encryptionKey, provider
     providers: Object.fromEntries(
       providers.map((name) => {
         const pc = config.providers[name]!
-        return [name, { baseUrl: pc.base_url, ...(pc.endpoints ? { endpoints: pc.endpoints } : {}) }]
+        return [
+          name,
+          {
+            baseUrl: pc.base_url,
+            ...(pc.endpoints ? { endpoints: pc.endpoints } : {}),
+            relayRateLimitHeaders: pc.relay_rate_limit_headers ?? false,
+          },
+        ]
       }),
     ),
     credential: (_req, res) => upstreamCredentialOf(res),
