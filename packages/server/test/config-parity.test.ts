@@ -89,6 +89,8 @@ const BAD: Array<[string, string, RegExp]> = [
   ['a secret rule id that does not exist', 'secret_detection: { rules: { github-tokn: block } }', /^ {2}secret_detection\.rules\.github-tokn: unknown key \(did you mean "github-token"\?\)/m],
   ['a secret action that does not exist', 'secret_detection: { providers: { openai: { default: redact } } }', /^ {2}secret_detection\.providers\.openai\.default: must be one of/m],
   ['an unknown rule in a key policy', 'secret_detection: { keys: { key_abc123: { rules: { bogus: block } } } }', /^ {2}secret_detection\.keys\.key_abc123\.rules\.bogus: unknown key/m],
+  ['a rate-limit relay for a provider that sends no such headers', 'providers: { gemini: { relay_rate_limit_headers: true } }', /^ {2}providers\.gemini\.relay_rate_limit_headers: unknown key/m],
+  ['a rate-limit relay that is not a boolean', 'providers: { claude: { relay_rate_limit_headers: sometimes } }', /^ {2}providers\.claude\.relay_rate_limit_headers: must be boolean/m],
   ['a retention of 0 days', 'storage: { retention_days: 0 }', /^ {2}storage\.retention_days: must be >= 1/m],
   // Bounds the YAML takes from the packages' own option schemas.
   ['a metrics path with a space (metrics package bound)', 'metrics: { enabled: true, port: 0, path: "/me trics" }', /^ {2}metrics\.path: must match pattern/m],

@@ -1,4 +1,4 @@
-import { ENDPOINT_IDS, KEY_LIMIT_NAMES, PROVIDER_NAMES } from '@gatehouse/core'
+import { ENDPOINT_IDS, KEY_LIMIT_NAMES, PROVIDER_NAMES, PROVIDERS, type ProviderName } from '@gatehouse/core'
 import { alertEngineOptionsSchema, alertRuleSchema } from '@gatehouse/alerts'
 import { auditLogOptionsSchema, auditSinkOptionsSchema, httpsSinkOptionsSchema, syslogSinkOptionsSchema } from '@gatehouse/audit-log'
 import { clientAuthOptionsSchema, jwtAuthOptionsSchema } from '@gatehouse/client-auth'
@@ -103,8 +103,8 @@ const provider = (name: string): SchemaObject =>
       description: `must be a non-empty list of ${name} endpoint ids (see the proxy README)`,
     },
     ...ACCOUNT_KEYS[name],
-    /** Relay the provider's account-wide rate-limit headers: they show every tenant's use of the account. */
-    relay_rate_limit_headers: bool,
+    /** Relay the provider's account-wide rate-limit headers (where it sends any): they show every tenant's use of the account. */
+    ...(PROVIDERS[name as ProviderName].rateLimitHeaderPrefixes.length > 0 ? { relay_rate_limit_headers: bool } : {}),
     ...optionKeys(guardProviders.properties[name]!, ['maxTokens'], { max_tokens: positiveInt }),
     rate_limit: obj({
       ...optionKeys(rateLimitOptionsSchema, ['requestsPerMinute'], { requests_per_minute: positiveInt }),
