@@ -58,6 +58,8 @@ const BAD = {
   'server.security.rate_limiting.per_ip': { value: 'perhaps' },
   // Over the alert engine's 64 characters: passed config check and stopped the start, until taken from its schema.
   'server.security.never_block': { value: ['x'.repeat(65)] },
+  'server.security.connections.max': { value: 0 },
+  'server.security.connections.per_ip': { value: 1.5 },
   'server.security.headers.enabled': { value: 'perhaps' },
   'server.security.headers.strict_transport_security': { value: 'includeSubDomains' },
   'server.security.headers.content_type_options': { value: 'sniff' },

@@ -144,6 +144,11 @@ export const configSchema: SchemaObject = obj({
       /** Addresses and CIDRs block_ip alerts never block (loopback and trust_proxy entries never are either). */
       ...optionKeys(alertEngineOptionsSchema, ['neverBlock']),
       headers: obj({ enabled: bool, ...headerValues }),
+      /** The listener's own: open client connections in all and from one address (gateway/connections.ts). */
+      connections: obj({
+        max: { anyOf: [positiveInt, { const: 'auto' }], description: 'must be a positive integer or "auto"' },
+        per_ip: positiveInt,
+      }),
     }),
     rate_limit: obj({ enabled: bool, ...requestRate }),
     maintenance_mode: bool,

@@ -50,6 +50,11 @@ export interface GatehouseConfig {
       ip_denylist: { enabled: boolean; denied_ips: string[] } | string[]
       rate_limiting: { enabled: boolean; requests_per_second: number; burst: number; per_ip: boolean }
       never_block: string[]
+      /**
+       * Open client connections: in all (default: half the file descriptors the process may open
+       * after a reserve, 64 to 16384) and from one address (default 256; IPv6 by its /64).
+       */
+      connections?: { max?: number | 'auto'; per_ip?: number }
       headers: {
         enabled: boolean
         strict_transport_security?: string

@@ -45,7 +45,7 @@ export function createGateway(config: GatehouseConfig, options: GatewayOptions):
   }
   app.use(onError)
 
-  const http = createHttpServer(config, s.cwd, app, [frontLayer, admissionLayer], onError, s.logger)
+  const http = createHttpServer(config, s.cwd, app, [frontLayer, admissionLayer], onError, s.logger, s.events.emit)
   const lifecycle = createLifecycle(s, http)
   return {
     app,
