@@ -3,6 +3,7 @@ import { resolve as resolvePath } from 'node:path'
 import { DOCUMENTED_CLIENT_KEYS, PROVIDER_NAMES, isLoopback, type ProviderName } from '@gatehouse/core'
 import { plaintextCredentialFiles } from '@gatehouse/credential-vault'
 import { credentialHint } from './layers/credential-check'
+import { defaultMaxConnections, openFileLimit, RESERVED_FDS } from './gateway/connections'
 import { checkPermissions } from '@gatehouse/security-check'
 import type { GatehouseConfig } from './config/types'
 
@@ -94,6 +95,26 @@ export async function diagnose(config: GatehouseConfig, cwd = process.cwd(), wit
   }
   if (!config.server.security.rate_limiting.enabled && !config.server.rate_limit.enabled) {
     add('rate-limits-off', 'medium', 'No rate limit is on: one client can exhaust your provider quota', 'Enable server.security.rate_limiting (per IP) and provider rate limits')
+  }
+  const maxConnections = config.server.security.connections?.max
+  const files = openFileLimit()
+  if (typeof maxConnections === 'number' && files !== undefined && maxConnections > files - RESERVED_FDS) {
+    add(
+      'connections-over-descriptors',
+      'high',
+      `server.security.connections.max ${maxConnections} is more than this process may open (ulimit -n ${files}, less ${RESERVED_FDS} for upstream sockets and files): a flood of connections takes the descriptors every tenant needs`,
+      `Set it to auto (${defaultMaxConnections()} here), or raise ulimit -n (LimitNOFILE in a systemd unit)`,
+    )
+  }
+  for (const [name, p] of Object.entries(config.providers)) {
+    if (p?.enabled && p.relay_rate_limit_headers) {
+      add(
+        `rate-limit-headers-relayed:${name}`,
+        'medium',
+        `providers.${name}.relay_rate_limit_headers is on: every client sees the shared provider account's rate-limit figures, and so the other clients' use of it`,
+        'Turn it off unless one tenant owns the gateway; auth.key_limits gives each client its own figures',
+      )
+    }
   }
   if (!config.logging.audit.enabled) {
     add('audit-off', 'medium', 'The audit log is off: incidents cannot be reconstructed', 'Set logging.audit.enabled: true')

@@ -1,5 +1,5 @@
 export { createGateway, configSecrets, resolveGeneratedSecrets, type Gateway, type GatewayOptions, type GatewayRuntime } from './gateway'
-export { defaultMaxConnections, type ConnectionLimits } from './gateway/connections'
+export { defaultMaxConnections, openFileLimit, type ConnectionLimits } from './gateway/connections'
 export { loadConfig, ConfigError, type LoadedConfig, type LoadOptions } from './config/load'
 export { defaultConfig } from './config/defaults'
 export { configSchema } from './config/schema'

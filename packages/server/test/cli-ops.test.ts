@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { createAuditLogger } from '@gatehouse/audit-log'
+import { openFileLimit } from '@gatehouse/server'
 import { ensureBuilt, runCli } from './cli-helpers'
 
 let dir: string
@@ -18,12 +19,12 @@ describe('gatehouse doctor', () => {
       join(dir, 'risky.yaml'),
       `server:
   host: 0.0.0.0
-  security: { rate_limiting: { enabled: false } }
+  security: { rate_limiting: { enabled: false }, connections: { max: 2000000000 } }
 auth: { client_auth: { enabled: false }, encryption: { enabled: false } }
 management: { secret_key: changeme, allow_remote: true }
 metrics: { host: 0.0.0.0 }
 providers:
-  openai: { base_url: "http://api.example.com", api_key: "your-key-here" }
+  openai: { base_url: "http://api.example.com", api_key: "your-key-here", relay_rate_limit_headers: true }
 `,
     )
     const run = await runCli(['doctor', '--json', '--config', 'risky.yaml'], { cwd: dir })
@@ -40,6 +41,9 @@ providers:
         'provider-key-sample-openai',
         'provider-plaintext-openai',
         'rate-limits-off',
+        'rate-limit-headers-relayed:openai',
+        // A connection cap above the descriptors this process (and so the CLI's child) may open.
+        ...(Number.isFinite(openFileLimit() ?? Infinity) ? ['connections-over-descriptors'] : []),
       ]),
     )
     expect(run.stdout).not.toContain('your-key-here')

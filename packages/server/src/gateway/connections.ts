@@ -20,25 +20,34 @@ export interface ConnectionLimits {
 }
 
 /** Descriptors kept back from the default for upstream sockets, files and the metrics listener. */
-const RESERVED_FDS = 256
+export const RESERVED_FDS = 256
 
 /**
- * The default total: half of the descriptors left after the reserve (each client connection may
- * hold an upstream one), between 64 and 16384; 4096 where the limit cannot be read. `limitsText` is
- * `/proc/self/limits` (a parameter for tests).
+ * The soft limit on open files of this process, from `/proc/self/limits` (`limitsText`, a parameter
+ * for tests): a number, Infinity when unlimited, undefined where it cannot be read.
  */
-export function defaultMaxConnections(limitsText?: string): number {
+export function openFileLimit(limitsText?: string): number | undefined {
   let text = limitsText
   if (text === undefined) {
     try {
       text = readFileSync('/proc/self/limits', 'utf8')
     } catch {
-      return 4096
+      return undefined
     }
   }
   const m = /^Max open files\s+(\d+|unlimited)/m.exec(text)
-  if (!m || m[1] === 'unlimited') return m ? 16384 : 4096
-  return Math.min(16384, Math.max(64, Math.floor((Number(m[1]) - RESERVED_FDS) / 2)))
+  if (!m) return undefined
+  return m[1] === 'unlimited' ? Infinity : Number(m[1])
+}
+
+/**
+ * The default total: half of the descriptors left after the reserve (each client connection may
+ * hold an upstream one), between 64 and 16384; 4096 where the limit cannot be read.
+ */
+export function defaultMaxConnections(limitsText?: string): number {
+  const limit = openFileLimit(limitsText)
+  if (limit === undefined) return 4096
+  return Math.min(16384, Math.max(64, Math.floor((limit - RESERVED_FDS) / 2)))
 }
 
 export function connectionLimitsOf(config: GatehouseConfig): ConnectionLimits {
