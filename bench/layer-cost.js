@@ -100,6 +100,9 @@ async function main() {
     lines.push(`| ${v.name} | ${median(c.micros).toFixed(0)} | ${ratio.toFixed(3)} (${[...c.ratios].sort((a, b) => a - b).map((r) => r.toFixed(2)).join(' ')}) | ${share} |`)
   }
   console.log(lines.join('\n'))
+  // The upstream and the all-on gateway still run, and their pipes keep this process alive: without
+  // this it printed its table and never exited, leaving both behind for whatever ran next.
+  killChildren()
 }
 
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130))
