@@ -9,6 +9,8 @@ export const ServerErrorCodes = {
   GH_SERVER_INVALID_OPTIONS: 'GH_SERVER_INVALID_OPTIONS',
   /** An option name of the application logger is not known. */
   GH_SERVER_UNKNOWN_OPTION: 'GH_SERVER_UNKNOWN_OPTION',
+  /** A client connection was closed on arrival: over server.security.connections (per address or in all). */
+  GH_SERVER_CONNECTION_LIMIT: 'GH_SERVER_CONNECTION_LIMIT',
 } as const
 
 export type ServerErrorCode = keyof typeof ServerErrorCodes

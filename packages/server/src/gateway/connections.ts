@@ -3,6 +3,7 @@ import type net from 'node:net'
 import { addressBucket, cidrMatcher, emitSecurityEvent, normalizeIp, type SecurityEventHandler } from '@gatehouse/core'
 import type { GatehouseConfig } from '../config/types'
 import { trustedProxyAddresses } from '../config/trust-proxy'
+import { ServerErrorCodes } from '../errors'
 
 /**
  * Open client connections are a shared resource: each holds a file descriptor (and, while a request
@@ -76,7 +77,7 @@ export function limitConnections(server: net.Server, config: GatehouseConfig, em
       event_type: 'security_violation',
       ip: normalizeIp(ip),
       result: 'connection_limit',
-      details: { code: 'GH_SERVER_CONNECTION_LIMIT', scope, limit },
+      details: { code: ServerErrorCodes.GH_SERVER_CONNECTION_LIMIT, scope, limit },
     })
   // Node closes a connection over maxConnections itself, before 'connection', and says so in 'drop'.
   server.maxConnections = limits.max
