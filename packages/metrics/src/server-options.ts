@@ -22,6 +22,12 @@ export interface MetricsServerOptions {
    * Not applied on a non-loopback address. @default []
    */
   allowedHosts?: string[]
+  /**
+   * Open connections at most; one more is closed on arrival. Scrapers are few, and the listener's
+   * descriptors come out of the same process limit as everything else's: a flood of idle sockets
+   * must not take them. @default 64
+   */
+  maxConnections?: number
   /** Where a listen warning and render failures go. @default a no-op logger */
   logger?: Logger
 }
@@ -32,6 +38,7 @@ export interface MetricsServerConfig {
   readonly port: number
   readonly path: string
   readonly allowedHosts: readonly string[]
+  readonly maxConnections: number
   readonly logger: Logger
 }
 
@@ -44,6 +51,7 @@ export const metricsServerOptionsSchema = {
     port: { type: 'integer', minimum: 0, maximum: 65535 },
     path: { type: 'string', pattern: '^/[A-Za-z0-9/_.-]*$' },
     allowedHosts: { type: 'array', items: { type: 'string', maxLength: 253, pattern: HOST_NAME_PATTERN } },
+    maxConnections: { type: 'integer', minimum: 1, maximum: 65535 },
     logger: {},
   },
 } as const
@@ -68,6 +76,7 @@ export function resolveMetricsServerConfig(options: MetricsServerOptions): Metri
     port: raw.port ?? 9090,
     path: raw.path ?? '/metrics',
     allowedHosts: Object.freeze([...(raw.allowedHosts ?? [])]),
+    maxConnections: raw.maxConnections ?? 64,
     logger: raw.logger ?? noopLogger,
   })
 }

@@ -57,6 +57,17 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   })
   server.requestTimeout = 10_000
   server.headersTimeout = 5_000
+  // Node closes a connection over the cap before it is read and says so in 'drop': logged once a minute.
+  server.maxConnections = config.maxConnections
+  let lastDropLog = 0
+  server.on('drop', (data?: { remoteAddress?: string }) => {
+    const now = Date.now()
+    if (now - lastDropLog < 60_000) return
+    lastDropLog = now
+    config.logger.warn(`${PKG}: the metrics listener holds ${config.maxConnections} connections (maxConnections): new ones are closed`, {
+      remote: data?.remoteAddress ?? 'unknown',
+    })
+  })
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void => {
       reject(

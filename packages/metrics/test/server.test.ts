@@ -1,4 +1,5 @@
-import { recordingLogger, securityEvent } from '@gatehouse/testing'
+import net from 'node:net'
+import { recordingLogger, securityEvent, waitFor } from '@gatehouse/testing'
 import { createMetrics, startMetricsServer, type MetricsServer } from '@gatehouse/metrics'
 import { rawRequest } from './helpers'
 
@@ -45,6 +46,34 @@ describe('startMetricsServer', () => {
     expect(logger.calls[0]).toMatchObject({ level: 'error', meta: { error: 'registry broke' } })
   })
 
+  it('closes a connection over maxConnections on arrival, logs it, and serves again when one closes', async () => {
+    const logger = recordingLogger()
+    server = await startMetricsServer({ metrics: createMetrics({ processMetrics: false }), port: 0, maxConnections: 3, logger })
+    const port = server.port
+    const open = (): Promise<{ socket: net.Socket; closed: Promise<string> }> =>
+      new Promise((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1')
+        let data = ''
+        socket.on('data', (c: Buffer) => (data += c.toString()))
+        const closed = new Promise<string>((r) => socket.on('close', () => r(data)))
+        socket.on('error', () => undefined)
+        socket.once('connect', () => resolve({ socket, closed }))
+        socket.once('error', reject)
+      })
+    const held = [await open(), await open(), await open()]
+    try {
+      // Idle sockets that never send a request hold the three places; the fourth is closed unanswered.
+      const over = await open()
+      over.socket.write(`GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`)
+      expect(await over.closed).toBe('')
+      await waitFor(() => logger.calls.some((c) => c.level === 'warn' && /maxConnections/.test(c.message)))
+      held.pop()!.socket.destroy()
+      await waitFor(async () => (await fetch(server!.url).then((r) => r.status, () => 0)) === 200)
+    } finally {
+      for (const h of held) h.socket.destroy()
+    }
+  })
+
   it('rejects with GH_METRICS_LISTEN_FAILED when the port is taken', async () => {
     const metrics = createMetrics({ processMetrics: false })
     server = await startMetricsServer({ metrics, port: 0 })
@@ -58,6 +87,7 @@ describe('startMetricsServer', () => {
     [{}, 'GH_METRICS_INVALID_OPTIONS', /metrics is required/],
     [{ port: 70000 }, 'GH_METRICS_INVALID_OPTIONS', /port: must be <= 65535/],
     [{ path: 'metrics' }, 'GH_METRICS_INVALID_OPTIONS', /path: must match pattern/],
+    [{ maxConnections: 0 }, 'GH_METRICS_INVALID_OPTIONS', /maxConnections: must be >= 1/],
     [{ hots: '127.0.0.1' }, 'GH_METRICS_UNKNOWN_OPTION', /did you mean "host"/],
     [{ allowedHosts: 'gatehouse.internal' }, 'GH_METRICS_INVALID_OPTIONS', /allowedHosts: must be array/],
     [{ allowedHosts: ['gatehouse.internal:9090'] }, 'GH_METRICS_INVALID_OPTIONS', /allowedHosts\[0\]: must match pattern/],
