@@ -36,6 +36,11 @@ const chat = (h: Harness, localAddress: string) =>
     localAddress,
   })
 
+/** Whether `localAddress` is served again (a chat completion answered 200), once its sockets closed. */
+const servedAgain = async (h: Harness, localAddress: string): Promise<void> => {
+  await waitFor(async () => (await chat(h, localAddress).catch(() => ({ status: 0 }))).status === 200)
+}
+
 const refusals = (h: Harness) => h.events.filter((e) => e.result === 'connection_limit')
 
 describe('connection limits: one address holding idle sockets cannot shut the others out', () => {
@@ -62,7 +67,7 @@ describe('connection limits: one address holding idle sockets cannot shut the ot
       expect(JSON.stringify(h.events)).not.toContain(h.key)
       // One held socket closed: the address may connect again.
       held.pop()!.destroy()
-      await waitFor(async () => (await chat(h, '127.0.0.1').catch(() => ({ status: 0 }))).status === 200)
+      await servedAgain(h, '127.0.0.1')
     } finally {
       for (const s of held) s.destroy()
       await h.close()
@@ -82,7 +87,7 @@ describe('connection limits: one address holding idle sockets cannot shut the ot
       await waitFor(() => refusals(h).length >= 1)
       expect(refusals(h)[0]).toMatchObject({ ip: '127.0.0.9', result: 'connection_limit', details: { scope: 'total', limit: 6 } })
       for (const s of held.splice(0)) s.destroy()
-      await waitFor(async () => (await chat(h, '127.0.0.9').catch(() => ({ status: 0 }))).status === 200)
+      await servedAgain(h, '127.0.0.9')
     } finally {
       for (const s of held) s.destroy()
       await h.close()
@@ -103,6 +108,12 @@ describe('connection limits: one address holding idle sockets cannot shut the ot
         expect([address, (await chat(h, address)).status]).toEqual([address, 200])
       }
       expect(refusals(h)).toEqual([])
+      // An address on neither list is still held to per_ip beside them.
+      for (let i = 0; i < 2; i++) held.push((await hold(port, '127.0.0.8')).socket)
+      const over = await hold(port, '127.0.0.8')
+      expect(await over.closed).toEqual({ data: '' })
+      await waitFor(() => refusals(h).length >= 1)
+      expect(refusals(h).map((e) => e.ip)).toEqual(['127.0.0.8'])
     } finally {
       for (const s of held) s.destroy()
       await h.close()

@@ -51,7 +51,7 @@ export function defaultMaxConnections(limitsText?: string): number {
   return Math.min(16384, Math.max(64, Math.floor((limit - RESERVED_FDS) / 2)))
 }
 
-export function connectionLimitsOf(config: GatehouseConfig): ConnectionLimits {
+function connectionLimitsOf(config: GatehouseConfig): ConnectionLimits {
   const c = config.server.security.connections
   return { max: typeof c?.max === 'number' ? c.max : defaultMaxConnections(), perIp: c?.per_ip ?? 256 }
 }
