@@ -89,6 +89,8 @@ export function accessLog(options: AccessLogOptions): RequestHandler {
         if (charge.outputTokens !== undefined) details.output_tokens = charge.outputTokens
         details.usage = charge.source
       }
+      // The client's own id for this request (a plain token), beside the gateway's request_id.
+      if (locals.clientRequestId !== undefined) details.client_request_id = locals.clientRequestId
       if (config.details) {
         try {
           const extra = config.details(req, res)

@@ -24,6 +24,11 @@ export const KEY_LIMIT_NAMES = ['requests_per_minute', 'tokens_per_minute', 'mon
 export interface GatehouseLocals {
   /** The request id (set by the server's first layer, or by whoever runs first). */
   requestId?: string
+  /**
+   * The id the client sent for its own correlation (a plain token), recorded beside the request id
+   * and never in its place: a client must not choose the id other records are found by.
+   */
+  clientRequestId?: string
   /** The public id of the authenticated client key (`key_…`). */
   clientKeyId?: string
   /**

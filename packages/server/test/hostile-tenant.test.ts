@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { MockUpstream, rawHttp, type RawReply } from '@gatehouse/testing'
+import { MockUpstream, rawHttp, waitFor, type RawReply } from '@gatehouse/testing'
 import { fakeKey, openaiBody, anthropicBody, startHarness, type Harness } from './helpers'
 
 /**
@@ -129,6 +130,53 @@ describe('a hostile tenant against the data plane', () => {
     expect((await fetch(`${h.url}/v1/messages`, post(h.key, anthropicBody(), { 'anthropic-version': '2023-06-01' }))).status).toBe(403)
     h.upstream.reset()
     expect((await fetch(`${h.url}/v1/messages`, post(other, anthropicBody(), { 'anthropic-version': '2023-06-01' }))).status).toBe(200)
+  })
+})
+
+describe('request ids', () => {
+  let h: Harness
+  beforeAll(async () => {
+    h = await startHarness()
+  })
+  afterAll(() => h.close())
+
+  it("a tenant cannot give its requests another tenant's request id: the gateway's id is its own, the client's is kept beside it", async () => {
+    const victim = await fetch(`${h.url}/v1/chat/completions`, post(h.key, openaiBody()))
+    expect(victim.status).toBe(200)
+    const victimId = victim.headers.get('x-gatehouse-request-id')!
+    expect(victimId).toMatch(/^[0-9a-f-]{36}$/)
+    const { key: attacker, record } = await h.gateway.keyStore.create({ name: 'attacker' })
+    const before = h.events.length
+    // Its id in both headers, on an answered request and on a refused one (an endpoint not allowed).
+    const answered = await fetch(`${h.url}/v1/chat/completions`, post(attacker, openaiBody(), { 'x-request-id': victimId }))
+    const refused = await rawRequest(h.url, 'GET', '/v1/files', { 'x-api-key': attacker, 'x-gatehouse-request-id': victimId })
+    const injected = await fetch(`${h.url}/v1/chat/completions`, post(attacker, openaiBody(), { 'x-request-id': '<img src=x onerror=alert(1)>' }))
+    expect([answered.status, refused.status, injected.status]).toEqual([200, 403, 200])
+    const ids = [answered.headers.get('x-gatehouse-request-id'), refused.headers['x-gatehouse-request-id'], injected.headers.get('x-gatehouse-request-id')]
+    for (const id of ids) {
+      expect(id).toMatch(/^[0-9a-f-]{36}$/)
+      expect(id).not.toBe(victimId)
+    }
+    await waitFor(() => h.events.slice(before).filter((e) => e.event_type === 'provider_request').length === 3, 5000, { what: "the attacker's three request lines" })
+    // Every record found by the victim's id is the victim's.
+    const byVictimId = h.events.filter((e) => e.request_id === victimId)
+    expect(byVictimId.length).toBeGreaterThan(0)
+    for (const e of byVictimId) expect(e.user_id).toBe(h.keyId)
+    // The attacker's lines carry the gateway's ids, its own plain token beside them, and no markup.
+    const lines = h.events.slice(before).filter((e) => e.event_type === 'provider_request')
+    expect(lines.map((e) => [e.user_id, e.request_id, e.details?.client_request_id])).toEqual([
+      [record.id, ids[0], victimId],
+      [record.id, ids[1], victimId],
+      [record.id, ids[2], undefined],
+    ])
+    const denied = h.events.slice(before).find((e) => e.result === 'endpoint_denied')
+    expect(denied).toMatchObject({ user_id: record.id, request_id: ids[1] })
+    // The audit file, what an operator searches, says the same.
+    await waitFor(() => readFileSync(h.gateway.config.logging.audit.file, 'utf8').includes(ids[2]!), 5000, { what: 'the audit file to hold the last line' })
+    const fileLines = readFileSync(h.gateway.config.logging.audit.file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { request_id?: string; user_id?: string; details?: { client_request_id?: string } })
+    for (const l of fileLines.filter((x) => x.request_id === victimId)) expect(l.user_id).toBe(h.keyId)
+    expect(fileLines.filter((l) => l.details?.client_request_id === victimId).map((l) => l.request_id)).toEqual([ids[0], ids[1]])
+    expect(readFileSync(h.gateway.config.logging.audit.file, 'utf8')).not.toContain('onerror')
   })
 })
 

@@ -295,7 +295,7 @@ describe('docs/operator-guide.md, executed end to end: stop, what was written, s
       (l) =>
         l.event_type === 'provider_request' &&
         String(l.details?.path).startsWith('/v0/management') &&
-        !String(l.request_id).startsWith('attack-'),
+        !String(l.details?.client_request_id).startsWith('attack-'),
     )
     const ok = (r: AuditLine | undefined): boolean =>
       typeof r?.details?.status === 'number' && r.details.status >= 200 && r.details.status < 300
