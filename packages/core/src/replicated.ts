@@ -38,7 +38,14 @@ export interface ReplicatedHashOptions {
 }
 
 // One step: apply the changes, bump the version, tell every replica. Values of JSON null delete.
+// ARGV[3], when given, holds fields and the values they must still have: if one differs, nothing
+// is applied and -1 comes back (a compare-and-set over those fields).
 const UPDATE_SCRIPT = `
+if ARGV[3] then
+  for field, value in pairs(cjson.decode(ARGV[3])) do
+    if redis.call('HGET', KEYS[1], field) ~= value then return -1 end
+  end
+end
 local changes = cjson.decode(ARGV[2])
 for field, value in pairs(changes) do
   if value == cjson.null then redis.call('HDEL', KEYS[1], field) else redis.call('HSET', KEYS[1], field, value) end
@@ -146,18 +153,23 @@ export class ReplicatedHash {
 
   /**
    * Apply changes (a value of null deletes the field) in one atomic step on every replica; resolves
-   * once this replica's copy holds them. GH_CORE_SHARED_STATE_UNAVAILABLE (503) when Redis cannot take them.
+   * once this replica's copy holds them. With `expected` (fields and the values they must still
+   * hold), nothing is applied when one of them changed meanwhile, and it resolves false.
+   * GH_CORE_SHARED_STATE_UNAVAILABLE (503) when Redis cannot take them.
    */
-  async update(changes: Record<string, string | null>): Promise<void> {
+  async update(changes: Record<string, string | null>, expected?: Record<string, string>): Promise<boolean> {
     let version: number
     try {
-      version = Number(await this.client.eval(UPDATE_SCRIPT, 2, this.key, this.versionKey, this.channel, JSON.stringify(changes)))
+      const args = [this.key, this.versionKey, this.channel, JSON.stringify(changes), ...(expected ? [JSON.stringify(expected)] : [])]
+      version = Number(await this.client.eval(UPDATE_SCRIPT, 2, ...args))
     } catch (err) {
       throw this.unavailable(err)
     }
+    if (version === -1) return false
     // A snapshot already in flight may have been read before this change: joining it is not enough.
     // Sync until this copy holds the change's version (a few rounds at most; each reads the latest).
     for (let round = 0; version > this.version && round < 5; round++) await this.sync(true)
+    return true
   }
 
   async close(): Promise<void> {

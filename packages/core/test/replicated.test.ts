@@ -62,6 +62,29 @@ describe('ReplicatedHash', () => {
     expect(once.copies).toHaveLength(1)
   })
 
+  it('a compare-and-set update applies only while the expected fields still hold what was read, and never bumps the version otherwise', async () => {
+    const key = `gh-test-rep-${randomBytes(4).toString('hex')}`
+    const a = replica(key)
+    const b = replica(key)
+    await Promise.all([a.hash.start(), b.hash.start()])
+    expect(await a.hash.update({ one: 'v1', two: 'w1' })).toBe(true)
+    // b changes `one` after a read it: a's write, expecting v1, must not undo it.
+    expect(await b.hash.update({ one: 'v2' })).toBe(true)
+    const version = b.hash.version
+    expect(await a.hash.update({ one: 'a-wins', two: 'w2' }, { one: 'v1' })).toBe(false)
+    const raw = client()
+    await ready(raw)
+    expect(await raw.hgetall(key)).toEqual({ one: 'v2', two: 'w1' })
+    expect(Number(await raw.get(`${key}:version`))).toBe(version)
+    // Expecting what is there now, it applies.
+    expect(await a.hash.update({ one: 'v3' }, { one: 'v2', two: 'w1' })).toBe(true)
+    expect(await raw.hgetall(key)).toEqual({ one: 'v3', two: 'w1' })
+    expect(a.latest().get('one')).toBe('v3')
+    // A field expected but absent is a change too.
+    expect(await a.hash.update({ three: 'x' }, { three: 'anything' })).toBe(false)
+    expect(await raw.hexists(key, 'three')).toBe(0)
+  })
+
   it('gives every replica a change made through one of them, at once by notification', async () => {
     const key = `gh-test-rep-${randomBytes(4).toString('hex')}`
     const a = replica(key)

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import type { ReplicatedHashClient } from '@gatehouse/core'
+import { isGatehouseError, type ReplicatedHashClient } from '@gatehouse/core'
 import { open, seal, isEnvelopeShaped } from './envelope'
 import type { Keyring } from './keyring'
+import { CredentialVaultErrorCodes } from './errors'
 import { TokenRefreshError } from './oauth'
+import type { ReencryptResult } from './types'
 
 /** The commands the refresh coordination and the shared records need of a Redis client (an ioredis client fits). */
 export interface VaultClusterClient extends ReplicatedHashClient {
@@ -41,6 +43,9 @@ export interface SharedTokens {
 
 // Deletes the lock only if it is still ours (its lease may have run out and another taken it).
 const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`
+
+// Replaces shared tokens only while they are still the value read: a refresh in between wins.
+const RESEAL_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 else return 0 end`
 
 const POLL_MS = 50
 
@@ -109,6 +114,48 @@ export class RefreshCoordinator {
       }
     }
     throw new TokenRefreshError('timeout', 'no process of the cluster completed the OAuth refresh in time')
+  }
+
+  /**
+   * Re-seal the shared tokens of these credentials under the keyring's current key (key rotation),
+   * each with a compare-and-set, so tokens another process refreshed meanwhile are read again, never
+   * overwritten. Tokens under a key the keyring lacks, or altered, are reported and left as they are
+   * (every process reads them as absent and refreshes with its own).
+   */
+  async reseal(ids: readonly string[]): Promise<ReencryptResult> {
+    const result: ReencryptResult = { reencrypted: [], skipped: [], failed: [] }
+    for (const id of ids) {
+      const name = `vault:oauth:${id}`
+      const dataKey = `${this.prefix}${name}`
+      const fail = (code: string, message: string): void => void result.failed.push({ id, file: name, code, message })
+      for (let attempt = 0; ; attempt++) {
+        const raw = await this.client.get(dataKey)
+        if (raw === null) break // nothing shared yet: the first refresh seals under the current key
+        let opened: { plaintext: Buffer; kid: string }
+        try {
+          const env = JSON.parse(raw) as unknown
+          if (!isEnvelopeShaped(env)) throw new Error('the shared tokens are not an envelope')
+          opened = open(this.keyring, `oauth:${id}`, env)
+        } catch (err) {
+          fail(isGatehouseError(err) ? err.code : CredentialVaultErrorCodes.GH_VAULT_INVALID_FILE, err instanceof Error ? err.message : 'the shared tokens cannot be read')
+          break
+        }
+        if (opened.kid === this.keyring.current.kid) {
+          result.skipped.push(id)
+          break
+        }
+        const next = JSON.stringify(seal(this.keyring, `oauth:${id}`, opened.plaintext))
+        if (Number(await this.client.eval(RESEAL_SCRIPT, 1, dataKey, raw, next)) === 1) {
+          result.reencrypted.push(id)
+          break
+        }
+        if (attempt === 4) {
+          fail(CredentialVaultErrorCodes.GH_VAULT_WRITE_FAILED, 'the shared tokens kept changing during re-encryption')
+          break
+        }
+      }
+    }
+    return result
   }
 
   private async read(id: string, dataKey: string): Promise<SharedTokens | undefined> {

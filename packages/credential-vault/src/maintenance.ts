@@ -7,7 +7,6 @@ import type { Keyring } from './keyring'
 import { FILE_PATTERN, fileNameOf, recordFromPlaintext, type CredentialRecord } from './record'
 import { insecureReason, readSecureFileSync, removeFile } from './secure-fs'
 import type { VaultState } from './state'
-import type { CredentialStore } from './store'
 import type { CredentialExport, EventContext, ExportedCredential, MigrateResult, ReencryptResult } from './types'
 import type { CredentialWriter } from './writer'
 
@@ -15,8 +14,11 @@ import type { CredentialWriter } from './writer'
 export class VaultMaintenance {
   constructor(
     private readonly state: VaultState,
-    private readonly store: Pick<CredentialStore, 'rescan'>,
+    /** Re-reads the credentials (the directory, or the shared records in cluster mode). */
+    private readonly store: { rescan(strict: boolean): void | Promise<void> },
     private readonly writer: Pick<CredentialWriter, 'persist'>,
+    /** Cluster mode: re-seals the OAuth tokens the gateways share in Redis under the current key. */
+    private readonly sharedTokens?: { reseal(ids: readonly string[]): Promise<ReencryptResult> },
   ) {}
 
   export(options: { includeSecrets?: boolean }, context: EventContext): CredentialExport {
@@ -40,6 +42,12 @@ export class VaultMaintenance {
     const result: ReencryptResult = { reencrypted: [], skipped: [], failed: [] }
     for (const id of this.state.sortedEntries().map((e) => e.id)) await this.reencryptOne(id, keyring, options.force === true, result)
     for (const [file, err] of this.state.fileErrors) result.failed.push({ id: err.id, file, code: err.code, message: err.message })
+    if (this.sharedTokens) {
+      const oauth = this.state.sortedEntries().filter((e) => e.record.type === 'oauth').map((e) => e.id)
+      const tokens = await this.sharedTokens.reseal(oauth)
+      result.tokens = { reencrypted: tokens.reencrypted, skipped: tokens.skipped }
+      result.failed.push(...tokens.failed)
+    }
     const counts = { key_id: keyring.current.kid, reencrypted: result.reencrypted.length, skipped: result.skipped.length, failed: result.failed.length }
     this.state.config.logger.info(`${PKG}: re-encryption finished`, counts)
     this.state.emit({ event_type: 'config_change', result: 'vault_reencrypted', details: { action: 'vault_reencrypted', ...counts } })
@@ -83,8 +91,8 @@ export class VaultMaintenance {
           result.reencrypted.push(id)
           return
         }
-        // Changed on disk since it was read: load the newer version, then try again.
-        this.store.rescan(false)
+        // Changed since it was read (on disk, or by another gateway): load the newer version, then try again.
+        await this.store.rescan(false)
       } catch (err) {
         result.failed.push({ id, file: fileNameOf(id), code: isGatehouseError(err) ? err.code : 'GH_VAULT_WRITE_FAILED', message: (err as Error).message })
         return

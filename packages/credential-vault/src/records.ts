@@ -46,6 +46,8 @@ export class RedisRecordStore {
   /** Changes this gateway is making (value hashes, `-<id>` for a removal): their events come from the management, not from here. */
   private readonly mine = new Set<string>()
   private loaded = false
+  /** Each record's value as last read, for a compare-and-set against it. */
+  private raws: ReadonlyMap<string, string> = new Map()
 
   constructor(
     private readonly state: VaultState,
@@ -84,21 +86,39 @@ export class RedisRecordStore {
     return false
   }
 
-  /** Write a record for every gateway; resolves once this gateway serves it. */
-  persist(record: CredentialRecord): Promise<boolean> {
+  /**
+   * Write a record for every gateway; resolves once this gateway serves it. With `sig` (the hash of
+   * the value it was read from), the write is a compare-and-set: false, and nothing written, when
+   * another gateway changed the record since (a refreshed token is never overwritten by an older one).
+   */
+  persist(record: CredentialRecord, sig?: string): Promise<boolean> {
     return this.track(async () => {
       this.open()
+      let expected: Record<string, string> | undefined
+      if (sig !== undefined) {
+        const read = this.raws.get(record.id)
+        if (read === undefined || sha256(read) !== sig) return false
+        expected = { [record.id]: read }
+      }
       const value = encodeRecord(this.state, record)
-      await this.mark(sha256(value), () => this.hash.update({ [record.id]: value }))
-      return true
+      let written = true
+      await this.mark(sha256(value), async () => {
+        written = await this.hash.update({ [record.id]: value }, expected)
+      })
+      return written
     })
+  }
+
+  /** Read the shared records again now (after a compare-and-set found one changed). */
+  resync(): Promise<void> {
+    return this.hash.readOnce()
   }
 
   /** Remove a record for every gateway; resolves once this gateway stopped serving it. */
   unlink(id: string): Promise<boolean> {
     return this.track(async () => {
       this.open()
-      await this.mark(`-${id}`, () => this.hash.update({ [id]: null }))
+      await this.mark(`-${id}`, async () => void (await this.hash.update({ [id]: null })))
       this.state.deleteEntry(id)
       this.state.fileErrors.delete(fileNameOf(id))
       return true
@@ -140,6 +160,7 @@ export class RedisRecordStore {
     const { state } = this
     const initial = !this.loaded
     this.loaded = true
+    this.raws = entries
     const seen = new Set<string>()
     for (const [id, raw] of entries) {
       seen.add(id)

@@ -15,8 +15,8 @@ type TokenSource = 'refreshed' | 'shared'
  * exponentially and touches that credential only. Refreshed tokens are written back encrypted.
  */
 export class OAuthRefresher {
-  /** Cluster mode: OAuth refresh single-flight across the gateways sharing a Redis. */
-  private readonly coordinator: RefreshCoordinator | undefined
+  /** Cluster mode: OAuth refresh single-flight across the gateways sharing a Redis (and their shared tokens). */
+  readonly coordinator: RefreshCoordinator | undefined
 
   constructor(
     private readonly state: VaultState,

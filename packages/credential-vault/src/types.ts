@@ -107,6 +107,8 @@ export interface ReencryptResult {
   reencrypted: string[]
   skipped: string[]
   failed: { id: string; file: string; code: string; message: string }[]
+  /** Cluster mode: the OAuth tokens the gateways share in Redis, by credential id. */
+  tokens?: { reencrypted: string[]; skipped: string[] }
 }
 
 export interface MigrateResult {

@@ -50,7 +50,9 @@ export class CredentialVault {
     this.refresher = new OAuthRefresher(state, writer)
     this.pool = new CredentialPool(state, this.refresher)
     this.management = new CredentialManagement(state, writer, this.pool, records ? { readable: () => records.ready && !state.closed } : guard)
-    this.maintenance = new VaultMaintenance(state, this.store, this.writer)
+    this.maintenance = records
+      ? new VaultMaintenance(state, { rescan: () => records.resync() }, records, this.refresher.coordinator)
+      : new VaultMaintenance(state, this.store, this.writer, this.refresher.coordinator)
     if (!records) this.store.open()
     state.emit({
       event_type: 'config_change',
@@ -163,14 +165,15 @@ export class CredentialVault {
   }
 
   /**
-   * Re-encrypt every credential file that is not under the current key (all of them with
-   * `force`), each atomically, while the vault keeps serving. A file another process rewrote
-   * meanwhile is re-read and retried (compare-and-swap), so no newer token is overwritten.
-   * Disabled files are never rewritten: they are listed in `failed`.
+   * Re-encrypt every credential that is not under the current key (all of them with `force`), each
+   * atomically, while the vault keeps serving: the files of the directory, or with
+   * `cluster.records` the records in Redis (call `start()` first). A credential another process
+   * rewrote meanwhile is re-read and retried (compare-and-set), so no newer token is overwritten.
+   * Disabled credentials are never rewritten: they are listed in `failed`. In cluster mode the
+   * OAuth tokens the gateways share in Redis are re-sealed too (`tokens`).
    * This is what `gatehouse vault rotate-key` runs.
    */
   reencryptAll(options: { force?: boolean } = {}): Promise<ReencryptResult> {
-    if (this.records) return Promise.reject(filesOnly('re-encryption'))
     return this.maintenance.reencryptAll(options)
   }
 
@@ -269,13 +272,17 @@ async function withOneShotVault<T>(options: CredentialVaultOptions, fn: (vault: 
 }
 
 /**
- * `gatehouse vault rotate-key`: re-encrypt every file in `dir` under `encryption.key`, reading
- * them with `encryption.previousKeys`. A running gateway configured with both keys keeps serving
- * throughout and picks the rewritten files up by hot reload.
+ * `gatehouse vault rotate-key`: re-encrypt every file in `dir` (with `cluster.records`: every
+ * record in Redis, and the OAuth tokens shared there) under `encryption.key`, reading them with
+ * `encryption.previousKeys`. A running gateway configured with both keys keeps serving throughout
+ * and picks the rewritten credentials up (hot reload, or the records' change notification).
  */
 export function rotateKey(options: CredentialVaultOptions & { force?: boolean | undefined }): Promise<ReencryptResult> {
   const { force, ...rest } = options
-  return withOneShotVault(rest, (vault) => vault.reencryptAll(force === undefined ? {} : { force }))
+  return withOneShotVault(rest, async (vault) => {
+    await vault.start()
+    return vault.reencryptAll(force === undefined ? {} : { force })
+  })
 }
 
 /** `gatehouse vault migrate`: encrypt the plaintext credential files in `dir` (see `CredentialVault.migrate`). */

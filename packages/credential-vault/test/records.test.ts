@@ -3,8 +3,8 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Redis from 'ioredis'
 import { collectEvents } from '@gatehouse/testing'
-import { createCredentialVault, moveRecordsToRedis, type CredentialVault } from '@gatehouse/credential-vault'
-import { anthropicKey, cleanupDirs, expectNoSecrets, newKey, openaiKey, recordingLogger, tmpDir, waitFor } from './helpers'
+import { createCredentialVault, keyIdOf, moveRecordsToRedis, parseEncryptionKey, rotateKey, type CredentialVault } from '@gatehouse/credential-vault'
+import { anthropicKey, cleanupDirs, expectNoSecrets, newKey, oauthToken, openaiKey, recordingLogger, refreshToken, startTokenEndpoint, tmpDir, waitFor } from './helpers'
 
 /**
  * Cluster mode's credential records in Redis (cluster.records), against a real Redis: shared by
@@ -26,12 +26,12 @@ function redis(): Redis {
   return c
 }
 
-async function vaultOn(prefix: string, key: string, extra: { dir?: string } = {}) {
+async function vaultOn(prefix: string, key: string, extra: { dir?: string; previousKeys?: string[] } = {}) {
   const { events, onEvent } = collectEvents()
   const logger = recordingLogger()
   const vault = createCredentialVault({
     dir: extra.dir ?? tmpDir(),
-    encryption: { key },
+    encryption: { key, ...(extra.previousKeys ? { previousKeys: extra.previousKeys } : {}) },
     watch: false,
     rescanInterval: 0,
     onEvent,
@@ -144,5 +144,84 @@ describe('credential records in Redis (cluster.records)', () => {
     const conflict = await moveRecordsToRedis({ dir, encryption: { key }, cluster })
     expect(conflict.conflicts.map((c) => c.id)).toEqual([one.id])
     expect(b.vault.get(one.id)?.label).toBe('changed in the cluster')
+  })
+})
+
+describe('key rotation of the records in Redis', () => {
+  const kidOf = (key: string): string => keyIdOf(parseEncryptionKey(key))
+  const kids = async (prefix: string): Promise<Record<string, string>> =>
+    Object.fromEntries(Object.entries(await redis().hgetall(`${prefix}vault:records`)).map(([id, raw]) => [id, (JSON.parse(raw) as { kid: string }).kid]))
+
+  it('re-seals every record and the shared OAuth tokens under the new key while a gateway with both keys serves; then the new key alone reads them all', async () => {
+    const prefix = newPrefix()
+    const [oldKey, nextKey] = [newKey(), newKey()]
+    const endpoint = await startTokenEndpoint()
+    try {
+      const before = await vaultOn(prefix, oldKey)
+      const tokens = [openaiKey(), anthropicKey(), openaiKey()]
+      const ids: string[] = []
+      for (const [i, token] of tokens.entries()) ids.push((await before.vault.add({ provider: i === 1 ? 'claude' : 'openai', type: 'api_key', token })).id)
+      const oauth = { access_token: oauthToken(), refresh_token: refreshToken() }
+      const { id: oauthId } = await before.vault.add({ provider: 'claude', type: 'oauth', oauth: { ...oauth, expires_at: Date.now() - 1000, token_url: endpoint.url } })
+      ids.push(oauthId)
+      // A refresh shares its tokens in Redis, sealed under the key of the time.
+      expect(await before.vault.refreshCredential(oauthId)).toBe(true)
+      const tokensKey = `${prefix}vault:oauth:${oauthId}`
+      const sharedKid = async (): Promise<string> => (JSON.parse((await redis().get(tokensKey))!) as { kid: string }).kid
+      expect(await sharedKid()).toBe(kidOf(oldKey))
+      expect(Object.values(await kids(prefix))).toEqual(ids.map(() => kidOf(oldKey)))
+
+      // The gateways now run with the new key and the old one among the previous keys.
+      const serving = await vaultOn(prefix, nextKey, { previousKeys: [oldKey] })
+      const rotation = { dir: tmpDir(), encryption: { key: nextKey, previousKeys: [oldKey] }, cluster: { client: redis(), prefix, records: true } }
+      const r = await rotateKey(rotation)
+      expect([...r.reencrypted].sort()).toEqual([...ids].sort())
+      expect(r.tokens).toEqual({ reencrypted: [oauthId], skipped: [] })
+      expect(r.failed).toEqual([])
+      expect(Object.values(await kids(prefix))).toEqual(ids.map(() => kidOf(nextKey)))
+      expect(await sharedKid()).toBe(kidOf(nextKey))
+      // Run again: nothing left to do.
+      const again = await rotateKey(rotation)
+      expect([again.reencrypted, again.skipped.length, again.tokens, again.failed]).toEqual([[], ids.length, { reencrypted: [], skipped: [oauthId] }, []])
+      // The gateway that served throughout still serves, and a gateway holding the new key alone
+      // reads every record.
+      expect((await serving.vault.acquire('openai'))?.headers.authorization).toMatch(/^Bearer sk-proj-/)
+      const fresh = await vaultOn(prefix, nextKey)
+      expect(fresh.vault.list().map((c) => [c.id, c.status]).sort()).toEqual(ids.map((id) => [id, 'active']).sort())
+      expect(fresh.vault.status().credentials.disabled).toBe(0)
+      const stored = JSON.stringify([await redis().hgetall(`${prefix}vault:records`), await redis().get(tokensKey)])
+      expectNoSecrets(stored, [...tokens, oauth.access_token, oauth.refresh_token, ...endpoint.issued.flatMap((t) => [t.access_token, t.refresh_token])])
+    } finally {
+      await endpoint.close()
+    }
+  })
+
+  it('never overwrites a record another gateway rewrote after the rotation read it: that one is read again', async () => {
+    const prefix = newPrefix()
+    const [oldKey, nextKey] = [newKey(), newKey()]
+    const before = await vaultOn(prefix, oldKey)
+    const { id } = await before.vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })
+    const other = await before.vault.add({ provider: 'openai', type: 'api_key', token: openaiKey() })
+    const gateway = await vaultOn(prefix, nextKey, { previousKeys: [oldKey] })
+    const client = redis()
+    const newer = openaiKey()
+    // Another gateway updates the record between the rotation's read and its write.
+    const realEval = client.eval.bind(client) as (...a: unknown[]) => Promise<unknown>
+    let raced = false
+    jest.spyOn(client, 'eval').mockImplementation((async (...args: unknown[]) => {
+      if (!raced && String(args[0]).includes('HGET') && String(args[5] ?? '').includes(id)) {
+        raced = true
+        await gateway.vault.update(id, { token: newer })
+      }
+      return realEval(...args)
+    }) as unknown as typeof client.eval)
+    const r = await rotateKey({ dir: tmpDir(), encryption: { key: nextKey, previousKeys: [oldKey] }, cluster: { client, prefix, records: true } })
+    expect(raced).toBe(true)
+    // The raced record is already under the new key (the other gateway wrote it): skipped, its new token kept.
+    expect(r).toMatchObject({ reencrypted: [other.id], skipped: [id], failed: [] })
+    const reader = await vaultOn(prefix, nextKey)
+    const leases = [await reader.vault.acquire('openai'), await reader.vault.acquire('openai')]
+    expect(leases.map((l) => l?.credentialId).sort()).toEqual([id, other.id].sort())
+    expect(leases.find((l) => l?.credentialId === id)?.headers.authorization).toBe(`Bearer ${newer}`)
   })
 })

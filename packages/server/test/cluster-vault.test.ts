@@ -231,6 +231,24 @@ describe('cluster mode: the vault\u2019s credentials in Redis, no shared auth di
   }, 60_000)
 })
 
+/** A gateway started from `config` in `cwd` sends `token` upstream for a client key made there. */
+async function servesToken(cwd: string, config: string, runEnv: Record<string, string>, token: string): Promise<void> {
+  const made = await runCli(['keys', 'create', '--name', 'replica', '--config', config], { cwd, env: runEnv })
+  expect(made.code).toBe(0)
+  const key = made.stdout.trim()
+  secrets.push(key)
+  const gw = await startCli(['--config', config], { cwd, env: runEnv })
+  try {
+    upstream.reset()
+    const reply = await request(gw.url, 'POST', '/v1/messages', { 'x-api-key': key, 'anthropic-version': '2023-06-01' }, claude)
+    expect(reply.status).toBe(200)
+    expect(upstream.requests.map((r) => r.headers['x-api-key'])).toEqual([token])
+  } finally {
+    gw.child.kill('SIGTERM')
+    await gw.exited
+  }
+}
+
 describe('gatehouse vault migrate --to redis', () => {
   it('moves a file-mode install\u2019s credentials into Redis (dry run first, idempotent, no secret printed); a replica with an empty auth dir serves them', async () => {
     const single = mkdtempSync(join(base, 'single-'))
@@ -262,24 +280,45 @@ describe('gatehouse vault migrate --to redis', () => {
     const empty = mkdtempSync(join(base, 'empty-'))
     mkdirSync(join(empty, 'auths'), { mode: 0o700 })
     writeFileSync(join(empty, 'c.yaml'), vaultYaml(movedPrefix))
-    const made = await runCli(['keys', 'create', '--name', 'moved', '--config', 'c.yaml'], { cwd: empty, env })
-    expect(made.code).toBe(0)
-    const key = made.stdout.trim()
-    secrets.push(key)
-    const gw = await startCli(['--config', 'c.yaml'], { cwd: empty, env })
-    try {
-      upstream.reset()
-      const reply = await request(gw.url, 'POST', '/v1/messages', { 'x-api-key': key, 'anthropic-version': '2023-06-01' }, claude)
-      expect(reply.status).toBe(200)
-      expect(upstream.requests.map((r) => r.headers['x-api-key'])).toEqual([token])
-    } finally {
-      gw.child.kill('SIGTERM')
-      await gw.exited
-    }
+    await servesToken(empty, 'c.yaml', env, token)
     // Without a Redis in the config, it says what it needs.
     writeFileSync(join(single, 'file.yaml'), 'metrics: { enabled: false }\n')
     const refused = await runCli(['vault', 'migrate', '--to', 'redis', '--config', 'file.yaml'], { cwd: single, env })
     expect(refused.code).toBe(2)
     expect(refused.stderr).toMatch(/needs store.type redis/)
+  }, 60_000)
+})
+
+describe('gatehouse vault rotate-key in cluster mode', () => {
+  it('re-seals the records in Redis under the new key, printing no secret; a replica holding the new key alone serves them', async () => {
+    const dir = mkdtempSync(join(base, 'rotate-'))
+    const rotPrefix = `gh-vault-rot-${randomBytes(4).toString('hex')}:`
+    const token = apiKey()
+    const keys = { OLD_KEY: env.GATEHOUSE_ENCRYPTION_KEY, NEW_KEY: randomBytes(32).toString('base64') }
+    secrets.push(token, keys.NEW_KEY)
+    const client = new Redis({ port: redisPort, host: '127.0.0.1' })
+    const recordKid = async (id: string): Promise<string> => (JSON.parse((await client.hget(`${rotPrefix}vault:records`, id))!) as { kid: string }).kid
+    try {
+      // A credential of the cluster, in Redis under the old key.
+      const seed = createCredentialVault({ dir: join(dir, 'seed'), encryption: { key: keys.OLD_KEY }, watch: false, rescanInterval: 0, cluster: { client, prefix: rotPrefix, records: true } })
+      await seed.start()
+      const { id } = await seed.add({ provider: 'claude', type: 'api_key', token })
+      await seed.shutdown()
+      const oldKid = await recordKid(id)
+      const yaml = (encryption: string): string => clusterYaml(redisPort, rotPrefix, `auth: { encryption: ${encryption} }\nproviders:\n  claude: { base_url: "${upstream.url}" }\n`)
+      writeFileSync(join(dir, 'rotate.yaml'), yaml('{ key: "${NEW_KEY}", previous_keys: ["${OLD_KEY}"] }'))
+      const rotated = await runCli(['vault', 'rotate-key', '--config', 'rotate.yaml'], { cwd: dir, env: { ...env, ...keys } })
+      expect(rotated.stdout).toContain('Redis: 1 records re-encrypted under the current key, 0 already current; shared OAuth tokens: 0 re-encrypted, 0 already current; 0 failed')
+      expect(rotated.code).toBe(0)
+      expect(await recordKid(id)).not.toBe(oldKid)
+      const again = await runCli(['vault', 'rotate-key', '--config', 'rotate.yaml'], { cwd: dir, env: { ...env, ...keys } })
+      expect(again.stdout).toContain('Redis: 0 records re-encrypted under the current key, 1 already current')
+      for (const run of [rotated, again]) expect(run.stdout + run.stderr).not.toMatch(new RegExp([token, keys.OLD_KEY, keys.NEW_KEY].map((x) => x.replace(/[+/]/g, '\\$&')).join('|')))
+      // The old key dropped: a replica with the new key alone serves the credential.
+      writeFileSync(join(dir, 'new.yaml'), yaml('{ key: "${NEW_KEY}" }'))
+      await servesToken(dir, 'new.yaml', { ...env, ...keys }, token)
+    } finally {
+      client.disconnect()
+    }
   }, 60_000)
 })

@@ -77,8 +77,8 @@ export function sharedRuntimeControl(
     },
   })
   return {
-    setMaintenance: (m) => shared.update({ maintenance: JSON.stringify({ enabled: m.enabled, message: m.message }) }),
-    setProvider: (name, message) => shared.update({ [PROVIDER_FIELD + name]: message ?? null }),
+    setMaintenance: async (m) => void (await shared.update({ maintenance: JSON.stringify({ enabled: m.enabled, message: m.message }) })),
+    setProvider: async (name, message) => void (await shared.update({ [PROVIDER_FIELD + name]: message ?? null })),
     version: () => shared.version,
     freshWithin: (ms) => shared.freshWithin(ms),
     start: () => shared.start(),

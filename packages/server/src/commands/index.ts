@@ -56,7 +56,7 @@ gatehouse keys honeytokens               sha256 digests of auth.honeytokens, for
     options: { 'dry-run': { type: 'boolean' }, to: { type: 'string' } },
     usage: `gatehouse vault migrate [--dry-run]      encrypt plaintext credential files in the auth dir
 gatehouse vault migrate --to redis [--dry-run]  the auth dir's credentials into the cluster's Redis (store.type redis)
-gatehouse vault rotate-key               re-encrypt every credential under auth.encryption.key`,
+gatehouse vault rotate-key               re-encrypt every credential under auth.encryption.key (files; Redis in cluster mode)`,
     run: (ctx) => import('./vault').then((m) => m.vaultCommand(ctx)),
   },
   storage: { options: {}, usage: 'gatehouse storage migrate                create or update the PostgreSQL schema (storage.url)', run: (ctx) => import('./storage').then((m) => m.storageCommand(ctx)) },

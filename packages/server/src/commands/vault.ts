@@ -5,7 +5,10 @@ import { resolveGeneratedSecrets } from '../gateway'
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, flag, reportRefusal, type CommandContext, type ExitCode, type Io } from './context'
 import { connectCliRedis } from './redis'
 
-/** `gatehouse vault migrate [--to redis] [--dry-run]` and `vault rotate-key`: the credential files of the auth directory. */
+/**
+ * `gatehouse vault migrate [--to redis] [--dry-run]` and `vault rotate-key`: the credential files
+ * of the auth directory, and with store.type redis (rotate-key) the cluster's records and shared tokens.
+ */
 export async function vaultCommand(ctx: CommandContext): Promise<ExitCode> {
   const { io, sub } = ctx
   if (sub !== 'migrate' && sub !== 'rotate-key') {
@@ -44,9 +47,34 @@ export async function vaultCommand(ctx: CommandContext): Promise<ExitCode> {
     const r = await rotateKey(options)
     for (const x of r.failed) io.err(`FAILED ${x.file}: ${x.message}\n`)
     io.out(`${r.reencrypted.length} re-encrypted under the current key, ${r.skipped.length} already current, ${r.failed.length} failed\n`)
-    return r.failed.length ? EXIT_FAILURE : EXIT_OK
+    const shared = await rotateShared(io, config, options)
+    return r.failed.length || shared === EXIT_FAILURE ? EXIT_FAILURE : EXIT_OK
   } catch (e) {
     return reportRefusal(io, e)
+  }
+}
+
+/**
+ * `vault rotate-key` in cluster mode (store.type redis): the credential records in Redis and the
+ * OAuth tokens the gateways share there, re-sealed under the current key, each with a
+ * compare-and-set (a gateway's write in between is re-read, never overwritten). Without it, the
+ * records would stay under the old key until next written, and the old key could never be dropped.
+ * By id only: no secret is printed. Undefined (nothing to do) outside cluster mode.
+ */
+async function rotateShared(io: Io, config: GatehouseConfig, options: Pick<CredentialVaultOptions, 'dir' | 'encryption'>): Promise<ExitCode | undefined> {
+  const client = await connectCliRedis(config)
+  if (!client) return undefined
+  try {
+    const r = await rotateKey({ ...options, cluster: { client, prefix: config.store.key_prefix, records: true } })
+    for (const x of r.failed) io.err(`FAILED ${x.file} (Redis): ${x.message}\n`)
+    const tokens = r.tokens ?? { reencrypted: [], skipped: [] }
+    io.out(
+      `Redis: ${r.reencrypted.length} records re-encrypted under the current key, ${r.skipped.length} already current; ` +
+        `shared OAuth tokens: ${tokens.reencrypted.length} re-encrypted, ${tokens.skipped.length} already current; ${r.failed.length} failed\n`,
+    )
+    return r.failed.length ? EXIT_FAILURE : EXIT_OK
+  } finally {
+    client.disconnect()
   }
 }
 
