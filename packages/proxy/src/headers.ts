@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import {
   COMMON_REQUEST_HEADER_PREFIXES,
@@ -14,12 +15,16 @@ import {
  * it is listed.
  */
 export interface HeaderPolicy {
-  /** The headers of the upstream request, computed in one place from the client's. */
+  /**
+   * The headers of the upstream request, computed in one place from the client's. `tenant` (the
+   * client key's id, when one authenticated) scopes the client's `Idempotency-Key` to that key.
+   */
   outgoing(
     clientHeaders: IncomingHttpHeaders,
     credential: Readonly<Record<string, string>>,
     extra: Readonly<Record<string, string>>,
     bodyLength: number | undefined,
+    tenant?: string,
   ): OutgoingHttpHeaders
   /** May this upstream response header reach the client? `name` is lower case. */
   relays(name: string): boolean
@@ -56,7 +61,7 @@ export function headerPolicy(provider: ProviderName, relayRateLimits = false): H
   }
 
   return {
-    outgoing(clientHeaders, credential, extra, bodyLength) {
+    outgoing(clientHeaders, credential, extra, bodyLength, tenant) {
       const hop = connectionTokens(clientHeaders.connection)
       const out: OutgoingHttpHeaders = {}
       for (const name in clientHeaders) {
@@ -64,6 +69,8 @@ export function headerPolicy(provider: ProviderName, relayRateLimits = false): H
         const value = clientHeaders[name]
         if (value !== undefined) out[name] = value
       }
+      const idempotency = out['idempotency-key']
+      if (tenant !== undefined && idempotency !== undefined) out['idempotency-key'] = scopedIdempotencyKey(tenant, String(idempotency))
       // The gateway's own: the meter reads plain bodies, and nothing the client chose about framing.
       out['accept-encoding'] = 'identity'
       for (const name in extra) if (!account.has(name)) out[name] = extra[name]!
@@ -91,4 +98,16 @@ function mergeList(client: string, ours: string): string {
     .filter((s) => s !== '')
   if (!list.includes(ours)) list.push(ours)
   return list.join(',')
+}
+
+/**
+ * A client's `Idempotency-Key` as the provider sees it: bound to the client key that sent it. The
+ * provider keeps idempotency keys per account, and every tenant of a gateway shares the account: a
+ * raw key one tenant chose could match another's (a guessable scheme, a leaked key) and be answered
+ * with that tenant's stored response, or refused as a reuse. Scoped, one tenant's retries still
+ * match each other, across gateway replicas too (no secret involved), and never another tenant's:
+ * the gateway, not the client, supplies the key id.
+ */
+export function scopedIdempotencyKey(tenant: string, clientValue: string): string {
+  return `gh-${createHash('sha256').update(tenant).update('\0').update(clientValue).digest('base64url')}`
 }

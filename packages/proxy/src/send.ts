@@ -85,6 +85,7 @@ export function sender(
       credential.headers,
       config.extraHeaders,
       body !== undefined ? body.length : streamedLength(req),
+      locals.clientKeyId,
     ) as http.IncomingHttpHeaders
     const q = req.url.indexOf('?')
     req.url = upstreamPath + (q === -1 ? '' : req.url.slice(q))

@@ -1,6 +1,6 @@
 import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import express, { type RequestHandler } from 'express'
 import { defaultEndpointIds, PROVIDERS, type SecurityEvent } from '@gatehouse/core'
 import { listen, MockUpstream, rawHttp, sleep } from '@gatehouse/testing'
@@ -248,6 +248,39 @@ describe('gatehouseProxy alone: headers and masking', () => {
     } finally {
       await gw.close()
       await new Promise((r) => sse.close(r))
+    }
+  })
+})
+
+describe('gatehouseProxy alone: Idempotency-Key per tenant', () => {
+  const mock = mockProvider()
+
+  it("binds the client's key to the authenticated client key (the provider keeps them per shared account); passes it as it is without one", async () => {
+    // What client-auth does: the authenticated key's id in res.locals.gatehouse.
+    const tenant: RequestHandler = (req, res, next) => {
+      const id = req.headers['x-test-tenant']
+      if (typeof id === 'string') res.locals.gatehouse = { ...(res.locals.gatehouse ?? {}), clientKeyId: id }
+      next()
+    }
+    const gw = await mount({ providers: mock.providers() }, [tenant])
+    try {
+      const sentFor = async (tenantId: string | undefined): Promise<unknown> => {
+        const res = await fetch(`${gw.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': 'retry-7', ...(tenantId ? { 'x-test-tenant': tenantId } : {}) },
+          body: JSON.stringify(chat),
+        })
+        expect(res.status).toBe(200)
+        return mock.upstream.last!.headers['idempotency-key']
+      }
+      const expected = (t: string): string => `gh-${createHash('sha256').update(t).update('\0').update('retry-7').digest('base64url')}`
+      expect(await sentFor('key_a')).toBe(expected('key_a'))
+      expect(await sentFor('key_a')).toBe(expected('key_a'))
+      expect(await sentFor('key_b')).toBe(expected('key_b'))
+      expect(expected('key_a')).not.toBe(expected('key_b'))
+      expect(await sentFor(undefined)).toBe('retry-7')
+    } finally {
+      await gw.close()
     }
   })
 })

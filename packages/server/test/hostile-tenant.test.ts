@@ -117,6 +117,18 @@ describe('a hostile tenant against the data plane', () => {
     expect(h.upstream.requests.map((r) => r.path)).toEqual(['/v1/files', '/v1/chat/completions'])
   })
 
+  it("a tenant's Idempotency-Key can never match another tenant's at the provider: each key's is scoped to it, and its retries still match", async () => {
+    const sent: string[] = []
+    for (const key of [h.key, h.key, other]) {
+      expect((await fetch(`${h.url}/v1/chat/completions`, post(key, openaiBody(), { 'idempotency-key': 'order-42-retry' }))).status).toBe(200)
+      sent.push(String(h.upstream.last!.headers['idempotency-key']))
+    }
+    for (const v of sent) expect(v).toMatch(/^gh-[A-Za-z0-9_-]{43}$/)
+    expect(sent[0]).toBe(sent[1])
+    expect(sent[2]).not.toBe(sent[0])
+    expect(sent).not.toContain('order-42-retry')
+  })
+
   it("a provider's 403 or 401 to one tenant leaves the next tenant's request at 200 (the only credential is never quarantined)", async () => {
     for (const status of [403, 401, 403, 401]) {
       h.upstream.behave({ failStatus: status })
