@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import {
   COMMON_REQUEST_HEADER_PREFIXES,
@@ -7,6 +6,7 @@ import {
   PROVIDERS,
   type ProviderName,
 } from '@gatehouse/core'
+import { tenantScoped } from './tenant'
 
 /**
  * Header policy, both ways, by allowlist (provider registry in core). Whatever a client sends
@@ -17,7 +17,8 @@ import {
 export interface HeaderPolicy {
   /**
    * The headers of the upstream request, computed in one place from the client's. `tenant` (the
-   * client key's id, when one authenticated) scopes the client's `Idempotency-Key` to that key.
+   * client key's id, when one authenticated) binds the client's `Idempotency-Key` to that key: the
+   * provider keeps idempotency keys per account, which every tenant shares (see tenant.ts).
    */
   outgoing(
     clientHeaders: IncomingHttpHeaders,
@@ -70,7 +71,7 @@ export function headerPolicy(provider: ProviderName, relayRateLimits = false): H
         if (value !== undefined) out[name] = value
       }
       const idempotency = out['idempotency-key']
-      if (tenant !== undefined && idempotency !== undefined) out['idempotency-key'] = scopedIdempotencyKey(tenant, String(idempotency))
+      if (tenant !== undefined && idempotency !== undefined) out['idempotency-key'] = tenantScoped(tenant, String(idempotency))
       // The gateway's own: the meter reads plain bodies, and nothing the client chose about framing.
       out['accept-encoding'] = 'identity'
       for (const name in extra) if (!account.has(name)) out[name] = extra[name]!
@@ -100,14 +101,3 @@ function mergeList(client: string, ours: string): string {
   return list.join(',')
 }
 
-/**
- * A client's `Idempotency-Key` as the provider sees it: bound to the client key that sent it. The
- * provider keeps idempotency keys per account, and every tenant of a gateway shares the account: a
- * raw key one tenant chose could match another's (a guessable scheme, a leaked key) and be answered
- * with that tenant's stored response, or refused as a reuse. Scoped, one tenant's retries still
- * match each other, across gateway replicas too (no secret involved), and never another tenant's:
- * the gateway, not the client, supplies the key id.
- */
-export function scopedIdempotencyKey(tenant: string, clientValue: string): string {
-  return `gh-${createHash('sha256').update(tenant).update('\0').update(clientValue).digest('base64url')}`
-}

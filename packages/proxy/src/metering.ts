@@ -1,5 +1,6 @@
 import zlib from 'node:zlib'
 import type { UsageMeter } from '@gatehouse/core'
+import { isSpace, spliced } from './body-splice'
 
 /**
  * What the proxy does so that every answer's usage can be metered: it asks OpenAI-style streams
@@ -14,14 +15,13 @@ const USAGE_ON_REQUEST: ReadonlySet<string> = new Set([
   'gemini.openai.chat',
 ])
 
-const STREAM_OPTIONS_MEMBER = Buffer.from(',"stream_options":{"include_usage":true}')
+const STREAM_OPTIONS_MEMBER = Buffer.from('"stream_options":{"include_usage":true}')
 const EMPTY = Buffer.alloc(0)
 const STREAM_KEY = Buffer.from('"stream"')
 const STREAM_OPTIONS_KEY = Buffer.from('"stream_options"')
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v)
-const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09
 
 /**
  * The body with `stream_options.include_usage: true` added, for a stream of an endpoint that
@@ -50,12 +50,7 @@ export function withStreamUsage(
   if (o.stream !== true) return undefined
   const so = o.stream_options
   if (isObject(so) && so.include_usage === true) return undefined
-  if (so === undefined && body.indexOf(STREAM_OPTIONS_KEY) === -1) {
-    let end = body.length - 1
-    while (end >= 0 && isSpace(body[end])) end--
-    if (body[end] !== 0x7d) return undefined
-    return Buffer.concat([body.subarray(0, end), STREAM_OPTIONS_MEMBER, body.subarray(end)])
-  }
+  if (so === undefined && body.indexOf(STREAM_OPTIONS_KEY) === -1) return spliced(body, STREAM_OPTIONS_MEMBER)
   let own: unknown
   try {
     own = JSON.parse(body.toString('utf8'))

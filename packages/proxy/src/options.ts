@@ -64,6 +64,13 @@ export interface ProxyOptions {
    * the client did not ask for is metered and not relayed. @default true
    */
   streamUsage?: boolean | undefined
+  /**
+   * Bind the end-user identifiers of each request to its client key (`res.locals.gatehouse.clientKeyId`):
+   * OpenAI's `safety_identifier` and `user`, Anthropic's `metadata.user_id`; a request naming none
+   * gets its key's own. The provider then acts on one tenant's abuse against that tenant's
+   * identifier, not against the account every tenant shares. @default true
+   */
+  tenantEndUsers?: boolean | undefined
   onEvent?: SecurityEventHandler | undefined
   logger?: Logger | undefined
 }
@@ -86,6 +93,7 @@ export interface ProxyConfig {
   readonly masker: Masker
   readonly batching: boolean
   readonly streamUsage: boolean
+  readonly tenantEndUsers: boolean
   readonly onEvent: SecurityEventHandler | undefined
   readonly logger: Logger
 }
@@ -114,6 +122,7 @@ export const proxyOptionsSchema = {
     knownSecrets: { type: 'array', items: { type: 'string' } },
     batching: { type: 'boolean' },
     streamUsage: { type: 'boolean' },
+    tenantEndUsers: { type: 'boolean' },
   },
 } as const
 
@@ -176,6 +185,7 @@ export function resolveProxyConfig(options: ProxyOptions): ProxyConfig {
     masker: createMasker({ knownSecrets }),
     batching: o.batching ?? false,
     streamUsage: o.streamUsage ?? true,
+    tenantEndUsers: o.tenantEndUsers ?? true,
     onEvent: options.onEvent,
     logger: (raw.logger as Logger | undefined) ?? noopLogger,
   }

@@ -6,6 +6,7 @@ import { coded, setFlight } from './flight'
 import type { HeaderPolicy } from './headers'
 import type { InjectedSecrets } from './mask'
 import { withStreamUsage } from './metering'
+import { withTenantEndUser } from './tenant'
 import type { ProxyConfig, ResolvedProvider } from './options'
 import { clearTimers, type Flight } from './relay'
 import type { FailRequest } from './upstream'
@@ -62,6 +63,9 @@ export function sender(
       return
     }
     let body = bodyOf(config, req, res)
+    const tenant = locals.clientKeyId
+    if (config.tenantEndUsers && tenant !== undefined && body !== undefined)
+      body = withTenantEndUser(locals.endpoint, (req as { body?: unknown }).body, body, tenant) ?? body
     const asked =
       config.streamUsage && body !== undefined
         ? withStreamUsage(locals.endpoint, (req as { body?: unknown }).body, body)
@@ -85,7 +89,7 @@ export function sender(
       credential.headers,
       config.extraHeaders,
       body !== undefined ? body.length : streamedLength(req),
-      locals.clientKeyId,
+      tenant,
     ) as http.IncomingHttpHeaders
     const q = req.url.indexOf('?')
     req.url = upstreamPath + (q === -1 ? '' : req.url.slice(q))

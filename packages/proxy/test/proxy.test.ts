@@ -285,6 +285,74 @@ describe('gatehouseProxy alone: Idempotency-Key per tenant', () => {
   })
 })
 
+describe('gatehouseProxy alone: end-user identifiers per tenant', () => {
+  const mock = mockProvider()
+  const scoped = (t: string, v: string): string => `gh-${createHash('sha256').update(t).update('\0').update(v).digest('base64url')}`
+  const tenant: RequestHandler = (req, res, next) => {
+    const id = req.headers['x-test-tenant']
+    if (typeof id === 'string') res.locals.gatehouse = { ...(res.locals.gatehouse ?? {}), clientKeyId: id }
+    next()
+  }
+  /** What the provider received for `body` sent to `path` as tenant `t` (none: no client key). */
+  const sentBody = async (url: string, path: string, body: string, t?: string): Promise<string> => {
+    const res = await fetch(`${url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', ...(t ? { 'x-test-tenant': t } : {}) },
+      body,
+    })
+    expect(res.status).toBe(200)
+    await res.arrayBuffer()
+    return mock.upstream.last!.body.toString('utf8')
+  }
+
+  it("gives every request its tenant's identifier: added when none is named (every other byte as sent), bound to the key when one is", async () => {
+    const gw = await mount({ providers: mock.providers(), body: (req) => (req as unknown as { raw?: Buffer }).raw }, [
+      express.raw({ type: 'application/json' }),
+      (req, _res, next) => {
+        ;(req as unknown as { raw?: Buffer }).raw = req.body as Buffer
+        req.body = JSON.parse((req.body as Buffer).toString('utf8')) as unknown
+        next()
+      },
+      tenant,
+    ])
+    try {
+      const plain = '{ "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}] }'
+      expect(await sentBody(gw.url, '/v1/chat/completions', plain, 'key_a')).toBe(`{ "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}] ,"safety_identifier":"${scoped('key_a', '')}"}`)
+      // Named: bound to the key, so key_b's "end-user-1" is never key_a's.
+      const named = JSON.stringify({ ...chat, safety_identifier: 'end-user-1', user: 'legacy-7' })
+      expect(JSON.parse(await sentBody(gw.url, '/v1/chat/completions', named, 'key_a'))).toEqual({ ...chat, safety_identifier: scoped('key_a', 'end-user-1'), user: scoped('key_a', 'legacy-7') })
+      expect(JSON.parse(await sentBody(gw.url, '/v1/chat/completions', named, 'key_b'))).toMatchObject({ safety_identifier: scoped('key_b', 'end-user-1') })
+      expect(scoped('key_b', 'end-user-1')).not.toBe(scoped('key_a', 'end-user-1'))
+      // The older `user` alone names the end user too.
+      expect(JSON.parse(await sentBody(gw.url, '/v1/responses', JSON.stringify({ model: 'gpt-4o-mini', input: 'hi', user: 'u9' }), 'key_a'))).toMatchObject({ user: scoped('key_a', 'u9'), safety_identifier: scoped('key_a', 'u9') })
+      // Anthropic: metadata.user_id, added or bound.
+      const msg = { model: 'claude-sonnet-4-5', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }
+      expect(JSON.parse(await sentBody(gw.url, '/v1/messages', JSON.stringify(msg), 'key_a'))).toEqual({ ...msg, metadata: { user_id: scoped('key_a', '') } })
+      expect(JSON.parse(await sentBody(gw.url, '/v1/messages', JSON.stringify({ ...msg, metadata: { user_id: 'alice' } }), 'key_a'))).toEqual({ ...msg, metadata: { user_id: scoped('key_a', 'alice') } })
+      // Embeddings take no safety_identifier: only a `user` given is bound.
+      const emb = JSON.stringify({ model: 'text-embedding-3-small', input: 'hi' })
+      expect(await sentBody(gw.url, '/v1/embeddings', emb, 'key_a')).toBe(emb)
+      expect(JSON.parse(await sentBody(gw.url, '/v1/embeddings', JSON.stringify({ model: 'text-embedding-3-small', input: 'hi', user: 'u1' }), 'key_a'))).toMatchObject({ user: scoped('key_a', 'u1') })
+      // A stream gets both its identifier and the usage request, in valid JSON.
+      expect(JSON.parse(await sentBody(gw.url, '/v1/chat/completions', JSON.stringify({ ...chat, stream: true }), 'key_a'))).toEqual({ ...chat, stream: true, safety_identifier: scoped('key_a', ''), stream_options: { include_usage: true } })
+      // Without a client key, the body goes as sent.
+      expect(await sentBody(gw.url, '/v1/chat/completions', named)).toBe(named)
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it('leaves bodies as sent with tenantEndUsers: false', async () => {
+    const gw = await mount({ providers: mock.providers(), tenantEndUsers: false }, [express.json(), tenant])
+    try {
+      const named = JSON.stringify({ ...chat, safety_identifier: 'end-user-1' })
+      expect(JSON.parse(await sentBody(gw.url, '/v1/chat/completions', named, 'key_a'))).toEqual({ ...chat, safety_identifier: 'end-user-1' })
+    } finally {
+      await gw.close()
+    }
+  })
+})
+
 describe("gatehouseProxy alone: the provider's account-wide rate-limit headers", () => {
   /** A provider that answers with its account's rate-limit families, on a 200 (JSON or SSE) or a 429. */
   async function accountLimitsUpstream(secret: string) {

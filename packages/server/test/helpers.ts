@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import Redis from 'ioredis'
 import type { SecurityEvent } from '@gatehouse/core'
 import { MockUpstream } from '@gatehouse/testing'
@@ -116,4 +116,16 @@ export async function deleteRedisKeys(prefix: string): Promise<void> {
   const keys = await redis.keys(`${prefix}*`)
   if (keys.length) await redis.del(...keys)
   await redis.quit()
+}
+
+/**
+ * The body the provider gets for a model call `sent` as JSON text by client key `keyId` that names
+ * no end user: its key's own identifier added before the closing brace, every other byte as sent
+ * (the proxy's tenantEndUsers: `safety_identifier` for OpenAI, `metadata.user_id` for Anthropic).
+ */
+export function withTenantEndUser(sent: string, keyId: string, provider: 'openai' | 'claude'): string {
+  const id = JSON.stringify(`gh-${createHash('sha256').update(keyId).update('\0').update('').digest('base64url')}`)
+  const member = provider === 'openai' ? `"safety_identifier":${id}` : `"metadata":{"user_id":${id}}`
+  const end = sent.lastIndexOf('}')
+  return `${sent.slice(0, end)},${member}${sent.slice(end)}`
 }

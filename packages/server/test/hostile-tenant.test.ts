@@ -129,6 +129,34 @@ describe('a hostile tenant against the data plane', () => {
     expect(sent).not.toContain('order-42-retry')
   })
 
+  it("a tenant's abuse is attributed to it, not to the shared account, and it cannot name another tenant's end users", async () => {
+    const body = (extra: object = {}): RequestInit => post(h.key, openaiBody(extra))
+    const sentFor = async (init: RequestInit): Promise<Record<string, unknown>> => {
+      expect((await fetch(`${h.url}/v1/chat/completions`, init)).status).toBe(200)
+      return h.upstream.last!.json as Record<string, unknown>
+    }
+    // Unnamed requests carry the key's own identifier; each key's differs.
+    const mine = (await sentFor(body())).safety_identifier
+    const theirs = (await sentFor(post(other, openaiBody()))).safety_identifier
+    expect(mine).toMatch(/^gh-[A-Za-z0-9_-]{43}$/)
+    expect(theirs).toMatch(/^gh-[A-Za-z0-9_-]{43}$/)
+    expect(theirs).not.toBe(mine)
+    // The same end-user name from two keys reaches the provider as two identifiers, neither the name.
+    const a = (await sentFor(body({ safety_identifier: 'victim-user-1' }))).safety_identifier
+    const b = (await sentFor(post(other, openaiBody({ safety_identifier: 'victim-user-1' })))).safety_identifier
+    expect(new Set([a, b, 'victim-user-1']).size).toBe(3)
+    // Anthropic's metadata.user_id likewise.
+    const claudeSent = async (key: string, extra: object = {}): Promise<unknown> => {
+      expect((await fetch(`${h.url}/v1/messages`, post(key, anthropicBody(extra), { 'anthropic-version': '2023-06-01' }))).status).toBe(200)
+      return (h.upstream.last!.json as { metadata?: { user_id?: string } }).metadata?.user_id
+    }
+    const ca = await claudeSent(h.key, { metadata: { user_id: 'victim-user-1' } })
+    const cb = await claudeSent(other, { metadata: { user_id: 'victim-user-1' } })
+    expect(ca).toMatch(/^gh-/)
+    expect(new Set([ca, cb, 'victim-user-1']).size).toBe(3)
+    expect(await claudeSent(h.key)).toMatch(/^gh-/)
+  })
+
   it("a provider's 403 or 401 to one tenant leaves the next tenant's request at 200 (the only credential is never quarantined)", async () => {
     for (const status of [403, 401, 403, 401]) {
       h.upstream.behave({ failStatus: status })

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { expectMasked, FAKE_KEYS } from '@gatehouse/testing'
-import { openaiBody, startHarness, type Harness } from './helpers'
+import { openaiBody, startHarness, withTenantEndUser, type Harness } from './helpers'
 
 /**
  * Outbound secret detection through the whole gateway: a prompt carrying a credential is blocked,
@@ -89,14 +89,14 @@ describe('outbound secret detection in the gateway, as configured per provider a
   })
   beforeEach(() => h.upstream.reset())
 
-  it('masks a GitHub token for OpenAI: the provider gets valid JSON, byte-identical apart from the marker, with the right Content-Length', async () => {
+  it('masks a GitHub token for OpenAI: the provider gets valid JSON, byte-identical apart from the marker (and the end-user identifier of the key), with the right Content-Length', async () => {
     const secret = FAKE_KEYS['github-token']!()
     const content = `token ${secret} leaks here`
     const r = await chat(h, h.key, content)
     expect(r.status).toBe(200)
     const got = h.upstream.last!
     const sent = JSON.stringify(openaiBody({ messages: [{ role: 'system', content: 'be brief' }, { role: 'user', content }] }))
-    expect(got.body.toString()).toBe(sent.replace(secret, '[REDACTED:github-token]'))
+    expect(got.body.toString()).toBe(withTenantEndUser(sent.replace(secret, '[REDACTED:github-token]'), h.keyId, 'openai'))
     expect(Number(got.headers['content-length'])).toBe(got.body.length)
     expect(JSON.parse(got.body.toString())).toBeTruthy()
     expectMasked(await everything(h, await r.text()), [secret])

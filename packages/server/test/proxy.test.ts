@@ -8,7 +8,7 @@ import express from 'express'
 import { httpRequest, listen, sleep, waitFor } from '@gatehouse/testing'
 import { gatehouseProxy } from '@gatehouse/proxy'
 import { loadConfig } from '@gatehouse/server'
-import { anthropicBody, deleteRedisKeys, openaiBody, postChat, postMessages, startHarness, type Harness } from './helpers'
+import { anthropicBody, deleteRedisKeys, openaiBody, postChat, postMessages, startHarness, withTenantEndUser, type Harness } from './helpers'
 
 let h: Harness
 beforeAll(async () => {
@@ -138,7 +138,7 @@ describe('gateway proxy: paths, bodies, pinning and upstream errors', () => {
     expect(h.upstream.last!.path).toBe('/v1/models')
   })
 
-  it('forwards request bodies byte for byte (a body that sets its cap: one without gets the cap written in)', async () => {
+  it("forwards request bodies byte for byte (a body that sets its cap: one without gets the cap written in), but for its key's end-user identifier", async () => {
     const raw = '{ "model":"gpt-4o",\n  "messages":[{"role":"user","content":"héllo \\u2028 wörld 🌍"}] ,"x": 1.50, "max_tokens": 7 }'
     const res = await fetch(`${h.url}/v1/chat/completions`, {
       method: 'POST',
@@ -146,7 +146,7 @@ describe('gateway proxy: paths, bodies, pinning and upstream errors', () => {
       body: raw,
     })
     expect(res.status).toBe(200)
-    expect(h.upstream.last!.body.equals(Buffer.from(raw))).toBe(true)
+    expect(h.upstream.last!.body.equals(Buffer.from(withTenantEndUser(raw, h.keyId, 'openai')))).toBe(true)
   })
 
   it('keeps the target pinned: absolute-form URIs, Host headers and body fields change nothing', async () => {
@@ -379,11 +379,12 @@ describe('the upstream request and the request stream', () => {
     })
     let closed = false
     try {
-      for (const [path, body, header] of [
-        ['/v1/chat/completions', openaiBody(), 'authorization'],
-        ['/v1/messages', anthropicBody(), 'x-api-key'],
+      for (const [path, body, header, provider] of [
+        ['/v1/chat/completions', openaiBody(), 'authorization', 'openai'],
+        ['/v1/messages', anthropicBody(), 'x-api-key', 'claude'],
       ] as const) {
         const sent = JSON.stringify(body)
+        const expected = withTenantEndUser(sent, h.keyId, provider)
         const res = await fetch(`${h.url}${path}`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'x-api-key': h.key },
@@ -392,8 +393,8 @@ describe('the upstream request and the request stream', () => {
         expect(res.status).toBe(200)
         expect(res.headers.get('ratelimit-policy')).toBeTruthy()
         const got = h.upstream.last!
-        expect(got.body.toString()).toBe(sent)
-        expect(got.headers['content-length']).toBe(String(Buffer.byteLength(sent)))
+        expect(got.body.toString()).toBe(expected)
+        expect(got.headers['content-length']).toBe(String(Buffer.byteLength(expected)))
         expect(got.headers[header]).toContain(header === 'authorization' ? h.providerKeys.openai : h.providerKeys.claude)
         expect(JSON.stringify(got.rawHeaders)).not.toContain(h.key)
       }

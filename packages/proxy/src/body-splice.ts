@@ -1,0 +1,19 @@
+/** JSON whitespace. */
+export const isSpace = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09
+
+/**
+ * A JSON object's bytes with one member (`"key":value`) added before its closing brace, every other
+ * byte as it was; undefined when the body does not end an object. The caller makes sure the key is
+ * not in the body already.
+ */
+export function spliced(body: Buffer, member: Buffer): Buffer | undefined {
+  let end = body.length - 1
+  while (end >= 0 && isSpace(body[end])) end--
+  if (body[end] !== 0x7d) return undefined
+  let before = end - 1
+  while (before >= 0 && isSpace(body[before])) before--
+  return Buffer.concat([body.subarray(0, end), body[before] === 0x7b ? EMPTY : COMMA, member, body.subarray(end)])
+}
+
+const EMPTY = Buffer.alloc(0)
+const COMMA = Buffer.from(',')
