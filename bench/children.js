@@ -1,6 +1,7 @@
 'use strict'
-// The bench scripts' child processes: bench/servers.js servers, each in its own process so each
-// gets its own event loop. Every child is SIGKILLed when the script exits, by any path.
+// The bench scripts' child processes (bench/servers.js servers, each in its own process so each
+// gets its own event loop; every child is SIGKILLed when the script exits, by any path) and the
+// load they are put under.
 const { spawn } = require('node:child_process')
 const path = require('node:path')
 
@@ -36,4 +37,18 @@ function startServer(args, cpus, env = {}) {
   })
 }
 
-module.exports = { children, killChildren, startServer }
+/**
+ * POST `body` (JSON) to `url` with autocannon over `CONNECTIONS` keep-alive connections, for
+ * `duration` seconds or `amount` requests (one of them); resolves with autocannon's result.
+ */
+function load(url, headers, body, { connections = 32, duration, amount }) {
+  const autocannon = require('autocannon')
+  return new Promise((resolve, reject) => {
+    autocannon(
+      { url, method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, connections, ...(amount !== undefined ? { amount } : { duration }) },
+      (err, result) => (err ? reject(err) : resolve(result)),
+    )
+  })
+}
+
+module.exports = { children, killChildren, load, startServer }

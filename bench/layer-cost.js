@@ -12,8 +12,7 @@ const { mkdtempSync, readFileSync, rmSync } = require('node:fs')
 const { tmpdir, availableParallelism } = require('node:os')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
-const autocannon = require('autocannon')
-const { killChildren, startServer } = require('./children')
+const { killChildren, load, startServer } = require('./children')
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 11)
 const AMOUNT = Number(process.env.BENCH_AMOUNT ?? 1500)
@@ -25,15 +24,6 @@ const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }
 function cpuMicros(pid) {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLK_TCK
-}
-
-function load(url, headers, body, amount) {
-  return new Promise((resolve, reject) => {
-    autocannon(
-      { url, method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, connections: 32, amount },
-      (err, result) => (err ? reject(err) : resolve(result)),
-    )
-  })
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
@@ -54,7 +44,7 @@ async function main() {
   const body = JSON.stringify({ model: 'gpt-4o-mini', ...(KIND === 'sse' ? { stream: true } : {}), messages: [{ role: 'user', content: 'hello' }] })
   const run = async (v, amount) => {
     const before = cpuMicros(v.pid)
-    const r = await load(`${v.url}/v1/chat/completions`, v.key ? { 'x-api-key': v.key } : {}, body, amount)
+    const r = await load(`${v.url}/v1/chat/completions`, v.key ? { 'x-api-key': v.key } : {}, body, { amount })
     if (r.non2xx > 0 || r.errors > 0) throw new Error(`${v.name}: ${r.non2xx} non-2xx, ${r.errors} errors`)
     return (cpuMicros(v.pid) - before) / amount
   }

@@ -15,22 +15,14 @@
 const { mkdtempSync, rmSync } = require('node:fs')
 const { tmpdir } = require('node:os')
 const path = require('node:path')
-const autocannon = require('autocannon')
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const DURATION = Number(process.env.BENCH_DURATION ?? 4)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32)
-const { killChildren, startServer } = require('./children')
+const { killChildren, load, startServer } = require('./children')
 
 
-function run(url, headers, body) {
-  return new Promise((resolve, reject) => {
-    autocannon(
-      { url, method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, connections: CONNECTIONS, duration: DURATION },
-      (err, result) => (err ? reject(err) : resolve(result)),
-    )
-  })
-}
+const run = (url, headers, body) => load(url, headers, body, { connections: CONNECTIONS, duration: DURATION })
 
 /**
  * Concurrency 1: one keep-alive connection, requests one after another (bounded in count and time);
