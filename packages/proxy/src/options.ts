@@ -65,10 +65,11 @@ export interface ProxyOptions {
    */
   streamUsage?: boolean | undefined
   /**
-   * Bind the end-user identifiers of each request to its client key (`res.locals.gatehouse.clientKeyId`):
-   * OpenAI's `safety_identifier` and `user`, Anthropic's `metadata.user_id`; a request naming none
-   * gets its key's own. The provider then acts on one tenant's abuse against that tenant's
-   * identifier, not against the account every tenant shares. @default true
+   * Bind the end-user identifiers and cache key of each request to its client key
+   * (`res.locals.gatehouse.clientKeyId`): OpenAI's `safety_identifier`, `user` and
+   * `prompt_cache_key`, Anthropic's `metadata.user_id`; a request naming none gets its key's own.
+   * The provider then acts on one tenant's abuse against that tenant's identifier, not against the
+   * account every tenant shares (see tenant.ts). @default true
    */
   tenantEndUsers?: boolean | undefined
   onEvent?: SecurityEventHandler | undefined

@@ -13,6 +13,11 @@ import { spliced } from './body-splice'
  *   identifier of its tenant's own: what the client named, bound to its key, or the key alone.
  *   One tenant's abuse then falls on that tenant, never on the account every other tenant uses,
  *   and no tenant can name another tenant's end users to get them blocked.
+ * - OpenAI's `prompt_cache_key` (here): the prompt cache is the account's, and a reply's
+ *   `cached_tokens` tells whether a prefix was seen recently, by anyone. The provider routes a
+ *   request to a cache by its prefix and this key, so a key of the tenant's own makes a hit on
+ *   another tenant's prefix unlikely (routing, not a partition: not impossible), and no tenant can
+ *   aim at another's cache by sending its key.
  */
 
 /** A client-chosen value as the provider sees it: bound to the client key that sent it (46 characters). */
@@ -20,52 +25,71 @@ export function tenantScoped(tenant: string, value: string): string {
   return `gh-${createHash('sha256').update(tenant).update('\0').update(value).digest('base64url')}`
 }
 
-interface EndUserRule {
-  /** Where the end user's identifier goes, when the body names none. */
-  readonly insert: 'safety_identifier' | 'metadata.user_id' | undefined
-  /** OpenAI's older `user` field: bound to the tenant when the client sends it. */
-  readonly user: boolean
+/** One field of a body that the provider keys per account: bound to the tenant. */
+interface BoundField {
+  /** Where it goes: a top-level member, or `metadata.user_id`. */
+  readonly field: 'safety_identifier' | 'user' | 'prompt_cache_key' | 'metadata.user_id'
+  /** The members whose string value names it, first found first (the field itself, then older names). */
+  readonly from: readonly string[]
+  /** Added with the tenant's own value when the body names none. */
+  readonly insert: boolean
 }
 
-/** The endpoints whose bodies name an end user (provider registry ids). */
-const RULES: ReadonlyMap<string, EndUserRule> = new Map([
-  ['openai.chat', { insert: 'safety_identifier', user: true }],
-  ['openai.responses', { insert: 'safety_identifier', user: true }],
-  ['openai.images', { insert: 'safety_identifier', user: true }],
-  ['openai.completions', { insert: undefined, user: true }],
-  ['openai.embeddings', { insert: undefined, user: true }],
-  ['claude.messages', { insert: 'metadata.user_id', user: false }],
+const OPENAI_MODEL_CALL: readonly BoundField[] = [
+  { field: 'safety_identifier', from: ['safety_identifier', 'user'], insert: true },
+  { field: 'user', from: ['user'], insert: false },
+  { field: 'prompt_cache_key', from: ['prompt_cache_key'], insert: true },
+]
+
+/** The endpoints whose bodies hold such fields (provider registry ids). */
+const RULES: ReadonlyMap<string, readonly BoundField[]> = new Map([
+  ['openai.chat', OPENAI_MODEL_CALL],
+  ['openai.responses', OPENAI_MODEL_CALL],
+  ['openai.images', [OPENAI_MODEL_CALL[0]!, OPENAI_MODEL_CALL[1]!]],
+  ['openai.completions', [OPENAI_MODEL_CALL[1]!]],
+  ['openai.embeddings', [OPENAI_MODEL_CALL[1]!]],
+  ['claude.messages', [{ field: 'metadata.user_id', from: ['metadata.user_id'], insert: true }]],
 ])
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v)
 
-/** The member each tenant's requests get when they name no end user, made once per tenant. */
+/** A member's value, `metadata.user_id` included; undefined unless a string. */
+function named(o: Record<string, unknown>, path: string): string | undefined {
+  const v = path === 'metadata.user_id' ? (isObject(o.metadata) ? o.metadata.user_id : undefined) : o[path]
+  return typeof v === 'string' ? v : undefined
+}
+
+/** The top-level member each field lives in. */
+const memberOf = (field: BoundField['field']): string => (field === 'metadata.user_id' ? 'metadata' : field)
+
+/** The members a tenant's body gets when it names none of the fields, made once per tenant and endpoint. */
 const defaults = new Map<string, Buffer>()
 
-function defaultMember(rule: EndUserRule, tenant: string): Buffer {
-  const cacheKey = `${rule.insert ?? ''}\0${tenant}`
-  let member = defaults.get(cacheKey)
-  if (member === undefined) {
+function defaultMembers(endpoint: string, fields: readonly BoundField[], tenant: string): Buffer {
+  const cacheKey = `${endpoint}\0${tenant}`
+  let members = defaults.get(cacheKey)
+  if (members === undefined) {
     const id = JSON.stringify(tenantScoped(tenant, ''))
-    member = Buffer.from(rule.insert === 'safety_identifier' ? `"safety_identifier":${id}` : `"metadata":{"user_id":${id}}`)
+    const parts = fields.filter((f) => f.insert).map((f) => (f.field === 'metadata.user_id' ? `"metadata":{"user_id":${id}}` : `"${f.field}":${id}`))
+    members = Buffer.from(parts.join(','))
     // Bounded: a gateway's keys are few, but nothing here may grow without limit.
     if (defaults.size >= 10_000) defaults.clear()
-    defaults.set(cacheKey, member)
+    defaults.set(cacheKey, members)
   }
-  return member
+  return members
 }
 
 /**
- * The body of a request to `endpoint` with its end-user identifiers bound to `tenant` (see above);
- * undefined when nothing is to change (an endpoint without end users, a body that is not a JSON
- * object). `parsed` is the body as an object when a layer before parsed it. A body that names no end
- * user gets its tenant's identifier added before its closing brace, every other byte as sent; one
- * that names one is serialised again with the bound value.
+ * The body of a request to `endpoint` with the fields above bound to `tenant`; undefined when
+ * nothing is to change (an endpoint without such fields, a body that is not a JSON object, nothing
+ * named and nothing to add). `parsed` is the body as an object when a layer before parsed it. A body
+ * that names none of them gets its tenant's own added before its closing brace, every other byte as
+ * sent; one that names one is serialised again with the bound values.
  */
 export function withTenantEndUser(endpoint: string | undefined, parsed: unknown, body: Buffer, tenant: string): Buffer | undefined {
-  const rule = endpoint === undefined ? undefined : RULES.get(endpoint)
-  if (!rule) return undefined
+  const fields = endpoint === undefined ? undefined : RULES.get(endpoint)
+  if (!fields) return undefined
   let o: unknown = parsed
   if (!isObject(o)) {
     try {
@@ -75,21 +99,21 @@ export function withTenantEndUser(endpoint: string | undefined, parsed: unknown,
     }
     if (!isObject(o)) return undefined
   }
-  const user = rule.user && typeof o.user === 'string' ? o.user : undefined
-  if (rule.insert === 'metadata.user_id') {
-    const metadata = o.metadata
-    if (metadata === undefined && body.indexOf('"metadata"') === -1) return spliced(body, defaultMember(rule, tenant))
-    const own = isObject(metadata) && typeof metadata.user_id === 'string' ? metadata.user_id : ''
-    const next = { ...o, metadata: { ...(isObject(metadata) ? metadata : {}), user_id: tenantScoped(tenant, own) } }
-    return Buffer.from(JSON.stringify(next), 'utf8')
+  const obj = o
+  const values = fields.map((f) => f.from.map((path) => named(obj, path)).find((v) => v !== undefined))
+  if (values.every((v) => v === undefined)) {
+    if (!fields.some((f) => f.insert)) return undefined
+    // Nothing named, and no member of that name in the body in any form: added as they are.
+    const free = fields.every((f) => !f.insert || (obj[memberOf(f.field)] === undefined && body.indexOf(`"${memberOf(f.field)}"`) === -1))
+    if (free) return spliced(body, defaultMembers(endpoint!, fields, tenant))
   }
-  const named = typeof o.safety_identifier === 'string' ? o.safety_identifier : undefined
-  if (named === undefined && user === undefined) {
-    if (rule.insert === undefined) return undefined
-    if (o.safety_identifier === undefined && body.indexOf('"safety_identifier"') === -1) return spliced(body, defaultMember(rule, tenant))
-  }
-  const next: Record<string, unknown> = { ...o }
-  if (user !== undefined) next.user = tenantScoped(tenant, user)
-  if (rule.insert !== undefined || named !== undefined) next.safety_identifier = tenantScoped(tenant, named ?? user ?? '')
+  const next: Record<string, unknown> = { ...obj }
+  fields.forEach((f, i) => {
+    const value = values[i]
+    if (value === undefined && !f.insert) return
+    const bound = tenantScoped(tenant, value ?? '')
+    if (f.field === 'metadata.user_id') next.metadata = { ...(isObject(obj.metadata) ? obj.metadata : {}), user_id: bound }
+    else next[f.field] = bound
+  })
   return Buffer.from(JSON.stringify(next), 'utf8')
 }

@@ -305,7 +305,7 @@ describe('gatehouseProxy alone: end-user identifiers per tenant', () => {
     return mock.upstream.last!.body.toString('utf8')
   }
 
-  it("gives every request its tenant's identifier: added when none is named (every other byte as sent), bound to the key when one is", async () => {
+  it("gives every request its tenant's identifiers: added when none is named (every other byte as sent), bound to the key when one is", async () => {
     const gw = await mount({ providers: mock.providers(), body: (req) => (req as unknown as { raw?: Buffer }).raw }, [
       express.raw({ type: 'application/json' }),
       (req, _res, next) => {
@@ -317,24 +317,28 @@ describe('gatehouseProxy alone: end-user identifiers per tenant', () => {
     ])
     try {
       const plain = '{ "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}] }'
-      expect(await sentBody(gw.url, '/v1/chat/completions', plain, 'key_a')).toBe(`{ "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}] ,"safety_identifier":"${scoped('key_a', '')}"}`)
+      const own = scoped('key_a', '')
+      expect(await sentBody(gw.url, '/v1/chat/completions', plain, 'key_a')).toBe(`{ "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}] ,"safety_identifier":"${own}","prompt_cache_key":"${own}"}`)
       // Named: bound to the key, so key_b's "end-user-1" is never key_a's.
-      const named = JSON.stringify({ ...chat, safety_identifier: 'end-user-1', user: 'legacy-7' })
-      expect(JSON.parse(await sentBody(gw.url, '/v1/chat/completions', named, 'key_a'))).toEqual({ ...chat, safety_identifier: scoped('key_a', 'end-user-1'), user: scoped('key_a', 'legacy-7') })
-      expect(JSON.parse(await sentBody(gw.url, '/v1/chat/completions', named, 'key_b'))).toMatchObject({ safety_identifier: scoped('key_b', 'end-user-1') })
+      const named = JSON.stringify({ ...chat, safety_identifier: 'end-user-1', user: 'legacy-7', prompt_cache_key: 'faq-v2' })
+      expect(JSON.parse(await sentBody(gw.url, '/v1/chat/completions', named, 'key_a'))).toEqual({ ...chat, safety_identifier: scoped('key_a', 'end-user-1'), user: scoped('key_a', 'legacy-7'), prompt_cache_key: scoped('key_a', 'faq-v2') })
+      expect(JSON.parse(await sentBody(gw.url, '/v1/chat/completions', named, 'key_b'))).toMatchObject({ safety_identifier: scoped('key_b', 'end-user-1'), prompt_cache_key: scoped('key_b', 'faq-v2') })
       expect(scoped('key_b', 'end-user-1')).not.toBe(scoped('key_a', 'end-user-1'))
       // The older `user` alone names the end user too.
-      expect(JSON.parse(await sentBody(gw.url, '/v1/responses', JSON.stringify({ model: 'gpt-4o-mini', input: 'hi', user: 'u9' }), 'key_a'))).toMatchObject({ user: scoped('key_a', 'u9'), safety_identifier: scoped('key_a', 'u9') })
+      expect(JSON.parse(await sentBody(gw.url, '/v1/responses', JSON.stringify({ model: 'gpt-4o-mini', input: 'hi', user: 'u9' }), 'key_a'))).toEqual({ model: 'gpt-4o-mini', input: 'hi', user: scoped('key_a', 'u9'), safety_identifier: scoped('key_a', 'u9'), prompt_cache_key: own })
+      // A member of that name anywhere in the text (here in a message) takes the serialising path: never a key twice.
+      const quoted = JSON.stringify({ ...chat, messages: [{ role: 'user', content: 'what is "prompt_cache_key"?' }] })
+      expect(JSON.parse(await sentBody(gw.url, '/v1/chat/completions', quoted, 'key_a'))).toEqual({ ...JSON.parse(quoted), safety_identifier: own, prompt_cache_key: own })
       // Anthropic: metadata.user_id, added or bound.
       const msg = { model: 'claude-sonnet-4-5', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }
-      expect(JSON.parse(await sentBody(gw.url, '/v1/messages', JSON.stringify(msg), 'key_a'))).toEqual({ ...msg, metadata: { user_id: scoped('key_a', '') } })
+      expect(JSON.parse(await sentBody(gw.url, '/v1/messages', JSON.stringify(msg), 'key_a'))).toEqual({ ...msg, metadata: { user_id: own } })
       expect(JSON.parse(await sentBody(gw.url, '/v1/messages', JSON.stringify({ ...msg, metadata: { user_id: 'alice' } }), 'key_a'))).toEqual({ ...msg, metadata: { user_id: scoped('key_a', 'alice') } })
       // Embeddings take no safety_identifier: only a `user` given is bound.
       const emb = JSON.stringify({ model: 'text-embedding-3-small', input: 'hi' })
       expect(await sentBody(gw.url, '/v1/embeddings', emb, 'key_a')).toBe(emb)
       expect(JSON.parse(await sentBody(gw.url, '/v1/embeddings', JSON.stringify({ model: 'text-embedding-3-small', input: 'hi', user: 'u1' }), 'key_a'))).toMatchObject({ user: scoped('key_a', 'u1') })
       // A stream gets both its identifier and the usage request, in valid JSON.
-      expect(JSON.parse(await sentBody(gw.url, '/v1/chat/completions', JSON.stringify({ ...chat, stream: true }), 'key_a'))).toEqual({ ...chat, stream: true, safety_identifier: scoped('key_a', ''), stream_options: { include_usage: true } })
+      expect(JSON.parse(await sentBody(gw.url, '/v1/chat/completions', JSON.stringify({ ...chat, stream: true }), 'key_a'))).toEqual({ ...chat, stream: true, safety_identifier: own, prompt_cache_key: own, stream_options: { include_usage: true } })
       // Without a client key, the body goes as sent.
       expect(await sentBody(gw.url, '/v1/chat/completions', named)).toBe(named)
     } finally {

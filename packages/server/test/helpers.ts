@@ -120,12 +120,13 @@ export async function deleteRedisKeys(prefix: string): Promise<void> {
 
 /**
  * The body the provider gets for a model call `sent` as JSON text by client key `keyId` that names
- * no end user: its key's own identifier added before the closing brace, every other byte as sent
- * (the proxy's tenantEndUsers: `safety_identifier` for OpenAI, `metadata.user_id` for Anthropic).
+ * no end user: its key's own identifiers added before the closing brace, every other byte as sent
+ * (the proxy's tenantEndUsers: `safety_identifier` and `prompt_cache_key` for OpenAI,
+ * `metadata.user_id` for Anthropic).
  */
 export function withTenantEndUser(sent: string, keyId: string, provider: 'openai' | 'claude'): string {
   const id = JSON.stringify(`gh-${createHash('sha256').update(keyId).update('\0').update('').digest('base64url')}`)
-  const member = provider === 'openai' ? `"safety_identifier":${id}` : `"metadata":{"user_id":${id}}`
+  const member = provider === 'openai' ? `"safety_identifier":${id},"prompt_cache_key":${id}` : `"metadata":{"user_id":${id}}`
   const end = sent.lastIndexOf('}')
   return `${sent.slice(0, end)},${member}${sent.slice(end)}`
 }

@@ -129,7 +129,7 @@ describe('a hostile tenant against the data plane', () => {
     expect(sent).not.toContain('order-42-retry')
   })
 
-  it("a tenant's abuse is attributed to it, not to the shared account, and it cannot name another tenant's end users", async () => {
+  it("a tenant's abuse is attributed to it, not to the shared account, and it cannot name another tenant's end users or cache key", async () => {
     const body = (extra: object = {}): RequestInit => post(h.key, openaiBody(extra))
     const sentFor = async (init: RequestInit): Promise<Record<string, unknown>> => {
       expect((await fetch(`${h.url}/v1/chat/completions`, init)).status).toBe(200)
@@ -145,6 +145,10 @@ describe('a hostile tenant against the data plane', () => {
     const a = (await sentFor(body({ safety_identifier: 'victim-user-1' }))).safety_identifier
     const b = (await sentFor(post(other, openaiBody({ safety_identifier: 'victim-user-1' })))).safety_identifier
     expect(new Set([a, b, 'victim-user-1']).size).toBe(3)
+    // Nor aim at another tenant's share of the prompt cache with its cache key.
+    const ka = (await sentFor(body({ prompt_cache_key: 'victim-cache' }))).prompt_cache_key
+    const kb = (await sentFor(post(other, openaiBody({ prompt_cache_key: 'victim-cache' })))).prompt_cache_key
+    expect(new Set([ka, kb, 'victim-cache']).size).toBe(3)
     // Anthropic's metadata.user_id likewise.
     const claudeSent = async (key: string, extra: object = {}): Promise<unknown> => {
       expect((await fetch(`${h.url}/v1/messages`, post(key, anthropicBody(extra), { 'anthropic-version': '2023-06-01' }))).status).toBe(200)
