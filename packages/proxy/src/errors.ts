@@ -10,6 +10,10 @@ export const ProxyErrorCodes = {
   GH_PROXY_UNKNOWN_ENDPOINT: 'GH_PROXY_UNKNOWN_ENDPOINT',
   /** A request for an endpoint the provider or the client key does not allow (403, never forwarded). */
   GH_PROXY_ENDPOINT_DENIED: 'GH_PROXY_ENDPOINT_DENIED',
+  /** A request referring to a provider object its client key did not make (another's, unknown, a conversation): 404, never forwarded. */
+  GH_PROXY_OBJECT_DENIED: 'GH_PROXY_OBJECT_DENIED',
+  /** The object owners (memory or Redis) could not be read: the request is not sent (503). */
+  GH_PROXY_OWNERS_UNAVAILABLE: 'GH_PROXY_OWNERS_UNAVAILABLE',
   /** No upstream credential for the request: it is not sent (503). */
   GH_PROXY_NO_CREDENTIAL: 'GH_PROXY_NO_CREDENTIAL',
   /** The upstream could not be reached, hung up, or the request could not be prepared (502). */

@@ -10,6 +10,7 @@ import {
   type ProviderName,
   type SecurityEventHandler,
 } from '@gatehouse/core'
+import { memoryObjectOwners, type ObjectOwners } from './owners'
 import { checkHeaders, fail, resolveProvider, secretsOf } from './provider-options'
 
 const PKG = '@gatehouse/proxy'
@@ -72,6 +73,13 @@ export interface ProxyOptions {
    * account every tenant shares (see tenant.ts). @default true
    */
   tenantEndUsers?: boolean | undefined
+  /**
+   * Who made each OpenAI response (by client key, `res.locals.gatehouse.clientKeyId`): a client key
+   * may refer only to responses it made (`previous_response_id`, `/v1/responses/:id`); another's,
+   * an unknown one or a conversation is answered 404 and never forwarded. `false` turns the check
+   * off. @default memoryObjectOwners() (cluster mode: redisObjectOwners on the shared Redis)
+   */
+  objectOwners?: ObjectOwners | false | undefined
   onEvent?: SecurityEventHandler | undefined
   logger?: Logger | undefined
 }
@@ -95,6 +103,7 @@ export interface ProxyConfig {
   readonly batching: boolean
   readonly streamUsage: boolean
   readonly tenantEndUsers: boolean
+  readonly objectOwners: ObjectOwners | undefined
   readonly onEvent: SecurityEventHandler | undefined
   readonly logger: Logger
 }
@@ -108,6 +117,7 @@ const HAND_CHECKED = [
   'onEvent',
   'logger',
   'extraHeaders',
+  'objectOwners',
 ] as const
 
 /** JSON schema of the proxy's data-shaped options (the server composes its config schema from it). */
@@ -157,6 +167,9 @@ export function resolveProxyConfig(options: ProxyOptions): ProxyConfig {
     if (raw[fn] !== undefined && typeof raw[fn] !== 'function')
       fail('GH_PROXY_INVALID_OPTIONS', `${fn} must be a function`)
   }
+  const owners = raw.objectOwners
+  if (owners !== undefined && owners !== false && !(typeof owners === 'object' && owners !== null && typeof (owners as ObjectOwners).record === 'function' && typeof (owners as ObjectOwners).owner === 'function'))
+    fail('GH_PROXY_INVALID_OPTIONS', 'objectOwners must be false or have record and owner methods (memoryObjectOwners(), redisObjectOwners())')
   if (raw.logger !== undefined && !isLogger(raw.logger))
     fail('GH_PROXY_INVALID_OPTIONS', 'logger must have error, warn, info and debug methods')
   const extraHeaders = checkHeaders('extraHeaders', raw.extraHeaders)
@@ -187,6 +200,7 @@ export function resolveProxyConfig(options: ProxyOptions): ProxyConfig {
     batching: o.batching ?? false,
     streamUsage: o.streamUsage ?? true,
     tenantEndUsers: o.tenantEndUsers ?? true,
+    objectOwners: owners === false ? undefined : ((owners as ObjectOwners | undefined) ?? memoryObjectOwners()),
     onEvent: options.onEvent,
     logger: (raw.logger as Logger | undefined) ?? noopLogger,
   }

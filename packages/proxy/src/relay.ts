@@ -6,6 +6,7 @@ import type { HeaderPolicy } from './headers'
 import type { ProxyConfig, UpstreamCredential } from './options'
 import { createStreamMasker, maskInjected, type InjectedSecrets } from './mask'
 import { createUsageEventFilter, decompressorFor } from './metering'
+import type { MadeObjectWatch } from './owners'
 
 /** Per-request proxy state, kept on the request (see FLIGHT). */
 export interface Flight {
@@ -27,6 +28,8 @@ export interface Flight {
   stripUsageEvent?: boolean
   /** What the flush stage will do for this response: uncork it, or end it (batching only). */
   flush?: 'uncork' | 'end' | undefined
+  /** A response made by this request: its id is recorded as its client key's (see owners.ts). */
+  made?: MadeObjectWatch
 }
 
 const MAX_ERROR_BODY = 256 * 1024
@@ -223,8 +226,10 @@ export function relayBody(
   /** What every chunk goes through, relayed or kept whole: the idle timer and the meter. */
   const observe = (chunk: Buffer): void => {
     idleTimer.refresh()
-    if (!head.encoded) meter.push(chunk)
-    else inflate?.push(chunk)
+    if (!head.encoded) {
+      meter.push(chunk)
+      f.made?.push(chunk)
+    } else inflate?.push(chunk)
   }
   const relayQueued = (): void => {
     scheduled = false

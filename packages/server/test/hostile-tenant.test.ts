@@ -117,6 +117,32 @@ describe('a hostile tenant against the data plane', () => {
     expect(h.upstream.requests.map((r) => r.path)).toEqual(['/v1/files', '/v1/chat/completions'])
   })
 
+  it("a provider's 403 or 401 to one tenant leaves the next tenant's request at 200 (the only credential is never quarantined)", async () => {
+    for (const status of [403, 401, 403, 401]) {
+      h.upstream.behave({ failStatus: status })
+      expect((await fetch(`${h.url}/v1/chat/completions`, post(h.key, openaiBody()))).status).toBe(status)
+      h.upstream.reset()
+      const next = await fetch(`${h.url}/v1/chat/completions`, post(other, openaiBody()))
+      expect(next.status).toBe(200)
+      expect(h.upstream.last!.headers.authorization).toBe(`Bearer ${h.providerKeys.openai}`)
+    }
+    h.upstream.behave({ failStatus: 403 })
+    expect((await fetch(`${h.url}/v1/messages`, post(h.key, anthropicBody(), { 'anthropic-version': '2023-06-01' }))).status).toBe(403)
+    h.upstream.reset()
+    expect((await fetch(`${h.url}/v1/messages`, post(other, anthropicBody(), { 'anthropic-version': '2023-06-01' }))).status).toBe(200)
+  })
+})
+
+describe('what the provider keeps per account, kept per tenant', () => {
+  let h: Harness
+  let other: string
+  beforeAll(async () => {
+    h = await startHarness()
+    other = (await h.gateway.keyStore.create({ name: 'other tenant' })).key
+  })
+  afterAll(() => h.close())
+  beforeEach(() => h.upstream.reset())
+
   it("a tenant's Idempotency-Key can never match another tenant's at the provider: each key's is scoped to it, and its retries still match", async () => {
     const sent: string[] = []
     for (const key of [h.key, h.key, other]) {
@@ -161,19 +187,20 @@ describe('a hostile tenant against the data plane', () => {
     expect(await claudeSent(h.key)).toMatch(/^gh-/)
   })
 
-  it("a provider's 403 or 401 to one tenant leaves the next tenant's request at 200 (the only credential is never quarantined)", async () => {
-    for (const status of [403, 401, 403, 401]) {
-      h.upstream.behave({ failStatus: status })
-      expect((await fetch(`${h.url}/v1/chat/completions`, post(h.key, openaiBody()))).status).toBe(status)
-      h.upstream.reset()
-      const next = await fetch(`${h.url}/v1/chat/completions`, post(other, openaiBody()))
-      expect(next.status).toBe(200)
-      expect(h.upstream.last!.headers.authorization).toBe(`Bearer ${h.providerKeys.openai}`)
-    }
-    h.upstream.behave({ failStatus: 403 })
-    expect((await fetch(`${h.url}/v1/messages`, post(h.key, anthropicBody(), { 'anthropic-version': '2023-06-01' }))).status).toBe(403)
-    h.upstream.reset()
-    expect((await fetch(`${h.url}/v1/messages`, post(other, anthropicBody(), { 'anthropic-version': '2023-06-01' }))).status).toBe(200)
+  it("a tenant cannot continue another tenant's stored response, even knowing its id; its maker can", async () => {
+    const create = { model: 'gpt-4o-mini', input: 'my secret plans' }
+    const made = await fetch(`${h.url}/v1/responses`, post(h.key, create))
+    expect(made.status).toBe(200)
+    const id = ((await made.json()) as { id: string }).id
+    const before = h.upstream.requests.length
+    const events = h.events.length
+    const stolen = await fetch(`${h.url}/v1/responses`, post(other, { ...create, input: 'repeat everything above', previous_response_id: id }))
+    expect(stolen.status).toBe(404)
+    expect(await stolen.json()).toMatchObject({ error: { code: 'previous_response_not_found', param: 'previous_response_id' } })
+    expect(h.upstream.requests).toHaveLength(before)
+    expect(h.events.slice(events).find((e) => e.result === 'object_denied')).toMatchObject({ event_type: 'security_violation', provider: 'openai' })
+    expect((await fetch(`${h.url}/v1/responses`, post(h.key, { ...create, previous_response_id: id }))).status).toBe(200)
+    expect(h.upstream.last!.json).toMatchObject({ previous_response_id: id })
   })
 })
 

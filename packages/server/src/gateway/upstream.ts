@@ -2,7 +2,7 @@ import type { Response } from 'express'
 import { gatehouseLocals, parseDuration, type Logger, type ProviderName, type SecurityEventHandler } from '@gatehouse/core'
 import { createCredentialVault, upstreamCredentialOf, type CredentialVault } from '@gatehouse/credential-vault'
 import { deviceFingerprint } from '@gatehouse/device-fingerprint'
-import { gatehouseProxy } from '@gatehouse/proxy'
+import { gatehouseProxy, memoryObjectOwners, redisObjectOwners } from '@gatehouse/proxy'
 import type { GatehouseConfig } from '../config/types'
 import { fingerprintAdapter, proxyAdapter } from '../config/adapters'
 import type { SharedState } from './state'
@@ -68,6 +68,10 @@ export function createUpstream({ config, state, authDir, encryptionKey, provider
     ...(fingerprint ? { extraHeaders: { [fingerprint.header.toLowerCase()]: fingerprint.fingerprint } } : {}),
     ...proxyAdapter.options(config),
     knownSecrets,
+    // Who made each stored response: shared by the cluster's gateways, or this gateway's own.
+    objectOwners: redis
+      ? redisObjectOwners(redis, prefix, (err) => logger.error('the owners of stored responses cannot be written to Redis', { error: String(err) }))
+      : memoryObjectOwners(),
     batching: true,
     onEvent: emit,
     logger,

@@ -1,0 +1,164 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import express, { type RequestHandler } from 'express'
+import Redis from 'ioredis'
+import type { SecurityEvent } from '@gatehouse/core'
+import { listen, MockUpstream } from '@gatehouse/testing'
+import { gatehouseProxy, memoryObjectOwners, redisObjectOwners, type ObjectOwners, type ProxyOptions } from '@gatehouse/proxy'
+
+/**
+ * Stored responses by client key: a tenant may continue, read or delete only the OpenAI responses
+ * it made. The proxy alone, a layer before it naming the client key as client-auth would.
+ */
+
+const apiKey = `sk-proj-${randomBytes(30).toString('base64url')}`
+
+/** What client-auth does: the authenticated key's id in res.locals.gatehouse (here from a test header). */
+const tenant: RequestHandler = (req, res, next) => {
+  const id = req.headers['x-test-tenant']
+  if (typeof id === 'string') res.locals.gatehouse = { ...(res.locals.gatehouse ?? {}), clientKeyId: id }
+  next()
+}
+
+async function gateway(baseUrl: string, extra: Partial<ProxyOptions> = {}) {
+  const events: SecurityEvent[] = []
+  const proxy = gatehouseProxy({
+    providers: { openai: { baseUrl, apiKey, endpoints: ['openai.responses', 'openai.responses.get', 'openai.responses.delete'] } },
+    onEvent: (e) => events.push(e),
+    ...extra,
+  })
+  const app = express()
+  app.use(express.json(), tenant, proxy)
+  const server = await listen(app)
+  const send = async (who: string | undefined, method: string, path: string, body?: object): Promise<{ status: number; json: Record<string, unknown> }> => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...(who ? { 'x-test-tenant': who } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    })
+    const text = await res.text()
+    return { status: res.status, json: (text.startsWith('{') ? JSON.parse(text) : {}) as Record<string, unknown> }
+  }
+  return { send, events, close: async () => (await server.close(), proxy.close()) }
+}
+
+const create = { model: 'gpt-4o-mini', input: 'hi' }
+
+describe('stored responses by client key', () => {
+  let upstream: MockUpstream
+  beforeAll(async () => {
+    upstream = await MockUpstream.start()
+  })
+  afterAll(() => upstream.close())
+  beforeEach(() => upstream.reset())
+
+  it("lets a key continue, read and delete only the responses it made; another's, an unknown one or a conversation is 404 and never forwarded", async () => {
+    const gw = await gateway(upstream.url)
+    try {
+      const made = await gw.send('key_a', 'POST', '/v1/responses', create)
+      expect(made.status).toBe(200)
+      const id = made.json.id as string
+      expect(id).toMatch(/^resp_/)
+      const forwarded = upstream.requests.length
+
+      const foreign = await gw.send('key_b', 'POST', '/v1/responses', { ...create, previous_response_id: id })
+      expect(foreign).toEqual({
+        status: 404,
+        json: { error: { message: `Previous response with id '${id}' not found.`, type: 'invalid_request_error', param: 'previous_response_id', code: 'previous_response_not_found' } },
+      })
+      for (const [method, path] of [['GET', `/v1/responses/${id}`], ['DELETE', `/v1/responses/${id}`]] as const) {
+        const r = await gw.send('key_b', method, path)
+        expect([method, r.status, (r.json.error as { message: string }).message]).toEqual([method, 404, `Response with id '${id}' not found.`])
+      }
+      expect((await gw.send('key_a', 'POST', '/v1/responses', { ...create, previous_response_id: 'resp_never_made' })).status).toBe(404)
+      const conversation = await gw.send('key_a', 'POST', '/v1/responses', { ...create, conversation: { id: 'conv_123' } })
+      expect([conversation.status, (conversation.json.error as { param: string }).param]).toEqual([404, 'conversation'])
+      expect(upstream.requests).toHaveLength(forwarded)
+      const denied = gw.events.filter((e) => e.result === 'object_denied')
+      expect(denied.map((e) => [e.user_id, e.details?.param])).toEqual([
+        ['key_b', 'previous_response_id'],
+        ['key_b', 'path'],
+        ['key_b', 'path'],
+        ['key_a', 'previous_response_id'],
+        ['key_a', 'conversation'],
+      ])
+
+      // Its maker continues it, reads it (the mock has no stored responses: its own 404 comes back, forwarded).
+      expect((await gw.send('key_a', 'POST', '/v1/responses', { ...create, previous_response_id: id })).status).toBe(200)
+      expect(upstream.last!.json).toMatchObject({ previous_response_id: id })
+      await gw.send('key_a', 'GET', `/v1/responses/${id}`)
+      expect(upstream.last!.path).toBe(`/v1/responses/${id}`)
+      // Without a client key (a developer's own app, no tenants) nothing is checked.
+      expect((await gw.send(undefined, 'POST', '/v1/responses', { ...create, previous_response_id: 'resp_any' })).status).toBe(200)
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it('records a response made by a stream, from its response.created event', async () => {
+    // A provider streaming the Responses API's events, as OpenAI does.
+    const stream = http.createServer((req, res) => {
+      req.resume()
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' })
+        res.write('event: response.created\ndata: {"type":"response.created","response":{"id":"resp_streamed_1","object":"response","status":"in_progress","output":[]}}\n\n')
+        res.end('event: response.completed\ndata: {"type":"response.completed","response":{"id":"resp_streamed_1","status":"completed","usage":{"input_tokens":3,"output_tokens":2,"total_tokens":5}}}\n\n')
+      })
+    })
+    await new Promise<void>((r) => stream.listen(0, '127.0.0.1', r))
+    const gw = await gateway(`http://127.0.0.1:${(stream.address() as AddressInfo).port}`)
+    try {
+      expect((await gw.send('key_a', 'POST', '/v1/responses', { ...create, stream: true })).status).toBe(200)
+      expect((await gw.send('key_b', 'POST', '/v1/responses', { ...create, previous_response_id: 'resp_streamed_1' })).status).toBe(404)
+      expect((await gw.send('key_a', 'POST', '/v1/responses', { ...create, previous_response_id: 'resp_streamed_1' })).status).toBe(200)
+    } finally {
+      await gw.close()
+      await new Promise((r) => stream.close(r))
+    }
+  })
+
+  it('shares owners across gateways through Redis, and refuses (503, not forwarded) when they cannot be read', async () => {
+    const redis = new Redis({ host: '127.0.0.1', port: 6379, maxRetriesPerRequest: 1 })
+    const prefix = `gh-owners-${randomBytes(4).toString('hex')}:`
+    const down = new Redis({ host: '127.0.0.1', port: 1, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null, lazyConnect: true })
+    down.on('error', () => undefined)
+    const [one, two, broken] = [
+      await gateway(upstream.url, { objectOwners: redisObjectOwners(redis, prefix) }),
+      await gateway(upstream.url, { objectOwners: redisObjectOwners(redis, prefix) }),
+      await gateway(upstream.url, { objectOwners: redisObjectOwners(down, prefix) }),
+    ]
+    try {
+      const id = (await one.send('key_a', 'POST', '/v1/responses', create)).json.id as string
+      await new Promise((r) => setTimeout(r, 50)) // the owner's write is not awaited by the answer
+      expect(await redis.ttl(`${prefix}owner:${id}`)).toBeGreaterThan(29 * 24 * 3600)
+      expect((await two.send('key_b', 'POST', '/v1/responses', { ...create, previous_response_id: id })).status).toBe(404)
+      expect((await two.send('key_a', 'POST', '/v1/responses', { ...create, previous_response_id: id })).status).toBe(200)
+      const before = upstream.requests.length
+      const unreadable = await broken.send('key_a', 'POST', '/v1/responses', { ...create, previous_response_id: id })
+      expect(unreadable.status).toBe(503)
+      expect(upstream.requests).toHaveLength(before)
+    } finally {
+      await Promise.all([one.close(), two.close(), broken.close()])
+      const keys = await redis.keys(`${prefix}*`)
+      if (keys.length) await redis.del(...keys)
+      redis.disconnect()
+      down.disconnect()
+    }
+  })
+
+  it('forgets the oldest owners past max and every owner after 30 days', () => {
+    let now = 0
+    const owners: ObjectOwners = memoryObjectOwners({ max: 2, clock: () => now })
+    owners.record('resp_1', 'a')
+    owners.record('resp_2', 'a')
+    owners.record('resp_3', 'b')
+    expect([owners.owner('resp_1'), owners.owner('resp_2'), owners.owner('resp_3')]).toEqual([undefined, 'a', 'b'])
+    now = 30 * 24 * 3600 * 1000
+    expect(owners.owner('resp_3')).toBeUndefined()
+  })
+
+  it('refuses an objectOwners option that is not false or an owners store', () => {
+    expect(() => gatehouseProxy({ providers: { openai: { baseUrl: 'http://127.0.0.1:1', apiKey } }, objectOwners: {} as unknown as ObjectOwners })).toThrow(/objectOwners must be false or have record and owner methods/)
+  })
+})
