@@ -26,15 +26,29 @@ function rawRequest(url: string, method: string, path: string, headers: Record<s
   return rawHttp(url, Buffer.from(request, 'utf8').toString('latin1'))
 }
 
+/**
+ * A gateway for the tests of one describe block (started before them, its mock provider reset
+ * before each, closed after), with a second client key: the other tenant. Read `t.h` and `t.other`
+ * inside the tests.
+ */
+function twoTenants(): { h: Harness; other: string } {
+  const t = {} as { h: Harness; other: string }
+  beforeAll(async () => {
+    t.h = await startHarness()
+    t.other = (await t.h.gateway.keyStore.create({ name: 'other tenant' })).key
+  })
+  afterAll(() => t.h.close())
+  beforeEach(() => t.h.upstream.reset())
+  return t
+}
+
 describe('a hostile tenant against the data plane', () => {
+  const t = twoTenants()
   let h: Harness
   let other: string
-  beforeAll(async () => {
-    h = await startHarness()
-    other = (await h.gateway.keyStore.create({ name: 'other tenant' })).key
+  beforeAll(() => {
+    ;({ h, other } = t)
   })
-  afterAll(() => h.close())
-  beforeEach(() => h.upstream.reset())
 
   it('Expect on a body-less request skips nothing: the credential goes, client forwarding, fingerprint and hop-by-hop headers do not', async () => {
     const res = await rawRequest(h.url, 'GET', '/v1/models', {
@@ -134,14 +148,12 @@ describe('a hostile tenant against the data plane', () => {
 })
 
 describe('what the provider keeps per account, kept per tenant', () => {
+  const t = twoTenants()
   let h: Harness
   let other: string
-  beforeAll(async () => {
-    h = await startHarness()
-    other = (await h.gateway.keyStore.create({ name: 'other tenant' })).key
+  beforeAll(() => {
+    ;({ h, other } = t)
   })
-  afterAll(() => h.close())
-  beforeEach(() => h.upstream.reset())
 
   it("a tenant's Idempotency-Key can never match another tenant's at the provider: each key's is scoped to it, and its retries still match", async () => {
     const sent: string[] = []
