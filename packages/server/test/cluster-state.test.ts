@@ -125,6 +125,27 @@ describe('cluster mode: keys created, revoked and rotated on one replica apply o
   })
 })
 
+describe('cluster mode: stored responses stay their maker\u2019s on every replica', () => {
+  it('a response made through A is continued by its key through B and C, and refused to another key (never forwarded)', async () => {
+    const maker = await createKey(0, 'maker')
+    const stranger = await createKey(0, 'stranger')
+    await within(1000, async () => (await chatOn(2, stranger.key)) === 200)
+    const responses = (i: number, key: string, body: object): Promise<Reply> =>
+      request(url(i), 'POST', '/v1/responses', { authorization: `Bearer ${key}` }, { model: 'gpt-4o-mini', input: 'hi', ...body })
+    const made = await responses(0, maker.key, {})
+    expect(made.status).toBe(200)
+    const id = (JSON.parse(made.body) as { id: string }).id
+    for (const i of [1, 2]) {
+      const ms = await within(1000, async () => (await responses(i, maker.key, { previous_response_id: id })).status === 200)
+      console.log(`cluster state: a response made on A was continued on replica ${i} after ${ms} ms`)
+      upstream.reset()
+      const refused = await responses(i, stranger.key, { previous_response_id: id })
+      expect(refused.status).toBe(404)
+      expect(upstream.requests).toHaveLength(0)
+    }
+  })
+})
+
 describe('cluster mode: maintenance, the kill switch and doctor', () => {
   it('maintenance and the kill switch set through C apply to all three', async () => {
     const { key } = await createKey(2, 'maintenance')
