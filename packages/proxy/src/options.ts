@@ -74,10 +74,10 @@ export interface ProxyOptions {
    */
   tenantEndUsers?: boolean | undefined
   /**
-   * Who made each OpenAI response (by client key, `res.locals.gatehouse.clientKeyId`): a client key
-   * may refer only to responses it made (`previous_response_id`, `/v1/responses/:id`); another's,
-   * an unknown one or a conversation is answered 404 and never forwarded. `false` turns the check
-   * off. @default memoryObjectOwners() (cluster mode: redisObjectOwners on the shared Redis)
+   * Who made each provider object (by client key, `res.locals.gatehouse.clientKeyId`): a client key
+   * may refer only to the responses, files and containers it made; another's, an unknown one or an
+   * object never made through the gateway is answered 404 and never forwarded (references.ts).
+   * `false` turns the check off. @default memoryObjectOwners() (cluster mode: redisObjectOwners)
    */
   objectOwners?: ObjectOwners | false | undefined
   onEvent?: SecurityEventHandler | undefined

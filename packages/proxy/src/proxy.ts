@@ -8,7 +8,7 @@ import { resolveProxyConfig, type ProxyOptions, type ResolvedProvider } from './
 import { secretsOf } from './provider-options'
 import type { Flight } from './relay'
 import { prepareSecrets, type InjectedSecrets } from './mask'
-import { checkObjectOwner } from './owners'
+import { checkObjectOwners } from './references'
 import { sender } from './send'
 import { upstreamFailure, upstreamProxies } from './upstream'
 
@@ -80,7 +80,7 @@ export function gatehouseProxy(options: ProxyOptions): GatehouseProxy {
       // Nothing has left the gateway yet: a request answered before it does costs no tokens.
       gatehouseLocals(res).upstreamReached = false
       const path = admitted.route.upstreamPath
-      const go = (): void => checkObjectOwner(config, req, res, next, path, () => dispatch(req, res, next, admitted.provider, path))
+      const go = (): void => checkObjectOwners(config, admitted.provider.name, req, res, next, path, () => dispatch(req, res, next, admitted.provider, path))
       if (config.body && !req.readableEnded) {
         // A body is given but nobody read the stream: read it to its end first, so that the proxy's
         // pipe of the request stream appends nothing to the body written.

@@ -6,7 +6,7 @@ import type { HeaderPolicy } from './headers'
 import type { ProxyConfig, UpstreamCredential } from './options'
 import { createStreamMasker, maskInjected, type InjectedSecrets } from './mask'
 import { createUsageEventFilter, decompressorFor } from './metering'
-import type { MadeObjectWatch } from './owners'
+import type { MadeObjectWatch } from './references'
 
 /** Per-request proxy state, kept on the request (see FLIGHT). */
 export interface Flight {
@@ -28,7 +28,7 @@ export interface Flight {
   stripUsageEvent?: boolean
   /** What the flush stage will do for this response: uncork it, or end it (batching only). */
   flush?: 'uncork' | 'end' | undefined
-  /** A response made by this request: its id is recorded as its client key's (see owners.ts). */
+  /** What this request's answer makes (a response, a file, a container): its id is recorded as its client key's (references.ts). */
   made?: MadeObjectWatch
 }
 

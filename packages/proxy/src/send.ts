@@ -6,7 +6,7 @@ import { coded, setFlight } from './flight'
 import type { HeaderPolicy } from './headers'
 import type { InjectedSecrets } from './mask'
 import { withStreamUsage } from './metering'
-import { MadeObjectWatch } from './owners'
+import { MadeObjectWatch } from './references'
 import { withTenantEndUser } from './tenant'
 import type { ProxyConfig, ResolvedProvider } from './options'
 import { clearTimers, type Flight } from './relay'
@@ -82,10 +82,9 @@ export function sender(
       body,
       inference: locals.endpointInference ?? false,
       done: false,
-      ...(config.objectOwners && tenant !== undefined && locals.endpoint === 'openai.responses'
-        ? { made: new MadeObjectWatch(config.objectOwners, tenant) }
-        : {}),
     }
+    const made = config.objectOwners && tenant !== undefined ? MadeObjectWatch.for(config.objectOwners, tenant, locals.endpoint, body) : undefined
+    if (made) f.made = made
     setFlight(req, f)
     // The request's headers become exactly what may go upstream: http-proxy copies them as they are.
     req.headers = policy.outgoing(

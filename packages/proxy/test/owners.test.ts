@@ -8,8 +8,9 @@ import { listen, MockUpstream } from '@gatehouse/testing'
 import { gatehouseProxy, memoryObjectOwners, redisObjectOwners, type ObjectOwners, type ProxyOptions } from '@gatehouse/proxy'
 
 /**
- * Stored responses by client key: a tenant may continue, read or delete only the OpenAI responses
- * it made. The proxy alone, a layer before it naming the client key as client-auth would.
+ * Provider objects by client key: a tenant may refer only to the responses, files and containers
+ * it made, and never to objects the gateway never sees made. The proxy alone, a layer before it
+ * naming the client key as client-auth would.
  */
 
 const apiKey = `sk-proj-${randomBytes(30).toString('base64url')}`
@@ -160,5 +161,78 @@ describe('stored responses by client key', () => {
 
   it('refuses an objectOwners option that is not false or an owners store', () => {
     expect(() => gatehouseProxy({ providers: { openai: { baseUrl: 'http://127.0.0.1:1', apiKey } }, objectOwners: {} as unknown as ObjectOwners })).toThrow(/objectOwners must be false or have record and owner methods/)
+  })
+})
+
+describe('files, containers and objects the gateway never sees made', () => {
+  it("lets a key refer only to the files and containers it made, and never to objects the gateway never sees made", async () => {
+    // A provider that makes a file on upload and a container on a code-execution message, as OpenAI and Anthropic do.
+    let files = 0
+    let calls = 0
+    const stub = http.createServer((req, res) => {
+      calls++
+      let body = ''
+      req.on('data', (c: Buffer) => (body += c.toString()))
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json' })
+        if (req.url === '/v1/files') return void res.end(JSON.stringify({ id: `file-made${++files}`, object: 'file', bytes: 5, purpose: 'user_data' }))
+        if (req.url === '/v1/messages' && body.includes('code_execution'))
+          return void res.end(JSON.stringify({ id: 'msg_1', type: 'message', role: 'assistant', content: [{ type: 'text', text: 'x'.repeat(40_000) }], usage: { input_tokens: 1, output_tokens: 1 }, container: { id: 'container_made1', expires_at: '2026-12-05T00:00:00Z' } }))
+        res.end(JSON.stringify({ ok: true }))
+      })
+    })
+    await new Promise<void>((r) => stub.listen(0, '127.0.0.1', r))
+    const base = `http://127.0.0.1:${(stub.address() as AddressInfo).port}`
+    const events: SecurityEvent[] = []
+    const proxy = gatehouseProxy({
+      providers: {
+        openai: { baseUrl: base, apiKey, endpoints: ['openai.chat', 'openai.responses', 'openai.files.create'] },
+        claude: { baseUrl: base, apiKey: `sk-ant-api03-${randomBytes(30).toString('base64url')}` },
+        gemini: { baseUrl: base, apiKey: `AIza${randomBytes(26).toString('base64url')}` },
+      },
+      onEvent: (e) => events.push(e),
+    })
+    const app = express()
+    app.use(express.json({ limit: '1mb' }), tenant, proxy)
+    const server = await listen(app)
+    const send = async (who: string, path: string, body: object | string, type = 'application/json'): Promise<{ status: number; text: string }> => {
+      const res = await fetch(`${server.url}${path}`, { method: 'POST', headers: { 'content-type': type, 'x-test-tenant': who, 'anthropic-version': '2023-06-01' }, body: typeof body === 'string' ? body : JSON.stringify(body) })
+      return { status: res.status, text: await res.text() }
+    }
+    try {
+      const upload = await send('key_a', '/openai/v1/files', '--x\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n--x--\r\n', 'multipart/form-data; boundary=x')
+      expect(upload.status).toBe(200)
+      const chatWith = (fileId: string) => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: fileId } }, { type: 'text', text: 'summarise' }] }] })
+      expect((await send('key_a', '/openai/v1/chat/completions', chatWith('file-made1'))).status).toBe(200)
+      const before = calls
+      const refused = await send('key_b', '/openai/v1/chat/completions', chatWith('file-made1'))
+      expect([refused.status, JSON.parse(refused.text)]).toEqual([404, { error: { message: "File with id 'file-made1' not found.", type: 'invalid_request_error', param: 'file_id', code: 'not_found' } }])
+      expect((await send('key_a', '/openai/v1/chat/completions', chatWith('file-never-uploaded'))).status).toBe(404)
+      // Vector stores, Gemini caches and files: never made through the gateway, never a key's.
+      expect((await send('key_a', '/openai/v1/responses', { model: 'gpt-4o-mini', input: 'q', tools: [{ type: 'file_search', vector_store_ids: ['vs_someone'] }] })).status).toBe(404)
+      expect((await send('key_a', '/gemini/v1beta/models/gemini-2.0-flash:generateContent', { cachedContent: 'cachedContents/abc', contents: [{ role: 'user', parts: [{ text: 'q' }] }] })).status).toBe(404)
+      const geminiFile = { contents: [{ role: 'user', parts: [{ fileData: { mimeType: 'application/pdf', fileUri: 'https://generativelanguage.googleapis.com/v1beta/files/abc' } }] }] }
+      expect((await send('key_a', '/gemini/v1beta/models/gemini-2.0-flash:generateContent', geminiFile)).status).toBe(404)
+      expect(calls).toBe(before)
+      // A container made by key_a's code-execution message (its id at the end of a 40 KB answer) is key_a's only.
+      const tool = { model: 'claude-sonnet-4-5', max_tokens: 64, tools: [{ type: 'code_execution_20250825', name: 'code_execution' }], messages: [{ role: 'user', content: 'run' }] }
+      expect((await send('key_a', '/claude/v1/messages', tool)).status).toBe(200)
+      const reuse = { model: 'claude-sonnet-4-5', max_tokens: 64, container: 'container_made1', messages: [{ role: 'user', content: 'again' }] }
+      const stolen = await send('key_b', '/claude/v1/messages', reuse)
+      expect([stolen.status, JSON.parse(stolen.text)]).toMatchObject([404, { type: 'error', error: { type: 'not_found_error', message: "Container with id 'container_made1' not found." } }])
+      expect((await send('key_a', '/claude/v1/messages', reuse)).status).toBe(200)
+      expect(events.filter((e) => e.result === 'object_denied').map((e) => [e.user_id, e.provider, e.details?.kind])).toEqual([
+        ['key_b', 'openai', 'file'],
+        ['key_a', 'openai', 'file'],
+        ['key_a', 'openai', 'vector_store'],
+        ['key_a', 'gemini', 'cached_content'],
+        ['key_a', 'gemini', 'file'],
+        ['key_b', 'claude', 'container'],
+      ])
+    } finally {
+      await server.close()
+      proxy.close()
+      await new Promise((r) => stub.close(r))
+    }
   })
 })

@@ -199,7 +199,7 @@ describe('what the provider keeps per account, kept per tenant', () => {
     expect(await claudeSent(h.key)).toMatch(/^gh-/)
   })
 
-  it("a tenant cannot continue another tenant's stored response, even knowing its id; its maker can", async () => {
+  it("a tenant cannot continue another tenant's stored response, even knowing its id (its maker can), nor reach the account's objects never made through the gateway", async () => {
     const create = { model: 'gpt-4o-mini', input: 'my secret plans' }
     const made = await fetch(`${h.url}/v1/responses`, post(h.key, create))
     expect(made.status).toBe(200)
@@ -213,6 +213,13 @@ describe('what the provider keeps per account, kept per tenant', () => {
     expect(h.events.slice(events).find((e) => e.result === 'object_denied')).toMatchObject({ event_type: 'security_violation', provider: 'openai' })
     expect((await fetch(`${h.url}/v1/responses`, post(h.key, { ...create, previous_response_id: id }))).status).toBe(200)
     expect(h.upstream.last!.json).toMatchObject({ previous_response_id: id })
+    // Objects never made through the gateway (the account's vector stores, a Gemini cache) are nobody's.
+    const count = h.upstream.requests.length
+    expect((await fetch(`${h.url}/v1/responses`, post(other, { ...create, tools: [{ type: 'file_search', vector_store_ids: ['vs_account_docs'] }] }))).status).toBe(404)
+    const gemini = await fetch(`${h.url}/v1beta/models/gemini-2.0-flash:generateContent`, post(other, { cachedContent: 'cachedContents/operator-prompt', contents: [{ role: 'user', parts: [{ text: 'what is cached?' }] }] }, { 'x-goog-api-key': other }))
+    expect(gemini.status).toBe(404)
+    expect(await gemini.json()).toMatchObject({ error: { code: 404, status: 'NOT_FOUND' } })
+    expect(h.upstream.requests).toHaveLength(count)
   })
 })
 
