@@ -9,11 +9,12 @@ import type { ObjectOwners } from './owners'
  * gateway shares the provider account, and the provider keeps these objects per account:
  *
  * - made through the gateway, recorded as their client key's, usable by that key only: OpenAI
- *   responses (`previous_response_id`, `/v1/responses/:id`), uploaded files (`file_id` anywhere in a
- *   body), Anthropic code-execution containers (`container`);
+ *   responses (`previous_response_id`, `/v1/responses/:id`), uploaded files (`file_id`, `file_ids`
+ *   anywhere in a body), Anthropic code-execution containers (`container`);
  * - never made through the gateway (their create endpoints are not in the registry), so never a
- *   client key's: OpenAI conversations and vector stores (`vector_store_ids`), Gemini cached
- *   contents (`cachedContent`) and uploaded files (a `generativelanguage.googleapis.com` file URI).
+ *   client key's: OpenAI conversations, vector stores (`vector_store_ids`) and containers (a code
+ *   interpreter's `container` id), Gemini cached contents (`cachedContent`) and uploaded files (a
+ *   `generativelanguage.googleapis.com` file URI).
  *
  * A reference to an object the key did not make is answered 404 in the provider's shape, as the
  * provider answers an id it does not have, and never forwarded.
@@ -34,7 +35,7 @@ const NEVER_MADE: ReadonlySet<ObjectKind> = new Set(['conversation', 'vector_sto
 const OBJECT_ID = /^[A-Za-z0-9_./:-]{1,256}$/
 const RESPONSE_PATH = /^\/v1\/responses\/([^/?]+)/
 /** Substrings a body holds when it may refer to an object: a body without any is not walked. */
-const TRIGGERS = ['"file_id"', '"vector_store_ids"', '"previous_response_id"', '"conversation"', '"container"', '"cachedContent"', '"cached_content"', 'generativelanguage.googleapis.com']
+const TRIGGERS = ['"file_id"', '"file_ids"', '"vector_store_ids"', '"previous_response_id"', '"conversation"', '"container"', '"cachedContent"', '"cached_content"', 'generativelanguage.googleapis.com']
 const MAX_DEPTH = 64
 const MAX_REFERENCES = 64
 
@@ -45,7 +46,11 @@ const idOf = (v: unknown): string | undefined => (typeof v === 'string' ? v : is
 /** Whether an id can be an object's at all (a malformed one is never anybody's). */
 export const isObjectId = (id: string): boolean => OBJECT_ID.test(id)
 
-/** Every `file_id`, `vector_store_ids` and Gemini file URI or cached content in a body, depth-first, bounded. */
+/**
+ * Every `file_id`, `file_ids`, `vector_store_ids` and `container` (an id, or an object with one:
+ * Anthropic's, or an OpenAI tool's) in a body, and for Gemini every cached content and file URI;
+ * depth-first, bounded.
+ */
 function walk(node: unknown, gemini: boolean, out: ObjectReference[], depth = 0): void {
   if (depth > MAX_DEPTH || out.length >= MAX_REFERENCES) return
   if (Array.isArray(node)) {
@@ -55,9 +60,10 @@ function walk(node: unknown, gemini: boolean, out: ObjectReference[], depth = 0)
   if (!isObject(node)) return
   for (const [k, v] of Object.entries(node)) {
     if (k === 'file_id' && typeof v === 'string') out.push({ id: v, kind: 'file', param: k })
-    else if (k === 'vector_store_ids' && Array.isArray(v)) {
-      for (const id of v) if (typeof id === 'string') out.push({ id, kind: 'vector_store', param: k })
-    } else if (gemini && (k === 'cachedContent' || k === 'cached_content') && typeof v === 'string') out.push({ id: v, kind: 'cached_content', param: k })
+    else if ((k === 'file_ids' || k === 'vector_store_ids') && Array.isArray(v)) {
+      for (const id of v) if (typeof id === 'string') out.push({ id, kind: k === 'file_ids' ? 'file' : 'vector_store', param: k })
+    } else if (!gemini && k === 'container' && idOf(v) !== undefined) out.push({ id: idOf(v)!, kind: 'container', param: k })
+    else if (gemini && (k === 'cachedContent' || k === 'cached_content') && typeof v === 'string') out.push({ id: v, kind: 'cached_content', param: k })
     else if (gemini && (k === 'fileUri' || k === 'file_uri') && typeof v === 'string' && v.includes('generativelanguage.googleapis.com')) out.push({ id: v, kind: 'file', param: k })
     else walk(v, gemini, out, depth + 1)
   }
@@ -91,10 +97,6 @@ export function objectReferences(endpoint: string | undefined, req: Request, ups
     if (typeof o.previous_response_id === 'string') out.push({ id: o.previous_response_id, kind: 'response', param: 'previous_response_id' })
     const conversation = idOf(o.conversation)
     if (conversation !== undefined) out.push({ id: conversation, kind: 'conversation', param: 'conversation' })
-  }
-  if (endpoint === 'claude.messages') {
-    const container = idOf(o.container)
-    if (container !== undefined) out.push({ id: container, kind: 'container', param: 'container' })
   }
   walk(o, endpoint.startsWith('gemini.'), out)
   return out

@@ -210,10 +210,15 @@ describe('files, containers and objects the gateway never sees made', () => {
       expect((await send('key_a', '/openai/v1/chat/completions', chatWith('file-never-uploaded'))).status).toBe(404)
       // Vector stores, Gemini caches and files: never made through the gateway, never a key's.
       expect((await send('key_a', '/openai/v1/responses', { model: 'gpt-4o-mini', input: 'q', tools: [{ type: 'file_search', vector_store_ids: ['vs_someone'] }] })).status).toBe(404)
+      // A code interpreter's files: its own upload passes, another's does not; an existing OpenAI container is nobody's.
+      const interpreter = (container: unknown) => ({ model: 'gpt-4o-mini', input: 'q', tools: [{ type: 'code_interpreter', container }] })
+      expect((await send('key_b', '/openai/v1/responses', interpreter({ type: 'auto', file_ids: ['file-made1'] }))).status).toBe(404)
+      expect((await send('key_a', '/openai/v1/responses', interpreter('cntr_someone'))).status).toBe(404)
       expect((await send('key_a', '/gemini/v1beta/models/gemini-2.0-flash:generateContent', { cachedContent: 'cachedContents/abc', contents: [{ role: 'user', parts: [{ text: 'q' }] }] })).status).toBe(404)
       const geminiFile = { contents: [{ role: 'user', parts: [{ fileData: { mimeType: 'application/pdf', fileUri: 'https://generativelanguage.googleapis.com/v1beta/files/abc' } }] }] }
       expect((await send('key_a', '/gemini/v1beta/models/gemini-2.0-flash:generateContent', geminiFile)).status).toBe(404)
       expect(calls).toBe(before)
+      expect((await send('key_a', '/openai/v1/responses', interpreter({ type: 'auto', file_ids: ['file-made1'] }))).status).toBe(200)
       // A container made by key_a's code-execution message (its id at the end of a 40 KB answer) is key_a's only.
       const tool = { model: 'claude-sonnet-4-5', max_tokens: 64, tools: [{ type: 'code_execution_20250825', name: 'code_execution' }], messages: [{ role: 'user', content: 'run' }] }
       expect((await send('key_a', '/claude/v1/messages', tool)).status).toBe(200)
@@ -225,6 +230,8 @@ describe('files, containers and objects the gateway never sees made', () => {
         ['key_b', 'openai', 'file'],
         ['key_a', 'openai', 'file'],
         ['key_a', 'openai', 'vector_store'],
+        ['key_b', 'openai', 'file'],
+        ['key_a', 'openai', 'container'],
         ['key_a', 'gemini', 'cached_content'],
         ['key_a', 'gemini', 'file'],
         ['key_b', 'claude', 'container'],
