@@ -133,9 +133,7 @@ export class RefreshCoordinator {
         if (raw === null) break // nothing shared yet: the first refresh seals under the current key
         let opened: { plaintext: Buffer; kid: string }
         try {
-          const env = JSON.parse(raw) as unknown
-          if (!isEnvelopeShaped(env)) throw new Error('the shared tokens are not an envelope')
-          opened = open(this.keyring, `oauth:${id}`, env)
+          opened = this.openShared(id, raw)
         } catch (err) {
           fail(isGatehouseError(err) ? err.code : CredentialVaultErrorCodes.GH_VAULT_INVALID_FILE, err instanceof Error ? err.message : 'the shared tokens cannot be read')
           break
@@ -162,13 +160,18 @@ export class RefreshCoordinator {
     const raw = await this.client.get(dataKey)
     if (raw === null) return undefined
     try {
-      const env = JSON.parse(raw) as unknown
-      if (!isEnvelopeShaped(env)) return undefined
-      const t = JSON.parse(open(this.keyring, `oauth:${id}`, env).plaintext.toString('utf8')) as SharedTokens
+      const t = JSON.parse(this.openShared(id, raw).plaintext.toString('utf8')) as SharedTokens
       return typeof t.access_token === 'string' ? t : undefined
     } catch {
       // Unreadable (another key, tampered): as if absent; this process refreshes with its own.
       return undefined
     }
+  }
+
+  /** Shared tokens as stored → their plaintext and key id; throws when they are not an envelope of this keyring for `id`. */
+  private openShared(id: string, raw: string): { plaintext: Buffer; kid: string } {
+    const env = JSON.parse(raw) as unknown
+    if (!isEnvelopeShaped(env)) throw new Error('the shared tokens are not an envelope')
+    return open(this.keyring, `oauth:${id}`, env)
   }
 }

@@ -1,6 +1,6 @@
 import zlib from 'node:zlib'
 import type { UsageMeter } from '@gatehouse/core'
-import { isSpace, spliced } from './body-splice'
+import { bodyObject, isObject, isSpace, spliced } from './json-body'
 
 /**
  * What the proxy does so that every answer's usage can be metered: it asks OpenAI-style streams
@@ -20,9 +20,6 @@ const EMPTY = Buffer.alloc(0)
 const STREAM_KEY = Buffer.from('"stream"')
 const STREAM_OPTIONS_KEY = Buffer.from('"stream_options"')
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v)
-
 /**
  * The body with `stream_options.include_usage: true` added, for a stream of an endpoint that
  * reports usage only when asked and was not asked; undefined when nothing is to change. `parsed` is
@@ -37,17 +34,9 @@ export function withStreamUsage(
   body: Buffer,
 ): Buffer | undefined {
   if (endpoint === undefined || !USAGE_ON_REQUEST.has(endpoint)) return undefined
-  let o: unknown = parsed
-  if (!isObject(o)) {
-    if (body.indexOf(STREAM_KEY) === -1) return undefined
-    try {
-      o = JSON.parse(body.toString('utf8'))
-    } catch {
-      return undefined
-    }
-    if (!isObject(o)) return undefined
-  }
-  if (o.stream !== true) return undefined
+  if (!isObject(parsed) && body.indexOf(STREAM_KEY) === -1) return undefined
+  const o = bodyObject(parsed, body)
+  if (o?.stream !== true) return undefined
   const so = o.stream_options
   if (isObject(so) && so.include_usage === true) return undefined
   if (so === undefined && body.indexOf(STREAM_OPTIONS_KEY) === -1) return spliced(body, STREAM_OPTIONS_MEMBER)

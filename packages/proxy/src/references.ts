@@ -2,6 +2,7 @@ import type { NextFunction, Request, Response } from 'express'
 import { clientIp, emitSecurityEvent, gatehouseLocals, sendProviderError, type ProviderName } from '@gatehouse/core'
 import { ProxyErrorCodes } from './errors'
 import type { ProxyConfig } from './options'
+import { bodyObject, isObject } from './json-body'
 import type { ObjectOwners } from './owners'
 
 /**
@@ -39,8 +40,6 @@ const TRIGGERS = ['"file_id"', '"file_ids"', '"vector_store_ids"', '"previous_re
 const MAX_DEPTH = 64
 const MAX_REFERENCES = 64
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v)
 const idOf = (v: unknown): string | undefined => (typeof v === 'string' ? v : isObject(v) && typeof v.id === 'string' ? v.id : undefined)
 
 /** Whether an id can be an object's at all (a malformed one is never anybody's). */
@@ -82,16 +81,8 @@ export function objectReferences(endpoint: string | undefined, req: Request, ups
   if (req.method !== 'POST') return []
   // The bytes, when known, say quickly that there is nothing to look for (most requests).
   if (body !== undefined && !TRIGGERS.some((t) => body.includes(t))) return []
-  let o: unknown = req.body
-  if (!isObject(o)) {
-    if (body === undefined) return []
-    try {
-      o = JSON.parse(body.toString('utf8'))
-    } catch {
-      return []
-    }
-    if (!isObject(o)) return []
-  }
+  const o = bodyObject(req.body, body)
+  if (!o) return []
   const out: ObjectReference[] = []
   if (endpoint === 'openai.responses') {
     if (typeof o.previous_response_id === 'string') out.push({ id: o.previous_response_id, kind: 'response', param: 'previous_response_id' })

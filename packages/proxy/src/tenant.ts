@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { spliced } from './body-splice'
+import { bodyObject, isObject, spliced } from './json-body'
 
 /**
  * What the proxy binds to the tenant (the authenticated client key) before a request leaves: every
@@ -51,9 +51,6 @@ const RULES: ReadonlyMap<string, readonly BoundField[]> = new Map([
   ['claude.messages', [{ field: 'metadata.user_id', from: ['metadata.user_id'], insert: true }]],
 ])
 
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v)
-
 /** A member's value, `metadata.user_id` included; undefined unless a string. */
 function named(o: Record<string, unknown>, path: string): string | undefined {
   const v = path === 'metadata.user_id' ? (isObject(o.metadata) ? o.metadata.user_id : undefined) : o[path]
@@ -90,16 +87,8 @@ function defaultMembers(endpoint: string, fields: readonly BoundField[], tenant:
 export function withTenantEndUser(endpoint: string | undefined, parsed: unknown, body: Buffer, tenant: string): Buffer | undefined {
   const fields = endpoint === undefined ? undefined : RULES.get(endpoint)
   if (!fields) return undefined
-  let o: unknown = parsed
-  if (!isObject(o)) {
-    try {
-      o = JSON.parse(body.toString('utf8'))
-    } catch {
-      return undefined
-    }
-    if (!isObject(o)) return undefined
-  }
-  const obj = o
+  const obj = bodyObject(parsed, body)
+  if (!obj) return undefined
   const values = fields.map((f) => f.from.map((path) => named(obj, path)).find((v) => v !== undefined))
   if (values.every((v) => v === undefined)) {
     if (!fields.some((f) => f.insert)) return undefined
