@@ -50,9 +50,7 @@ export class CredentialVault {
     this.refresher = new OAuthRefresher(state, writer)
     this.pool = new CredentialPool(state, this.refresher)
     this.management = new CredentialManagement(state, writer, this.pool, records ? { readable: () => records.ready && !state.closed } : guard)
-    this.maintenance = records
-      ? new VaultMaintenance(state, { rescan: () => records.resync() }, records, this.refresher.coordinator)
-      : new VaultMaintenance(state, this.store, this.writer, this.refresher.coordinator)
+    this.maintenance = new VaultMaintenance(state, records ? { rescan: () => records.resync() } : this.store, writer, this.refresher.coordinator)
     if (!records) this.store.open()
     state.emit({
       event_type: 'config_change',
