@@ -141,9 +141,15 @@ const RUNTIME_HANDOVER = [
 /**
  * Made by the same libc and V8 in situations a short traced run does not reach: mremap when a large
  * block is reallocated, the clock calls when the kernel's clock source has no vDSO fast path (some
- * VMs), sleeps and yields in spin waits, tgkill when a fatal error aborts the process.
+ * VMs), sleeps and yields in spin waits, tgkill when a fatal error aborts the process, and the
+ * memory protection keys V8 guards WebAssembly code with on a CPU that has them (pkey_alloc fails
+ * on one without, and V8 then never calls the other two; denied on one with, the first wasm module,
+ * undici's HTTP parser behind fetch, aborts the process).
  */
 const BEYOND_THE_TRACE = [
+  'pkey_alloc',
+  'pkey_mprotect',
+  'pkey_free',
   'mremap',
   'clock_gettime',
   'clock_getres',
