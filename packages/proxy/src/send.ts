@@ -7,7 +7,7 @@ import type { HeaderPolicy } from './headers'
 import type { InjectedSecrets } from './mask'
 import { withStreamUsage } from './metering'
 import { MadeObjectWatch } from './references'
-import { withTenantEndUser } from './tenant'
+import { tenantBinder } from './tenant'
 import type { ProxyConfig, ResolvedProvider } from './options'
 import { clearTimers, type Flight } from './relay'
 import type { FailRequest } from './upstream'
@@ -46,6 +46,7 @@ export function sender(
   injectedOf: (headers: Readonly<Record<string, string>>) => InjectedSecrets,
   fail: FailRequest,
 ): Send {
+  const bindTenant = tenantBinder()
   return (req, res, next, p, upstreamPath) => {
     const locals = gatehouseLocals(res)
     const credential = config.credential?.(req, res) ?? p.staticCredential
@@ -66,7 +67,7 @@ export function sender(
     let body = bodyOf(config, req, res)
     const tenant = locals.clientKeyId
     if (config.tenantEndUsers && tenant !== undefined && body !== undefined)
-      body = withTenantEndUser(locals.endpoint, (req as { body?: unknown }).body, body, tenant) ?? body
+      body = bindTenant(locals.endpoint, (req as { body?: unknown }).body, body, tenant) ?? body
     const asked =
       config.streamUsage && body !== undefined
         ? withStreamUsage(locals.endpoint, (req as { body?: unknown }).body, body)

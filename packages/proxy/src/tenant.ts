@@ -60,49 +60,73 @@ function named(o: Record<string, unknown>, path: string): string | undefined {
 /** The top-level member each field lives in. */
 const memberOf = (field: BoundField['field']): string => (field === 'metadata.user_id' ? 'metadata' : field)
 
-/** The members a tenant's body gets when it names none of the fields, made once per tenant and endpoint. */
-const defaults = new Map<string, Buffer>()
-
-function defaultMembers(endpoint: string, fields: readonly BoundField[], tenant: string): Buffer {
-  const cacheKey = `${endpoint}\0${tenant}`
-  let members = defaults.get(cacheKey)
-  if (members === undefined) {
-    const id = JSON.stringify(tenantScoped(tenant, ''))
-    const parts = fields.filter((f) => f.insert).map((f) => (f.field === 'metadata.user_id' ? `"metadata":{"user_id":${id}}` : `"${f.field}":${id}`))
-    members = Buffer.from(parts.join(','))
-    // Bounded: a gateway's keys are few, but nothing here may grow without limit.
-    if (defaults.size >= 10_000) defaults.clear()
-    defaults.set(cacheKey, members)
-  }
-  return members
-}
-
-/**
- * The body of a request to `endpoint` with the fields above bound to `tenant`; undefined when
- * nothing is to change (an endpoint without such fields, a body that is not a JSON object, nothing
- * named and nothing to add). `parsed` is the body as an object when a layer before parsed it. A body
- * that names none of them gets its tenant's own added before its closing brace, every other byte as
- * sent; one that names one is serialised again with the bound values.
- */
-export function withTenantEndUser(endpoint: string | undefined, parsed: unknown, body: Buffer, tenant: string): Buffer | undefined {
-  const fields = endpoint === undefined ? undefined : RULES.get(endpoint)
-  if (!fields) return undefined
-  const obj = bodyObject(parsed, body)
-  if (!obj) return undefined
-  const values = fields.map((f) => f.from.map((path) => named(obj, path)).find((v) => v !== undefined))
-  if (values.every((v) => v === undefined)) {
-    if (!fields.some((f) => f.insert)) return undefined
-    // Nothing named, and no member of that name in the body in any form: added as they are.
-    const free = fields.every((f) => !f.insert || (obj[memberOf(f.field)] === undefined && body.indexOf(`"${memberOf(f.field)}"`) === -1))
-    if (free) return spliced(body, defaultMembers(endpoint!, fields, tenant))
-  }
+/** `obj` with the fields bound to `tenant`: what it named, bound, and the tenant's own where it named none. */
+function bound(obj: Record<string, unknown>, fields: readonly BoundField[], values: ReadonlyArray<string | undefined>, tenant: string): Record<string, unknown> {
   const next: Record<string, unknown> = { ...obj }
   fields.forEach((f, i) => {
     const value = values[i]
     if (value === undefined && !f.insert) return
-    const bound = tenantScoped(tenant, value ?? '')
-    if (f.field === 'metadata.user_id') next.metadata = { ...(isObject(obj.metadata) ? obj.metadata : {}), user_id: bound }
-    else next[f.field] = bound
+    const scoped = tenantScoped(tenant, value ?? '')
+    if (f.field === 'metadata.user_id') next.metadata = { ...(isObject(obj.metadata) ? obj.metadata : {}), user_id: scoped }
+    else next[f.field] = scoped
   })
-  return Buffer.from(JSON.stringify(next), 'utf8')
+  return next
+}
+
+const valuesOf = (obj: Record<string, unknown>, fields: readonly BoundField[]): Array<string | undefined> =>
+  fields.map((f) => f.from.map((path) => named(obj, path)).find((v) => v !== undefined))
+
+/**
+ * The body of a request with the fields above bound to its tenant, from a binder made once per proxy
+ * (it keeps, per tenant and endpoint, the members a body naming none gets; bounded).
+ */
+export type TenantBinder = (endpoint: string | undefined, parsed: unknown, body: Buffer, tenant: string) => Buffer | undefined
+
+/**
+ * A binder (see TenantBinder). It returns undefined when nothing is to change (an endpoint without
+ * such fields, a body that is not a JSON object, nothing named and nothing to add). `parsed` is the
+ * body as an object when a layer before parsed it. A body that names none of them gets its tenant's
+ * own added before its closing brace, every other byte as sent; one that names one is serialised
+ * again with the bound values. A message batch (`claude.batches.create`) has each of its requests'
+ * `params` bound as a message is.
+ */
+export function tenantBinder(): TenantBinder {
+  const defaults = new Map<string, Buffer>()
+  const defaultMembers = (endpoint: string, fields: readonly BoundField[], tenant: string): Buffer => {
+    const cacheKey = `${endpoint}\0${tenant}`
+    let members = defaults.get(cacheKey)
+    if (members === undefined) {
+      const id = JSON.stringify(tenantScoped(tenant, ''))
+      const parts = fields.filter((f) => f.insert).map((f) => (f.field === 'metadata.user_id' ? `"metadata":{"user_id":${id}}` : `"${f.field}":${id}`))
+      members = Buffer.from(parts.join(','))
+      // Bounded: a gateway's keys are few, but nothing here may grow without limit.
+      if (defaults.size >= 10_000) defaults.clear()
+      defaults.set(cacheKey, members)
+    }
+    return members
+  }
+  return (endpoint, parsed, body, tenant) => {
+    if (endpoint === 'claude.batches.create') return batchBound(parsed, body, tenant)
+    const fields = endpoint === undefined ? undefined : RULES.get(endpoint)
+    if (!fields) return undefined
+    const obj = bodyObject(parsed, body)
+    if (!obj) return undefined
+    const values = valuesOf(obj, fields)
+    if (values.every((v) => v === undefined)) {
+      if (!fields.some((f) => f.insert)) return undefined
+      // Nothing named, and no member of that name in the body in any form: added as they are.
+      const free = fields.every((f) => !f.insert || (obj[memberOf(f.field)] === undefined && body.indexOf(`"${memberOf(f.field)}"`) === -1))
+      if (free) return spliced(body, defaultMembers(endpoint!, fields, tenant))
+    }
+    return Buffer.from(JSON.stringify(bound(obj, fields, values, tenant)), 'utf8')
+  }
+}
+
+/** A message batch with each request's `params` bound as a message is; undefined when it holds no requests. */
+function batchBound(parsed: unknown, body: Buffer, tenant: string): Buffer | undefined {
+  const obj = bodyObject(parsed, body)
+  if (!obj || !Array.isArray(obj.requests)) return undefined
+  const fields = RULES.get('claude.messages')!
+  const requests = obj.requests.map((r: unknown) => (isObject(r) && isObject(r.params) ? { ...r, params: bound(r.params, fields, valuesOf(r.params, fields), tenant) } : r))
+  return Buffer.from(JSON.stringify({ ...obj, requests }), 'utf8')
 }

@@ -346,6 +346,26 @@ describe('gatehouseProxy alone: end-user identifiers per tenant', () => {
     }
   })
 
+  it("binds each request of a message batch as a message is, and leaves a batch's other members as sent", async () => {
+    const providers = { ...mock.providers(), claude: { ...mock.providers().claude, endpoints: ['claude.messages', 'claude.batches.create'] } }
+    const gw = await mount({ providers }, [express.json(), tenant])
+    try {
+      const params = { model: 'claude-sonnet-4-5', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }
+      const batch = { requests: [{ custom_id: 'a', params }, { custom_id: 'b', params: { ...params, metadata: { user_id: 'alice' } } }, { custom_id: 'c' }] }
+      const sent = JSON.parse(await sentBody(gw.url, '/v1/messages/batches', JSON.stringify(batch), 'key_a')) as typeof batch
+      expect(sent).toEqual({
+        requests: [
+          { custom_id: 'a', params: { ...params, metadata: { user_id: scoped('key_a', '') } } },
+          { custom_id: 'b', params: { ...params, metadata: { user_id: scoped('key_a', 'alice') } } },
+          { custom_id: 'c' },
+        ],
+      })
+      expect(JSON.stringify(sent)).not.toContain('alice')
+    } finally {
+      await gw.close()
+    }
+  })
+
   it('leaves bodies as sent with tenantEndUsers: false', async () => {
     const gw = await mount({ providers: mock.providers(), tenantEndUsers: false }, [express.json(), tenant])
     try {
