@@ -14,11 +14,12 @@ export interface JwtAuthOptions {
   /** Accepted signature algorithms: asymmetric only (never `none`, never HMAC). @default RS256, PS256, ES256, EdDSA */
   algorithms?: string[]
   /**
-   * Claims holding the identity's scope: lists, as a key's `providers`, `endpoints`, `models`; and
+   * Claims holding the identity's scope: lists, as a key's `providers`, `endpoints`, `models`,
+   * `objects`; and
    * `limits`, an object as a key's own limits (`{ requests_per_minute, tokens_per_minute,
    * monthly_tokens, concurrency, providers: { name: {…} } }`).
    */
-  scopeClaims?: { providers?: string; endpoints?: string; models?: string; limits?: string }
+  scopeClaims?: { providers?: string; endpoints?: string; models?: string; objects?: string; limits?: string }
   /** Seconds of clock skew allowed on `exp` and `nbf`. @default 30 */
   clockTolerance?: number
   /** Least seconds between two fetches of the key set (a token naming an unknown key refetches it). @default 30 */
@@ -34,6 +35,7 @@ export interface JwtIdentity {
   providers?: string[]
   endpoints?: string[]
   models?: string[]
+  objects?: string[]
   limits?: KeyLimitScope
 }
 
@@ -49,7 +51,7 @@ export const jwtAuthOptionsSchema = {
     audience: { anyOf: [text, { type: 'array', items: text, minItems: 1 }] },
     jwksUri: text,
     algorithms: { type: 'array', items: text, minItems: 1 },
-    scopeClaims: { type: 'object', additionalProperties: false, properties: { providers: text, endpoints: text, models: text, limits: text } },
+    scopeClaims: { type: 'object', additionalProperties: false, properties: { providers: text, endpoints: text, models: text, objects: text, limits: text } },
     clockTolerance: { type: 'integer', minimum: 0, maximum: 300 },
     jwksCooldown: { type: 'integer', minimum: 1, maximum: 3600 },
   },
@@ -123,12 +125,14 @@ export function jwtVerifier(options: JwtAuthOptions): (token: string) => Promise
     const providers = list(payload, options.scopeClaims?.providers)
     const endpoints = list(payload, options.scopeClaims?.endpoints)
     const models = list(payload, options.scopeClaims?.models)
+    const objects = list(payload, options.scopeClaims?.objects)
     const limits = options.scopeClaims?.limits ? (payload[options.scopeClaims.limits] as KeyLimitScope | undefined) : undefined
     // The scope claims are checked as a key's scope is: an empty, unknown or malformed one refuses the token.
-    validateKeyScope({ providers, endpoints, models, ...(limits !== undefined ? { limits } : {}) })
+    validateKeyScope({ providers, endpoints, models, objects, ...(limits !== undefined ? { limits } : {}) })
     if (providers) identity.providers = providers
     if (endpoints) identity.endpoints = endpoints
     if (models) identity.models = models
+    if (objects) identity.objects = objects
     if (limits !== undefined) identity.limits = structuredClone(limits)
     return identity
   }

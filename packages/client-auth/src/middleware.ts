@@ -124,7 +124,7 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
     req: Request,
     res: Response,
     next: NextFunction,
-    who: Pick<ClientKeyRecord, 'id' | 'name' | 'providers' | 'endpoints' | 'models' | 'limits'>,
+    who: Pick<ClientKeyRecord, 'id' | 'name' | 'providers' | 'endpoints' | 'models' | 'limits' | 'objects'>,
   ): void => {
     if (who.providers) {
       const route = resolveProviderRoute(req.path, req.headers)
@@ -145,6 +145,7 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
     if (who.endpoints) locals.clientKeyEndpoints = who.endpoints
     if (who.models) locals.clientKeyModels = who.models
     if (who.limits) locals.clientKeyLimits = who.limits
+    if (who.objects) locals.clientKeyObjects = who.objects
     if (config.stripCredentials) for (const h of CREDENTIAL_HEADERS) delete req.headers[h]
     if (config.emitSuccess && successDue(`${who.id}|${clientIp(req)}`)) {
       event(req, res, { event_type: 'auth_success', user_id: who.id, result: 'ok' })
@@ -158,7 +159,7 @@ export function clientAuth(options: ClientAuthOptions): RequestHandler {
       (id) => {
         if (res.headersSent || res.destroyed) return
         const who = `jwt:${id.subject}`
-        admit(req, res, next, { id: who, name: id.subject, ...(id.providers ? { providers: id.providers } : {}), ...(id.endpoints ? { endpoints: id.endpoints } : {}), ...(id.models ? { models: id.models } : {}), ...(id.limits ? { limits: id.limits } : {}) })
+        admit(req, res, next, { id: who, name: id.subject, ...(id.providers ? { providers: id.providers } : {}), ...(id.endpoints ? { endpoints: id.endpoints } : {}), ...(id.models ? { models: id.models } : {}), ...(id.limits ? { limits: id.limits } : {}), ...(id.objects ? { objects: id.objects } : {}) })
       },
       (err: unknown) => {
         if (res.headersSent || res.destroyed) return

@@ -1,4 +1,4 @@
-import { ENDPOINT_IDS, GatehouseConfigError, GatehouseError, KEY_LIMIT_NAMES, isCidr, isProviderName, PROVIDER_NAMES, suggest, type KeyLimitScope } from '@gatehouse/core'
+import { ENDPOINT_IDS, GatehouseConfigError, GatehouseError, KEY_LIMIT_NAMES, isCidr, isProviderName, isProviderObjectId, PROVIDER_NAMES, suggest, type KeyLimitScope } from '@gatehouse/core'
 import { ClientAuthErrorCodes } from './errors'
 import type { ClientKeyRecord } from './store'
 
@@ -14,14 +14,19 @@ export interface CreateKeyInput {
   limits?: KeyLimitScope
   /** CIDRs or addresses the key is valid from; non-empty when given. */
   networks?: string[]
+  /** Provider object ids the key may refer to besides those it made (at most MAX_KEY_OBJECTS); non-empty when given. */
+  objects?: string[]
   expiresAt?: Date
 }
+
+/** The most provider objects one key's scope may name. */
+export const MAX_KEY_OBJECTS = 256
 
 /**
  * Check a key's scope before it is stored. Throws GH_AUTH_INVALID_SCOPE (400) naming the field
  * and the value at fault (scopes hold no secret).
  */
-export function validateKeyScope(input: { providers?: unknown; endpoints?: unknown; models?: unknown; limits?: unknown; networks?: unknown }): void {
+export function validateKeyScope(input: { providers?: unknown; endpoints?: unknown; models?: unknown; limits?: unknown; networks?: unknown; objects?: unknown }): void {
   const bad = (message: string): never => {
     throw new GatehouseError(ClientAuthErrorCodes.GH_AUTH_INVALID_SCOPE, `@gatehouse/client-auth: ${message}`, 400)
   }
@@ -48,6 +53,11 @@ export function validateKeyScope(input: { providers?: unknown; endpoints?: unkno
   }
   for (const net of list('networks', input.networks) ?? []) {
     if (!isCidr(net)) bad(`networks: ${JSON.stringify(net.slice(0, 60))} is not a CIDR or an address (10.0.0.0/8, 2001:db8::/32, 203.0.113.7)`)
+  }
+  const objects = list('objects', input.objects) ?? []
+  if (objects.length > MAX_KEY_OBJECTS) bad(`objects: at most ${MAX_KEY_OBJECTS} ids (got ${objects.length})`)
+  for (const id of objects) {
+    if (!isProviderObjectId(id)) bad(`objects: ${JSON.stringify(id.slice(0, 80))} is not a provider object id (letters, digits, . _ - : /, up to 256)`)
   }
   for (const model of list('models', input.models) ?? []) {
     if (!MODEL_PATTERN.test(model)) bad(`models: ${JSON.stringify(model.slice(0, 80))} is not a model name or pattern (letters, digits, . _ - : / @ and *, up to 200)`)

@@ -26,6 +26,11 @@ export interface ClientKeyRecord {
   limits?: KeyLimitScope
   /** Networks (CIDRs or addresses) the key is valid from; from anywhere when absent. */
   networks?: string[]
+  /**
+   * Provider objects (ids) the key may refer to besides those it made through the gateway: an
+   * operator's grant of, say, a vector store made outside it. Only its own when absent.
+   */
+  objects?: string[]
   /** Rotation: the key this one replaced, and the key that replaces this one (valid until expires_at). */
   rotated_from?: string
   rotated_to?: string
@@ -114,6 +119,7 @@ export abstract class KeyIndex implements ClientKeyStore {
       if (input.models) record.models = [...input.models]
       if (input.limits) record.limits = structuredClone(input.limits)
       if (input.networks) record.networks = [...input.networks]
+      if (input.objects) record.objects = [...input.objects]
       if (input.expiresAt) record.expires_at = input.expiresAt.toISOString()
       return { key, record }
     }
@@ -139,6 +145,7 @@ export abstract class KeyIndex implements ClientKeyStore {
       ...(found.models ? { models: [...found.models] } : {}),
       ...(found.limits ? { limits: structuredClone(found.limits) } : {}),
       ...(found.networks ? { networks: [...found.networks] } : {}),
+      ...(found.objects ? { objects: [...found.objects] } : {}),
     })
     created.record.rotated_from = found.id
     const until = Math.min(now + graceMs, found.expires_at ? Date.parse(found.expires_at) : Infinity)
@@ -158,6 +165,7 @@ export abstract class KeyIndex implements ClientKeyStore {
       if (r.endpoints) Object.freeze(r.endpoints)
       if (r.models) Object.freeze(r.models)
       if (r.networks) Object.freeze(r.networks)
+      if (r.objects) Object.freeze(r.objects)
       if (r.limits) {
         for (const l of Object.values(r.limits.providers ?? {})) Object.freeze(l)
         Object.freeze(r.limits.providers)

@@ -53,7 +53,7 @@ function app() {
   const store = new MemoryKeyStore(randomBytes(32).toString('hex'))
   const { key } = store.create({ name: 'static' })
   const { events, onEvent } = collectEvents()
-  const a = createTestApp(clientAuth({ store, onEvent, jwt: { issuer, audience: 'gatehouse', jwksCooldown: 1, scopeClaims: { providers: 'gh_providers', limits: 'gh_limits' } } }))
+  const a = createTestApp(clientAuth({ store, onEvent, jwt: { issuer, audience: 'gatehouse', jwksCooldown: 1, scopeClaims: { providers: 'gh_providers', limits: 'gh_limits', objects: 'gh_objects' } } }))
   return { app: a, events, staticKey: key }
 }
 
@@ -97,6 +97,18 @@ describe('JWT client authentication', () => {
     }
     const reasons = events.filter((e) => e.event_type === 'auth_failure').map((e) => e.details?.reason)
     expect(reasons).toEqual(['GH_AUTH_INVALID_SCOPE', 'GH_AUTH_INVALID_SCOPE', 'GH_AUTH_INVALID_SCOPE'])
+  })
+
+  it('takes the objects an identity may use from the objects claim (a list or a spaced string); a malformed id refuses the token', async () => {
+    const k1 = await signer('k1')
+    jwks = [k1.jwk]
+    const { app: a } = app()
+    for (const claim of [['vs_team_a', 'file-abc'], 'vs_team_a file-abc']) {
+      const ok = await request(a).post('/v1/chat/completions').set('authorization', `Bearer ${await token(k1.pair, 'k1', { gh_objects: claim })}`).send({})
+      expect([ok.status, ok.body.locals.clientKeyObjects]).toEqual([200, ['vs_team_a', 'file-abc']])
+    }
+    const bad = await request(a).post('/v1/chat/completions').set('authorization', `Bearer ${await token(k1.pair, 'k1', { gh_objects: ['vs team'] })}`).send({})
+    expect([bad.status, bad.body.locals]).toEqual([401, undefined])
   })
 
   it.each([

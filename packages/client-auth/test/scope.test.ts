@@ -26,6 +26,10 @@ describe('key scopes', () => {
     ["limits for a provider the key may not call", { providers: ['openai'], limits: { providers: { claude: { concurrency: 1 } } } }, /limits.providers.claude: the key may not call claude/],
     ['nested providers in a provider', { limits: { providers: { openai: { providers: {} } } } }, /limits.providers.openai: unknown limit "providers"/],
     ['limits that are not an object', { limits: [5] }, /limits must be an object of limits/],
+    ['an empty object list', { objects: [] }, /objects must not be empty/],
+    ['an object id with a space', { objects: ['vs_1', 'vs 2'] }, /objects: "vs 2" is not a provider object id/],
+    ['an object id that is not text', { objects: [7] }, /objects must be a list of names/],
+    ['more object ids than a key may hold', { objects: Array.from({ length: 257 }, (_, i) => `vs_${i}`) }, /objects: at most 256 ids \(got 257\)/],
   ])('refuses %s with GH_AUTH_INVALID_SCOPE (400), naming it', (_what, scope, message) => {
     const store = new MemoryKeyStore(salt)
     let caught: (Error & { code?: string; statusCode?: number }) | undefined
@@ -76,6 +80,24 @@ describe('key scopes', () => {
     expect(r.body.locals.clientKeyLimits).toEqual({ requests_per_minute: 60, concurrency: 2, providers: { openai: { tokens_per_minute: 10_000, monthly_tokens: 1_000_000 } } })
     expect(r.body.locals.clientKeyModels).toEqual(['gpt-4o-mini', 'claude-*'])
     expect(r.headers['x-frozen']).toBe('true')
+  })
+
+  it("stores a key's objects, frozen, hands them to the layers after it, and keeps them through a rotation", async () => {
+    const store = new MemoryKeyStore(salt)
+    const objects = ['vs_team_a', 'file-abc123']
+    const k = store.create({ name: 'obj', objects })
+    objects.push('vs_other') // the caller's list is not the stored one
+    const app = createTestApp(clientAuth({ store }), (_req, res, next) => {
+      res.setHeader('x-frozen', String(Object.isFrozen((res.locals.gatehouse as { clientKeyObjects?: readonly string[] }).clientKeyObjects)))
+      next()
+    })
+    const r = await request(app).post('/v1/chat/completions').set('authorization', `Bearer ${k.key}`).send({})
+    expect([r.body.locals.clientKeyObjects, r.headers['x-frozen']]).toEqual([['vs_team_a', 'file-abc123'], 'true'])
+    const successor = store.rotate(k.record.id, 0)
+    expect(successor.record.objects).toEqual(['vs_team_a', 'file-abc123'])
+    // A key without objects hands none on: it may use only what it made.
+    const plain = store.create({ name: 'plain' })
+    expect((await request(app).post('/v1/chat/completions').set('authorization', `Bearer ${plain.key}`).send({})).body.locals.clientKeyObjects).toBeUndefined()
   })
 
   it('fails closed on a key file whose scope was edited into nonsense, naming the key', () => {

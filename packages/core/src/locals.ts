@@ -40,6 +40,11 @@ export interface GatehouseLocals {
   clientKeyLimits?: Readonly<KeyLimitScope>
   /** The models (names, or patterns with `*`) the authenticated key may use, when its scope names them. */
   clientKeyModels?: readonly string[]
+  /**
+   * Provider objects (ids) the authenticated key may refer to besides those it made through the
+   * gateway, when its scope names them (an operator's grant: a vector store made outside it).
+   */
+  clientKeyObjects?: readonly string[]
   /** The provider route resolved for this request (once; later layers read it). */
   route?: ProviderRoute
   /** The registry id of the endpoint this request is for, once admitted (`openai.chat`). */

@@ -270,4 +270,14 @@ export function matchEndpoint(provider: ProviderName, method: string, path: stri
   return undefined
 }
 
+/**
+ * Whether a string can be a provider object's id as the providers write them (OpenAI `resp_…`,
+ * `file-…`, `vs_…`; Anthropic `file_…`; Gemini `cachedContents/…` and file URIs). A request naming
+ * anything else names nobody's object; a key scope or a config listing one is refused.
+ */
+export const isProviderObjectId = (id: string): boolean => PROVIDER_OBJECT_ID.test(id)
+/** The same, as a JSON schema pattern. */
+export const PROVIDER_OBJECT_ID_PATTERN = '^[A-Za-z0-9_./:-]{1,256}$'
+const PROVIDER_OBJECT_ID = new RegExp(PROVIDER_OBJECT_ID_PATTERN)
+
 export { ANTHROPIC_OAUTH_BETA, isInvalidCredentialAnswer, upstreamCredentialHeaders } from './provider-credentials'

@@ -40,6 +40,12 @@ export interface ProxyProviderOptions {
    * gateway serves more than one tenant. @default false
    */
   relayRateLimitHeaders?: boolean | undefined
+  /**
+   * Provider objects (ids) every client key may refer to, besides those it made through the proxy:
+   * the operator's own, made outside it (a vector store of shared documents, a cached content).
+   * Each key may be granted more (`res.locals.gatehouse.clientKeyObjects`). @default none
+   */
+  sharedObjects?: readonly string[] | undefined
 }
 
 export interface ProxyOptions {
@@ -90,6 +96,7 @@ export interface ResolvedProvider {
   readonly allowed: ReadonlySet<string>
   readonly staticCredential: UpstreamCredential | undefined
   readonly relayRateLimits: boolean
+  readonly sharedObjects: ReadonlySet<string>
 }
 
 export interface ProxyConfig {

@@ -2,6 +2,7 @@ import {
   defaultEndpointIds,
   GatehouseConfigError,
   isProviderName,
+  isProviderObjectId,
   PROVIDERS,
   suggest,
   upstreamCredentialHeaders,
@@ -48,7 +49,9 @@ export function checkHeaders(
   return out
 }
 
-const PROVIDER_KEYS = ['baseUrl', 'endpoints', 'apiKey', 'accountHeaders', 'relayRateLimitHeaders']
+const PROVIDER_KEYS = ['baseUrl', 'endpoints', 'apiKey', 'accountHeaders', 'relayRateLimitHeaders', 'sharedObjects']
+/** The most ids a provider's `sharedObjects` may list. */
+const MAX_SHARED_OBJECTS = 1024
 
 export function resolveProvider(name: string, raw: unknown): ResolvedProvider {
   const where = `providers.${name}`
@@ -108,9 +111,18 @@ export function resolveProvider(name: string, raw: unknown): ResolvedProvider {
   }
   if (p.relayRateLimitHeaders !== undefined && typeof p.relayRateLimitHeaders !== 'boolean')
     fail('GH_PROXY_INVALID_OPTIONS', `${where}.relayRateLimitHeaders must be true or false (got ${JSON.stringify(p.relayRateLimitHeaders)})`)
+  const shared = p.sharedObjects
+  if (shared !== undefined) {
+    if (!Array.isArray(shared) || shared.length === 0 || shared.length > MAX_SHARED_OBJECTS)
+      fail('GH_PROXY_INVALID_OPTIONS', `${where}.sharedObjects must be a list of 1 to ${MAX_SHARED_OBJECTS} provider object ids`)
+    for (const id of shared as unknown[]) {
+      if (typeof id !== 'string' || !isProviderObjectId(id))
+        fail('GH_PROXY_INVALID_OPTIONS', `${where}.sharedObjects: ${JSON.stringify(typeof id === 'string' ? id.slice(0, 80) : id)} is not a provider object id (letters, digits, . _ - : /, up to 256)`)
+    }
+  }
   // Keep the base path without its trailing slash: `/openai/` + `/v1/…` must not become `//v1`.
   target.pathname = target.pathname.replace(/\/+$/, '')
-  return { name, target, allowed: new Set(endpoints), staticCredential, relayRateLimits: p.relayRateLimitHeaders === true }
+  return { name, target, allowed: new Set(endpoints), staticCredential, relayRateLimits: p.relayRateLimitHeaders === true, sharedObjects: new Set((shared as string[] | undefined) ?? []) }
 }
 
 /** The secret values in a credential's headers: each value, and the token of an auth scheme. */

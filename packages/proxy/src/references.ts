@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express'
-import { clientIp, emitSecurityEvent, gatehouseLocals, sendProviderError, type ProviderName } from '@gatehouse/core'
+import { clientIp, emitSecurityEvent, gatehouseLocals, isProviderObjectId, sendProviderError, type ProviderName } from '@gatehouse/core'
 import { ProxyErrorCodes } from './errors'
 import type { ProxyConfig } from './options'
 import { bodyObject, isObject } from './json-body'
@@ -17,8 +17,11 @@ import type { ObjectOwners } from './owners'
  *   interpreter's `container` id), Gemini cached contents (`cachedContent`) and uploaded files (a
  *   `generativelanguage.googleapis.com` file URI).
  *
- * A reference to an object the key did not make is answered 404 in the provider's shape, as the
- * provider answers an id it does not have, and never forwarded.
+ * The operator may open objects made outside the gateway: to every key (a provider's
+ * `sharedObjects`) or to one key (its scope's `objects`, `res.locals.gatehouse.clientKeyObjects`).
+ * A grant is of an id, whatever member names it. A reference to any other object the key did not
+ * make is answered 404 in the provider's shape, as the provider answers an id it does not have, and
+ * never forwarded.
  */
 
 export type ObjectKind = 'response' | 'conversation' | 'file' | 'vector_store' | 'cached_content' | 'container'
@@ -33,7 +36,6 @@ export interface ObjectReference {
 /** Kinds the gateway never sees made: a reference to one is never a client key's. */
 const NEVER_MADE: ReadonlySet<ObjectKind> = new Set(['conversation', 'vector_store', 'cached_content'])
 
-const OBJECT_ID = /^[A-Za-z0-9_./:-]{1,256}$/
 const RESPONSE_PATH = /^\/v1\/responses\/([^/?]+)/
 /** Substrings a body holds when it may refer to an object: a body without any is not walked. */
 const TRIGGERS = ['"file_id"', '"file_ids"', '"vector_store_ids"', '"previous_response_id"', '"conversation"', '"container"', '"cachedContent"', '"cached_content"', 'generativelanguage.googleapis.com']
@@ -41,9 +43,6 @@ const MAX_DEPTH = 64
 const MAX_REFERENCES = 64
 
 const idOf = (v: unknown): string | undefined => (typeof v === 'string' ? v : isObject(v) && typeof v.id === 'string' ? v.id : undefined)
-
-/** Whether an id can be an object's at all (a malformed one is never anybody's). */
-export const isObjectId = (id: string): boolean => OBJECT_ID.test(id)
 
 /**
  * Every `file_id`, `file_ids`, `vector_store_ids` and `container` (an id, or an object with one:
@@ -103,8 +102,8 @@ const NAMES: Record<ObjectKind, string> = {
 }
 
 /**
- * Runs `go` when the request refers to no provider object, or only to ones its client key made;
- * otherwise answers 404 in the provider's shape with a `security_violation` event (`object_denied`),
+ * Runs `go` when the request refers to no provider object, or only to ones its client key made or
+ * was granted (the provider's shared objects, the key's own grants); otherwise answers 404 in the provider's shape with a `security_violation` event (`object_denied`),
  * and never forwards it. Without a client key or owners, `go` at once. When the owners cannot be
  * read: 503, never forwarded.
  */
@@ -113,7 +112,12 @@ export function checkObjectOwners(config: ProxyConfig, provider: ProviderName, r
   const locals = gatehouseLocals(res)
   const tenant = locals.clientKeyId
   if (!owners || tenant === undefined) return go()
-  const refs = objectReferences(locals.endpoint, req, upstreamPath, config.body?.(req, res))
+  const shared = config.providers.get(provider)?.sharedObjects
+  const granted = locals.clientKeyObjects
+  // Granted ids need no owner: they were never (or need not be) made through the gateway.
+  const refs = objectReferences(locals.endpoint, req, upstreamPath, config.body?.(req, res)).filter(
+    (ref) => shared?.has(ref.id) !== true && granted?.includes(ref.id) !== true,
+  )
   if (refs.length === 0) return go()
   const refuse = (ref: ObjectReference): void => {
     emitSecurityEvent(config.onEvent, {
@@ -125,7 +129,7 @@ export function checkObjectOwners(config: ProxyConfig, provider: ProviderName, r
       result: 'object_denied',
       details: { code: ProxyErrorCodes.GH_PROXY_OBJECT_DENIED, endpoint: locals.endpoint ?? 'unknown', kind: ref.kind, param: ref.param },
     })
-    const named = isObjectId(ref.id) ? ` with id '${ref.id}'` : ''
+    const named = isProviderObjectId(ref.id) ? ` with id '${ref.id}'` : ''
     const previous = ref.param === 'previous_response_id'
     sendProviderError(res, provider, 404, {
       message: `${previous ? 'Previous response' : NAMES[ref.kind]}${named} not found.`,
@@ -138,7 +142,7 @@ export function checkObjectOwners(config: ProxyConfig, provider: ProviderName, r
     config.logger.error('@gatehouse/proxy: the object owners cannot be read', { code: ProxyErrorCodes.GH_PROXY_OWNERS_UNAVAILABLE, error: config.masker.text(String(err)) })
     sendProviderError(res, provider, 503, { message: 'The gateway cannot check the objects this request refers to right now; try again shortly' })
   }
-  const ownerOf = (ref: ObjectReference): ReturnType<ObjectOwners['owner']> => (NEVER_MADE.has(ref.kind) || !isObjectId(ref.id) ? undefined : owners.owner(ref.id))
+  const ownerOf = (ref: ObjectReference): ReturnType<ObjectOwners['owner']> => (NEVER_MADE.has(ref.kind) || !isProviderObjectId(ref.id) ? undefined : owners.owner(ref.id))
   let found: Array<ReturnType<ObjectOwners['owner']>>
   try {
     found = refs.map(ownerOf)

@@ -243,3 +243,76 @@ describe('files, containers and objects the gateway never sees made', () => {
     }
   })
 })
+
+describe("objects the operator opens: a provider's sharedObjects and a key's own grants", () => {
+  let upstream: MockUpstream
+  beforeAll(async () => {
+    upstream = await MockUpstream.start()
+  })
+  afterAll(() => upstream.close())
+  beforeEach(() => upstream.reset())
+
+  /** What client-auth does for a key whose scope names objects (here from a test header). */
+  const grants: RequestHandler = (req, res, next) => {
+    const ids = req.headers['x-test-objects']
+    if (typeof ids === 'string') res.locals.gatehouse = { ...(res.locals.gatehouse ?? {}), clientKeyObjects: Object.freeze(ids.split(',')) }
+    next()
+  }
+
+  it('lets every key use a shared object and only the granted key use its own grant; everything else stays refused and unsent', async () => {
+    const events: SecurityEvent[] = []
+    const proxy = gatehouseProxy({
+      providers: { openai: { baseUrl: upstream.url, apiKey, endpoints: ['openai.responses'], sharedObjects: ['vs_company_docs'] } },
+      onEvent: (e) => events.push(e),
+    })
+    const app = express()
+    app.use(express.json(), tenant, grants, proxy)
+    const server = await listen(app)
+    const search = async (who: string, stores: string[], objects?: string) => {
+      const res = await fetch(`${server.url}/v1/responses`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-test-tenant': who, ...(objects ? { 'x-test-objects': objects } : {}) },
+        body: JSON.stringify({ ...create, tools: [{ type: 'file_search', vector_store_ids: stores }] }),
+      })
+      return { status: res.status, text: await res.text() }
+    }
+    try {
+      // The shared store: every key.
+      expect((await search('key_a', ['vs_company_docs'])).status).toBe(200)
+      expect((await search('key_b', ['vs_company_docs'])).status).toBe(200)
+      expect(upstream.requests).toHaveLength(2)
+      // key_a's own store, granted to key_a: key_a alone, also beside the shared one.
+      expect((await search('key_a', ['vs_team_a', 'vs_company_docs'], 'vs_team_a')).status).toBe(200)
+      expect(upstream.last!.json).toMatchObject({ tools: [{ vector_store_ids: ['vs_team_a', 'vs_company_docs'] }] })
+      const sent = upstream.requests.length
+      const stolen = await search('key_b', ['vs_team_a'])
+      expect([stolen.status, JSON.parse(stolen.text)]).toEqual([404, { error: { message: "Vector store with id 'vs_team_a' not found.", type: 'invalid_request_error', param: 'vector_store_ids', code: 'not_found' } }])
+      // A grant opens its own ids only: key_b granted another store, or a shared one beside a foreign one.
+      expect((await search('key_b', ['vs_team_a'], 'vs_team_b')).status).toBe(404)
+      expect((await search('key_b', ['vs_company_docs', 'vs_team_a'])).status).toBe(404)
+      // A prefix of a granted id is another id.
+      expect((await search('key_a', ['vs_team'], 'vs_team_a')).status).toBe(404)
+      expect(upstream.requests).toHaveLength(sent)
+      expect(events.filter((e) => e.result === 'object_denied').map((e) => [e.user_id, e.details?.kind])).toEqual([
+        ['key_b', 'vector_store'],
+        ['key_b', 'vector_store'],
+        ['key_b', 'vector_store'],
+        ['key_a', 'vector_store'],
+      ])
+    } finally {
+      await server.close()
+      proxy.close()
+    }
+  })
+
+  it('refuses a sharedObjects option that is empty, not a list or names something that is not an object id', () => {
+    for (const [shared, message] of [
+      [[], /providers\.openai\.sharedObjects must be a list of 1 to 1024 provider object ids/],
+      ['vs_1', /providers\.openai\.sharedObjects must be a list/],
+      [['vs_1', 'vs 2'], /providers\.openai\.sharedObjects: "vs 2" is not a provider object id/],
+      [[7], /providers\.openai\.sharedObjects: 7 is not a provider object id/],
+    ] as const) {
+      expect(() => gatehouseProxy({ providers: { openai: { baseUrl: 'http://127.0.0.1:1', apiKey, sharedObjects: shared as unknown as string[] } } })).toThrow(message)
+    }
+  })
+})

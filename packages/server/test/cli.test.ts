@@ -101,6 +101,20 @@ describe('gatehouse CLI', () => {
     expect((await runCli(['keys', 'list', '--json', '--config', 'c.yaml'], { cwd: dir })).stdout.match(/"name"/g)).toHaveLength(1)
   })
 
+  it('keys create --objects grants provider objects, shown by keys list; a malformed id is refused and creates nothing', async () => {
+    writeFileSync(join(dir, 'c.yaml'), 'metrics: { enabled: false }\n')
+    const before = (await runCli(['keys', 'list', '--json', '--config', 'c.yaml'], { cwd: dir })).stdout.match(/"name"/g)?.length ?? 0
+    const made = await runCli(['keys', 'create', '--name', 'team-a', '--objects', 'vs_team_a,file-abc123', '--config', 'c.yaml'], { cwd: dir })
+    expect(made.code).toBe(0)
+    expect((await runCli(['keys', 'create', '--name', 'plain', '--config', 'c.yaml'], { cwd: dir })).code).toBe(0)
+    const listed = await runCli(['keys', 'list', '--config', 'c.yaml'], { cwd: dir })
+    expect(listed.stdout).toMatch(/team-a.*objects=vs_team_a,file-abc123/)
+    expect(listed.stdout).toMatch(/plain.*objects=own/)
+    const bad = await runCli(['keys', 'create', '--name', 'bad', '--objects', 'vs team', '--config', 'c.yaml'], { cwd: dir })
+    expect([bad.code, bad.stderr]).toEqual([2, expect.stringMatching(/--objects: "vs team" is not a provider object id/)])
+    expect((await runCli(['keys', 'list', '--json', '--config', 'c.yaml'], { cwd: dir })).stdout.match(/"name"/g)).toHaveLength(before + 2)
+  })
+
   it('exits 2 on usage errors', async () => {
     expect((await runCli(['keys', 'create'], { cwd: dir })).code).toBe(2)
     expect((await runCli(['--bogus'], { cwd: dir })).code).toBe(2)

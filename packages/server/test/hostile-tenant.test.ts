@@ -223,6 +223,42 @@ describe('what the provider keeps per account, kept per tenant', () => {
   })
 })
 
+describe('objects the operator opens', () => {
+  it("a shared object is every tenant's and a granted one its grantee's alone: no tenant reaches another's grant, and the grant opens nothing else", async () => {
+    const h = await startHarness((c) => {
+      c.providers.openai!.shared_objects = ['vs_company_docs']
+      c.providers.gemini!.shared_objects = ['cachedContents/operator-prompt']
+    })
+    try {
+      const a = await h.gateway.keyStore.create({ name: 'team a', objects: ['vs_team_a'] })
+      const b = await h.gateway.keyStore.create({ name: 'team b' })
+      const [teamA, teamB] = [a.key, b.key]
+      const search = (key: string, stores: string[]): Promise<Response> => fetch(`${h.url}/v1/responses`, post(key, { model: 'gpt-4o-mini', input: 'q', tools: [{ type: 'file_search', vector_store_ids: stores }] }))
+      for (const key of [teamA, teamB, h.key]) expect((await search(key, ['vs_company_docs'])).status).toBe(200)
+      expect((await search(teamA, ['vs_team_a', 'vs_company_docs'])).status).toBe(200)
+      expect(h.upstream.last!.json).toMatchObject({ tools: [{ vector_store_ids: ['vs_team_a', 'vs_company_docs'] }] })
+      const cached = (key: string): Promise<Response> => fetch(`${h.url}/v1beta/models/gemini-2.0-flash:generateContent`, post(key, { cachedContent: 'cachedContents/operator-prompt', contents: [{ role: 'user', parts: [{ text: 'q' }] }] }, { 'x-goog-api-key': key }))
+      expect((await cached(teamB)).status).toBe(200)
+      const sent = h.upstream.requests.length
+      const events = h.events.length
+      // Team B names team A's store, alone or beside the shared one; the shared list opens no other kind.
+      for (const stores of [['vs_team_a'], ['vs_company_docs', 'vs_team_a']]) {
+        const r = await search(teamB, stores)
+        expect([r.status, await r.json()]).toEqual([404, { error: { message: "Vector store with id 'vs_team_a' not found.", type: 'invalid_request_error', param: 'vector_store_ids', code: 'not_found' } }])
+      }
+      expect((await search(teamA, ['vs_team_a', 'vs_team_b'])).status).toBe(404)
+      expect(h.upstream.requests).toHaveLength(sent)
+      expect(h.events.slice(events).filter((e) => e.result === 'object_denied').map((e) => [e.user_id, e.details?.kind])).toEqual([
+        [b.record.id, 'vector_store'],
+        [b.record.id, 'vector_store'],
+        [a.record.id, 'vector_store'],
+      ])
+    } finally {
+      await h.close()
+    }
+  })
+})
+
 describe('request ids', () => {
   let h: Harness
   beforeAll(async () => {

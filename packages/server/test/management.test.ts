@@ -96,6 +96,25 @@ describe('management API', () => {
     }
   })
 
+  it('creates a key granted provider objects, which it alone may then use; refuses a malformed grant with 400', async () => {
+    const created = await api('/keys', { method: 'POST', body: JSON.stringify({ name: 'team a', objects: ['vs_team_a'] }) })
+    expect(created.status).toBe(201)
+    const { id, key } = (await created.json()) as { id: string; key: string }
+    const listed = ((await (await api('/keys')).json()) as { keys: Array<{ id: string; objects?: string[] }> }).keys.find((k) => k.id === id)
+    expect(listed?.objects).toEqual(['vs_team_a'])
+    const search = (k: string) =>
+      fetch(`${h.url}/v1/responses`, { method: 'POST', headers: { authorization: `Bearer ${k}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4o-mini', input: 'q', tools: [{ type: 'file_search', vector_store_ids: ['vs_team_a'] }] }) })
+    expect((await search(key)).status).toBe(200)
+    expect((await search(h.key)).status).toBe(404)
+    for (const [body, message] of [
+      [{ name: 'x', objects: [] }, 'objects must not be empty'],
+      [{ name: 'x', objects: ['vs team'] }, 'objects: "vs team" is not a provider object id'],
+    ] as const) {
+      const res = await api('/keys', { method: 'POST', body: JSON.stringify(body) })
+      expect([res.status, ((await res.json()) as { error: { message: string } }).error.message]).toEqual([400, expect.stringContaining(message)])
+    }
+  })
+
   it('switches maintenance on and off', async () => {
     const on = await api('/maintenance', { method: 'PUT', body: JSON.stringify({ enabled: true, message: 'Upgrading' }) })
     expect(on.status).toBe(200)

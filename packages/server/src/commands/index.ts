@@ -20,6 +20,7 @@ const KEY_OPTIONS = {
   concurrency: { type: 'string' },
   'expires-days': { type: 'string' },
   networks: { type: 'string' },
+  objects: { type: 'string' },
   json: { type: 'boolean' },
   grace: { type: 'string' },
   to: { type: 'string' },
@@ -36,6 +37,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     usage: `gatehouse keys create --name NAME [--providers claude,openai] [--endpoints ID,ID] [--models M,M*]
                       [--rpm N] [--tpm N] [--monthly-tokens N] [--concurrency N] [--expires-days N]
                       [--networks CIDR,CIDR]  (valid only from those networks)
+                      [--objects ID,ID]       (provider objects it may use besides its own: vs_…, file-…)
                                         (endpoint ids: packages/proxy/README.md; a limit may
                                         name providers: --tpm 50000,openai=20000)
 gatehouse keys list [--json]

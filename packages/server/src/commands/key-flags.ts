@@ -35,7 +35,7 @@ export function flagNames(message: string): string {
     .replace(new RegExp(`^limits\\.providers\\.(\\w+)\\.(${names})`), (_m, p: string, l: string) => `--${flagOf(l)} ${p}=…:`)
     .replace(new RegExp(`^limits\\.(${names})`), (_m, l: string) => `--${flagOf(l)}:`)
     .replace(/^limits\.providers(\.\w+)?:/, (_m, p: string | undefined) => `a limit for a provider${p ? ` (${p.slice(1)}=…)` : ''}:`)
-    .replace(/^(providers|endpoints|models)\b/, '--$1')
+    .replace(/^(providers|endpoints|models|networks|objects)\b/, '--$1')
 }
 
 /** `rpm=60 openai.tpm=20000`, or `gateway defaults`. */

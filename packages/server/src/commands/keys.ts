@@ -109,9 +109,10 @@ async function createKey(ctx: CommandContext, { store }: KeyStores): Promise<Exi
   const endpoints = list(flag(ctx.flags, 'endpoints'))
   const models = list(flag(ctx.flags, 'models'))
   const networks = list(flag(ctx.flags, 'networks'))
+  const objects = list(flag(ctx.flags, 'objects'))
   const limits = limitsFromFlags(ctx.flags)
   try {
-    validateKeyScope({ providers, endpoints, models, limits, networks })
+    validateKeyScope({ providers, endpoints, models, limits, networks, objects })
   } catch (e) {
     return usage(ctx.io, flagNames((e as Error).message.replace('@gatehouse/client-auth: ', '')))
   }
@@ -122,6 +123,7 @@ async function createKey(ctx: CommandContext, { store }: KeyStores): Promise<Exi
     ...(models ? { models } : {}),
     ...(limits ? { limits } : {}),
     ...(networks ? { networks } : {}),
+    ...(objects ? { objects } : {}),
     ...(days ? { expiresAt: new Date(Date.now() + days * 86_400_000) } : {}),
   })
   ctx.io.err(`created ${record.id} (${record.name}); the key below is shown once and never stored\n`)
@@ -143,7 +145,7 @@ function listKeys(io: Io, store: ManagedKeyStore, json: boolean): ExitCode {
         : k.rotated_to
           ? `rotated to ${k.rotated_to}, valid until ${k.expires_at}`
           : 'active'
-    const scope = `providers=${k.providers?.join(',') ?? 'all'}\tendpoints=${k.endpoints?.join(',') ?? 'provider defaults'}\tmodels=${k.models?.join(',') ?? 'all'}\tlimits=${describeLimits(k.limits)}\tnetworks=${k.networks?.join(',') ?? 'any'}`
+    const scope = `providers=${k.providers?.join(',') ?? 'all'}\tendpoints=${k.endpoints?.join(',') ?? 'provider defaults'}\tmodels=${k.models?.join(',') ?? 'all'}\tlimits=${describeLimits(k.limits)}\tnetworks=${k.networks?.join(',') ?? 'any'}\tobjects=${k.objects?.join(',') ?? 'own'}`
     io.out(`${k.id}\t${k.name}\t${k.created_at}\t${state}\t${scope}\n`)
   }
   if (keys.length === 0) io.err('no client keys yet: gatehouse keys create --name NAME\n')

@@ -1,4 +1,4 @@
-import { ENDPOINT_IDS, KEY_LIMIT_NAMES, PROVIDER_NAMES, PROVIDERS, type ProviderName } from '@gatehouse/core'
+import { ENDPOINT_IDS, KEY_LIMIT_NAMES, PROVIDER_NAMES, PROVIDER_OBJECT_ID_PATTERN, PROVIDERS, type ProviderName } from '@gatehouse/core'
 import { alertEngineOptionsSchema, alertRuleSchema } from '@gatehouse/alerts'
 import { auditLogOptionsSchema, auditSinkOptionsSchema, httpsSinkOptionsSchema, syslogSinkOptionsSchema } from '@gatehouse/audit-log'
 import { clientAuthOptionsSchema, jwtAuthOptionsSchema } from '@gatehouse/client-auth'
@@ -103,6 +103,13 @@ const provider = (name: string): SchemaObject =>
       description: `must be a non-empty list of ${name} endpoint ids (see the proxy README)`,
     },
     ...ACCOUNT_KEYS[name],
+    /** Provider object ids every client key may refer to (the operator's own, made outside the gateway). */
+    shared_objects: {
+      type: 'array',
+      maxItems: 1024,
+      items: { type: 'string', pattern: PROVIDER_OBJECT_ID_PATTERN },
+      description: 'must be a list of at most 1024 provider object ids (vs_…, file-…, cachedContents/…)',
+    },
     /** Relay the provider's account-wide rate-limit headers (where it sends any): they show every tenant's use of the account. */
     ...(PROVIDERS[name as ProviderName].rateLimitHeaderPrefixes.length > 0 ? { relay_rate_limit_headers: bool } : {}),
     ...optionKeys(guardProviders.properties[name]!, ['maxTokens'], { max_tokens: positiveInt }),

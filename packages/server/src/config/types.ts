@@ -19,6 +19,11 @@ export interface ProviderConfig {
    * the shared upstream account, so every tenant's use of it. @default false
    */
   relay_rate_limit_headers?: boolean
+  /**
+   * Provider object ids every client key may refer to besides those it made through the gateway
+   * (the operator's own, made outside it: a vector store, a cached content). @default [] (none)
+   */
+  shared_objects?: string[]
   max_tokens: number
   rate_limit?: { requests_per_minute?: number; tokens_per_minute?: number }
   quota?: { limit: number; reset: 'monthly' }
@@ -79,7 +84,7 @@ export interface GatehouseConfig {
     oauth?: { refresh_lease?: Duration }
     /** Limits of every client key without its own. */
     key_limits: KeyLimits
-    jwt?: { enabled?: boolean; issuer: string; audience: string | string[]; jwks_uri?: string; algorithms?: string[]; scope_claims?: { providers?: string; endpoints?: string; models?: string; limits?: string } }
+    jwt?: { enabled?: boolean; issuer: string; audience: string | string[]; jwks_uri?: string; algorithms?: string[]; scope_claims?: { providers?: string; endpoints?: string; models?: string; objects?: string; limits?: string } }
   }
   providers: Partial<Record<ProviderName, ProviderConfig>>
   store: { type: 'memory' | 'redis'; url?: string; on_error: 'local' | 'allow' | 'deny'; replicas: number; key_prefix: string; max_staleness: Duration }

@@ -59,6 +59,7 @@ export function createUpstream({ config, state, authDir, encryptionKey, provider
             baseUrl: pc.base_url,
             ...(pc.endpoints ? { endpoints: pc.endpoints } : {}),
             relayRateLimitHeaders: pc.relay_rate_limit_headers ?? false,
+            ...(pc.shared_objects?.length ? { sharedObjects: pc.shared_objects } : {}),
           },
         ]
       }),

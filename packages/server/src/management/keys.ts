@@ -9,7 +9,7 @@ export function mountKeyRoutes(router: Router, ctx: ManagementContext, keyStore:
     res.json({ keys: keyStore.list().map(({ hash: _hash, ...k }) => k) })
   })
   router.post('/keys', async (req, res) => {
-    const body = (req.body ?? {}) as { name?: unknown; providers?: unknown; endpoints?: unknown; models?: unknown; limits?: unknown; networks?: unknown }
+    const body = (req.body ?? {}) as { name?: unknown; providers?: unknown; endpoints?: unknown; models?: unknown; limits?: unknown; networks?: unknown; objects?: unknown }
     if (typeof body.name !== 'string' || body.name.length === 0 || body.name.length > 100) {
       ctx.fail(res, 400, 'name: must be a string of 1 to 100 characters')
       return
@@ -26,6 +26,7 @@ export function mountKeyRoutes(router: Router, ctx: ManagementContext, keyStore:
       ...(body.endpoints !== undefined ? { endpoints: body.endpoints as string[] } : {}),
       ...(body.models !== undefined ? { models: body.models as string[] } : {}),
       ...(body.networks !== undefined ? { networks: body.networks as string[] } : {}),
+      ...(body.objects !== undefined ? { objects: body.objects as string[] } : {}),
       ...(body.limits !== undefined ? { limits: body.limits as KeyLimitScope } : {}),
     })
     ctx.changed(req, res, 'key_created', { key_id: record.id, name: record.name })
