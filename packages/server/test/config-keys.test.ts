@@ -93,6 +93,8 @@ const BAD = {
   'auth.jwt.scope_claims.endpoints': { value: [1], with: { auth: { jwt: JWT } } },
   'auth.jwt.scope_claims.models': { value: [1], with: { auth: { jwt: JWT } } },
   'auth.jwt.scope_claims.objects': { value: [1], with: { auth: { jwt: JWT } } },
+  'auth.jwt.clock_tolerance': { value: 301, with: { auth: { jwt: JWT } } },
+  'auth.jwt.jwks_cooldown': { value: 0, with: { auth: { jwt: JWT } } },
   'auth.jwt.scope_claims.limits': { value: [1], with: { auth: { jwt: JWT } } },
   'providers.*.enabled': { value: 'perhaps' },
   'providers.*.base_url': { value: 'ftp://api.example.com' },

@@ -8,13 +8,18 @@ import { startHarness, type Harness } from './helpers'
 let issuer: string
 let idp: http.Server
 let keys: Awaited<ReturnType<typeof generateKeyPair>>
+/** How many times the identity provider's key set was fetched. */
+let jwksFetches = 0
 beforeAll(async () => {
   keys = await generateKeyPair('ES256', { extractable: true })
   const jwk = { ...(await exportJWK(keys.publicKey)), kid: 'gw-test', alg: 'ES256' }
   idp = http.createServer((req, res) => {
     res.setHeader('content-type', 'application/json')
     if (req.url === '/.well-known/openid-configuration') res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/jwks` }))
-    else if (req.url === '/jwks') res.end(JSON.stringify({ keys: [jwk] }))
+    else if (req.url === '/jwks') {
+      jwksFetches++
+      res.end(JSON.stringify({ keys: [jwk] }))
+    }
     else res.writeHead(404).end('{}')
   })
   await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r))
@@ -73,5 +78,30 @@ describe('JWT clients through the gateway (auth.jwt)', () => {
     const other = await chat(await token())
     expect(other.status).toBe(200)
     await other.text()
+  })
+})
+
+describe('auth.jwt.clock_tolerance and auth.jwt.jwks_cooldown', () => {
+  let h: Harness
+  beforeAll(async () => {
+    h = await startHarness((c) => {
+      c.auth.jwt = { enabled: true, issuer, audience: 'gatehouse', clock_tolerance: 300, jwks_cooldown: 1 }
+    })
+  })
+  afterAll(() => h.close())
+
+  const chat = (bearer: string) =>
+    fetch(`${h.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }) })
+
+  it('accepts a token expired within the tolerance, refuses one past it, and refetches the key set for an unknown key once the cooldown has passed', async () => {
+    expect((await chat(await token(Math.floor(Date.now() / 1000) - 120))).status).toBe(200)
+    expect((await chat(await token(Math.floor(Date.now() / 1000) - 400))).status).toBe(401)
+    const fetched = jwksFetches
+    // A token naming a key the set does not hold, after the cooldown: the set is fetched again (still refused).
+    await new Promise((r) => setTimeout(r, 1100))
+    const rogue = await generateKeyPair('ES256')
+    const forged = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'rotated-in' }).setSubject('svc').setIssuer(issuer).setAudience('gatehouse').setExpirationTime('5m').sign(rogue.privateKey)
+    expect((await chat(forged)).status).toBe(401)
+    expect(jwksFetches).toBe(fetched + 1)
   })
 })

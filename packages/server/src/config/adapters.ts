@@ -144,12 +144,16 @@ export const jwtAdapter: LayerAdapter<JwtAuthOptions | undefined> = {
       ...(j.jwks_uri ? { jwksUri: j.jwks_uri } : {}),
       ...(j.algorithms ? { algorithms: j.algorithms } : {}),
       ...(j.scope_claims ? { scopeClaims: j.scope_claims } : {}),
+      ...(j.clock_tolerance !== undefined ? { clockTolerance: j.clock_tolerance } : {}),
+      ...(j.jwks_cooldown !== undefined ? { jwksCooldown: j.jwks_cooldown } : {}),
     }
   },
   resolve: (o) => (o === undefined ? undefined : jwtVerifier(o)),
   paths: [
     ['jwt.jwksUri', 'auth.jwt.jwks_uri'],
     ['jwt.algorithms', 'auth.jwt.algorithms'],
+    ['jwt.clockTolerance', 'auth.jwt.clock_tolerance'],
+    ['jwt.jwksCooldown', 'auth.jwt.jwks_cooldown'],
     ['jwt.issuer', 'auth.jwt.issuer'],
     ['jwt.audience', 'auth.jwt.audience'],
     ['jwt', 'auth.jwt'],

@@ -174,7 +174,7 @@ export const configSchema: SchemaObject = obj({
     /** Limits of every client key that does not carry its own (gatehouse keys create --rpm …). */
     key_limits: obj(Object.fromEntries(KEY_LIMIT_NAMES.map((name) => [name, positiveInt]))),
     /** Clients may also present a JWT of this OIDC issuer (client-auth's jwt option). */
-    jwt: obj({ enabled: bool, ...optionKeys(jwtAuthOptionsSchema, ['issuer', 'audience', 'jwksUri', 'algorithms', 'scopeClaims']) }),
+    jwt: obj({ enabled: bool, ...optionKeys(jwtAuthOptionsSchema, ['issuer', 'audience', 'jwksUri', 'algorithms', 'scopeClaims', 'clockTolerance', 'jwksCooldown']) }),
   }),
   providers: {
     type: 'object',

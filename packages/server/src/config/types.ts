@@ -84,7 +84,7 @@ export interface GatehouseConfig {
     oauth?: { refresh_lease?: Duration }
     /** Limits of every client key without its own. */
     key_limits: KeyLimits
-    jwt?: { enabled?: boolean; issuer: string; audience: string | string[]; jwks_uri?: string; algorithms?: string[]; scope_claims?: { providers?: string; endpoints?: string; models?: string; objects?: string; limits?: string } }
+    jwt?: { enabled?: boolean; issuer: string; audience: string | string[]; jwks_uri?: string; algorithms?: string[]; scope_claims?: { providers?: string; endpoints?: string; models?: string; objects?: string; limits?: string }; clock_tolerance?: number; jwks_cooldown?: number }
   }
   providers: Partial<Record<ProviderName, ProviderConfig>>
   store: { type: 'memory' | 'redis'; url?: string; on_error: 'local' | 'allow' | 'deny'; replicas: number; key_prefix: string; max_staleness: Duration }
