@@ -38,7 +38,7 @@ const NEVER_MADE: ReadonlySet<ObjectKind> = new Set(['conversation', 'vector_sto
 
 const RESPONSE_PATH = /^\/v1\/responses\/([^/?]+)/
 /** Substrings a body holds when it may refer to an object: a body without any is not walked. */
-const TRIGGERS = ['"file_id"', '"file_ids"', '"vector_store_ids"', '"previous_response_id"', '"conversation"', '"container"', '"cachedContent"', '"cached_content"', 'generativelanguage.googleapis.com']
+const TRIGGERS = ['"file_id"', '"file_ids"', '"vector_store_ids"', '"previous_response_id"', '"conversation"', '"container"', '"cachedContent"', '"cached_content"', 'generativelanguage.googleapis.com'].map((t) => Buffer.from(t))
 const MAX_DEPTH = 64
 const MAX_REFERENCES = 64
 
