@@ -1,30 +1,34 @@
 import type { NextFunction, Request, Response } from 'express'
-import { clientIp, emitSecurityEvent, gatehouseLocals, isProviderObjectId, sendProviderError, type ProviderName } from '@gatehouse/core'
+import { clientIp, emitSecurityEvent, gatehouseLocals, isProviderObjectId, matchEndpoint, sendProviderError, type ProviderName } from '@gatehouse/core'
 import { ProxyErrorCodes } from './errors'
 import type { ProxyConfig } from './options'
 import { bodyObject, isObject } from './json-body'
 import type { ObjectOwners } from './owners'
 
 /**
- * Provider objects by id: what a request refers to, and what an answer made. Every tenant of a
- * gateway shares the provider account, and the provider keeps these objects per account:
+ * Provider objects by id: what a request refers to (what an answer made: made.ts). Every tenant of
+ * a gateway shares the provider account, and the provider keeps these objects per account:
  *
  * - made through the gateway, recorded as their client key's, usable by that key only: OpenAI
- *   responses (`previous_response_id`, `/v1/responses/:id`), uploaded files (`file_id`, `file_ids`
- *   anywhere in a body), Anthropic code-execution containers (`container`);
+ *   responses (`previous_response_id`, `/v1/responses/:id`), stored chat completions
+ *   (`/v1/chat/completions/:id`), uploaded files and the files a batch wrote (`file_id`,
+ *   `file_ids`, `input_file_id`, `training_file`, `validation_file` anywhere in a body,
+ *   `/v1/files/:id`), batches (`/v1/batches/:id`, `/v1/messages/batches/:id`), Anthropic
+ *   code-execution containers (`container`);
  * - never made through the gateway (their create endpoints are not in the registry), so never a
  *   client key's: OpenAI conversations, vector stores (`vector_store_ids`) and containers (a code
- *   interpreter's `container` id), Gemini cached contents (`cachedContent`) and uploaded files (a
- *   `generativelanguage.googleapis.com` file URI).
+ *   interpreter's `container` id), Gemini cached contents (`cachedContent`) and files (a
+ *   `generativelanguage.googleapis.com` file URI, `/v1beta/files/:id`; id `files/…`).
  *
  * The operator may open objects made outside the gateway: to every key (a provider's
  * `sharedObjects`) or to one key (its scope's `objects`, `res.locals.gatehouse.clientKeyObjects`).
  * A grant is of an id, whatever member names it. A reference to any other object the key did not
  * make is answered 404 in the provider's shape, as the provider answers an id it does not have, and
- * never forwarded.
+ * never forwarded. The list endpoints (files, batches, stored completions) are not checked: they
+ * list the whole account, as the endpoint table says.
  */
 
-export type ObjectKind = 'response' | 'conversation' | 'file' | 'vector_store' | 'cached_content' | 'container'
+export type ObjectKind = 'response' | 'chat_completion' | 'conversation' | 'file' | 'vector_store' | 'cached_content' | 'container' | 'batch'
 
 /** A provider object a request refers to: its id, its kind, and the member that named it (`path`: the URL). */
 export interface ObjectReference {
@@ -36,18 +40,33 @@ export interface ObjectReference {
 /** Kinds the gateway never sees made: a reference to one is never a client key's. */
 const NEVER_MADE: ReadonlySet<ObjectKind> = new Set(['conversation', 'vector_store', 'cached_content'])
 
-const RESPONSE_PATH = /^\/v1\/responses\/([^/?]+)/
+/** Whether the gateway ever sees an object of this kind made for this provider (Gemini's files are uploaded elsewhere). */
+export const neverMade = (provider: ProviderName, kind: ObjectKind): boolean => NEVER_MADE.has(kind) || (provider === 'gemini' && kind === 'file')
+
+/** Endpoints whose path names one object (`:id`), and its kind. */
+const PATH_OBJECTS: ReadonlyMap<string, ObjectKind> = new Map<string, ObjectKind>([
+  ...['get', 'input_items', 'cancel', 'delete'].map((e): [string, ObjectKind] => [`openai.responses.${e}`, 'response']),
+  ...['get', 'messages', 'delete'].map((e): [string, ObjectKind] => [`openai.chat.${e}`, 'chat_completion']),
+  ...['openai', 'claude', 'gemini'].flatMap((p) => ['get', 'content', 'delete'].map((e): [string, ObjectKind] => [`${p}.files.${e}`, 'file'])),
+  ...['get', 'cancel'].map((e): [string, ObjectKind] => [`openai.batches.${e}`, 'batch']),
+  ...['get', 'results', 'cancel', 'delete'].map((e): [string, ObjectKind] => [`claude.batches.${e}`, 'batch']),
+])
+
+/** Members naming a file by id: content parts, a code interpreter's files, a batch's input, a fine-tuning job's data. */
+const FILE_MEMBERS: ReadonlySet<string> = new Set(['file_id', 'input_file_id', 'training_file', 'validation_file'])
+/** A Gemini file as a URI: its resource name (`files/…`) is its id, as the files endpoints name it. */
+const GEMINI_FILE_URI = /^https:\/\/generativelanguage\.googleapis\.com\/[^/]+\/(files\/[^/?#]+)/
 /** Substrings a body holds when it may refer to an object: a body without any is not walked. */
-const TRIGGERS = ['"file_id"', '"file_ids"', '"vector_store_ids"', '"previous_response_id"', '"conversation"', '"container"', '"cachedContent"', '"cached_content"', 'generativelanguage.googleapis.com'].map((t) => Buffer.from(t))
+const TRIGGERS = ['"file_id"', '"file_ids"', '"input_file_id"', '"training_file"', '"validation_file"', '"vector_store_ids"', '"previous_response_id"', '"conversation"', '"container"', '"cachedContent"', '"cached_content"', 'generativelanguage.googleapis.com'].map((t) => Buffer.from(t))
 const MAX_DEPTH = 64
 const MAX_REFERENCES = 64
 
 const idOf = (v: unknown): string | undefined => (typeof v === 'string' ? v : isObject(v) && typeof v.id === 'string' ? v.id : undefined)
 
 /**
- * Every `file_id`, `file_ids`, `vector_store_ids` and `container` (an id, or an object with one:
- * Anthropic's, or an OpenAI tool's) in a body, and for Gemini every cached content and file URI;
- * depth-first, bounded.
+ * Every file member (FILE_MEMBERS, `file_ids`), `vector_store_ids` and `container` (an id, or an
+ * object with one: Anthropic's, or an OpenAI tool's) in a body, and for Gemini every cached content
+ * and file URI; depth-first, bounded.
  */
 function walk(node: unknown, gemini: boolean, out: ObjectReference[], depth = 0): void {
   if (depth > MAX_DEPTH || out.length >= MAX_REFERENCES) return
@@ -57,14 +76,29 @@ function walk(node: unknown, gemini: boolean, out: ObjectReference[], depth = 0)
   }
   if (!isObject(node)) return
   for (const [k, v] of Object.entries(node)) {
-    if (k === 'file_id' && typeof v === 'string') out.push({ id: v, kind: 'file', param: k })
+    if (FILE_MEMBERS.has(k) && typeof v === 'string') out.push({ id: v, kind: 'file', param: k })
     else if ((k === 'file_ids' || k === 'vector_store_ids') && Array.isArray(v)) {
       for (const id of v) if (typeof id === 'string') out.push({ id, kind: k === 'file_ids' ? 'file' : 'vector_store', param: k })
     } else if (!gemini && k === 'container' && idOf(v) !== undefined) out.push({ id: idOf(v)!, kind: 'container', param: k })
     else if (gemini && (k === 'cachedContent' || k === 'cached_content') && typeof v === 'string') out.push({ id: v, kind: 'cached_content', param: k })
-    else if (gemini && (k === 'fileUri' || k === 'file_uri') && typeof v === 'string' && v.includes('generativelanguage.googleapis.com')) out.push({ id: v, kind: 'file', param: k })
-    else walk(v, gemini, out, depth + 1)
+    else if (gemini && (k === 'fileUri' || k === 'file_uri') && typeof v === 'string' && v.includes('generativelanguage.googleapis.com')) {
+      out.push({ id: GEMINI_FILE_URI.exec(v)?.[1] ?? v, kind: 'file', param: k })
+    } else walk(v, gemini, out, depth + 1)
   }
+}
+
+/** The object a path names (its `:id`, decoded; a Gemini file as `files/…`), or undefined. */
+function pathObject(provider: ProviderName, method: string, upstreamPath: string, kind: ObjectKind): ObjectReference | undefined {
+  const q = upstreamPath.indexOf('?')
+  const raw = matchEndpoint(provider, method, q === -1 ? upstreamPath : upstreamPath.slice(0, q))?.params.id
+  if (raw === undefined) return undefined
+  let id: string
+  try {
+    id = decodeURIComponent(raw)
+  } catch {
+    id = raw // malformed: no object's id, so nobody's
+  }
+  return { id: provider === 'gemini' ? `files/${id}` : id, kind, param: 'path' }
 }
 
 /**
@@ -73,9 +107,11 @@ function walk(node: unknown, gemini: boolean, out: ObjectReference[], depth = 0)
  */
 export function objectReferences(endpoint: string | undefined, req: Request, upstreamPath: string, body: Buffer | undefined): ObjectReference[] {
   if (endpoint === undefined) return []
-  if (endpoint.startsWith('openai.responses.')) {
-    const m = RESPONSE_PATH.exec(upstreamPath)
-    return m ? [{ id: decodeURIComponent(m[1]!), kind: 'response', param: 'path' }] : []
+  const inPath = PATH_OBJECTS.get(endpoint)
+  if (inPath !== undefined) {
+    const ref = pathObject(endpoint.slice(0, endpoint.indexOf('.')) as ProviderName, req.method, upstreamPath, inPath)
+    // A path the registry matched always has its id; should it not, nothing may pass unchecked.
+    return [ref ?? { id: '', kind: inPath, param: 'path' }]
   }
   if (req.method !== 'POST') return []
   // The bytes, when known, say quickly that there is nothing to look for (most requests).
@@ -94,11 +130,13 @@ export function objectReferences(endpoint: string | undefined, req: Request, ups
 
 const NAMES: Record<ObjectKind, string> = {
   response: 'Response',
+  chat_completion: 'Chat completion',
   conversation: 'Conversation',
   file: 'File',
   vector_store: 'Vector store',
   cached_content: 'Cached content',
   container: 'Container',
+  batch: 'Batch',
 }
 
 /**
@@ -142,7 +180,7 @@ export function checkObjectOwners(config: ProxyConfig, provider: ProviderName, r
     config.logger.error('@gatehouse/proxy: the object owners cannot be read', { code: ProxyErrorCodes.GH_PROXY_OWNERS_UNAVAILABLE, error: config.masker.text(String(err)) })
     sendProviderError(res, provider, 503, { message: 'The gateway cannot check the objects this request refers to right now; try again shortly' })
   }
-  const ownerOf = (ref: ObjectReference): ReturnType<ObjectOwners['owner']> => (NEVER_MADE.has(ref.kind) || !isProviderObjectId(ref.id) ? undefined : owners.owner(ref.id))
+  const ownerOf = (ref: ObjectReference): ReturnType<ObjectOwners['owner']> => (neverMade(provider, ref.kind) || !isProviderObjectId(ref.id) ? undefined : owners.owner(ref.id))
   let found: Array<ReturnType<ObjectOwners['owner']>>
   try {
     found = refs.map(ownerOf)
@@ -160,52 +198,4 @@ export function checkObjectOwners(config: ProxyConfig, provider: ProviderName, r
   }
   if (found.some((f) => f instanceof Promise)) Promise.all(found).then(decide, unavailable)
   else decide(found as Array<string | undefined>)
-}
-
-/** What an answer of an endpoint makes, and where its id is: the pattern, and how far to look. */
-const MADE: ReadonlyMap<string, { pattern: RegExp; bytes: number; when?: string }> = new Map([
-  // A response's own id comes first (JSON) or in the first event (SSE); its items' ids have other prefixes.
-  ['openai.responses', { pattern: /"id"\s*:\s*"(resp_[A-Za-z0-9_-]{1,200})"/, bytes: 16 * 1024 }],
-  ['openai.files.create', { pattern: /"id"\s*:\s*"(file-[A-Za-z0-9_-]{1,200})"/, bytes: 16 * 1024 }],
-  ['claude.files.create', { pattern: /"id"\s*:\s*"(file_[A-Za-z0-9_-]{1,200})"/, bytes: 16 * 1024 }],
-  // A container comes at the end of a message (JSON) or in its message_delta (SSE), and only for
-  // requests with the code execution tool.
-  ['claude.messages', { pattern: /"container"\s*:\s*\{\s*"id"\s*:\s*"([A-Za-z0-9_-]{1,200})"/, bytes: 8 * 1024 * 1024, when: 'code_execution' }],
-])
-
-/** Looks for the id of what an answer made, in its first `bytes`, across chunk boundaries; records it as the tenant's. */
-export class MadeObjectWatch {
-  private seen = 0
-  private carry = ''
-  private done = false
-
-  private constructor(
-    private readonly owners: ObjectOwners,
-    private readonly tenant: string,
-    private readonly pattern: RegExp,
-    private readonly bytes: number,
-  ) {}
-
-  /** The watch for a request to `endpoint` (whose body is `body`), or undefined when its answer makes nothing. */
-  static for(owners: ObjectOwners, tenant: string, endpoint: string | undefined, body: Buffer | undefined): MadeObjectWatch | undefined {
-    const made = endpoint === undefined ? undefined : MADE.get(endpoint)
-    if (!made || (made.when !== undefined && !body?.includes(made.when))) return undefined
-    return new MadeObjectWatch(owners, tenant, made.pattern, made.bytes)
-  }
-
-  push(chunk: Buffer): void {
-    if (this.done) return
-    const take = Math.min(chunk.length, this.bytes - this.seen)
-    this.seen += take
-    const text = this.carry + chunk.toString('latin1', 0, take)
-    const m = this.pattern.exec(text)
-    if (m) {
-      this.done = true
-      this.owners.record(m[1]!, this.tenant)
-      return
-    }
-    if (this.seen >= this.bytes) this.done = true
-    // What may hold the start of a match cut by the chunk's end.
-    this.carry = text.slice(-256)
-  }
 }

@@ -6,7 +6,7 @@ import type { HeaderPolicy } from './headers'
 import type { ProxyConfig, UpstreamCredential } from './options'
 import { createStreamMasker, maskInjected, type InjectedSecrets } from './mask'
 import { createUsageEventFilter, decompressorFor } from './metering'
-import type { MadeObjectWatch } from './references'
+import type { MadeObjectWatch } from './made'
 
 /** Per-request proxy state, kept on the request (see FLIGHT). */
 export interface Flight {
