@@ -29,6 +29,8 @@ export interface EndpointSpec {
    * credential out of rotation (an admin endpoint the key may not use is no evidence).
    */
   readonly inference: boolean
+  /** The body is `multipart/form-data` (a file upload), not JSON. */
+  readonly multipart: boolean
   readonly description: string
 }
 
@@ -99,8 +101,8 @@ const ep = (
   method: HttpMethod,
   path: string,
   description: string,
-  flags: { default?: boolean; inference?: boolean } = {},
-): EndpointSpec => Object.freeze({ id, method, path, description, default: flags.default ?? false, inference: flags.inference ?? false })
+  flags: { default?: boolean; inference?: boolean; multipart?: boolean } = {},
+): EndpointSpec => Object.freeze({ id, method, path, description, default: flags.default ?? false, inference: flags.inference ?? false, multipart: flags.multipart ?? false })
 
 const on = { default: true, inference: true } as const
 
@@ -130,7 +132,7 @@ const OPENAI: ProviderSpec = {
     ep('openai.responses.cancel', 'POST', '/v1/responses/:id/cancel', 'Cancel a background response'),
     ep('openai.responses.delete', 'DELETE', '/v1/responses/:id', 'Delete a stored response'),
     ep('openai.files.list', 'GET', '/v1/files', 'List files'),
-    ep('openai.files.create', 'POST', '/v1/files', 'Upload a file'),
+    ep('openai.files.create', 'POST', '/v1/files', 'Upload a file', { multipart: true }),
     ep('openai.files.get', 'GET', '/v1/files/:id', 'Retrieve a file'),
     ep('openai.files.content', 'GET', '/v1/files/:id/content', "A file's content"),
     ep('openai.files.delete', 'DELETE', '/v1/files/:id', 'Delete a file'),
@@ -163,7 +165,7 @@ const CLAUDE: ProviderSpec = {
     ep('claude.batches.cancel', 'POST', '/v1/messages/batches/:id/cancel', 'Cancel a message batch'),
     ep('claude.batches.delete', 'DELETE', '/v1/messages/batches/:id', 'Delete a message batch'),
     ep('claude.files.list', 'GET', '/v1/files', 'List files (beta)'),
-    ep('claude.files.create', 'POST', '/v1/files', 'Upload a file (beta)'),
+    ep('claude.files.create', 'POST', '/v1/files', 'Upload a file (beta)', { multipart: true }),
     ep('claude.files.get', 'GET', '/v1/files/:id', 'Retrieve file metadata (beta)'),
     ep('claude.files.content', 'GET', '/v1/files/:id/content', "A file's content (beta)"),
     ep('claude.files.delete', 'DELETE', '/v1/files/:id', 'Delete a file (beta)'),

@@ -32,6 +32,23 @@ declare module '@gatehouse/core' {
 }
 
 /**
+ * Hand an accepted file upload on: its bytes as they came (or with credentials masked), no parsed
+ * body, and no tokens to reserve (an upload is not a model call).
+ */
+export function acceptUpload(ctx: Ctx, next: NextFunction, rawBody: Buffer): void {
+  const { req, res, endpoint } = ctx
+  const locals = gatehouseLocals(res)
+  locals.requestGuard = { rawBody, endpoint: endpoint.kind, provider: endpoint.provider, reserialized: false, clamped: [], inserted: [] }
+  locals.tokenEstimate = { promptTokens: 0, outputTokens: 0 }
+  locals.provider ??= endpoint.provider
+  req.headers['content-length'] = String(rawBody.length)
+  delete req.headers['transfer-encoding']
+  delete req.headers['content-encoding']
+  delete req.headers.expect
+  next()
+}
+
+/**
  * Hand an accepted body on: what the guard leaves in `res.locals.gatehouse`, the parsed body on
  * `req.body`, headers that describe the forwarded bytes, and the clamp event.
  */

@@ -21,6 +21,8 @@ export interface Endpoint {
   dialect: ProviderName
   /** The model named in the path (Gemini), when there is one. */
   pathModel?: string
+  /** A file upload: its body is `multipart/form-data`, not JSON. */
+  multipart?: true
 }
 
 /**
@@ -80,5 +82,6 @@ export function resolveEndpoint(pathname: string, headers: IncomingHttpHeaders, 
     provider: route.provider,
     dialect,
     ...(kind === 'gemini.generate' && model !== undefined ? { pathModel: decodeModel(model) } : {}),
+    ...(matched?.spec.multipart === true ? { multipart: true as const } : {}),
   }
 }

@@ -12,12 +12,14 @@ export const RequestGuardErrorCodes = {
   GH_RG_NOT_CALLED: 'GH_RG_NOT_CALLED',
   /** 413: the body (declared or counted) is larger than `bodyLimit`. */
   GH_RG_BODY_TOO_LARGE: 'GH_RG_BODY_TOO_LARGE',
-  /** 415: the Content-Type is missing, not JSON, or declares a charset other than UTF-8. */
+  /** 415: the Content-Type is missing, not JSON (for a file upload: not multipart/form-data with one boundary), or declares a charset other than UTF-8. */
   GH_RG_UNSUPPORTED_MEDIA_TYPE: 'GH_RG_UNSUPPORTED_MEDIA_TYPE',
   /** 415: the body is compressed or otherwise content-encoded. */
   GH_RG_UNSUPPORTED_ENCODING: 'GH_RG_UNSUPPORTED_ENCODING',
   /** 400: the body is empty, not UTF-8, starts with a byte order mark, or is not valid JSON. */
   GH_RG_MALFORMED_JSON: 'GH_RG_MALFORMED_JSON',
+  /** 400: a file upload's body is empty or not framed by the multipart boundary its Content-Type names. */
+  GH_RG_MALFORMED_UPLOAD: 'GH_RG_MALFORMED_UPLOAD',
   /** 400: the JSON document is not an object (an array, null, a string, a number). */
   GH_RG_NOT_AN_OBJECT: 'GH_RG_NOT_AN_OBJECT',
   /** 400: objects and arrays are nested deeper than `maxDepth`. */

@@ -15,7 +15,8 @@ import { BODY_METHODS, encodingRefusal, hasBody, mediaTypeRefusal, originPath } 
 import { readBody } from './read-body'
 import { FAILURES, malformed, tooLarge } from './refusal'
 import { applyEdits, rewriteBody } from './rewrite'
-import { accept } from './accept'
+import { accept, acceptUpload } from './accept'
+import { framingRefusal, multipartBoundary } from './multipart'
 import { createSecretScreen } from './secret-guard'
 
 export type { RequestGuardLocals } from './accept'
@@ -67,6 +68,25 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
     accept(answers, ctx, next, obj, rewriteBody(text, obj, scan.spans, result), false, result)
   }
 
+  /**
+   * A file upload: framed as its Content-Type says, then scanned for credentials as bytes (a hit
+   * outside anything JSON-shaped cannot be masked: it is refused, unless its action is `log`).
+   */
+  function fromUpload(ctx: Ctx, next: NextFunction, buf: Buffer, boundary: string): void {
+    if (buf.length === 0) return refuse(ctx, { status: 400, code: 'GH_RG_MALFORMED_UPLOAD', message: 'the request body is empty', openaiCode: null })
+    if (buf.length > config.bodyLimit) return refuse(ctx, tooLarge(config.bodyLimit))
+    const framing = framingRefusal(buf, boundary)
+    if (framing) return refuse(ctx, framing)
+    if (screen) {
+      // latin1: one character per byte, so a masked text turns back into the same bytes around the marker.
+      const screened = screen(ctx, buf.toString('latin1'))
+      if (screened === 'answered') return
+      if (screened && 'error' in screened) return next(screened.error)
+      if (screened) return acceptUpload(ctx, next, Buffer.from(screened.masked, 'latin1'))
+    }
+    acceptUpload(ctx, next, buf)
+  }
+
   function fromParsed(ctx: Ctx, next: NextFunction, body: unknown): void {
     const walk = walkValue(body, config)
     if (walk?.kind === 'syntax') return refuse(ctx, malformed('the request body is not valid JSON'))
@@ -94,12 +114,18 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
   function fromConsumed(ctx: Ctx, next: NextFunction): void {
     const { req } = ctx
     ctx.bodyUnread = false
-    const media = mediaTypeRefusal(req.headers)
-    if (media) return refuse(ctx, media)
     const parsed = (req as { body?: unknown }).body
+    if (ctx.endpoint.multipart) {
+      const boundary = multipartBoundary(req.headers)
+      if (typeof boundary !== 'string') return refuse(ctx, boundary)
+      if (Buffer.isBuffer(parsed)) return fromUpload(ctx, next, parsed, boundary)
+    } else {
+      const media = mediaTypeRefusal(req.headers)
+      if (media) return refuse(ctx, media)
+    }
     // express.raw() keeps the exact bytes; anything else is a value a JSON parser produced.
-    if (Buffer.isBuffer(parsed)) return fromRaw(ctx, next, parsed)
-    if (parsed !== undefined) return fromParsed(ctx, next, parsed)
+    if (Buffer.isBuffer(parsed) && !ctx.endpoint.multipart) return fromRaw(ctx, next, parsed)
+    if (parsed !== undefined && !ctx.endpoint.multipart) return fromParsed(ctx, next, parsed)
     if (req.headers['content-length'] === '0') return fromRaw(ctx, next, Buffer.alloc(0))
     log(
       'error',
@@ -139,13 +165,15 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
       if (consumed) return fromConsumed(ctx, next)
       const encoding = encodingRefusal(req.headers)
       if (encoding) return refuse(ctx, encoding)
-      const media = mediaTypeRefusal(req.headers)
+      const boundary = ctx.endpoint.multipart ? multipartBoundary(req.headers) : undefined
+      const media = boundary === undefined ? mediaTypeRefusal(req.headers) : typeof boundary === 'string' ? undefined : boundary
       if (media) return refuse(ctx, media)
       const declared = req.headers['content-length']
       if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > config.bodyLimit) {
         return refuse(ctx, tooLarge(config.bodyLimit))
       }
-      readBody(ctx, next, answers, config.bodyLimit, fromRaw)
+      if (typeof boundary === 'string') readBody(ctx, next, answers, config.bodyLimit, (c, n, buf) => fromUpload(c, n, buf, boundary))
+      else readBody(ctx, next, answers, config.bodyLimit, fromRaw)
     } catch (err) {
       next(internalError(err))
     }

@@ -72,7 +72,7 @@ export function createSecretScreen(
         {
           status: 400,
           code: 'GH_RG_SECRET_DETECTED',
-          message: `${json_path}: holds a credential (${rule}); this gateway does not forward credentials to the provider, remove it and send the request again`,
+          message: `${ctx.endpoint.multipart ? 'the uploaded file' : `${json_path}:`} holds a credential (${rule}); this gateway does not forward credentials to the provider, remove it and send the request again`,
           ...(field ? { field } : {}),
           openaiCode: 'invalid_value',
         },
@@ -103,7 +103,7 @@ export function createSecretScreen(
       return { error }
     }
     if (!actions) return undefined
-    const found = inspectSecrets(matcher, text, actions)
+    const found = inspectSecrets(matcher, text, actions, ctx.endpoint.multipart ? 'text' : 'json')
     if (!found) return undefined
     report(ctx, found)
     if (found.action === 'block') return 'answered'

@@ -45,12 +45,15 @@ function leavesString(text: string, hit: Hit): boolean {
 
 /**
  * Scan a body's text once with the matcher; only when something is found, locate the hits (one
- * tokenizer pass) and build the masked text. Undefined when nothing is found.
+ * tokenizer pass) and build the masked text. Undefined when nothing is found. `shape` `text` is a
+ * body that is not JSON (a file upload, read one character per byte): a hit is masked where it is,
+ * its JSON path is `$`.
  */
 export function inspectSecrets(
   matcher: SecretMatcher,
   text: string,
   actions: SecretActions,
+  shape: 'json' | 'text' = 'json',
 ): SecretFindings | undefined {
   const hits: Hit[] = []
   matcher.forEach(text, (m) => {
@@ -58,13 +61,16 @@ export function inspectSecrets(
     if (action !== 'off') hits.push({ rule: m.rule.id, start: m.start, end: m.end, action })
   })
   if (hits.length === 0) return undefined
-  for (const hit of hits) if (hit.action === 'mask' && leavesString(text, hit)) hit.action = 'block'
+  if (shape === 'json') for (const hit of hits) if (hit.action === 'mask' && leavesString(text, hit)) hit.action = 'block'
   const firstBlock = hits.findIndex((h) => h.action === 'block')
-  const where = locate(
-    text,
-    hits.map((h) => h.start),
-    (i) => i < MAX_LISTED_SECRETS || i === firstBlock,
-  )
+  const where =
+    shape === 'text'
+      ? hits.map(() => ({ path: '$', stringEnd: text.length }))
+      : locate(
+          text,
+          hits.map((h) => h.start),
+          (i) => i < MAX_LISTED_SECRETS || i === firstBlock,
+        )
   // A hit outside any string (not JSON-shaped text) has nothing to mask within: it is blocked.
   hits.forEach((h, i) => {
     if (h.action === 'mask' && where[i]!.stringEnd === -1) h.action = 'block'

@@ -1,6 +1,7 @@
 export * from './app'
 export * from './certs'
 export * from './mock-upstream'
+export * from './mock-objects'
 export * from './docs'
 export * from './shell'
 export * from './secret-vectors'

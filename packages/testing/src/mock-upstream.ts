@@ -2,6 +2,7 @@ import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { jsonAnswer } from './mock-answers'
+import { MockObjects } from './mock-objects'
 
 /** One request the mock upstream received, exactly as it arrived. */
 export interface RecordedRequest {
@@ -84,6 +85,8 @@ export class MockUpstream {
   private readonly sockets = new Set<Socket>()
   /** Requests whose client went away before the response ended. */
   aborted = 0
+  /** The files and batches this provider keeps (they outlive reset(), as a provider's do). */
+  readonly objects = new MockObjects()
 
   private constructor(
     readonly server: http.Server,
@@ -201,6 +204,14 @@ export class MockUpstream {
     const request = (json ?? {}) as Record<string, unknown>
     const model = typeof request.model === 'string' ? request.model : 'mock-model'
 
+    // The objects the provider keeps (files, batches), then every other JSON answer from mock-answers.
+    const stored = this.objects.answer(req.method ?? 'GET', path, req.headers, body, request)
+    if (stored !== undefined) {
+      const bytes = 'json' in stored ? Buffer.from(JSON.stringify(stored.json)) : stored.bytes
+      res.writeHead(stored.status, { 'content-type': 'json' in stored ? 'application/json' : stored.contentType, 'content-length': bytes.length })
+      res.end(bytes)
+      return
+    }
     // Streams are written below; every other JSON answer comes from mock-answers.
     const answer =
       request.stream === true ? undefined : jsonAnswer({ method: req.method ?? 'GET', path, headers: req.headers, request, model, text: this.text(n), input, output })
