@@ -86,3 +86,26 @@ export function jsonAnswer(c: AnswerContext): unknown {
   }
   return undefined
 }
+
+export type Provider = 'openai' | 'claude' | 'gemini'
+
+/** Whose error shape a path gets. */
+export function providerFor(path: string): Provider {
+  if (path.startsWith('/v1/messages')) return 'claude'
+  if (path.startsWith('/v1beta/')) return 'gemini'
+  return 'openai'
+}
+
+/** A provider's error body for `status`; `param` names the OpenAI parameter at fault. */
+export function errorBody(provider: Provider, status: number, message: string, param: string | null = null): unknown {
+  if (provider === 'claude') {
+    const type = status === 401 ? 'authentication_error' : status === 404 ? 'not_found_error' : status === 429 ? 'rate_limit_error' : status >= 500 ? 'api_error' : 'invalid_request_error'
+    return { type: 'error', error: { type, message } }
+  }
+  if (provider === 'gemini') {
+    const s = status === 401 ? 'UNAUTHENTICATED' : status === 429 ? 'RESOURCE_EXHAUSTED' : status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT'
+    return { error: { code: status, message, status: s } }
+  }
+  const type = status === 429 ? 'requests' : status >= 500 ? 'server_error' : 'invalid_request_error'
+  return { error: { message, type, param, code: status === 401 ? 'invalid_api_key' : null } }
+}

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { randomBytes } from 'node:crypto'
+import { errorBody } from './mock-answers'
 
 /**
  * The objects a provider keeps per account, for the mock upstream: OpenAI's files and batches
@@ -29,6 +30,7 @@ interface StoredBatch {
 }
 
 const hex = (n: number): string => randomBytes(n).toString('hex')
+const unixNow = (): number => Math.floor(Date.now() / 1000)
 
 /**
  * The parts of a multipart/form-data body, by name (test double: enough of RFC 7578 for what the
@@ -52,14 +54,8 @@ function multipartParts(body: Buffer, contentType: string): Map<string, { filena
   return parts
 }
 
-const openaiError = (status: number, message: string, param: string | null): ObjectAnswer => ({
-  status,
-  json: { error: { message, type: 'invalid_request_error', param, code: null } },
-})
-const anthropicError = (status: number, type: string, message: string): ObjectAnswer => ({
-  status,
-  json: { type: 'error', error: { type, message } },
-})
+const openaiError = (status: number, message: string, param: string): ObjectAnswer => ({ status, json: errorBody('openai', status, message, param) })
+const anthropicError = (status: number, message: string): ObjectAnswer => ({ status, json: errorBody('claude', status, message) })
 
 export class MockObjects {
   private readonly files = new Map<string, StoredFile>()
@@ -81,13 +77,13 @@ export class MockObjects {
   private upload(headers: IncomingHttpHeaders, body: Buffer, anthropic: boolean): ObjectAnswer {
     const parts = multipartParts(body, String(headers['content-type'] ?? ''))
     const file = parts.get('file')
-    if (!file) return anthropic ? anthropicError(400, 'invalid_request_error', 'file: Field required') : openaiError(400, "Missing required parameter: 'file'.", 'file')
+    if (!file) return anthropic ? anthropicError(400, 'file: Field required') : openaiError(400, "Missing required parameter: 'file'.", 'file')
     const stored: StoredFile = {
       id: anthropic ? `file_${hex(12)}` : `file-${hex(12)}`,
       filename: file.filename ?? 'upload',
       purpose: parts.get('purpose')?.data.toString('utf8') ?? 'user_data',
       bytes: file.data,
-      created: Math.floor(Date.now() / 1000),
+      created: unixNow(),
       anthropic,
     }
     this.files.set(stored.id, stored)
@@ -102,7 +98,7 @@ export class MockObjects {
 
   private fileRequest(method: string, id: string, content: boolean, anthropic: boolean): ObjectAnswer | undefined {
     const f = this.files.get(id)
-    if (!f || f.anthropic !== anthropic) return anthropic ? anthropicError(404, 'not_found_error', `File not found: ${id}`) : openaiError(404, `No such File object: ${id}`, 'id')
+    if (!f || f.anthropic !== anthropic) return anthropic ? anthropicError(404, `File not found: ${id}`) : openaiError(404, `No such File object: ${id}`, 'id')
     if (method === 'DELETE' && !content) {
       this.files.delete(id)
       return { status: 200, json: anthropic ? { id, type: 'file_deleted' } : { id, object: 'file', deleted: true } }
@@ -114,7 +110,7 @@ export class MockObjects {
   private createBatch(json: Record<string, unknown>): ObjectAnswer {
     const input = typeof json.input_file_id === 'string' ? this.files.get(json.input_file_id) : undefined
     if (!input || input.anthropic) return openaiError(400, `No such File object: ${String(json.input_file_id)}`, 'input_file_id')
-    const b: StoredBatch = { id: `batch_${hex(12)}`, endpoint: String(json.endpoint ?? ''), input_file_id: input.id, created_at: Math.floor(Date.now() / 1000), output_file_id: null }
+    const b: StoredBatch = { id: `batch_${hex(12)}`, endpoint: String(json.endpoint ?? ''), input_file_id: input.id, created_at: unixNow(), output_file_id: null }
     this.batches.set(b.id, b)
     return { status: 200, json: this.batchObject(b, 'validating') }
   }
@@ -124,21 +120,25 @@ export class MockObjects {
     const b = this.batches.get(id)
     if (!b) return openaiError(404, `No such Batch object: ${id}`, 'id')
     if (b.output_file_id === null) {
-      const lines = this.files.get(b.input_file_id)?.bytes.toString('utf8').split('\n').filter(Boolean) ?? []
-      const out = lines.map((line) => {
+      const out = this.inputLines(b).map((line) => {
         const customId = (JSON.parse(line) as { custom_id?: string }).custom_id ?? null
         const answer = { id: `chatcmpl-${hex(8)}`, object: 'chat.completion', model: 'gpt-4o-mini', choices: [{ index: 0, message: { role: 'assistant', content: `answer to ${customId}` }, finish_reason: 'stop' }], usage: { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 } }
         return JSON.stringify({ id: `batch_req_${hex(8)}`, custom_id: customId, response: { status_code: 200, request_id: hex(8), body: answer }, error: null })
       })
-      const output: StoredFile = { id: `file-${hex(12)}`, filename: 'batch_output.jsonl', purpose: 'batch_output', bytes: Buffer.from(out.map((l) => `${l}\n`).join('')), created: Math.floor(Date.now() / 1000), anthropic: false }
+      const output: StoredFile = { id: `file-${hex(12)}`, filename: 'batch_output.jsonl', purpose: 'batch_output', bytes: Buffer.from(out.map((l) => `${l}\n`).join('')), created: unixNow(), anthropic: false }
       this.files.set(output.id, output)
       b.output_file_id = output.id
     }
     return { status: 200, json: this.batchObject(b, 'completed') }
   }
 
+  /** The requests of a batch: its input file's lines. */
+  private inputLines(b: StoredBatch): string[] {
+    return this.files.get(b.input_file_id)?.bytes.toString('utf8').split('\n').filter(Boolean) ?? []
+  }
+
   private batchObject(b: StoredBatch, status: string): unknown {
-    const total = this.files.get(b.input_file_id)?.bytes.toString('utf8').split('\n').filter(Boolean).length ?? 0
+    const total = this.inputLines(b).length
     return {
       id: b.id,
       object: 'batch',

@@ -1,8 +1,10 @@
 import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
-import { jsonAnswer } from './mock-answers'
+import { errorBody, jsonAnswer, providerFor } from './mock-answers'
 import { MockObjects } from './mock-objects'
+import { anthropicStream, geminiStream, openaiStream } from './mock-streams'
+import { sleep } from './wait'
 
 /** One request the mock upstream received, exactly as it arrived. */
 export interface RecordedRequest {
@@ -45,29 +47,6 @@ export interface UpstreamBehaviour {
   usage?: { input: number; output: number }
   /** Close the socket without any response. */
   hangUp?: boolean
-}
-
-type Provider = 'openai' | 'claude' | 'gemini'
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
-
-function providerFor(path: string): Provider {
-  if (path.startsWith('/v1/messages')) return 'claude'
-  if (path.startsWith('/v1beta/')) return 'gemini'
-  return 'openai'
-}
-
-function errorBody(provider: Provider, status: number, message: string): unknown {
-  if (provider === 'claude') {
-    const type = status === 401 ? 'authentication_error' : status === 429 ? 'rate_limit_error' : status >= 500 ? 'api_error' : 'invalid_request_error'
-    return { type: 'error', error: { type, message } }
-  }
-  if (provider === 'gemini') {
-    const s = status === 401 ? 'UNAUTHENTICATED' : status === 429 ? 'RESOURCE_EXHAUSTED' : status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT'
-    return { error: { code: status, message, status: s } }
-  }
-  const type = status === 429 ? 'requests' : status >= 500 ? 'server_error' : 'invalid_request_error'
-  return { error: { message, type, param: null, code: status === 401 ? 'invalid_api_key' : null } }
 }
 
 /**
@@ -220,7 +199,7 @@ export class MockUpstream {
       return
     }
     if (path.startsWith('/v1/messages')) {
-      if (request.stream === true) await this.anthropicStream(res, model, n, input, output, b)
+      if (request.stream === true) await anthropicStream(res, model, n, input, output, b)
       else
         this.json(res, {
           id: `msg_${randomBytes(8).toString('hex')}`,
@@ -236,11 +215,11 @@ export class MockUpstream {
     }
     if (path === '/v1/chat/completions' || path === '/v1/completions') {
       const opts = (request.stream_options ?? {}) as Record<string, unknown>
-      await this.openaiStream(res, model, n, input, output, opts.include_usage === true, b)
+      await openaiStream(res, model, n, input, output, opts.include_usage === true, b)
       return
     }
     if (path.startsWith('/v1beta/models/')) {
-      if (path.endsWith(':streamGenerateContent')) await this.geminiStream(res, n, input, output, b)
+      if (path.endsWith(':streamGenerateContent')) await geminiStream(res, n, input, output, b)
       else
         this.json(res, {
           candidates: [{ content: { role: 'model', parts: [{ text: this.text(n) }] }, finishReason: 'STOP', index: 0 }],
@@ -260,126 +239,5 @@ export class MockUpstream {
     const s = JSON.stringify(body)
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(s) })
     res.end(s)
-  }
-
-  /** Writes events; honours interval, stall and drop. Returns false if the stream was cut. */
-  private async stream(
-    res: http.ServerResponse,
-    head: string[],
-    content: string[],
-    tail: string[],
-    b: UpstreamBehaviour,
-  ): Promise<void> {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' })
-    res.flushHeaders()
-    for (const e of head) res.write(e)
-    for (let i = 0; i < content.length; i++) {
-      if (b.dropAfterChunks !== undefined && i >= b.dropAfterChunks) {
-        res.socket?.destroy()
-        return
-      }
-      if (b.stallAfterChunks !== undefined && i >= b.stallAfterChunks) return
-      if (i > 0 && b.chunkIntervalMs) await sleep(b.chunkIntervalMs)
-      if (res.destroyed) return
-      res.write(content[i])
-    }
-    for (const e of tail) res.write(e)
-    res.end()
-  }
-
-  private async anthropicStream(
-    res: http.ServerResponse,
-    model: string,
-    n: number,
-    input: number,
-    output: number,
-    b: UpstreamBehaviour,
-  ): Promise<void> {
-    const ev = (type: string, data: unknown): string => `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`
-    const id = `msg_${randomBytes(8).toString('hex')}`
-    await this.stream(
-      res,
-      [
-        ev('message_start', {
-          type: 'message_start',
-          message: {
-            id,
-            type: 'message',
-            role: 'assistant',
-            model,
-            content: [],
-            stop_reason: null,
-            stop_sequence: null,
-            usage: { input_tokens: input, output_tokens: 1 },
-          },
-        }),
-        ev('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
-        ev('ping', { type: 'ping' }),
-      ],
-      Array.from({ length: n }, (_, i) =>
-        ev('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: `chunk${i} ` } }),
-      ),
-      [
-        ev('content_block_stop', { type: 'content_block_stop', index: 0 }),
-        ev('message_delta', {
-          type: 'message_delta',
-          delta: { stop_reason: 'end_turn', stop_sequence: null },
-          usage: { output_tokens: output },
-        }),
-        ev('message_stop', { type: 'message_stop' }),
-      ],
-      b,
-    )
-  }
-
-  private async openaiStream(
-    res: http.ServerResponse,
-    model: string,
-    n: number,
-    input: number,
-    output: number,
-    includeUsage: boolean,
-    b: UpstreamBehaviour,
-  ): Promise<void> {
-    const id = `chatcmpl-${randomBytes(8).toString('hex')}`
-    const created = Math.floor(Date.now() / 1000)
-    const chunk = (delta: unknown, finish: string | null, usage?: unknown): string =>
-      `data: ${JSON.stringify({
-        id,
-        object: 'chat.completion.chunk',
-        created,
-        model,
-        choices: delta === null ? [] : [{ index: 0, delta, finish_reason: finish }],
-        ...(usage !== undefined ? { usage } : includeUsage ? { usage: null } : {}),
-      })}\n\n`
-    const tail = [chunk({}, 'stop')]
-    if (includeUsage) tail.push(chunk(null, null, { prompt_tokens: input, completion_tokens: output, total_tokens: input + output }))
-    tail.push('data: [DONE]\n\n')
-    await this.stream(
-      res,
-      [chunk({ role: 'assistant', content: '' }, null)],
-      Array.from({ length: n }, (_, i) => chunk({ content: `chunk${i} ` }, null)),
-      tail,
-      b,
-    )
-  }
-
-  private async geminiStream(
-    res: http.ServerResponse,
-    n: number,
-    input: number,
-    output: number,
-    b: UpstreamBehaviour,
-  ): Promise<void> {
-    const data = (i: number, last: boolean): string =>
-      `data: ${JSON.stringify({
-        candidates: [
-          { content: { role: 'model', parts: [{ text: `chunk${i} ` }] }, ...(last ? { finishReason: 'STOP' } : {}), index: 0 },
-        ],
-        usageMetadata: last
-          ? { promptTokenCount: input, candidatesTokenCount: output, totalTokenCount: input + output }
-          : { promptTokenCount: input },
-      })}\r\n\r\n`
-    await this.stream(res, [], Array.from({ length: n }, (_, i) => data(i, i === n - 1)), [], b)
   }
 }
