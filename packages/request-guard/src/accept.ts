@@ -41,11 +41,16 @@ export function acceptUpload(ctx: Ctx, next: NextFunction, rawBody: Buffer): voi
   locals.requestGuard = { rawBody, endpoint: endpoint.kind, provider: endpoint.provider, reserialized: false, clamped: [], inserted: [] }
   locals.tokenEstimate = { promptTokens: 0, outputTokens: 0 }
   locals.provider ??= endpoint.provider
+  describeForwarded(req, rawBody)
+  next()
+}
+
+/** The headers now describe the bytes handed on; the expectation of a 100-continue is met. */
+function describeForwarded(req: Ctx['req'], rawBody: Buffer): void {
   req.headers['content-length'] = String(rawBody.length)
   delete req.headers['transfer-encoding']
   delete req.headers['content-encoding']
   delete req.headers.expect
-  next()
 }
 
 /**
@@ -79,10 +84,6 @@ export function accept(
   locals.tokenEstimate = { promptTokens: Math.ceil(rawBody.length / 4), outputTokens: result.outputTokens }
   locals.provider ??= endpoint.provider
   ;(req as { body?: unknown }).body = body
-  // The headers now describe the validated bytes; the expectation of a 100-continue is met.
-  req.headers['content-length'] = String(rawBody.length)
-  delete req.headers['transfer-encoding']
-  delete req.headers['content-encoding']
-  delete req.headers.expect
+  describeForwarded(req, rawBody)
   next()
 }

@@ -16,7 +16,7 @@ import { readBody } from './read-body'
 import { FAILURES, malformed, tooLarge } from './refusal'
 import { applyEdits, rewriteBody } from './rewrite'
 import { accept, acceptUpload } from './accept'
-import { framingRefusal, multipartBoundary } from './multipart'
+import { framingRefusal, malformedUpload, multipartBoundary } from './multipart'
 import { createSecretScreen } from './secret-guard'
 
 export type { RequestGuardLocals } from './accept'
@@ -73,7 +73,7 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
    * outside anything JSON-shaped cannot be masked: it is refused, unless its action is `log`).
    */
   function fromUpload(ctx: Ctx, next: NextFunction, buf: Buffer, boundary: string): void {
-    if (buf.length === 0) return refuse(ctx, { status: 400, code: 'GH_RG_MALFORMED_UPLOAD', message: 'the request body is empty', openaiCode: null })
+    if (buf.length === 0) return refuse(ctx, malformedUpload('the request body is empty'))
     if (buf.length > config.bodyLimit) return refuse(ctx, tooLarge(config.bodyLimit))
     const framing = framingRefusal(buf, boundary)
     if (framing) return refuse(ctx, framing)
@@ -115,18 +115,20 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
     const { req } = ctx
     ctx.bodyUnread = false
     const parsed = (req as { body?: unknown }).body
+    const empty = req.headers['content-length'] === '0'
     if (ctx.endpoint.multipart) {
       const boundary = multipartBoundary(req.headers)
       if (typeof boundary !== 'string') return refuse(ctx, boundary)
-      if (Buffer.isBuffer(parsed)) return fromUpload(ctx, next, parsed, boundary)
+      // A parser that kept the bytes (express.raw()): a parsed form would not be the bytes to send.
+      if (Buffer.isBuffer(parsed) || empty) return fromUpload(ctx, next, Buffer.isBuffer(parsed) ? parsed : Buffer.alloc(0), boundary)
     } else {
       const media = mediaTypeRefusal(req.headers)
       if (media) return refuse(ctx, media)
+      // express.raw() keeps the exact bytes; anything else is a value a JSON parser produced.
+      if (Buffer.isBuffer(parsed)) return fromRaw(ctx, next, parsed)
+      if (parsed !== undefined) return fromParsed(ctx, next, parsed)
+      if (empty) return fromRaw(ctx, next, Buffer.alloc(0))
     }
-    // express.raw() keeps the exact bytes; anything else is a value a JSON parser produced.
-    if (Buffer.isBuffer(parsed) && !ctx.endpoint.multipart) return fromRaw(ctx, next, parsed)
-    if (parsed !== undefined && !ctx.endpoint.multipart) return fromParsed(ctx, next, parsed)
-    if (req.headers['content-length'] === '0') return fromRaw(ctx, next, Buffer.alloc(0))
     log(
       'error',
       '@gatehouse/request-guard: the request body was consumed before the guard by a middleware that left no req.body; mount the guard before body parsers',
@@ -165,14 +167,14 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
       if (consumed) return fromConsumed(ctx, next)
       const encoding = encodingRefusal(req.headers)
       if (encoding) return refuse(ctx, encoding)
-      const boundary = ctx.endpoint.multipart ? multipartBoundary(req.headers) : undefined
-      const media = boundary === undefined ? mediaTypeRefusal(req.headers) : typeof boundary === 'string' ? undefined : boundary
-      if (media) return refuse(ctx, media)
+      // A file upload is multipart with its boundary; every other body is JSON.
+      const media = ctx.endpoint.multipart ? multipartBoundary(req.headers) : mediaTypeRefusal(req.headers)
+      if (media !== undefined && typeof media !== 'string') return refuse(ctx, media)
       const declared = req.headers['content-length']
       if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) > config.bodyLimit) {
         return refuse(ctx, tooLarge(config.bodyLimit))
       }
-      if (typeof boundary === 'string') readBody(ctx, next, answers, config.bodyLimit, (c, n, buf) => fromUpload(c, n, buf, boundary))
+      if (typeof media === 'string') readBody(ctx, next, answers, config.bodyLimit, (c, n, buf) => fromUpload(c, n, buf, media))
       else readBody(ctx, next, answers, config.bodyLimit, fromRaw)
     } catch (err) {
       next(internalError(err))

@@ -9,6 +9,9 @@ import type { Refusal } from './refusal'
  * differently.
  */
 
+/** A file upload's body that is not what its Content-Type declares (400). */
+export const malformedUpload = (message: string): Refusal => ({ status: 400, code: 'GH_RG_MALFORMED_UPLOAD', message, openaiCode: null })
+
 /** RFC 2046 §5.1.1: 1 to 70 characters of this set, not ending in a space. */
 const BOUNDARY = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/
 
@@ -46,6 +49,6 @@ export function framingRefusal(body: Buffer, boundary: string): Refusal | undefi
   const tail = body.toString('latin1', Math.max(0, body.length - close.length - 2))
   const closed = tail.endsWith(close) || tail.endsWith(`${close}\r\n`)
   if (!body.subarray(0, open.length).equals(open) || !closed)
-    return { status: 400, code: 'GH_RG_MALFORMED_UPLOAD', message: 'the request body is not multipart/form-data framed by the boundary its Content-Type names', openaiCode: null }
+    return malformedUpload('the request body is not multipart/form-data framed by the boundary its Content-Type names')
   return undefined
 }

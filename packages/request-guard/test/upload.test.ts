@@ -1,0 +1,82 @@
+import express from 'express'
+import { FAKE_KEYS } from '@gatehouse/testing'
+import { startGuarded, type GuardedApp } from './helpers'
+
+/**
+ * File uploads (the registry's multipart endpoints): the framing is checked, the bytes are scanned
+ * for credentials and handed on as they came, and no tokens are reserved. Every refusal names its
+ * code and forwards nothing.
+ */
+
+const BOUNDARY = 'gh-test-boundary'
+const upload = (content: string, boundary = BOUNDARY): string =>
+  `--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\nContent-Type: application/octet-stream\r\n\r\n${content}\r\n--${boundary}--\r\n`
+
+async function post(url: string, body: string, type = `multipart/form-data; boundary=${BOUNDARY}`, path = '/v1/files') {
+  const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': type }, body })
+  const json = (await res.json()) as { locals?: { requestGuard: { rawBody: { data: number[] } }; tokenEstimate: unknown }; error?: { message: string; code: string | null } }
+  return { status: res.status, json }
+}
+
+describe('file uploads', () => {
+  let app: GuardedApp
+  beforeAll(async () => {
+    app = await startGuarded({ secrets: { rules: { 'github-token': 'mask' } } })
+  })
+  afterAll(() => app.close())
+  beforeEach(() => app.events.splice(0))
+
+  it('hands a framed upload on byte for byte, with no tokens to reserve', async () => {
+    const body = upload('{"custom_id":"a"}\n{"custom_id":"b"}')
+    const r = await post(app.url, body)
+    expect(r.status).toBe(200)
+    expect(Buffer.from(r.json.locals!.requestGuard.rawBody.data).toString('latin1')).toBe(body)
+    expect(r.json.locals!.tokenEstimate).toEqual({ promptTokens: 0, outputTokens: 0 })
+    // A quoted boundary is the same boundary.
+    expect((await post(app.url, body, `multipart/form-data; boundary="${BOUNDARY}"`)).status).toBe(200)
+  })
+
+  it.each<[string, string, string, number, string]>([
+    ['JSON on the upload endpoint', '{"purpose":"batch"}', 'application/json', 415, 'Content-Type must be multipart/form-data for a file upload'],
+    ['no boundary', upload('x'), 'multipart/form-data', 415, 'Content-Type must name a multipart boundary of 1 to 70 characters'],
+    ['a boundary over 70 characters', upload('x', 'b'.repeat(71)), `multipart/form-data; boundary=${'b'.repeat(71)}`, 415, 'Content-Type must name a multipart boundary'],
+    ['two boundaries', upload('x'), `multipart/form-data; boundary=${BOUNDARY}; boundary=other`, 415, 'Content-Type names more than one multipart boundary'],
+    ['a body framed by another boundary', upload('x', 'other'), `multipart/form-data; boundary=${BOUNDARY}`, 400, 'not multipart/form-data framed by the boundary'],
+    ['a body that is never closed', upload('x').replace(`--${BOUNDARY}--\r\n`, ''), `multipart/form-data; boundary=${BOUNDARY}`, 400, 'not multipart/form-data framed by the boundary'],
+  ])('refuses %s, naming why, and hands nothing on', async (_what, body, type, status, message) => {
+    const r = await post(app.url, body, type)
+    expect([r.status, r.json.locals]).toEqual([status, undefined])
+    expect(r.json.error?.message).toContain(message)
+    expect(app.events.map((e) => e.details?.code)).toEqual([status === 415 ? 'GH_RG_UNSUPPORTED_MEDIA_TYPE' : 'GH_RG_MALFORMED_UPLOAD'])
+  })
+
+  it('keeps JSON as the only body of every other endpoint', async () => {
+    const r = await post(app.url, upload('x'), `multipart/form-data; boundary=${BOUNDARY}`, '/v1/chat/completions')
+    expect([r.status, r.json.error?.code]).toEqual([415, 'unsupported_media_type'])
+  })
+
+  it('refuses a blocked credential in a file and masks a masked one where it stands', async () => {
+    const pem = FAKE_KEYS['private-key']!()
+    const blocked = await post(app.url, upload(`key:\n${pem}`))
+    expect([blocked.status, blocked.json.error?.message]).toEqual([400, expect.stringContaining('the uploaded file holds a credential (private-key)')])
+    expect(JSON.stringify(blocked.json)).not.toContain(pem.split('\n')[1])
+    const token = FAKE_KEYS['github-token']!()
+    const masked = await post(app.url, upload(`token=${token} "x"`))
+    expect(masked.status).toBe(200)
+    expect(Buffer.from(masked.json.locals!.requestGuard.rawBody.data).toString('latin1')).toBe(upload('token=[REDACTED:github-token] "x"'))
+  })
+
+  it('takes an upload a raw body parser read first, and refuses an empty one', async () => {
+    const raw = await startGuarded({}, express.raw({ type: 'multipart/form-data' }))
+    try {
+      const body = upload('{"custom_id":"a"}')
+      const r = await post(raw.url, body)
+      expect([r.status, Buffer.from(r.json.locals!.requestGuard.rawBody.data).toString('latin1')]).toEqual([200, body])
+      const empty = await fetch(`${raw.url}/v1/files`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'content-length': '0' } })
+      expect([empty.status, ((await empty.json()) as { error: { message: string } }).error.message]).toEqual([400, 'the request body is empty'])
+      expect(raw.events.map((e) => e.details?.code)).toEqual(['GH_RG_MALFORMED_UPLOAD'])
+    } finally {
+      await raw.close()
+    }
+  })
+})
