@@ -1,4 +1,4 @@
-import { ENDPOINT_IDS, GatehouseConfigError, GatehouseError, KEY_LIMIT_NAMES, isCidr, isProviderName, isProviderObjectId, PROVIDER_NAMES, suggest, type KeyLimitScope } from '@gatehouse/core'
+import { ENDPOINT_IDS, GatehouseConfigError, GatehouseError, KEY_LIMIT_NAMES, isCidr, isProviderName, isProviderObjectId, PROVIDER_NAMES, PROVIDER_OBJECT_ID_FORMAT, suggest, type KeyLimitScope } from '@gatehouse/core'
 import { ClientAuthErrorCodes } from './errors'
 import type { ClientKeyRecord } from './store'
 
@@ -57,7 +57,7 @@ export function validateKeyScope(input: { providers?: unknown; endpoints?: unkno
   const objects = list('objects', input.objects) ?? []
   if (objects.length > MAX_KEY_OBJECTS) bad(`objects: at most ${MAX_KEY_OBJECTS} ids (got ${objects.length})`)
   for (const id of objects) {
-    if (!isProviderObjectId(id)) bad(`objects: ${JSON.stringify(id.slice(0, 80))} is not a provider object id (letters, digits, . _ - : /, up to 256)`)
+    if (!isProviderObjectId(id)) bad(`objects: ${JSON.stringify(id.slice(0, 80))} is not a provider object id (${PROVIDER_OBJECT_ID_FORMAT})`)
   }
   for (const model of list('models', input.models) ?? []) {
     if (!MODEL_PATTERN.test(model)) bad(`models: ${JSON.stringify(model.slice(0, 80))} is not a model name or pattern (letters, digits, . _ - : / @ and *, up to 200)`)

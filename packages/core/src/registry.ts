@@ -278,6 +278,8 @@ export function matchEndpoint(provider: ProviderName, method: string, path: stri
  * anything else names nobody's object; a key scope or a config listing one is refused.
  */
 export const isProviderObjectId = (id: string): boolean => PROVIDER_OBJECT_ID.test(id)
+/** What such an id is made of, for messages that refuse one. */
+export const PROVIDER_OBJECT_ID_FORMAT = 'letters, digits, . _ - : /, up to 256'
 /** The same, as a JSON schema pattern. */
 export const PROVIDER_OBJECT_ID_PATTERN = '^[A-Za-z0-9_./:-]{1,256}$'
 const PROVIDER_OBJECT_ID = new RegExp(PROVIDER_OBJECT_ID_PATTERN)

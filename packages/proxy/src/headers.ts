@@ -100,4 +100,3 @@ function mergeList(client: string, ours: string): string {
   if (!list.includes(ours)) list.push(ours)
   return list.join(',')
 }
-

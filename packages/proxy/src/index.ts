@@ -1,5 +1,6 @@
 export { gatehouseProxy, type GatehouseProxy } from './proxy'
 export { proxyOptionsSchema, resolveProxyConfig, type ProxyOptions, type ProxyProviderOptions, type UpstreamCredential } from './options'
 export { ProxyErrorCodes, type ProxyErrorCode } from './errors'
+export { MAX_SHARED_OBJECTS } from './provider-options'
 export { composeLayers, createPipelineServer, type PipelineServerOptions } from './pipeline'
 export { memoryObjectOwners, redisObjectOwners, OBJECT_TTL_SECONDS, type ObjectOwners, type ObjectOwnersRedisClient } from './owners'

@@ -1,4 +1,3 @@
-
 /**
  * Which tenant (client key) made each provider object the proxy saw made (see references.ts): the
  * provider keeps them per account, and one tenant's id in another tenant's request would reach the

@@ -3,6 +3,7 @@ import {
   GatehouseConfigError,
   isProviderName,
   isProviderObjectId,
+  PROVIDER_OBJECT_ID_FORMAT,
   PROVIDERS,
   suggest,
   upstreamCredentialHeaders,
@@ -51,7 +52,7 @@ export function checkHeaders(
 
 const PROVIDER_KEYS = ['baseUrl', 'endpoints', 'apiKey', 'accountHeaders', 'relayRateLimitHeaders', 'sharedObjects']
 /** The most ids a provider's `sharedObjects` may list. */
-const MAX_SHARED_OBJECTS = 1024
+export const MAX_SHARED_OBJECTS = 1024
 
 export function resolveProvider(name: string, raw: unknown): ResolvedProvider {
   const where = `providers.${name}`
@@ -117,7 +118,7 @@ export function resolveProvider(name: string, raw: unknown): ResolvedProvider {
       fail('GH_PROXY_INVALID_OPTIONS', `${where}.sharedObjects must be a list of 1 to ${MAX_SHARED_OBJECTS} provider object ids`)
     for (const id of shared as unknown[]) {
       if (typeof id !== 'string' || !isProviderObjectId(id))
-        fail('GH_PROXY_INVALID_OPTIONS', `${where}.sharedObjects: ${JSON.stringify(typeof id === 'string' ? id.slice(0, 80) : id)} is not a provider object id (letters, digits, . _ - : /, up to 256)`)
+        fail('GH_PROXY_INVALID_OPTIONS', `${where}.sharedObjects: ${JSON.stringify(typeof id === 'string' ? id.slice(0, 80) : id)} is not a provider object id (${PROVIDER_OBJECT_ID_FORMAT})`)
     }
   }
   // Keep the base path without its trailing slash: `/openai/` + `/v1/…` must not become `//v1`.

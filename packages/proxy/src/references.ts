@@ -41,7 +41,7 @@ export interface ObjectReference {
 const NEVER_MADE: ReadonlySet<ObjectKind> = new Set(['conversation', 'vector_store', 'cached_content'])
 
 /** Whether the gateway ever sees an object of this kind made for this provider (Gemini's files are uploaded elsewhere). */
-export const neverMade = (provider: ProviderName, kind: ObjectKind): boolean => NEVER_MADE.has(kind) || (provider === 'gemini' && kind === 'file')
+const neverMade = (provider: ProviderName, kind: ObjectKind): boolean => NEVER_MADE.has(kind) || (provider === 'gemini' && kind === 'file')
 
 /** Endpoints whose path names one object (`:id`), and its kind. */
 const PATH_OBJECTS: ReadonlyMap<string, ObjectKind> = new Map<string, ObjectKind>([
@@ -87,10 +87,9 @@ function walk(node: unknown, gemini: boolean, out: ObjectReference[], depth = 0)
   }
 }
 
-/** The object a path names (its `:id`, decoded; a Gemini file as `files/…`), or undefined. */
+/** The object a path (the route's upstream path, without a query) names: its `:id`, decoded; a Gemini file as `files/…`. */
 function pathObject(provider: ProviderName, method: string, upstreamPath: string, kind: ObjectKind): ObjectReference | undefined {
-  const q = upstreamPath.indexOf('?')
-  const raw = matchEndpoint(provider, method, q === -1 ? upstreamPath : upstreamPath.slice(0, q))?.params.id
+  const raw = matchEndpoint(provider, method, upstreamPath)?.params.id
   if (raw === undefined) return undefined
   let id: string
   try {
@@ -105,11 +104,11 @@ function pathObject(provider: ProviderName, method: string, upstreamPath: string
  * The provider objects a request refers to (see above). `body` is the bytes to send; it is parsed
  * only when the parsed body is not at hand and the bytes hold one of the members.
  */
-export function objectReferences(endpoint: string | undefined, req: Request, upstreamPath: string, body: Buffer | undefined): ObjectReference[] {
+export function objectReferences(provider: ProviderName, endpoint: string | undefined, req: Request, upstreamPath: string, body: Buffer | undefined): ObjectReference[] {
   if (endpoint === undefined) return []
   const inPath = PATH_OBJECTS.get(endpoint)
   if (inPath !== undefined) {
-    const ref = pathObject(endpoint.slice(0, endpoint.indexOf('.')) as ProviderName, req.method, upstreamPath, inPath)
+    const ref = pathObject(provider, req.method, upstreamPath, inPath)
     // A path the registry matched always has its id; should it not, nothing may pass unchecked.
     return [ref ?? { id: '', kind: inPath, param: 'path' }]
   }
@@ -124,7 +123,7 @@ export function objectReferences(endpoint: string | undefined, req: Request, ups
     const conversation = idOf(o.conversation)
     if (conversation !== undefined) out.push({ id: conversation, kind: 'conversation', param: 'conversation' })
   }
-  walk(o, endpoint.startsWith('gemini.'), out)
+  walk(o, provider === 'gemini', out)
   return out
 }
 
@@ -141,9 +140,9 @@ const NAMES: Record<ObjectKind, string> = {
 
 /**
  * Runs `go` when the request refers to no provider object, or only to ones its client key made or
- * was granted (the provider's shared objects, the key's own grants); otherwise answers 404 in the provider's shape with a `security_violation` event (`object_denied`),
- * and never forwards it. Without a client key or owners, `go` at once. When the owners cannot be
- * read: 503, never forwarded.
+ * was granted (the provider's shared objects, the key's own grants); otherwise answers 404 in the
+ * provider's shape with a `security_violation` event (`object_denied`), and never forwards it.
+ * Without a client key or owners, `go` at once. When the owners cannot be read: 503, never forwarded.
  */
 export function checkObjectOwners(config: ProxyConfig, provider: ProviderName, req: Request, res: Response, next: NextFunction, upstreamPath: string, go: () => void): void {
   const owners = config.objectOwners
@@ -153,7 +152,7 @@ export function checkObjectOwners(config: ProxyConfig, provider: ProviderName, r
   const shared = config.providers.get(provider)?.sharedObjects
   const granted = locals.clientKeyObjects
   // Granted ids need no owner: they were never (or need not be) made through the gateway.
-  const refs = objectReferences(locals.endpoint, req, upstreamPath, config.body?.(req, res)).filter(
+  const refs = objectReferences(provider, locals.endpoint, req, upstreamPath, config.body?.(req, res)).filter(
     (ref) => shared?.has(ref.id) !== true && granted?.includes(ref.id) !== true,
   )
   if (refs.length === 0) return go()

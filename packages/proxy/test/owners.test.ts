@@ -4,8 +4,9 @@ import { randomBytes } from 'node:crypto'
 import express, { type RequestHandler } from 'express'
 import Redis from 'ioredis'
 import type { SecurityEvent } from '@gatehouse/core'
-import { listen, MockUpstream } from '@gatehouse/testing'
+import { listen } from '@gatehouse/testing'
 import { gatehouseProxy, memoryObjectOwners, redisObjectOwners, type ObjectOwners, type ProxyOptions } from '@gatehouse/proxy'
+import { providerForSuite } from './suite'
 
 /**
  * Provider objects by client key: a tenant may refer only to the responses, files and containers
@@ -47,21 +48,16 @@ async function gateway(baseUrl: string, extra: Partial<ProxyOptions> = {}) {
 const create = { model: 'gpt-4o-mini', input: 'hi' }
 
 describe('stored responses by client key', () => {
-  let upstream: MockUpstream
-  beforeAll(async () => {
-    upstream = await MockUpstream.start()
-  })
-  afterAll(() => upstream.close())
-  beforeEach(() => upstream.reset())
+  const mock = providerForSuite()
 
   it("lets a key continue, read and delete only the responses it made; another's, an unknown one or a conversation is 404 and never forwarded", async () => {
-    const gw = await gateway(upstream.url)
+    const gw = await gateway(mock.upstream.url)
     try {
       const made = await gw.send('key_a', 'POST', '/v1/responses', create)
       expect(made.status).toBe(200)
       const id = made.json.id as string
       expect(id).toMatch(/^resp_/)
-      const forwarded = upstream.requests.length
+      const forwarded = mock.upstream.requests.length
 
       const foreign = await gw.send('key_b', 'POST', '/v1/responses', { ...create, previous_response_id: id })
       expect(foreign).toEqual({
@@ -75,7 +71,7 @@ describe('stored responses by client key', () => {
       expect((await gw.send('key_a', 'POST', '/v1/responses', { ...create, previous_response_id: 'resp_never_made' })).status).toBe(404)
       const conversation = await gw.send('key_a', 'POST', '/v1/responses', { ...create, conversation: { id: 'conv_123' } })
       expect([conversation.status, (conversation.json.error as { param: string }).param]).toEqual([404, 'conversation'])
-      expect(upstream.requests).toHaveLength(forwarded)
+      expect(mock.upstream.requests).toHaveLength(forwarded)
       const denied = gw.events.filter((e) => e.result === 'object_denied')
       expect(denied.map((e) => [e.user_id, e.details?.param])).toEqual([
         ['key_b', 'previous_response_id'],
@@ -87,9 +83,9 @@ describe('stored responses by client key', () => {
 
       // Its maker continues it, reads it (the mock has no stored responses: its own 404 comes back, forwarded).
       expect((await gw.send('key_a', 'POST', '/v1/responses', { ...create, previous_response_id: id })).status).toBe(200)
-      expect(upstream.last!.json).toMatchObject({ previous_response_id: id })
+      expect(mock.upstream.last!.json).toMatchObject({ previous_response_id: id })
       await gw.send('key_a', 'GET', `/v1/responses/${id}`)
-      expect(upstream.last!.path).toBe(`/v1/responses/${id}`)
+      expect(mock.upstream.last!.path).toBe(`/v1/responses/${id}`)
       // Without a client key (a developer's own app, no tenants) nothing is checked.
       expect((await gw.send(undefined, 'POST', '/v1/responses', { ...create, previous_response_id: 'resp_any' })).status).toBe(200)
     } finally {
@@ -125,9 +121,9 @@ describe('stored responses by client key', () => {
     const down = new Redis({ host: '127.0.0.1', port: 1, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null, lazyConnect: true })
     down.on('error', () => undefined)
     const [one, two, broken] = [
-      await gateway(upstream.url, { objectOwners: redisObjectOwners(redis, prefix) }),
-      await gateway(upstream.url, { objectOwners: redisObjectOwners(redis, prefix) }),
-      await gateway(upstream.url, { objectOwners: redisObjectOwners(down, prefix) }),
+      await gateway(mock.upstream.url, { objectOwners: redisObjectOwners(redis, prefix) }),
+      await gateway(mock.upstream.url, { objectOwners: redisObjectOwners(redis, prefix) }),
+      await gateway(mock.upstream.url, { objectOwners: redisObjectOwners(down, prefix) }),
     ]
     try {
       const id = (await one.send('key_a', 'POST', '/v1/responses', create)).json.id as string
@@ -135,10 +131,10 @@ describe('stored responses by client key', () => {
       expect(await redis.ttl(`${prefix}owner:${id}`)).toBeGreaterThan(29 * 24 * 3600)
       expect((await two.send('key_b', 'POST', '/v1/responses', { ...create, previous_response_id: id })).status).toBe(404)
       expect((await two.send('key_a', 'POST', '/v1/responses', { ...create, previous_response_id: id })).status).toBe(200)
-      const before = upstream.requests.length
+      const before = mock.upstream.requests.length
       const unreadable = await broken.send('key_a', 'POST', '/v1/responses', { ...create, previous_response_id: id })
       expect(unreadable.status).toBe(503)
-      expect(upstream.requests).toHaveLength(before)
+      expect(mock.upstream.requests).toHaveLength(before)
     } finally {
       await Promise.all([one.close(), two.close(), broken.close()])
       const keys = await redis.keys(`${prefix}*`)
@@ -245,12 +241,7 @@ describe('files, containers and objects the gateway never sees made', () => {
 })
 
 describe("objects the operator opens: a provider's sharedObjects and a key's own grants", () => {
-  let upstream: MockUpstream
-  beforeAll(async () => {
-    upstream = await MockUpstream.start()
-  })
-  afterAll(() => upstream.close())
-  beforeEach(() => upstream.reset())
+  const mock = providerForSuite()
 
   /** What client-auth does for a key whose scope names objects (here from a test header). */
   const grants: RequestHandler = (req, res, next) => {
@@ -262,7 +253,7 @@ describe("objects the operator opens: a provider's sharedObjects and a key's own
   it('lets every key use a shared object and only the granted key use its own grant; everything else stays refused and unsent', async () => {
     const events: SecurityEvent[] = []
     const proxy = gatehouseProxy({
-      providers: { openai: { baseUrl: upstream.url, apiKey, endpoints: ['openai.responses'], sharedObjects: ['vs_company_docs'] } },
+      providers: { openai: { baseUrl: mock.upstream.url, apiKey, endpoints: ['openai.responses'], sharedObjects: ['vs_company_docs'] } },
       onEvent: (e) => events.push(e),
     })
     const app = express()
@@ -280,11 +271,11 @@ describe("objects the operator opens: a provider's sharedObjects and a key's own
       // The shared store: every key.
       expect((await search('key_a', ['vs_company_docs'])).status).toBe(200)
       expect((await search('key_b', ['vs_company_docs'])).status).toBe(200)
-      expect(upstream.requests).toHaveLength(2)
+      expect(mock.upstream.requests).toHaveLength(2)
       // key_a's own store, granted to key_a: key_a alone, also beside the shared one.
       expect((await search('key_a', ['vs_team_a', 'vs_company_docs'], 'vs_team_a')).status).toBe(200)
-      expect(upstream.last!.json).toMatchObject({ tools: [{ vector_store_ids: ['vs_team_a', 'vs_company_docs'] }] })
-      const sent = upstream.requests.length
+      expect(mock.upstream.last!.json).toMatchObject({ tools: [{ vector_store_ids: ['vs_team_a', 'vs_company_docs'] }] })
+      const sent = mock.upstream.requests.length
       const stolen = await search('key_b', ['vs_team_a'])
       expect([stolen.status, JSON.parse(stolen.text)]).toEqual([404, { error: { message: "Vector store with id 'vs_team_a' not found.", type: 'invalid_request_error', param: 'vector_store_ids', code: 'not_found' } }])
       // A grant opens its own ids only: key_b granted another store, or a shared one beside a foreign one.
@@ -292,7 +283,7 @@ describe("objects the operator opens: a provider's sharedObjects and a key's own
       expect((await search('key_b', ['vs_company_docs', 'vs_team_a'])).status).toBe(404)
       // A prefix of a granted id is another id.
       expect((await search('key_a', ['vs_team'], 'vs_team_a')).status).toBe(404)
-      expect(upstream.requests).toHaveLength(sent)
+      expect(mock.upstream.requests).toHaveLength(sent)
       expect(events.filter((e) => e.result === 'object_denied').map((e) => [e.user_id, e.details?.kind])).toEqual([
         ['key_b', 'vector_store'],
         ['key_b', 'vector_store'],

@@ -5,6 +5,7 @@ import express, { type RequestHandler } from 'express'
 import { defaultEndpointIds, PROVIDERS, type SecurityEvent } from '@gatehouse/core'
 import { listen, MockUpstream, rawHttp, sleep } from '@gatehouse/testing'
 import { gatehouseProxy, type ProxyOptions } from '@gatehouse/proxy'
+import { providerForSuite } from './suite'
 
 /** The proxy mounted alone in an Express app, as a developer would, in front of a mock provider. */
 
@@ -40,20 +41,17 @@ const keys = { openai: key('sk-proj-'), claude: key('sk-ant-api03-'), gemini: ke
  * closed after), and the providers option that points every provider at it with `keys`.
  */
 function mockProvider() {
-  const mock = {
-    upstream: undefined as unknown as MockUpstream,
+  const suite = providerForSuite()
+  return {
+    get upstream(): MockUpstream {
+      return suite.upstream
+    },
     providers: () => ({
-      openai: { baseUrl: mock.upstream.url, apiKey: keys.openai },
-      claude: { baseUrl: mock.upstream.url, apiKey: keys.claude },
-      gemini: { baseUrl: mock.upstream.url, apiKey: keys.gemini },
+      openai: { baseUrl: suite.upstream.url, apiKey: keys.openai },
+      claude: { baseUrl: suite.upstream.url, apiKey: keys.claude },
+      gemini: { baseUrl: suite.upstream.url, apiKey: keys.gemini },
     }),
   }
-  beforeAll(async () => {
-    mock.upstream = await MockUpstream.start()
-  })
-  afterAll(() => mock.upstream.close())
-  beforeEach(() => mock.upstream.reset())
-  return mock
 }
 
 describe('gatehouseProxy alone: endpoints', () => {

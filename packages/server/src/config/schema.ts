@@ -5,7 +5,7 @@ import { clientAuthOptionsSchema, jwtAuthOptionsSchema } from '@gatehouse/client
 import { deviceFingerprintOptionsSchema } from '@gatehouse/device-fingerprint'
 import { hstsOptionsSchema } from '@gatehouse/hsts'
 import { ipFilterOptionsSchema } from '@gatehouse/ip-filter'
-import { proxyOptionsSchema } from '@gatehouse/proxy'
+import { MAX_SHARED_OBJECTS, proxyOptionsSchema } from '@gatehouse/proxy'
 import { metricsOptionsSchema, metricsServerOptionsSchema } from '@gatehouse/metrics'
 import { quotaOptionsSchema, rateLimitOptionsSchema, tokenLimitOptionsSchema } from '@gatehouse/rate-limit'
 import { requestGuardOptionsSchema } from '@gatehouse/request-guard'
@@ -106,9 +106,9 @@ const provider = (name: string): SchemaObject =>
     /** Provider object ids every client key may refer to (the operator's own, made outside the gateway). */
     shared_objects: {
       type: 'array',
-      maxItems: 1024,
+      maxItems: MAX_SHARED_OBJECTS,
       items: { type: 'string', pattern: PROVIDER_OBJECT_ID_PATTERN },
-      description: 'must be a list of at most 1024 provider object ids (vs_…, file-…, cachedContents/…)',
+      description: `must be a list of at most ${MAX_SHARED_OBJECTS} provider object ids (vs_…, file-…, cachedContents/…)`,
     },
     /** Relay the provider's account-wide rate-limit headers (where it sends any): they show every tenant's use of the account. */
     ...(PROVIDERS[name as ProviderName].rateLimitHeaderPrefixes.length > 0 ? { relay_rate_limit_headers: bool } : {}),
