@@ -43,7 +43,8 @@ function decode(raw: string): string {
 /**
  * Every model a request names: the body's `model`, the model in a Gemini path
  * (`/v1beta/models/<model>:generateContent`), and each nested batch request's (`requests[i].params.model`
- * for Anthropic, `requests[i].model` for Gemini's batch calls).
+ * for Anthropic, `requests[i].model` for Gemini's batch embeddings, a Gemini batch's `batch.model`
+ * and its inline requests' `request.model`).
  */
 export function modelsOfRequest(req: Request, res: Response): string[] {
   const out: string[] = []
@@ -60,8 +61,20 @@ export function modelsOfRequest(req: Request, res: Response): string[] {
         if (isObject(entry.params) && typeof entry.params.model === 'string') out.push(entry.params.model)
       }
     }
+    if (isObject(body.batch)) geminiBatchModels(body.batch, out)
   }
   return out.map(bare)
+}
+
+/** A Gemini batch names its model, and each inline request may name one too. */
+function geminiBatchModels(batch: Record<string, unknown>, out: string[]): void {
+  if (typeof batch.model === 'string') out.push(batch.model)
+  for (const key of ['input_config', 'inputConfig']) {
+    const cfg = batch[key]
+    const requests = isObject(cfg) && isObject(cfg.requests) ? cfg.requests.requests : undefined
+    if (!Array.isArray(requests)) continue
+    for (const entry of requests) if (isObject(entry) && isObject(entry.request) && typeof entry.request.model === 'string') out.push(entry.request.model)
+  }
 }
 
 /**

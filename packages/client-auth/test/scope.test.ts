@@ -136,6 +136,8 @@ describe('keyModelScope', () => {
     ['a Gemini path model', '/v1beta/models/gemini-2.5-pro:generateContent', { contents: [] }, 'gemini-2.5-pro'],
     ['an Anthropic batch entry', '/v1/messages/batches', { requests: [{ custom_id: 'a', params: { model: 'claude-haiku-4' } }, { custom_id: 'b', params: { model: 'gpt-4o' } }] }, 'gpt-4o'],
     ['a Gemini batch entry', '/v1beta/models/gemini-2.0-flash:batchEmbedContents', { requests: [{ model: 'models/gemini-2.0-flash' }, { model: 'models/text-embedding-004' }] }, 'text-embedding-004'],
+    ['a Gemini batch model', '/v1beta/models/gemini-2.0-flash:batchGenerateContent', { batch: { model: 'models/gemini-2.5-pro', input_config: { requests: { requests: [] } } } }, 'gemini-2.5-pro'],
+    ['a Gemini batch request', '/v1beta/models/gemini-2.0-flash:batchGenerateContent', { batch: { inputConfig: { requests: { requests: [{ request: { model: 'models/gemini-2.0-flash' } }, { request: { model: 'models/gemini-2.5-pro' } }] } } } }, 'gemini-2.5-pro'],
   ])('refuses %s outside the key\'s models with 403 in the provider shape and a model_denied event', async (_what, path, body, model) => {
     const { store, events, app } = setup()
     const k = store.create({ name: 'm', models: ['gpt-4o-mini', 'claude-*', 'gemini-2.0-*'] })

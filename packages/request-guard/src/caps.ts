@@ -1,6 +1,7 @@
 import type { ProviderCaps } from './options'
 import type { Endpoint } from './endpoints'
 import type { PathSegment } from './scan'
+import type { Refusal } from './refusal'
 
 /** Every key that can carry a max-token value, at any of the places listed in `findCapSites`. */
 export const CAP_KEYS: ReadonlySet<string> = new Set([
@@ -47,19 +48,61 @@ function sitesIn(
 
 /**
  * The max-token fields of a body: `max_tokens`, `max_completion_tokens`, `max_output_tokens` at the
- * top level, `generationConfig.maxOutputTokens` (either spelling), and for Anthropic message batches
- * every `requests[i].params.max_tokens`.
+ * top level, `generationConfig.maxOutputTokens` (either spelling), and those of every nested request
+ * of a batch (Anthropic's `requests[i].params`, Gemini's inline `requests[i].request`).
  */
 export function findCapSites(body: Record<string, unknown>, endpoint: Endpoint): CapSite[] {
   const out: CapSite[] = []
   sitesIn(body, [], endpoint.pathModel ?? modelOf(body), out)
-  if (endpoint.kind === 'claude.batches' && Array.isArray(body.requests)) {
-    body.requests.forEach((entry: unknown, i) => {
-      if (!isObject(entry) || !isObject(entry.params)) return
-      sitesIn(entry.params, ['requests', i, 'params'], modelOf(entry.params), out)
-    })
-  }
+  for (const unit of nestedUnits(body, endpoint) ?? []) sitesIn(unit.obj, unit.path, unit.model, out)
   return out
+}
+
+const GEMINI_INPUT_KEYS = ['input_config', 'inputConfig'] as const
+
+/**
+ * Why a Gemini batch cannot be checked, if it cannot: its requests must be inline, under one
+ * spelling of the input config (a batch read from a file would run requests nobody capped).
+ */
+export function geminiBatchRefusal(body: Record<string, unknown>): Refusal | undefined {
+  const batch = body.batch
+  if (!isObject(batch)) return undefined // the schema names it
+  const present = GEMINI_INPUT_KEYS.filter((k) => own(batch, k))
+  if (present.length !== 1) {
+    const message = present.length === 0 ? 'batch.input_config: is required' : 'batch: set input_config or inputConfig, not both'
+    return { status: 400, code: 'GH_RG_INVALID_BODY', message, field: 'batch.input_config', openaiCode: 'invalid_value' }
+  }
+  const cfg = batch[present[0]!]
+  if (isObject(cfg) && (own(cfg, 'file_name') || own(cfg, 'fileName'))) {
+    const field = `batch.${present[0]!}.file_name`
+    return { status: 400, code: 'GH_RG_INVALID_BODY', message: `${field}: a batch read from a file cannot be checked by this gateway; send its requests inline`, field, openaiCode: 'invalid_value' }
+  }
+  return undefined
+}
+
+/** The requests nested in a batch body, each checked as the request it is; undefined for other bodies. */
+function nestedUnits(body: Record<string, unknown>, endpoint: Endpoint): OutputUnit[] | undefined {
+  const out: OutputUnit[] = []
+  if (endpoint.kind === 'claude.batches') {
+    if (Array.isArray(body.requests)) {
+      body.requests.forEach((entry: unknown, i) => {
+        if (isObject(entry) && isObject(entry.params)) out.push({ path: ['requests', i, 'params'], obj: entry.params, kind: 'claude.messages', model: modelOf(entry.params) })
+      })
+    }
+    return out
+  }
+  if (endpoint.kind === 'gemini.batch') {
+    const batch = isObject(body.batch) ? body.batch : {}
+    for (const key of GEMINI_INPUT_KEYS) {
+      const cfg = batch[key]
+      if (!own(batch, key) || !isObject(cfg) || !isObject(cfg.requests) || !Array.isArray(cfg.requests.requests)) continue
+      cfg.requests.requests.forEach((entry: unknown, i) => {
+        if (isObject(entry) && isObject(entry.request)) out.push({ path: ['batch', key, 'requests', 'requests', i, 'request'], obj: entry.request, kind: 'gemini.generate', model: endpoint.pathModel })
+      })
+    }
+    return out
+  }
+  return undefined
 }
 
 /** The cap for a model: an exact name first, then the longest matching pattern, then the provider's. */
@@ -113,17 +156,8 @@ export function outputUnits(body: Record<string, unknown>, endpoint: Endpoint): 
     case 'claude.messages':
     case 'gemini.generate':
       return [{ path: [], obj: body, kind: endpoint.kind, model: endpoint.pathModel ?? modelOf(body) }]
-    case 'claude.batches': {
-      const out: OutputUnit[] = []
-      if (Array.isArray(body.requests)) {
-        body.requests.forEach((entry: unknown, i) => {
-          if (isObject(entry) && isObject(entry.params)) out.push({ path: ['requests', i, 'params'], obj: entry.params, kind: 'claude.messages', model: modelOf(entry.params) })
-        })
-      }
-      return out
-    }
     default:
-      return []
+      return nestedUnits(body, endpoint) ?? []
   }
 }
 

@@ -8,6 +8,7 @@ import {
   capInsertPath,
   choiceSites,
   findCapSites,
+  geminiBatchRefusal,
   outputUnits,
   requestedTokens,
   UNCAPPED_OUTPUT_TOKENS,
@@ -59,6 +60,10 @@ export function checkBody(
       message: 'the request body must be a JSON object',
       openaiCode: 'invalid_type',
     }
+  }
+  if (endpoint.kind === 'gemini.batch') {
+    const unchecked = geminiBatchRefusal(body)
+    if (unchecked) return unchecked
   }
   const validate = method === 'POST' ? validators.get(endpoint.kind) : undefined
   if (validate && !validate(body)) return schemaRefusal(validate.errors ?? [], body)

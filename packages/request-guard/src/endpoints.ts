@@ -11,6 +11,7 @@ export type EndpointKind =
   | 'claude.count_tokens'
   | 'claude.batches'
   | 'gemini.generate'
+  | 'gemini.batch'
   | 'generic'
 
 export interface Endpoint {
@@ -41,6 +42,7 @@ const KIND_BY_ENDPOINT: Readonly<Record<string, EndpointKind>> = {
   'gemini.v1beta.stream': 'gemini.generate',
   'gemini.v1.generate': 'gemini.generate',
   'gemini.v1.stream': 'gemini.generate',
+  'gemini.batch_generate': 'gemini.batch',
   // Gemini's OpenAI-compatible endpoints take OpenAI bodies, and OpenAI SDKs read the errors.
   'gemini.openai.chat': 'openai.chat',
   'gemini.openai.embeddings': 'openai.embeddings',
@@ -81,7 +83,7 @@ export function resolveEndpoint(pathname: string, headers: IncomingHttpHeaders, 
     kind,
     provider: route.provider,
     dialect,
-    ...(kind === 'gemini.generate' && model !== undefined ? { pathModel: decodeModel(model) } : {}),
+    ...((kind === 'gemini.generate' || kind === 'gemini.batch') && model !== undefined ? { pathModel: decodeModel(model) } : {}),
     ...(matched?.spec.multipart === true ? { multipart: true as const } : {}),
   }
 }

@@ -14,7 +14,7 @@ import {
   openaiResponsesSchema,
 } from './schemas/openai'
 import { claudeBatchesSchema, claudeCountTokensSchema, claudeMessagesSchema } from './schemas/claude'
-import { geminiGenerateSchema } from './schemas/gemini'
+import { geminiBatchSchema, geminiGenerateSchema } from './schemas/gemini'
 
 /** The body schema for each known endpoint. */
 export const requestBodySchemas: Readonly<Record<Exclude<EndpointKind, 'generic'>, SchemaObject>> =
@@ -27,6 +27,7 @@ export const requestBodySchemas: Readonly<Record<Exclude<EndpointKind, 'generic'
     'claude.count_tokens': claudeCountTokensSchema,
     'claude.batches': claudeBatchesSchema,
     'gemini.generate': geminiGenerateSchema,
+    'gemini.batch': geminiBatchSchema,
   })
 
 export type BodyValidators = ReadonlyMap<EndpointKind, ValidateFunction>

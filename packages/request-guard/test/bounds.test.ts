@@ -166,3 +166,51 @@ describe('output bounds: caps written in, choices held, the estimate the limits 
     }
   })
 })
+
+describe('output bounds in a Gemini batch', () => {
+  let gapp: GuardedApp
+  beforeAll(async () => {
+    gapp = await startGuarded({ providers: { gemini: { maxTokens: 3000 } } })
+  })
+  afterAll(() => gapp.close())
+
+  it('walks the inline requests of a Gemini batch: caps written in or refused by path, candidateCount held, the bound summed', async () => {
+    const BATCH_PATH = '/v1beta/models/gemini-2.0-flash:batchGenerateContent'
+    const contents = [{ role: 'user', parts: [{ text: 'hi' }] }]
+    const batch = (requests: unknown[], key = 'input_config') => ({ batch: { display_name: 'nightly', [key]: { requests: { requests } } } })
+    const ok = await postJson(gapp.url, BATCH_PATH, batch([
+      { request: { contents }, metadata: { key: 'a' } },
+      { request: { contents, generationConfig: { maxOutputTokens: 100 } } },
+      { request: { contents, generation_config: { temperature: 0 } } },
+    ]))
+    expect(ok.status).toBe(200)
+    const f = forwarded(ok)
+    // The two without a cap get the provider's (3000) in the spelling each used; the third keeps its 100.
+    expect(f.inserted).toEqual(['batch.input_config.requests.requests[0].request.generationConfig.maxOutputTokens', 'batch.input_config.requests.requests[2].request.generation_config.max_output_tokens'])
+    const sent = (f.body.batch as { input_config: { requests: { requests: { request: Record<string, Record<string, unknown>> }[] } } }).input_config.requests.requests
+    expect(sent.map((e) => e.request.generationConfig?.maxOutputTokens ?? e.request.generation_config?.max_output_tokens)).toEqual([3000, 100, 3000])
+    expect(f.estimate.outputTokens).toBe(3000 + 100 + 3000)
+    // camelCase input config: walked the same way.
+    const camel = await postJson(gapp.url, BATCH_PATH, batch([{ request: { contents, generationConfig: { maxOutputTokens: 7 } } }], 'inputConfig'))
+    expect(camel.status).toBe(200)
+    expect(forwarded(camel).estimate.outputTokens).toBe(7)
+
+    const refusals: [Record<string, unknown>, string][] = [
+      [batch([{ request: { contents } }, { request: { contents, generationConfig: { maxOutputTokens: 999_999 } } }]), 'batch.input_config.requests.requests[1].request.generationConfig.maxOutputTokens: must be <= 3000'],
+      [batch([{ request: { contents, generationConfig: { maxOutputTokens: 10, candidateCount: 8 } } }]), 'batch.input_config.requests.requests[0].request.generationConfig.candidateCount: must be <= 1'],
+      [{ batch: { input_config: { file_name: 'files/abc123' } } }, 'batch.input_config.file_name: a batch read from a file cannot be checked by this gateway'],
+      [{ batch: { input_config: { file_name: 'files/abc123', requests: { requests: [{ request: { contents } }] } } } }, 'batch.input_config.file_name: a batch read from a file'],
+      [{ batch: { inputConfig: { requests: { requests: [] } }, input_config: { requests: { requests: [{ request: { contents } }] } } } }, 'batch: set input_config or inputConfig, not both'],
+      [{ batch: { display_name: 'x' } }, 'batch.input_config: is required'],
+      [batch([{ request: { generationConfig: { maxOutputTokens: 5 } } }]), 'batch.input_config.requests.requests[0].request.contents: is required'],
+    ]
+    for (const [body, message] of refusals) {
+      const res = await postJson(gapp.url, BATCH_PATH, body)
+      expect(res.status).toBe(400)
+      expect(res.json.locals).toBeUndefined()
+      expect(res.json.error).toMatchObject({ code: 400, status: 'INVALID_ARGUMENT' })
+      expect(res.json.error.message).toContain(message)
+      expect(res.json.error.message).not.toContain('abc123')
+    }
+  })
+})

@@ -51,6 +51,16 @@ export function jsonAnswer(c: AnswerContext): unknown {
     return { id: id('modr-'), model: c.model, results: [{ flagged: false, categories: {}, category_scores: {} }] }
   }
   if (c.path === '/v1/messages/count_tokens') return { input_tokens: c.input }
+  if (c.path.startsWith('/v1beta/models/') && c.path.endsWith(':batchGenerateContent')) {
+    // A long-running operation: the batch runs later, so the answer reports no usage.
+    const model = c.path.slice('/v1beta/'.length, -':batchGenerateContent'.length)
+    const name = `batches/${randomBytes(8).toString('hex')}`
+    const batch = c.request.batch as { display_name?: unknown } | undefined
+    return {
+      name,
+      metadata: { '@type': 'type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch', model, displayName: batch?.display_name ?? '', name, state: 'BATCH_STATE_PENDING', createTime: new Date().toISOString() },
+    }
+  }
   if (c.path === '/v1/responses') {
     return {
       id: id('resp_'),

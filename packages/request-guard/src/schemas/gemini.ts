@@ -52,3 +52,37 @@ export const geminiGenerateSchema: SchemaObject = {
     cached_content: str,
   },
 }
+
+/** A batch's inline requests: each a generateContent body with the caller's metadata. */
+const geminiBatchInput: SchemaObject = {
+  type: 'object',
+  required: ['requests'],
+  properties: {
+    requests: {
+      type: 'object',
+      required: ['requests'],
+      properties: {
+        requests: {
+          type: 'array',
+          minItems: 1,
+          items: { type: 'object', required: ['request'], properties: { request: geminiGenerateSchema, metadata: { type: 'object' } } },
+        },
+      },
+    },
+  },
+}
+
+/**
+ * `models/<model>:batchGenerateContent`: only batches whose requests are inline, so each one can be
+ * checked and capped like a generateContent body (the input-config spelling is checked in code).
+ */
+export const geminiBatchSchema: SchemaObject = {
+  type: 'object',
+  required: ['batch'],
+  properties: {
+    batch: {
+      type: 'object',
+      properties: { model: str, display_name: str, displayName: str, input_config: geminiBatchInput, inputConfig: geminiBatchInput },
+    },
+  },
+}
