@@ -44,7 +44,7 @@ function decode(raw: string): string {
  * Every model a request names: the body's `model`, the model in a Gemini path
  * (`/v1beta/models/<model>:generateContent`), and each nested batch request's (`requests[i].params.model`
  * for Anthropic, `requests[i].model` for Gemini's batch embeddings, a Gemini batch's `batch.model`
- * and its inline requests' `request.model`).
+ * and its inline requests' `request.model`), and the models of an uploaded OpenAI batch file's lines.
  */
 export function modelsOfRequest(req: Request, res: Response): string[] {
   const out: string[] = []
@@ -63,6 +63,9 @@ export function modelsOfRequest(req: Request, res: Response): string[] {
     }
     if (isObject(body.batch)) geminiBatchModels(body.batch, out)
   }
+  // An uploaded OpenAI batch file's lines, as request-guard read them.
+  const batchFile = gatehouseLocals(res).batchInput
+  if (batchFile) out.push(...batchFile.models)
   return out.map(bare)
 }
 

@@ -12,6 +12,8 @@ export const ProxyErrorCodes = {
   GH_PROXY_ENDPOINT_DENIED: 'GH_PROXY_ENDPOINT_DENIED',
   /** A request referring to a provider object its client key did not make (another's, unknown, a conversation): 404, never forwarded. */
   GH_PROXY_OBJECT_DENIED: 'GH_PROXY_OBJECT_DENIED',
+  /** A batch on a file that was not uploaded as a checked batch input by its key, or that already ran a batch (400, never forwarded). */
+  GH_PROXY_BATCH_INPUT_DENIED: 'GH_PROXY_BATCH_INPUT_DENIED',
   /** The object owners (memory or Redis) could not be read: the request is not sent (503). */
   GH_PROXY_OWNERS_UNAVAILABLE: 'GH_PROXY_OWNERS_UNAVAILABLE',
   /** No upstream credential for the request: it is not sent (503). */

@@ -31,6 +31,13 @@ const MADE: ReadonlyMap<string, Made> = new Map<string, Made>([
   ['claude.messages', { pattern: /"container"\s*:\s*\{\s*"id"\s*:\s*"([A-Za-z0-9_-]{1,200})"/, bytes: 8 * 1024 * 1024, when: 'code_execution' }],
 ])
 
+/**
+ * The owner-store ids of an OpenAI batch input file: `input` once request-guard checked its lines
+ * (recorded when the file is made), `run` once a batch was created on it (claimed, once). Neither
+ * is a provider id a client could name (`:` is not in one).
+ */
+export const batchInputMark = (fileId: string): { input: string; run: string } => ({ input: `batch-input:${fileId}`, run: `batch-run:${fileId}` })
+
 /** Looks for the ids of what an answer made, in its first bytes, across chunk boundaries; records them as the tenant's. */
 export class MadeObjectWatch {
   private seen = 0
@@ -42,13 +49,17 @@ export class MadeObjectWatch {
     private readonly owners: ObjectOwners,
     private readonly tenant: string,
     private readonly made: Made,
+    private readonly batchInput: boolean,
   ) {}
 
-  /** The watch for a request to `endpoint` (whose body is `body`), or undefined when its answer makes nothing. */
-  static for(owners: ObjectOwners, tenant: string, endpoint: string | undefined, body: Buffer | undefined): MadeObjectWatch | undefined {
+  /**
+   * The watch for a request to `endpoint` (whose body is `body`), or undefined when its answer makes
+   * nothing. `batchInput`: the request uploads a batch input file request-guard checked.
+   */
+  static for(owners: ObjectOwners, tenant: string, endpoint: string | undefined, body: Buffer | undefined, batchInput = false): MadeObjectWatch | undefined {
     const made = endpoint === undefined ? undefined : MADE.get(endpoint)
     if (!made || (made.when !== undefined && !body?.includes(made.when))) return undefined
-    return new MadeObjectWatch(owners, tenant, made)
+    return new MadeObjectWatch(owners, tenant, made, batchInput && endpoint === 'openai.files.create')
   }
 
   push(chunk: Buffer): void {
@@ -77,5 +88,6 @@ export class MadeObjectWatch {
     if (this.recorded.has(objectId)) return
     this.recorded.add(objectId)
     this.owners.record(objectId, this.tenant)
+    if (this.batchInput) this.owners.record(batchInputMark(objectId).input, this.tenant)
   }
 }

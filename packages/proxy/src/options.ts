@@ -175,8 +175,8 @@ export function resolveProxyConfig(options: ProxyOptions): ProxyConfig {
       fail('GH_PROXY_INVALID_OPTIONS', `${fn} must be a function`)
   }
   const owners = raw.objectOwners
-  if (owners !== undefined && owners !== false && !(typeof owners === 'object' && owners !== null && typeof (owners as ObjectOwners).record === 'function' && typeof (owners as ObjectOwners).owner === 'function'))
-    fail('GH_PROXY_INVALID_OPTIONS', 'objectOwners must be false or have record and owner methods (memoryObjectOwners(), redisObjectOwners())')
+  if (owners !== undefined && owners !== false && !(typeof owners === 'object' && owners !== null && typeof (owners as ObjectOwners).record === 'function' && typeof (owners as ObjectOwners).owner === 'function' && typeof (owners as ObjectOwners).claim === 'function'))
+    fail('GH_PROXY_INVALID_OPTIONS', 'objectOwners must be false or have record, owner and claim methods (memoryObjectOwners(), redisObjectOwners())')
   if (raw.logger !== undefined && !isLogger(raw.logger))
     fail('GH_PROXY_INVALID_OPTIONS', 'logger must have error, warn, info and debug methods')
   const extraHeaders = checkHeaders('extraHeaders', raw.extraHeaders)

@@ -9,6 +9,11 @@ export interface ObjectOwners {
   record(id: string, tenant: string): void
   /** The tenant that made `id`, undefined when unknown. Rejects when the store cannot be read. */
   owner(id: string): Promise<string | undefined> | string | undefined
+  /**
+   * Record `tenant` for `id` only if nobody is recorded for it yet; true when recorded now. For what
+   * may happen once (a batch run on a checked input file). Rejects when the store cannot be written.
+   */
+  claim(id: string, tenant: string): Promise<boolean> | boolean
 }
 
 /** How long the provider keeps a response (OpenAI: 30 days). */
@@ -25,20 +30,27 @@ export function memoryObjectOwners(options: { max?: number; clock?: () => number
   const clock = options.clock ?? Date.now
   // Insertion order is age order: the first key is the oldest.
   const owners = new Map<string, { tenant: string; until: number }>()
-  return {
-    record(id, tenant) {
+  const record = (id: string, tenant: string): void => {
+    owners.delete(id)
+    owners.set(id, { tenant, until: clock() + OBJECT_TTL_SECONDS * 1000 })
+    if (owners.size > max) owners.delete(owners.keys().next().value!)
+  }
+  const owner = (id: string): string | undefined => {
+    const o = owners.get(id)
+    if (!o) return undefined
+    if (o.until <= clock()) {
       owners.delete(id)
-      owners.set(id, { tenant, until: clock() + OBJECT_TTL_SECONDS * 1000 })
-      if (owners.size > max) owners.delete(owners.keys().next().value!)
-    },
-    owner(id) {
-      const o = owners.get(id)
-      if (!o) return undefined
-      if (o.until <= clock()) {
-        owners.delete(id)
-        return undefined
-      }
-      return o.tenant
+      return undefined
+    }
+    return o.tenant
+  }
+  return {
+    record,
+    owner,
+    claim(id, tenant) {
+      if (owner(id) !== undefined) return false
+      record(id, tenant)
+      return true
     },
   }
 }
@@ -47,6 +59,8 @@ export function memoryObjectOwners(options: { max?: number; clock?: () => number
 export interface ObjectOwnersRedisClient {
   get(key: string): Promise<string | null>
   set(key: string, value: string, ex: 'EX', seconds: number): Promise<unknown>
+  /** Set only if absent: 'OK' when set, null when the key was there. */
+  set(key: string, value: string, ex: 'EX', seconds: number, nx: 'NX'): Promise<unknown>
 }
 
 /**
@@ -62,6 +76,9 @@ export function redisObjectOwners(client: ObjectOwnersRedisClient, prefix: strin
     },
     async owner(id) {
       return (await client.get(key(id))) ?? undefined
+    },
+    async claim(id, tenant) {
+      return (await client.set(key(id), tenant, 'EX', OBJECT_TTL_SECONDS, 'NX')) === 'OK'
     },
   }
 }

@@ -4,6 +4,7 @@ import { ProxyErrorCodes } from './errors'
 import type { ProxyConfig } from './options'
 import { bodyObject, isObject } from './json-body'
 import type { ObjectOwners } from './owners'
+import { batchInputMark } from './made'
 
 /**
  * Provider objects by id: what a request refers to (what an answer made: made.ts). Every tenant of
@@ -151,21 +152,16 @@ export function checkObjectOwners(config: ProxyConfig, provider: ProviderName, r
   if (!owners || tenant === undefined) return go()
   const shared = config.providers.get(provider)?.sharedObjects
   const granted = locals.clientKeyObjects
+  // A batch's input must be a file its key uploaded as a checked batch input (request-guard read its
+  // lines), granted or not: the provider runs every line later, where nothing can cap it.
+  const batchInput = (ref: ObjectReference): boolean => locals.endpoint === 'openai.batches.create' && ref.param === 'input_file_id'
   // Granted ids need no owner: they were never (or need not be) made through the gateway.
   const refs = objectReferences(provider, locals.endpoint, req, upstreamPath, config.body?.(req, res)).filter(
-    (ref) => shared?.has(ref.id) !== true && granted?.includes(ref.id) !== true,
+    (ref) => batchInput(ref) || (shared?.has(ref.id) !== true && granted?.includes(ref.id) !== true),
   )
   if (refs.length === 0) return go()
   const refuse = (ref: ObjectReference): void => {
-    emitSecurityEvent(config.onEvent, {
-      event_type: 'security_violation',
-      provider,
-      ip: clientIp(req),
-      ...(locals.requestId !== undefined ? { request_id: locals.requestId } : {}),
-      user_id: tenant,
-      result: 'object_denied',
-      details: { code: ProxyErrorCodes.GH_PROXY_OBJECT_DENIED, endpoint: locals.endpoint ?? 'unknown', kind: ref.kind, param: ref.param },
-    })
+    objectDenied(config, provider, req, res, ref, ProxyErrorCodes.GH_PROXY_OBJECT_DENIED)
     const named = isProviderObjectId(ref.id) ? ` with id '${ref.id}'` : ''
     const previous = ref.param === 'previous_response_id'
     sendProviderError(res, provider, 404, {
@@ -189,7 +185,9 @@ export function checkObjectOwners(config: ProxyConfig, provider: ProviderName, r
   const decide = (got: Array<string | undefined>): void => {
     try {
       const foreign = refs.find((_ref, i) => got[i] !== tenant)
+      const input = refs.find(batchInput)
       if (foreign) refuse(foreign)
+      else if (input) batchRun(owners, tenant, input.id).then((why) => (why === undefined ? go() : refuseBatch(config, provider, req, res, input, why)), unavailable).catch(next)
       else go()
     } catch (err) {
       next(err)
@@ -197,4 +195,35 @@ export function checkObjectOwners(config: ProxyConfig, provider: ProviderName, r
   }
   if (found.some((f) => f instanceof Promise)) Promise.all(found).then(decide, unavailable)
   else decide(found as Array<string | undefined>)
+}
+
+/**
+ * Whether a batch may run on input file `fileId` for `tenant` (undefined), or why not: the file was
+ * not uploaded by it as a checked batch input, or a batch already ran on it (each upload is charged
+ * its bound once, so it runs once).
+ */
+async function batchRun(owners: ObjectOwners, tenant: string, fileId: string): Promise<string | undefined> {
+  const mark = batchInputMark(fileId)
+  if ((await owners.owner(mark.input)) !== tenant) return 'was not uploaded through this gateway as a batch input (purpose "batch")'
+  if (!(await owners.claim(mark.run, tenant))) return 'has already run a batch through this gateway: upload it again for another batch'
+  return undefined
+}
+
+/** The `object_denied` event of a refused reference. */
+function objectDenied(config: ProxyConfig, provider: ProviderName, req: Request, res: Response, ref: ObjectReference, code: string): void {
+  const locals = gatehouseLocals(res)
+  emitSecurityEvent(config.onEvent, {
+    event_type: 'security_violation',
+    provider,
+    ip: clientIp(req),
+    ...(locals.requestId !== undefined ? { request_id: locals.requestId } : {}),
+    ...(locals.clientKeyId !== undefined ? { user_id: locals.clientKeyId } : {}),
+    result: 'object_denied',
+    details: { code, endpoint: locals.endpoint ?? 'unknown', kind: ref.kind, param: ref.param },
+  })
+}
+
+function refuseBatch(config: ProxyConfig, provider: ProviderName, req: Request, res: Response, ref: ObjectReference, why: string): void {
+  objectDenied(config, provider, req, res, ref, ProxyErrorCodes.GH_PROXY_BATCH_INPUT_DENIED)
+  sendProviderError(res, provider, 400, { message: `File '${ref.id}' ${why}.`, param: ref.param, code: 'invalid_batch_input', type: 'invalid_request_error' })
 }

@@ -84,7 +84,7 @@ export function sender(
       inference: locals.endpointInference ?? false,
       done: false,
     }
-    const made = config.objectOwners && tenant !== undefined ? MadeObjectWatch.for(config.objectOwners, tenant, locals.endpoint, body) : undefined
+    const made = config.objectOwners && tenant !== undefined ? MadeObjectWatch.for(config.objectOwners, tenant, locals.endpoint, body, locals.batchInput !== undefined) : undefined
     if (made) f.made = made
     setFlight(req, f)
     // The request's headers become exactly what may go upstream: http-proxy copies them as they are.

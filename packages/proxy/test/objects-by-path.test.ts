@@ -22,6 +22,8 @@ const tenant: RequestHandler = (req, res, next) => {
   const id = req.headers['x-test-tenant']
   const objects = req.headers['x-test-objects']
   if (typeof id === 'string') res.locals.gatehouse = { ...(res.locals.gatehouse ?? {}), clientKeyId: id, ...(typeof objects === 'string' ? { clientKeyObjects: objects.split(',') } : {}) }
+  // What request-guard leaves for an upload whose batch lines it checked.
+  if (req.method === 'POST' && req.path.endsWith('/v1/files') && (req.body as { purpose?: string }).purpose === 'batch') res.locals.gatehouse = { ...res.locals.gatehouse, batchInput: { models: [] } }
   next()
 }
 
@@ -127,6 +129,14 @@ describe('objects named in paths and bodies of the endpoints beyond inference', 
       }
       // The input file the answer also names was not recorded again for anyone: still key_a's alone.
       expect((await gw.send('key_b', 'DELETE', `/openai/v1/files/${input}`)).status).toBe(404)
+      // A batch runs once on a checked input, and never on a file uploaded for another purpose.
+      const sent = gw.upstream.seen.length
+      const again = await gw.send('key_a', 'POST', '/openai/v1/batches', { input_file_id: input, endpoint: '/v1/chat/completions', completion_window: '24h' })
+      expect([again.status, again.json.error]).toEqual([400, expect.objectContaining({ param: 'input_file_id', code: 'invalid_batch_input', message: expect.stringContaining('has already run a batch') })])
+      const plain = (await gw.send('key_a', 'POST', '/openai/v1/files', { purpose: 'user_data' })).json.id as string
+      const unchecked = await gw.send('key_a', 'POST', '/openai/v1/batches', { input_file_id: plain, endpoint: '/v1/chat/completions', completion_window: '24h' })
+      expect([unchecked.status, unchecked.json.error]).toEqual([400, expect.objectContaining({ message: expect.stringContaining('was not uploaded through this gateway as a batch input') })])
+      expect(gw.upstream.seen).toHaveLength(sent + 1)
       expect(gw.denied().map(([who, kind]) => [who, kind])).toEqual([
         ['key_b', 'batch'],
         ['key_b', 'batch'],
@@ -135,6 +145,8 @@ describe('objects named in paths and bodies of the endpoints beyond inference', 
         ['key_b', 'file'],
         ['key_b', 'file'],
         ['key_b', 'file'],
+        ['key_a', 'file'],
+        ['key_a', 'file'],
       ])
     } finally {
       await gw.close()

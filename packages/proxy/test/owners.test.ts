@@ -144,6 +144,26 @@ describe('stored responses by client key', () => {
     }
   })
 
+  it('claims an id once: in memory, and across gateways through Redis under concurrent claims', async () => {
+    const memory = memoryObjectOwners()
+    expect([memory.claim('batch-run:file-1', 'a'), memory.claim('batch-run:file-1', 'b'), memory.owner('batch-run:file-1')]).toEqual([true, false, 'a'])
+    const redis = new Redis({ host: '127.0.0.1', port: 6379, maxRetriesPerRequest: 1 })
+    const other = new Redis({ host: '127.0.0.1', port: 6379, maxRetriesPerRequest: 1 })
+    const prefix = `gh-owners-${randomBytes(4).toString('hex')}:`
+    try {
+      const stores = [redisObjectOwners(redis, prefix), redisObjectOwners(other, prefix)]
+      const won = await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 2]!.claim('batch-run:file-2', `key_${i}`)))
+      expect(won.filter(Boolean)).toHaveLength(1)
+      expect(await stores[1]!.owner('batch-run:file-2')).toBe(`key_${won.indexOf(true)}`)
+      expect(await redis.ttl(`${prefix}owner:batch-run:file-2`)).toBeGreaterThan(29 * 24 * 3600)
+    } finally {
+      const keys = await redis.keys(`${prefix}*`)
+      if (keys.length) await redis.del(...keys)
+      redis.disconnect()
+      other.disconnect()
+    }
+  })
+
   it('forgets the oldest owners past max and every owner after 30 days', () => {
     let now = 0
     const owners: ObjectOwners = memoryObjectOwners({ max: 2, clock: () => now })
@@ -156,7 +176,7 @@ describe('stored responses by client key', () => {
   })
 
   it('refuses an objectOwners option that is not false or an owners store', () => {
-    expect(() => gatehouseProxy({ providers: { openai: { baseUrl: 'http://127.0.0.1:1', apiKey } }, objectOwners: {} as unknown as ObjectOwners })).toThrow(/objectOwners must be false or have record and owner methods/)
+    expect(() => gatehouseProxy({ providers: { openai: { baseUrl: 'http://127.0.0.1:1', apiKey } }, objectOwners: {} as unknown as ObjectOwners })).toThrow(/objectOwners must be false or have record, owner and claim methods/)
   })
 })
 

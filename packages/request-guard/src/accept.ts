@@ -4,6 +4,7 @@ import type { Ctx } from './context'
 import type { Answers } from './answers'
 import type { Checked } from './check'
 import { formatField } from './fields'
+import type { BatchUpload } from './batch-file'
 
 /** What the guard leaves for the layers after it, in `res.locals.gatehouse.requestGuard`. */
 export interface RequestGuardLocals {
@@ -33,15 +34,18 @@ declare module '@gatehouse/core' {
 
 /**
  * Hand an accepted file upload on: its bytes as they came (or with credentials masked), no parsed
- * body, and no tokens to reserve (an upload is not a model call).
+ * body, and no tokens to reserve (an upload is not a model call), unless it is a checked batch
+ * input: then its bytes as checked, its lines' models and their bound.
  */
-export function acceptUpload(ctx: Ctx, next: NextFunction, rawBody: Buffer): void {
+export function acceptUpload(ctx: Ctx, next: NextFunction, rawBody: Buffer, batch?: BatchUpload): void {
   const { req, res, endpoint } = ctx
   const locals = gatehouseLocals(res)
-  locals.requestGuard = { rawBody, endpoint: endpoint.kind, provider: endpoint.provider, reserialized: false, clamped: [], inserted: [] }
-  locals.tokenEstimate = { promptTokens: 0, outputTokens: 0 }
+  const body = batch?.body ?? rawBody
+  locals.requestGuard = { rawBody: body, endpoint: endpoint.kind, provider: endpoint.provider, reserialized: batch !== undefined, clamped: [], inserted: batch?.edited ?? [] }
+  locals.tokenEstimate = { promptTokens: batch?.promptTokens ?? 0, outputTokens: batch?.outputTokens ?? 0 }
+  if (batch) locals.batchInput = { models: batch.models }
   locals.provider ??= endpoint.provider
-  describeForwarded(req, rawBody)
+  describeForwarded(req, body)
   next()
 }
 

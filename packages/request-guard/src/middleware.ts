@@ -18,6 +18,7 @@ import { applyEdits, rewriteBody } from './rewrite'
 import { accept, acceptUpload } from './accept'
 import { framingRefusal, malformedUpload, multipartBoundary } from './multipart'
 import { createSecretScreen } from './secret-guard'
+import { checkBatchUpload } from './batch-file'
 
 export type { RequestGuardLocals } from './accept'
 
@@ -82,9 +83,21 @@ export function requestGuard(options: RequestGuardOptions = {}): RequestHandler 
       const screened = screen(ctx, buf.toString('latin1'))
       if (screened === 'answered') return
       if (screened && 'error' in screened) return next(screened.error)
-      if (screened) return acceptUpload(ctx, next, Buffer.from(screened.masked, 'latin1'))
+      if (screened) return handOnUpload(ctx, next, Buffer.from(screened.masked, 'latin1'), boundary)
     }
-    acceptUpload(ctx, next, buf)
+    handOnUpload(ctx, next, buf, boundary)
+  }
+
+  /** An OpenAI upload is read for its purpose: a batch input's lines are checked as the requests they are. */
+  function handOnUpload(ctx: Ctx, next: NextFunction, buf: Buffer, boundary: string): void {
+    if (ctx.endpoint.provider !== 'openai') return acceptUpload(ctx, next, buf)
+    checkBatchUpload(config, validators, buf, ctx.req.headers['content-type'] ?? '', boundary).then(
+      (batch) => {
+        if (batch !== undefined && 'status' in batch) return refuse(ctx, batch)
+        acceptUpload(ctx, next, buf, batch)
+      },
+      (err: unknown) => next(internalError(err)),
+    )
   }
 
   function fromParsed(ctx: Ctx, next: NextFunction, body: unknown): void {

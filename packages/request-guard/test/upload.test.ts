@@ -4,13 +4,13 @@ import { startGuarded, type GuardedApp } from './helpers'
 
 /**
  * File uploads (the registry's multipart endpoints): the framing is checked, the bytes are scanned
- * for credentials and handed on as they came, and no tokens are reserved. Every refusal names its
- * code and forwards nothing.
+ * for credentials and handed on as they came, and no tokens are reserved; an OpenAI batch input's
+ * lines are checked as the requests they are. Every refusal names its code and forwards nothing.
  */
 
 const BOUNDARY = 'gh-test-boundary'
-const upload = (content: string, boundary = BOUNDARY): string =>
-  `--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\nContent-Type: application/octet-stream\r\n\r\n${content}\r\n--${boundary}--\r\n`
+const upload = (content: string, boundary = BOUNDARY, purpose = 'user_data'): string =>
+  `--${boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n${purpose}\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\nContent-Type: application/octet-stream\r\n\r\n${content}\r\n--${boundary}--\r\n`
 
 async function post(url: string, body: string, type = `multipart/form-data; boundary=${BOUNDARY}`, path = '/v1/files') {
   const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': type }, body })
@@ -80,3 +80,44 @@ describe('file uploads', () => {
     }
   })
 })
+
+describe('OpenAI batch input files', () => {
+  let app: GuardedApp
+  beforeAll(async () => {
+    app = await startGuarded({ onOverCap: 'clamp', providers: { openai: { maxTokens: 100 } } })
+  })
+  afterAll(() => app.close())
+  beforeEach(() => app.events.splice(0))
+  const line = (id: string, body: Record<string, unknown>) => JSON.stringify({ custom_id: id, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], ...body } })
+  const sent = (r: Awaited<ReturnType<typeof post>>) => Buffer.from(r.json.locals!.requestGuard.rawBody.data).toString('utf8')
+
+  it('writes caps into its lines, lowers those over it, and reserves the bound of every line', async () => {
+    const lines = [line('a', {}), line('b', { max_tokens: 5000 }), line('c', { max_completion_tokens: 7 })]
+    const r = await post(app.url, upload(`${lines.join('\r\n')}\r\n`, BOUNDARY, 'batch'))
+    expect(r.status).toBe(200)
+    const body = sent(r)
+    const file = body.slice(body.indexOf('\r\n\r\n', body.indexOf('filename=')) + 4, body.lastIndexOf(`\r\n--${BOUNDARY}--`))
+    const bodies = file.split('\n').filter((l) => l.trim()).map((l) => (JSON.parse(l) as { body: Record<string, unknown> }).body)
+    expect(bodies.map((b) => [b.max_tokens, b.max_completion_tokens])).toEqual([[undefined, 100], [100, undefined], [undefined, 7]])
+    // The line left as it was keeps its bytes (and its line break).
+    expect(file).toContain(`${lines[2]}\r\n`)
+    expect(r.json.locals!.tokenEstimate).toEqual({ promptTokens: expect.any(Number), outputTokens: 100 + 100 + 7 })
+    expect(body).toMatch(new RegExp(`^--${BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n`))
+  })
+
+  it.each<[string, string, string]>([
+    ['two purposes', upload(line('a', {}), BOUNDARY, 'batch').replace(`--${BOUNDARY}\r\n`, `--${BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n--${BOUNDARY}\r\n`), 'purpose: must be sent once'],
+    ['a file in another field', upload(line('a', {}), BOUNDARY, 'batch').replace('name="file"', 'name="data"'), 'file: a batch upload carries exactly one file, in the field "file"'],
+    ['two files', upload(line('a', {}), BOUNDARY, 'batch').replace(`--${BOUNDARY}--`, `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="b.jsonl"\r\n\r\n{}\r\n--${BOUNDARY}--`), 'an upload carries one file and a few fields'],
+    ['a file with no request', upload('\n\n', BOUNDARY, 'batch'), 'file: a batch file holds at least one request'],
+    ['a byte order mark', upload(`\ufeff${line('a', {})}`, BOUNDARY, 'batch'), 'without a byte order mark'],
+    ['a line nested too deep', upload(line('a', { metadata: JSON.parse('['.repeat(80) + ']'.repeat(80)) as unknown }), BOUNDARY, 'batch'), 'file line 1: '],
+    ['a line with a duplicate key', upload('{"custom_id":"a","custom_id":"b","method":"POST","url":"/v1/chat/completions","body":{}}', BOUNDARY, 'batch'), 'file line 1: custom_id: the same key appears twice'],
+  ])('refuses a batch file with %s, naming why, and hands nothing on', async (_what, body, message) => {
+    const r = await post(app.url, body)
+    expect([r.status, r.json.locals]).toEqual([400, undefined])
+    expect(r.json.error?.message).toContain(message)
+    expect(app.events).toHaveLength(1)
+  })
+})
+

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import OpenAI, { toFile } from 'openai'
 import { join } from 'node:path'
 import type { SecurityEvent } from '@gatehouse/core'
 import { waitFor } from '@gatehouse/testing'
@@ -60,5 +61,79 @@ describe('a Gemini batch (batchGenerateContent), when the operator opens it', ()
     } finally {
       await h.close()
     }
+  })
+})
+
+describe('an OpenAI batch (an uploaded JSONL file), when the operator opens files and batches', () => {
+  const ENDPOINTS = ['openai.chat', 'openai.files.create', 'openai.files.content', 'openai.batches.create', 'openai.batches.get']
+  const line = (id: string, body: Record<string, unknown>, url = '/v1/chat/completions') => JSON.stringify({ custom_id: id, method: 'POST', url, body })
+  const ask = (extra: Record<string, unknown> = {}) => ({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], ...extra })
+  /** What an SDK call ended with: the status and the error's message, or the value. */
+  const outcome = <T>(p: Promise<T>): Promise<{ status: number; message: string } | { ok: T }> =>
+    p.then((ok) => ({ ok }), (e: { status?: number; error?: { message?: string } }) => ({ status: e.status ?? -1, message: e.error?.message ?? '' }))
+
+  let h: Harness
+  let sdk: OpenAI
+  beforeAll(async () => {
+    h = await startHarness((c) => {
+      c.providers.openai!.max_tokens = 300
+      c.providers.openai!.quota = { limit: 1_000_000, reset: 'monthly' }
+    })
+    const { key } = await h.gateway.keyStore.create({ name: 'batcher', providers: ['openai'], endpoints: ENDPOINTS, models: ['gpt-4o-mini', 'text-embedding-3-small'] })
+    sdk = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: key, maxRetries: 0 })
+  })
+  afterAll(() => h.close())
+  const upload = async (text: string, purpose: 'batch' | 'user_data' = 'batch') => outcome(sdk.files.create({ file: await toFile(Buffer.from(text), 'in.jsonl'), purpose }))
+
+  it('refuses a file whose lines ask for more than one request may, name a model outside the key, or call another endpoint, before the provider sees it', async () => {
+    const before = h.upstream.requests.length
+    const cases: [string, number, string][] = [
+      [[line('a', ask()), line('b', ask({ max_tokens: 100_000 }))].join('\n'), 400, 'file line 2: body.max_tokens: must be <= 300'],
+      [line('a', ask({ n: 50 })), 400, 'file line 1: body.n: must be <= 1'],
+      [line('a', ask({ model: 'gpt-4.5-preview' })), 403, 'may not use model "gpt-4.5-preview"'],
+      [line('a', { model: 'gpt-4o-mini', training_file: 'file-x' }, '/v1/fine_tuning/jobs'), 400, 'file line 1: needs a custom_id, method "POST", a url among'],
+      [JSON.stringify({ custom_id: 'a', method: 'POST', url: '/v1/chat/completions', body: ask(), extra: 1 }), 400, 'file line 1: a line has custom_id, method, url and body, and nothing else'],
+      [`${line('a', ask())}\n{"custom_id":`, 400, 'file line 2: not valid JSON'],
+      [line('a', ask({ background: true }), '/v1/responses'), 400, 'file line 1: body.background: background responses are not available'],
+    ]
+    for (const [text, status, message] of cases) expect(await upload(text)).toEqual({ status, message: expect.stringContaining(message) })
+    expect(h.upstream.requests.length).toBe(before)
+    // A file of another purpose is not read as requests: it goes as it is.
+    expect(await upload(line('a', ask({ max_tokens: 100_000 })), 'user_data')).toMatchObject({ ok: { purpose: 'user_data' } })
+  })
+
+  it('charges the upload its bound, and runs one batch on it: not a second, nor one on a file not uploaded as a batch input', async () => {
+    const events = h.events.length
+    const text = [line('a', ask()), line('b', ask({ max_tokens: 40 })), line('c', { model: 'text-embedding-3-small', input: 'hi' }, '/v1/embeddings')].join('\n')
+    const file = await upload(text)
+    if (!('ok' in file)) throw new Error(`upload refused: ${file.message}`)
+    await waitFor(() => accessLines(h).length > 0 && h.events.slice(events).some((e) => e.event_type === 'provider_request'), 3000)
+    const charged = h.events.slice(events).find((e) => e.event_type === 'provider_request')!.details as Record<string, unknown>
+    // The two chat lines' bounds (the cap written into the first, 40), nothing for the embedding.
+    expect(charged).toMatchObject({ usage: 'estimated', output_tokens: 300 + 40 })
+
+    const batch = await sdk.batches.create({ input_file_id: file.ok.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+    expect(batch.id).toMatch(/^batch_/)
+    const sent = h.upstream.requests.length
+    const again = await outcome(sdk.batches.create({ input_file_id: file.ok.id, endpoint: '/v1/chat/completions', completion_window: '24h' }))
+    expect(again).toEqual({ status: 400, message: `File '${file.ok.id}' has already run a batch through this gateway: upload it again for another batch.` })
+    const plain = await upload(line('a', ask({ max_tokens: 100_000 })), 'user_data')
+    if (!('ok' in plain)) throw new Error('upload refused')
+    const unchecked = await outcome(sdk.batches.create({ input_file_id: plain.ok.id, endpoint: '/v1/chat/completions', completion_window: '24h' }))
+    expect(unchecked).toEqual({ status: 400, message: expect.stringContaining('was not uploaded through this gateway as a batch input') })
+    // The upload of the plain file went; neither batch did.
+    expect(h.upstream.requests.length).toBe(sent + 1)
+    expect(h.events.slice(events).filter((e) => e.details?.code === 'GH_PROXY_BATCH_INPUT_DENIED')).toHaveLength(2)
+  })
+
+  it("charges the file's bound to the key's own token limit: the next upload is refused with 429, and another key still uploads", async () => {
+    const { key } = await h.gateway.keyStore.create({ name: 'small', providers: ['openai'], endpoints: ENDPOINTS, limits: { tokens_per_minute: 1000 } })
+    const small = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: key, maxRetries: 0 })
+    const text = Array.from({ length: 5 }, (_, i) => line(`r${i}`, ask())).join('\n') // 5 x 300 output
+    const send = async (client: OpenAI) => outcome(client.files.create({ file: await toFile(Buffer.from(text), 'in.jsonl'), purpose: 'batch' }))
+    // A full bucket admits one request larger than itself; the file's whole bound is then owed.
+    expect(await send(small)).toMatchObject({ ok: { purpose: 'batch' } })
+    expect(await send(small)).toEqual({ status: 429, message: expect.stringContaining('for this API key: 1000 tokens per minute; this request needs up to 1675 tokens') })
+    expect(await send(sdk)).toMatchObject({ ok: { purpose: 'batch' } })
   })
 })

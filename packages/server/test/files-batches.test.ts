@@ -35,7 +35,9 @@ const statusOf = (p: Promise<unknown>): Promise<number | 'ok'> => p.then(() => '
 describe('files and batches through the gateway', () => {
   it("uploads a file, runs a batch on it and reads the batch's output with the SDK; the other tenant reaches none of them, and nothing it sends for them reaches the provider", async () => {
     const input = await mine.files.create({ file: await toFile(Buffer.from(jsonl), 'questions.jsonl'), purpose: 'batch' })
-    expect(input).toMatchObject({ object: 'file', filename: 'questions.jsonl', purpose: 'batch', bytes: jsonl.length })
+    // The gateway read every line as the request it is, and wrote the cap into each (none set one).
+    const checked = jsonl.split('\n').map((l) => { const e = JSON.parse(l) as { body: Record<string, unknown> }; return JSON.stringify({ ...e, body: { ...e.body, max_completion_tokens: 4096 } }) }).join('\n')
+    expect(input).toMatchObject({ object: 'file', filename: 'questions.jsonl', purpose: 'batch', bytes: Buffer.byteLength(checked) })
     expect(h.upstream.last!.headers['content-type']).toMatch(/^multipart\/form-data; boundary=/)
     expect(h.upstream.last!.headers.authorization).toBe(`Bearer ${h.providerKeys.openai}`)
     const batch = await mine.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
