@@ -66,10 +66,11 @@ export interface GatehouseLocals {
   tokenEstimate?: { promptTokens: number; outputTokens: number }
   /**
    * Set by request-guard on an OpenAI batch input file it read line by line and bounded: the
-   * models its lines name (for the key's models scope). The proxy records the file it makes as a
-   * checked batch input; a batch may be created only on such a file, once.
+   * models its lines name (for the key's models scope) and each line's endpoint id and parsed body
+   * (for the provider objects it refers to). The proxy records the file it makes as a checked batch
+   * input; a batch may be created only on such a file, once.
    */
-  batchInput?: { models: readonly string[] }
+  batchInput?: { models: readonly string[]; requests: readonly { endpoint: string; body: Record<string, unknown> }[] }
   /**
    * Set by the proxy: false while the request has not left the gateway, true once its head was
    * written to a connected upstream socket (from then on the provider may spend tokens).

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, Response } from 'express'
-import { clientIp, emitSecurityEvent, gatehouseLocals, isProviderObjectId, matchEndpoint, sendProviderError, type ProviderName } from '@gatehouse/core'
+import { clientIp, emitSecurityEvent, gatehouseLocals, isProviderObjectId, matchEndpoint, sendProviderError, type GatehouseLocals, type ProviderName } from '@gatehouse/core'
 import { ProxyErrorCodes } from './errors'
 import type { ProxyConfig } from './options'
 import { bodyObject, isObject } from './json-body'
@@ -61,22 +61,38 @@ const GEMINI_FILE_URI = /^https:\/\/generativelanguage\.googleapis\.com\/[^/]+\/
 const TRIGGERS = ['"file_id"', '"file_ids"', '"input_file_id"', '"training_file"', '"validation_file"', '"vector_store_ids"', '"previous_response_id"', '"conversation"', '"container"', '"cachedContent"', '"cached_content"', 'generativelanguage.googleapis.com'].map((t) => Buffer.from(t))
 const MAX_DEPTH = 64
 const MAX_REFERENCES = 64
+/** A batch input file's lines together (each line is a request). */
+const MAX_BATCH_REFERENCES = 1024
 
 const idOf = (v: unknown): string | undefined => (typeof v === 'string' ? v : isObject(v) && typeof v.id === 'string' ? v.id : undefined)
+
+/** What a walk found: the references, and whether the body held more than it checks (then it is refused). */
+interface Found {
+  refs: ObjectReference[]
+  overflow: boolean
+  max: number
+}
 
 /**
  * Every file member (FILE_MEMBERS, `file_ids`), `vector_store_ids` and `container` (an id, or an
  * object with one: Anthropic's, or an OpenAI tool's) in a body, and for Gemini every cached content
- * and file URI; depth-first, bounded.
+ * and file URI; depth-first. Past MAX_DEPTH levels or MAX_REFERENCES references it stops and says
+ * so: what it did not look at must not pass unchecked.
  */
-function walk(node: unknown, gemini: boolean, out: ObjectReference[], depth = 0): void {
-  if (depth > MAX_DEPTH || out.length >= MAX_REFERENCES) return
+function walk(node: unknown, gemini: boolean, found: Found, depth = 0): void {
+  if (found.overflow) return
+  if (depth > MAX_DEPTH || found.refs.length > found.max) {
+    found.overflow = true
+    return
+  }
   if (Array.isArray(node)) {
-    for (const v of node) walk(v, gemini, out, depth + 1)
+    for (const v of node) walk(v, gemini, found, depth + 1)
     return
   }
   if (!isObject(node)) return
+  const out = found.refs
   for (const [k, v] of Object.entries(node)) {
+    if (found.overflow) return
     if (FILE_MEMBERS.has(k) && typeof v === 'string') out.push({ id: v, kind: 'file', param: k })
     else if ((k === 'file_ids' || k === 'vector_store_ids') && Array.isArray(v)) {
       for (const id of v) if (typeof id === 'string') out.push({ id, kind: k === 'file_ids' ? 'file' : 'vector_store', param: k })
@@ -84,8 +100,19 @@ function walk(node: unknown, gemini: boolean, out: ObjectReference[], depth = 0)
     else if (gemini && (k === 'cachedContent' || k === 'cached_content') && typeof v === 'string') out.push({ id: v, kind: 'cached_content', param: k })
     else if (gemini && (k === 'fileUri' || k === 'file_uri') && typeof v === 'string' && v.includes('generativelanguage.googleapis.com')) {
       out.push({ id: GEMINI_FILE_URI.exec(v)?.[1] ?? v, kind: 'file', param: k })
-    } else walk(v, gemini, out, depth + 1)
+    } else walk(v, gemini, found, depth + 1)
   }
+  if (out.length > found.max) found.overflow = true
+}
+
+/** The references of one parsed request body sent to `endpoint`, added to `found`. */
+function bodyReferences(provider: ProviderName, endpoint: string, o: Record<string, unknown>, found: Found): void {
+  if (endpoint === 'openai.responses') {
+    if (typeof o.previous_response_id === 'string') found.refs.push({ id: o.previous_response_id, kind: 'response', param: 'previous_response_id' })
+    const conversation = idOf(o.conversation)
+    if (conversation !== undefined) found.refs.push({ id: conversation, kind: 'conversation', param: 'conversation' })
+  }
+  walk(o, provider === 'gemini', found)
 }
 
 /** The object a path (the route's upstream path, without a query) names: its `:id`, decoded; a Gemini file as `files/…`. */
@@ -103,29 +130,30 @@ function pathObject(provider: ProviderName, method: string, upstreamPath: string
 
 /**
  * The provider objects a request refers to (see above). `body` is the bytes to send; it is parsed
- * only when the parsed body is not at hand and the bytes hold one of the members.
+ * only when the parsed body is not at hand and the bytes hold one of the members. An OpenAI batch
+ * input's lines (`batchInput`, read by request-guard) are walked as the requests they are.
  */
-export function objectReferences(provider: ProviderName, endpoint: string | undefined, req: Request, upstreamPath: string, body: Buffer | undefined): ObjectReference[] {
-  if (endpoint === undefined) return []
+export function objectReferences(provider: ProviderName, endpoint: string | undefined, req: Request, upstreamPath: string, body: Buffer | undefined, batchInput?: GatehouseLocals['batchInput']): Found {
+  const found: Found = { refs: [], overflow: false, max: batchInput !== undefined ? MAX_BATCH_REFERENCES : MAX_REFERENCES }
+  if (endpoint === undefined) return found
   const inPath = PATH_OBJECTS.get(endpoint)
   if (inPath !== undefined) {
     const ref = pathObject(provider, req.method, upstreamPath, inPath)
     // A path the registry matched always has its id; should it not, nothing may pass unchecked.
-    return [ref ?? { id: '', kind: inPath, param: 'path' }]
+    found.refs.push(ref ?? { id: '', kind: inPath, param: 'path' })
+    return found
   }
-  if (req.method !== 'POST') return []
+  if (req.method !== 'POST') return found
+  // The bytes of every line of a batch were read: only its lines can refer to anything.
+  if (batchInput !== undefined) {
+    for (const line of batchInput.requests) bodyReferences(provider, line.endpoint, line.body, found)
+    return found
+  }
   // The bytes, when known, say quickly that there is nothing to look for (most requests).
-  if (body !== undefined && !TRIGGERS.some((t) => body.includes(t))) return []
+  if (body !== undefined && !TRIGGERS.some((t) => body.includes(t))) return found
   const o = bodyObject(req.body, body)
-  if (!o) return []
-  const out: ObjectReference[] = []
-  if (endpoint === 'openai.responses') {
-    if (typeof o.previous_response_id === 'string') out.push({ id: o.previous_response_id, kind: 'response', param: 'previous_response_id' })
-    const conversation = idOf(o.conversation)
-    if (conversation !== undefined) out.push({ id: conversation, kind: 'conversation', param: 'conversation' })
-  }
-  walk(o, provider === 'gemini', out)
-  return out
+  if (o) bodyReferences(provider, endpoint, o, found)
+  return found
 }
 
 const NAMES: Record<ObjectKind, string> = {
@@ -155,10 +183,10 @@ export function checkObjectOwners(config: ProxyConfig, provider: ProviderName, r
   // A batch's input must be a file its key uploaded as a checked batch input (request-guard read its
   // lines), granted or not: the provider runs every line later, where nothing can cap it.
   const batchInput = (ref: ObjectReference): boolean => locals.endpoint === 'openai.batches.create' && ref.param === 'input_file_id'
+  const named = objectReferences(provider, locals.endpoint, req, upstreamPath, config.body?.(req, res), locals.batchInput)
+  if (named.overflow) return refuseOverflow(config, provider, req, res)
   // Granted ids need no owner: they were never (or need not be) made through the gateway.
-  const refs = objectReferences(provider, locals.endpoint, req, upstreamPath, config.body?.(req, res)).filter(
-    (ref) => batchInput(ref) || (shared?.has(ref.id) !== true && granted?.includes(ref.id) !== true),
-  )
+  const refs = named.refs.filter((ref) => batchInput(ref) || (shared?.has(ref.id) !== true && granted?.includes(ref.id) !== true))
   if (refs.length === 0) return go()
   const refuse = (ref: ObjectReference): void => {
     objectDenied(config, provider, req, res, ref, ProxyErrorCodes.GH_PROXY_OBJECT_DENIED)
@@ -226,4 +254,13 @@ function objectDenied(config: ProxyConfig, provider: ProviderName, req: Request,
 function refuseBatch(config: ProxyConfig, provider: ProviderName, req: Request, res: Response, ref: ObjectReference, why: string): void {
   objectDenied(config, provider, req, res, ref, ProxyErrorCodes.GH_PROXY_BATCH_INPUT_DENIED)
   sendProviderError(res, provider, 400, { message: `File '${ref.id}' ${why}.`, param: ref.param, code: 'invalid_batch_input', type: 'invalid_request_error' })
+}
+
+function refuseOverflow(config: ProxyConfig, provider: ProviderName, req: Request, res: Response): void {
+  objectDenied(config, provider, req, res, { id: '', kind: 'file', param: 'body' }, ProxyErrorCodes.GH_PROXY_OBJECT_DENIED)
+  sendProviderError(res, provider, 400, {
+    message: `This request refers to more provider objects than the gateway checks (${MAX_REFERENCES}, ${MAX_BATCH_REFERENCES} in a batch file), or names them deeper than ${MAX_DEPTH} levels`,
+    code: 'too_many_references',
+    type: 'invalid_request_error',
+  })
 }

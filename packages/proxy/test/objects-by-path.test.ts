@@ -23,7 +23,7 @@ const tenant: RequestHandler = (req, res, next) => {
   const objects = req.headers['x-test-objects']
   if (typeof id === 'string') res.locals.gatehouse = { ...(res.locals.gatehouse ?? {}), clientKeyId: id, ...(typeof objects === 'string' ? { clientKeyObjects: objects.split(',') } : {}) }
   // What request-guard leaves for an upload whose batch lines it checked.
-  if (req.method === 'POST' && req.path.endsWith('/v1/files') && (req.body as { purpose?: string }).purpose === 'batch') res.locals.gatehouse = { ...res.locals.gatehouse, batchInput: { models: [] } }
+  if (req.method === 'POST' && req.path.endsWith('/v1/files') && (req.body as { purpose?: string }).purpose === 'batch') res.locals.gatehouse = { ...res.locals.gatehouse, batchInput: { models: [], requests: [] } }
   next()
 }
 

@@ -303,12 +303,23 @@ describe("objects the operator opens: a provider's sharedObjects and a key's own
       expect((await search('key_b', ['vs_company_docs', 'vs_team_a'])).status).toBe(404)
       // A prefix of a granted id is another id.
       expect((await search('key_a', ['vs_team'], 'vs_team_a')).status).toBe(404)
+      // A foreign id behind more references than the walk checks, or nested deeper than it goes: refused, not skipped.
+      const crowded = await search('key_b', [...Array.from({ length: 64 }, () => 'vs_company_docs'), 'vs_team_a'])
+      expect([crowded.status, (JSON.parse(crowded.text) as { error: { code: string } }).error.code]).toEqual([400, 'too_many_references'])
+      const deep = await fetch(`${server.url}/v1/responses`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-test-tenant': 'key_b' },
+        body: `{"model":"gpt-4o-mini","input":"hi","metadata":${'['.repeat(70)}{"file_id":"file-of-key-a"}${']'.repeat(70)}}`,
+      })
+      expect([deep.status, ((await deep.json()) as { error: { code: string } }).error.code]).toEqual([400, 'too_many_references'])
       expect(mock.upstream.requests).toHaveLength(sent)
       expect(events.filter((e) => e.result === 'object_denied').map((e) => [e.user_id, e.details?.kind])).toEqual([
         ['key_b', 'vector_store'],
         ['key_b', 'vector_store'],
         ['key_b', 'vector_store'],
         ['key_a', 'vector_store'],
+        ['key_b', 'file'],
+        ['key_b', 'file'],
       ])
     } finally {
       await server.close()

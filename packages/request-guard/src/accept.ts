@@ -43,7 +43,7 @@ export function acceptUpload(ctx: Ctx, next: NextFunction, rawBody: Buffer, batc
   const body = batch?.body ?? rawBody
   locals.requestGuard = { rawBody: body, endpoint: endpoint.kind, provider: endpoint.provider, reserialized: batch !== undefined, clamped: [], inserted: batch?.edited ?? [] }
   locals.tokenEstimate = { promptTokens: batch?.promptTokens ?? 0, outputTokens: batch?.outputTokens ?? 0 }
-  if (batch) locals.batchInput = { models: batch.models }
+  if (batch) locals.batchInput = { models: batch.models, requests: batch.requests }
   locals.provider ??= endpoint.provider
   describeForwarded(req, body)
   next()

@@ -50,6 +50,8 @@ export interface BatchUpload {
   outputTokens: number
   /** Caps written in or lowered, as `line 3: max_completion_tokens`. */
   edited: string[]
+  /** Each line's endpoint (the registry's id) and body, as forwarded. */
+  requests: { endpoint: string; body: Record<string, unknown> }[]
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
@@ -123,11 +125,11 @@ export async function checkBatchUpload(
   const out = writeParts(parts.map((p) => (p === file ? checked : p)), boundary)
   // A line serialised again could only hold the boundary if a string spelled it in escapes.
   if (lines.data.includes(`\r\n--${boundary}`)) return malformedUpload('the batch file holds the upload boundary')
-  return { body: out, models: lines.models, promptTokens: lines.promptTokens, outputTokens: lines.outputTokens, edited: lines.edited }
+  return { body: out, models: lines.models, promptTokens: lines.promptTokens, outputTokens: lines.outputTokens, edited: lines.edited, requests: lines.requests }
 }
 
 /** Every line of a batch input file checked as the request it is. */
-function checkLines(config: RequestGuardConfig, validators: BodyValidators, data: Buffer): Refusal | { data: Buffer; models: string[]; promptTokens: number; outputTokens: number; edited: string[] } {
+function checkLines(config: RequestGuardConfig, validators: BodyValidators, data: Buffer): Refusal | Omit<BatchUpload, 'body'> & { data: Buffer } {
   if (!isUtf8(data) || (data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf)) return invalid('file: a batch file must be UTF-8 JSON lines, without a byte order mark', 'file')
   const text = data.toString('utf8')
   const lines = text.split('\n')
@@ -136,7 +138,7 @@ function checkLines(config: RequestGuardConfig, validators: BodyValidators, data
   let promptTokens = 0
   let outputTokens = 0
   const edited: string[] = []
-  let requests = 0
+  const requests: BatchUpload['requests'] = []
   for (const [i, raw] of lines.entries()) {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
     if (line.trim() === '') {
@@ -144,7 +146,7 @@ function checkLines(config: RequestGuardConfig, validators: BodyValidators, data
       continue
     }
     const at = `line ${i + 1}`
-    if (++requests > MAX_BATCH_LINES) return invalid(`file: a batch holds at most ${MAX_BATCH_LINES} requests`, 'file')
+    if (requests.length >= MAX_BATCH_LINES) return invalid(`file: a batch holds at most ${MAX_BATCH_LINES} requests`, 'file')
     const scan = scanJson(line, config, CAP_KEYS)
     if (scan.kind === 'syntax') return invalid(`file ${at}: not valid JSON`, 'file')
     if (scan.kind !== 'ok') {
@@ -165,6 +167,8 @@ function checkLines(config: RequestGuardConfig, validators: BodyValidators, data
     const result = checkBody(config, validators, 'POST', endpoint, entry.body)
     if ('status' in result) return { ...result, message: `file ${at}: body.${result.message}` }
     if (typeof entry.body.model === 'string') models.push(entry.body.model)
+    // The registry's id of each batch endpoint is the kind the guard checks its body as.
+    requests.push({ endpoint: kind, body: entry.body })
     if (result.clamps.length > 0 || result.inserts.length > 0) {
       applyEdits(entry.body, result)
       for (const e of [...result.clamps, ...result.inserts]) edited.push(`${at}: ${formatField(e.path)}`)
@@ -173,6 +177,6 @@ function checkLines(config: RequestGuardConfig, validators: BodyValidators, data
     promptTokens += Math.ceil(Buffer.byteLength(line) / 4)
     outputTokens += result.outputTokens
   }
-  if (requests === 0) return invalid('file: a batch file holds at least one request', 'file')
-  return { data: Buffer.from(out.join('\n'), 'utf8'), models, promptTokens, outputTokens, edited }
+  if (requests.length === 0) return invalid('file: a batch file holds at least one request', 'file')
+  return { data: Buffer.from(out.join('\n'), 'utf8'), models, promptTokens, outputTokens, edited, requests }
 }

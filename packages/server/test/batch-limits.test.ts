@@ -126,6 +126,17 @@ describe('an OpenAI batch (an uploaded JSONL file), when the operator opens file
     expect(h.events.slice(events).filter((e) => e.details?.code === 'GH_PROXY_BATCH_INPUT_DENIED')).toHaveLength(2)
   })
 
+  it("refuses a file whose lines refer to another key's objects, before the provider sees it", async () => {
+    const { key } = await h.gateway.keyStore.create({ name: 'other tenant', providers: ['openai'], endpoints: ENDPOINTS })
+    const theirs = await new OpenAI({ baseURL: `${h.url}/v1`, apiKey: key, maxRetries: 0 }).files.create({ file: await toFile(Buffer.from('private notes'), 'notes.txt'), purpose: 'user_data' })
+    const before = h.upstream.requests.length
+    const reading = line('a', ask({ messages: [{ role: 'user', content: [{ type: 'text', text: 'summarise' }, { type: 'file', file: { file_id: theirs.id } }] }] }))
+    expect(await upload(reading)).toEqual({ status: 404, message: `File with id '${theirs.id}' not found.` })
+    const continuing = line('b', { model: 'gpt-4o-mini', input: 'go on', previous_response_id: 'resp_0123456789abcdef' }, '/v1/responses')
+    expect(await upload(continuing)).toEqual({ status: 404, message: "Previous response with id 'resp_0123456789abcdef' not found." })
+    expect(h.upstream.requests.length).toBe(before)
+  })
+
   it("charges the file's bound to the key's own token limit: the next upload is refused with 429, and another key still uploads", async () => {
     const { key } = await h.gateway.keyStore.create({ name: 'small', providers: ['openai'], endpoints: ENDPOINTS, limits: { tokens_per_minute: 1000 } })
     const small = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: key, maxRetries: 0 })
