@@ -18,7 +18,8 @@ import { batchInputMark } from './made'
  *   code-execution containers (`container`);
  * - never made through the gateway (their create endpoints are not in the registry), so never a
  *   client key's: OpenAI conversations, vector stores (`vector_store_ids`) and containers (a code
- *   interpreter's `container` id), Gemini cached contents (`cachedContent`) and files (a
+ *   interpreter's `container` id), OpenAI fine-tuned models (a body's `model` of `ft:…`,
+ *   `DELETE /v1/models/:model`), Gemini cached contents (`cachedContent`) and files (a
  *   `generativelanguage.googleapis.com` file URI, `/v1beta/files/:id`; id `files/…`).
  *
  * The operator may open objects made outside the gateway: to every key (a provider's
@@ -29,7 +30,7 @@ import { batchInputMark } from './made'
  * list the whole account, as the endpoint table says.
  */
 
-export type ObjectKind = 'response' | 'chat_completion' | 'conversation' | 'file' | 'vector_store' | 'cached_content' | 'container' | 'batch'
+export type ObjectKind = 'response' | 'chat_completion' | 'conversation' | 'file' | 'vector_store' | 'cached_content' | 'container' | 'batch' | 'model'
 
 /** A provider object a request refers to: its id, its kind, and the member that named it (`path`: the URL). */
 export interface ObjectReference {
@@ -38,8 +39,12 @@ export interface ObjectReference {
   param: string
 }
 
-/** Kinds the gateway never sees made: a reference to one is never a client key's. */
-const NEVER_MADE: ReadonlySet<ObjectKind> = new Set(['conversation', 'vector_store', 'cached_content'])
+/**
+ * Kinds the gateway never sees made: a reference to one is never a client key's. A fine-tuned model
+ * (OpenAI `ft:…`) is made by a job the gateway never sees finish, and may hold its maker's training
+ * data: only the operator's grants open one.
+ */
+const NEVER_MADE: ReadonlySet<ObjectKind> = new Set(['conversation', 'vector_store', 'cached_content', 'model'])
 
 /** Whether the gateway ever sees an object of this kind made for this provider (Gemini's files are uploaded elsewhere). */
 const neverMade = (provider: ProviderName, kind: ObjectKind): boolean => NEVER_MADE.has(kind) || (provider === 'gemini' && kind === 'file')
@@ -51,6 +56,7 @@ const PATH_OBJECTS: ReadonlyMap<string, ObjectKind> = new Map<string, ObjectKind
   ...['openai', 'claude', 'gemini'].flatMap((p) => ['get', 'content', 'delete'].map((e): [string, ObjectKind] => [`${p}.files.${e}`, 'file'])),
   ...['get', 'cancel'].map((e): [string, ObjectKind] => [`openai.batches.${e}`, 'batch']),
   ...['get', 'results', 'cancel', 'delete'].map((e): [string, ObjectKind] => [`claude.batches.${e}`, 'batch']),
+  ['openai.models.delete', 'model'],
 ])
 
 /** Members naming a file by id: content parts, a code interpreter's files, a batch's input, a fine-tuning job's data. */
@@ -58,7 +64,7 @@ const FILE_MEMBERS: ReadonlySet<string> = new Set(['file_id', 'input_file_id', '
 /** A Gemini file as a URI: its resource name (`files/…`) is its id, as the files endpoints name it. */
 const GEMINI_FILE_URI = /^https:\/\/generativelanguage\.googleapis\.com\/[^/]+\/(files\/[^/?#]+)/
 /** Substrings a body holds when it may refer to an object: a body without any is not walked. */
-const TRIGGERS = ['"file_id"', '"file_ids"', '"input_file_id"', '"training_file"', '"validation_file"', '"vector_store_ids"', '"previous_response_id"', '"conversation"', '"container"', '"cachedContent"', '"cached_content"', 'generativelanguage.googleapis.com'].map((t) => Buffer.from(t))
+const TRIGGERS = ['"ft:', '"file_id"', '"file_ids"', '"input_file_id"', '"training_file"', '"validation_file"', '"vector_store_ids"', '"previous_response_id"', '"conversation"', '"container"', '"cachedContent"', '"cached_content"', 'generativelanguage.googleapis.com'].map((t) => Buffer.from(t))
 const MAX_DEPTH = 64
 const MAX_REFERENCES = 64
 /** A batch input file's lines together (each line is a request). */
@@ -107,6 +113,7 @@ function walk(node: unknown, gemini: boolean, found: Found, depth = 0): void {
 
 /** The references of one parsed request body sent to `endpoint`, added to `found`. */
 function bodyReferences(provider: ProviderName, endpoint: string, o: Record<string, unknown>, found: Found): void {
+  if (provider === 'openai' && typeof o.model === 'string' && o.model.startsWith('ft:')) found.refs.push({ id: o.model, kind: 'model', param: 'model' })
   if (endpoint === 'openai.responses') {
     if (typeof o.previous_response_id === 'string') found.refs.push({ id: o.previous_response_id, kind: 'response', param: 'previous_response_id' })
     const conversation = idOf(o.conversation)
@@ -115,9 +122,10 @@ function bodyReferences(provider: ProviderName, endpoint: string, o: Record<stri
   walk(o, provider === 'gemini', found)
 }
 
-/** The object a path (the route's upstream path, without a query) names: its `:id`, decoded; a Gemini file as `files/…`. */
+/** The object a path (the route's upstream path, without a query) names: its `:id` (a model's `:model`), decoded; a Gemini file as `files/…`. */
 function pathObject(provider: ProviderName, method: string, upstreamPath: string, kind: ObjectKind): ObjectReference | undefined {
-  const raw = matchEndpoint(provider, method, upstreamPath)?.params.id
+  const params = matchEndpoint(provider, method, upstreamPath)?.params
+  const raw = kind === 'model' ? params?.model : params?.id
   if (raw === undefined) return undefined
   let id: string
   try {
@@ -165,6 +173,7 @@ const NAMES: Record<ObjectKind, string> = {
   cached_content: 'Cached content',
   container: 'Container',
   batch: 'Batch',
+  model: 'Model',
 }
 
 /**

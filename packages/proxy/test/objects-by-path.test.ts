@@ -62,7 +62,7 @@ async function gateway() {
   const events: SecurityEvent[] = []
   const proxy = gatehouseProxy({
     providers: {
-      openai: { baseUrl: upstream.url, apiKey: keys.openai, endpoints: ['openai.chat', 'openai.chat.get', 'openai.chat.messages', 'openai.chat.delete', 'openai.files.create', 'openai.files.content', 'openai.files.delete', 'openai.batches.create', 'openai.batches.get', 'openai.batches.cancel', 'openai.fine_tuning.create'] },
+      openai: { baseUrl: upstream.url, apiKey: keys.openai, endpoints: ['openai.chat', 'openai.chat.get', 'openai.chat.messages', 'openai.chat.delete', 'openai.files.create', 'openai.files.content', 'openai.files.delete', 'openai.batches.create', 'openai.batches.get', 'openai.batches.cancel', 'openai.fine_tuning.create', 'openai.models.delete'] },
       claude: { baseUrl: upstream.url, apiKey: keys.claude, endpoints: ['claude.batches.create', 'claude.batches.get', 'claude.batches.results', 'claude.batches.delete'] },
       gemini: { baseUrl: upstream.url, apiKey: keys.gemini, endpoints: ['gemini.v1beta.generate', 'gemini.files.get', 'gemini.files.delete'] },
     },
@@ -179,6 +179,31 @@ describe('objects named in paths and bodies of the endpoints beyond inference', 
       expect((await gw.send('key_a', 'POST', '/gemini/v1beta/models/gemini-2.0-flash:generateContent', uri('files/report'), 'files/report')).status).toBe(200)
       expect((await gw.send('key_a', 'DELETE', '/gemini/v1beta/files/other', undefined, 'files/report')).status).toBe(404)
       expect(gw.upstream.seen).toHaveLength(before + 2)
+    } finally {
+      await gw.close()
+    }
+  })
+
+  it('refuses an OpenAI fine-tuned model (it may hold its maker\'s training data) unless granted: to call it, tune it further or delete it', async () => {
+    const gw = await gateway()
+    const ft = 'ft:gpt-4o-mini-2024-07-18:acme:support:AbC123'
+    const chat = { model: ft, messages: [{ role: 'user', content: 'hi' }] }
+    try {
+      const before = gw.upstream.seen.length
+      const refused = await gw.send('key_a', 'POST', '/openai/v1/chat/completions', chat)
+      expect([refused.status, refused.json.error]).toEqual([404, { message: `Model with id '${ft}' not found.`, type: 'invalid_request_error', param: 'model', code: 'not_found' }])
+      expect((await gw.send('key_a', 'POST', '/openai/v1/fine_tuning/jobs', { model: ft, training_file: 'file-x' })).status).toBe(404)
+      expect((await gw.send('key_a', 'DELETE', `/openai/v1/models/${encodeURIComponent(ft)}`)).status).toBe(404)
+      expect((await gw.send('key_a', 'DELETE', `/openai/v1/models/${ft}`)).status).toBe(404)
+      // A base model is nobody's object.
+      expect((await gw.send('key_a', 'POST', '/openai/v1/chat/completions', { ...chat, model: 'gpt-4o-mini' })).status).toBe(200)
+      expect(gw.upstream.seen).toHaveLength(before + 1)
+      // Granted to key_a: key_a alone.
+      expect((await gw.send('key_a', 'POST', '/openai/v1/chat/completions', chat, ft)).status).toBe(200)
+      expect((await gw.send('key_a', 'DELETE', `/openai/v1/models/${ft}`, undefined, ft)).status).toBe(200)
+      expect((await gw.send('key_b', 'POST', '/openai/v1/chat/completions', chat, 'ft:gpt-4o-mini-2024-07-18:acme:other:XyZ789')).status).toBe(404)
+      expect(gw.upstream.seen).toHaveLength(before + 3)
+      expect(gw.denied().map(([who, kind]) => [who, kind])).toEqual([['key_a', 'model'], ['key_a', 'model'], ['key_a', 'model'], ['key_a', 'model'], ['key_b', 'model']])
     } finally {
       await gw.close()
     }

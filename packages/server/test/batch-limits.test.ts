@@ -79,7 +79,7 @@ describe('an OpenAI batch (an uploaded JSONL file), when the operator opens file
       c.providers.openai!.max_tokens = 300
       c.providers.openai!.quota = { limit: 1_000_000, reset: 'monthly' }
     })
-    const { key } = await h.gateway.keyStore.create({ name: 'batcher', providers: ['openai'], endpoints: ENDPOINTS, models: ['gpt-4o-mini', 'text-embedding-3-small'] })
+    const { key } = await h.gateway.keyStore.create({ name: 'batcher', providers: ['openai'], endpoints: ENDPOINTS, models: ['gpt-4o-mini', 'ft:gpt-4o-mini*', 'text-embedding-3-small'] })
     sdk = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: key, maxRetries: 0 })
   })
   afterAll(() => h.close())
@@ -134,6 +134,9 @@ describe('an OpenAI batch (an uploaded JSONL file), when the operator opens file
     expect(await upload(reading)).toEqual({ status: 404, message: `File with id '${theirs.id}' not found.` })
     const continuing = line('b', { model: 'gpt-4o-mini', input: 'go on', previous_response_id: 'resp_0123456789abcdef' }, '/v1/responses')
     expect(await upload(continuing)).toEqual({ status: 404, message: "Previous response with id 'resp_0123456789abcdef' not found." })
+    // A fine-tuned model is an account object too: a line may not call one the key was not granted.
+    const tuned = line('c', ask({ model: 'ft:gpt-4o-mini-2024-07-18:acme:other-tenant:AbC123' }))
+    expect(await upload(tuned)).toEqual({ status: 404, message: "Model with id 'ft:gpt-4o-mini-2024-07-18:acme:other-tenant:AbC123' not found." })
     expect(h.upstream.requests.length).toBe(before)
   })
 
