@@ -20,11 +20,12 @@ import {
   planOf,
   setAdmittedHeaders,
   settleHeld,
+  slotIds,
   takeOne,
   type Held,
   type Outcome,
 } from './key-reserve'
-import { refuse, refuseStoreDown } from './refusal'
+import { PartitionKeys, refuse, refuseStoreDown } from './refusal'
 import { isRateLimitStore, isStoreUnavailable, type RateLimitStore, type ReserveResult } from './store'
 import { estimateTokens } from './tokens'
 
@@ -93,6 +94,8 @@ export function keyLimits(options: KeyLimitsOptions = {}): KeyLimitsHandler {
   const openaiHeaders = options.openaiHeaders ?? true
   const defaultMaxTokens = options.defaultMaxTokens ?? 4096
   const counts: KeyLimitStats = { limited: 0, storeErrors: 0, failedOpen: 0, failedClosed: 0 }
+  const partitionKeys = new PartitionKeys()
+  const nextSlotId = slotIds()
   let lastLog = 0
 
   const countStoreError = (): void => void counts.storeErrors++
@@ -128,7 +131,7 @@ export function keyLimits(options: KeyLimitsOptions = {}): KeyLimitsHandler {
     const isOpenAI = openaiHeaders && (locals.provider ?? locals.route?.provider) === 'openai'
     // Every limit of the request is asked at once: with a store that can (memory, Redis), in one
     // all-or-nothing step; otherwise each on its own, what the others took given back on a refusal.
-    const plan = planOf(limits, name, keyId, amount, leaseMs)
+    const plan = planOf(limits, name, keyId, amount, leaseMs, nextSlotId)
     let outcomes: Outcome[]
     let held: Held[]
     if (store.reserveAll) {
@@ -159,10 +162,10 @@ export function keyLimits(options: KeyLimitsOptions = {}): KeyLimitsHandler {
     if (refusal) {
       giveBack(store, held, countStoreError)
       counts.limited++
-      refuse(req, res, options.onEvent, logger, keyRefusal(res, refusal, keyId, isOpenAI, name, amount))
+      refuse(req, res, options.onEvent, logger, keyRefusal(res, refusal, keyId, isOpenAI, name, amount, partitionKeys))
       return
     }
-    setAdmittedHeaders(res, outcomes, keyId, isOpenAI)
+    setAdmittedHeaders(res, outcomes, keyId, isOpenAI, partitionKeys)
     if (held.length > 0) {
       // 'close' follows 'finish' on every response, and comes alone when the connection closed
       // first: one listener settles every way a response ends.

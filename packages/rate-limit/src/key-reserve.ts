@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { Response } from 'express'
 import { gatehouseLocals, KEY_LIMIT_NAMES, type KeyLimits } from '@gatehouse/core'
 import { periodEnd, periodStart, type QuotaPeriod } from './period'
-import { appendDraft8, draft8PolicyItem, setRateLimitHeaders, type LimitKind, type RefusalInfo } from './refusal'
+import { appendDraft8, draft8PolicyItem, setRateLimitHeaders, type LimitKind, type PartitionKeys, type RefusalInfo } from './refusal'
 import type { BucketRef, QuotaRef, RateLimitStore, ReserveOp, ReserveResult, SlotRef } from './store'
 
 /** One limit that applies to a request: the key's overall figure or its figure for this provider. */
@@ -51,9 +51,15 @@ const WHAT: Record<keyof KeyLimits, string> = {
   concurrency: 'concurrent requests',
 }
 
-/** Slot ids: unique per process (a random prefix) and per request (a counter), without a UUID each time. */
-const SLOT_PREFIX = `${randomBytes(6).toString('hex')}-`
-let slotSeq = 0
+/**
+ * Slot ids for one limiter: unique per limiter (a random prefix) and per request (a counter),
+ * without a UUID each time.
+ */
+export function slotIds(): () => string {
+  const prefix = `${randomBytes(6).toString('hex')}-`
+  let seq = 0
+  return () => `${prefix}${++seq}`
+}
 
 /** OpenAI's reset format: `1s`, `6m0s`, `1h2m3s`. */
 function openaiDuration(seconds: number): string {
@@ -85,7 +91,7 @@ export function appliedLimits(res: Response, defaults: KeyLimits): Applied[] {
 }
 
 /** One store operation per limit (a limit that would take nothing is left out). */
-export function planOf(limits: Applied[], name: string, keyId: string, amount: number, leaseMs: number): Planned[] {
+export function planOf(limits: Applied[], name: string, keyId: string, amount: number, leaseMs: number, nextSlotId: () => string): Planned[] {
   const plan: Planned[] = []
   for (const a of limits) {
     const namespace = `key-${a.limit}:${name}:${a.scope}`
@@ -101,7 +107,7 @@ export function planOf(limits: Applied[], name: string, keyId: string, amount: n
       plan.push({ a, op: { kind: 'quota', ref, amount }, held: { kind: 'quota', ref, amount, period: 0 } })
     } else {
       const ref: SlotRef = { namespace, key: keyId, limit: a.value, leaseMs }
-      const id = `${SLOT_PREFIX}${++slotSeq}`
+      const id = nextSlotId()
       plan.push({ a, op: { kind: 'slot', ref, id }, held: { kind: 'slot', ref, id } })
     }
   }
@@ -167,10 +173,11 @@ export function settleHeld(store: RateLimitStore, held: Held[], charge: number, 
  * The headers of an admitted request: the key's overall per-minute buckets as draft-8 fields (one
  * `RateLimit` and one `RateLimit-Policy` write for all of them), and OpenAI's own on OpenAI routes.
  */
-export function setAdmittedHeaders(res: Response, outcomes: Outcome[], keyId: string, isOpenAI: boolean): void {
+export function setAdmittedHeaders(res: Response, outcomes: Outcome[], keyId: string, isOpenAI: boolean, partitionKeys: PartitionKeys): void {
   if (res.headersSent) return
   let fields = ''
   let policies = ''
+  let pk: string | undefined
   for (const o of outcomes) {
     if (o.a.scope !== '*' || o.tokens === undefined) continue
     const tokens = o.a.limit === 'tokens_per_minute'
@@ -179,7 +186,8 @@ export function setAdmittedHeaders(res: Response, outcomes: Outcome[], keyId: st
     const reset = Math.max(0, Math.ceil((o.msUntilFull ?? 0) / 1000))
     const sep = fields === '' ? '' : ', '
     fields += `${sep}"${name}"; r=${remaining}; t=${reset}`
-    policies += `${sep}${draft8PolicyItem(name, o.a.value, 60, keyId)}`
+    pk ??= partitionKeys.of(keyId)
+    policies += `${sep}${draft8PolicyItem(name, o.a.value, 60, pk)}`
     if (isOpenAI) {
       const which = tokens ? 'tokens' : 'requests'
       res.setHeader(`x-ratelimit-limit-${which}`, String(o.a.value))
@@ -191,11 +199,11 @@ export function setAdmittedHeaders(res: Response, outcomes: Outcome[], keyId: st
 }
 
 /** A refusal's headers, and what `refuse` says about it. */
-export function keyRefusal(res: Response, refusal: Outcome, keyId: string, isOpenAI: boolean, name: string, amount: number): RefusalInfo {
+export function keyRefusal(res: Response, refusal: Outcome, keyId: string, isOpenAI: boolean, name: string, amount: number, partitionKeys: PartitionKeys): RefusalInfo {
   const a = refusal.a
   const refused = refusal.refused!
   const whose = a.scope === '*' ? 'this API key' : `this API key on ${a.scope}`
-  setRateLimitHeaders(res, 'draft-8', { limit: a.value, remaining: refused.remaining, resetSeconds: refused.retryAfter, windowSeconds: refused.windowSeconds, name: `key-${a.limit}`, key: keyId })
+  setRateLimitHeaders(res, 'draft-8', { limit: a.value, remaining: refused.remaining, resetSeconds: refused.retryAfter, windowSeconds: refused.windowSeconds, name: `key-${a.limit}`, key: keyId, partitionKeys })
   if (isOpenAI && (a.limit === 'requests_per_minute' || a.limit === 'tokens_per_minute')) {
     const which = a.limit === 'tokens_per_minute' ? 'tokens' : 'requests'
     res.setHeader(`x-ratelimit-limit-${which}`, String(a.value))

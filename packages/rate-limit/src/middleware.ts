@@ -11,7 +11,7 @@ import { proxyChecker, requestProvider } from './keys'
 import { resolveRateLimitConfig, type BucketRule } from './limit-config'
 import { MemoryStore } from './memory-store'
 import type { RateLimitOptions } from './options'
-import { refuse, setRateLimitHeaders } from './refusal'
+import { PartitionKeys, refuse, setRateLimitHeaders } from './refusal'
 import { isStoreUnavailable } from './store'
 
 /** One express-rate-limit instance and the bucket it enforces (its headers need the window). */
@@ -46,6 +46,7 @@ export function rateLimit(options: RateLimitOptions): RateLimitHandler {
   const config = resolveRateLimitConfig(options, () => new MemoryStore())
   const namespace = `req:${config.name}`
   const accounting = new Accounting(config.logger, config.onStoreError, config.scope, config.name)
+  const partitionKeys = new PartitionKeys()
 
   /**
    * The `RateLimit-*` fields of a decision, in the configured draft. Written here rather than by
@@ -61,6 +62,7 @@ export function rateLimit(options: RateLimitOptions): RateLimitHandler {
       windowSeconds: rule.capacity / rule.refillPerSecond,
       name: config.name,
       key: info.key,
+      partitionKeys,
     })
 
   const build = (rule: BucketRule): RateLimitRequestHandler =>

@@ -14,7 +14,7 @@ import { own, resolveQuotaConfig } from './limit-config'
 import { MemoryStore } from './memory-store'
 import type { QuotaOptions } from './options'
 import { periodEnd, periodStart } from './period'
-import { refuse, setRateLimitHeaders } from './refusal'
+import { PartitionKeys, refuse, setRateLimitHeaders } from './refusal'
 import { isStoreUnavailable, type QuotaRef } from './store'
 
 /** Usage of one quota counter. */
@@ -43,6 +43,7 @@ export function quota(options: QuotaOptions): QuotaHandler {
   const config = resolveQuotaConfig(options, () => new MemoryStore())
   const namespace = `quota:${config.name}`
   const accounting = new Accounting(config.logger, config.onStoreError, config.scope, config.name)
+  const partitionKeys = new PartitionKeys()
 
   const limitFor = (id: string): number | undefined =>
     config.scope === 'provider'
@@ -94,6 +95,7 @@ export function quota(options: QuotaOptions): QuotaHandler {
             windowSeconds: (end - periodStart(state.period)) / 1000,
             name: config.name,
             key: id,
+            partitionKeys,
           })
           const whose =
             config.scope === 'provider'

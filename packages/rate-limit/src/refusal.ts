@@ -25,19 +25,26 @@ export interface HeaderInfo {
   name: string
   /** draft-8 partition key source. */
   key: string
+  /** The limiter's partition keys (draft-8). */
+  partitionKeys: PartitionKeys
 }
 
-/** draft-8 partition keys by bucket key: a hash per response is measurable, the keys repeat. */
-const partitionKeys = new Map<string, string>()
+/**
+ * draft-8 partition keys (`pk`) of one limiter, by bucket key: a hash per response is measurable and
+ * the keys repeat, so each limiter keeps the ones it wrote (at most 10 000, then it starts over).
+ */
+export class PartitionKeys {
+  private readonly cache = new Map<string, string>()
 
-function partitionKey(key: string): string {
-  let pk = partitionKeys.get(key)
-  if (pk === undefined) {
-    pk = Buffer.from(createHash('sha256').update(key).digest('hex').slice(0, 12)).toString('base64')
-    if (partitionKeys.size >= 10_000) partitionKeys.clear()
-    partitionKeys.set(key, pk)
+  of(key: string): string {
+    let pk = this.cache.get(key)
+    if (pk === undefined) {
+      pk = Buffer.from(createHash('sha256').update(key).digest('hex').slice(0, 12)).toString('base64')
+      if (this.cache.size >= 10_000) this.cache.clear()
+      this.cache.set(key, pk)
+    }
+    return pk
   }
-  return pk
 }
 
 /**
@@ -51,8 +58,8 @@ function appendListValue(res: Response, name: string, value: string): void {
 }
 
 /** One draft-8 `RateLimit-Policy` member: the same text for a bucket on every request but its partition key's lookup. */
-export function draft8PolicyItem(name: string, limit: number, windowSeconds: number, key: string): string {
-  return `"${name}"; q=${limit}; w=${Math.max(1, Math.ceil(windowSeconds))}; pk=:${partitionKey(key)}:`
+export function draft8PolicyItem(name: string, limit: number, windowSeconds: number, pk: string): string {
+  return `"${name}"; q=${limit}; w=${Math.max(1, Math.ceil(windowSeconds))}; pk=:${pk}:`
 }
 
 /**
@@ -86,7 +93,7 @@ export function setRateLimitHeaders(res: Response, draft: HeadersDraft, info: He
       res.setHeader('RateLimit', `limit=${info.limit}, remaining=${remaining}, reset=${reset}`)
       break
     case 'draft-8':
-      appendDraft8(res, `"${info.name}"; r=${remaining}; t=${reset}`, draft8PolicyItem(info.name, info.limit, w, info.key))
+      appendDraft8(res, `"${info.name}"; r=${remaining}; t=${reset}`, draft8PolicyItem(info.name, info.limit, w, info.partitionKeys.of(info.key)))
       break
   }
 }

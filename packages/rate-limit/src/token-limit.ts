@@ -15,7 +15,7 @@ import { proxyChecker } from './keys'
 import { own, resolveTokenLimitConfig } from './limit-config'
 import { MemoryStore } from './memory-store'
 import type { TokenLimitOptions } from './options'
-import { refuse, setRateLimitHeaders } from './refusal'
+import { PartitionKeys, refuse, setRateLimitHeaders } from './refusal'
 import { isStoreUnavailable, type BucketRef } from './store'
 
 /**
@@ -29,6 +29,7 @@ export function tokenLimit(options: TokenLimitOptions): RateLimitHandler {
   const config = resolveTokenLimitConfig(options, () => new MemoryStore())
   const namespace = `tok:${config.name}`
   const accounting = new Accounting(config.logger, config.onStoreError, config.scope, config.name)
+  const partitionKeys = new PartitionKeys()
 
   const checkProxy =
     config.scope === 'ip' || config.scope === 'key'
@@ -75,6 +76,7 @@ export function tokenLimit(options: TokenLimitOptions): RateLimitHandler {
             windowSeconds,
             name: config.name,
             key,
+            partitionKeys,
           })
           refuse(req, res, config.onEvent, config.logger, {
             kind: 'tokens',
