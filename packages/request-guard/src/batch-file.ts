@@ -119,7 +119,7 @@ export async function checkBatchUpload(
   const files = parts.filter((p) => p.filename !== undefined)
   if (files.length !== 1 || files[0]!.name !== 'file') return invalid('file: a batch upload carries exactly one file, in the field "file"', 'file')
   const file = files[0]!
-  const lines = checkLines(config, validators, file.data)
+  const lines = await checkLines(config, validators, file.data)
   if ('status' in lines) return lines
   const checked: Part = { ...file, data: lines.data }
   const out = writeParts(parts.map((p) => (p === file ? checked : p)), boundary)
@@ -128,8 +128,13 @@ export async function checkBatchUpload(
   return { body: out, models: lines.models, promptTokens: lines.promptTokens, outputTokens: lines.outputTokens, edited: lines.edited, requests: lines.requests }
 }
 
-/** Every line of a batch input file checked as the request it is. */
-function checkLines(config: RequestGuardConfig, validators: BodyValidators, data: Buffer): Refusal | Omit<BatchUpload, 'body'> & { data: Buffer } {
+/** Lines checked between two turns of the event loop: a 10 MB file blocked it for 0.3-0.5 s in one go. */
+const LINES_PER_TURN = 256
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+/** Every line of a batch input file checked as the request it is, a few hundred lines a turn. */
+async function checkLines(config: RequestGuardConfig, validators: BodyValidators, data: Buffer): Promise<Refusal | (Omit<BatchUpload, 'body'> & { data: Buffer })> {
   if (!isUtf8(data) || (data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf)) return invalid('file: a batch file must be UTF-8 JSON lines, without a byte order mark', 'file')
   const text = data.toString('utf8')
   const lines = text.split('\n')
@@ -140,6 +145,7 @@ function checkLines(config: RequestGuardConfig, validators: BodyValidators, data
   const edited: string[] = []
   const requests: BatchUpload['requests'] = []
   for (const [i, raw] of lines.entries()) {
+    if (i > 0 && i % LINES_PER_TURN === 0) await nextTurn()
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
     if (line.trim() === '') {
       out.push(raw)

@@ -121,3 +121,28 @@ describe('OpenAI batch input files', () => {
   })
 })
 
+
+describe('a large batch input file', () => {
+  it('is checked a few hundred lines a turn, so other requests run while it is read', async () => {
+    const { checkBatchUpload, MAX_BATCH_LINES } = await import('../src/batch-file')
+    const { resolveRequestGuardConfig } = await import('../src/options')
+    const { compileBodyValidators } = await import('../src/schemas')
+    const lines = Array.from({ length: 10_000 }, (_, i) => JSON.stringify({ custom_id: `r${i}`, method: 'POST', url: '/v1/embeddings', body: { model: 'text-embedding-3-small', input: `line ${i}` } }))
+    const body = Buffer.from(upload(lines.join('\n'), BOUNDARY, 'batch'))
+    let turns = 0
+    let counting = true
+    const count = (): void => {
+      turns++
+      if (counting) setImmediate(count)
+    }
+    setImmediate(count)
+    const checked = await checkBatchUpload(resolveRequestGuardConfig({}), compileBodyValidators(), body, `multipart/form-data; boundary=${BOUNDARY}`, BOUNDARY)
+    counting = false
+    expect(checked).toMatchObject({ requests: expect.any(Array) })
+    // 10 000 lines, 256 a turn: the loop turned at least 39 times while they were checked.
+    expect(turns).toBeGreaterThanOrEqual(Math.floor(10_000 / 256))
+    // And a file over OpenAI's limit of requests is refused, naming it.
+    const over = Buffer.from(upload(Array.from({ length: MAX_BATCH_LINES + 1 }, () => lines[0]).join('\n'), BOUNDARY, 'batch'))
+    expect(await checkBatchUpload(resolveRequestGuardConfig({ bodyLimit: 64 * 1024 * 1024 }), compileBodyValidators(), over, `multipart/form-data; boundary=${BOUNDARY}`, BOUNDARY)).toMatchObject({ status: 400, message: `file: a batch holds at most ${MAX_BATCH_LINES} requests` })
+  })
+})
