@@ -80,7 +80,9 @@ describe('createStorageSink: events into rows', () => {
   })
 
   it('writes in batches of batchSize without waiting for the timer', async () => {
-    clock = fakeClock()
+    // From the real now: rows stamped with the fake clock's default (2026-01-01) are past the
+    // 30-day retention, whose first run after start-up could delete them under the test.
+    clock = fakeClock({ now: Date.now() })
     // One connection: check() below queues behind any write the sink has started, so it is a barrier.
     const pool = new Pool({ connectionString: pgUrl(), max: 1 })
     try {
@@ -106,7 +108,7 @@ describe('createStorageSink: events into rows', () => {
   })
 
   it('writes on the flush interval', async () => {
-    clock = fakeClock()
+    clock = fakeClock({ now: Date.now() }) // rows stamped now, as above
     const sink = open({ flushInterval: '50ms' })
     await clock.until(() => sink.healthy, 5000, 'the sink to start')
     sink.record(authFailure())
