@@ -1,10 +1,10 @@
 'use strict'
-// Jest's global teardown: what the test files left open. On a 2-core machine jest runs every test
-// file in its own process (in band), so one listener, socket, child process or ref'd timer a test
+// Jest's global teardown: what the test files left open. Run in band (`npx jest --runInBand`), every
+// test file shares this process, so one listener, socket, child process or ref'd timer a test
 // forgot keeps jest from exiting, and CI waits until its own time limit. This fails the run instead,
 // naming each one. jest's --detectOpenHandles finds the same but slows the whole run several times;
-// this only looks once, at the end. With workers (more cores) the leaks are in the workers, which
-// jest ends itself, so there is nothing to look at here.
+// this only looks once, at the end. With workers (jest.config.ts runs two) the leaks are in the
+// workers, which jest ends itself, saying "failed to exit gracefully": .ci/run fails on that.
 
 const GRACE_MS = 5000 // a handle that closes on its own within this is not a leak
 const POLL_MS = 250
