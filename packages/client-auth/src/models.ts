@@ -3,6 +3,7 @@ import {
   detectProvider,
   emitSecurityEvent,
   gatehouseLocals,
+  geminiBatchRequests,
   clientIp,
   sendProviderError,
   type Logger,
@@ -48,7 +49,8 @@ function decode(raw: string): string {
  */
 export function modelsOfRequest(req: Request, res: Response): string[] {
   const out: string[] = []
-  const path = gatehouseLocals(res).route?.upstreamPath ?? req.path
+  const locals = gatehouseLocals(res)
+  const path = locals.route?.upstreamPath ?? req.path
   const inPath = /\/models\/([^/:]+)/.exec(path)
   if (inPath) out.push(decode(inPath[1]!))
   const body: unknown = req.body
@@ -61,23 +63,17 @@ export function modelsOfRequest(req: Request, res: Response): string[] {
         if (isObject(entry.params) && typeof entry.params.model === 'string') out.push(entry.params.model)
       }
     }
-    if (isObject(body.batch)) geminiBatchModels(body.batch, out)
+    geminiBatchModels(body, out)
   }
   // An uploaded OpenAI batch file's lines, as request-guard read them.
-  const batchFile = gatehouseLocals(res).batchInput
-  if (batchFile) out.push(...batchFile.models)
+  if (locals.batchInput) out.push(...locals.batchInput.models)
   return out.map(bare)
 }
 
 /** A Gemini batch names its model, and each inline request may name one too. */
-function geminiBatchModels(batch: Record<string, unknown>, out: string[]): void {
-  if (typeof batch.model === 'string') out.push(batch.model)
-  for (const key of ['input_config', 'inputConfig']) {
-    const cfg = batch[key]
-    const requests = isObject(cfg) && isObject(cfg.requests) ? cfg.requests.requests : undefined
-    if (!Array.isArray(requests)) continue
-    for (const entry of requests) if (isObject(entry) && isObject(entry.request) && typeof entry.request.model === 'string') out.push(entry.request.model)
-  }
+function geminiBatchModels(body: Record<string, unknown>, out: string[]): void {
+  if (isObject(body.batch) && typeof body.batch.model === 'string') out.push(body.batch.model)
+  for (const { request } of geminiBatchRequests(body)) if (typeof request.model === 'string') out.push(request.model)
 }
 
 /**

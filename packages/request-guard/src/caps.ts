@@ -1,3 +1,4 @@
+import { GEMINI_BATCH_INPUT_KEYS, geminiBatchRequests } from '@gatehouse/core'
 import type { ProviderCaps } from './options'
 import type { Endpoint } from './endpoints'
 import type { PathSegment } from './scan'
@@ -58,8 +59,6 @@ export function findCapSites(body: Record<string, unknown>, endpoint: Endpoint):
   return out
 }
 
-const GEMINI_INPUT_KEYS = ['input_config', 'inputConfig'] as const
-
 /**
  * Why a Gemini batch cannot be checked, if it cannot: its requests must be inline, under one
  * spelling of the input config (a batch read from a file would run requests nobody capped).
@@ -67,7 +66,7 @@ const GEMINI_INPUT_KEYS = ['input_config', 'inputConfig'] as const
 export function geminiBatchRefusal(body: Record<string, unknown>): Refusal | undefined {
   const batch = body.batch
   if (!isObject(batch)) return undefined // the schema names it
-  const present = GEMINI_INPUT_KEYS.filter((k) => own(batch, k))
+  const present = GEMINI_BATCH_INPUT_KEYS.filter((k) => own(batch, k))
   if (present.length !== 1) {
     const message = present.length === 0 ? 'batch.input_config: is required' : 'batch: set input_config or inputConfig, not both'
     return { status: 400, code: 'GH_RG_INVALID_BODY', message, field: 'batch.input_config', openaiCode: 'invalid_value' }
@@ -92,15 +91,7 @@ function nestedUnits(body: Record<string, unknown>, endpoint: Endpoint): OutputU
     return out
   }
   if (endpoint.kind === 'gemini.batch') {
-    const batch = isObject(body.batch) ? body.batch : {}
-    for (const key of GEMINI_INPUT_KEYS) {
-      const cfg = batch[key]
-      if (!own(batch, key) || !isObject(cfg) || !isObject(cfg.requests) || !Array.isArray(cfg.requests.requests)) continue
-      cfg.requests.requests.forEach((entry: unknown, i) => {
-        if (isObject(entry) && isObject(entry.request)) out.push({ path: ['batch', key, 'requests', 'requests', i, 'request'], obj: entry.request, kind: 'gemini.generate', model: endpoint.pathModel })
-      })
-    }
-    return out
+    return geminiBatchRequests(body).map(({ path, request }) => ({ path, obj: request, kind: 'gemini.generate', model: endpoint.pathModel }))
   }
   return undefined
 }
