@@ -33,8 +33,9 @@ const MADE: ReadonlyMap<string, Made> = new Map<string, Made>([
 
 /**
  * The owner-store ids of an OpenAI batch input file: `input` once request-guard checked its lines
- * (recorded when the file is made), `run` once a batch was created on it (claimed, once). Neither
- * is a provider id a client could name (`:` is not in one).
+ * (recorded when the file is made), `run` once a batch was created on it (claimed, once). No
+ * provider object has such an id; a client naming one as an object reaches only its own marks
+ * (another key's are another owner's), and never a file.
  */
 export const batchInputMark = (fileId: string): { input: string; run: string } => ({ input: `batch-input:${fileId}`, run: `batch-run:${fileId}` })
 

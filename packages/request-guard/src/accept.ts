@@ -41,7 +41,7 @@ export function acceptUpload(ctx: Ctx, next: NextFunction, rawBody: Buffer, batc
   const { req, res, endpoint } = ctx
   const locals = gatehouseLocals(res)
   const body = batch?.body ?? rawBody
-  locals.requestGuard = { rawBody: body, endpoint: endpoint.kind, provider: endpoint.provider, reserialized: batch !== undefined, clamped: [], inserted: batch?.edited ?? [] }
+  locals.requestGuard = { rawBody: body, endpoint: endpoint.kind, provider: endpoint.provider, reserialized: batch !== undefined, clamped: batch?.clamped ?? [], inserted: batch?.inserted ?? [] }
   locals.tokenEstimate = { promptTokens: batch?.promptTokens ?? 0, outputTokens: batch?.outputTokens ?? 0 }
   if (batch) locals.batchInput = { models: batch.models, requests: batch.requests }
   locals.provider ??= endpoint.provider

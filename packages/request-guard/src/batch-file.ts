@@ -48,8 +48,10 @@ export interface BatchUpload {
   models: string[]
   promptTokens: number
   outputTokens: number
-  /** Caps written in or lowered, as `line 3: max_completion_tokens`. */
-  edited: string[]
+  /** Caps lowered (`onOverCap: 'clamp'`), as `line 3: max_tokens`. */
+  clamped: string[]
+  /** Caps written in where a line set none, as `line 3: max_completion_tokens`. */
+  inserted: string[]
   /** Each line's endpoint (the registry's id) and body, as forwarded. */
   requests: { endpoint: string; body: Record<string, unknown> }[]
 }
@@ -112,7 +114,7 @@ export async function checkBatchUpload(
   if (!Array.isArray(parts)) return parts
   const purposes = parts.filter((p) => p.name === 'purpose' && p.filename === undefined)
   if (purposes.length !== 1 || purposes[0]!.data.toString('utf8') !== 'batch') {
-    // Only an exact `batch` is a batch input; two purposes leave it to whichever the provider reads.
+    // Only an exact `batch` is a batch input. Two purposes are refused: the provider might read either.
     if (purposes.length > 1) return invalid('purpose: must be sent once', 'purpose')
     return undefined
   }
@@ -121,11 +123,11 @@ export async function checkBatchUpload(
   const file = files[0]!
   const lines = await checkLines(config, validators, file.data)
   if ('status' in lines) return lines
-  const checked: Part = { ...file, data: lines.data }
-  const out = writeParts(parts.map((p) => (p === file ? checked : p)), boundary)
   // A line serialised again could only hold the boundary if a string spelled it in escapes.
   if (lines.data.includes(`\r\n--${boundary}`)) return malformedUpload('the batch file holds the upload boundary')
-  return { body: out, models: lines.models, promptTokens: lines.promptTokens, outputTokens: lines.outputTokens, edited: lines.edited, requests: lines.requests }
+  const checked: Part = { ...file, data: lines.data }
+  const { models, promptTokens, outputTokens, clamped, inserted, requests } = lines
+  return { body: writeParts(parts.map((p) => (p === file ? checked : p)), boundary), models, promptTokens, outputTokens, clamped, inserted, requests }
 }
 
 /** Lines checked between two turns of the event loop: a 10 MB file blocked it for 0.3-0.5 s in one go. */
@@ -142,7 +144,8 @@ async function checkLines(config: RequestGuardConfig, validators: BodyValidators
   const models: string[] = []
   let promptTokens = 0
   let outputTokens = 0
-  const edited: string[] = []
+  const clamped: string[] = []
+  const inserted: string[] = []
   const requests: BatchUpload['requests'] = []
   for (const [i, raw] of lines.entries()) {
     if (i > 0 && i % LINES_PER_TURN === 0) await nextTurn()
@@ -177,12 +180,13 @@ async function checkLines(config: RequestGuardConfig, validators: BodyValidators
     requests.push({ endpoint: kind, body: entry.body })
     if (result.clamps.length > 0 || result.inserts.length > 0) {
       applyEdits(entry.body, result)
-      for (const e of [...result.clamps, ...result.inserts]) edited.push(`${at}: ${formatField(e.path)}`)
+      for (const e of result.clamps) clamped.push(`${at}: ${formatField(e.path)}`)
+      for (const e of result.inserts) inserted.push(`${at}: ${formatField(e.path)}`)
       out.push(JSON.stringify(entry))
     } else out.push(raw)
     promptTokens += Math.ceil(Buffer.byteLength(line) / 4)
     outputTokens += result.outputTokens
   }
   if (requests.length === 0) return invalid('file: a batch file holds at least one request', 'file')
-  return { data: Buffer.from(out.join('\n'), 'utf8'), models, promptTokens, outputTokens, edited, requests }
+  return { data: Buffer.from(out.join('\n'), 'utf8'), models, promptTokens, outputTokens, clamped, inserted, requests }
 }

@@ -102,6 +102,7 @@ describe('OpenAI batch input files', () => {
     // The line left as it was keeps its bytes (and its line break).
     expect(file).toContain(`${lines[2]}\r\n`)
     expect(r.json.locals!.tokenEstimate).toEqual({ promptTokens: expect.any(Number), outputTokens: 100 + 100 + 7 })
+    expect(r.json.locals!.requestGuard).toMatchObject({ clamped: ['line 2: max_tokens'], inserted: ['line 1: max_completion_tokens'] })
     expect(body).toMatch(new RegExp(`^--${BOUNDARY}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n`))
   })
 
